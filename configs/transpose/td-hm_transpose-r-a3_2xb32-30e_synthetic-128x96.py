@@ -1,0 +1,70 @@
+# Quickstart: TransPose-R-A3 trained from scratch on the embedded synthetic
+# people (python tools/make_synthetic_data.py) at 128x96, in minutes on two
+# CPU processes. Only data, schedule and input size differ from R-A3.
+_base_ = './td-hm_transpose-r-a3_1xb28-230e_coco-256x192.py'
+
+data_root = 'data/synthetic/'
+input_size = (96, 128)
+codec = dict(
+    type='TransPoseHeatmap',
+    input_size=input_size,
+    heatmap_size=(24, 32),
+    sigma=2,
+    blur_kernel_size=11)
+
+# No ImageNet weights can be downloaded here: everything starts from scratch.
+model = dict(backbone=dict(init_cfg=None), head=dict(decoder=codec))
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='RandomHalfBody', min_total_keypoints=9, min_upper_keypoints=3,
+         min_lower_keypoints=3, padding=1.5, prob=0.3,
+         upper_prioritized_prob=0.69),
+    dict(type='ClippedRandomBBoxTransform'),
+    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='PackPoseInputs')
+]
+train_dataloader = dict(
+    batch_size=32,
+    num_workers=1,
+    dataset=dict(
+        data_root=data_root,
+        ann_file='annotations/person_keypoints_train.json',
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=1,
+    dataset=dict(
+        data_root=data_root,
+        ann_file='annotations/person_keypoints_val.json',
+        bbox_file=data_root + 'person_detection_results/val_detections.json',
+        data_prefix=dict(img='val/'),
+        pipeline=val_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root +
+                     'annotations/person_keypoints_val.json')
+test_evaluator = val_evaluator
+
+# From scratch a higher lr than the fine-tuned recipe's 1e-4 is needed.
+max_epochs = 30
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, begin=0, end=50, by_epoch=False),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=2e-5,
+         begin=0, end=max_epochs, by_epoch=True)
+]
+auto_scale_lr = dict(base_batch_size=64)
+default_hooks = dict(
+    logger=dict(interval=10),
+    checkpoint=dict(interval=10, max_keep_ckpts=2))

@@ -1,0 +1,3 @@
+from .transpose_heatmap import TransPoseHeatmap, generate_full_gaussian_heatmaps
+
+__all__ = ['TransPoseHeatmap', 'generate_full_gaussian_heatmaps']

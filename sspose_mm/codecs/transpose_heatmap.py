@@ -1,0 +1,105 @@
+from typing import Optional, Tuple
+
+import numpy as np
+from mmpose.codecs import UDPHeatmap
+from mmpose.codecs.utils import get_heatmap_maximum, refine_keypoints_dark
+from mmpose.registry import KEYPOINT_CODECS
+
+
+def generate_full_gaussian_heatmaps(
+        heatmap_size: Tuple[int, int], keypoints: np.ndarray,
+        keypoints_visible: np.ndarray,
+        sigma: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Untruncated Gaussians at sub-pixel centres (DarkPose/TransPose target).
+
+    Args:
+        heatmap_size (tuple): ``(W, H)``.
+        keypoints (np.ndarray): ``(1, K, 2)`` in heatmap pixels.
+        keypoints_visible (np.ndarray): ``(1, K)``.
+        sigma (float): Gaussian sigma in heatmap pixels.
+
+    Returns:
+        tuple: heatmaps ``(K, H, W)`` float32 and weights ``(1, K)``. A
+        keypoint whose 3-sigma box lies entirely outside the map gets weight 0
+        and an empty map, as in the original.
+    """
+    W, H = heatmap_size
+    K = keypoints.shape[1]
+    heatmaps = np.zeros((K, H, W), dtype=np.float32)
+    weights = keypoints_visible.astype(np.float32, copy=True)
+    xs = np.arange(W, dtype=np.float32)
+    ys = np.arange(H, dtype=np.float32)[:, None]
+    radius = 3 * sigma
+    for k in range(K):
+        if weights[0, k] <= 0.5:
+            continue
+        mu_x, mu_y = keypoints[0, k]
+        # Same integer box test as the original (int() truncates to zero).
+        left, top = int(mu_x - radius), int(mu_y - radius)
+        right, bottom = int(mu_x + radius + 1), int(mu_y + radius + 1)
+        if left >= W or top >= H or right < 0 or bottom < 0:
+            weights[0, k] = 0
+            continue
+        heatmaps[k] = np.exp(-((xs - mu_x)**2 + (ys - mu_y)**2) /
+                             (2 * sigma**2))
+    return heatmaps, weights
+
+
+@KEYPOINT_CODECS.register_module()
+class TransPoseHeatmap(UDPHeatmap):
+    """Heatmap target and decoding of `TransPose`_ (from DarkPose).
+
+    Same coordinate convention as :class:`UDPHeatmap` (input and heatmap are
+    related by ``(input - 1) / (heatmap - 1)``, matching the aligned-corner
+    affine of ``TopdownAffine(use_udp=True)``); it differs where the original
+    does:
+
+    - encode: the Gaussian covers the whole map instead of being cut off at
+      3 sigma (weights and the out-of-map rule are the same);
+    - decode: argmax, then DARK's Taylor step on the log of the blurred
+      heatmap with the 2-pixel second-derivative stencil of
+      :func:`refine_keypoints_dark` (MMPose's UDP uses the DARK-UDP stencil),
+      then scaled by ``input / (heatmap - 1)``.
+
+    Args:
+        input_size (tuple): ``(w, h)`` of the network input.
+        heatmap_size (tuple): ``(W, H)`` of the heatmaps.
+        sigma (float): Gaussian sigma. Defaults to 2.
+        blur_kernel_size (int): DARK blur kernel. Defaults to 11.
+
+    .. _`TransPose`: https://arxiv.org/abs/2012.14214
+    """
+
+    def __init__(self,
+                 input_size: Tuple[int, int],
+                 heatmap_size: Tuple[int, int],
+                 sigma: float = 2.,
+                 blur_kernel_size: int = 11) -> None:
+        super().__init__(input_size=input_size, heatmap_size=heatmap_size,
+                         sigma=sigma, blur_kernel_size=blur_kernel_size)
+
+    def encode(self,
+               keypoints: np.ndarray,
+               keypoints_visible: Optional[np.ndarray] = None) -> dict:
+        """Keypoints ``(1, K, 2)`` in input pixels to ``heatmaps``
+        ``(K, H, W)`` and ``keypoint_weights`` ``(1, K)``."""
+        if keypoints.shape[0] != 1:
+            raise ValueError(f'{type(self).__name__} encodes one instance at '
+                             f'a time, got {keypoints.shape[0]}')
+        if keypoints_visible is None:
+            keypoints_visible = np.ones(keypoints.shape[:2], dtype=np.float32)
+        heatmaps, weights = generate_full_gaussian_heatmaps(
+            self.heatmap_size, keypoints / self.scale_factor,
+            keypoints_visible, self.sigma)
+        return dict(heatmaps=heatmaps, keypoint_weights=weights)
+
+    def decode(self, encoded: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Heatmaps ``(K, H, W)`` to keypoints ``(1, K, 2)`` in input pixels
+        and scores ``(1, K)`` (the un-blurred maxima)."""
+        heatmaps = encoded.copy()
+        keypoints, scores = get_heatmap_maximum(heatmaps)
+        keypoints = refine_keypoints_dark(keypoints[None], heatmaps,
+                                          self.blur_kernel_size)
+        W, H = self.heatmap_size
+        keypoints = keypoints / [W - 1, H - 1] * self.input_size
+        return keypoints, scores[None]

@@ -1,0 +1,192 @@
+"""Everything this package changes about its environment, in one place.
+
+Imported by ``sspose_mm/__init__.py`` before anything from mmpose, so that
+importing ``sspose_mm`` is all a user (or a config's ``custom_imports``) needs.
+
+1. ``mmcv._ext``: mmcv-lite ships no compiled ops, but mmpose imports
+   ``mmcv.ops`` when its heads register (EDPose). A placeholder module lets the
+   import succeed; calling any op raises a RuntimeError that names the op and
+   how to get compiled ops. Installed only when the real ``mmcv._ext`` is absent.
+2. Checkpoint loading with ``torch.load(weights_only=True)``: mmengine 0.10.7
+   calls ``torch.load`` without ``weights_only``, and since torch 2.6 the
+   default rejects the runner's own checkpoints (numpy objects in ``meta`` and
+   ``message_hub``). Instead of the process-wide escape hatch
+   (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``), local checkpoints are loaded with
+   ``weights_only=True``; only files the user explicitly resumes from
+   (:func:`trust_checkpoint`) may be unpickled in full.
+3. Atomic checkpoint writes: mmengine's local file backend writes in place, so
+   a crash while saving leaves a truncated ``epoch_N.pth``. The local backend is
+   replaced by one that writes a temporary file and renames it.
+4. Distributed training without CUDA: mmengine's launcher calls
+   ``torch.cuda.set_device`` and wraps models with ``device_ids=[rank]``.
+   :func:`setup_distributed` initialises a gloo process group and a CPU-ready
+   DDP wrapper config instead.
+"""
+import importlib.machinery
+import importlib.util
+import os
+import os.path as osp
+import pickle
+import sys
+import tempfile
+import types
+from typing import Optional, Union
+
+import torch
+
+from .errors import CheckpointError
+
+
+def _install_mmcv_ext_placeholder() -> None:
+    if 'mmcv._ext' in sys.modules:
+        return
+    try:
+        if importlib.util.find_spec('mmcv._ext') is not None:
+            return
+    except (ImportError, ValueError):
+        pass
+    placeholder = types.ModuleType('mmcv._ext')
+    # mmengine's mmcv_full_available() inspects __spec__; a spec without an
+    # origin makes it report "no compiled ops" instead of raising.
+    placeholder.__spec__ = importlib.machinery.ModuleSpec('mmcv._ext', None)
+
+    def __getattr__(name: str):
+        # mmcv's ext_loader checks hasattr() for every op at import time, so
+        # each op must exist; it fails only when called.
+        if name.startswith('__'):
+            raise AttributeError(name)
+
+        def missing_op(*args, **kwargs):
+            raise RuntimeError(
+                f'The mmcv op "{name}" needs compiled mmcv ops, but only '
+                'mmcv-lite is installed. sspose_mm models use no mmcv op; for '
+                'other models build mmcv with ops: MMCV_WITH_OPS=1 pip install '
+                '--no-build-isolation mmcv==2.1.0 (README, "Compiled mmcv ops").')
+
+        missing_op.__name__ = name
+        return missing_op
+
+    placeholder.__getattr__ = __getattr__
+    sys.modules['mmcv._ext'] = placeholder
+
+
+_install_mmcv_ext_placeholder()
+
+# Imported only after the placeholder is in place.
+from mmengine.fileio.backends import LocalBackend, register_backend  # noqa: E402
+from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
+
+_TRUSTED_CHECKPOINTS = set()
+
+
+def trust_checkpoint(path: str) -> None:
+    """Allow full unpickling of one checkpoint file the user resumes from.
+
+    The runner's own checkpoints carry optimizer, scheduler and message-hub
+    state that ``weights_only=True`` cannot read. Resuming is an explicit
+    choice of the user for one file of their own, so only that file is trusted.
+    """
+    _TRUSTED_CHECKPOINTS.add(osp.realpath(osp.expanduser(path)))
+
+
+def safe_torch_load(path: str, map_location=None):
+    """``torch.load`` with ``weights_only=True`` and a clear error on refusal."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f'Refused to load {path}: it contains pickled Python objects, not '
+            'only tensors and plain data, and loading it could run code. '
+            'Shared checkpoints must hold only a state_dict and plain meta '
+            '(convert it with tools/convert_ckpt.py); to resume your own run '
+            'use --resume with that file.') from error
+
+
+def load_from_local(filename: str, map_location=None):
+    """mmengine's local checkpoint loader, with ``weights_only`` kept on."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'Checkpoint file not found: {filename}')
+    if osp.realpath(filename) in _TRUSTED_CHECKPOINTS:
+        return torch.load(filename, map_location=map_location,
+                          weights_only=False)
+    return safe_torch_load(filename, map_location)
+
+
+CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
+                                 force=True)
+
+
+class AtomicLocalBackend(LocalBackend):
+    """Local file backend whose writes are all-or-nothing.
+
+    The bytes go to a temporary file in the target folder, which then replaces
+    the target with ``os.replace`` (atomic on POSIX and Windows), so a crash
+    during a save never leaves a truncated checkpoint or ``last_checkpoint``.
+    """
+
+    def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
+        _atomic_write(str(filepath), obj)
+
+    def put_text(self, obj: str, filepath: Union[str, os.PathLike],
+                 encoding: str = 'utf-8') -> None:
+        _atomic_write(str(filepath), obj.encode(encoding))
+
+
+def _atomic_write(filepath: str, data: bytes) -> None:
+    folder = osp.dirname(osp.abspath(filepath))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=folder,
+                                    prefix=f'.{osp.basename(filepath)}.',
+                                    suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, filepath)
+    except BaseException:
+        if osp.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+
+
+def setup_distributed(cfg, launcher: str) -> None:
+    """Prepare ``cfg`` for the launcher, using gloo on CPU-only machines.
+
+    With CUDA the runner's own initialisation (NCCL) is used unchanged.
+    Without it the gloo process group is created here, before the Runner, so
+    mmengine skips its CUDA-only init, and DDP wraps the model without
+    ``device_ids``.
+    """
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    if launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {launcher} without CUDA is not supported: use the '
+            'pytorch launcher (./dist_train.sh), which runs on CPU with gloo.')
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
+        kwargs = {}
+        if timeout is not None:
+            import datetime
+            kwargs['timeout'] = datetime.timedelta(seconds=timeout)
+        dist.init_process_group(backend='gloo', **kwargs)
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    cfg.model_wrapper_cfg = dict(
+        type='MMDistributedDataParallel',
+        device_ids=None,
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def resolve_device(device: Optional[str] = None) -> str:
+    """``device`` if given, else ``cuda:0`` when available, else ``cpu``."""
+    if device:
+        return device
+    return 'cuda:0' if torch.cuda.is_available() else 'cpu'

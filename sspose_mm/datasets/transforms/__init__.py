@@ -1,0 +1,3 @@
+from .bbox_transforms import ClippedRandomBBoxTransform
+
+__all__ = ['ClippedRandomBBoxTransform']

@@ -1,0 +1,3 @@
+from .transpose_encoder import TransPoseEncoder
+
+__all__ = ['TransPoseEncoder']

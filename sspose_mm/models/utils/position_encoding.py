@@ -1,0 +1,49 @@
+import math
+from functools import lru_cache
+
+import torch
+
+
+@lru_cache(maxsize=16)
+def _sine_table(height: int, width: int, dims: int, temperature: float,
+                scale: float, eps: float) -> torch.Tensor:
+    y = torch.arange(1, height + 1, dtype=torch.float32)
+    x = torch.arange(1, width + 1, dtype=torch.float32)
+    y = (y / (height + eps) * scale)[:, None].expand(height, width)
+    x = (x / (width + eps) * scale)[None, :].expand(height, width)
+    half = dims // 2
+    steps = torch.arange(half, dtype=torch.float32)
+    freqs = temperature**(2 * torch.div(steps, 2, rounding_mode='floor') / half)
+
+    def encode(coord: torch.Tensor) -> torch.Tensor:
+        angles = coord[..., None] / freqs
+        # sin on even channels, cos on odd ones, interleaved.
+        return torch.stack((angles[..., 0::2].sin(), angles[..., 1::2].cos()),
+                           dim=3).flatten(2)
+
+    return torch.cat((encode(y), encode(x)), dim=2).reshape(height * width, dims)
+
+
+def sine_position_embedding(height: int,
+                            width: int,
+                            dims: int,
+                            temperature: float = 10000.,
+                            scale: float = 2 * math.pi,
+                            eps: float = 1e-6) -> torch.Tensor:
+    """Normalised 2D sine position embedding of DETR, as TransPose uses it.
+
+    Rows and columns are numbered from 1 and divided by ``size + eps``; each
+    axis gets ``dims // 2`` channels of interleaved sin/cos with frequencies
+    ``temperature ** (2 * (i // 2) / (dims // 2))``; the y half comes first.
+    TransPose stores this table for one input size in its checkpoints
+    (``pos_embedding``); here it is computed for the actual feature size, so
+    the same model runs at any input resolution.
+
+    Returns:
+        Tensor: ``(height * width, dims)``, tokens in row-major order.
+    """
+    if dims % 2:
+        raise ValueError(f'sine position embedding needs an even dimension, '
+                         f'got {dims}')
+    return _sine_table(height, width, dims, float(temperature), float(scale),
+                       float(eps))

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# tools/dist_run.sh NPROC SCRIPT ARGS...: run tools/SCRIPT under torchrun.
+# Used by dist_train.sh and dist_test.sh. One process per GPU with CUDA, per
+# CPU process without (gloo is chosen automatically). Multi-node: NNODES,
+# NODE_RANK, MASTER_ADDR, PORT as for torchrun. PYTHON picks the
+# interpreter (default: the repo's .venv if present, else python).
+set -euo pipefail
+NPROC=$1
+SCRIPT=$2
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=python
+    [ -x "$ROOT/.venv/bin/python" ] && PYTHON="$ROOT/.venv/bin/python"
+fi
+PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
+exec "$PYTHON" -m torch.distributed.run \
+    --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
+    --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}" \
+    --nproc_per_node="$NPROC" "$ROOT/tools/$SCRIPT" "${@:3}" --launcher pytorch
