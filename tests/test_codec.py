@@ -1,0 +1,82 @@
+"""TransPoseHeatmap: the original's target and decoding."""
+import numpy as np
+import pytest
+
+from conftest import GOLDEN, require_shared
+from sspose_mm.codecs import TransPoseHeatmap
+
+CODEC = dict(input_size=(192, 256), heatmap_size=(48, 64), sigma=2,
+             blur_kernel_size=11)
+
+
+def test_encode_is_an_untruncated_gaussian_at_the_udp_position():
+    codec = TransPoseHeatmap(**CODEC)
+    keypoint = np.array([[[100.3, 60.7]]], dtype=np.float32)
+    encoded = codec.encode(keypoint, np.ones((1, 1), dtype=np.float32))
+    heatmap = encoded['heatmaps'][0]
+    # UDP scaling: input (w - 1) maps to heatmap (W - 1).
+    mu = keypoint[0, 0] * np.array([47 / 191, 63 / 255])
+    ys, xs = np.mgrid[0:64, 0:48]
+    expected = np.exp(-((xs - mu[0])**2 + (ys - mu[1])**2) / 8)
+    np.testing.assert_allclose(heatmap, expected, rtol=1e-5, atol=1e-7)
+    # 10 pixels (5 sigma) away the original still has a (tiny) value,
+    # where MMPose's UDPHeatmap is cut to exactly 0 beyond 3 sigma.
+    assert heatmap[int(mu[1]), int(mu[0]) + 10] > 0
+    assert encoded['keypoint_weights'].tolist() == [[1.0]]
+
+
+def test_encode_weights_follow_visibility_and_map_bounds():
+    codec = TransPoseHeatmap(**CODEC)
+    keypoints = np.array([[[50, 50], [50, 50], [-40, 50], [-20, 50]]],
+                         dtype=np.float32)
+    visible = np.array([[1, 0, 1, 1]], dtype=np.float32)
+    encoded = codec.encode(keypoints, visible)
+    # Invisible -> 0; 3-sigma box entirely left of the map -> 0; partly
+    # inside (x_hm = -4.9, box reaches +2) -> kept.
+    assert encoded['keypoint_weights'].tolist() == [[1, 0, 0, 1]]
+    assert not encoded['heatmaps'][1].any() and not encoded['heatmaps'][2].any()
+    assert encoded['heatmaps'][3].max() > 0
+
+
+def test_encode_decode_round_trip_recovers_the_gaussian_centre():
+    """DARK recovers the centre of a clean Gaussian almost exactly (0.005
+    heatmap px leaves room for the discrete blur kernel). Compared in heatmap
+    pixels: like MMPose's UDPHeatmap, decode returns ``x_hm / (W - 1) * w``,
+    which TopdownPoseEstimator maps to the image with the box size, so the
+    image -> heatmap -> image chain is exact while ``decode(encode(x))`` is
+    ``x * w / (w - 1)``."""
+    codec = TransPoseHeatmap(**CODEC)
+    rng = np.random.default_rng(0)
+    keypoints = rng.uniform([20, 20], [172, 236], (1, 17, 2)).astype(
+        np.float32)
+    encoded = codec.encode(keypoints, np.ones((1, 17), dtype=np.float32))
+    decoded, scores = codec.decode(encoded['heatmaps'])
+    centres = keypoints * [47 / 191, 63 / 255]
+    np.testing.assert_allclose(decoded * [47 / 192, 63 / 256], centres,
+                               atol=5e-3)
+    assert scores.shape == (1, 17) and (scores > 0.9).all()
+
+
+def test_decode_reproduces_official_dark_on_golden_heatmaps():
+    """On the official post-processing golden: our decode, mapped to heatmap
+    pixels, equals the official DARK result mapped back from the image with
+    the official aligned-corner similarity (README of the golden files).
+    Tolerance 1e-3 heatmap px: float32 round-off of the golden's
+    image-space numbers (up to ~500 px) through the inverse map."""
+    golden = np.load(require_shared(GOLDEN / 'transpose' /
+                                    'decode_seed0.npz'))
+    codec = TransPoseHeatmap(**CODEC)
+    W, H = 48, 64
+    for i, heatmaps in enumerate(golden['heatmaps']):
+        keypoints, scores = codec.decode(heatmaps)
+        ours_hm = keypoints[0] * [(W - 1) / 192, (H - 1) / 256]
+        f = (golden['bbox_size_px'][i, 0] - 1) / (W - 1)
+        official_hm = ((golden['preds'][i] - golden['center'][i]) / f +
+                       [(W - 1) / 2, (H - 1) / 2])
+        np.testing.assert_allclose(ours_hm, official_hm, atol=1e-3)
+        np.testing.assert_array_equal(scores[0], golden['maxvals'][i, :, 0])
+
+
+def test_encode_rejects_several_instances():
+    with pytest.raises(ValueError, match='one instance'):
+        TransPoseHeatmap(**CODEC).encode(np.zeros((2, 17, 2)))

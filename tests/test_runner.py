@@ -1,0 +1,150 @@
+"""End to end through MMPose's runner with the real COCO excerpt in
+../shared/data/coco: training, atomic checkpoints that load with
+weights_only=True, resume, testing with ground-truth and detected boxes,
+2-process CPU distributed runs, and CocoMetric wiring."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmpose.registry import DATASETS, METRICS
+
+from conftest import (QUICKSTART_CONFIG, SHARED_COCO, as_cli,
+                      coco_excerpt_options, run_tool)
+
+CONFIG = str(QUICKSTART_CONFIG)
+
+
+def excerpt_config(bbox_file: bool = False) -> Config:
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict(coco_excerpt_options(bbox_file))
+    return cfg
+
+
+def check_ok(result):
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """Two epochs (3 iterations each) on the 12 excerpt people."""
+    work_dir = tmp_path_factory.mktemp('train')
+    options = dict(coco_excerpt_options(), **{'train_cfg.max_epochs': 2,
+                                              'train_cfg.val_interval': 2})
+    check_ok(run_tool(['tools/train.py', CONFIG, '--work-dir', str(work_dir)]
+                      + as_cli(options)))
+    return work_dir, options
+
+
+def test_training_writes_checkpoints_that_load_weights_only(trained):
+    work_dir, _ = trained
+    checkpoint = torch.load(work_dir / 'epoch_2.pth', weights_only=True)
+    assert checkpoint['meta']['epoch'] == 2
+    assert any(k.startswith('neck.layers.0.self_attn') for k in
+               checkpoint['state_dict'])
+    # Atomic writes leave no temporary files behind.
+    assert not list(work_dir.glob('.*.tmp'))
+    last = (work_dir / 'last_checkpoint').read_text().strip()
+    assert Path(last).name in ('epoch_2.pth', 'best_coco_AP_epoch_2.pth')
+
+
+def test_resume_restores_optimizer_and_continues(trained, tmp_path):
+    work_dir, options = trained
+    resume_dir = tmp_path / 'resume'
+    resume_dir.mkdir()
+    (resume_dir / 'epoch_2.pth').write_bytes(
+        (work_dir / 'epoch_2.pth').read_bytes())
+    options = dict(options, **{'train_cfg.max_epochs': 3})
+    log = check_ok(run_tool([
+        'tools/train.py', CONFIG, '--work-dir', str(resume_dir), '--resume',
+        str(resume_dir / 'epoch_2.pth')
+    ] + as_cli(options)))
+    assert 'resumed epoch: 2, iter: 6' in log
+    state = torch.load(resume_dir / 'epoch_3.pth', weights_only=True)
+    steps = {int(s['step']) for s in state['optimizer']['state'].values()}
+    # 3 iterations per epoch: Adam's step count continued from 6, not 0.
+    assert steps == {9}
+
+
+@pytest.mark.parametrize('bbox_file', [False, True])
+def test_test_tool_reports_coco_metrics(trained, tmp_path, bbox_file):
+    work_dir, _ = trained
+    out = tmp_path / 'metrics.json'
+    check_ok(run_tool([
+        'tools/test.py', CONFIG, str(work_dir / 'epoch_2.pth'), '--work-dir',
+        str(tmp_path), '--out', str(out)
+    ] + as_cli(coco_excerpt_options(bbox_file))))
+    metrics = json.loads(out.read_text())
+    assert {'coco/AP', 'coco/AR', 'coco/AP .5'} <= set(metrics)
+    assert all(0.0 <= v <= 1.0 for v in metrics.values())
+
+
+def test_distributed_train_and_test_on_two_cpu_processes(tmp_path):
+    options = dict(coco_excerpt_options(True), **{
+        'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1})
+    log = check_ok(run_tool(['./dist_train.sh', CONFIG, '2', '--work-dir',
+                             str(tmp_path)] + as_cli(options)))
+    assert 'Distributed training: True' in log
+    assert "backend='gloo'" in log or 'gloo' in log
+    out = tmp_path / 'metrics.json'
+    check_ok(run_tool(['./dist_test.sh', CONFIG,
+                       str(tmp_path / 'epoch_1.pth'), '2', '--out', str(out),
+                       '--work-dir', str(tmp_path)] + as_cli(options)))
+    assert 'coco/AP' in json.loads(out.read_text())
+
+
+@pytest.mark.parametrize('bbox_file,expected', [(False, 12), (True, 118)])
+def test_dataset_instances(bbox_file, expected):
+    """Counts from the shared data's README: 12 annotated people, 118
+    detector boxes."""
+    cfg = excerpt_config(bbox_file).test_dataloader.dataset
+    assert len(DATASETS.build(cfg)) == expected
+
+
+def gt_as_predictions(dataset) -> list:
+    samples = []
+    for index in range(len(dataset)):
+        info = dataset.get_data_info(index)
+        samples.append(dict(
+            id=info['id'], img_id=info['img_id'],
+            pred_instances=dict(
+                keypoints=info['keypoints'].copy(),
+                keypoint_scores=np.ones(info['keypoints'].shape[:2])),
+            gt_instances=dict(bbox_scores=np.ones(1))))
+    return samples
+
+
+def evaluate_gt(cfg) -> dict:
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    metric = METRICS.build(cfg.test_evaluator)
+    metric.dataset_meta = dataset.metainfo
+    metric.process([], gt_as_predictions(dataset))
+    return metric.evaluate(len(dataset))
+
+
+def test_ground_truth_as_predictions_scores_ap_one():
+    metrics = evaluate_gt(excerpt_config())
+    assert metrics['coco/AP'] == pytest.approx(1.0)
+    assert metrics['coco/AR'] == pytest.approx(1.0)
+
+
+def test_perturbed_ground_truth_scores_below_one():
+    """The same check fails when predictions are wrong (the metric sees
+    them): shifting every keypoint by 10% of the box lowers AP."""
+    cfg = excerpt_config()
+    dataset = DATASETS.build(cfg.test_dataloader.dataset)
+    metric = METRICS.build(cfg.test_evaluator)
+    metric.dataset_meta = dataset.metainfo
+    samples = gt_as_predictions(dataset)
+    for index, sample in enumerate(samples):
+        box = dataset.get_data_info(index)['bbox'][0]
+        sample['pred_instances']['keypoints'] += 0.1 * (box[2] - box[0])
+    metric.process([], samples)
+    assert metric.evaluate(len(dataset))['coco/AP'] < 0.9
+
+
+def test_excerpt_is_where_the_tests_expect_it():
+    assert (SHARED_COCO / 'test_coco.json').is_file()

@@ -1,0 +1,60 @@
+"""Draw a top-down model's predicted skeletons on images of a COCO file.
+
+    python tools/vis_predictions.py CONFIG CHECKPOINT --out-dir DIR
+        [--ann-file A --img-dir D] [--num-images 4] [--device cpu]
+
+Boxes are the ground-truth person boxes of the annotation file (the test
+dataset of the config by default); one picture per image shows every person.
+"""
+import argparse
+import os
+import os.path as osp
+
+import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+from mmengine.config import Config
+from mmpose.apis import init_model
+
+from sspose_mm.apis import coco_images_with_boxes, draw_topdown_predictions
+from sspose_mm.compat import resolve_device
+from sspose_mm.errors import ConfigError, run_cli
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out-dir', required=True)
+    parser.add_argument('--ann-file', help='COCO keypoint annotation file '
+                        '(default: the config\'s test annotation file)')
+    parser.add_argument('--img-dir', help='its image folder (default: the '
+                        'config\'s test image folder)')
+    parser.add_argument('--num-images', type=int, default=4)
+    parser.add_argument('--kpt-thr', type=float, default=0.3)
+    parser.add_argument('--device', help='default: cuda:0 if available')
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise ConfigError(f'checkpoint "{args.checkpoint}" does not exist.')
+    cfg = Config.fromfile(args.config)
+    dataset = cfg.test_dataloader.dataset
+    ann_file = args.ann_file or osp.join(dataset.data_root, dataset.ann_file)
+    img_dir = args.img_dir or osp.join(dataset.data_root,
+                                       dataset.data_prefix.get('img', ''))
+    if not osp.isfile(ann_file):
+        raise ConfigError(f'annotation file "{ann_file}" does not exist.')
+    model = init_model(cfg, args.checkpoint,
+                       device=resolve_device(args.device))
+    os.makedirs(args.out_dir, exist_ok=True)
+    for image_path, boxes in coco_images_with_boxes(ann_file, img_dir,
+                                                    args.num_images):
+        out_file = osp.join(args.out_dir, osp.basename(image_path))
+        draw_topdown_predictions(model, image_path, boxes, out_file,
+                                 args.kpt_thr)
+        print(f'saved {out_file} ({len(boxes)} people)')
+
+
+if __name__ == '__main__':
+    run_cli(main)
