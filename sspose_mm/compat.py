@@ -17,7 +17,9 @@ importing ``sspose_mm`` is all a user (or a config's ``custom_imports``) needs.
 3. Atomic checkpoint writes: mmengine's local file backend writes in place, so
    a crash while saving leaves a truncated ``epoch_N.pth``. The local backend is
    replaced by one that writes a temporary file and renames it.
-4. Distributed training without CUDA: mmengine's launcher calls
+4. mmengine imports the deprecated ``pkg_resources`` and setuptools warns
+   about it on every start; that warning (and only it) is silenced.
+5. Distributed training without CUDA: mmengine's launcher calls
    ``torch.cuda.set_device`` and wraps models with ``device_ids=[rank]``.
    :func:`setup_distributed` initialises a gloo process group and a CPU-ready
    DDP wrapper config instead.
@@ -30,11 +32,15 @@ import pickle
 import sys
 import tempfile
 import types
+import warnings
 from typing import Optional, Union
 
 import torch
 
 from .errors import CheckpointError
+
+warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
+                        category=UserWarning)
 
 
 def _install_mmcv_ext_placeholder() -> None:
@@ -68,6 +74,9 @@ def _install_mmcv_ext_placeholder() -> None:
 
     placeholder.__getattr__ = __getattr__
     sys.modules['mmcv._ext'] = placeholder
+    # As a real import would, bind it on the parent (`mmcv._ext` works).
+    import mmcv
+    mmcv._ext = placeholder
 
 
 _install_mmcv_ext_placeholder()

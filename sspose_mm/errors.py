@@ -28,7 +28,7 @@ class CheckpointError(UserError, RuntimeError):
 
 
 _UNKNOWN_KWARG = re.compile(
-    r"class `(\w+)` in [\w./]+: .*unexpected keyword argument '(\w+)'")
+    r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'")
 _BAD_IMAGE = re.compile(r'failed to load image: (\S+?)`')
 
 

@@ -52,10 +52,12 @@ def as_cli(options: dict) -> list:
     ]
 
 
-def run_tool(args: list, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_tool(args: list, timeout: int = 600,
+             env: dict = None) -> subprocess.CompletedProcess:
     """Run a repository tool/script the way a user does, from the repo root."""
     command = args if args[0].endswith('.sh') else [sys.executable] + args
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1')
+    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
+               **(env or {}))
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=env)
 

@@ -9,13 +9,9 @@ removing the files of the previous generation first.
 """
 import argparse
 import sys
-import warnings
 from typing import List, Optional
 
-# Importing the package imports mmengine, whose pkg_resources deprecation
-# warning would otherwise precede every message of this tool.
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated')
-from sspose_mm.datasets.synthetic import ensure_synthetic_coco  # noqa: E402
+from sspose_mm.datasets.synthetic import ensure_synthetic_coco
 
 
 class _Parser(argparse.ArgumentParser):

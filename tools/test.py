@@ -10,10 +10,10 @@ import json
 import os
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
-from sspose_mm.apis import enable_visualization, load_config
+from sspose_mm.apis import (add_runner_arguments, enable_visualization,
+                            load_config, parse_runner_arguments)
 from sspose_mm.errors import ConfigError, run_cli
 
 
@@ -23,24 +23,9 @@ def parse_args():
     parser.add_argument('checkpoint',
                         help='checkpoint file, or "none" for the untrained '
                         'model')
-    parser.add_argument('--work-dir', help='the dir to save logs')
     parser.add_argument('--out', help='write the metrics to this json file')
-    parser.add_argument('--show-dir', help='save prediction pictures here')
-    parser.add_argument('--show', action='store_true',
-                        help='show prediction pictures in a window')
-    parser.add_argument('--interval', type=int, default=1,
-                        help='visualize every n-th sample')
-    parser.add_argument('--wait-time', type=float, default=1,
-                        help='seconds each shown picture stays')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config entries, key=value')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm',
-                                               'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_arguments(parser, 'prediction')
+    return parse_runner_arguments(parser)
 
 
 def main():

@@ -8,11 +8,12 @@ import argparse
 import os
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
-from mmengine.config import DictAction
+import torch
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
-from sspose_mm.apis import enable_visualization, load_config
+from sspose_mm.apis import (add_runner_arguments, enable_visualization,
+                            load_config, parse_runner_arguments)
 from sspose_mm.compat import trust_checkpoint
 from sspose_mm.errors import ConfigError, run_cli
 
@@ -20,7 +21,6 @@ from sspose_mm.errors import ConfigError, run_cli
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a pose model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or without a value from the '
@@ -31,23 +31,8 @@ def parse_args():
                         help='do not evaluate checkpoints during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')
-    parser.add_argument('--show-dir', help='save validation pictures here')
-    parser.add_argument('--show', action='store_true',
-                        help='show validation pictures in a window')
-    parser.add_argument('--interval', type=int, default=1,
-                        help='visualize every n-th sample')
-    parser.add_argument('--wait-time', type=float, default=1,
-                        help='seconds each shown picture stays')
-    parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
-        help='override config entries, key=value (e.g. '
-        'train_dataloader.batch_size=8)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm',
-                                               'mpi'], default='none')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_runner_arguments(parser, 'validation')
+    return parse_runner_arguments(parser)
 
 
 def main():
@@ -58,6 +43,9 @@ def main():
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.amp:
+        if not torch.cuda.is_available():
+            raise ConfigError('--amp (mixed precision) needs CUDA; without it '
+                              'training runs in float32.')
         optim_type = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_type not in ('OptimWrapper', 'AmpOptimWrapper'):
             raise ConfigError(f'--amp does not work with the optimizer '

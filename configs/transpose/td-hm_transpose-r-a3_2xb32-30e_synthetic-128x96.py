@@ -12,8 +12,14 @@ codec = dict(
     sigma=2,
     blur_kernel_size=11)
 
-# No ImageNet weights can be downloaded here: everything starts from scratch.
-model = dict(backbone=dict(init_cfg=None), head=dict(decoder=codec))
+# No ImageNet weights can be downloaded here: everything starts from scratch,
+# with MMPose's own ResNet initialisation.
+model = dict(
+    backbone=dict(init_cfg=[
+        dict(type='Kaiming', layer=['Conv2d']),
+        dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
+    ]),
+    head=dict(decoder=codec))
 
 train_pipeline = [
     dict(type='LoadImage'),
