@@ -13,7 +13,7 @@ SHARED = Path(os.environ.get('SSPOSE_SHARED', REPO.parent / 'shared'))
 SHARED_COCO = SHARED / 'data' / 'coco'
 GOLDEN = SHARED / 'golden'
 QUICKSTART_CONFIG = (REPO / 'configs/transpose/'
-                     'td-hm_transpose-r-a3_2xb32-30e_synthetic-128x96.py')
+                     'td-hm_transpose-r-a3_2xb8-12e_synthetic-128x96.py')
 
 
 def require_shared(path: Path) -> Path:

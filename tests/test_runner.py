@@ -98,12 +98,15 @@ def test_distributed_train_and_test_on_two_cpu_processes(tmp_path):
                              str(tmp_path)] + as_cli(options), env=env))
     assert 'Distributed training: True' in log
     assert "backend='gloo'" in log or 'gloo' in log
-    out = tmp_path / 'metrics.json'
-    check_ok(run_tool(['./dist_test.sh', CONFIG,
-                       str(tmp_path / 'epoch_1.pth'), '2', '--out', str(out),
-                       '--work-dir', str(tmp_path)] + as_cli(options),
-                      env=env))
-    assert 'coco/AP' in json.loads(out.read_text())
+    # The trained checkpoint, and the untrained model (each process must
+    # initialise the same weights before the wrapper splits the data).
+    for checkpoint in (str(tmp_path / 'epoch_1.pth'), 'none'):
+        out = tmp_path / 'metrics.json'
+        check_ok(run_tool(['./dist_test.sh', CONFIG, checkpoint, '2', '--out',
+                           str(out), '--work-dir', str(tmp_path)] +
+                          as_cli(options), env=env))
+        assert 'coco/AP' in json.loads(out.read_text())
+        out.unlink()
 
 
 @pytest.mark.parametrize('bbox_file,expected', [(False, 12), (True, 118)])

@@ -10,6 +10,8 @@ import json
 import os
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+from mmengine.dist import broadcast
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from sspose_mm.apis import (add_runner_arguments, enable_visualization,
@@ -40,7 +42,12 @@ def main():
                          args.wait_time)
     runner = Runner.from_cfg(cfg)
     if untrained:
-        runner.model.init_weights()
+        model = (runner.model.module
+                 if is_model_wrapper(runner.model) else runner.model)
+        model.init_weights()
+        # Every process must evaluate the same random model.
+        for tensor in model.state_dict().values():
+            broadcast(tensor)
     metrics = runner.test()
     if args.out and runner.rank == 0:
         with open(args.out, 'w') as f:
