@@ -72,6 +72,7 @@ param_scheduler = [
          begin=0, end=max_epochs, by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=16)
+randomness = dict(seed=0)
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=4, max_keep_ckpts=1))
