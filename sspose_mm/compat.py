@@ -135,14 +135,15 @@ class AtomicLocalBackend(LocalBackend):
     """
 
     def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
-        _atomic_write(str(filepath), obj)
+        atomic_write(str(filepath), obj)
 
     def put_text(self, obj: str, filepath: Union[str, os.PathLike],
                  encoding: str = 'utf-8') -> None:
-        _atomic_write(str(filepath), obj.encode(encoding))
+        atomic_write(str(filepath), obj.encode(encoding))
 
 
-def _atomic_write(filepath: str, data: bytes) -> None:
+def atomic_write(filepath: str, data: bytes) -> None:
+    """Write ``data`` to ``filepath`` all-or-nothing (temp file, then rename)."""
     folder = osp.dirname(osp.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     fd, tmp_path = tempfile.mkstemp(dir=folder,

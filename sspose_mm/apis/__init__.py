@@ -1,10 +1,15 @@
+from .attention import collect_attention, recording_attention
 from .config_checks import check_cfg_options, check_config
+from .convert import (CHECKPOINT_LAYOUTS, convert_checkpoint,
+                      convert_state_dict, register_layout)
 from .inference import coco_images_with_boxes, draw_topdown_predictions
 from .launch import (add_runner_arguments, enable_visualization, load_config,
                      parse_runner_arguments)
 
 __all__ = [
-    'add_runner_arguments', 'check_cfg_options', 'check_config', 'coco_images_with_boxes',
-    'draw_topdown_predictions', 'enable_visualization', 'load_config',
-    'parse_runner_arguments'
+    'CHECKPOINT_LAYOUTS', 'add_runner_arguments', 'check_cfg_options',
+    'check_config', 'coco_images_with_boxes', 'collect_attention',
+    'convert_checkpoint', 'convert_state_dict', 'draw_topdown_predictions',
+    'enable_visualization', 'load_config', 'parse_runner_arguments',
+    'recording_attention', 'register_layout'
 ]

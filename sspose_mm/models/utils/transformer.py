@@ -14,7 +14,7 @@ class MultiheadSelfAttention(nn.Module):
     position embedding, batches come first, and the ordinary forward runs
     ``F.scaled_dot_product_attention`` (fused, never materialising the
     ``N x N`` weights). Only while ``record_attention`` is set is the softmax
-    computed explicitly and returned, averaged over heads.
+    also computed explicitly (pre-dropout) and returned, averaged over heads.
 
     Args:
         embed_dims (int): Token dimension ``C``.
@@ -60,14 +60,13 @@ class MultiheadSelfAttention(nn.Module):
         q, k, v = (t.reshape(B, N, self.num_heads, C // self.num_heads)
                    .transpose(1, 2) for t in (q, k, v))
         drop = self.attn_drop if self.training else 0.
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         attention = None
         if self.record_attention:
-            weights = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
-            weights = weights.softmax(dim=-1)
-            attention = weights.mean(dim=1)
-            out = F.dropout(weights, drop, training=self.training) @ v
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+            # Computed beside the fused kernel, not instead of it, so that
+            # recording leaves the output bit for bit unchanged.
+            logits = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
+            attention = logits.softmax(dim=-1).mean(dim=1)
         out = out.transpose(1, 2).reshape(B, N, C)
         return self.out_proj(out), attention
 

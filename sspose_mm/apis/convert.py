@@ -1,0 +1,420 @@
+"""Official checkpoints -> MMPose checkpoints of this package.
+
+A checkpoint layout knows the exact key set of one family of official
+checkpoints, recognises it by its keys and renames every key to this
+package's module names. Layouts live in :data:`CHECKPOINT_LAYOUTS`; a new
+family (SSpose, SHaRPose, ...) is supported by one :func:`register_layout`
+call. The conversion never guesses: a key the layout does not know, or one
+it needs and does not find, stops it with the list of those keys, and a key
+that is dropped (TransPose's fixed sine table) is first checked to equal what
+the model computes in its place.
+"""
+import hashlib
+import io
+import os.path as osp
+import re
+from dataclasses import dataclass
+from typing import (Any, Collection, Dict, List, Protocol, Sequence, Tuple,
+                    runtime_checkable)
+
+import torch
+from torch import Tensor
+
+from ..compat import atomic_write, safe_torch_load
+from ..errors import CheckpointError
+from ..models.utils import sine_position_embedding
+from ..version import __version__
+
+StateDict = Dict[str, Tensor]
+
+
+@runtime_checkable
+class CheckpointLayout(Protocol):
+    """What the converter needs from a layout.
+
+    Attributes:
+        name (str): Registry name, as given to ``--layout``.
+        description (str): One line for the command-line help.
+    """
+
+    name: str
+    description: str
+
+    def matches(self, keys: Collection[str]) -> bool:
+        """Whether a state dict with these keys is of this layout."""
+
+    def convert(self, state_dict: StateDict) -> Tuple[StateDict, List[str]]:
+        """Official state dict -> (this package's state dict, dropped keys).
+
+        Raises:
+            CheckpointError: A key is unknown or missing, or a dropped key
+                does not hold what the model computes in its place.
+        """
+
+
+CHECKPOINT_LAYOUTS: Dict[str, CheckpointLayout] = {}
+
+
+def register_layout(layout: CheckpointLayout) -> CheckpointLayout:
+    """Add ``layout`` to :data:`CHECKPOINT_LAYOUTS`; names are unique."""
+    if not isinstance(layout, CheckpointLayout):
+        raise TypeError(f'{layout!r} lacks name/description/matches/convert')
+    if layout.name in CHECKPOINT_LAYOUTS or layout.name == 'auto':
+        raise ValueError(f'checkpoint layout name {layout.name!r} is taken')
+    CHECKPOINT_LAYOUTS[layout.name] = layout
+    return layout
+
+
+def _listing(keys: Sequence[str], limit: int = 30) -> str:
+    # A checkpoint of a different model can mismatch in hundreds of keys;
+    # the first ones and the count are enough to see what went wrong.
+    shown = ', '.join(keys[:limit])
+    return shown + (f' ... and {len(keys) - limit} more'
+                    if len(keys) > limit else '')
+
+
+# Official key names, generated from the official model definitions (the
+# tests check them against the manifests of ../shared/golden).
+_BN = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+_ENCODER_LAYER = ('self_attn.in_proj_weight', 'self_attn.in_proj_bias',
+                  'self_attn.out_proj.weight', 'self_attn.out_proj.bias',
+                  'linear1.weight', 'linear1.bias', 'linear2.weight',
+                  'linear2.bias', 'norm1.weight', 'norm1.bias',
+                  'norm2.weight', 'norm2.bias')
+
+
+def _conv_bn(conv: str, bn: str) -> List[str]:
+    """A bias-free convolution followed by a BatchNorm."""
+    return [f'{conv}.weight'] + [f'{bn}.{name}' for name in _BN]
+
+
+def _res_layer(prefix: str, num_blocks: int, num_convs: int,
+               downsample: bool) -> List[str]:
+    """ResNet blocks (3 convs: Bottleneck, 2: BasicBlock); only block 0 may
+    have a projection shortcut."""
+    keys = []
+    for block in range(num_blocks):
+        for i in range(1, num_convs + 1):
+            keys += _conv_bn(f'{prefix}.{block}.conv{i}',
+                             f'{prefix}.{block}.bn{i}')
+        if block == 0 and downsample:
+            keys += _conv_bn(f'{prefix}.0.downsample.0',
+                             f'{prefix}.0.downsample.1')
+    return keys
+
+
+def _hrnet_stage(prefix: str, num_modules: int, num_branches: int,
+                 num_blocks: int, multiscale_last: bool) -> List[str]:
+    """HRNet modules of BasicBlock branches and their fuse layers.
+
+    Fuse layer ``i.j`` brings branch ``j`` to resolution ``i``: a 1x1 conv
+    (then upsampling) when ``j > i``, ``i - j`` strided 3x3 convs when
+    ``j < i``. A last module without multiscale output fuses row 0 only.
+    """
+    keys = []
+    for module in range(num_modules):
+        for branch in range(num_branches):
+            keys += _res_layer(f'{prefix}.{module}.branches.{branch}',
+                               num_blocks, 2, downsample=False)
+        last = module == num_modules - 1
+        rows = 1 if last and not multiscale_last else num_branches
+        for i in range(rows):
+            for j in range(num_branches):
+                fuse = f'{prefix}.{module}.fuse_layers.{i}.{j}'
+                if j > i:
+                    keys += _conv_bn(f'{fuse}.0', f'{fuse}.1')
+                for k in range(i - j):
+                    keys += _conv_bn(f'{fuse}.{k}.0', f'{fuse}.{k}.1')
+    return keys
+
+
+def _transpose_r_backbone() -> List[str]:
+    """ResNet-S of TransPose-R: the ResNet-50 stem and its first 3+4
+    Bottlenecks."""
+    return (_conv_bn('conv1', 'bn1') +
+            _res_layer('layer1', 3, 3, downsample=True) +
+            _res_layer('layer2', 4, 3, downsample=True))
+
+
+def _transpose_h_backbone() -> List[str]:
+    """HRNet-S of TransPose-H: HRNet up to stage 3, whose last module
+    outputs the highest resolution only."""
+    return (_conv_bn('conv1', 'bn1') + _conv_bn('conv2', 'bn2') +
+            _res_layer('layer1', 4, 3, downsample=True) +
+            _conv_bn('transition1.0.0', 'transition1.0.1') +
+            _conv_bn('transition1.1.0.0', 'transition1.1.0.1') +
+            _hrnet_stage('stage2', 1, 2, 4, multiscale_last=True) +
+            _conv_bn('transition2.2.0.0', 'transition2.2.0.1') +
+            _hrnet_stage('stage3', 4, 3, 4, multiscale_last=False))
+
+
+_ENCODER_INDEX = re.compile(r'global_encoder\.layers\.(\d+)\.')
+
+
+@dataclass(frozen=True)
+class TransPoseLayout:
+    """Official TransPose checkpoints (``yangsenius/TransPose``).
+
+    Official key -> key of ``TopdownPoseEstimator`` with ``TransPoseEncoder``:
+    backbone keys get ``backbone.``, ``reduce``/``global_encoder.layers``
+    become ``neck.reduce``/``neck.layers``, head keys get ``head.``. The
+    number of encoder layers is read from the keys; everything else is fixed
+    by the architecture. ``pos_embedding`` ``(h*w, 1, d)`` is dropped after
+    checking it equals the sine table the neck computes for the training
+    input size.
+
+    Attributes:
+        name (str): Registry name.
+        description (str): One line for the command-line help.
+        backbone_keys (tuple[str]): Official names of the backbone's keys.
+        head_keys (tuple[str]): Official names of the heatmap head's keys.
+        markers (tuple[str]): Key prefixes that all occur in this layout.
+        stride (int): Input size / token grid size.
+        input_size (tuple[int, int]): ``(H, W)`` the official fixed
+            ``pos_embedding`` was computed for.
+    """
+
+    name: str
+    description: str
+    backbone_keys: Tuple[str, ...]
+    head_keys: Tuple[str, ...]
+    markers: Tuple[str, ...]
+    stride: int
+    input_size: Tuple[int, int] = (256, 192)
+
+    def matches(self, keys: Collection[str]) -> bool:
+        return all(any(k.startswith(m) for k in keys) for m in self.markers)
+
+    def expected_keys(self, num_layers: int) -> List[str]:
+        """Every official key, in checkpoint order, for ``num_layers``
+        encoder layers."""
+        encoder = [f'global_encoder.layers.{i}.{name}'
+                   for i in range(num_layers) for name in _ENCODER_LAYER]
+        return (['pos_embedding', *self.backbone_keys, 'reduce.weight',
+                 *encoder, *self.head_keys])
+
+    def convert(self, state_dict: StateDict) -> Tuple[StateDict, List[str]]:
+        indices = {int(m.group(1)) for m in map(_ENCODER_INDEX.match,
+                                                  state_dict) if m}
+        # Layers 0..max must all be there; with none at all, listing layer
+        # 0 as missing says what is wrong.
+        expected = self.expected_keys(max(indices, default=0) + 1)
+        known = set(expected)
+        unknown = [k for k in state_dict if k not in known]
+        missing = [k for k in expected if k not in state_dict]
+        if unknown or missing:
+            problems = []
+            if unknown:
+                problems.append(f'{len(unknown)} key(s) the {self.name} '
+                                f'layout does not know: {_listing(unknown)}')
+            if missing:
+                problems.append(f'{len(missing)} key(s) of the {self.name} '
+                                f'layout are missing: {_listing(missing)}')
+            raise CheckpointError('; '.join(problems) + '.')
+        self._check_sine_table(state_dict['pos_embedding'])
+        head = set(self.head_keys)
+        converted = {}
+        for key, value in state_dict.items():
+            if key == 'pos_embedding':
+                continue
+            if key.startswith('global_encoder.layers.'):
+                new_key = 'neck.' + key[len('global_encoder.'):]
+            elif key == 'reduce.weight':
+                new_key = 'neck.' + key
+            elif key in head:
+                new_key = 'head.' + key
+            else:
+                new_key = 'backbone.' + key
+            converted[new_key] = value
+        return converted, ['pos_embedding']
+
+    def _check_sine_table(self, table: Tensor) -> None:
+        """The neck computes the sine table instead of storing it, so a
+        stored table is only droppable when it is exactly that table."""
+        h, w = (size // self.stride for size in self.input_size)
+        if (table.ndim != 3 or tuple(table.shape[:2]) != (h * w, 1)
+                or table.shape[2] % 2):
+            raise CheckpointError(
+                f'pos_embedding has shape {tuple(table.shape)}, not the '
+                f'({h * w}, 1, d) sine table of a {self.input_size[0]}x'
+                f'{self.input_size[1]} input ({h}x{w} tokens); other position '
+                'embeddings are not supported.')
+        reference = sine_position_embedding(h, w, table.shape[2])
+        # Both are float32 evaluations of one formula (equal to the last bit
+        # for the official files); 1e-6 only allows another sin/cos library.
+        error = (table[:, 0].float() - reference).abs().max().item()
+        if not error <= 1e-6:
+            raise CheckpointError(
+                f'pos_embedding differs from the fixed 2D sine table by up to '
+                f'{error:.3g} (tolerance 1e-6): a learnable or otherwise '
+                'different position embedding is not supported, the model '
+                'computes the sine table itself.')
+
+
+register_layout(TransPoseLayout(
+    name='transpose-r',
+    description='TransPose-R (ResNet-S, encoder, deconvolution head)',
+    backbone_keys=tuple(_transpose_r_backbone()),
+    head_keys=tuple(_conv_bn('deconv_layers.0', 'deconv_layers.1') +
+                    ['final_layer.weight', 'final_layer.bias']),
+    markers=('layer2.', 'global_encoder.', 'deconv_layers.'),
+    stride=8))
+register_layout(TransPoseLayout(
+    name='transpose-h',
+    description='TransPose-H (HRNet-S up to stage 3, encoder, 1x1 head)',
+    backbone_keys=tuple(_transpose_h_backbone()),
+    head_keys=('final_layer.weight', 'final_layer.bias'),
+    markers=('transition1.', 'stage3.', 'global_encoder.'),
+    stride=4))
+
+
+def _plain_state_dict(loaded: Any) -> StateDict:
+    """The tensors of a plain state dict, a ``{'state_dict': ...}`` or a
+    ``{'model': ...}`` checkpoint, without a DataParallel ``module.``."""
+    if isinstance(loaded, dict):
+        for wrapper in ('state_dict', 'model'):
+            if isinstance(loaded.get(wrapper), dict):
+                loaded = loaded[wrapper]
+                break
+    if not isinstance(loaded, dict) or not loaded:
+        raise CheckpointError(
+            'it holds no state dict (expected a dict of tensors, or one '
+            'under "state_dict" or "model").')
+    not_tensors = [str(k) for k, v in loaded.items()
+                   if not isinstance(k, str) or not isinstance(v, Tensor)]
+    if not_tensors:
+        raise CheckpointError('its state dict has entries that are not named '
+                              f'tensors: {_listing(not_tensors)}.')
+    if all(k.startswith('module.') for k in loaded):
+        loaded = {k[len('module.'):]: v for k, v in loaded.items()}
+    return loaded
+
+
+def convert_state_dict(state_dict: StateDict, layout: str = 'auto'
+                       ) -> Tuple[StateDict, str, List[str]]:
+    """Convert an official state dict in memory.
+
+    Args:
+        state_dict (dict[str, Tensor]): Official keys (``module.`` already
+            stripped).
+        layout (str): A name in :data:`CHECKPOINT_LAYOUTS`, or ``'auto'``
+            to recognise it by the keys.
+
+    Returns:
+        tuple: This package's state dict, the layout name, the dropped keys.
+
+    Raises:
+        CheckpointError: No, several or the wrong layout fits the keys, or
+            the layout refuses them.
+    """
+    keys = list(state_dict)
+    fitting = [n for n, lay in CHECKPOINT_LAYOUTS.items() if lay.matches(keys)]
+    if layout == 'auto':
+        if len(fitting) != 1:
+            found = (f'its keys fit {len(fitting)} layouts '
+                     f'({", ".join(fitting)})' if fitting else
+                     'its keys fit no known layout')
+            raise CheckpointError(
+                f'cannot tell the checkpoint layout: {found}; known layouts: '
+                f'{", ".join(CHECKPOINT_LAYOUTS)}. First keys: '
+                f'{_listing(keys, 8)}.')
+        layout = fitting[0]
+    elif layout not in CHECKPOINT_LAYOUTS:
+        raise CheckpointError(
+            f'unknown checkpoint layout {layout!r}; use auto or one of '
+            f'{", ".join(CHECKPOINT_LAYOUTS)}.')
+    elif layout not in fitting:
+        found = (f'they look like {" or ".join(fitting)}' if fitting else
+                 'they fit no known layout')
+        raise CheckpointError(f'the keys do not fit the {layout} layout '
+                              f'({found}).')
+    converted, dropped = CHECKPOINT_LAYOUTS[layout].convert(state_dict)
+    return converted, layout, dropped
+
+
+_UNSAFE_GLOBAL = re.compile(r'Unsupported global: GLOBAL (\S+)')
+
+
+def _load(path: str) -> Any:
+    """``safe_torch_load`` with messages for the converter's user (the
+    generic refusal advises converting the file, which is under way)."""
+    try:
+        return safe_torch_load(path, map_location='cpu')
+    except CheckpointError as error:
+        found = _UNSAFE_GLOBAL.search(str(error.__cause__))
+        what = (f'it needs the Python object {found.group(1)} to unpickle'
+                if found else 'it is not made of tensors and plain data only')
+        raise CheckpointError(
+            f'Refused to read {path}: {what}, and unpickling it could run '
+            'code, so nothing in it was run. Official checkpoints hold only '
+            'tensors; if you trust this file, re-save its state dict with '
+            'torch.save and convert that.') from error
+    except (EOFError, KeyError, RuntimeError, ValueError) as error:
+        raise CheckpointError(f'{path} is not a readable PyTorch checkpoint '
+                              f'({error!r}).') from error
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def convert_checkpoint(in_path: str, out_path: str,
+                       layout: str = 'auto') -> Dict[str, Any]:
+    """Convert an official checkpoint file into an MMPose checkpoint.
+
+    The input is read with ``torch.load(weights_only=True)``: a file that
+    needs code to unpickle is refused and nothing in it runs. The output is
+    ``{'state_dict': ..., 'meta': {'source_file', 'source_sha256',
+    'layout', 'converted_by'}}`` of tensors and plain types only, written
+    atomically, ready for ``init_model(config, out_path)`` or ``load_from``.
+
+    Args:
+        in_path (str): Official checkpoint (plain state dict, or under
+            ``'state_dict'``/``'model'``; a ``module.`` prefix on every key
+            is removed).
+        out_path (str): Where the converted checkpoint goes.
+        layout (str): Layout name, or ``'auto'`` to recognise it.
+
+    Returns:
+        dict: ``layout``, ``num_keys`` (written), ``dropped`` (verified
+        official keys not stored), ``out_path``, ``source_sha256``.
+
+    Raises:
+        CheckpointError: Missing, unreadable or unsafe input, or keys that
+            do not convert; the message names the file and the keys.
+    """
+    if not osp.isfile(in_path):
+        raise CheckpointError(f'checkpoint {in_path} does not exist.')
+    if osp.realpath(in_path) == osp.realpath(out_path):
+        raise CheckpointError(f'the output {out_path} would overwrite the '
+                              'official checkpoint; choose another path.')
+    loaded = _load(in_path)
+    meta = loaded.get('meta') if isinstance(loaded, dict) else None
+    if isinstance(meta, dict) and 'converted_by' in meta:
+        raise CheckpointError(
+            f'{in_path} is already converted ({meta["converted_by"]}, from '
+            f'{meta.get("source_file")}); use it as it is.')
+    try:
+        state_dict, layout, dropped = convert_state_dict(
+            _plain_state_dict(loaded), layout)
+    except CheckpointError as error:
+        raise CheckpointError(f'{in_path}: {error}') from error
+    sha256 = _sha256(in_path)
+    checkpoint = {
+        'state_dict': state_dict,
+        'meta': {
+            'source_file': osp.basename(in_path),
+            'source_sha256': sha256,
+            'layout': layout,
+            'converted_by': f'sspose_mm {__version__}',
+        }
+    }
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    atomic_write(out_path, buffer.getvalue())
+    return dict(layout=layout, num_keys=len(state_dict), dropped=dropped,
+                out_path=out_path, source_sha256=sha256)

@@ -1,0 +1,197 @@
+"""The checkpoint converter: what it refuses, and what it writes.
+
+Numerical parity of converted checkpoints is in test_transpose_parity.py;
+here the official key lists come from ../shared/golden manifests and the
+key mapping is checked against test_models.official_key, which is written
+independently of the converter.
+"""
+import hashlib
+import json
+from typing import List
+
+import pytest
+import torch
+
+import sspose_mm
+from conftest import GOLDEN, require_shared, run_tool
+from sspose_mm.apis import (CHECKPOINT_LAYOUTS, convert_checkpoint,
+                            convert_state_dict, register_layout)
+from sspose_mm.errors import CheckpointError
+from sspose_mm.models.utils import sine_position_embedding
+from test_models import CONFIGS, official_key
+from test_transpose_parity import official_state_dict
+
+
+def manifest_keys(variant: str) -> List[str]:
+    manifest = json.loads(require_shared(
+        GOLDEN / 'transpose' / f'{variant}.manifest.json').read_text())
+    return [entry['key'] for entry in manifest['keys']]
+
+
+@pytest.fixture(scope='module')
+def official():
+    """Official-layout TransPose-R-A3 weights (3 encoder layers)."""
+    return official_state_dict('transpose-r-a3')
+
+
+@pytest.mark.parametrize('variant', sorted(CONFIGS))
+def test_layout_knows_exactly_the_official_keys(variant):
+    keys = manifest_keys(variant)
+    expected_layout = 'transpose-r' if '-r-' in variant else 'transpose-h'
+    fitting = [name for name, layout in CHECKPOINT_LAYOUTS.items()
+               if layout.matches(keys)]
+    assert fitting == [expected_layout]
+    num_layers = len({k.split('.')[2] for k in keys
+                      if k.startswith('global_encoder.layers.')})
+    assert CHECKPOINT_LAYOUTS[expected_layout].expected_keys(
+        num_layers) == keys
+
+
+def test_output_is_plain_and_traceable(official, tmp_path):
+    """A wrapped DataParallel checkpoint converts to tensors and plain meta
+    that name the source; every tensor arrives unchanged under its name."""
+    source, out = tmp_path / 'official.pth', tmp_path / 'converted.pth'
+    torch.save({'model': {'module.' + k: v for k, v in official.items()}},
+               source)
+    summary = convert_checkpoint(str(source), str(out))
+    checkpoint = torch.load(out, weights_only=True)
+    assert set(checkpoint) == {'state_dict', 'meta'}
+    sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert checkpoint['meta'] == {
+        'source_file': 'official.pth',
+        'source_sha256': sha256,
+        'layout': 'transpose-r',
+        'converted_by': f'sspose_mm {sspose_mm.__version__}',
+    }
+    assert summary == dict(layout='transpose-r', num_keys=len(official) - 1,
+                           dropped=['pos_embedding'], out_path=str(out),
+                           source_sha256=sha256)
+    mapped = {official_key(k): v for k, v in checkpoint['state_dict'].items()}
+    assert list(mapped) == [k for k in official if k != 'pos_embedding']
+    assert all(torch.equal(mapped[k], official[k]) for k in mapped)
+    with pytest.raises(CheckpointError, match='already converted'):
+        convert_checkpoint(str(out), str(tmp_path / 'twice.pth'))
+
+
+def test_unknown_keys_are_listed(official):
+    extra = {'global_encoder.layers.0.extra.weight': torch.zeros(1),
+             'aux_head.bias': torch.zeros(1)}
+    with pytest.raises(CheckpointError) as error:
+        convert_state_dict(dict(official, **extra))
+    message = str(error.value)
+    assert '2 key(s) the transpose-r layout does not know' in message
+    assert all(key in message for key in extra)
+    assert 'missing' not in message
+
+
+def test_missing_keys_are_listed(official):
+    """A lost BN statistic and a whole middle encoder layer."""
+    removed = ['deconv_layers.1.running_var'] + [
+        k for k in official if k.startswith('global_encoder.layers.1.')]
+    assert len(removed) == 13
+    with pytest.raises(CheckpointError) as error:
+        convert_state_dict({k: v for k, v in official.items()
+                            if k not in removed})
+    message = str(error.value)
+    assert '13 key(s) of the transpose-r layout are missing' in message
+    assert all(key in message for key in removed)
+
+
+def test_position_embedding_must_be_the_sine_table(official):
+    learnable = torch.randn_like(official['pos_embedding'])
+    with pytest.raises(CheckpointError, match='pos_embedding differs'):
+        convert_state_dict(dict(official, pos_embedding=learnable))
+    # The sine table of 384x288 inputs: right kind, not the 256x192 grid.
+    other_size = sine_position_embedding(48, 36, 256)[:, None]
+    with pytest.raises(CheckpointError, match=r'shape \(1728, 1, 256\)'):
+        convert_state_dict(dict(official, pos_embedding=other_size))
+
+
+def test_layout_mismatch_is_refused(official, tmp_path):
+    hrnet_keys = {k: torch.zeros(1) for k in manifest_keys('transpose-h-s')}
+    with pytest.raises(CheckpointError,
+                       match=r'do not fit the transpose-r layout \(they look '
+                       r'like transpose-h\)'):
+        convert_state_dict(hrnet_keys, 'transpose-r')
+    source, out = tmp_path / 'tp_r.pth', tmp_path / 'out.pth'
+    torch.save(official, source)
+    with pytest.raises(CheckpointError,
+                       match=r'tp_r.pth: the keys do not fit the transpose-h '
+                       r'layout \(they look like transpose-r\)'):
+        convert_checkpoint(str(source), str(out), layout='transpose-h')
+    assert not out.exists()
+
+
+def test_unusable_inputs_are_refused(tmp_path):
+    with pytest.raises(CheckpointError, match='fit no known layout'):
+        convert_state_dict({'backbone.conv1.weight': torch.zeros(1)})
+    with pytest.raises(CheckpointError, match='does not exist'):
+        convert_checkpoint(str(tmp_path / 'none.pth'), str(tmp_path / 'o'))
+    garbage = tmp_path / 'garbage.pth'
+    garbage.write_bytes(b'')
+    with pytest.raises(CheckpointError, match='not a readable PyTorch'):
+        convert_checkpoint(str(garbage), str(tmp_path / 'o'))
+    with pytest.raises(CheckpointError, match='would overwrite'):
+        convert_checkpoint(str(garbage), str(garbage))
+    tensors_only = tmp_path / 'not_named.pth'
+    torch.save({'state_dict': {'conv1.weight': torch.zeros(1), 'x': 3}},
+               tensors_only)
+    with pytest.raises(CheckpointError, match='not named tensors: x'):
+        convert_checkpoint(str(tensors_only), str(tmp_path / 'o'))
+
+
+class OpensFile:
+    """Pickles as a call to ``open(path, 'w')``: loading it creates path."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, 'w')
+
+
+def test_pickled_code_is_refused_without_running_it(tmp_path):
+    # The payload is live: full unpickling runs it.
+    control = tmp_path / 'control.pth'
+    torch.save({'payload': OpensFile(tmp_path / 'control_ran')}, control)
+    torch.load(control, weights_only=False)
+    assert (tmp_path / 'control_ran').exists()
+
+    marker, out = tmp_path / 'payload_ran', tmp_path / 'out.pth'
+    evil = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {'conv1.weight': torch.zeros(1)},
+                'payload': OpensFile(marker)}, evil)
+    result = run_tool(['tools/convert_ckpt.py', str(evil), str(out)])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f'error: Refused to read {evil}: it needs the Python object'
+    ), result.stderr
+    assert not marker.exists()
+    assert not out.exists()
+
+
+class _Renamed:
+    """A minimal layout: ``old.*`` -> ``new.*``."""
+
+    name = 'test-renamed'
+    description = 'test only'
+
+    def matches(self, keys):
+        return all(k.startswith('old.') for k in keys)
+
+    def convert(self, state_dict):
+        return {'new.' + k[4:]: v for k, v in state_dict.items()}, []
+
+
+def test_registered_layout_is_recognised():
+    register_layout(_Renamed())
+    try:
+        converted, layout, dropped = convert_state_dict(
+            {'old.weight': torch.ones(2)})
+        assert (list(converted), layout, dropped) == (['new.weight'],
+                                                      'test-renamed', [])
+        with pytest.raises(ValueError, match='is taken'):
+            register_layout(_Renamed())
+    finally:
+        CHECKPOINT_LAYOUTS.pop('test-renamed')

@@ -1,0 +1,43 @@
+"""Convert an official checkpoint (TransPose-R/-H) into an MMPose checkpoint.
+
+    python tools/convert_ckpt.py tp_r_256x192_enc4_d256_h1024_mh8.pth \
+        checkpoints/transpose-r-a4_official.pth
+
+The input is read with ``torch.load(weights_only=True)``: a file that needs
+code to unpickle is refused and nothing in it runs. Every key is mapped; an
+unknown or missing key stops the conversion with the list of them. The output
+loads with ``mmpose.apis.init_model(config, OUT)`` and ``load_from``.
+"""
+import argparse
+
+import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+from sspose_mm.apis import CHECKPOINT_LAYOUTS, convert_checkpoint
+from sspose_mm.errors import run_cli
+
+
+def parse_args() -> argparse.Namespace:
+    layouts = '; '.join(f'{name}: {layout.description}'
+                        for name, layout in CHECKPOINT_LAYOUTS.items())
+    parser = argparse.ArgumentParser(
+        description='Convert an official checkpoint into an MMPose one.')
+    parser.add_argument('input', help='official checkpoint (.pth)')
+    parser.add_argument('output', help='converted checkpoint to write')
+    parser.add_argument(
+        '--layout', default='auto', choices=['auto', *CHECKPOINT_LAYOUTS],
+        help=f'checkpoint layout; auto recognises it by its keys ({layouts})')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    summary = convert_checkpoint(args.input, args.output, args.layout)
+    print(f'layout: {summary["layout"]}')
+    print(f'keys written: {summary["num_keys"]}')
+    if summary['dropped']:
+        print('dropped (verified equal to what the model computes): '
+              + ', '.join(summary['dropped']))
+    print(f'saved: {summary["out_path"]}')
+
+
+if __name__ == '__main__':
+    run_cli(main)
