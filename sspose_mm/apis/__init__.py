@@ -1,4 +1,5 @@
 from .attention import collect_attention, recording_attention
+from .attention_figure import attention_for_crop, draw_attention_figure
 from .config_checks import check_cfg_options, check_config
 from .convert import (CHECKPOINT_LAYOUTS, convert_checkpoint,
                       convert_state_dict, register_layout)
@@ -7,9 +8,10 @@ from .launch import (add_runner_arguments, enable_visualization, load_config,
                      parse_runner_arguments)
 
 __all__ = [
-    'CHECKPOINT_LAYOUTS', 'add_runner_arguments', 'check_cfg_options',
+    'CHECKPOINT_LAYOUTS', 'add_runner_arguments', 'attention_for_crop', 'check_cfg_options',
     'check_config', 'coco_images_with_boxes', 'collect_attention',
-    'convert_checkpoint', 'convert_state_dict', 'draw_topdown_predictions',
+    'convert_checkpoint', 'convert_state_dict', 'draw_attention_figure',
+    'draw_topdown_predictions',
     'enable_visualization', 'load_config', 'parse_runner_arguments',
     'recording_attention', 'register_layout'
 ]

@@ -1,0 +1,375 @@
+"""TransPose's attention figure: where each predicted keypoint looks.
+
+One top-down forward pass over one person crop gives both the predicted
+keypoints and the attention maps of every encoder layer; the figure shows,
+per layer (row) and keypoint (column), the map of the token under the
+keypoint over the crop (the paper's Fig. 1/5, ``visualize.py`` upstream).
+"""
+import os
+import os.path as osp
+from contextlib import ExitStack
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import mmcv
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.dataset import Compose, pseudo_collate
+
+from mmpose.structures.bbox import get_udp_warp_matrix, get_warp_matrix
+from ..errors import ConfigError
+from .attention import recording_attention
+
+MODES = ('dependency', 'affect')
+
+
+def _uses_udp(pipeline: Sequence[dict]) -> bool:
+    """Whether the test pipeline's ``TopdownAffine`` is the UDP variant,
+    so keypoints go back into the crop with the very warp that made it."""
+    for step in pipeline:
+        if step.get('type') == 'TopdownAffine':
+            return bool(step.get('use_udp', False))
+    raise ConfigError('the test pipeline has no TopdownAffine step: the '
+                      'attention figure needs a top-down crop.')
+
+
+def _check_bbox(bbox_xywh: Sequence[float], image_hw: Tuple[int, int],
+                image_path: str) -> np.ndarray:
+    """``(1, 4)`` xyxy box; refuses empty boxes and boxes off the image.
+
+    A box only partly inside is accepted: detectors often return such boxes
+    and the affine crop pads with black like at test time.
+    """
+    x, y, w, h = (float(v) for v in bbox_xywh)
+    if not (w > 0 and h > 0):
+        raise ConfigError(f'--bbox {x:g} {y:g} {w:g} {h:g}: width and height '
+                          'must be positive.')
+    img_h, img_w = image_hw
+    if x >= img_w or y >= img_h or x + w <= 0 or y + h <= 0:
+        raise ConfigError(f'--bbox {x:g} {y:g} {w:g} {h:g} lies outside the '
+                          f'image {image_path} ({img_w}x{img_h} pixels).')
+    return np.array([[x, y, x + w, y + h]], dtype=np.float32)
+
+
+def attention_for_crop(model: torch.nn.Module,
+                       image_path: str,
+                       bbox_xywh: Optional[Sequence[float]] = None) -> dict:
+    """Predict one person and record the attention of the same forward pass.
+
+    The crop is made by the config's own test pipeline (``LoadImage``,
+    ``GetBBoxCenterScale``, ``TopdownAffine``, ``PackPoseInputs``) and the
+    prediction by ``model.test_step``, flip test included when the config
+    has it: the queries are then exactly the model's test-time predictions.
+    The flipped pass runs after the plain one (``TopdownPoseEstimator.
+    predict``), so the first ``L`` recorded maps are those of the crop as
+    shown, and the flipped pass's maps are dropped.
+
+    Args:
+        model: A top-down estimator of this package with self-attention
+            (e.g. TransPose) from ``mmpose.apis.init_model``; eval mode.
+        image_path (str): The image.
+        bbox_xywh (sequence of 4 floats, optional): Person box in image
+            pixels. Defaults to the whole image.
+
+    Returns:
+        dict:
+        - ``crop`` (np.ndarray): ``(H, W, 3)`` uint8 RGB network input
+          (before normalisation, i.e. de-normalised).
+        - ``keypoints`` (np.ndarray): ``(K, 2)`` predictions in the image.
+        - ``keypoints_in_crop`` (np.ndarray): ``(K, 2)`` the same in crop
+          pixels (pixel centres at integers, as ``imshow`` draws them).
+        - ``scores`` (np.ndarray): ``(K,)`` keypoint scores.
+        - ``maps`` (list[np.ndarray]): one ``(N, N)`` float32 head-averaged
+          post-softmax map per encoder layer, ``N = h * w`` row-major tokens;
+          row ``q`` is what token ``q`` attends to (rows sum to 1).
+        - ``feature_size`` (tuple): ``(h, w)`` token grid.
+        - ``stride`` (float): crop pixels per token, ``W / w``.
+        - ``query_cells`` (np.ndarray): ``(K, 2)`` int ``(col, row)`` token of
+          each keypoint, ``int(x / stride)``, clipped to the grid.
+        - ``bbox_xyxy`` (np.ndarray): ``(4,)`` the box used.
+
+    Raises:
+        ConfigError: Missing image, bad box, or a model without attention.
+    """
+    if not osp.isfile(image_path):
+        raise ConfigError(f'image "{image_path}" does not exist.')
+    image = mmcv.imread(image_path)
+    if image is None:
+        raise ConfigError(f'image "{image_path}" could not be decoded.')
+    img_h, img_w = image.shape[:2]
+    if bbox_xywh is None:
+        # Same default as mmpose.apis.inference_topdown.
+        bbox_xywh = (0, 0, img_w, img_h)
+    bbox = _check_bbox(bbox_xywh, (img_h, img_w), image_path)
+
+    pipeline_cfg = model.cfg.test_dataloader.dataset.pipeline
+    use_udp = _uses_udp(pipeline_cfg)
+    data_info = dict(img_path=image_path, bbox=bbox,
+                     bbox_score=np.ones(1, dtype=np.float32))
+    # flip_indices etc. come from the dataset meta, as in inference_topdown.
+    data_info.update(model.dataset_meta)
+    batch = pseudo_collate([Compose(pipeline_cfg)(data_info)])
+
+    with ExitStack() as stack:
+        try:
+            maps = stack.enter_context(recording_attention(model))
+        except ValueError as error:
+            raise ConfigError(
+                f'{error} The attention figure needs a model with '
+                'self-attention layers (e.g. a TransPose config).') from error
+        stack.enter_context(torch.no_grad())
+        sample = model.test_step(batch)[0]
+
+    passes = 2 if model.test_cfg.get('flip_test', False) else 1
+    if not maps or len(maps) % passes:
+        raise RuntimeError(f'{len(maps)} attention maps recorded for '
+                           f'{passes} forward passes.')
+    maps = [m[0].float().cpu().numpy() for m in maps[:len(maps) // passes]]
+
+    crop_bgr = batch['inputs'][0].permute(1, 2, 0).cpu().numpy()
+    crop = np.ascontiguousarray(crop_bgr[..., ::-1])
+    H, W = crop.shape[:2]
+    num_tokens = maps[0].shape[-1]
+    # Tokens tile the crop: stride = sqrt(H * W / N) (8 for -R, 4 for -H).
+    stride = float(np.sqrt(H * W / num_tokens))
+    h, w = int(round(H / stride)), int(round(W / stride))
+    if h * w != num_tokens:
+        raise RuntimeError(f'{num_tokens} tokens do not tile a {W}x{H} '
+                           'crop with one stride.')
+    stride = W / w
+
+    meta = sample.metainfo
+    warp_fn = get_udp_warp_matrix if use_udp else get_warp_matrix
+    warp = warp_fn(np.asarray(meta['input_center'], dtype=np.float32),
+                   np.asarray(meta['input_scale'], dtype=np.float32), 0.,
+                   (W, H))
+    keypoints = np.asarray(sample.pred_instances.keypoints[0],
+                           dtype=np.float64)
+    in_crop = keypoints @ warp[:, :2].T + warp[:, 2]
+    cells = np.stack([
+        np.clip((in_crop[:, 0] / stride).astype(int), 0, w - 1),
+        np.clip((in_crop[:, 1] / stride).astype(int), 0, h - 1)
+    ], axis=1)
+    return dict(
+        crop=crop,
+        keypoints=keypoints.astype(np.float32),
+        keypoints_in_crop=in_crop.astype(np.float32),
+        scores=np.asarray(sample.pred_instances.keypoint_scores[0],
+                          dtype=np.float32),
+        maps=maps,
+        feature_size=(h, w),
+        stride=stride,
+        query_cells=cells,
+        bbox_xyxy=bbox[0])
+
+
+def query_maps(result: dict, layer: int, mode: str = 'dependency',
+               threshold: Optional[float] = None) -> np.ndarray:
+    """Per-keypoint attention maps of one layer, upsampled to the crop.
+
+    Args:
+        result (dict): From :func:`attention_for_crop`.
+        layer (int): Encoder layer index.
+        mode (str): ``'dependency'``: row ``A[q, :]`` (what the keypoint's
+            token attends to); ``'affect'``: column ``A[:, q]`` (how much
+            every token attends to it).
+        threshold (float, optional): Upsampled values ``<= threshold``
+            become 0 (raw attention probabilities; uniform is ``1 / N``).
+            None keeps every value.
+
+    Returns:
+        np.ndarray: ``(K, H, W)`` float32.
+    """
+    if mode not in MODES:
+        raise ConfigError(f'mode "{mode}" is not one of {", ".join(MODES)}.')
+    h, w = result['feature_size']
+    H, W = result['crop'].shape[:2]
+    cols, rows = result['query_cells'].T
+    queries = rows * w + cols
+    att = result['maps'][layer]
+    picked = att[queries] if mode == 'dependency' else att[:, queries].T
+    # Bilinear as upstream's F.interpolate(scale_factor=down_rate).
+    up = F.interpolate(torch.from_numpy(np.ascontiguousarray(picked))
+                       .reshape(-1, 1, h, w), size=(H, W), mode='bilinear',
+                       align_corners=False)[:, 0].numpy()
+    if threshold is not None:
+        up[up <= threshold] = 0
+    return up
+
+
+def short_keypoint_name(name: str) -> str:
+    """``'left_shoulder'`` -> ``'sho. (l)'``: fits a narrow column title."""
+    side = ''
+    for prefix in ('left_', 'right_'):
+        if name.startswith(prefix):
+            side, name = f' ({prefix[0]})', name[len(prefix):]
+    name = name.replace('_', ' ')
+    if len(name) > 5:
+        name = name[:4] + '.'
+    return name + side
+
+
+# Figure layout, in inches: fixed margins make the saved size predictable
+# (no bbox_inches='tight'), which the tests and users' layouts rely on.
+PANEL_WIDTH = 1.25
+GAP = 0.06
+MARGIN_LEFT = 0.45
+MARGIN_RIGHT = 0.95  # colour bar and its label
+MARGIN_TOP = 0.75    # figure title and column titles
+MARGIN_BOTTOM = 0.15
+
+
+def figure_inches(num_rows: int, num_cols: int,
+                  crop_hw: Tuple[int, int]) -> Tuple[float, float]:
+    """``(width, height)`` of the figure for a grid of crop-shaped panels."""
+    panel_h = PANEL_WIDTH * crop_hw[0] / crop_hw[1]
+    width = (MARGIN_LEFT + num_cols * PANEL_WIDTH + (num_cols - 1) * GAP +
+             MARGIN_RIGHT)
+    height = (MARGIN_TOP + num_rows * panel_h + (num_rows - 1) * GAP +
+              MARGIN_BOTTOM)
+    return width, height
+
+
+def _rgb01(colors, index: int) -> Tuple[float, float, float]:
+    """One colour of a dataset_meta palette (RGB 0-255) for matplotlib."""
+    color = np.asarray(colors, dtype=np.float64).reshape(-1, 3)
+    return tuple(color[index % len(color)] / 255.)
+
+
+def draw_attention_figure(result: dict,
+                          dataset_meta: Dict,
+                          mode: str = 'dependency',
+                          threshold: float = 0.,
+                          layers: Optional[Sequence[int]] = None,
+                          out_file: str = 'attention.png',
+                          dpi: int = 100,
+                          title: Optional[str] = None) -> str:
+    """Save the paper's attention figure for one crop.
+
+    Rows are encoder layers; column 0 is the crop with the predicted
+    skeleton, then one column per keypoint: the crop under the layer's map
+    of the token at that keypoint (white star). Each map is scaled to its
+    own maximum (value printed in the panel corner) because maxima differ
+    by orders of magnitude between layers and queries; one colour bar
+    (0 to 1 of the panel's maximum) serves all panels. Values ``<=
+    threshold`` are drawn as 0 (black under ``nipy_spectral``).
+
+    Args:
+        result (dict): From :func:`attention_for_crop`.
+        dataset_meta (dict): ``model.dataset_meta`` (keypoint names,
+            skeleton links and colours).
+        mode (str): ``'dependency'`` or ``'affect'``, see :func:`query_maps`.
+        threshold (float): Raw attention values ``<= threshold`` are not
+            drawn.
+        layers (sequence of int, optional): Encoder layers (rows); all by
+            default.
+        out_file (str): A ``.png``/``.jpg``/... path; folders are created.
+        dpi (int): Pixels per inch of the saved file.
+        title (str, optional): Figure title; a default names mode and
+            threshold.
+
+    Returns:
+        str: ``out_file``.
+
+    Raises:
+        ConfigError: A layer index out of range or an unknown mode.
+    """
+    # A bare Figure renders with Agg and touches neither pyplot's global
+    # state nor the backend of a caller's session (e.g. a notebook).
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+
+    num_layers = len(result['maps'])
+    layers = list(range(num_layers)) if layers is None else list(layers)
+    if not layers:
+        raise ConfigError('--layers needs at least one layer index.')
+    bad = [i for i in layers if not 0 <= i < num_layers]
+    if bad:
+        raise ConfigError(f'--layers {" ".join(map(str, bad))}: the model '
+                          f'has {num_layers} encoder layers (0 to '
+                          f'{num_layers - 1}).')
+    if mode not in MODES:
+        raise ConfigError(f'mode "{mode}" is not one of {", ".join(MODES)}.')
+
+    crop = result['crop']
+    H, W = crop.shape[:2]
+    kpts = result['keypoints_in_crop']
+    K = len(kpts)
+    id2name = dataset_meta.get('keypoint_id2name', {})
+    names = [short_keypoint_name(id2name.get(k, str(k))) for k in range(K)]
+    num_cols = K + 1
+    fig_w, fig_h = figure_inches(len(layers), num_cols, (H, W))
+    panel_h = PANEL_WIDTH * H / W
+    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
+
+    def panel(row: int, col: int):
+        left = MARGIN_LEFT + col * (PANEL_WIDTH + GAP)
+        top = MARGIN_TOP + row * (panel_h + GAP)
+        ax = fig.add_axes([left / fig_w, 1 - (top + panel_h) / fig_h,
+                           PANEL_WIDTH / fig_w, panel_h / fig_h])
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return ax
+
+    norm = Normalize(0., 1.)
+    image = None
+    for row, layer in enumerate(layers):
+        ax = panel(row, 0)
+        ax.imshow(crop)
+        for link, (a, b) in enumerate(dataset_meta.get('skeleton_links',
+                                                       [])):
+            ax.plot(kpts[[a, b], 0], kpts[[a, b], 1], lw=1.5,
+                    color=_rgb01(dataset_meta['skeleton_link_colors'], link))
+        colors = [_rgb01(dataset_meta.get('keypoint_colors', [[255] * 3]), k)
+                  for k in range(K)]
+        ax.scatter(kpts[:, 0], kpts[:, 1], s=9, c=colors, edgecolors='k',
+                   linewidths=0.3, zorder=3)
+        ax.set_xlim(-0.5, W - 0.5)
+        ax.set_ylim(H - 0.5, -0.5)
+        ax.set_ylabel(f'layer {layer}', fontsize=11)
+        if row == 0:
+            ax.set_title('prediction', fontsize=10)
+
+        maps = query_maps(result, layer, mode)
+        for k in range(K):
+            ax = panel(row, k + 1)
+            ax.imshow(crop)
+            # The peak before thresholding: a panel whose whole map is cut
+            # away stays black but still tells how weak it was.
+            peak = float(maps[k].max())
+            shown = np.where(maps[k] > threshold, maps[k], 0.)
+            shown = shown / peak if peak > 0 else shown
+            image = ax.imshow(shown, cmap='nipy_spectral', norm=norm,
+                              alpha=0.8)
+            ax.scatter([kpts[k, 0]], [kpts[k, 1]], marker='*', s=70,
+                       c='white', edgecolors='k', linewidths=0.4, zorder=3)
+            ax.text(0.03, 0.02, f'max {peak:.2g}', transform=ax.transAxes,
+                    fontsize=6.5, color='white', va='bottom')
+            ax.set_xlim(-0.5, W - 0.5)
+            ax.set_ylim(H - 0.5, -0.5)
+            if row == 0:
+                ax.set_title(names[k], fontsize=10)
+
+    cax = fig.add_axes([(fig_w - MARGIN_RIGHT + 0.2) / fig_w,
+                        MARGIN_BOTTOM / fig_h, 0.15 / fig_w,
+                        (fig_h - MARGIN_TOP - MARGIN_BOTTOM) / fig_h])
+    bar = fig.colorbar(image, cax=cax, ticks=[0, 0.5, 1])
+    bar.set_label('attention / panel max', fontsize=9)
+    h, w = result['feature_size']
+    what = ('what the keypoint attends to (row of A)' if mode == 'dependency'
+            else 'how much each location attends to the keypoint (column '
+            'of A)')
+    fig.suptitle(title or f'{mode}: {what}; {h}x{w} tokens, stride '
+                 f'{result["stride"]:g}; values <= {threshold:g} hidden',
+                 x=MARGIN_LEFT / fig_w, ha='left',
+                 y=1 - 0.12 / fig_h, va='top', fontsize=11)
+    folder = osp.dirname(osp.abspath(out_file))
+    os.makedirs(folder, exist_ok=True)
+    fig.savefig(out_file, dpi=dpi)
+    return out_file
+
+
+__all__: List[str] = [
+    'MODES', 'attention_for_crop', 'draw_attention_figure', 'figure_inches',
+    'query_maps', 'short_keypoint_name'
+]

@@ -1,0 +1,166 @@
+"""The attention figure (issue 3, part 4): API and tools/vis_attention.py.
+
+A freshly initialised quickstart model (3 encoder layers, 128x96 input,
+16x12 tokens) on a generated synthetic image; no trained checkpoint needed.
+"""
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+from conftest import QUICKSTART_CONFIG, run_tool
+
+from sspose_mm.apis.attention_figure import (attention_for_crop,
+                                             draw_attention_figure,
+                                             figure_inches, query_maps,
+                                             short_keypoint_name)
+from sspose_mm.errors import ConfigError
+
+from mmpose.apis import init_model
+from mmpose.structures.bbox import get_udp_warp_matrix
+
+
+def png_size(path) -> tuple:
+    """``(width, height)`` from the PNG header."""
+    with open(path, 'rb') as f:
+        head = f.read(24)
+    assert head[:8] == b'\x89PNG\r\n\x1a\n'
+    return struct.unpack('>II', head[16:24])
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    from sspose_mm.datasets import generate_synthetic_coco
+    root = tmp_path_factory.mktemp('vis_attention')
+    info = generate_synthetic_coco(root, {'val': 2}, seed=0)
+    split = info['splits']['val']
+    anns = json.loads(split['ann_file'].read_text())
+    ann = anns['annotations'][0]
+    image = next(i for i in anns['images'] if i['id'] == ann['image_id'])
+    torch.manual_seed(0)
+    model = init_model(str(QUICKSTART_CONFIG), None, device='cpu')
+    checkpoint = root / 'init.pth'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    return dict(root=root, model=model, checkpoint=checkpoint,
+                image=str(split['img_dir'] / image['file_name']),
+                image_wh=(image['width'], image['height']),
+                bbox=ann['bbox'])
+
+
+@pytest.fixture(scope='module')
+def result(setup):
+    return attention_for_crop(setup['model'], setup['image'], setup['bbox'])
+
+
+def test_maps_shapes_and_row_stochastic(result):
+    assert result['crop'].shape == (128, 96, 3)
+    assert result['crop'].dtype == np.uint8
+    assert result['feature_size'] == (16, 12)
+    assert result['stride'] == 8
+    # Flip test is on: only the plain pass's 3 layers are kept.
+    assert len(result['maps']) == 3
+    for att in result['maps']:
+        assert att.shape == (192, 192)
+        np.testing.assert_allclose(att.sum(1), 1, atol=1e-4)
+        assert (att >= 0).all()
+    assert result['keypoints_in_crop'].shape == (17, 2)
+    assert result['scores'].shape == (17, )
+
+
+def test_query_cells_are_the_predicted_keypoints_cells(setup, result):
+    """Image-space predictions -> crop via the pipeline's UDP warp -> cell."""
+    x, y, w, h = setup['bbox']
+    # GetBBoxCenterScale(padding=1.25) then the aspect fix of TopdownAffine
+    center = np.array([x + w / 2, y + h / 2], dtype=np.float32)
+    scale = np.array([w, h], dtype=np.float32) * 1.25
+    if scale[0] > scale[1] * 96 / 128:
+        scale[1] = scale[0] * 128 / 96
+    else:
+        scale[0] = scale[1] * 96 / 128
+    warp = get_udp_warp_matrix(center, scale, 0., (96, 128))
+    kpts = result['keypoints'].astype(np.float64)
+    in_crop = kpts @ warp[:, :2].T + warp[:, 2]
+    np.testing.assert_allclose(result['keypoints_in_crop'], in_crop,
+                               atol=1e-2)
+    cells = np.stack([np.clip((in_crop[:, 0] / 8).astype(int), 0, 11),
+                      np.clip((in_crop[:, 1] / 8).astype(int), 0, 15)], 1)
+    np.testing.assert_array_equal(result['query_cells'], cells)
+
+
+def test_modes_pick_row_or_column(result):
+    dep = query_maps(result, 2, 'dependency')
+    aff = query_maps(result, 2, 'affect')
+    assert dep.shape == aff.shape == (17, 128, 96)
+    assert not np.allclose(dep, aff)
+    # Before upsampling: the row / the column of the query token.
+    col, row = result['query_cells'][0]
+    q = row * 12 + col
+    att = result['maps'][2]
+    small = torch.nn.functional.interpolate(
+        torch.from_numpy(att[q].reshape(1, 1, 16, 12)), size=(128, 96),
+        mode='bilinear', align_corners=False)[0, 0].numpy()
+    np.testing.assert_allclose(dep[0], small, atol=1e-6)
+    assert np.isclose(aff[0].mean(), att[:, q].mean(), rtol=0.05)
+    # Threshold hides small values only.
+    cut = float(np.median(dep[0]))
+    thr = query_maps(result, 2, 'dependency', threshold=cut)
+    assert (thr[0][dep[0] <= cut] == 0).all()
+    assert (thr[0][dep[0] > cut] == dep[0][dep[0] > cut]).all()
+
+
+def test_bad_boxes_and_models(setup, tmp_path):
+    model, image = setup['model'], setup['image']
+    img_w, img_h = setup['image_wh']
+    with pytest.raises(ConfigError, match='positive'):
+        attention_for_crop(model, image, (10, 10, 0, 5))
+    with pytest.raises(ConfigError, match='outside the image'):
+        attention_for_crop(model, image, (img_w + 5, 10, 20, 20))
+    with pytest.raises(ConfigError, match='does not exist'):
+        attention_for_crop(model, str(tmp_path / 'none.jpg'))
+    # A model without attention: the encoder swapped for nothing.
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1))
+    plain.cfg, plain.dataset_meta = model.cfg, model.dataset_meta
+    with pytest.raises(ConfigError, match='self-attention'):
+        attention_for_crop(plain, image)
+    result = attention_for_crop(model, image, setup['bbox'])
+    with pytest.raises(ConfigError, match='3 encoder layers'):
+        draw_attention_figure(result, model.dataset_meta, layers=[3],
+                              out_file=str(tmp_path / 'x.png'))
+
+
+def test_short_names():
+    assert short_keypoint_name('left_shoulder') == 'shou. (l)'
+    assert short_keypoint_name('nose') == 'nose'
+    assert short_keypoint_name('right_ankle') == 'ankle (r)'
+
+
+def test_cli_whole_image_figure(setup, tmp_path):
+    out = tmp_path / 'sub' / 'fig.png'
+    proc = run_tool([
+        'tools/vis_attention.py', str(QUICKSTART_CONFIG),
+        str(setup['checkpoint']), setup['image'], '--layers', '0', '2',
+        '--mode', 'affect', '--threshold', '0.001', '--device', 'cpu',
+        '--out', str(out)
+    ], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f'saved {out}' in proc.stdout
+    # Two rows (layers), 1 + 17 columns of 128x96 panels, 100 dpi.
+    fig_w, fig_h = figure_inches(2, 18, (128, 96))
+    assert png_size(out) == (round(fig_w * 100), round(fig_h * 100))
+    three = figure_inches(3, 18, (128, 96))
+    assert three[1] > fig_h and three[0] == fig_w
+
+
+def test_cli_layer_out_of_range(setup, tmp_path):
+    proc = run_tool([
+        'tools/vis_attention.py', str(QUICKSTART_CONFIG),
+        str(setup['checkpoint']), setup['image'], '--bbox',
+        *map(str, setup['bbox']), '--layers', '99', '--out',
+        str(tmp_path / 'fig.png')
+    ], timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith('error: ')
+    assert '99' in lines[0] and '3 encoder layers' in lines[0]
+    assert not (tmp_path / 'fig.png').exists()
