@@ -71,6 +71,23 @@ def test_resume_restores_optimizer_and_continues(trained, tmp_path):
     assert steps == {9}
 
 
+def test_vis_predictions_draws_every_person(trained, tmp_path):
+    work_dir, _ = trained
+    log = check_ok(run_tool([
+        'tools/vis_predictions.py', CONFIG, str(work_dir / 'epoch_2.pth'),
+        '--out-dir', str(tmp_path), '--ann-file',
+        str(SHARED_COCO / 'test_coco.json'), '--img-dir', str(SHARED_COCO),
+        '--num-images', '2'
+    ]))
+    # The excerpt's first two images have 1 and 2 people with keypoints.
+    assert '000000000785.jpg (1 people)' in log
+    assert '000000040083.jpg (2 people)' in log
+    import cv2
+    for name in ('000000000785.jpg', '000000040083.jpg'):
+        drawn = cv2.imread(str(tmp_path / name))
+        assert drawn.shape == cv2.imread(str(SHARED_COCO / name)).shape
+
+
 @pytest.mark.parametrize('bbox_file', [False, True])
 def test_test_tool_reports_coco_metrics(trained, tmp_path, bbox_file):
     work_dir, _ = trained

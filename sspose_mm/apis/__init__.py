@@ -3,12 +3,13 @@ from .attention_figure import attention_for_crop, draw_attention_figure
 from .config_checks import check_cfg_options, check_config
 from .convert import (CHECKPOINT_LAYOUTS, convert_checkpoint,
                       convert_state_dict, register_layout)
+from .infer import PersonBoxes, run_inference
 from .inference import coco_images_with_boxes, draw_topdown_predictions
 from .launch import (add_runner_arguments, enable_visualization, load_config,
                      parse_runner_arguments)
 
 __all__ = [
-    'CHECKPOINT_LAYOUTS', 'add_runner_arguments', 'attention_for_crop', 'check_cfg_options',
+    'CHECKPOINT_LAYOUTS', 'PersonBoxes', 'run_inference', 'add_runner_arguments', 'attention_for_crop', 'check_cfg_options',
     'check_config', 'coco_images_with_boxes', 'collect_attention',
     'convert_checkpoint', 'convert_state_dict', 'draw_attention_figure',
     'draw_topdown_predictions',

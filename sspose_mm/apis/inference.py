@@ -6,9 +6,7 @@ import mmcv
 import numpy as np
 from pycocotools.coco import COCO
 
-from mmpose.apis import inference_topdown
-from mmpose.registry import VISUALIZERS
-from mmpose.structures import merge_data_samples
+from .infer import draw_people, predict_people
 
 
 def draw_topdown_predictions(model,
@@ -25,16 +23,10 @@ def draw_topdown_predictions(model,
         out_file (str): Where the picture goes.
         kpt_thr (float): Keypoints scored below this are not drawn.
     """
-    samples = inference_topdown(model, image_path, bboxes_xyxy, 'xyxy')
-    # A named instance: mmengine returns the same visualizer on later calls.
-    visualizer = VISUALIZERS.build(
-        dict(type='PoseLocalVisualizer', radius=3, line_width=2,
-             name='sspose_predictions'))
-    visualizer.set_dataset_meta(model.dataset_meta)
-    image = mmcv.imread(image_path, channel_order='rgb')
-    visualizer.add_datasample(
-        osp.basename(image_path), image, merge_data_samples(samples),
-        draw_gt=False, draw_bbox=True, kpt_thr=kpt_thr, out_file=out_file)
+    image = mmcv.imread(image_path)
+    drawn = draw_people(model, image, predict_people(model, image,
+                                                     bboxes_xyxy), kpt_thr)
+    mmcv.imwrite(drawn[..., ::-1], out_file)
 
 
 def coco_images_with_boxes(ann_file: str,

@@ -1,0 +1,74 @@
+"""Predict and draw people's skeletons on an image, a folder or a video.
+
+    python tools/infer.py CONFIG CHECKPOINT INPUT [--out-dir DIR]
+        [--bbox X Y W H | --det-file DETS.json --ann-file COCO.json
+         [--det-thr 0.3]] [--kpt-thr 0.3] [--device cpu]
+
+INPUT is an image (jpg, jpeg, png, bmp), a folder of them (sorted by name;
+unreadable images are skipped and counted) or a video (mp4, avi, mov, mkv).
+Person boxes: --bbox gives one box for every image or frame; --det-file is a
+COCO-results detection file, matched to images by file name through the
+image_id -> file_name of --ann-file (boxes scored above --det-thr are kept);
+otherwise the whole image or frame is one person box.
+
+Writes to --out-dir one picture per image (same name) or <stem>.mp4 for a
+video, drawn with MMPose's visualizer, and predictions.json (COCO results:
+image_id, file_name or frame, category_id, keypoints, score, bbox).
+"""
+import argparse
+import os.path as osp
+from typing import List, Optional
+
+import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+from mmpose.apis import init_model
+
+from sspose_mm.apis.infer import (PersonBoxes, check_request, print_summary,
+                                   run_inference)
+from sspose_mm.compat import resolve_device
+from sspose_mm.errors import ConfigError, run_cli
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.split('\n')[5:]))
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('input', help='image, folder of images or video')
+    parser.add_argument('--out-dir', default='work_dirs/infer',
+                        help='default: work_dirs/infer')
+    parser.add_argument('--bbox', type=float, nargs=4,
+                        metavar=('X', 'Y', 'W', 'H'),
+                        help='one person box for every image or frame')
+    parser.add_argument('--det-file', help='COCO-results detection JSON')
+    parser.add_argument('--ann-file', help='COCO annotation JSON mapping the '
+                        'detections\' image_id to file_name')
+    parser.add_argument('--det-thr', type=float, default=0.3,
+                        help='keep detections scored above this')
+    parser.add_argument('--kpt-thr', type=float, default=0.3,
+                        help='draw keypoints scored at least this')
+    parser.add_argument('--device', help='default: cuda:0 if available')
+    parser.add_argument('--no-progress', action='store_true')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    # Every input check runs before the model loads (seconds), so a typo is
+    # reported at once.
+    boxes = PersonBoxes(args.bbox, args.det_file, args.ann_file, args.det_thr)
+    check_request(args.input, boxes)
+    for path, what in ((args.config, 'config'),
+                       (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            raise ConfigError(f'{what} "{path}" does not exist.')
+    model = init_model(args.config, args.checkpoint,
+                       device=resolve_device(args.device))
+    summary = run_inference(model, args.input, args.out_dir, boxes,
+                            args.kpt_thr, progress=not args.no_progress)
+    print_summary(summary)
+
+
+if __name__ == '__main__':
+    run_cli(main)
