@@ -6,6 +6,7 @@ import json
 import socket
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -82,7 +83,6 @@ def test_vis_predictions_draws_every_person(trained, tmp_path):
     # The excerpt's first two images have 1 and 2 people with keypoints.
     assert '000000000785.jpg (1 people)' in log
     assert '000000040083.jpg (2 people)' in log
-    import cv2
     for name in ('000000000785.jpg', '000000040083.jpg'):
         drawn = cv2.imread(str(tmp_path / name))
         assert drawn.shape == cv2.imread(str(SHARED_COCO / name)).shape

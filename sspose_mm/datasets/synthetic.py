@@ -42,6 +42,8 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from ..compat import atomic_write
+
 __all__ = [
     'SkeletonLayout', 'COCO_LAYOUT', 'BODY_ANCHORS', 'GENERATOR_VERSION',
     'generate_synthetic_coco', 'ensure_synthetic_coco', 'generation_params',
@@ -984,11 +986,7 @@ def _detections(seed: int, image_id: int, boxes: np.ndarray, w: int,
 
 
 def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, separators=(',', ':'))
-    os.replace(tmp, path)
+    atomic_write(str(path), json.dumps(obj, separators=(',', ':')).encode())
 
 
 def generate_synthetic_coco(out_dir: PathLike,
