@@ -3,6 +3,7 @@ from .attention_figure import attention_for_crop, draw_attention_figure
 from .config_checks import check_cfg_options, check_config
 from .convert import (CHECKPOINT_LAYOUTS, convert_checkpoint,
                       convert_state_dict, register_layout)
+from . import checkpoint_layouts  # noqa: F401,E402  (registers layouts)
 from .infer import PersonBoxes, run_inference
 from .inference import coco_images_with_boxes, draw_topdown_predictions
 from .launch import (add_runner_arguments, enable_visualization, load_config,

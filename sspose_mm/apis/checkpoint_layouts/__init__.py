@@ -1,0 +1,2 @@
+"""Official checkpoint layouts beyond TransPose's (which lives in
+``convert.py``); each module registers its layouts on import."""

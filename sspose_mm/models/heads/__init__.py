@@ -1,0 +1,1 @@
+"""Heads of this package's pose models (one module per family)."""
