@@ -1,9 +1,13 @@
 """TransPoseHeatmap: the original's target and decoding."""
 import numpy as np
 import pytest
+import torch
+from conftest import GOLDEN, REPO, require_shared
+from mmengine.dataset import Compose
 
-from conftest import GOLDEN, require_shared
+from mmpose.apis import init_model
 from sspose_mm.codecs import TransPoseHeatmap
+from sspose_mm.datasets.transforms import TransPoseAffine
 
 CODEC = dict(input_size=(192, 256), heatmap_size=(48, 64), sigma=2,
              blur_kernel_size=11)
@@ -80,3 +84,67 @@ def test_decode_reproduces_official_dark_on_golden_heatmaps():
 def test_encode_rejects_several_instances():
     with pytest.raises(ValueError, match='one instance'):
         TransPoseHeatmap(**CODEC).encode(np.zeros((2, 17, 2)))
+
+
+def test_config_crop_and_estimator_reproduce_official_image_coordinates():
+    """The decode golden end to end in MMPose's way: the R-A3 config's own
+    test-time crop (TransPoseAffine, given the golden's aspect-fixed boxes),
+    the head's decoder, and TopdownPoseEstimator's mapping back to the
+    image give the official predictions. Tolerance 1e-3 image px: float32
+    round-off of coordinates up to ~500 px (the golden README measured the
+    official closed form against these files to 3e-5 px); scores are
+    copied maxima, so exact."""
+    golden = np.load(require_shared(GOLDEN / 'transpose' /
+                                    'decode_seed0.npz'))
+    model = init_model(
+        str(REPO / 'configs/transpose/'
+            'td-hm_transpose-r-a3_1xb28-230e_coco-256x192.py'),
+        None, device='cpu')
+    # Boxes come from the golden, so the steps that make them are skipped.
+    crop_and_pack = Compose([
+        step for step in model.cfg.test_dataloader.dataset.pipeline
+        if step['type'] not in ('LoadImage', 'GetBBoxCenterScale')
+    ])
+    assert crop_and_pack.transforms[0].__class__.__name__ == 'TransPoseAffine'
+    samples = []
+    for center, size in zip(golden['center'], golden['bbox_size_px']):
+        packed = crop_and_pack(dict(
+            img=np.zeros((8, 8, 3), np.uint8), img_shape=(8, 8),
+            bbox=np.zeros((1, 4), np.float32),
+            bbox_score=np.ones(1, np.float32),
+            bbox_center=center[None].astype(np.float32),
+            bbox_scale=size[None].astype(np.float32)))
+        samples.append(packed['data_samples'])
+    predictions = model.head.decode(torch.from_numpy(golden['heatmaps']))
+    samples = model.add_pred_to_datasample(predictions, None, samples)
+    for i, sample in enumerate(samples):
+        np.testing.assert_allclose(sample.pred_instances.keypoints[0],
+                                   golden['preds'][i], atol=1e-3)
+        np.testing.assert_array_equal(sample.pred_instances.keypoint_scores[0],
+                                      golden['maxvals'][i, :, 0])
+
+
+def test_crop_is_the_official_width_set_similarity():
+    """TransPoseAffine's warp: box centre onto ((w-1)/2, (h-1)/2) and S_w - 1
+    box pixels onto w - 1 input pixels on both axes (the official
+    aligned-corner crop), while input_scale carries the official decode's
+    heatmap-derived height."""
+    affine = TransPoseAffine(input_size=(192, 256), heatmap_size=(48, 64))
+    center, width = np.array([150.5, 200.25], np.float32), 180.
+    points = np.array([[[10., 20.], [150.5, 200.25], [260., 330.]]],
+                      np.float32)
+    results = affine.transform(dict(
+        img=np.zeros((400, 300, 3), np.uint8), bbox_center=center[None],
+        bbox_scale=np.array([[width, 200.]], np.float32),
+        keypoints=points, keypoints_visible=np.ones((1, 3), np.float32)))
+    # The aspect fix made the box 180 x 240; the crop is
+    # x_in = (x - c) * (w - 1) / (S_w - 1) + (w - 1) / 2 on both axes.
+    expected = ((points[0] - center) * (192 - 1) / (width - 1) +
+                [(192 - 1) / 2, (256 - 1) / 2])
+    # float32 warp matrix times coordinates of a few hundred pixels.
+    np.testing.assert_allclose(results['transformed_keypoints'][0], expected,
+                               atol=1e-3)
+    assert results['img'].shape == (256, 192, 3)
+    np.testing.assert_allclose(results['bbox_scale'], [[180, 240]])
+    np.testing.assert_allclose(results['input_scale'],
+                               [179, 179 * 63 / 47], rtol=1e-6)

@@ -18,7 +18,6 @@ from sspose_mm.apis.attention_figure import (attention_for_crop,
 from sspose_mm.errors import ConfigError
 
 from mmpose.apis import init_model
-from mmpose.structures.bbox import get_udp_warp_matrix
 
 
 def png_size(path) -> tuple:
@@ -69,7 +68,9 @@ def test_maps_shapes_and_row_stochastic(result):
 
 
 def test_query_cells_are_the_predicted_keypoints_cells(setup, result):
-    """Image-space predictions -> crop via the pipeline's UDP warp -> cell."""
+    """Image-space predictions -> crop via TransPose's crop (the official
+    aligned-corner similarity: S_w - 1 box pixels onto w - 1 crop pixels on
+    both axes, centre onto ((w - 1)/2, (h - 1)/2)) -> cell."""
     x, y, w, h = setup['bbox']
     # GetBBoxCenterScale(padding=1.25) then the aspect fix of TopdownAffine
     center = np.array([x + w / 2, y + h / 2], dtype=np.float32)
@@ -78,7 +79,9 @@ def test_query_cells_are_the_predicted_keypoints_cells(setup, result):
         scale[1] = scale[0] * 128 / 96
     else:
         scale[0] = scale[1] * 96 / 128
-    warp = get_udp_warp_matrix(center, scale, 0., (96, 128))
+    factor = (96 - 1) / (scale[0] - 1)
+    warp = np.array([[factor, 0, (96 - 1) / 2 - factor * center[0]],
+                     [0, factor, (128 - 1) / 2 - factor * center[1]]])
     kpts = result['keypoints'].astype(np.float64)
     in_crop = kpts @ warp[:, :2].T + warp[:, 2]
     np.testing.assert_allclose(result['keypoints_in_crop'], in_crop,

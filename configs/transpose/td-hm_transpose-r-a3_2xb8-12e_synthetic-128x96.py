@@ -30,14 +30,20 @@ train_pipeline = [
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='RandomFlip', direction='horizontal'),
     dict(type='ClippedRandomBBoxTransform', rotate_sigma=15, rotate_factor=30),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(
+        type='TransPoseAffine',
+        input_size=input_size,
+        heatmap_size=codec['heatmap_size']),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs')
 ]
 val_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(
+        type='TransPoseAffine',
+        input_size=input_size,
+        heatmap_size=codec['heatmap_size']),
     dict(type='PackPoseInputs')
 ]
 train_dataloader = dict(

@@ -16,21 +16,34 @@ import torch
 import torch.nn.functional as F
 from mmengine.dataset import Compose, pseudo_collate
 
+from mmpose.datasets.transforms import TopdownAffine
 from mmpose.structures.bbox import get_udp_warp_matrix, get_warp_matrix
+from ..datasets.transforms import TransPoseAffine
 from ..errors import ConfigError
 from .attention import recording_attention
 
 MODES = ('dependency', 'affect')
 
 
-def _uses_udp(pipeline: Sequence[dict]) -> bool:
-    """Whether the test pipeline's ``TopdownAffine`` is the UDP variant,
-    so keypoints go back into the crop with the very warp that made it."""
-    for step in pipeline:
-        if step.get('type') == 'TopdownAffine':
-            return bool(step.get('use_udp', False))
+def _affine_step(pipeline: Compose) -> TopdownAffine:
+    """The pipeline's top-down crop (``TopdownAffine`` or a subclass)."""
+    for step in pipeline.transforms:
+        if isinstance(step, TopdownAffine):
+            return step
     raise ConfigError('the test pipeline has no TopdownAffine step: the '
                       'attention figure needs a top-down crop.')
+
+
+def _crop_warp(affine: TopdownAffine, meta: dict) -> np.ndarray:
+    """The ``(2, 3)`` image -> crop warp ``affine`` applied, rebuilt from the
+    sample's ``input_center/input_scale``, so keypoints go back into the
+    crop with the very warp that made it."""
+    center = np.asarray(meta['input_center'], dtype=np.float32)
+    scale = np.asarray(meta['input_scale'], dtype=np.float32)
+    if isinstance(affine, TransPoseAffine):
+        return affine.warp_matrix(center, float(scale[0]) + 1)
+    warp_fn = get_udp_warp_matrix if affine.use_udp else get_warp_matrix
+    return warp_fn(center, scale, 0., affine.input_size)
 
 
 def _check_bbox(bbox_xywh: Sequence[float], image_hw: Tuple[int, int],
@@ -102,13 +115,13 @@ def attention_for_crop(model: torch.nn.Module,
         bbox_xywh = (0, 0, img_w, img_h)
     bbox = _check_bbox(bbox_xywh, (img_h, img_w), image_path)
 
-    pipeline_cfg = model.cfg.test_dataloader.dataset.pipeline
-    use_udp = _uses_udp(pipeline_cfg)
+    pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
+    affine = _affine_step(pipeline)
     data_info = dict(img_path=image_path, bbox=bbox,
                      bbox_score=np.ones(1, dtype=np.float32))
     # flip_indices etc. come from the dataset meta, as in inference_topdown.
     data_info.update(model.dataset_meta)
-    batch = pseudo_collate([Compose(pipeline_cfg)(data_info)])
+    batch = pseudo_collate([pipeline(data_info)])
 
     with ExitStack() as stack:
         try:
@@ -138,11 +151,7 @@ def attention_for_crop(model: torch.nn.Module,
                            'crop with one stride.')
     stride = W / w
 
-    meta = sample.metainfo
-    warp_fn = get_udp_warp_matrix if use_udp else get_warp_matrix
-    warp = warp_fn(np.asarray(meta['input_center'], dtype=np.float32),
-                   np.asarray(meta['input_scale'], dtype=np.float32), 0.,
-                   (W, H))
+    warp = _crop_warp(affine, sample.metainfo)
     keypoints = np.asarray(sample.pred_instances.keypoints[0],
                            dtype=np.float64)
     in_crop = keypoints @ warp[:, :2].T + warp[:, 2]

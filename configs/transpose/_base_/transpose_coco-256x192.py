@@ -1,5 +1,6 @@
 # What every TransPose variant shares: the original's target and decoding
-# (UDP-aligned full Gaussian, sigma 2, DARK with blur kernel 11), flip test
+# (UDP-aligned full Gaussian, sigma 2, DARK with blur kernel 11, its crop and
+# its mapping back to the image: TransPoseAffine), flip test
 # without heatmap shift, its augmentation, and JointsMSELoss (which halves
 # the squared error: loss_weight 0.5 on MMPose's KeypointMSELoss), and the
 # schedule (Adam, cosine; the -H variants train 240 epochs instead of 230).
@@ -46,14 +47,20 @@ train_pipeline = [
         prob=0.3,
         upper_prioritized_prob=0.69),
     dict(type='ClippedRandomBBoxTransform'),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(
+        type='TransPoseAffine',
+        input_size=input_size,
+        heatmap_size=codec['heatmap_size']),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs')
 ]
 val_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(
+        type='TransPoseAffine',
+        input_size=input_size,
+        heatmap_size=codec['heatmap_size']),
     dict(type='PackPoseInputs')
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
