@@ -51,24 +51,33 @@ class MultiheadSelfAttention(nn.Module):
             tuple: Output ``(B, N, C)`` and, when ``record_attention`` is set,
             the head-averaged post-softmax attention ``(B, N, N)``, else None.
         """
-        B, N, C = x.shape
+        C = x.shape[-1]
         qk_in = x if pos is None else x + pos
         w_qk, w_v = self.in_proj_weight.split((2 * C, C))
         b_qk, b_v = self.in_proj_bias.split((2 * C, C))
         q, k = F.linear(qk_in, w_qk, b_qk).chunk(2, dim=-1)
         v = F.linear(x, w_v, b_v)
+        out, attention = self._attend(q, k, v)
+        return self.out_proj(out), attention
+
+    def _attend(self, q: Tensor, k: Tensor, v: Tensor,
+                need_weights: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
+        """Multi-head attention of projected ``(B, N, C)`` queries, keys and
+        values; returns the ``(B, N, C)`` mix of the heads and, when
+        recording or ``need_weights``, the head-averaged weights ``(B, N, N)``.
+        """
+        B, N, C = q.shape
         q, k, v = (t.reshape(B, N, self.num_heads, C // self.num_heads)
                    .transpose(1, 2) for t in (q, k, v))
         drop = self.attn_drop if self.training else 0.
         out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
         attention = None
-        if self.record_attention:
+        if self.record_attention or need_weights:
             # Computed beside the fused kernel, not instead of it, so that
             # recording leaves the output bit for bit unchanged.
             logits = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
             attention = logits.softmax(dim=-1).mean(dim=1)
-        out = out.transpose(1, 2).reshape(B, N, C)
-        return self.out_proj(out), attention
+        return out.transpose(1, 2).reshape(B, N, C), attention
 
 
 class PostNormEncoderLayer(nn.Module):
