@@ -98,17 +98,45 @@ def trust_checkpoint(path: str) -> None:
     _TRUSTED_CHECKPOINTS.add(osp.realpath(osp.expanduser(path)))
 
 
-def safe_torch_load(path: str, map_location=None):
-    """``torch.load`` with ``weights_only=True`` and a clear error on refusal."""
+def _corrupt_checkpoint(path: str, error: BaseException) -> CheckpointError:
+    size = osp.getsize(path) if osp.isfile(path) else 0
+    detail = str(error).splitlines()[0][:100] if str(error) else 'end of file'
+    return CheckpointError(
+        f'the checkpoint {path} ({size:,} bytes) is truncated or corrupt '
+        f'({type(error).__name__}: {detail}); it was probably copied or '
+        'downloaded incompletely: get it again.')
+
+
+def _torch_load(path: str, map_location, weights_only: bool):
+    """``torch.load`` with one clear error for refused and broken files."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location,
+                          weights_only=weights_only)
     except pickle.UnpicklingError as error:
-        raise CheckpointError(
-            f'Refused to load {path}: it contains pickled Python objects, not '
-            'only tensors and plain data, and loading it could run code. '
-            'Shared checkpoints must hold only a state_dict and plain meta '
-            '(convert it with tools/convert_ckpt.py); to resume your own run '
-            'use --resume with that file.') from error
+        if weights_only and 'Unsupported global' in str(error):
+            raise CheckpointError(
+                f'Refused to load {path}: it contains pickled Python objects, '
+                'not only tensors and plain data, and loading it could run '
+                'code. Shared checkpoints must hold only a state_dict and '
+                'plain meta (convert it with tools/convert_ckpt.py); to resume'
+                ' your own run use --resume with that file.') from error
+        raise _corrupt_checkpoint(path, error) from error
+    except EOFError as error:
+        raise _corrupt_checkpoint(path, error) from error
+    except (FileNotFoundError, PermissionError):
+        raise
+    except OSError as error:  # torch's zip reader on a cut-off archive
+        raise _corrupt_checkpoint(path, error) from error
+    except RuntimeError as error:
+        if 'PytorchStreamReader' in str(error):
+            raise _corrupt_checkpoint(path, error) from error
+        raise
+
+
+def safe_torch_load(path: str, map_location=None):
+    """``torch.load`` with ``weights_only=True`` and a clear error on refusal
+    or on a truncated or corrupt file."""
+    return _torch_load(path, map_location, weights_only=True)
 
 
 def load_from_local(filename: str, map_location=None):
@@ -116,10 +144,8 @@ def load_from_local(filename: str, map_location=None):
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'Checkpoint file not found: {filename}')
-    if osp.realpath(filename) in _TRUSTED_CHECKPOINTS:
-        return torch.load(filename, map_location=map_location,
-                          weights_only=False)
-    return safe_torch_load(filename, map_location)
+    trusted = osp.realpath(filename) in _TRUSTED_CHECKPOINTS
+    return _torch_load(filename, map_location, weights_only=not trusted)
 
 
 CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,

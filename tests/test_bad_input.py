@@ -1,17 +1,28 @@
-"""Bad input stops with one clear sentence naming what and where."""
+"""Bad input stops with one clear sentence naming what and where; bad
+training samples are skipped with a counted warning."""
 import builtins
+import json
 import os
+import re
 import shutil
+from pathlib import Path
+from types import SimpleNamespace
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmpose.registry import DATASETS, MODELS, TRANSFORMS
 
 from conftest import (QUICKSTART_CONFIG, SHARED_COCO, as_cli,
                       coco_excerpt_options, run_tool)
 from sspose_mm.apis import check_cfg_options, load_config
+from sspose_mm.apis.config_checks import check_checkpoint_fits
 from sspose_mm.compat import load_from_local
-from sspose_mm.errors import CheckpointError, ConfigError
+from sspose_mm.engine.hooks import NanGuardHook
+from sspose_mm.errors import (CheckpointError, ConfigError, DataError,
+                              TrainingDiverged, explain)
 
 CONFIG = str(QUICKSTART_CONFIG)
 
@@ -100,7 +111,7 @@ def test_undecodable_image_names_the_file(tmp_path, num_workers):
     result = run_tool(['tools/test.py', CONFIG, 'none', '--work-dir',
                        str(tmp_path / 'work')] + as_cli(options))
     line = last_line_error(result)
-    assert str(broken) in line and 'could not be read or decoded' in line
+    assert line == f'error: the image {broken} does not decode.'
 
 
 class _CodeRunningPayload:
@@ -138,3 +149,244 @@ def test_dist_scripts_print_usage_without_arguments():
     for script in ('./dist_train.sh', './dist_test.sh'):
         result = run_tool([script])
         assert result.returncode == 2 and 'usage:' in result.stderr
+
+
+# The catalogue of docs/reliability.md, one test per entry from here on.
+
+def coco_copy(folder: Path) -> Path:
+    """A writable copy of the COCO excerpt."""
+    data = folder / 'coco'
+    shutil.copytree(SHARED_COCO, data)
+    return data
+
+
+def options_for(data: Path, **overrides) -> dict:
+    options = {k: (str(data) if v == str(SHARED_COCO) else v)
+               for k, v in excerpt().items()}
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        options[f'{evaluator}.ann_file'] = str(data / 'test_coco.json')
+    return dict(options, **overrides)
+
+
+def edit_annotations(data: Path, edit) -> None:
+    path = data / 'test_coco.json'
+    content = json.loads(path.read_text())
+    edit(content)
+    path.write_text(json.dumps(content))
+
+
+@pytest.fixture(scope='module')
+def training_on_bad_images(tmp_path_factory):
+    """One epoch on a copy of the excerpt whose four images are: missing,
+    a truncated JPEG, grayscale, and a 16-bit PNG."""
+    folder = tmp_path_factory.mktemp('bad_images')
+    data = coco_copy(folder)
+    images = sorted(data.glob('*.jpg'))
+    missing, truncated, gray, deep = images
+    missing.unlink()
+    truncated.write_bytes(truncated.read_bytes()[:20000])
+    cv2.imwrite(str(gray), cv2.imread(str(gray), cv2.IMREAD_GRAYSCALE))
+    png = deep.with_suffix('.png')
+    cv2.imwrite(str(png), cv2.imread(str(deep)).astype(np.uint16) * 257)
+    deep.unlink()
+    edit_annotations(data, lambda c: [
+        image.update(file_name=png.name) for image in c['images']
+        if image['file_name'] == deep.name])
+    result = run_tool(['tools/train.py', CONFIG, '--work-dir',
+                       str(folder / 'work'), '--no-validate'] + as_cli(
+                           options_for(data, **{'train_cfg.max_epochs': 1})))
+    return result, dict(missing=missing, truncated=truncated, gray=gray,
+                        png=png)
+
+
+def test_missing_image_is_skipped_with_a_counted_warning(
+        training_on_bad_images):
+    result, images = training_on_bad_images
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = result.stdout + result.stderr
+    assert f'skipped a sample: the image {images["missing"]} cannot be read'\
+        in log
+    assert re.search(r'\((\d+) skipped so far by this process\)', log)
+
+
+def test_truncated_jpeg_is_skipped_with_a_counted_warning(
+        training_on_bad_images):
+    result, images = training_on_bad_images
+    log = result.stdout + result.stderr
+    assert (f'skipped a sample: the image {images["truncated"]} is a '
+            'truncated JPEG (no end-of-image marker)') in log
+    counts = [int(n) for n in re.findall(r'\((\d+) skipped so far', log)]
+    assert counts == list(range(1, len(counts) + 1))  # counted, not repeated
+
+
+def test_grayscale_and_16_bit_images_are_used(training_on_bad_images):
+    result, images = training_on_bad_images
+    log = result.stdout + result.stderr
+    assert result.returncode == 0
+    assert str(images['gray']) not in log and str(images['png']) not in log
+    transform = TRANSFORMS.build(dict(type='LoadImageOrSkip'))
+    for path in (images['gray'], images['png']):
+        img = transform(dict(img_path=str(path)))['img']
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+
+
+def build_dataset(data: Path, phase: str = 'train'):
+    cfg = load_config(CONFIG, options_for(data), phases=[phase])
+    return DATASETS.build(cfg[f'{phase}_dataloader'].dataset)
+
+
+def test_people_without_keypoints_or_with_zero_area_boxes_are_left_out(
+        tmp_path):
+    """MMPose's COCO filtering (also in the published training): a person
+    with no labelled keypoint or a zero-area box is no training sample."""
+    data = coco_copy(tmp_path)
+    people = [a for a in json.loads((data / 'test_coco.json').read_text())[
+        'annotations'] if a['num_keypoints'] > 0]
+    assert len(build_dataset(data)) == len(people) == 12
+
+    def spoil(content):
+        first, second = [a for a in content['annotations']
+                         if a['num_keypoints'] > 0][:2]
+        first['keypoints'] = [0] * len(first['keypoints'])
+        first['num_keypoints'] = 0
+        second['bbox'][2] = 0
+    edit_annotations(data, spoil)
+    dataset = build_dataset(data)
+    assert len(dataset) == 10
+    for index in range(len(dataset)):
+        assert dataset[index] is not None
+
+
+def test_keypoints_outside_the_image_get_zero_weight(tmp_path):
+    data = coco_copy(tmp_path)
+    shifted = {}
+
+    def move_out(content):
+        person = next(a for a in content['annotations']
+                      if a['num_keypoints'] > 0)
+        image = next(i for i in content['images']
+                     if i['id'] == person['image_id'])
+        for k in range(0, len(person['keypoints']), 3):
+            if person['keypoints'][k + 2] > 0:
+                person['keypoints'][k] = image['width'] + 500.0
+        shifted['id'] = person['id']
+    edit_annotations(data, move_out)
+    dataset = build_dataset(data)
+    index = next(i for i in range(len(dataset))
+                 if dataset.get_data_info(i)['id'] == shifted['id'])
+    sample = dataset[index]['data_samples']
+    # The crop around the box cannot contain them: no target, no loss.
+    assert float(sample.gt_instance_labels.keypoint_weights.sum()) == 0
+
+
+def test_empty_annotation_file_stops_before_the_run(tmp_path):
+    data = coco_copy(tmp_path)
+    (data / 'test_coco.json').write_bytes(b'')
+    with pytest.raises(DataError, match='is empty'):
+        load_config(CONFIG, options_for(data), phases=['train'])
+
+
+def test_malformed_annotation_file_is_named(tmp_path):
+    data = coco_copy(tmp_path)
+    text = (data / 'test_coco.json').read_text()
+    (data / 'test_coco.json').write_text(text[:len(text) // 2])
+    result = run_tool(['tools/test.py', CONFIG, 'none', '--work-dir',
+                       str(tmp_path / 'work')] + as_cli(options_for(data)))
+    line = last_line_error(result)
+    assert f'the annotation file {data / "test_coco.json"} is not valid ' \
+        'JSON' in line
+
+
+def test_detections_on_unknown_images_stop_before_the_run(tmp_path):
+    data = coco_copy(tmp_path)
+    detections = json.loads((SHARED_COCO /
+                             'test_coco_det_AP_H_56.json').read_text())
+    for det in detections[:3]:
+        det['image_id'] = 999999
+    bbox_file = tmp_path / 'other_split_dets.json'
+    bbox_file.write_text(json.dumps(detections))
+    with pytest.raises(DataError, match=r'has 3 of its 118 boxes on 1 images '
+                       r'.* \(image ids \[999999\]\)'):
+        load_config(CONFIG, options_for(data, **{
+            'test_dataloader.dataset.bbox_file': str(bbox_file)}),
+                    phases=['test'])
+
+
+def test_typo_in_a_module_type_suggests_the_registered_name():
+    with pytest.raises(ConfigError, match=r'model.head.type: "HeatmapHaed" is '
+                       r'not a registered module type; did you mean '
+                       r'"HeatmapHead"\?'):
+        load_config(CONFIG, excerpt(**{'model.head.type': 'HeatmapHaed'}))
+    # Names too far from any registered one are left to the build, whose
+    # error is explained with the closest name of the same registry.
+    with pytest.raises(KeyError) as error:
+        MODELS.build(dict(type='TopdownPoseEstimator',
+                          backbone=dict(type='ResNetXYZ', depth=50)))
+    message = explain(error.value)
+    assert message.startswith('unknown module type "ResNetXYZ" in the config '
+                              '(no model of that name is registered)')
+    assert 'did you mean "ResNet' in message
+
+
+def test_truncated_checkpoint_says_so(tmp_path):
+    path = tmp_path / 'epoch_9.pth'
+    torch.save({'state_dict': {'w': torch.zeros(10000)}}, path)
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(CheckpointError, match=r'epoch_9.pth \(5,000 bytes\) '
+                       'is truncated or corrupt'):
+        load_from_local(str(path))
+
+
+def test_checkpoint_of_another_model_lists_the_mismatched_keys(tmp_path):
+    cfg = Config.fromfile(CONFIG)
+    model = MODELS.build(cfg.model)
+    state = model.state_dict()
+    state['head.final_layer.weight'] = state['head.final_layer.weight'][:16]
+    state['head.final_layer.bias'] = state['head.final_layer.bias'][:16]
+    del state['neck.layers.2.norm2.weight']
+    state['refine.weight'] = torch.zeros(3)
+    path = tmp_path / 'other.pth'
+    torch.save({'state_dict': state}, path)
+    with pytest.raises(CheckpointError) as error:
+        check_checkpoint_fits(model, str(path))
+    message = str(error.value)
+    assert 'does not fit the model of this config' in message
+    assert 'not in it (neck.layers.2.norm2.weight)' in message
+    assert 'not in the model (refine.weight)' in message
+    assert '2 have another shape' in message
+    assert ('head.final_layer.weight (16, 256, 1, 1) vs (17, 256, 1, 1)'
+            in message)
+    # The checkpoint of the model itself fits.
+    torch.save({'state_dict': model.state_dict()}, path)
+    check_checkpoint_fits(model, str(path))
+
+
+def test_nan_loss_stops_with_the_iteration_and_the_loss_terms(tmp_path):
+    """A NaN loss weight makes the first loss NaN: the run stops there and
+    saves nothing."""
+    result = run_tool(['tools/train.py', CONFIG, '--work-dir', str(tmp_path),
+                       '--no-validate'] + as_cli(excerpt(**{
+                           'model.head.loss.loss_weight': 'nan'})))
+    line = last_line_error(result)
+    assert line.startswith('error: the loss is not finite at iteration 1 '
+                           '(epoch 1, batch 1) on this process: loss=nan, '
+                           'loss_kpt=nan.')
+    assert 'no checkpoint had been saved yet' in line
+    assert not list(tmp_path.glob('*.pth'))
+
+
+def test_nan_guard_names_the_last_good_checkpoint(tmp_path):
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_40.pth'))
+    runner = SimpleNamespace(work_dir=str(tmp_path), iter=41, epoch=3)
+    hook = NanGuardHook()
+    hook.after_train_iter(runner, 5, outputs={'loss': torch.tensor(0.5),
+                                              'acc_pose': torch.tensor(0.1)})
+    with pytest.raises(TrainingDiverged) as error:
+        hook.after_train_iter(runner, 5, outputs={
+            'loss': torch.tensor(float('inf')),
+            'loss_kpt': torch.tensor(float('inf')),
+            'acc_pose': torch.tensor(0.1)})
+    message = str(error.value)
+    assert 'iteration 42 (epoch 4, batch 6)' in message
+    assert 'loss=inf, loss_kpt=inf' in message and 'acc_pose' not in message
+    assert f'the last good checkpoint is {tmp_path / "iter_40.pth"}' in message

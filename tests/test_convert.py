@@ -129,7 +129,7 @@ def test_unusable_inputs_are_refused(tmp_path):
         convert_checkpoint(str(tmp_path / 'none.pth'), str(tmp_path / 'o'))
     garbage = tmp_path / 'garbage.pth'
     garbage.write_bytes(b'')
-    with pytest.raises(CheckpointError, match='not a readable PyTorch'):
+    with pytest.raises(CheckpointError, match='truncated or corrupt'):
         convert_checkpoint(str(garbage), str(tmp_path / 'o'))
     with pytest.raises(CheckpointError, match='would overwrite'):
         convert_checkpoint(str(garbage), str(garbage))

@@ -16,6 +16,8 @@ from mmengine.runner import Runner
 
 from sspose_mm.apis import (add_runner_arguments, enable_visualization,
                             load_config, parse_runner_arguments)
+from sspose_mm.apis.config_checks import check_checkpoint_fits
+from sspose_mm.apis.launch import naming_malformed_json
 from sspose_mm.errors import ConfigError, run_cli
 
 
@@ -41,14 +43,17 @@ def main():
     enable_visualization(cfg, args.show_dir, args.show, args.interval,
                          args.wait_time)
     runner = Runner.from_cfg(cfg)
+    model = (runner.model.module
+             if is_model_wrapper(runner.model) else runner.model)
     if untrained:
-        model = (runner.model.module
-                 if is_model_wrapper(runner.model) else runner.model)
         model.init_weights()
         # Every process must evaluate the same random model.
         for tensor in model.state_dict().values():
             broadcast(tensor)
-    metrics = runner.test()
+    else:
+        check_checkpoint_fits(model, args.checkpoint)
+    with naming_malformed_json(cfg):
+        metrics = runner.test()
     if args.out and runner.rank == 0:
         with open(args.out, 'w') as f:
             json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)

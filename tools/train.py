@@ -14,6 +14,8 @@ from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from sspose_mm.apis import (add_runner_arguments, enable_visualization,
                             load_config, parse_runner_arguments)
+from sspose_mm.apis.launch import (make_deterministic, naming_malformed_json,
+                                   use_exact_resume_loop)
 from sspose_mm.compat import trust_checkpoint
 from sspose_mm.errors import ConfigError, run_cli
 
@@ -31,6 +33,10 @@ def parse_args():
                         help='do not evaluate checkpoints during training')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the actual total batch size')
+    parser.add_argument(
+        '--deterministic', action='store_true',
+        help='bit-identical runs: fixed seed (the config\'s, else 0), '
+        'deterministic algorithms, workers re-seeded every epoch')
     add_runner_arguments(parser, 'validation')
     return parse_runner_arguments(parser)
 
@@ -42,6 +48,9 @@ def main():
                       args.launcher, phases)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.deterministic:
+        make_deterministic(cfg)
+    use_exact_resume_loop(cfg)
     if args.amp:
         if not torch.cuda.is_available():
             raise ConfigError('--amp (mixed precision) needs CUDA; without it '
@@ -67,7 +76,8 @@ def main():
         cfg.auto_scale_lr.enable = True
     enable_visualization(cfg, args.show_dir, args.show, args.interval,
                          args.wait_time)
-    Runner.from_cfg(cfg).train()
+    with naming_malformed_json(cfg):
+        Runner.from_cfg(cfg).train()
 
 
 if __name__ == '__main__':

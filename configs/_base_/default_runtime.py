@@ -7,4 +7,6 @@ custom_imports = dict(imports=['sspose_mm'], allow_failed_imports=False)
 custom_hooks = [
     dict(type='SyncBuffersHook'),
     dict(type='PlainCheckpointHook'),
+    dict(type='ExactResumeHook'),
+    dict(type='NanGuardHook'),
 ]

@@ -1,15 +1,19 @@
-"""Checks run by the tools before a Runner is built.
+"""Checks run by the tools before a Runner is built (and, for a checkpoint
+to test, before it is loaded).
 
-Each failure is a :class:`ConfigError` naming the config entry and the file,
-instead of a traceback from deep inside the dataset or model code.
+Each failure is a :class:`ConfigError`, :class:`DataError` or
+:class:`CheckpointError` naming the config entry and the file, instead of a
+traceback from deep inside the dataset or model code.
 """
 import difflib
+import inspect
+import json
 import os.path as osp
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from mmengine.config import Config
 
-from ..errors import ConfigError
+from ..errors import CheckpointError, ConfigError, DataError
 
 COCO_HINT = ('COCO 2017 images and annotations are at '
              'https://cocodataset.org/#download and the person detections '
@@ -17,14 +21,96 @@ COCO_HINT = ('COCO 2017 images and annotations are at '
              'or point the config elsewhere with --cfg-options.')
 
 
+def _registries() -> Iterator:
+    """Every mmengine registry and its children (mmpose, mmdet, ...)."""
+    import mmengine.registry as root_module
+    from mmengine.registry import Registry
+    from mmpose.utils import register_all_modules
+    register_all_modules(init_default_scope=False)
+
+    def walk(registry):
+        yield registry
+        for child in registry.children.values():
+            yield from walk(child)
+
+    for root in vars(root_module).values():
+        if isinstance(root, Registry):
+            yield from walk(root)
+
+
+def registered(type_name: str) -> Optional[Any]:
+    """The class or function registered as ``type_name`` in any registry."""
+    scope, _, name = type_name.rpartition('.')
+    for registry in _registries():
+        if (not scope or registry.scope == scope) and \
+                name in registry.module_dict:
+            return registry.module_dict[name]
+    return None
+
+
+def closest_registered(type_name: str, registry_name: Optional[str] = None,
+                       cutoff: float = 0.6) -> Optional[str]:
+    """The registered name most like ``type_name`` (in registries called
+    ``registry_name``, e.g. 'model', if given), or None."""
+    names: List[str] = []
+    for registry in _registries():
+        if registry_name is None or registry.name == registry_name:
+            names.extend(registry.module_dict)
+    close = difflib.get_close_matches(type_name, sorted(set(names)), n=1,
+                                      cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _is_constructor_argument(node: dict, key: str) -> bool:
+    """Whether ``key`` is an argument of the constructor ``node`` builds."""
+    if not isinstance(node.get('type'), str):
+        return False
+    built = registered(node['type'])
+    if built is None:
+        return False
+    functions = ([klass.__init__ for klass in built.__mro__]
+                 if inspect.isclass(built) else [built])
+    for function in functions:
+        try:
+            if key in inspect.signature(function).parameters:
+                return True
+        except (TypeError, ValueError):
+            continue
+    return False
+
+
+def check_module_types(cfg: Config) -> None:
+    """Stop at a ``type`` that no registry knows but one name nearly matches
+    (a typo), naming the config entry; other unknown types are left to the
+    build, whose error :func:`sspose_mm.errors.explain` also completes."""
+
+    def visit(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            type_name = node.get('type')
+            if isinstance(type_name, str) and registered(type_name) is None:
+                close = closest_registered(type_name, cutoff=0.8)
+                if close:
+                    raise ConfigError(
+                        f'{path}.type: "{type_name}" is not a registered '
+                        f'module type; did you mean "{close}"?')
+            for key, value in node.items():
+                visit(value, f'{path}.{key}' if path else key)
+        elif isinstance(node, (list, tuple)):
+            for index, value in enumerate(node):
+                visit(value, f'{path}.{index}')
+
+    visit(dict(cfg.items()), '')
+
+
 def check_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:
     """Reject ``--cfg-options`` keys that look like typos of existing keys.
 
-    A key the config lacks is accepted when nothing close to it exists (it
-    may be a new constructor argument; if it is not, the build fails with
-    an "unknown config key" message), but a near miss such as
-    ``train_cfg.max_epoch`` would be silently ignored or fail deep in the
-    build, so it stops here with the suggestion.
+    A key the config lacks is accepted when it is an argument of the
+    constructor its entry builds, or when nothing close to it exists (if it
+    is not an argument, the build fails with an "unknown config key"
+    message), but a near miss such as ``train_cfg.max_epoch`` would be
+    silently ignored or fail deep in the build, so it stops here with the
+    suggestion.
     """
     for key in options or {}:
         node: Any = dict(cfg.items())
@@ -38,6 +124,9 @@ def check_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:
                 node = node[int(part)]
             elif isinstance(node, dict) and part in node:
                 node = node[part]
+            elif isinstance(node, dict) and _is_constructor_argument(node,
+                                                                     part):
+                break
             else:
                 siblings = list(node.keys()) if isinstance(node, dict) else []
                 close = difflib.get_close_matches(part, siblings, n=1)
@@ -50,13 +139,13 @@ def check_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:
             path.append(part)
 
 
-def _datasets(dataset_cfg: dict, where: str) -> Iterable:
+def leaf_datasets(dataset_cfg: dict, where: str) -> Iterable:
     """Leaf dataset configs, looking inside wrappers (Repeat, Combined)."""
     if 'datasets' in dataset_cfg:
         for i, sub in enumerate(dataset_cfg['datasets']):
-            yield from _datasets(sub, f'{where}.datasets.{i}')
+            yield from leaf_datasets(sub, f'{where}.datasets.{i}')
     elif 'dataset' in dataset_cfg:
-        yield from _datasets(dataset_cfg['dataset'], f'{where}.dataset')
+        yield from leaf_datasets(dataset_cfg['dataset'], f'{where}.dataset')
     else:
         yield dataset_cfg, where
 
@@ -68,7 +157,7 @@ def _resolve(data_root: str, path: str) -> str:
 
 def check_dataset_files(dataset_cfg: dict, where: str) -> None:
     """Every file a dataset config names must exist."""
-    for leaf, leaf_where in _datasets(dataset_cfg, where):
+    for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
         data_root = leaf.get('data_root', '') or ''
         if data_root and not osp.isdir(data_root):
             raise ConfigError(f'data_root "{data_root}" of {leaf_where} does '
@@ -78,6 +167,10 @@ def check_dataset_files(dataset_cfg: dict, where: str) -> None:
             raise ConfigError(
                 f'annotation file "{_resolve(data_root, ann_file)}" of '
                 f'{leaf_where}.ann_file does not exist. {COCO_HINT}')
+        if ann_file and osp.getsize(_resolve(data_root, ann_file)) == 0:
+            raise DataError(
+                f'annotation file "{_resolve(data_root, ann_file)}" of '
+                f'{leaf_where}.ann_file is empty (0 bytes): get it again.')
         bbox_file = leaf.get('bbox_file')
         if bbox_file and not osp.isfile(bbox_file):
             raise ConfigError(
@@ -94,7 +187,7 @@ def check_dataset_files(dataset_cfg: dict, where: str) -> None:
 def dataset_num_keypoints(dataset_cfg: dict) -> Optional[int]:
     """Keypoint count of a dataset config's metainfo, if it declares one."""
     from mmpose.registry import DATASETS
-    leaf, _ = next(iter(_datasets(dataset_cfg, '')))
+    leaf, _ = next(iter(leaf_datasets(dataset_cfg, '')))
     dataset_cls = DATASETS.get(leaf.get('type', ''))
     if dataset_cls is None or not hasattr(dataset_cls, '_load_metainfo'):
         return None
@@ -125,6 +218,8 @@ def check_config(cfg: Config, phases: Iterable[str]) -> None:
         where = f'{phase}_dataloader.dataset'
         check_dataset_files(loader['dataset'], where)
         check_keypoint_count(cfg, loader['dataset'], where)
+        if phase != 'train':
+            check_detections_match_images(loader['dataset'], where)
         evaluator = cfg.get(f'{phase}_evaluator')
         if phase != 'train' and isinstance(evaluator, dict):
             ann_file = evaluator.get('ann_file')
@@ -132,3 +227,108 @@ def check_config(cfg: Config, phases: Iterable[str]) -> None:
                 raise ConfigError(
                     f'annotation file "{ann_file}" of {phase}_evaluator.'
                     f'ann_file does not exist. {COCO_HINT}')
+
+
+def annotation_files(cfg: Config) -> List[str]:
+    """The annotation and detection files the config's dataloaders and
+    evaluators read."""
+    files = []
+    for phase in ('train', 'val', 'test'):
+        loader = cfg.get(f'{phase}_dataloader')
+        leaves = leaf_datasets(loader['dataset'], phase) if loader else []
+        for leaf, _ in leaves:
+            data_root = leaf.get('data_root', '') or ''
+            if leaf.get('ann_file'):
+                files.append(_resolve(data_root, leaf['ann_file']))
+            if leaf.get('bbox_file'):
+                files.append(leaf['bbox_file'])
+        evaluator = cfg.get(f'{phase}_evaluator')
+        if isinstance(evaluator, dict) and evaluator.get('ann_file'):
+            files.append(evaluator['ann_file'])
+    return list(dict.fromkeys(files))
+
+
+def find_malformed_json(cfg: Config) -> Optional[str]:
+    """The first annotation file of ``cfg`` that is not valid JSON, with the
+    parser's complaint, as one sentence; None if all parse."""
+    for path in annotation_files(cfg):
+        if not path.endswith('.json') or not osp.isfile(path):
+            continue
+        try:
+            with open(path, 'rb') as f:
+                json.load(f)
+        except (ValueError, UnicodeDecodeError) as error:
+            return (f'the annotation file {path} is not valid JSON ({error});'
+                    ' it is probably truncated (an interrupted download or '
+                    'copy) or not an annotation file: get it again.')
+    return None
+
+
+def check_detections_match_images(dataset_cfg: dict, where: str) -> None:
+    """A person-detection file must name images of the annotation file."""
+    for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
+        bbox_file, ann_file = leaf.get('bbox_file'), leaf.get('ann_file')
+        if not bbox_file or not ann_file:
+            continue
+        ann_file = _resolve(leaf.get('data_root', '') or '', ann_file)
+        try:
+            with open(ann_file) as f:
+                image_ids = {image['id'] for image in json.load(f)['images']}
+            with open(bbox_file) as f:
+                detected = [det['image_id'] for det in json.load(f)]
+        except (ValueError, KeyError, TypeError) as error:
+            raise DataError(
+                f'{leaf_where}: cannot read image ids from "{ann_file}" or '
+                f'"{bbox_file}" ({type(error).__name__}: {error}); the '
+                'annotation file needs "images" with "id"s and the detection '
+                'file a list of COCO results with "image_id".') from error
+        unknown = sorted(set(detected) - image_ids)
+        if unknown:
+            count = sum(image_id in set(unknown) for image_id in detected)
+            raise DataError(
+                f'{leaf_where}.bbox_file "{bbox_file}" has {count} of its '
+                f'{len(detected)} boxes on {len(unknown)} images that '
+                f'"{ann_file}" does not have (image ids {unknown[:5]}'
+                f'{" ..." if len(unknown) > 5 else ""}): is it the detection'
+                ' file of another dataset or split?')
+
+
+def check_checkpoint_fits(model, path: str) -> None:
+    """Every tensor of ``model`` must be in the checkpoint, with its shape.
+
+    mmengine loads a checkpoint of another model with a logged warning and
+    random weights for what is missing; for testing that silently gives a
+    meaningless number, so the mismatch stops here.
+    """
+    from mmengine.runner.checkpoint import _load_checkpoint
+    checkpoint = _load_checkpoint(path, map_location='cpu')
+    state = checkpoint.get('state_dict', checkpoint)
+    state = {k[len('module.'):] if k.startswith('module.') else k: v
+             for k, v in state.items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
+                for k in own if k in state and hasattr(state[k], 'shape')
+                and tuple(state[k].shape) != tuple(own[k].shape)]
+    if not (missing or unexpected or reshaped):
+        return
+
+    def listed(keys: List[str]) -> str:
+        return ', '.join(keys[:4]) + (', ...' if len(keys) > 4 else '')
+
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} of the model\'s {len(own)} tensors '
+                        f'are not in it ({listed(missing)})')
+    if unexpected:
+        problems.append(f'{len(unexpected)} of its tensors are not in the '
+                        f'model ({listed(unexpected)})')
+    if reshaped:
+        problems.append(f'{len(reshaped)} have another shape, checkpoint vs '
+                        f'model ({listed(reshaped)})')
+    raise CheckpointError(
+        f'the checkpoint {path} does not fit the model of this config '
+        f'({type(model).__name__}): {"; ".join(problems)}. Is it a '
+        'checkpoint of another model or variant? Official checkpoints need '
+        'converting first: tools/convert_ckpt.py.')

@@ -73,6 +73,28 @@ def _listing(keys: Sequence[str], limit: int = 30) -> str:
                     if len(keys) > limit else '')
 
 
+def require_exact_keys(layout: str, keys: Collection[str],
+                       expected: Sequence[str]) -> None:
+    """Stop unless ``keys`` are exactly ``expected``.
+
+    Raises:
+        CheckpointError: Listing the keys the layout does not know and the
+            expected keys that are absent.
+    """
+    known, present = set(expected), set(keys)
+    unknown = [k for k in keys if k not in known]
+    missing = [k for k in expected if k not in present]
+    problems = []
+    if unknown:
+        problems.append(f'{len(unknown)} key(s) the {layout} layout does not '
+                        f'know: {_listing(unknown)}')
+    if missing:
+        problems.append(f'{len(missing)} key(s) of the {layout} layout are '
+                        f'missing: {_listing(missing)}')
+    if problems:
+        raise CheckpointError('; '.join(problems) + '.')
+
+
 # Official key names, generated from the official model definitions (the
 # tests check them against the manifests of ../shared/golden).
 _BN = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
@@ -199,18 +221,7 @@ class TransPoseLayout:
         # Layers 0..max must all be there; with none at all, listing layer
         # 0 as missing says what is wrong.
         expected = self.expected_keys(max(indices, default=0) + 1)
-        known = set(expected)
-        unknown = [k for k in state_dict if k not in known]
-        missing = [k for k in expected if k not in state_dict]
-        if unknown or missing:
-            problems = []
-            if unknown:
-                problems.append(f'{len(unknown)} key(s) the {self.name} '
-                                f'layout does not know: {_listing(unknown)}')
-            if missing:
-                problems.append(f'{len(missing)} key(s) of the {self.name} '
-                                f'layout are missing: {_listing(missing)}')
-            raise CheckpointError('; '.join(problems) + '.')
+        require_exact_keys(self.name, state_dict, expected)
         self._check_sine_table(state_dict['pos_embedding'])
         head = set(self.head_keys)
         converted = {}
@@ -341,6 +352,8 @@ def _load(path: str) -> Any:
     try:
         return safe_torch_load(path, map_location='cpu')
     except CheckpointError as error:
+        if 'Unsupported global' not in str(error.__cause__):
+            raise  # truncated or corrupt: compat's message says so
         found = _UNSAFE_GLOBAL.search(str(error.__cause__))
         what = (f'it needs the Python object {found.group(1)} to unpickle'
                 if found else 'it is not made of tensors and plain data only')

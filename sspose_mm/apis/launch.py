@@ -1,14 +1,18 @@
 """Config handling shared by ``tools/train.py`` and ``tools/test.py``."""
 import argparse
+import json
 import os
+from contextlib import contextmanager
 import os.path as osp
 from typing import Any, Dict, Iterable, Optional
 
 from mmengine.config import Config, DictAction
 
 from ..compat import setup_distributed
-from ..errors import ConfigError
-from .config_checks import check_cfg_options, check_config
+from ..errors import ConfigError, DataError
+from .config_checks import (check_cfg_options, check_config,
+                            check_module_types, find_malformed_json,
+                            leaf_datasets)
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser,
@@ -48,7 +52,8 @@ def load_config(path: str,
 
     ``work_dir`` defaults to ``work_dirs/<config name>`` as in MMPose. The
     dataloaders of ``phases`` are checked for missing files and keypoint
-    counts (see :func:`check_config`).
+    counts (see :func:`check_config`), module types for typos, and images
+    are loaded with checks (:func:`use_checked_image_loading`).
     """
     if not osp.isfile(path):
         raise ConfigError(f'config file "{path}" does not exist.')
@@ -56,14 +61,33 @@ def load_config(path: str,
     check_cfg_options(cfg, cfg_options)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    check_module_types(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     check_config(cfg, phases)
+    use_checked_image_loading(cfg)
     setup_distributed(cfg, launcher)
     return cfg
+
+
+def use_checked_image_loading(cfg: Config) -> None:
+    """Load images with ``LoadImageOrSkip`` instead of ``LoadImage``.
+
+    A training run skips a sample whose image file is missing or broken,
+    with a counted warning, instead of ending after hours; validation and
+    testing stop naming the file (a metric over fewer people is wrong).
+    """
+    for phase in ('train', 'val', 'test'):
+        loader = cfg.get(f'{phase}_dataloader')
+        if not loader:
+            continue
+        for dataset, _ in leaf_datasets(loader['dataset'], phase):
+            for step in dataset.get('pipeline') or []:
+                if step.get('type') == 'LoadImage':
+                    step.update(type='LoadImageOrSkip', skip=phase == 'train')
 
 
 def enable_visualization(cfg: Config, show_dir: Optional[str], show: bool,
@@ -78,3 +102,58 @@ def enable_visualization(cfg: Config, show_dir: Optional[str], show: bool,
     hooks.visualization.update(
         enable=True, show=show, wait_time=wait_time, out_dir=show_dir,
         interval=interval)
+
+
+def make_deterministic(cfg: Config) -> None:
+    """``--deterministic``: bit-identical runs of the same config.
+
+    Seeds everything (the config's seed, else 0), turns on PyTorch's
+    deterministic algorithms, and recreates dataloader workers every epoch
+    (persistent workers carry random states no checkpoint can hold; mmengine
+    seeds fresh workers from the seed, rank and worker id).
+    """
+    randomness = dict(cfg.get('randomness') or {})
+    if randomness.get('seed') is None:
+        randomness['seed'] = 0
+    randomness['deterministic'] = True
+    cfg.randomness = randomness
+    if cfg.get('train_dataloader'):
+        cfg.train_dataloader.persistent_workers = False
+    # cuBLAS needs this before CUDA starts to pick deterministic kernels.
+    os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+
+
+def use_exact_resume_loop(cfg: Config) -> None:
+    """Run epoch-based training in ``ExactResumeEpochBasedTrainLoop``.
+
+    It is mmengine's ``EpochBasedTrainLoop`` except on a resume from a
+    checkpoint saved inside an epoch, which it continues at the next batch
+    instead of restarting the epoch. Configs naming another loop keep it.
+    """
+    train_cfg = cfg.get('train_cfg')
+    if not train_cfg:
+        return
+    loop_type = train_cfg.get('type')
+    if loop_type is None and not train_cfg.get('by_epoch', False):
+        return
+    if loop_type not in (None, 'EpochBasedTrainLoop'):
+        return
+    train_cfg.pop('by_epoch', None)
+    train_cfg.type = 'ExactResumeEpochBasedTrainLoop'
+
+
+@contextmanager
+def naming_malformed_json(cfg: Config):
+    """Turn a JSON error from deep inside a dataset into a :class:`DataError`
+    naming the file (mmengine's builder even replaces the error's type)."""
+    try:
+        yield
+    except Exception as error:  # noqa: BLE001 - re-raised unless JSON
+        cause = error
+        while cause is not None and not isinstance(cause,
+                                                   json.JSONDecodeError):
+            cause = cause.__cause__ or cause.__context__
+        message = find_malformed_json(cfg) if cause is not None else None
+        if message is None:
+            raise
+        raise DataError(message) from error

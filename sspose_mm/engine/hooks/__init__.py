@@ -1,3 +1,5 @@
 from .plain_checkpoint_hook import PlainCheckpointHook
+from .exact_resume_hook import ExactResumeHook  # noqa: F401
+from .nan_guard_hook import NanGuardHook  # noqa: F401
 
 __all__ = ['PlainCheckpointHook']

@@ -1,0 +1,191 @@
+"""Resume a killed run so that it ends exactly where an uninterrupted one ends.
+
+mmengine restores weights, optimizer, schedulers and the message hub, but
+
+* its ``EpochBasedTrainLoop`` restarts a resumed epoch from its first batch,
+  so after a mid-epoch (iteration-interval) checkpoint the batches already
+  trained on are trained again, and
+* it does not save the random states: a resumed run re-seeds from the start
+  and draws different augmentations and dropout masks.
+
+:class:`ExactResumeHook` stores the python, numpy and torch random states of
+every process in each checkpoint and seeds all three from ``(seed, epoch)`` at
+the start of every epoch, so an epoch's randomness does not depend on what ran
+before it (validation, a resume). :class:`ExactResumeEpochBasedTrainLoop`
+skips the batches of the resumed epoch that were already trained on, by
+loading them (so that dataloader workers, re-seeded by mmengine at each epoch,
+replay the same random stream), and then restores the saved random states.
+
+Dataloader workers that persist across epochs (``persistent_workers=True``)
+keep their random state in their own process, which no checkpoint can hold:
+with them a resumed run draws different augmentations (a warning says so).
+"""
+import random
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+from mmengine.dist import all_gather_object, get_rank, get_world_size
+from mmengine.hooks import CheckpointHook, Hook
+from mmengine.logging import print_log
+from mmengine.runner import EpochBasedTrainLoop
+
+from mmpose.registry import HOOKS, LOOPS
+
+
+def get_rng_state() -> dict:
+    """This process's python, numpy and torch random states as tensors."""
+    version, python_state, gauss_next = random.getstate()
+    kind, keys, pos, has_gauss, cached_gaussian = np.random.get_state()
+    state = dict(
+        python=torch.tensor(python_state, dtype=torch.int64),
+        python_version=version,
+        python_gauss_next=gauss_next,
+        numpy=torch.from_numpy(keys.astype(np.int64)),
+        numpy_kind=kind,
+        numpy_pos=int(pos),
+        numpy_has_gauss=int(has_gauss),
+        numpy_cached_gaussian=float(cached_gaussian),
+        torch=torch.get_rng_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state['cuda'] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Inverse of :func:`get_rng_state`."""
+    random.setstate((state['python_version'],
+                     tuple(state['python'].tolist()),
+                     state['python_gauss_next']))
+    np.random.set_state(
+        (state['numpy_kind'], state['numpy'].numpy().astype(np.uint32),
+         state['numpy_pos'], state['numpy_has_gauss'],
+         state['numpy_cached_gaussian']))
+    torch.set_rng_state(state['torch'])
+    if 'cuda' in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda'])
+
+
+def seed_everything(seed: int, epoch: int) -> None:
+    """Seed python, numpy and torch from ``(seed, epoch)``."""
+    epoch_seed = int(
+        np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+    random.seed(epoch_seed)
+    np.random.seed(epoch_seed)
+    torch.manual_seed(epoch_seed)
+
+
+def _saves_after_this_iter(hook: CheckpointHook, runner) -> bool:
+    """``CheckpointHook.after_train_iter``'s condition for saving."""
+    return not hook.by_epoch and (
+        hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
+        or (hook.save_last and hook.is_last_train_iter(runner)))
+
+
+@HOOKS.register_module()
+class ExactResumeHook(Hook):
+    """Save every process's random states; seed each epoch from its number.
+
+    Checkpoints get ``rng_states``: one entry per process (with several,
+    gathered from all ranks for checkpoints saved inside an epoch, the only
+    ones that need them; only rank 0 writes the file). On
+    resume with the same number of processes each one gets its own state
+    back, after the resumed epoch's finished batches were skipped
+    (:class:`ExactResumeEpochBasedTrainLoop`) or after mmengine's
+    ``IterBasedTrainLoop`` advanced its dataloader.
+    """
+
+    priority = 'LOW'  # before PlainCheckpointHook (VERY_LOW) converts types
+
+    def __init__(self) -> None:
+        self.pending_state: Optional[dict] = None
+        self.gathered: Tuple[int, List[dict]] = (-1, [])
+
+    def before_train_epoch(self, runner) -> None:
+        if isinstance(runner.train_loop, EpochBasedTrainLoop):
+            seed_everything(runner.seed, runner.epoch)
+        else:  # IterBasedTrainLoop: called once, after it skipped the data
+            self.restore_pending(runner)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        # Only rank 0 saves (``Runner.save_checkpoint`` is master-only), so
+        # the states of all ranks are gathered here, by every rank, when a
+        # CheckpointHook (priority VERY_LOW, after this hook) saves next.
+        if get_world_size() > 1 and any(
+                _saves_after_this_iter(hook, runner) for hook in runner.hooks
+                if isinstance(hook, CheckpointHook)):
+            self.gathered = (runner.iter + 1,
+                             all_gather_object(get_rng_state()))
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if get_world_size() == 1:
+            checkpoint['rng_states'] = [get_rng_state()]
+        elif self.gathered[0] == checkpoint['meta']['iter']:
+            checkpoint['rng_states'] = self.gathered[1]
+        # Else an epoch-end or best-model checkpoint: a resume from it starts
+        # an epoch, which is seeded from its number.
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        states = checkpoint.get('rng_states')
+        # Only a resume continues the run; load_from starts a new one.
+        if states is None or not runner._resume:
+            return
+        if len(states) != get_world_size():
+            print_log(
+                f'The checkpoint holds the random states of {len(states)} '
+                f'processes but {get_world_size()} run now: augmentations and '
+                'dropout continue with other random numbers than an '
+                'uninterrupted run would.', logger='current', level=30)
+            return
+        self.pending_state = states[get_rank()]
+        loader = runner.train_loop.dataloader
+        if loader.num_workers > 0 and loader.persistent_workers:
+            print_log(
+                'train_dataloader.persistent_workers=True: its worker '
+                'processes keep random states no checkpoint holds, so the '
+                'resumed run draws other augmentations than an uninterrupted '
+                'one (train with --deterministic, or persistent_workers=False,'
+                ' for exact resumes).', logger='current', level=30)
+
+    def restore_pending(self, runner) -> None:
+        """Restore the resumed random states (once, after skipping data)."""
+        if self.pending_state is not None:
+            set_rng_state(self.pending_state)
+            self.pending_state = None
+
+
+@LOOPS.register_module()
+class ExactResumeEpochBasedTrainLoop(EpochBasedTrainLoop):
+    """``EpochBasedTrainLoop`` that resumes mid-epoch where it stopped.
+
+    Differs from mmengine's only on resume from a checkpoint saved inside an
+    epoch (``CheckpointHook(by_epoch=False)``): the epoch's first batches,
+    trained on before the checkpoint, are loaded but not trained on again,
+    and batch indices (logging, hooks) continue where they were.
+    """
+
+    def run_epoch(self) -> None:
+        self.runner.call_hook('before_train_epoch')
+        self.runner.model.train()
+        done = self._iter - self._epoch * len(self.dataloader)
+        if done > 0:
+            print_log(f'Resuming inside epoch {self._epoch + 1}: skipping '
+                      f'its {done} batches already trained on.',
+                      logger='current')
+        if done < len(self.dataloader):
+            for idx, data_batch in enumerate(self.dataloader):
+                if idx < done:
+                    if idx == done - 1:
+                        self._restore_rng_state()
+                    continue
+                self.run_iter(idx, data_batch)
+        else:  # saved after the epoch's last batch, before its end hooks
+            self._restore_rng_state()
+        self.runner.call_hook('after_train_epoch')
+        self._epoch += 1
+
+    def _restore_rng_state(self) -> None:
+        for hook in self.runner.hooks:
+            if isinstance(hook, ExactResumeHook):
+                hook.restore_pending(self.runner)
