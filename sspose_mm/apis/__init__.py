@@ -6,6 +6,7 @@ from .convert import (CHECKPOINT_LAYOUTS, convert_checkpoint,
 from . import checkpoint_layouts  # noqa: F401,E402  (registers layouts)
 from .infer import PersonBoxes, run_inference
 from .inference import coco_images_with_boxes, draw_topdown_predictions
+from .partial_load import load_for_transfer  # noqa: F401
 from .launch import (add_runner_arguments, enable_visualization, load_config,
                      parse_runner_arguments)
 

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 
 from mmengine.config import Config
 
+from ..datasets.keypoint_layout import pipeline_num_keypoints
 from ..errors import CheckpointError, ConfigError, DataError
 
 COCO_HINT = ('COCO 2017 images and annotations are at '
@@ -198,10 +199,13 @@ def dataset_num_keypoints(dataset_cfg: dict) -> Optional[int]:
 
 
 def check_keypoint_count(cfg: Config, dataset_cfg: dict, where: str) -> None:
-    """The head must predict as many keypoints as the dataset has."""
+    """The head must predict as many keypoints as the dataset has, or as
+    its pipeline converts them to (``ToKeypointLayout``)."""
     head = cfg.get('model', {}).get('head', {})
     model_k = head.get('out_channels', head.get('num_keypoints'))
-    data_k = dataset_num_keypoints(dataset_cfg)
+    data_k = pipeline_num_keypoints(dataset_cfg.get('pipeline') or [])
+    if data_k is None:
+        data_k = dataset_num_keypoints(dataset_cfg)
     if model_k is not None and data_k is not None and model_k != data_k:
         raise ConfigError(
             f'the dataset of {where} has {data_k} keypoints but the model '

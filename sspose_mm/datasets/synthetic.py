@@ -45,7 +45,8 @@ import numpy as np
 from ..compat import atomic_write
 
 __all__ = [
-    'SkeletonLayout', 'COCO_LAYOUT', 'BODY_ANCHORS', 'GENERATOR_VERSION',
+    'SkeletonLayout', 'COCO_LAYOUT', 'MPII_LAYOUT', 'COCO_FEET_LAYOUT',
+    'LAYOUTS', 'BODY_ANCHORS', 'GENERATOR_VERSION', 'keypoint_file_path',
     'generate_synthetic_coco', 'ensure_synthetic_coco', 'generation_params',
     'is_generated', 'render_scene', 'Scene', 'split_image_ids'
 ]
@@ -103,6 +104,26 @@ for _side in ('left', 'right'):
         f'{_side}_heel': _sided(('foot', ), _side),
         f'{_side}_toe': _sided(('foot', ), _side),
     })
+
+# OKS sigma per anchor: COCO's for its 17 points; CrowdPose's for head top
+# and neck; the nearest COCO joint's for the rest (pelvis as hips, hand as
+# wrist, heel and toe as ankle). A weighted keypoint takes the weighted mean.
+_ANCHOR_SIGMAS: Dict[str, float] = {
+    'nose': 0.026, 'left_eye': 0.025, 'right_eye': 0.025, 'left_ear': 0.035,
+    'right_ear': 0.035, 'head_top': 0.079, 'neck': 0.079, 'pelvis': 0.107,
+}
+for _side in ('left', 'right'):
+    _ANCHOR_SIGMAS.update({
+        f'{_side}_shoulder': 0.079, f'{_side}_elbow': 0.072,
+        f'{_side}_wrist': 0.062, f'{_side}_hand': 0.062,
+        f'{_side}_hip': 0.107, f'{_side}_knee': 0.087,
+        f'{_side}_ankle': 0.089, f'{_side}_heel': 0.089,
+        f'{_side}_toe': 0.089,
+    })
+# Anchors above the hips: MMPose's RandomHalfBody upper-body keypoints.
+_UPPER_ANCHORS = frozenset(
+    a for a in BODY_ANCHORS
+    if not a.endswith(('hip', 'knee', 'ankle', 'heel', 'toe', 'pelvis')))
 
 # Face anchors are hidden by the head itself when their outward normal turns
 # away from the camera: (normal in the head frame [left, up, forward],
@@ -191,6 +212,26 @@ class SkeletonLayout:
             indices[a], indices[b] = b, a
         return indices
 
+    @property
+    def sigmas(self) -> List[float]:
+        """OKS sigma per keypoint, from the anchors it is placed on."""
+        return [round(sum(w * _ANCHOR_SIGMAS[a] for a, w in spec), 4)
+                for spec in self.placement]
+
+    def keypoint_spec(self) -> dict:
+        """The layout as a keypoint file (names, skeleton, flip pairs,
+        sigmas, upper body) that ``CustomKeypointDataset`` reads."""
+        return {
+            'dataset_name': f'synthetic_{self.name}',
+            'keypoints': list(self.names),
+            'skeleton': [list(p) for p in self.skeleton],
+            'flip_pairs': [list(p) for p in self.flip_pairs],
+            'sigmas': self.sigmas,
+            'upper_body': [name for name, spec in zip(self.names,
+                                                      self.placement)
+                           if spec[0][0] in _UPPER_ANCHORS],
+        }
+
     def coco_category(self) -> dict:
         """The ``categories`` entry of a COCO keypoint annotation file."""
         return {
@@ -227,6 +268,41 @@ COCO_LAYOUT = SkeletonLayout(
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14),
                 (15, 16)),
 )
+
+# MPII's 16 keypoints in MPII's order (K=16): thorax on the shoulder line,
+# upper neck between it and the head top.
+MPII_LAYOUT = SkeletonLayout(
+    name='mpii',
+    names=('right_ankle', 'right_knee', 'right_hip', 'left_hip', 'left_knee',
+           'left_ankle', 'pelvis', 'thorax', 'upper_neck', 'head_top',
+           'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder',
+           'left_elbow', 'left_wrist'),
+    skeleton=((0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8),
+              (8, 9), (7, 12), (12, 11), (11, 10), (7, 13), (13, 14),
+              (14, 15)),
+    flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
+    placement=tuple(((a, 1.0), ) for a in (
+        'right_ankle', 'right_knee', 'right_hip', 'left_hip', 'left_knee',
+        'left_ankle', 'pelvis', 'neck')) + (
+            (('neck', 0.6), ('head_top', 0.4)), (('head_top', 1.0), )) +
+    tuple(((a, 1.0), ) for a in (
+        'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder',
+        'left_elbow', 'left_wrist')),
+)
+
+# COCO's 17 keypoints plus heel and toe of each foot (K=21).
+COCO_FEET_LAYOUT = SkeletonLayout(
+    name='coco_feet',
+    names=_COCO_NAMES + ('left_heel', 'right_heel', 'left_toe', 'right_toe'),
+    skeleton=COCO_LAYOUT.skeleton + ((15, 17), (15, 19), (17, 19), (16, 18),
+                                     (16, 20), (18, 20)),
+    flip_pairs=COCO_LAYOUT.flip_pairs + ((17, 18), (19, 20)),
+)
+
+LAYOUTS: Dict[str, SkeletonLayout] = {
+    layout.name: layout
+    for layout in (COCO_LAYOUT, MPII_LAYOUT, COCO_FEET_LAYOUT)
+}
 
 # ---------------------------------------------------------------------------
 # Pose sampling and forward kinematics (body units: standing height = 1)
@@ -905,6 +981,12 @@ def _paths(out_dir: Path, split: str) -> Dict[str, Path]:
     }
 
 
+def keypoint_file_path(out_dir: PathLike) -> Path:
+    """Where a generation with a layout other than COCO's writes its
+    keypoint file (the dataset's metainfo for ``CustomKeypointDataset``)."""
+    return Path(out_dir) / 'annotations' / 'keypoints.json'
+
+
 def _load_generation(out_dir: Path) -> Optional[dict]:
     try:
         with open(out_dir / 'generation.json') as f:
@@ -926,6 +1008,9 @@ def is_generated(out_dir: PathLike, params: dict) -> bool:
             return False
         if sum(1 for _ in paths['img_dir'].glob('[0-9]' * 6 + '.jpg')) != n:
             return False
+    if (params['layout'] != COCO_LAYOUT.to_json()
+            and not keypoint_file_path(out_dir).is_file()):
+        return False
     return True
 
 
@@ -943,6 +1028,8 @@ def _remove_generated(out_dir: Path, splits: Sequence[str]) -> None:
         for key in ('ann_file', 'bbox_file'):
             if paths[key].is_file():
                 paths[key].unlink()
+    if keypoint_file_path(out_dir).is_file():
+        keypoint_file_path(out_dir).unlink()
     for sub in [*splits, 'annotations', 'person_detection_results']:
         d = out_dir / str(sub)
         if d.is_dir() and not any(d.iterdir()):
@@ -1008,14 +1095,17 @@ def generate_synthetic_coco(out_dir: PathLike,
         splits: Images per split, e.g. ``{'train': 320, 'val': 64}``.
         seed: Non-negative seed; equal seeds give identical files.
         image_size: ``(width, height)`` in pixels.
-        layout: Keypoint layout of the annotations.
+        layout: Keypoint layout of the annotations. For any layout but
+            :data:`COCO_LAYOUT` (which MMPose's ``CocoDataset`` describes)
+            its keypoint file is written to :func:`keypoint_file_path`.
         max_people: Most people per image (at least one).
         progress: Show a tqdm progress bar per split.
 
     Returns:
         ``{'out_dir': Path, 'generation_file': Path, 'splits': {split:
         {'img_dir', 'ann_file', 'bbox_file': Path, 'num_images',
-        'num_annotations', 'num_detections': int}}}``.
+        'num_annotations', 'num_detections': int}}}``, plus
+        ``'keypoint_file': Path`` for layouts other than COCO's.
     """
     _validate(splits, seed, image_size, max_people)
     out_dir = Path(out_dir)
@@ -1072,6 +1162,10 @@ def generate_synthetic_coco(out_dir: PathLike,
         result['splits'][split] = dict(paths, num_images=len(images),
                                        num_annotations=len(anns),
                                        num_detections=len(dets))
+    if layout != COCO_LAYOUT:
+        result['keypoint_file'] = keypoint_file_path(out_dir)
+        atomic_write(str(result['keypoint_file']),
+                     json.dumps(layout.keypoint_spec(), indent=1).encode())
     with open(out_dir / 'generation.json', 'w') as f:
         json.dump({'params': params}, f, indent=2, sort_keys=True)
         f.write('\n')
@@ -1099,6 +1193,8 @@ def ensure_synthetic_coco(out_dir: PathLike,
         result = {'out_dir': out_dir,
                   'generation_file': out_dir / 'generation.json',
                   'splits': {}}
+        if layout != COCO_LAYOUT:
+            result['keypoint_file'] = keypoint_file_path(out_dir)
         for split, n in params['splits'].items():
             paths = _paths(out_dir, split)
             with open(paths['ann_file']) as f:

@@ -1,0 +1,51 @@
+from typing import Sequence
+
+from mmengine.hooks import Hook
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmpose.registry import HOOKS
+
+from ...apis.partial_load import (describe_reinitialised,
+                                  drop_reinitialised_keys)
+
+
+@HOOKS.register_module()
+class KeypointTransferHook(Hook):
+    """Fine-tune from a checkpoint with another keypoint count via
+    ``load_from``.
+
+    Before the runner copies the checkpoint's weights into the model, the
+    entries of the ``reinit`` layers whose shapes changed (the head's last
+    layer when the keypoint count differs) are removed, so those layers
+    keep their fresh initialisation and everything else loads. The log
+    names every re-initialised key with both shapes. A shape mismatch or a
+    missing weight anywhere else raises
+    :class:`~sspose_mm.errors.CheckpointError` instead of loading the
+    checkpoint half-way. Resuming a run of the same model changes nothing.
+
+    Example:
+        >>> load_from = 'checkpoints/transpose-r-a4.pth'  # COCO, 17 kpts
+        >>> model = dict(head=dict(out_channels=16))      # MPII
+        >>> custom_hooks = [dict(type='KeypointTransferHook')]
+
+    Args:
+        reinit (Sequence[str]): Key prefixes (model names, e.g.
+            ``'head.final_layer'``) that may be re-initialised. Defaults to
+            the last layer of MMPose's ``HeatmapHead``.
+    """
+
+    priority = 'VERY_HIGH'  # before any hook that reads the weights
+
+    def __init__(self, reinit: Sequence[str] = ('head.final_layer', )):
+        self.reinit = tuple(reinit)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+        state_dict = checkpoint.get('state_dict', checkpoint)
+        # The runner strips this prefix only after the hook.
+        for key in [k for k in state_dict if k.startswith('module.')]:
+            state_dict[key[len('module.'):]] = state_dict.pop(key)
+        dropped = drop_reinitialised_keys(state_dict, model.state_dict(),
+                                          self.reinit)
+        print_log(describe_reinitialised(dropped), logger='current')

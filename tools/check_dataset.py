@@ -1,0 +1,114 @@
+"""Check a COCO-format keypoint dataset before training.
+
+    python tools/check_dataset.py CONFIG [--phase train val test]
+    python tools/check_dataset.py --ann-file ANN.json --img-dir IMAGES \
+        --keypoints KEYPOINTS.json [--num-keypoints K]
+
+With a config, every dataset of the given phases is checked against its
+keypoint file (``metainfo.from_file``, or the dataset class's own) and the
+model's keypoint count (``model.head.out_channels``). Prints one table per
+dataset: missing images, keypoint count mismatches, bad flip pairs, boxes
+outside images, bad visibility flags, duplicate ids. Exit status 1 when a
+check fails (warnings alone exit 0), 2 on unusable input.
+"""
+import argparse
+import os.path as osp
+import sys
+
+import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+from mmengine.config import Config
+from mmpose.registry import DATASETS
+
+from sspose_mm.datasets.custom import (Finding, check_keypoint_dataset,
+                                       dataset_files, findings_table,
+                                       load_keypoint_file)
+from sspose_mm.errors import ConfigError, run_cli
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Check a COCO-format keypoint dataset before training')
+    parser.add_argument('config', nargs='?', help='config whose datasets to '
+                        'check')
+    parser.add_argument('--phase', nargs='+', default=['train', 'val'],
+                        choices=['train', 'val', 'test'],
+                        help='dataloaders of the config to check '
+                        '(default: train val)')
+    parser.add_argument('--ann-file', help='COCO-format annotation json')
+    parser.add_argument('--img-dir', help='folder of the images')
+    parser.add_argument('--keypoints', help='keypoint file (names, skeleton, '
+                        'flip pairs, sigmas; docs/datasets.md)')
+    parser.add_argument('--num-keypoints', type=int,
+                        help='keypoints the model predicts')
+    args = parser.parse_args()
+    direct = (args.ann_file, args.img_dir, args.keypoints)
+    if args.config is None and not all(direct):
+        parser.error('give a CONFIG, or --ann-file, --img-dir and '
+                     '--keypoints')
+    if args.config is not None and any(direct):
+        parser.error('give either a CONFIG or --ann-file/--img-dir/'
+                     '--keypoints, not both')
+    return args
+
+
+def keypoint_file_of(dataset_cfg: dict, where: str) -> str:
+    """The dataset's keypoint file: its ``metainfo`` or its class's."""
+    path = (dataset_cfg.get('metainfo') or {}).get('from_file')
+    if path is None:
+        dataset_cls = DATASETS.get(dataset_cfg.get('type', ''))
+        path = getattr(dataset_cls, 'METAINFO', {}).get('from_file')
+    if path is None:
+        raise ConfigError(f'{where} names no keypoint file '
+                          '(metainfo=dict(from_file=...))')
+    if not osp.isfile(path):
+        # MMPose's own dataset classes name files of its source tree, which
+        # an installed mmpose keeps under .mim.
+        import mmpose
+        packaged = osp.join(osp.dirname(mmpose.__file__), '.mim', path)
+        path = packaged if osp.isfile(packaged) else path
+    return path
+
+
+def datasets_to_check(args):
+    """``(title, ann_file, img_dir, keypoint file, model K)`` to check."""
+    if args.config is None:
+        yield (args.ann_file, args.ann_file, args.img_dir, args.keypoints,
+               args.num_keypoints)
+        return
+    if not osp.isfile(args.config):
+        raise ConfigError(f'config file "{args.config}" does not exist.')
+    cfg = Config.fromfile(args.config)
+    head = cfg.get('model', {}).get('head', {})
+    model_k = head.get('out_channels', head.get('num_keypoints'))
+    for phase in args.phase:
+        loader = cfg.get(f'{phase}_dataloader')
+        if not loader:
+            continue
+        dataset = loader['dataset']
+        while 'dataset' in dataset:  # wrappers such as RepeatDataset
+            dataset = dataset['dataset']
+        where = f'{phase}_dataloader.dataset'
+        files = dataset_files(dataset)
+        yield (f'{where} ({files["ann_file"]})', files['ann_file'],
+               files['img_dir'], keypoint_file_of(dataset, where), model_k)
+
+
+def main():
+    args = parse_args()
+    failed = False
+    for title, ann_file, img_dir, keypoint_file, model_k in datasets_to_check(
+            args):
+        findings = check_keypoint_dataset(ann_file, img_dir,
+                                          load_keypoint_file(keypoint_file),
+                                          model_keypoints=model_k)
+        errors = sum(f.severity == Finding.ERROR for f in findings)
+        warnings = sum(f.severity == Finding.WARNING for f in findings)
+        print(f'{title}\n{findings_table(findings)}\n'
+              f'{errors} failed, {warnings} warnings, '
+              f'{len(findings) - errors - warnings} passed\n')
+        failed |= errors > 0
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == '__main__':
+    run_cli(main)
