@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: venv quickstart test clean
 
 # Re-installs when a requirements file or setup.py changes.
-$(STAMP): requirements/base.txt requirements/openmmlab.txt requirements/tests.txt setup.py
+$(STAMP): requirements/base.txt requirements/openmmlab.txt requirements/tests.txt requirements/deploy.txt setup.py
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements/base.txt -r requirements/tests.txt
 	$(VENV)/bin/pip install -q --no-deps -r requirements/openmmlab.txt

@@ -8,6 +8,12 @@ def read_version() -> str:
     return namespace['__version__']
 
 
+def read_requirements(path: str) -> list:
+    with open(path) as f:
+        return [line.strip() for line in f
+                if line.strip() and not line.startswith('#')]
+
+
 setup(
     name='sspose_mm',
     version=read_version(),
@@ -21,6 +27,7 @@ setup(
     # mmpose must be installed with --no-deps (its chumpy does not build on
     # Python 3.11), so it cannot be an install_requires entry here.
     install_requires=[],
+    extras_require={'deploy': read_requirements('requirements/deploy.txt')},
     license='Apache-2.0',
     zip_safe=False,
 )

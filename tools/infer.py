@@ -22,6 +22,7 @@ from typing import List, Optional
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
 from mmpose.apis import init_model
 
+from sspose_mm.apis.fast_inference import prepare_for_inference
 from sspose_mm.apis.infer import (PersonBoxes, check_request, print_summary,
                                    run_inference)
 from sspose_mm.compat import resolve_device
@@ -50,6 +51,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='draw keypoints scored at least this')
     parser.add_argument('--device', help='default: cuda:0 if available')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--fast', action='store_true',
+                        help='fast inference path: batch norms folded, '
+                        'channels-last (see docs/speed.md)')
     return parser.parse_args(argv)
 
 
@@ -65,6 +69,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             raise ConfigError(f'{what} "{path}" does not exist.')
     model = init_model(args.config, args.checkpoint,
                        device=resolve_device(args.device))
+    if args.fast:
+        prepare_for_inference(model)
     summary = run_inference(model, args.input, args.out_dir, boxes,
                             args.kpt_thr, progress=not args.no_progress)
     print_summary(summary)

@@ -18,6 +18,8 @@ from sspose_mm.apis import (add_runner_arguments, enable_visualization,
                             load_config, parse_runner_arguments)
 from sspose_mm.apis.config_checks import check_checkpoint_fits
 from sspose_mm.apis.launch import naming_malformed_json
+from sspose_mm.apis.fast_inference import (model_input_size,
+                                           prepare_for_inference)
 from sspose_mm.errors import ConfigError, run_cli
 
 
@@ -28,6 +30,9 @@ def parse_args():
                         help='checkpoint file, or "none" for the untrained '
                         'model')
     parser.add_argument('--out', help='write the metrics to this json file')
+    parser.add_argument('--fast', action='store_true',
+                        help='fast inference path: batch norms folded, '
+                        'channels-last (see docs/speed.md)')
     add_runner_arguments(parser, 'prediction')
     return parse_runner_arguments(parser)
 
@@ -52,6 +57,9 @@ def main():
             broadcast(tensor)
     else:
         check_checkpoint_fits(model, args.checkpoint)
+    if args.fast:
+        runner.load_or_resume()  # fold the loaded weights, not random ones
+        prepare_for_inference(model, model_input_size(model, cfg))
     with naming_malformed_json(cfg):
         metrics = runner.test()
     if args.out and runner.rank == 0:

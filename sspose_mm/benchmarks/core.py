@@ -1,0 +1,383 @@
+"""What every benchmark suite shares: a registry, a report, timers.
+
+A suite is a function ``bench(args, report)`` registered under a name::
+
+    @register_benchmark('speed', help='fast path vs original computation')
+    def bench(args: argparse.Namespace, report: Report) -> None:
+        report.section('TransPose-R-A4, batch 8')
+        seconds = time_per_call(lambda: model(x), label='fast path')
+        report.row('fast path', args.batch / seconds, 'crops/s')
+
+``tools/benchmark.py CONFIG --suite NAME`` runs it. ``args`` carries
+``config`` (path or None; :func:`load_model` builds it), ``checkpoint`` (path
+or None), ``batch``,
+``threads``, ``input`` (``(H, W)`` or None: the config's size) and ``repeat``.
+
+Timings are medians of wall-clock time, taken after warm-up calls, so the
+first call's allocations and one-off work (lazy init, ``torch.compile``) are
+not counted and one slow call caused by another process does not skew them.
+"""
+import argparse
+import json
+import os
+import pickle
+import platform
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Tuple
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from tqdm import tqdm
+
+from ..errors import ConfigError
+
+BenchmarkFn = Callable[[argparse.Namespace, 'Report'], None]
+
+
+@dataclass
+class Benchmark:
+    name: str
+    fn: BenchmarkFn
+    help: str = ''
+
+
+BENCHMARKS: Dict[str, Benchmark] = {}
+
+
+def register_benchmark(name: str, help: str = '') -> Callable[[BenchmarkFn],
+                                                                BenchmarkFn]:
+    """Register ``fn(args, report)`` as the suite ``name``.
+
+    Raises:
+        ValueError: Another suite already has this name.
+    """
+
+    def register(fn: BenchmarkFn) -> BenchmarkFn:
+        if name in BENCHMARKS and BENCHMARKS[name].fn is not fn:
+            raise ValueError(f'benchmark suite "{name}" is registered twice '
+                             f'({BENCHMARKS[name].fn.__module__} and '
+                             f'{fn.__module__}).')
+        BENCHMARKS[name] = Benchmark(name, fn, help)
+        return fn
+
+    return register
+
+
+def get_benchmark(name: str) -> Benchmark:
+    """The suite ``name``, or a ConfigError listing the known ones."""
+    if name not in BENCHMARKS:
+        raise ConfigError(f'unknown benchmark suite "{name}"; known: '
+                          f'{", ".join(sorted(BENCHMARKS))}.')
+    return BENCHMARKS[name]
+
+
+@dataclass
+class Row:
+    what: str
+    value: float
+    unit: str
+    note: str = ''
+
+
+@dataclass
+class Section:
+    title: str
+    rows: List[Row] = field(default_factory=list)
+
+
+class Report:
+    """Results of one benchmark run, printed as tables and dumped as JSON.
+
+    Rows are printed as they are added (``live``), so a long run shows its
+    results as it goes; :meth:`format` gives the whole report at the end.
+
+    Args:
+        live (bool): Print each section title and row when it is added.
+        stream: Where live output goes. Defaults to stdout.
+    """
+
+    def __init__(self, live: bool = True, stream=None) -> None:
+        self.sections: List[Section] = []
+        self.machine = describe_machine()
+        self.live = live
+        self.stream = stream
+
+    def section(self, title: str) -> None:
+        """Start a new table; following rows belong to it."""
+        self.sections.append(Section(title))
+        self._print(f'\n== {title}')
+
+    def row(self, what: str, value: float, unit: str, note: str = '') -> None:
+        """Add one measured value to the current section."""
+        if not self.sections:
+            self.section('results')
+        row = Row(what, float(value), unit, note)
+        self.sections[-1].rows.append(row)
+        self._print(_format_row(row))
+
+    def find(self, section: str, what: str) -> Row:
+        """The row ``what`` of the section titled ``section``.
+
+        Raises:
+            KeyError: There is no such row.
+        """
+        for sec in self.sections:
+            if sec.title == section:
+                for row in sec.rows:
+                    if row.what == what:
+                        return row
+        raise KeyError(f'no row "{what}" in section "{section}"')
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {'machine': self.machine,
+                'sections': [asdict(sec) for sec in self.sections]}
+
+    def dump_json(self, path: str) -> None:
+        """Write :meth:`to_dict` to ``path`` (the ``--json`` record)."""
+        with open(path, 'w') as f:
+            json.dump(self.to_dict(), f, indent=2)
+
+    def format(self) -> str:
+        """The whole report as text tables, machine description first."""
+        lines = ['machine: ' + ', '.join(f'{k} {v}'
+                                         for k, v in self.machine.items())]
+        for sec in self.sections:
+            lines.append(f'\n== {sec.title}')
+            lines.extend(_format_row(row) for row in sec.rows)
+        return '\n'.join(lines)
+
+    def _print(self, text: str) -> None:
+        if self.live:
+            print(text, file=self.stream or sys.stdout, flush=True)
+
+
+def _format_row(row: Row) -> str:
+    value = f'{row.value:.4g}' if abs(row.value) < 1e4 else f'{row.value:.0f}'
+    note = f'  ({row.note})' if row.note else ''
+    return f'  {row.what:<40s} {value:>10s} {row.unit}{note}'
+
+
+def parse_size(text: str) -> Tuple[int, int]:
+    """``'256x192'`` -> ``(256, 192)`` (height, width), for ``--input``."""
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f'--input must be HxW, e.g. 256x192, got "{text}"') from None
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f'--input {text}: sizes must be >0')
+    return height, width
+
+
+def describe_machine() -> Dict[str, Any]:
+    """What a timing depends on: CPU, threads, library versions, load."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    machine = {'cpu': cpu, 'cores': os.cpu_count(),
+               'torch_threads': torch.get_num_threads(),
+               'torch': torch.__version__,
+               'python': platform.python_version()}
+    if hasattr(os, 'getloadavg'):
+        machine['load_1min_at_start'] = round(os.getloadavg()[0], 2)
+    if torch.cuda.is_available():
+        machine['gpu'] = torch.cuda.get_device_name(0)
+    return machine
+
+
+def time_per_call(fn: Callable[[], Any],
+                  warmup: int = 1,
+                  repeat: int = 3,
+                  label: str = 'timing') -> float:
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` calls.
+
+    ``warmup`` calls run first and are not counted. On CUDA the device is
+    synchronised around every call. A progress bar on stderr shows the calls
+    when stderr is a terminal.
+
+    Raises:
+        ValueError: ``repeat`` is below 1 or ``warmup`` below 0.
+    """
+    return interleaved_times({label: fn}, warmup, repeat, label)[label]
+
+
+def interleaved_times(calls: Dict[str, Callable[[], Any]],
+                      warmup: int = 1,
+                      repeat: int = 3,
+                      label: str = 'timing') -> Dict[str, float]:
+    """Median seconds of each of several calls, timed in interleaved rounds.
+
+    Each round calls every function once, in order, so that a change of the
+    machine's load during the measurement (other processes on shared cores)
+    affects all of them alike and their ratios stay meaningful; separate
+    :func:`time_per_call` runs would each see a different load.
+
+    Returns:
+        dict: The median for each key of ``calls``.
+    """
+    if repeat < 1 or warmup < 0:
+        raise ValueError(f'interleaved_times needs repeat >= 1 and warmup '
+                         f'>= 0, got repeat={repeat}, warmup={warmup}')
+    sync = torch.cuda.synchronize if torch.cuda.is_initialized() else (
+        lambda: None)
+    seconds: Dict[str, List[float]] = {name: [] for name in calls}
+    with tqdm(total=(warmup + repeat) * len(calls), desc=label, unit='call',
+              leave=False, file=sys.stderr, disable=None) as bar:
+        for round_index in range(warmup + repeat):
+            for name, fn in calls.items():
+                bar.set_postfix_str(name)
+                sync()
+                start = time.perf_counter()
+                fn()
+                sync()
+                if round_index >= warmup:
+                    seconds[name].append(time.perf_counter() - start)
+                bar.update()
+    return {name: statistics.median(times) for name, times in seconds.items()}
+
+
+def peak_rss_of(fn: Callable[[], Any]) -> int:
+    """Peak resident memory, in bytes, of a forked child running ``fn()``.
+
+    The child runs single-threaded (see below; the thread count changes
+    memory only by per-thread scratch buffers). It starts as a copy of this
+    process, so the peak includes the memory this process has written (the
+    model, tensors); subtract ``peak_rss_of(lambda: None)`` for what ``fn``
+    itself adds. Measuring in a child keeps each measurement independent of
+    earlier ones: a process's ``ru_maxrss`` never goes down.
+
+    Raises:
+        RuntimeError: ``fn`` raised in the child (its message is passed on)
+            or the child died.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: report the error, if any, then leave at once
+        os.close(read_end)
+        message = b''
+        try:
+            # GNU OpenMP's thread pool does not survive fork(): the first
+            # parallel region of the child would wait forever for the
+            # parent's threads. One thread never enters such a region.
+            torch.set_num_threads(1)
+            fn()
+        except BaseException as error:  # noqa: BLE001 - passed to parent
+            message = pickle.dumps(f'{type(error).__name__}: {error}')
+        with os.fdopen(write_end, 'wb') as pipe:
+            pipe.write(message)
+        os._exit(1 if message else 0)
+    os.close(write_end)
+    with os.fdopen(read_end, 'rb') as pipe:
+        message = pipe.read()
+    _, status, usage = os.wait4(pid, 0)
+    if message:
+        raise RuntimeError(f'peak_rss_of: the measured function failed: '
+                           f'{pickle.loads(message)}')
+    if status != 0:
+        raise RuntimeError(f'peak_rss_of: the child process died '
+                           f'(wait status {status}).')
+    return _maxrss_bytes(usage.ru_maxrss)
+
+
+def _maxrss_bytes(maxrss: int) -> int:
+    # Linux reports kilobytes, macOS bytes.
+    return maxrss if sys.platform == 'darwin' else maxrss * 1024
+
+
+def sgemm_gflops(n: int = 2048, repeat: int = 5) -> float:
+    """Measured float32 ``n x n`` matrix-multiply rate, GFLOP/s (2n^3 FLOPs).
+
+    It is the reference for "share of the machine's peak": a model's
+    achieved GFLOP/s divided by this says how well its kernels use the CPU
+    compared with the best-case dense kernel, with the same threads and in
+    the same run (so under the same load).
+    """
+    call, flops = sgemm_call(n)
+    return flops / time_per_call(call, warmup=1, repeat=repeat,
+                                 label=f'sgemm {n}x{n}') / 1e9
+
+
+def sgemm_call(n: int = 2048) -> Tuple[Callable[[], Any], int]:
+    """One ``n x n`` float32 matrix product to time, and its FLOPs."""
+    a = torch.randn(n, n)
+    b = torch.randn(n, n)
+    out = torch.empty(n, n)
+    return (lambda: torch.mm(a, b, out=out)), 2 * n**3
+
+
+def count_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs of ``fn()`` counted by ``torch.utils.flop_counter``.
+
+    Convention: one multiply-accumulate = 2 FLOPs; only matrix products,
+    convolutions (incl. transposed) and attention are counted, not
+    normalisation, activations or additions (so it is about 2x the "GMACs"
+    of papers, and of the TransPose README, whose counter says 1 MAC = 1
+    FLOP).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def load_model(args: argparse.Namespace) -> Tuple[nn.Module, Tuple[int, int]]:
+    """The eval-mode model of ``args.config`` and the ``(H, W)`` to run it at.
+
+    Weights come from ``args.checkpoint`` when given; otherwise they are
+    random and the batch-norm statistics are randomised too
+    (:func:`randomise_norm_statistics`), so that checks comparing two
+    computations of the model are not blind to the norms. The size is
+    ``args.input`` or the config's codec input size.
+
+    Raises:
+        ConfigError: No config, or a missing config/checkpoint file.
+    """
+    from mmpose.apis import init_model
+
+    from ..apis.fast_inference import model_input_size
+    from ..compat import resolve_device
+    if args.config is None:
+        raise ConfigError('this benchmark suite needs a model CONFIG.')
+    checkpoint = getattr(args, 'checkpoint', None)
+    for path, what in ((args.config, 'config'), (checkpoint, 'checkpoint')):
+        if path is not None and not os.path.isfile(path):
+            raise ConfigError(f'{what} "{path}" does not exist.')
+    model = init_model(args.config, checkpoint, device=resolve_device())
+    if checkpoint is None:
+        randomise_norm_statistics(model)
+    size = args.input or model_input_size(model, model.cfg)
+    return model.eval(), tuple(size)
+
+
+@torch.no_grad()
+def randomise_norm_statistics(model: nn.Module, seed: int = 0) -> None:
+    """Give every batch norm non-trivial affine parameters and running
+    statistics (scale and variance in [0.5, 1.5], shift and mean N(0, 0.1)),
+    as a trained model has, instead of the identity of a fresh one."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if not isinstance(module, _BatchNorm) or module.running_mean is None:
+            continue
+        for tensor, low_high in ((module.running_var, (0.5, 1.5)),
+                                 (module.weight, (0.5, 1.5)),
+                                 (module.running_mean, None),
+                                 (module.bias, None)):
+            if tensor is None:
+                continue
+            if low_high is None:
+                values = torch.randn(tensor.shape, generator=generator) * 0.1
+            else:
+                low, high = low_high
+                values = low + (high - low) * torch.rand(tensor.shape,
+                                                         generator=generator)
+            tensor.copy_(values)

@@ -1,0 +1,136 @@
+"""Suite ``speed``: the fast inference path against the original computation.
+
+For one model and one batch of random crops, in one run:
+
+1. the original computation: the model as built, batch norms not folded and
+   attention computed unfused with its ``N x N`` weights materialised
+   (:func:`~sspose_mm.apis.fast_inference.original_computation`), as the
+   official implementations do;
+2. the fast path, step by step (fused attention, + batch norms folded,
+   + channels-last, + ``torch.compile`` with ``--compile``), each checked to
+   give the original's heatmaps and timed;
+3. the work per crop (FLOPs, see :func:`~.core.count_flops` for the
+   convention) and the rate of a 2048x2048 float32 matrix product, so each
+   path's GFLOP/s reads as a share of what the CPU does at best.
+
+All paths and the matrix product are timed in interleaved rounds
+(:func:`~.core.interleaved_times`): on shared cores the load changes during
+a run, and it then changes every measurement alike.
+
+Works for any top-down model of the package whose ``model(x, None,
+mode='tensor')`` returns heatmaps (a tensor or a tuple of them).
+"""
+import argparse
+import copy
+import os.path as osp
+from functools import partial
+from typing import List
+
+import torch
+from torch import Tensor, nn
+
+from ..apis.fast_inference import original_computation, prepare_for_inference
+from .core import (Report, count_flops, interleaved_times, load_model,
+                   register_benchmark, sgemm_call)
+
+# Steps of the fast path: label, prepare_for_inference options. Each adds one
+# change to the previous, so the report shows what every step buys.
+STEPS = [
+    ('fused attention', dict(fold_bn=False, channels_last=False)),
+    ('+ BN folded', dict(fold_bn=True, channels_last=False)),
+    ('+ channels-last', dict(fold_bn=True, channels_last=True)),
+]
+COMPILE_STEP = ('+ torch.compile', dict(fold_bn=True, channels_last=True,
+                                        compile=True))
+# Fused and unfused attention sum in different orders and folded norms round
+# differently; float32 round-off through ~20 layers stays far below this
+# share of the largest heatmap value, while any real error (a wrong fold, a
+# wrong mask) is of the order of the heatmaps themselves.
+RELATIVE_TOLERANCE = 1e-4
+
+
+def heatmaps_of(model: nn.Module, inputs: Tensor) -> List[Tensor]:
+    """The model's ``mode='tensor'`` output as a list of tensors."""
+    with torch.no_grad():
+        output = model(inputs, None, mode='tensor')
+    return list(output) if isinstance(output, (tuple, list)) else [output]
+
+
+def max_difference(outputs: List[Tensor], reference: List[Tensor]) -> float:
+    """Largest absolute difference, relative to the largest |reference|."""
+    scale = max(float(r.abs().max()) for r in reference) or 1.
+    return max(float((o.float() - r.float()).abs().max())
+               for o, r in zip(outputs, reference)) / scale
+
+
+@register_benchmark(
+    'speed', help='crops/s of the fast inference path vs the original '
+    'computation (same weights), GFLOP/crop, share of the sgemm rate')
+def bench_speed(args: argparse.Namespace, report: Report) -> None:
+    model, (height, width) = load_model(args)
+    param = next(model.parameters())
+    inputs = torch.randn(args.batch, 3, height, width,
+                         generator=torch.Generator().manual_seed(0)).to(
+                             param.device)
+    name = osp.splitext(osp.basename(args.config))[0]
+    report.section(f'speed: {name}, batch {args.batch}, {height}x{width}, '
+                   f'{torch.get_num_threads()} threads')
+
+    with original_computation():
+        flops = count_flops(lambda: heatmaps_of(model, inputs[:1]))
+        reference = heatmaps_of(model, inputs)
+    gflop = flops / 1e9
+    report.row('work per crop', gflop, 'GFLOP',
+               'torch.utils.flop_counter: conv/matmul/attention, '
+               '1 multiply-add = 2 FLOP')
+
+    def original() -> List[Tensor]:
+        with original_computation():
+            return heatmaps_of(model, inputs)
+
+    sgemm, sgemm_flops = sgemm_call()
+    calls = {'sgemm': sgemm, 'original computation': original}
+    steps = STEPS if args.steps else STEPS[-1:]
+    if getattr(args, 'compile', False):
+        steps = steps + [COMPILE_STEP]
+    differences = {}
+    for label, options in steps:
+        fast_model = prepare_for_inference(copy.deepcopy(model),
+                                           (height, width), **options)
+        calls[label] = partial(heatmaps_of, fast_model, inputs)
+        if not options.get('compile'):  # compiled at its warm-up call
+            differences[label] = max_difference(calls[label](), reference)
+
+    seconds = interleaved_times(calls, warmup=1, repeat=args.repeat,
+                                label='speed')
+    sgemm_rate = sgemm_flops / seconds.pop('sgemm') / 1e9
+    report.row('sgemm 2048x2048 float32', sgemm_rate, 'GFLOP/s',
+               'timed in the same rounds as the models')
+    rates = {label: args.batch / time for label, time in seconds.items()}
+    baseline = rates['original computation']
+    for label, rate in rates.items():
+        note = _rate_note(rate, gflop, sgemm_rate)
+        if label == 'original computation':
+            note += ', attention unfused, BN not folded'
+        else:
+            note = f'{rate / baseline:.2f}x original, {note}'
+        if label in differences:
+            note += f', max |diff| {differences[label]:.1e} of max |heatmap|'
+        report.row(label, rate, 'crops/s', note)
+    fast = rates[steps[-1][0]]
+    report.row('speed-up, fast path / original', fast / baseline, 'x')
+    report.row('fast path, share of sgemm rate',
+               100 * fast * gflop / sgemm_rate, '%')
+    worst = max(differences.values()) if differences else 0.
+    report.row('heatmaps, max |fast - original|', worst, 'of max |heatmap|',
+               f'tolerance {RELATIVE_TOLERANCE:g}')
+    if worst > RELATIVE_TOLERANCE:
+        raise RuntimeError(
+            f'the fast path of {name} does not reproduce the original '
+            f'heatmaps: max difference {worst:.2e} of the largest value '
+            f'(tolerance {RELATIVE_TOLERANCE:g}).')
+
+
+def _rate_note(crops_per_second: float, gflop: float, sgemm: float) -> str:
+    achieved = crops_per_second * gflop
+    return f'{achieved:.0f} GFLOP/s = {100 * achieved / sgemm:.0f}% of sgemm'

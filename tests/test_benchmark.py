@@ -1,0 +1,114 @@
+"""The benchmark framework (registry, report, timer, memory probe) and the
+``speed`` suite end to end on a tiny run. Nothing here asserts a speed."""
+import importlib.util
+import json
+
+import pytest
+import torch
+
+from conftest import QUICKSTART_CONFIG, REPO, run_tool
+from sspose_mm.benchmarks import core
+from sspose_mm.benchmarks.core import (Report, count_flops, peak_rss_of,
+                                       register_benchmark, time_per_call)
+from sspose_mm.benchmarks.speed import RELATIVE_TOLERANCE
+from sspose_mm.errors import ConfigError
+
+
+def test_time_per_call_is_the_median_after_warmup(monkeypatch):
+    """A fake clock advanced by each call: 9 s warm-up, then 3, 1, 2 s."""
+    durations = iter([9., 3., 1., 2.])
+    clock = [0.]
+    monkeypatch.setattr(core.time, 'perf_counter', lambda: clock[0])
+
+    def call():
+        clock[0] += next(durations)
+
+    assert time_per_call(call, warmup=1, repeat=3) == 2.
+    with pytest.raises(ValueError, match='repeat'):
+        time_per_call(call, repeat=0)
+
+
+def test_peak_rss_of_sees_an_allocation_and_passes_errors_on():
+    baseline = peak_rss_of(lambda: None)
+    size = 200 * 2**20
+    # torch.ones writes every page, so all of it becomes resident.
+    peak = peak_rss_of(lambda: torch.ones(size // 4))
+    assert peak - baseline >= 0.9 * size
+    with pytest.raises(RuntimeError, match='ZeroDivisionError'):
+        peak_rss_of(lambda: 1 / 0)
+
+
+def test_count_flops_counts_a_matmul_as_two_flops_per_multiply_add():
+    a, b = torch.randn(8, 16), torch.randn(16, 4)
+    assert count_flops(lambda: a @ b) == 2 * 8 * 16 * 4
+
+
+def test_report_rows_sections_and_json(tmp_path, capsys):
+    report = Report()
+    report.row('before any section', 1., 'x')
+    report.section('second')
+    report.row('rate', 12.5, 'crops/s', 'note')
+    assert 'rate' in capsys.readouterr().out  # printed as it comes
+    assert report.find('second', 'rate').value == 12.5
+    with pytest.raises(KeyError):
+        report.find('second', 'missing')
+    report.dump_json(tmp_path / 'r.json')
+    data = json.loads((tmp_path / 'r.json').read_text())
+    assert [s['title'] for s in data['sections']] == ['results', 'second']
+    assert data['sections'][1]['rows'][0] == dict(what='rate', value=12.5,
+                                                  unit='crops/s', note='note')
+    assert data['machine']['torch_threads'] == torch.get_num_threads()
+    assert 'crops/s' in report.format()
+
+
+def test_a_suite_name_is_registered_once():
+    @register_benchmark('test-only-suite', help='x')
+    def first(args, report):
+        pass
+
+    with pytest.raises(ValueError, match='registered twice'):
+        @register_benchmark('test-only-suite')
+        def second(args, report):
+            pass
+    del core.BENCHMARKS['test-only-suite']
+
+
+def test_speed_suite_end_to_end(tmp_path):
+    out = tmp_path / 'speed.json'
+    result = run_tool(['tools/benchmark.py', str(QUICKSTART_CONFIG),
+                       '--batch', '2', '--repeat', '1', '--input', '64x48',
+                       '--threads', '1', '--json', str(out)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    (section, ) = json.loads(out.read_text())['sections']
+    assert section['title'].startswith('speed: td-hm_transpose-r-a3')
+    rows = {row['what']: row for row in section['rows']}
+    for what in ('original computation', 'fused attention', '+ BN folded',
+                 '+ channels-last'):
+        assert rows[what]['unit'] == 'crops/s' and rows[what]['value'] > 0
+    assert rows['work per crop']['value'] > 0
+    assert 0 <= rows['heatmaps, max |fast - original|']['value'] <= (
+        RELATIVE_TOLERANCE)
+    assert 'speed-up, fast path / original' in result.stdout
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / 'tools' /
+                                                  f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_cli_errors(capsys):
+    """In-process: run_cli turns these ConfigErrors into one line, exit 2."""
+    benchmark = load_tool('benchmark')
+    with pytest.raises(ConfigError,
+                       match='unknown benchmark suite "no-such-suite"; '
+                       'known: .*speed'):
+        benchmark.main([str(QUICKSTART_CONFIG), '--suite', 'no-such-suite'])
+    with pytest.raises(ConfigError, match='config "missing.py" does not'):
+        benchmark.main(['missing.py'])
+    with pytest.raises(ConfigError, match='--batch must be at least 1'):
+        benchmark.main([str(QUICKSTART_CONFIG), '--batch', '0'])
+    benchmark.main(['--list'])
+    assert 'speed' in capsys.readouterr().out

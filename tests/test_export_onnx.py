@@ -1,0 +1,67 @@
+"""tools/export_onnx.py: the exported graph, run by onnxruntime, gives the
+heatmaps of the PyTorch model (unfolded, fused attention) it came from, for
+another batch size than the one traced, and decodes keypoints with the
+codec's grid mapping."""
+import importlib.util
+
+import numpy as np
+import onnxruntime
+import pytest
+import torch
+from mmpose.apis import init_model
+
+from conftest import QUICKSTART_CONFIG, REPO, run_tool
+from sspose_mm.benchmarks.core import randomise_norm_statistics
+from sspose_mm.errors import ConfigError
+
+# onnxruntime fuses and reorders float32 sums (and the export folds the
+# norms): round-off of ~1e-6 of the output scale; a wrong graph differs by
+# the scale itself (randomised norms, random weights).
+TOLERANCE = 1e-4
+
+
+def test_export_dynamic_batch_with_decode(tmp_path):
+    model = init_model(str(QUICKSTART_CONFIG), None, device='cpu').eval()
+    randomise_norm_statistics(model, seed=5)
+    checkpoint = tmp_path / 'model.pth'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    out = tmp_path / 'model.onnx'
+    result = run_tool(['tools/export_onnx.py', str(QUICKSTART_CONFIG),
+                       str(checkpoint), str(out), '--dynamic-batch',
+                       '--with-decode', '--input', '64x48', '--batch', '2',
+                       '--repeat', '1'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'onnxruntime matches PyTorch at batch 3' in result.stdout
+    assert 'onnxruntime' in result.stdout and 'crops/s' in result.stdout
+
+    session = onnxruntime.InferenceSession(
+        str(out), providers=['CPUExecutionProvider'])
+    crops = torch.randn(5, 3, 64, 48, generator=torch.Generator().manual_seed(7))
+    heatmaps, keypoints, scores = session.run(None, {'input': crops.numpy()})
+    with torch.no_grad():
+        expected = model(crops, None, mode='tensor').numpy()
+    assert heatmaps.shape == expected.shape == (5, 17, 16, 12)
+    scale = np.abs(expected).max()
+    assert np.abs(heatmaps - expected).max() < TOLERANCE * scale
+
+    # TransPoseHeatmap maps heatmap pixel g to g / (size - 1) * input size.
+    flat = expected.reshape(5, 17, -1)
+    index = flat.argmax(-1)
+    grid = np.stack((index % 12, index // 12), -1).astype(np.float32)
+    want = grid / [11, 15] * [48, 64]
+    top2 = np.sort(flat, -1)[..., -2:]
+    clear = top2[..., 1] - top2[..., 0] > 2 * TOLERANCE * scale
+    assert clear.mean() > 0.5  # the check below is not vacuous
+    np.testing.assert_allclose(keypoints[clear], want[clear], atol=1e-4)
+    np.testing.assert_allclose(scores, flat.max(-1), atol=TOLERANCE * scale)
+
+
+def test_export_reports_missing_files(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        'export_onnx', REPO / 'tools' / 'export_onnx.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    with pytest.raises(ConfigError,
+                       match='checkpoint "missing.pth" does not exist'):
+        tool.main([str(QUICKSTART_CONFIG), 'missing.pth',
+                   str(tmp_path / 'm.onnx')])

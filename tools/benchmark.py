@@ -1,0 +1,75 @@
+"""Measure a model's inference speed (and more, per suite) on this machine.
+
+    python tools/benchmark.py CONFIG [--checkpoint CKPT] [--suite NAME ...]
+        [--batch 8] [--threads T] [--input HxW] [--repeat 3] [--json OUT]
+        [--compile] [--no-steps]
+
+Runs each chosen suite (default: speed) on the model of CONFIG (random
+weights unless --checkpoint is given: timings do not depend on the weights)
+and prints a report; --json writes it for records. --list shows the suites.
+"""
+import argparse
+import sys
+from typing import List, Optional
+
+import torch
+
+import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+from sspose_mm.benchmarks import BENCHMARKS, Report
+from sspose_mm.benchmarks.core import get_benchmark, parse_size
+from sspose_mm.errors import ConfigError, run_cli
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.split('\n')[2:]))
+    parser.add_argument('config', nargs='?', help='model config')
+    parser.add_argument('--checkpoint', help='weights (default: random)')
+    parser.add_argument('--suite', nargs='+', default=['speed'],
+                        help='suites to run (default: speed)')
+    parser.add_argument('--batch', type=int, default=8,
+                        help='crops per forward pass (default: 8)')
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
+                        help='torch CPU threads (default: %(default)s)')
+    parser.add_argument('--input', type=parse_size, metavar='HxW',
+                        help="input size (default: the config's)")
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='timed calls per measurement, median reported '
+                        '(default: 3)')
+    parser.add_argument('--compile', action='store_true',
+                        help='speed: also time the fast path with '
+                        'torch.compile')
+    parser.add_argument('--no-steps', dest='steps', action='store_false',
+                        help='speed: skip the step-by-step breakdown')
+    parser.add_argument('--json', metavar='OUT', help='write the report here')
+    parser.add_argument('--list', action='store_true',
+                        help='list the suites and exit')
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    if args.list:
+        for name in sorted(BENCHMARKS):
+            print(f'{name:<24s} {BENCHMARKS[name].help}')
+        return
+    suites = [get_benchmark(name) for name in args.suite]
+    for name, value in (('--batch', args.batch), ('--threads', args.threads),
+                        ('--repeat', args.repeat)):
+        if value < 1:
+            raise ConfigError(f'{name} must be at least 1, got {value}.')
+    torch.set_num_threads(args.threads)
+    report = Report()
+    print('machine: ' + ', '.join(f'{k} {v}'
+                                  for k, v in report.machine.items()))
+    for suite in suites:
+        suite.fn(args, report)
+    if args.json:
+        report.dump_json(args.json)
+        print(f'\nreport written to {args.json}', file=sys.stderr)
+
+
+if __name__ == '__main__':
+    run_cli(main)

@@ -1,0 +1,289 @@
+"""Export a top-down pose model to ONNX and check it with onnxruntime.
+
+    python tools/export_onnx.py CONFIG CHECKPOINT OUT.onnx [--dynamic-batch]
+        [--input HxW] [--with-decode] [--batch 1] [--threads T] [--repeat 3]
+
+CHECKPOINT may be "none" (untrained weights, e.g. to try the export). The
+graph takes ``input``: normalised RGB crops ``(B, 3, H, W)`` (the data
+preprocessor's mean/std are not part of it) and gives ``heatmaps``
+``(B, K, H', W')``; with --with-decode also ``keypoints`` ``(B, K, 2)`` in
+crop pixels and ``scores`` ``(B, K)``. Position encodings are computed for
+the exported H x W, which the graph then requires; B is fixed to --batch
+unless --dynamic-batch. After export, onnxruntime (CPU) is run on random
+crops and must match PyTorch; both speeds are printed.
+"""
+import argparse
+import copy
+import os
+import os.path as osp
+import sys
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+from mmpose.apis import init_model
+from mmpose.registry import KEYPOINT_CODECS
+
+from sspose_mm.apis.fast_inference import (model_input_size,
+                                           prepare_for_inference)
+from sspose_mm.benchmarks.core import interleaved_times, parse_size
+from sspose_mm.errors import ConfigError, UserError, run_cli
+
+# Share of the largest |heatmap| the onnxruntime result may differ by:
+# onnxruntime fuses and reorders float32 sums differently (differences of
+# about 1e-6 are seen); a wrong export differs by the heatmaps' own scale.
+RELATIVE_TOLERANCE = 1e-4
+
+
+class HeatmapDecoder(nn.Module):
+    """Argmax decoding in the graph: keypoints ``(B, K, 2)`` in crop pixels
+    and their scores (the heatmap maxima) ``(B, K)``.
+
+    Differs from the codecs' own decoding on purpose: no sub-pixel
+    refinement (DARK's Taylor step needs a blur and a log per keypoint,
+    numpy code that ONNX runtimes do not all have), so keypoints lie on the
+    heatmap grid, up to half a heatmap pixel from the PyTorch decoder's.
+    The grid-to-crop mapping is the codec's own, measured from it.
+
+    Args:
+        scale (tuple): ``(sx, sy)``, crop pixels per heatmap pixel.
+        offset (tuple): ``(ox, oy)``, crop position of heatmap pixel 0.
+    """
+
+    def __init__(self, scale: Tuple[float, float],
+                 offset: Tuple[float, float]) -> None:
+        super().__init__()
+        self.register_buffer('scale', torch.tensor(scale))
+        self.register_buffer('offset', torch.tensor(offset))
+
+    def forward(self, heatmaps: Tensor) -> Tuple[Tensor, Tensor]:
+        width = heatmaps.shape[-1]
+        scores, index = heatmaps.flatten(2).max(dim=-1)
+        grid = torch.stack((index % width, index // width), dim=-1)
+        return grid.to(heatmaps.dtype) * self.scale + self.offset, scores
+
+
+def codec_grid_mapping(codec, heatmap_size: Tuple[int, int]
+                       ) -> Tuple[Tuple[float, float], Tuple[float, float]]:
+    """Scale and offset of the codec's heatmap-pixel -> crop-pixel mapping.
+
+    Decodes symmetric Gaussian bumps at two grid points and fits the affine
+    map. Any sub-pixel refinement is zero there by symmetry, provided the
+    codec's blur (if any) does not reach the zero padding beyond the border
+    from the refinement's stencil: hence the 3-pixel blur (``codec`` is
+    built with it) and points 3 pixels inside.
+    """
+    height, width = heatmap_size
+    if min(height, width) < 8:
+        raise ConfigError(f'--with-decode needs heatmaps of at least 8x8, '
+                          f'got {height}x{width}: export a larger --input.')
+    points = [(3, 3), (width - 4, height - 4)]
+    ys, xs = np.mgrid[:height, :width]
+    decoded = []
+    for x, y in points:
+        bump = np.exp(-((xs - x)**2 + (ys - y)**2) / 8.).astype(np.float32)
+        keypoints, _ = codec.decode(bump[None])
+        decoded.append(np.asarray(keypoints).reshape(-1)[:2])
+    (x0, y0), (x1, y1) = points
+    scale = ((decoded[1][0] - decoded[0][0]) / (x1 - x0),
+             (decoded[1][1] - decoded[0][1]) / (y1 - y0))
+    offset = (decoded[0][0] - scale[0] * x0, decoded[0][1] - scale[1] * y0)
+    return tuple(map(float, scale)), tuple(map(float, offset))
+
+
+class ExportedPoseModel(nn.Module):
+    """Crops in, heatmaps (and decoded keypoints) out: what is exported."""
+
+    def __init__(self, model: nn.Module,
+                 decoder: Optional[HeatmapDecoder] = None) -> None:
+        super().__init__()
+        self.model = model
+        self.decoder = decoder
+
+    def forward(self, crops: Tensor):
+        heatmaps = self.model(crops, None, mode='tensor')
+        if not isinstance(heatmaps, Tensor):
+            raise ConfigError(
+                f'{type(self.model).__name__} gives a {type(heatmaps).__name__}'
+                ' in tensor mode; export needs one heatmap tensor.')
+        if self.decoder is None:
+            return heatmaps
+        return (heatmaps, ) + self.decoder(heatmaps)
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog='\n'.join(__doc__.split('\n')[5:]))
+    parser.add_argument('config')
+    parser.add_argument('checkpoint', help='weights, or "none"')
+    parser.add_argument('out', help='the .onnx file to write')
+    parser.add_argument('--dynamic-batch', action='store_true',
+                        help='any batch size (else fixed to --batch)')
+    parser.add_argument('--input', type=parse_size, metavar='HxW',
+                        help="crop size (default: the config's)")
+    parser.add_argument('--with-decode', action='store_true',
+                        help='also output keypoints and scores (argmax)')
+    parser.add_argument('--batch', type=int, default=1,
+                        help='batch size exported, checked and timed '
+                        '(default: 1)')
+    parser.add_argument('--repeat', type=int, default=3,
+                        help='timed calls per speed (default: 3)')
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
+                        help='CPU threads of both runtimes when timing '
+                        '(default: %(default)s)')
+    parser.add_argument('--opset', type=int, default=18)
+    return parser.parse_args(argv)
+
+
+def load_model(args: argparse.Namespace) -> nn.Module:
+    untrained = args.checkpoint.lower() == 'none'
+    for path, what in ((args.config, 'config'),
+                       (None if untrained else args.checkpoint, 'checkpoint')):
+        if path is not None and not osp.isfile(path):
+            raise ConfigError(f'{what} "{path}" does not exist.')
+    for name, value in (('--batch', args.batch), ('--threads', args.threads)):
+        if value < 1:
+            raise ConfigError(f'{name} must be at least 1, got {value}.')
+    return init_model(args.config, None if untrained else args.checkpoint,
+                      device='cpu')
+
+
+def build_exported(model: nn.Module, size: Tuple[int, int],
+                   with_decode: bool) -> ExportedPoseModel:
+    prepare_for_inference(model, size, fold_bn=True, channels_last=False)
+    decoder = None
+    if with_decode:
+        codec_cfg = model.cfg.model.get('head', {}).get('decoder')
+        if codec_cfg is None:
+            raise ConfigError('--with-decode needs a head with a codec '
+                              '(model.head.decoder in the config).')
+        with torch.no_grad():
+            heatmaps = model(torch.zeros(1, 3, *size), None, mode='tensor')
+        # The codec's mapping for the exported size, not the config's.
+        heatmap_size = tuple(heatmaps.shape[-2:])
+        codec_cfg = dict(codec_cfg, input_size=size[::-1],
+                         heatmap_size=heatmap_size[::-1])
+        if 'blur_kernel_size' in codec_cfg:
+            codec_cfg['blur_kernel_size'] = 3  # see codec_grid_mapping
+        codec = KEYPOINT_CODECS.build(codec_cfg)
+        decoder = HeatmapDecoder(*codec_grid_mapping(codec, heatmap_size))
+    return ExportedPoseModel(model, decoder).eval()
+
+
+def export(exported: ExportedPoseModel, crops: Tensor, out: str,
+           dynamic_batch: bool, opset: int) -> List[str]:
+    """Write the ONNX file; returns the output names."""
+    outputs = ['heatmaps']
+    if exported.decoder is not None:
+        outputs += ['keypoints', 'scores']
+    dynamic_shapes = ({'crops': {0: torch.export.Dim('batch')}}
+                      if dynamic_batch else None)
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    torch.onnx.export(exported, (crops, ), out, input_names=['input'],
+                      output_names=outputs, dynamic_shapes=dynamic_shapes,
+                      opset_version=opset, dynamo=True, external_data=False,
+                      verbose=False)
+    return outputs
+
+
+def verify(session, exported: ExportedPoseModel, crops: Tensor) -> float:
+    """Run both on ``crops``; returns the heatmaps' relative difference.
+
+    Raises:
+        RuntimeError: The results differ beyond round-off.
+    """
+    with torch.no_grad():
+        expected = exported(crops)
+    expected = expected if isinstance(expected, tuple) else (expected, )
+    got = session.run(None, {'input': crops.numpy()})
+    heatmaps, reference = got[0], expected[0].numpy()
+    scale = float(np.abs(reference).max()) or 1.
+    difference = float(np.abs(heatmaps - reference).max()) / scale
+    if heatmaps.shape != reference.shape or difference > RELATIVE_TOLERANCE:
+        raise RuntimeError(
+            f'onnxruntime heatmaps {heatmaps.shape} differ from PyTorch\'s '
+            f'{tuple(reference.shape)} by {difference:.2e} of the largest '
+            f'value (tolerance {RELATIVE_TOLERANCE:g}).')
+    if len(got) == 3:
+        _check_decoding(got[1], got[2], expected, heatmaps)
+    return difference
+
+
+def _check_decoding(keypoints: np.ndarray, scores: np.ndarray,
+                    expected: Tuple[Tensor, ...],
+                    heatmaps: np.ndarray) -> None:
+    """Keypoints must agree except where two heatmap maxima are closer than
+    the heatmaps' own round-off (then either argmax is right)."""
+    flat = np.sort(expected[0].flatten(2).numpy(), axis=-1)
+    margin = flat[..., -1] - flat[..., -2]
+    scale = float(np.abs(heatmaps).max()) or 1.
+    clear = margin > 2 * RELATIVE_TOLERANCE * scale
+    same = np.all(np.isclose(keypoints, expected[1].numpy(), atol=1e-3),
+                  axis=-1)
+    if not np.all(same[clear]) or not np.allclose(
+            scores, expected[2].numpy(), atol=RELATIVE_TOLERANCE * scale):
+        raise RuntimeError('onnxruntime keypoints or scores differ from '
+                           'PyTorch\'s decoding.')
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = parse_args(argv)
+    try:
+        import onnxruntime
+    except ImportError:
+        raise UserError('onnx export needs the deploy extra: pip install -r '
+                        'requirements/deploy.txt (or -e .[deploy]).') from None
+    model = load_model(args)
+    size = args.input or model_input_size(model, model.cfg)
+    pytorch_fast = prepare_for_inference(copy.deepcopy(model), size)
+    exported = build_exported(model, size, args.with_decode)
+    generator = torch.Generator().manual_seed(0)
+    crops = torch.randn(args.batch, 3, *size, generator=generator)
+    print(f'exporting {osp.basename(args.config)} at {size[0]}x{size[1]}, '
+          f'batch {"dynamic" if args.dynamic_batch else args.batch} ...',
+          file=sys.stderr)
+    outputs = export(exported, crops, args.out, args.dynamic_batch,
+                     args.opset)
+    torch.set_num_threads(args.threads)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    # Idle onnxruntime threads otherwise spin on the cores for a while and
+    # slow down whatever runs next (here: the PyTorch timing).
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    session = onnxruntime.InferenceSession(
+        args.out, options, providers=['CPUExecutionProvider'])
+    checks = [crops]
+    if args.dynamic_batch:
+        checks.append(torch.randn(args.batch + 1, 3, *size,
+                                  generator=generator))
+    for batch in checks:
+        difference = verify(session, exported, batch)
+        print(f'onnxruntime matches PyTorch at batch {len(batch)}: max '
+              f'|diff| {difference:.1e} of max |heatmap|')
+    feed = {'input': crops.numpy()}
+
+    def pytorch_call():
+        with torch.no_grad():
+            pytorch_fast(crops, None, mode='tensor')
+
+    # Interleaved, so that other load on the machine hits both alike.
+    seconds = interleaved_times(
+        {'pytorch': pytorch_call,
+         'onnxruntime': lambda: session.run(None, feed)},
+        repeat=args.repeat, label='speed')
+    torch_rate, ort_rate = (args.batch / seconds[k]
+                            for k in ('pytorch', 'onnxruntime'))
+    print(f'wrote {args.out} (outputs: {", ".join(outputs)}; '
+          f'{osp.getsize(args.out) / 2**20:.1f} MiB)')
+    print(f'speed at batch {args.batch}, {torch.get_num_threads()} threads: '
+          f'onnxruntime {ort_rate:.2f} crops/s, PyTorch fast path '
+          f'{torch_rate:.2f} crops/s')
+
+
+if __name__ == '__main__':
+    run_cli(main)
