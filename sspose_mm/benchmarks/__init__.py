@@ -6,3 +6,4 @@ Each module below registers its suites with
 from . import core  # noqa: F401
 from . import speed  # noqa: F401
 from .core import BENCHMARKS, Report, register_benchmark  # noqa: F401
+from . import sspose  # noqa: F401

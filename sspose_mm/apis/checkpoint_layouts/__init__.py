@@ -1,2 +1,3 @@
 """Official checkpoint layouts beyond TransPose's (which lives in
 ``convert.py``); each module registers its layouts on import."""
+from . import sspose  # noqa: F401

@@ -1,0 +1,57 @@
+# MAE pretraining on unlabeled images: SSposeMAE on the SSpose-B encoder,
+# the official optimiser (AdamW, betas 0.9/0.95, wd 0.05 except on norms and
+# biases, lr = 1.5e-4 x batch / 256, per-iteration warmup then cosine), the
+# encoder-checkpoint and reconstruction-picture hooks. No validation.
+_base_ = ['../../_base_/default_runtime.py', './sspose-b_encoder.py']
+
+model = dict(
+    type='SSposeMAE',
+    mask_ratio=0.75,
+    hierarchical_mask=True,
+    norm_pix_loss=True,
+    decoder=dict(embed_dims=512, depth=8, num_heads=16),
+    data_preprocessor=dict(
+        type='PoseDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True))
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='RandomResizedCrop', input_size={{_base_.input_size}},
+         scale=(0.2, 1.0), interpolation='bicubic'),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='PackPoseInputs')
+]
+train_dataloader = dict(
+    batch_size=64,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='UnlabeledImageDataset', pipeline=train_pipeline))
+val_dataloader = val_cfg = val_evaluator = None
+test_dataloader = test_cfg = test_evaluator = None
+
+max_epochs = 800
+warmup_epochs = 40
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs)
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=1.5e-4 * 512 / 256, betas=(0.9, 0.95),
+                   weight_decay=0.05),
+    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-4, begin=0, end=warmup_epochs,
+         by_epoch=True, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
+         eta_min=0., begin=warmup_epochs, end=max_epochs, by_epoch=True,
+         convert_to_iter_based=True)
+]
+auto_scale_lr = dict(base_batch_size=512)
+
+default_hooks = dict(checkpoint=dict(interval=40, max_keep_ckpts=2))
+custom_hooks = [
+    dict(type='SyncBuffersHook'),
+    dict(type='PlainCheckpointHook'),
+    dict(type='EncoderCheckpointHook', interval=40),
+    dict(type='ReconstructionVisHook', interval=1000),
+]

@@ -1,0 +1,50 @@
+# Quickstart: MAE pretraining of a tiny SSpose encoder ("-t": widths
+# 64/128/192, depths 2/2/4, 6 heads; SSpose-B takes ~1.5 s per 128x96 image
+# on one CPU core, far too slow for a quickstart) on the synthetic scenes of
+# data/synthetic/train (python tools/make_synthetic_data.py) at 128x96.
+# Reconstructions appear under work_dirs/<this config>/<timestamp>/vis_data/
+# vis_image; work_dirs/<this config>/encoder_epoch_20.pth is what
+# td-hm_sspose-t_1xb8-10e_synthetic-128x96.py fine-tunes. A short run learns
+# faster with a larger lr than the recipe's 1.5e-4 x batch / 256.
+_base_ = ['./_base_/mae_runtime.py']
+
+input_size = (96, 128)
+model = dict(
+    backbone=dict(img_size=(128, 96), embed_dims=(64, 128, 192),
+                  depths=(2, 2, 4), num_heads=6),
+    decoder=dict(embed_dims=128, depth=2, num_heads=4))
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='RandomResizedCrop', input_size=input_size, scale=(0.2, 1.0),
+         interpolation='bicubic'),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='PackPoseInputs')
+]
+train_dataloader = dict(
+    batch_size=16,
+    num_workers=1,
+    dataset=dict(data_root='data/synthetic/',
+                 data_prefix=dict(img='train/'),
+                 pipeline=train_pipeline))
+
+max_epochs = 20
+warmup_epochs = 1
+train_cfg = dict(max_epochs=max_epochs)
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-2, begin=0, end=warmup_epochs,
+         by_epoch=True, convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
+         eta_min=0., begin=warmup_epochs, end=max_epochs, by_epoch=True,
+         convert_to_iter_based=True)
+]
+auto_scale_lr = dict(base_batch_size=16)
+randomness = dict(seed=0)
+default_hooks = dict(logger=dict(interval=10),
+                     checkpoint=dict(interval=5, max_keep_ckpts=1))
+custom_hooks = [
+    dict(type='SyncBuffersHook'),
+    dict(type='PlainCheckpointHook'),
+    dict(type='EncoderCheckpointHook', interval=5),
+    dict(type='ReconstructionVisHook', interval=100),
+]

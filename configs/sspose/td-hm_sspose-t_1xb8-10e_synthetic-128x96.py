@@ -1,0 +1,71 @@
+# Quickstart: fine-tune the tiny encoder of mae_sspose-t_1xb16-20e_
+# synthetic-128x96.py (run it first) on the synthetic people at 128x96.
+# Everything but the encoder size, data, input size, schedule and lr is
+# td-hm_sspose-b_8xb64-210e's.
+_base_ = ['./td-hm_sspose-b_8xb64-210e_coco-256x192.py']
+
+data_root = 'data/synthetic/'
+input_size = (96, 128)
+codec = dict(
+    type='UDPHeatmap', input_size=input_size, heatmap_size=(24, 32), sigma=2)
+model = dict(
+    backbone=dict(
+        img_size=(128, 96),
+        embed_dims=(64, 128, 192),
+        depths=(2, 2, 4),
+        num_heads=6,
+        drop_path_rate=0.1,
+        init_cfg=dict(checkpoint='work_dirs/mae_sspose-t_1xb16-20e_'
+                      'synthetic-128x96/encoder_epoch_20.pth')),
+    head=dict(in_channels=192, deconv_out_channels=(128, ), decoder=codec))
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='RandomBBoxTransform', rotate_factor=30),
+    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='PackPoseInputs')
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    dataset=dict(
+        data_root=data_root,
+        ann_file='annotations/person_keypoints_train.json',
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=1,
+    dataset=dict(
+        data_root=data_root,
+        ann_file='annotations/person_keypoints_val.json',
+        bbox_file=data_root + 'person_detection_results/val_detections.json',
+        data_prefix=dict(img='val/'),
+        pipeline=val_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root +
+                     'annotations/person_keypoints_val.json')
+test_evaluator = val_evaluator
+
+max_epochs = 10
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(paramwise_cfg=dict(num_layers=4))
+param_scheduler = [
+    dict(type='LinearLR', begin=0, end=50, start_factor=0.01,
+         by_epoch=False),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-6, begin=0,
+         end=max_epochs, by_epoch=True)
+]
+auto_scale_lr = dict(base_batch_size=8)
+randomness = dict(seed=0)
+default_hooks = dict(logger=dict(interval=20),
+                     checkpoint=dict(interval=5, max_keep_ckpts=1))

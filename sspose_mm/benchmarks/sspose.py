@@ -1,0 +1,103 @@
+"""``sspose-pretrain``: what SSpose pretraining and fine-tuning cost on CPU.
+
+For the encoder of a pretraining config (default: SSpose-B on COCO,
+256x192): MAE pretraining training steps (masked forward, backward, AdamW
+step) in images/s at the config's mask ratio and at mask ratio 0, and the
+pose model on the same encoder (the fine-tuning config's head) in training
+steps and inference, images/s; parameters and FLOPs of both.
+"""
+import argparse
+import copy
+from typing import Callable, Tuple
+
+import torch
+from mmengine.config import Config
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from mmengine.registry import init_default_scope
+from mmpose.registry import MODELS
+
+from .core import Report, count_flops, register_benchmark, time_per_call
+
+DEFAULT_CONFIG = 'configs/sspose/mae_sspose-b_8xb64-800e_coco-256x192.py'
+POSE_CONFIG = 'configs/sspose/td-hm_sspose-b_8xb64-210e_coco-256x192.py'
+
+
+def build_models(config: str, input_size: Tuple[int, int]
+                 ) -> Tuple[torch.nn.Module, torch.nn.Module]:
+    """The pretraining model of ``config`` and the pose model of
+    ``POSE_CONFIG`` with the same encoder, both for ``input_size``."""
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmpose'))
+    cfg.model.backbone.img_size = input_size
+    pose = Config.fromfile(POSE_CONFIG).model
+    pose.backbone = copy.deepcopy(cfg.model.backbone)
+    pose.backbone.trainable_pos_embed = True
+    pose.head.in_channels = cfg.model.backbone.embed_dims[-1]
+    return MODELS.build(cfg.model), MODELS.build(pose)
+
+
+def training_step(model: torch.nn.Module, loss: Callable[[], torch.Tensor]
+                  ) -> Callable[[], None]:
+    """One optimisation step: ``loss()``, backward, AdamW."""
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-6)
+
+    def step() -> None:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss().backward()
+        optimizer.step()
+    return step
+
+
+@register_benchmark('sspose-pretrain',
+                    help='SSpose MAE pretraining and fine-tuning images/s')
+def bench(args: argparse.Namespace, report: Report) -> None:
+    config = args.config or DEFAULT_CONFIG
+    mae, pose = build_models(config, args.input or tuple(
+        Config.fromfile(config).model.backbone.img_size))
+    h, w = mae.backbone.img_size
+    images = torch.randn(args.batch, 3, h, w)
+    ratio = mae.mask_ratio
+    report.section(f'{config}: {h}x{w}, batch {args.batch}, '
+                   f'{args.threads} threads')
+    report.row('pretraining model parameters',
+               sum(p.numel() for p in mae.parameters()) / 1e6, 'M')
+    report.row('pose model parameters',
+               sum(p.numel() for p in pose.parameters()) / 1e6, 'M')
+    # The fused CPU attention kernel is invisible to the FLOP counter; its
+    # reference (math) form is made of counted matrix products.
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+        pose.eval()
+        pose_macs = count_flops(lambda: pose(images[:1], None,
+                                             mode='tensor')) / 2
+        mae.eval()
+        mae_macs = count_flops(lambda: mae(images[:1], mode='tensor')) / 2
+    report.row('pose model forward', pose_macs / 1e9, 'GMACs',
+               'torch.utils.flop_counter / 2, attention included; the '
+               'unit of the "GFLOPs" of the TransPose table')
+    report.row(f'pretraining forward, mask ratio {ratio}', mae_macs / 1e9,
+               'GMACs')
+    for mask_ratio in (ratio, 0.):
+        mae.mask_ratio = mask_ratio
+        seconds = time_per_call(
+            training_step(mae, lambda: mae(images, mode='loss')['loss']),
+            repeat=args.repeat, label=f'pretraining step, ratio {mask_ratio}')
+        report.row(f'pretraining step, mask ratio {mask_ratio}',
+                   args.batch / seconds, 'images/s',
+                   'forward + backward + AdamW')
+    mae.mask_ratio = ratio
+    seconds = time_per_call(
+        training_step(pose, lambda: pose(images, None,
+                                         mode='tensor').square().mean()),
+        repeat=args.repeat, label='fine-tuning step')
+    report.row('fine-tuning step', args.batch / seconds, 'images/s',
+               'forward + backward (MSE stand-in loss) + AdamW')
+
+    def inference() -> None:
+        pose.eval()
+        with torch.no_grad():
+            pose(images, None, mode='tensor')
+    seconds = time_per_call(inference, repeat=args.repeat,
+                            label='pose inference')
+    report.row('pose inference', args.batch / seconds, 'images/s')

@@ -1,0 +1,435 @@
+"""SSpose's hybrid conv-transformer encoder (ConvMAE-style "ConvViT").
+
+Masked-convolution stages at fine resolution, a transformer stage on the
+coarsest grid, and a multi-scale fusion of the conv stages into the tokens.
+The same module is the pose backbone and the encoder of the MAE pretrainer
+(:class:`~sspose_mm.models.pretrainers.SSposeMAE`), so a pretraining
+checkpoint initialises the pose model key for key.
+
+Module names are chosen so that MMPose's ``LayerDecayOptimWrapperConstructor``
+assigns the official fine-tuning layer ids by prefix: everything before the
+transformer lives under ``patch_embed`` (id 0, with ``pos_embed``), the
+transformer layers are ``layers.i`` (id ``i + 1``), the rest gets the top id.
+The official checkpoint names map onto these in
+:mod:`sspose_mm.apis.checkpoint_layouts.sspose`.
+"""
+import math
+import os.path as osp
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModule
+from mmpose.registry import MODELS
+from timm.layers import DropPath, Mlp
+from torch import Tensor, nn
+
+from ...errors import CheckpointError, ConfigError
+from ..utils import MultiheadSelfAttention
+
+FUSION_POSITIONS = ('before_transformer', 'after_transformer', 'none')
+
+
+def mae_sincos_position_embedding(h: int, w: int, dims: int) -> Tensor:
+    """MAE's fixed 2-D sin-cos table for an ``h x w`` grid, ``(h*w, dims)``.
+
+    Row-major tokens; the first ``dims/2`` channels encode the column index,
+    the second half the row index, each as ``[sin, cos]`` of the position
+    times ``1 / 10000**(i / (dims/4))``. Computed in float64 as MAE does, so
+    the float32 result equals the official table bit for bit. (Not the DETR
+    table of :func:`~sspose_mm.models.utils.sine_position_embedding`: other
+    frequencies and channel order.)
+    """
+    if dims % 4:
+        raise ConfigError(f'sin-cos position embedding needs dims divisible '
+                          f'by 4, got {dims}')
+    omega = 1. / 10000**(np.arange(dims // 4, dtype=np.float64) / (dims / 4))
+
+    def encode(positions: np.ndarray) -> np.ndarray:
+        angles = np.outer(positions.reshape(-1), omega)
+        return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+
+    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64),
+                             np.arange(w, dtype=np.float64), indexing='ij')
+    table = np.concatenate([encode(cols), encode(rows)], axis=1)
+    return torch.from_numpy(table).float()
+
+
+def resize_position_embedding(table: Tensor, src_grid: Tuple[int, int],
+                              dst_grid: Tuple[int, int]) -> Tensor:
+    """Bicubic resize of a ``(1, h*w, C)`` table to another token grid (as
+    MAE's ``interpolate_pos_embed`` does for fine-tuning at other sizes)."""
+    (sh, sw), (dh, dw) = src_grid, dst_grid
+    grid = table.reshape(1, sh, sw, -1).permute(0, 3, 1, 2).float()
+    grid = F.interpolate(grid, size=(dh, dw), mode='bicubic',
+                         align_corners=False)
+    return grid.permute(0, 2, 3, 1).reshape(1, dh * dw, -1).to(table.dtype)
+
+
+class ChannelLastLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of a ``(B, C, H, W)`` map."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+class ConvPatchEmbed(nn.Module):
+    """Non-overlapping ``patch x patch`` conv -> LayerNorm -> GELU.
+
+    Args:
+        in_channels (int): Input channels.
+        embed_dims (int): Output channels.
+        patch_size (int): Kernel size and stride.
+    """
+
+    def __init__(self, in_channels: int, embed_dims: int,
+                 patch_size: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size,
+                              stride=patch_size)
+        self.norm = ChannelLastLayerNorm(embed_dims)
+        self.act = nn.GELU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, C_in, H, W)`` -> ``(B, C, H/p, W/p)``."""
+        return self.act(self.norm(self.proj(x)))
+
+
+class MaskedConvBlock(nn.Module):
+    """The "masked convolution block" (ConvMAE's ``CBlock``).
+
+    ``x + proj(masked_conv(value(norm1(x)) * visible))`` then
+    ``x + mlp(norm2(x))``, where ``masked_conv`` is a 5x5 depthwise conv and
+    ``visible`` is 1 on visible and 0 on masked positions. Zeroing the value
+    before the only spatial operation means masked positions contribute
+    nothing to visible ones; everything else is per-position.
+
+    Args:
+        dims (int): Channels ``C``.
+        mlp_ratio (float): Hidden width of the 1x1-conv MLP over ``C``.
+        drop_path (float): Stochastic depth rate of both branches.
+    """
+
+    def __init__(self, dims: int, mlp_ratio: float = 4.,
+                 drop_path: float = 0.) -> None:
+        super().__init__()
+        self.norm1 = ChannelLastLayerNorm(dims)
+        self.value = nn.Conv2d(dims, dims, 1)
+        self.masked_conv = nn.Conv2d(dims, dims, 5, padding=2, groups=dims)
+        self.proj = nn.Conv2d(dims, dims, 1)
+        self.norm2 = ChannelLastLayerNorm(dims)
+        self.mlp = Mlp(dims, int(dims * mlp_ratio), use_conv=True)
+        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
+                          nn.Identity())
+
+    def forward(self, x: Tensor, visible: Optional[Tensor] = None) -> Tensor:
+        """
+        Args:
+            x (Tensor): ``(B, C, H, W)``.
+            visible (Tensor, optional): ``(B, 1, H, W)``, 1 = visible.
+        """
+        value = self.value(self.norm1(x))
+        if visible is not None:
+            value = value * visible
+        x = x + self.drop_path(self.proj(self.masked_conv(value)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class TransformerLayer(nn.Module):
+    """Pre-norm ViT block (timm's ``Block``) whose attention is this
+    package's :class:`MultiheadSelfAttention`, so that ``collect_attention``
+    records it. The packed ``in_proj_weight`` has timm's ``qkv`` row order
+    (q, k, v, each head-major), so official ``attn.qkv``/``attn.proj`` map
+    by renaming only.
+
+    Args:
+        embed_dims (int): Token dimension ``C``.
+        num_heads (int): Attention heads.
+        mlp_ratio (float): MLP hidden width over ``C``.
+        drop_path (float): Stochastic depth rate.
+        attn_drop (float): Dropout on attention weights.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int,
+                 mlp_ratio: float = 4., drop_path: float = 0.,
+                 attn_drop: float = 0.) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
+        self.attn = MultiheadSelfAttention(embed_dims, num_heads, attn_drop)
+        self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio))
+        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
+                          nn.Identity())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, N, C)`` tokens in and out."""
+        attended, _ = self.attn(self.norm1(x))
+        x = x + self.drop_path(attended)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class HybridPatchEmbed(nn.Module):
+    """Everything before the transformer: conv stages 1-2 (patch embedding
+    + masked conv blocks), the stage-3 patch embedding and the token
+    ``linear`` projection.
+
+    Args:
+        embed_dims (Sequence[int]): Channels of stages 1, 2 and 3.
+        depths (Sequence[int]): Masked conv blocks in stages 1 and 2.
+        patch_sizes (Sequence[int]): Stride of each stage's embedding.
+        mlp_ratio (float): MLP width of the conv blocks.
+        drop_paths (Sequence[float]): Per-block stochastic depth rates.
+    """
+
+    def __init__(self, embed_dims: Sequence[int], depths: Sequence[int],
+                 patch_sizes: Sequence[int], mlp_ratio: float,
+                 drop_paths: Sequence[float]) -> None:
+        super().__init__()
+        c1, c2, c3 = embed_dims
+        p1, p2, p3 = patch_sizes
+        self.embed1 = ConvPatchEmbed(3, c1, p1)
+        self.blocks1 = nn.ModuleList(
+            MaskedConvBlock(c1, mlp_ratio, drop_paths[i])
+            for i in range(depths[0]))
+        self.embed2 = ConvPatchEmbed(c1, c2, p2)
+        self.blocks2 = nn.ModuleList(
+            MaskedConvBlock(c2, mlp_ratio, drop_paths[depths[0] + i])
+            for i in range(depths[1]))
+        self.embed3 = ConvPatchEmbed(c2, c3, p3)
+        self.linear = nn.Linear(c3, c3)
+
+    def forward(self, x: Tensor, visible: Optional[List[Tensor]] = None
+                ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Stage outputs ``(B, C1, H/p1, ...)``, ``(B, C2, ...)`` and the
+        stage-3 map ``(B, C3, h, w)``; ``visible`` holds the stage-1 and
+        stage-2 masks ``(B, 1, H_i, W_i)`` or is None (no masking)."""
+        visible1, visible2 = visible if visible is not None else (None, None)
+        stage1 = self.embed1(x)
+        for block in self.blocks1:
+            stage1 = block(stage1, visible1)
+        stage2 = self.embed2(stage1)
+        for block in self.blocks2:
+            stage2 = block(stage2, visible2)
+        return stage1, stage2, self.embed3(stage2)
+
+
+class MultiScaleFusion(nn.Module):
+    """Stage-1/2 features brought to the token grid by strided convs
+    (the official ``stage1_output_decode``/``stage2_output_decode``) and
+    summed, ``(B, N, C3)``."""
+
+    def __init__(self, embed_dims: Sequence[int],
+                 patch_sizes: Sequence[int]) -> None:
+        super().__init__()
+        c1, c2, c3 = embed_dims
+        _, p2, p3 = patch_sizes
+        self.stage1 = nn.Conv2d(c1, c3, p2 * p3, stride=p2 * p3)
+        self.stage2 = nn.Conv2d(c2, c3, p3, stride=p3)
+
+    def forward(self, stage1: Tensor, stage2: Tensor) -> Tensor:
+        fused = self.stage1(stage1) + self.stage2(stage2)
+        return fused.flatten(2).transpose(1, 2)
+
+
+@MODELS.register_module()
+class SSposeConvViT(BaseModule):
+    """SSpose encoder: masked conv stages, transformer, multi-scale fusion.
+
+    ``image (B,3,H,W)`` -> stage 1 ``(H/p1)`` -> stage 2 ``(H/(p1 p2))`` ->
+    stage 3 embedding ``h x w = H/s x W/s`` (``s = p1 p2 p3``) -> tokens ->
+    ``linear`` -> ``+ pos_embed`` -> ``depths[2]`` transformer layers ->
+    ``norm``. The multi-scale fusion adds the stage-1/2 features on the token
+    grid either before ``linear`` (the paper's figure, "fed to the Stage-4
+    Linear") or after the transformer (the released pretraining code); see
+    ``fusion``. The pose output is the normed token grid as a map.
+
+    Sources disagree (docs/sspose.md): the released code uses strides 4/8/16
+    and no conv blocks in stage 3, the figure strides 2/4/8 and conv blocks
+    in stage 3. This module follows the code's structure (no stage-3 conv
+    blocks, so released checkpoints fit) with configurable strides.
+
+    Args:
+        img_size (tuple[int, int]): ``(H, W)`` input the ``pos_embed`` table
+            is sized for; other inputs are refused.
+        patch_sizes (Sequence[int]): Strides of the three embeddings.
+            Defaults to (4, 2, 2) as in the code.
+        embed_dims (Sequence[int]): Stage widths. Defaults to ConvViT-B's
+            (256, 384, 768).
+        depths (Sequence[int]): Blocks per stage (conv, conv, transformer).
+        num_heads (int): Attention heads of the transformer.
+        mlp_ratio (float): MLP width of every block.
+        drop_path_rate (float): Stochastic depth, linear over all blocks.
+        fusion (str): ``'before_transformer'``, ``'after_transformer'`` or
+            ``'none'`` (no fusion convs; the official fine-tuning model).
+        trainable_pos_embed (bool): False keeps the sin-cos table fixed
+            (MAE pretraining); True learns it (fine-tuning).
+        init_cfg (dict, optional): mmengine init config, e.g. ``Pretrained``
+            with ``prefix='backbone.'`` on a pretraining checkpoint.
+    """
+
+    def __init__(self,
+                 img_size: Sequence[int] = (256, 192),
+                 patch_sizes: Sequence[int] = (4, 2, 2),
+                 embed_dims: Sequence[int] = (256, 384, 768),
+                 depths: Sequence[int] = (2, 2, 11),
+                 num_heads: int = 12,
+                 mlp_ratio: float = 4.,
+                 drop_path_rate: float = 0.,
+                 fusion: str = 'after_transformer',
+                 trainable_pos_embed: bool = True,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        for name, value in (('patch_sizes', patch_sizes),
+                            ('embed_dims', embed_dims), ('depths', depths)):
+            if len(value) != 3:
+                raise ConfigError(f'SSposeConvViT.{name} needs 3 values '
+                                  f'(stages 1-3), got {tuple(value)}')
+        if fusion not in FUSION_POSITIONS:
+            raise ConfigError(f'SSposeConvViT.fusion must be one of '
+                              f'{FUSION_POSITIONS}, got {fusion!r}')
+        self.stride = math.prod(patch_sizes)
+        if any(size % self.stride for size in img_size):
+            raise ConfigError(f'SSposeConvViT.img_size {tuple(img_size)} is '
+                              f'not divisible by the total stride '
+                              f'{self.stride} (patch_sizes '
+                              f'{tuple(patch_sizes)})')
+        self.img_size = tuple(img_size)
+        self.patch_sizes = tuple(patch_sizes)
+        self.grid = (img_size[0] // self.stride, img_size[1] // self.stride)
+        self.embed_dims = embed_dims[-1]
+        self.fusion_position = fusion
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        self.patch_embed = HybridPatchEmbed(embed_dims, depths[:2],
+                                            patch_sizes, mlp_ratio, rates)
+        self.pos_embed = nn.Parameter(
+            mae_sincos_position_embedding(*self.grid, self.embed_dims)[None],
+            requires_grad=trainable_pos_embed)
+        self.layers = nn.ModuleList(
+            TransformerLayer(self.embed_dims, num_heads, mlp_ratio,
+                             rates[sum(depths[:2]) + i])
+            for i in range(depths[2]))
+        self.fusion = (None if fusion == 'none' else
+                       MultiScaleFusion(embed_dims, patch_sizes))
+        self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6)
+        self._init_like_mae()
+
+    def _init_like_mae(self) -> None:
+        """ConvMAE's ``initialize_weights``: xavier-uniform linears (the
+        stage-3 conv viewed as one), LayerNorm 1/0; convs keep PyTorch's."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, MultiheadSelfAttention):
+                # Same rule for the packed q/k/v as for timm's qkv Linear.
+                nn.init.xavier_uniform_(module.in_proj_weight)
+                nn.init.zeros_(module.in_proj_bias)
+        weight = self.patch_embed.embed3.proj.weight.data
+        nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))
+
+    def init_weights(self) -> None:
+        """Load ``init_cfg`` (e.g. the pretraining encoder); a local file
+        that does not exist stops with what to do instead of a traceback."""
+        checkpoint = (self.init_cfg.get('checkpoint') if isinstance(
+            self.init_cfg, dict) else None)
+        if (isinstance(checkpoint, str) and '://' not in checkpoint
+                and not osp.isfile(checkpoint)):
+            raise CheckpointError(
+                f'the backbone init_cfg checkpoint {checkpoint} does not '
+                'exist: run the pretraining config that writes it (see '
+                'docs/sspose.md), point model.backbone.init_cfg.checkpoint '
+                'at another encoder checkpoint, or set '
+                'model.backbone.init_cfg=None to start from scratch.')
+        super().init_weights()
+
+    def visible_masks(self, visible: Tensor) -> List[Tensor]:
+        """The token-grid mask ``(B, h, w)`` (1 = visible) block-upsampled to
+        the stage-1 and stage-2 grids, ``(B, 1, H_i, W_i)`` each: hierarchical
+        masking, every finer cell belongs to exactly one token."""
+        _, p2, p3 = self.patch_sizes
+        visible = visible[:, None].float()
+        stage2 = visible.repeat_interleave(p3, 2).repeat_interleave(p3, 3)
+        stage1 = stage2.repeat_interleave(p2, 2).repeat_interleave(p2, 3)
+        return [stage1, stage2]
+
+    def forward_tokens(self, x: Tensor, ids_keep: Optional[Tensor] = None,
+                       visible: Optional[Tensor] = None) -> Tensor:
+        """Encode, optionally keeping only some tokens (MAE).
+
+        Args:
+            x (Tensor): ``(B, 3, H, W)`` normalised images.
+            ids_keep (Tensor, optional): ``(B, n)`` row-major indices of the
+                tokens that enter the transformer; None keeps all.
+            visible (Tensor, optional): ``(B, h, w)`` token-grid mask
+                (1 = visible) applied in the masked conv blocks; None
+                masks nothing.
+
+        Returns:
+            Tensor: ``(B, n, C)`` normed tokens, in ``ids_keep`` order.
+        """
+        if tuple(x.shape[-2:]) != self.img_size:
+            raise ValueError(f'SSposeConvViT got a {tuple(x.shape[-2:])} '
+                             f'input but its pos_embed is for img_size '
+                             f'{self.img_size}')
+        masks = None if visible is None else self.visible_masks(visible)
+        stage1, stage2, stage3 = self.patch_embed(x, masks)
+        tokens = stage3.flatten(2).transpose(1, 2)
+        fused = None if self.fusion is None else self.fusion(stage1, stage2)
+        if self.fusion_position == 'before_transformer':
+            tokens = tokens + fused
+        tokens = self.patch_embed.linear(tokens) + self.pos_embed
+        if ids_keep is not None:
+            tokens = gather_tokens(tokens, ids_keep)
+        for layer in self.layers:
+            tokens = layer(tokens)
+        if self.fusion_position == 'after_transformer':
+            tokens = tokens + (fused if ids_keep is None else
+                               gather_tokens(fused, ids_keep))
+        return self.norm(tokens)
+
+    def forward(self, x: Tensor) -> Tuple[Tensor]:
+        """``(B, 3, H, W)`` -> ``((B, C, h, w),)``, the normed tokens of the
+        last layer on their grid."""
+        tokens = self.forward_tokens(x)
+        h, w = self.grid
+        return (tokens.transpose(1, 2).reshape(len(x), -1, h, w), )
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args,
+                              **kwargs) -> None:
+        """Resize a checkpoint's ``pos_embed`` made for another grid (e.g.
+        the 14x14 of 224x224 pretraining, or pretraining at another input
+        size) to this model's grid."""
+        key = prefix + 'pos_embed'
+        table = state_dict.get(key)
+        if table is not None and table.shape != self.pos_embed.shape:
+            source = self._source_grid(table)
+            if source is None:
+                raise CheckpointError(
+                    f'{key} has shape {tuple(table.shape)}: not a grid of '
+                    f'the aspect ratio of {self.grid} nor a square one, so '
+                    'it cannot be resized to this model\'s token grid')
+            state_dict[key] = resize_position_embedding(table, source,
+                                                        self.grid)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _source_grid(self, table: Tensor) -> Optional[Tuple[int, int]]:
+        """The ``(h, w)`` a stored table was made for: this model's aspect
+        ratio if the token count allows it, else square, else None."""
+        if table.ndim != 3 or table.shape[-1] != self.embed_dims:
+            return None
+        tokens, (h, w) = table.shape[1], self.grid
+        rows = round(math.sqrt(tokens * h / w))
+        if rows and tokens % rows == 0 and rows * w == tokens // rows * h:
+            return rows, tokens // rows
+        side = math.isqrt(tokens)
+        return (side, side) if side * side == tokens else None
+
+
+def gather_tokens(tokens: Tensor, ids: Tensor) -> Tensor:
+    """``tokens[b, ids[b]]`` for ``(B, N, C)`` tokens and ``(B, n)`` ids."""
+    return torch.gather(tokens, 1,
+                        ids[..., None].expand(-1, -1, tokens.shape[-1]))

@@ -1,0 +1,54 @@
+"""SSpose's heatmap head on the final attention layer's tokens."""
+from typing import Tuple
+
+import torch
+from mmpose.models.heads import HeatmapHead
+from mmpose.registry import MODELS
+from torch import Tensor
+
+
+@MODELS.register_module()
+class SSposeHead(HeatmapHead):
+    """Heatmaps from the tokens of the transformer's last layer.
+
+    SSpose describes no head beyond "the final attention layer aggregates
+    the attention scores to determine the heatmap" and explains a predicted
+    keypoint by that layer's attention row at its location (TransPose's
+    dependency maps). So the layers are MMPose's :class:`HeatmapHead`
+    (optional deconvolutions, then a 1x1 conv to ``K`` maps) applied to the
+    backbone's token grid ``(B, C, h, w)``, which is the normed output of
+    the last attention layer; what this class adds is that explanation,
+    :meth:`keypoint_dependency`.
+
+    Args: as :class:`HeatmapHead`; ``in_channels`` is the token width.
+    """
+
+    @staticmethod
+    def keypoint_dependency(heatmaps: Tensor, attention: Tensor,
+                            token_grid: Tuple[int, int]) -> Tensor:
+        """What each predicted keypoint depends on in the last layer.
+
+        Args:
+            heatmaps (Tensor): ``(B, K, H_hm, W_hm)`` predicted heatmaps.
+            attention (Tensor): ``(B, N, N)`` head-averaged attention of the
+                last layer (``collect_attention(model, x)[-1]``),
+                ``N = h * w`` row-major tokens.
+            token_grid (tuple[int, int]): ``(h, w)``.
+
+        Returns:
+            Tensor: ``(B, K, h, w)``: for every keypoint, the attention row
+            of the token under its heatmap maximum (rows sum to 1).
+        """
+        b, k, hm_h, hm_w = heatmaps.shape
+        h, w = token_grid
+        if attention.shape != (b, h * w, h * w):
+            raise ValueError(f'attention has shape {tuple(attention.shape)},'
+                             f' expected {(b, h * w, h * w)} for the token '
+                             f'grid {token_grid}')
+        peak = heatmaps.flatten(2).argmax(dim=-1)
+        rows = (peak // hm_w) * h // hm_h
+        cols = (peak % hm_w) * w // hm_w
+        queries = rows * w + cols  # (B, K) token under each maximum
+        dependency = torch.gather(
+            attention, 1, queries[..., None].expand(-1, -1, h * w))
+        return dependency.reshape(b, k, h, w)
