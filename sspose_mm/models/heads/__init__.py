@@ -1,2 +1,3 @@
 """Heads of this package's pose models (one module per family)."""
+from .sharpose_head import SHaRPoseHead  # noqa: F401
 from .sspose_head import SSposeHead  # noqa: F401

@@ -1,0 +1,110 @@
+# SHaRPose-Base, 256x192, alpha 0.4 (configs/sharpose_base_coco_256x192_4xb64
+# _210e.py of AnxQ/sharpose): a ViT-B looks at the crop at 128x96 with a
+# quality token and 17 keypoint tokens, and refines 40% of its 8x6 coarse
+# patches at 256x192 (2x2 fine patches each) unless the quality predictor is
+# confident (>= 0.99). Original recipe: MAE ViT-B init, AdamW lr 5e-4 wd 0.1
+# with layer-wise lr decay 0.75, 500-iteration linear warmup, lr x0.1 at
+# epochs 170 and 200, 210 epochs, 4 GPUs x 64, UDP targets (sigma 2), flip
+# test. The quality loss (0.03 x MSE to the coarse pose's OKS) starts after
+# epoch 180; validation is gated after epoch 180 too.
+_base_ = [
+    '../_base_/default_runtime.py', '../_base_/datasets/coco_topdown.py'
+]
+
+max_epochs = 210
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
+optim_wrapper = dict(
+    optimizer=dict(
+        type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.1),
+    constructor='SHaRPoseLayerDecayOptimWrapperConstructor',
+    paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.75))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, begin=0, end=500,
+         by_epoch=False),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[170, 200],
+         gamma=0.1, by_epoch=True)
+]
+auto_scale_lr = dict(base_batch_size=256)
+
+input_size = (192, 256)
+codec = dict(
+    type='UDPHeatmap', input_size=input_size, heatmap_size=(48, 64), sigma=2)
+
+model = dict(
+    type='TopdownPoseEstimator',
+    data_preprocessor=dict(
+        type='PoseDataPreprocessor',
+        mean=[123.675, 116.28, 103.53],
+        std=[58.395, 57.12, 57.375],
+        bgr_to_rgb=True),
+    backbone=dict(
+        type='SHaRPoseViT',
+        img_sizes=((128, 96), (256, 192)),
+        num_keypoints=17,
+        embed_dims=768,
+        depth=12,
+        num_heads=12,
+        drop_path_rate=0.1,
+        alpha=0.4,
+        qp_threshold=0.99,
+        qp_start_epoch=180,
+        # MAE's ViT-B (github.com/facebookresearch/mae, "pretrain"
+        # checkpoint); its 14x14 position table is resized to both grids.
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='checkpoints/mae_pretrain_vit_base.pth')),
+    head=dict(
+        type='SHaRPoseHead',
+        in_channels=768,
+        out_channels=17,
+        heatmap_size=codec['heatmap_size'],
+        loss=dict(type='KeypointMSELoss', use_target_weight=True),
+        decoder=codec,
+        metainfo=dict(from_file='configs/_base_/datasets/coco.py'),
+        quality_loss_weight=0.03,
+        qp_start_epoch=180),
+    test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False))
+
+# The original's ViTPose pipeline: box shift (0.16, p 0.3), flip, half body
+# (> 8 visible joints, p 0.3), scale N(1, 0.5) clipped to [0.5, 1.5],
+# rotation N(0, 40) clipped at 80 degrees with p 0.6, UDP affine and target.
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(
+        type='RandomHalfBody',
+        min_total_keypoints=9,
+        min_upper_keypoints=3,
+        min_lower_keypoints=3,
+        padding=1.5,
+        prob=0.3,
+        upper_prioritized_prob=0.69),
+    dict(
+        type='ClippedRandomBBoxTransform',
+        shift_factor=0.16,
+        shift_prob=0.3,
+        scale_factor=(0.5, 1.5),
+        rotate_sigma=40,
+        rotate_factor=80),
+    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='PackPoseInputs')
+]
+train_dataloader = dict(batch_size=64, dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
+test_dataloader = val_dataloader
+
+custom_hooks = [
+    dict(type='SyncBuffersHook'),
+    dict(type='PlainCheckpointHook'),
+    dict(type='SHaRPoseQualityHook'),
+]
+default_hooks = dict(
+    checkpoint=dict(interval=10, save_best='coco/AP', rule='greater'))

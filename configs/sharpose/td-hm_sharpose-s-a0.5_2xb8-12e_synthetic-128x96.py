@@ -1,0 +1,71 @@
+# Quickstart: SHaRPose-Small trained from scratch on the embedded synthetic
+# people (python tools/make_synthetic_data.py) at 128x96: coarse pass 64x48
+# (4x3 patches), half of them refined at 128x96, heatmaps 32x24. Model, loss,
+# gate and decoding are SHaRPose-S's; data, schedule, input size and init
+# differ: no MAE weights can be downloaded here, so no layer-wise lr decay
+# (rate 1: it protects pretrained lower layers, there are none), and the
+# quality loss and validation gating start after epoch 8 of 12 so that a
+# short run exercises both.
+_base_ = ['./td-hm_sharpose-s-a0.5_4xb128-250e_coco-256x192.py']
+
+data_root = 'data/synthetic/'
+input_size = (96, 128)
+codec = dict(
+    type='UDPHeatmap', input_size=input_size, heatmap_size=(24, 32), sigma=2)
+
+model = dict(
+    backbone=dict(
+        img_sizes=((64, 48), (128, 96)), qp_start_epoch=8, init_cfg=None),
+    head=dict(
+        heatmap_size=codec['heatmap_size'], decoder=codec, qp_start_epoch=8))
+
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='RandomFlip', direction='horizontal'),
+    dict(type='ClippedRandomBBoxTransform', rotate_sigma=15, rotate_factor=30),
+    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='PackPoseInputs')
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='GetBBoxCenterScale', padding=1.25),
+    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(type='PackPoseInputs')
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    dataset=dict(
+        data_root=data_root,
+        ann_file='annotations/person_keypoints_train.json',
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=32,
+    num_workers=1,
+    dataset=dict(
+        data_root=data_root,
+        ann_file='annotations/person_keypoints_val.json',
+        bbox_file=data_root + 'person_detection_results/val_detections.json',
+        data_prefix=dict(img='val/'),
+        pipeline=val_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root +
+                     'annotations/person_keypoints_val.json')
+test_evaluator = val_evaluator
+
+max_epochs = 12
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=1.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, begin=0, end=50, by_epoch=False),
+    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[9, 11],
+         gamma=0.1, by_epoch=True)
+]
+auto_scale_lr = dict(base_batch_size=16)
+randomness = dict(seed=0)
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(interval=4, max_keep_ckpts=1))

@@ -1,0 +1,77 @@
+"""Official SHaRPose checkpoints (``AnxQ/sharpose``, MMPose 0.x ``TopDown``).
+
+The backbone (:class:`~sspose_mm.models.backbones.SHaRPoseViT`) keeps the
+official module names, so ``backbone.*`` keys stay as they are; the head's
+``keypoint_head.heatmap_mlp.*`` becomes ``head.heatmap_mlp.*``
+(:class:`~sspose_mm.models.heads.SHaRPoseHead`). Nothing is dropped. The
+number of blocks is read from the keys and the head's one- or two-layer MLP
+from its keys; widths and grids must match the config (a strict load says
+where not).
+"""
+import re
+from dataclasses import dataclass
+from typing import Collection, Dict, List, Tuple
+
+from torch import Tensor
+
+from ..convert import register_layout, require_exact_keys
+
+_PARAMS = ('weight', 'bias')
+_BLOCK = ('norm1', 'attn.qkv', 'attn.proj', 'norm2', 'mlp.fc1', 'mlp.fc2')
+_BACKBONE = (['keypoint_tokens', 'quality_token', 'patch_embed.proj.weight',
+              'patch_embed.proj.bias', 'pos_embed_list.0', 'pos_embed_list.1']
+             + [f'{module}.{param}'
+                for module in ('norm', 'reuse_block.0', 'reuse_block.1.fc1',
+                               'reuse_block.1.fc2', 'quality_predictor.mlp.0',
+                               'quality_predictor.mlp.3',
+                               'quality_predictor.mlp.6',
+                               'quality_predictor.norm')
+                for param in _PARAMS])
+# heatmap_mlp: LN, Linear (one layer) or LN, Linear, GELU, LN, Linear.
+_HEAD_LAYERS = {1: ('0', '1'), 2: ('0', '1', '3', '4')}
+_BLOCK_INDEX = re.compile(r'backbone\.blocks\.(\d+)\.')
+
+
+def expected_official_keys(depth: int, head_layers: int) -> List[str]:
+    """Every official key for ``depth`` blocks and a one- or two-layer
+    heatmap MLP."""
+    blocks = [f'backbone.blocks.{i}.{module}.{param}' for i in range(depth)
+              for module in _BLOCK for param in _PARAMS]
+    head = [f'keypoint_head.heatmap_mlp.{layer}.{param}'
+            for layer in _HEAD_LAYERS[head_layers] for param in _PARAMS]
+    return [f'backbone.{key}' for key in _BACKBONE] + blocks + head
+
+
+@dataclass(frozen=True)
+class SHaRPoseLayout:
+    """Official SHaRPose ``TopDown`` checkpoints -> ``TopdownPoseEstimator``
+    with ``SHaRPoseViT`` and ``SHaRPoseHead``."""
+
+    name: str = 'sharpose'
+    description: str = ('SHaRPose (coarse-to-fine ViT with keypoint tokens '
+                        'and quality predictor, backbone.* + keypoint_head.*)')
+    markers: Tuple[str, ...] = ('backbone.pos_embed_list.',
+                                'backbone.quality_predictor.',
+                                'keypoint_head.heatmap_mlp.')
+
+    def matches(self, keys: Collection[str]) -> bool:
+        return all(any(k.startswith(m) for k in keys) for m in self.markers)
+
+    def convert(self, state_dict: Dict[str, Tensor]
+                ) -> Tuple[Dict[str, Tensor], List[str]]:
+        depth = max((int(m.group(1)) for m in map(_BLOCK_INDEX.match,
+                                                   state_dict) if m),
+                    default=0) + 1
+        head_layers = 2 if any(k.startswith('keypoint_head.heatmap_mlp.4.')
+                               for k in state_dict) else 1
+        expected = expected_official_keys(depth, head_layers)
+        require_exact_keys(self.name, state_dict, expected)
+        converted = {}
+        for key, value in state_dict.items():
+            if key.startswith('keypoint_head.'):
+                key = 'head.' + key[len('keypoint_head.'):]
+            converted[key] = value
+        return converted, []
+
+
+register_layout(SHaRPoseLayout())

@@ -1,0 +1,123 @@
+"""``sharpose-sparse``: what SHaRPose's gate and sparse fine pass save.
+
+For a SHaRPose config (default: base 256x192, alpha 0.4), per instance:
+MACs and CPU throughput (backbone + head, no flip, no decoding, as the
+official ``benchmark.py``) of the gated model with 0%, 50% and 100% of the
+instances refined (forced through the quality threshold), against the same
+ViT run densely at full resolution: its patch embedding, blocks, norm and
+head on [K keypoint tokens, all N1 fine patches] (what the model computes
+without the coarse pass and the sparsification; ViTPose-style). Ratios are
+dense / sparse, so above 1 means SHaRPose is cheaper.
+"""
+import argparse
+import math
+import statistics
+from typing import Callable, Tuple
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmpose.registry import MODELS
+from torch import Tensor, nn
+
+from .core import Report, count_flops, register_benchmark, time_per_call
+
+DEFAULT_CONFIG = ('configs/sharpose/'
+                  'td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py')
+
+
+def dense_forward(model: nn.Module, inputs: Tensor) -> Tensor:
+    """Heatmaps of the model's ViT run densely on all fine patches."""
+    backbone = model.backbone
+    tokens = torch.cat([
+        backbone.keypoint_tokens.expand(inputs.shape[0], -1, -1),
+        backbone.patch_embed(inputs) + backbone.pos_embed_list[1]
+    ], dim=1)
+    for block in backbone.blocks:
+        tokens, _ = block(tokens)
+    keypoints = backbone.norm(tokens[:, :backbone.num_keypoints])
+    return model.head.tokens_to_heatmaps(keypoints)
+
+
+def gated_forward(model: nn.Module, inputs: Tensor, refine_rate: float
+                  ) -> Tuple[Callable[[], Tensor], float]:
+    """The gated model (standalone-test mode) with the quality threshold set
+    so that ``refine_rate`` of the instances are refined (as near as the
+    batch allows), and the share that the gate then refines."""
+    backbone = model.backbone
+    backbone.train_epoch = None
+    with torch.no_grad():
+        quality = backbone(inputs).quality.sort().values
+    refined = round(refine_rate * len(quality))
+    if refined == 0:
+        threshold = -math.inf
+    elif refined == len(quality):
+        threshold = math.inf
+    else:  # between the refined-th and the next quality
+        threshold = float(quality[refined - 1] + quality[refined]) / 2
+
+    def run() -> Tensor:
+        backbone.qp_threshold = threshold
+        return model.head(backbone(inputs))
+
+    run()
+    return run, float(backbone(inputs).refine_mask.float().mean())
+
+
+@register_benchmark('sharpose-sparse',
+                    help='SHaRPose gated sparse model vs dense ViT: MACs '
+                    'and throughput at refine rates 0/50/100%')
+def bench(args: argparse.Namespace, report: Report) -> None:
+    config = args.config or DEFAULT_CONFIG
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmpose'))
+    cfg.model.backbone.init_cfg = None
+    model = MODELS.build(cfg.model).eval()
+    backbone = model.backbone
+    height, width = backbone.img_sizes[1]
+    if args.input and tuple(args.input) != (height, width):
+        # Position embeddings are per-grid parameters: other sizes would
+        # be resized, not measured as configured.
+        report.section(f'{config}: --input ignored, runs at {height}x{width}')
+    inputs = torch.randn(args.batch, 3, height, width,
+                         generator=torch.Generator().manual_seed(0))
+    (h0, w0), (h1, w1) = backbone.grids
+    report.section(
+        f'{config}: {height}x{width}, alpha {backbone.alpha} '
+        f'({backbone.num_selected} of {h0 * w0} coarse patches), batch '
+        f'{args.batch}, {args.threads} threads')
+    report.row('sequence length coarse / fine',
+               backbone.coarse_sequence_length, 'tokens',
+               f'fine pass {backbone.fine_sequence_length}, dense '
+               f'{backbone.num_keypoints + h1 * w1}')
+
+    runs = {'dense ViT, full resolution': lambda: dense_forward(model, inputs)}
+    for rate in (0., 0.5, 1.):
+        with torch.no_grad():
+            run, refined = gated_forward(model, inputs, rate)
+        runs[f'SHaRPose, {refined:.0%} refined'] = run
+    with torch.no_grad():
+        macs = {what: count_flops(run) / 2 / args.batch
+                for what, run in runs.items()}
+        # Round-robin, so that every variant sees the same background load
+        # (medians over rounds; the first round is warm-up).
+        seconds = {what: [] for what in runs}
+        for round_ in range(args.repeat + 1):
+            for what, run in runs.items():
+                elapsed = time_per_call(run, warmup=0, repeat=1,
+                                        label=f'{what} ({round_})')
+                if round_:
+                    seconds[what].append(elapsed)
+    dense = 'dense ViT, full resolution'
+    for what in runs:
+        throughput = args.batch / statistics.median(seconds[what])
+        report.row(what, macs[what] / 1e9, 'GMACs/inst',
+                   'matrix products and attention (torch flop counter / 2)'
+                   if what == dense else '')
+        report.row(what, throughput, 'inst/s')
+        if what != dense:
+            report.row(what + ': dense / sparse MACs',
+                       macs[dense] / macs[what], 'x')
+            report.row(what + ': sparse / dense throughput',
+                       statistics.median(seconds[dense]) /
+                       statistics.median(seconds[what]), 'x')

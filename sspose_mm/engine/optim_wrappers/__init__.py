@@ -1,0 +1,4 @@
+"""Optimizer wrapper constructors of this package's recipes."""
+from .sharpose_layer_decay import SHaRPoseLayerDecayOptimWrapperConstructor
+
+__all__ = ['SHaRPoseLayerDecayOptimWrapperConstructor']
