@@ -29,6 +29,16 @@ def heatmap_head_keypoints(cfg: Config, num_keypoints: int) -> None:
     cfg.model.head.out_channels = num_keypoints
 
 
+def sharpose_keypoints(cfg: Config, num_keypoints: int) -> None:
+    """SHaRPose: its keypoint tokens, output maps, and the OKS sigmas of a
+    layout with that many keypoints (its quality loss needs them)."""
+    layouts = {16: 'mpii.py', 21: 'humanart21.py'}
+    cfg.model.backbone.num_keypoints = num_keypoints
+    cfg.model.head.out_channels = num_keypoints
+    cfg.model.head.metainfo = dict(
+        from_file=f'configs/_base_/datasets/{layouts[num_keypoints]}')
+
+
 @dataclass
 class KeypointFamily:
     """How to build one family with K keypoints (extend FAMILIES when a
@@ -46,6 +56,12 @@ FAMILIES = [
     KeypointFamily('transpose-h-s', 'configs/transpose/'
                    'td-hm_transpose-h-s_2xb16-240e_coco-256x192.py',
                    heatmap_head_keypoints, (32, 32)),
+    KeypointFamily('sspose-t', 'configs/sspose/'
+                   'td-hm_sspose-t_1xb8-10e_synthetic-128x96.py',
+                   heatmap_head_keypoints, (96, 128)),
+    KeypointFamily('sharpose-s', 'configs/sharpose/'
+                   'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py',
+                   sharpose_keypoints, (96, 128)),
 ]
 
 
