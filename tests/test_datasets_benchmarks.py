@@ -16,7 +16,7 @@ from sspose_mm.datasets.keypoint_layout import (keypoint_names,
                                                 pipeline_num_keypoints,
                                                 shared_keypoint_mappings)
 
-from conftest import REPO, SHARED, require_shared
+from conftest import REPO, SHARED, require_shared, run_tool
 
 CONFIGS = REPO / 'configs' / 'transpose'
 MPII = CONFIGS / 'td-hm_transpose-r-a4_1xb20-100e_mpii-256x256.py'
@@ -168,8 +168,8 @@ def test_crowdpose_converters_are_the_shared_keypoints_by_name():
 
 
 def test_the_model_side_keypoint_count_of_the_crowdpose_config():
-    """What config_checks.check_keypoint_count should compare with the head
-    (17), not the dataset's 14 (see docs/datasets.md)."""
+    """What config_checks.check_keypoint_count compares with the head (17),
+    not the dataset's 14."""
     cfg = Config.fromfile(str(CROWDPOSE))
     pipeline = cfg.test_dataloader.dataset.pipeline
     assert pipeline_num_keypoints(pipeline) == cfg.model.head.out_channels
@@ -262,9 +262,17 @@ def test_mpii_fine_tunes_from_a_coco_checkpoint_through_the_runner(
 @pytest.mark.parametrize('config,key,bbox_file', [
     (CROWDPOSE, 'crowdpose/AP', True), (OCHUMAN, 'ochuman/AP', False)])
 def test_coco_model_tests_on_crowdpose_and_ochuman(config, key, bbox_file,
-                                                   tmp_path,
-                                                   plain_config_text):
+                                                   coco_checkpoint, tmp_path):
+    """The documented command: tools/test.py with the 17-keypoint COCO
+    checkpoint on a dataset of another layout (CrowdPose: 14 keypoints,
+    converted by the pipeline), passing the pre-flight checks."""
     cfg = runner_cfg(on_excerpt(config, bbox_file=bbox_file), tmp_path)
     shrink(cfg)
-    metrics = Runner.from_cfg(cfg).test()
+    config_file = tmp_path / config.name
+    cfg.dump(str(config_file))
+    result = run_tool(['tools/test.py', str(config_file),
+                       str(coco_checkpoint), '--out',
+                       str(tmp_path / 'metrics.json')])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert 0.0 <= metrics[key] <= 1.0
