@@ -5,10 +5,12 @@ here the official key lists come from ../shared/golden manifests and the
 key mapping is checked against test_models.official_key, which is written
 independently of the converter.
 """
+import argparse
 import hashlib
 import json
 from typing import List
 
+import numpy as np
 import pytest
 import torch
 
@@ -148,6 +150,37 @@ class OpensFile:
 
     def __reduce__(self):
         return open, (self.path, 'w')
+
+
+@pytest.mark.parametrize('release', ['mae-script', 'mmpose-0.x-runner'])
+def test_release_files_with_their_training_metadata_convert(
+        release, official, tmp_path):
+    """The training scripts' own files: MAE-style (SSpose) with the parsed
+    command line as an ``argparse.Namespace``, MMPose 0.x (SHaRPose) with
+    numpy scalars in ``meta``. Their weights convert as a bare state dict
+    does; the metadata is not carried over."""
+    if release == 'mae-script':
+        saved = {'model': official, 'optimizer': {'state': {}},
+                 'epoch': 799, 'scaler': {'scale': 65536.0},
+                 'args': argparse.Namespace(model='sspose_convvit_base',
+                                            mask_ratio=0.75, blr=1.5e-4,
+                                            input_size=224, device='cuda')}
+    else:
+        saved = {'meta': {'epoch': 210, 'seed': np.int64(0),
+                          'hook_msgs': {'best_score': np.float64(0.774),
+                                        'last_ckpt': 'epoch_210.pth'}},
+                 'state_dict': official}
+    source, out = tmp_path / 'release.pth', tmp_path / 'converted.pth'
+    torch.save(saved, source)
+    bare_source, bare_out = tmp_path / 'bare.pth', tmp_path / 'bare_out.pth'
+    torch.save(official, bare_source)
+    convert_checkpoint(str(source), str(out))
+    convert_checkpoint(str(bare_source), str(bare_out))
+    converted = torch.load(out, weights_only=True)
+    bare = torch.load(bare_out, weights_only=True)
+    assert converted['state_dict'].keys() == bare['state_dict'].keys()
+    for key, value in bare['state_dict'].items():
+        assert torch.equal(converted['state_dict'][key], value), key
 
 
 def test_pickled_code_is_refused_without_running_it(tmp_path):

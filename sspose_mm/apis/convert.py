@@ -9,6 +9,7 @@ it needs and does not find, stops it with the list of those keys, and a key
 that is dropped (TransPose's fixed sine table) is first checked to equal what
 the model computes in its place.
 """
+import argparse
 import hashlib
 import io
 import os.path as osp
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from typing import (Any, Collection, Dict, List, Protocol, Sequence, Tuple,
                     runtime_checkable)
 
+import numpy as np
 import torch
+from numpy.core.multiarray import scalar as numpy_scalar
 from torch import Tensor
 
 from ..compat import atomic_write, safe_torch_load
@@ -345,12 +348,22 @@ def convert_state_dict(state_dict: StateDict, layout: str = 'auto'
 
 _UNSAFE_GLOBAL = re.compile(r'Unsupported global: GLOBAL (\S+)')
 
+# What the official training scripts store next to the weights, beyond
+# tensors and plain data: MAE-style scripts (SSpose) the parsed command line
+# (``args``, an ``argparse.Namespace``), MMPose 0.x runners (SHaRPose) numpy
+# scalars in ``meta`` (best scores, seeds). Unpickling these builds data
+# only, so the converter admits exactly them; any other global is refused.
+RELEASE_METADATA_GLOBALS = [argparse.Namespace, numpy_scalar, np.dtype] + [
+    type(np.dtype(code)) for code in '?bhilqBHILQefdgFDG']
+
 
 def _load(path: str) -> Any:
-    """``safe_torch_load`` with messages for the converter's user (the
-    generic refusal advises converting the file, which is under way)."""
+    """``safe_torch_load`` admitting :data:`RELEASE_METADATA_GLOBALS`, with
+    messages for the converter's user (the generic refusal advises
+    converting the file, which is under way)."""
     try:
-        return safe_torch_load(path, map_location='cpu')
+        with torch.serialization.safe_globals(RELEASE_METADATA_GLOBALS):
+            return safe_torch_load(path, map_location='cpu')
     except CheckpointError as error:
         if 'Unsupported global' not in str(error.__cause__):
             raise  # truncated or corrupt: compat's message says so
@@ -359,8 +372,9 @@ def _load(path: str) -> Any:
                 if found else 'it is not made of tensors and plain data only')
         raise CheckpointError(
             f'Refused to read {path}: {what}, and unpickling it could run '
-            'code, so nothing in it was run. Official checkpoints hold only '
-            'tensors; if you trust this file, re-save its state dict with '
+            'code, so nothing in it was run. Official checkpoints hold '
+            'tensors, plain data, the training command line and numpy '
+            'scalars; if you trust this file, re-save its state dict with '
             'torch.save and convert that.') from error
     except (EOFError, KeyError, RuntimeError, ValueError) as error:
         raise CheckpointError(f'{path} is not a readable PyTorch checkpoint '
