@@ -5,6 +5,8 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from conftest import QUICKSTART_CONFIG, REPO, run_tool
 from sspose_mm.benchmarks import core
@@ -41,6 +43,21 @@ def test_peak_rss_of_sees_an_allocation_and_passes_errors_on():
 def test_count_flops_counts_a_matmul_as_two_flops_per_multiply_add():
     a, b = torch.randn(8, 16), torch.randn(16, 4)
     assert count_flops(lambda: a @ b) == 2 * 8 * 16 * 4
+
+
+def test_count_flops_sees_the_fused_cpu_attention():
+    """4 N_q N_k C per head and image, as the explicit computation (math
+    backend: two matrix products the counter sees), forward and backward."""
+    q = torch.randn(2, 4, 100, 16, requires_grad=True)
+    k = torch.randn(2, 4, 60, 16, requires_grad=True)
+
+    def attend():
+        return F.scaled_dot_product_attention(q, k, k)
+
+    with sdpa_kernel(SDPBackend.MATH):
+        explicit = count_flops(attend)
+    assert count_flops(attend) == explicit == 4 * 2 * 4 * 100 * 60 * 16
+    assert count_flops(lambda: attend().sum().backward()) > 3 * explicit
 
 
 def test_report_rows_sections_and_json(tmp_path, capsys):

@@ -27,14 +27,33 @@ def test_config_builds(path: Path):
     assert cfg.custom_imports['imports'] == ['sspose_mm']
     assert cfg.test_dataloader.dataset.pipeline, 'test pipeline missing'
     assert cfg.default_hooks.checkpoint.save_best == 'coco/AP'
-    hook_types = [h['type'] for h in cfg.custom_hooks]
-    assert 'PlainCheckpointHook' in hook_types
     codec = cfg.model.head.decoder
     for pipeline in (cfg.train_dataloader.dataset.pipeline,
                      cfg.test_dataloader.dataset.pipeline):
         crop, = [s for s in pipeline if s['type'] == 'TransPoseAffine']
         assert tuple(crop.input_size) == tuple(codec.input_size)
         assert tuple(crop.heatmap_size) == tuple(codec.heatmap_size)
+
+
+PACKAGE_HOOKS = dict(sync_buffers='SyncBuffersHook',
+                     plain_checkpoint='PlainCheckpointHook',
+                     exact_resume='ExactResumeHook', nan_guard='NanGuardHook')
+EVERY_CONFIG = sorted(p for p in (REPO / 'configs').rglob('*.py')
+                      if '_base_' not in p.parts)
+
+
+@pytest.mark.parametrize('path', EVERY_CONFIG,
+                         ids=lambda p: str(p.relative_to(REPO / 'configs')))
+def test_every_config_keeps_the_package_hooks(path: Path):
+    """Plain checkpoints, exact resume and the NaN guard are default hooks,
+    so a config listing its own custom_hooks cannot drop them, and none
+    registers one twice."""
+    cfg = Config.fromfile(path)
+    assert cfg.custom_imports['imports'] == ['sspose_mm']
+    for key, hook_type in PACKAGE_HOOKS.items():
+        assert cfg.default_hooks[key]['type'] == hook_type, key
+    custom = [h['type'] for h in cfg.get('custom_hooks', [])]
+    assert not set(custom) & set(PACKAGE_HOOKS.values()), custom
 
 
 def test_quickstart_keeps_the_r_a3_model():

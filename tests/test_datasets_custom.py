@@ -282,8 +282,6 @@ val_evaluator = dict(
 test_evaluator = val_evaluator
 load_from = '{checkpoint}'
 custom_hooks = [
-    dict(type='SyncBuffersHook'),
-    dict(type='PlainCheckpointHook'),
     dict(type='KeypointTransferHook'),
 ]
 '''

@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from conftest import REPO
-from sspose_mm.benchmarks.core import BENCHMARKS, Report
-from sspose_mm.benchmarks.higherpose import attention_flops, build_pair
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from sspose_mm.benchmarks.core import BENCHMARKS, Report, count_flops
+from sspose_mm.benchmarks.higherpose import build_pair
+from sspose_mm.models.utils import MultiheadSelfAttention
 
 QUICKSTART = str(REPO / 'configs/higherpose/'
                  'ae_higherpose-w32_2xb8-4e_synthetic-128x128.py')
@@ -45,11 +48,31 @@ def test_baseline_is_the_same_network_without_the_transformer_part():
         'fusion', 'local_transformer'}
 
 
-def test_attention_flops_follow_the_token_counts():
+def test_flops_include_the_attention_over_every_position():
+    """The fused kernel's count equals that of the explicit computation
+    (math backend: products the counter sees), and the attention products
+    are 4 N^2 C per layer: global 8x8 tokens x 4 channels, local 16x16 x
+    32 at 64x64."""
     higherpose, _ = build_pair(QUICKSTART)
     images = torch.randn(1, 3, 64, 64)
-    flops = attention_flops(
-        higherpose, lambda: higherpose(images, None, mode='tensor'))
+    higherpose.eval()
+
+    def forward():
+        with torch.no_grad():
+            higherpose(images, None, mode='tensor')
+
+    fused = count_flops(forward)
+    with sdpa_kernel(SDPBackend.MATH):
+        explicit = count_flops(forward)
+    hooked = []
+    handles = [m.register_forward_pre_hook(
+        lambda m, args: hooked.append(args[0].shape))
+        for m in higherpose.modules() if isinstance(m, MultiheadSelfAttention)]
+    forward()
+    for handle in handles:
+        handle.remove()
     layers = len(higherpose.backbone.local_transformer.layers)
-    # 4 N^2 C per layer: global 8x8 tokens x 4 channels, local 16x16 x 32.
-    assert flops == layers * 4 * (64**2 * 4 + 256**2 * 32)
+    assert sorted(tuple(s) for s in hooked) == sorted(
+        [(1, 64, 4)] * layers + [(1, 256, 32)] * layers)
+    assert fused == explicit
+    assert fused > layers * 4 * (64**2 * 4 + 256**2 * 32)

@@ -1,12 +1,20 @@
 # MMPose's runtime, plus the import that registers this package's modules
-# (it also makes mmcv-lite, torch>=2.6 checkpoints and CPU DDP work) and a
-# hook that keeps every checkpoint loadable with weights_only=True.
+# (it also makes mmcv-lite, torch>=2.6 checkpoints and CPU DDP work) and the
+# hooks every run of this package needs. They are default hooks, not custom
+# ones: mmengine merges `default_hooks` by key but replaces a `custom_hooks`
+# list, so a config that adds its own hooks (custom_hooks = [...]) keeps
+# these. Switch one off with e.g. default_hooks = dict(nan_guard=None).
+#   plain_checkpoint: checkpoints hold only tensors and plain values, so they
+#                     load with weights_only=True anywhere
+#   exact_resume:     --resume ends where an uninterrupted run would
+#   nan_guard:        a NaN/inf loss or weight stops the run, keeping the
+#                     last good checkpoint
 _base_ = 'mmpose::_base_/default_runtime.py'
 
 custom_imports = dict(imports=['sspose_mm'], allow_failed_imports=False)
-custom_hooks = [
-    dict(type='SyncBuffersHook'),
-    dict(type='PlainCheckpointHook'),
-    dict(type='ExactResumeHook'),
-    dict(type='NanGuardHook'),
-]
+default_hooks = dict(
+    sync_buffers=dict(type='SyncBuffersHook'),
+    plain_checkpoint=dict(type='PlainCheckpointHook'),
+    exact_resume=dict(type='ExactResumeHook'),
+    nan_guard=dict(type='NanGuardHook'))
+custom_hooks = []

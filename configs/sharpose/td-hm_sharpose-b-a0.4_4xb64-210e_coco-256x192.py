@@ -102,8 +102,6 @@ val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
 custom_hooks = [
-    dict(type='SyncBuffersHook'),
-    dict(type='PlainCheckpointHook'),
     dict(type='SHaRPoseQualityHook'),
 ]
 default_hooks = dict(

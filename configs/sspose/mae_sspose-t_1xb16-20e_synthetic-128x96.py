@@ -43,8 +43,6 @@ randomness = dict(seed=0)
 default_hooks = dict(logger=dict(interval=10),
                      checkpoint=dict(interval=5, max_keep_ckpts=1))
 custom_hooks = [
-    dict(type='SyncBuffersHook'),
-    dict(type='PlainCheckpointHook'),
     dict(type='EncoderCheckpointHook', interval=5),
     dict(type='ReconstructionVisHook', interval=100),
 ]

@@ -82,7 +82,5 @@ param_scheduler = [
 ]
 default_hooks = dict(checkpoint=dict(save_best='PCK', rule='greater'))
 custom_hooks = [
-    dict(type='SyncBuffersHook'),
-    dict(type='PlainCheckpointHook'),
     dict(type='KeypointTransferHook', reinit=['head.final_layer'])
 ]

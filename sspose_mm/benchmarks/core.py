@@ -315,6 +315,19 @@ def sgemm_call(n: int = 2048) -> Tuple[Callable[[], Any], int]:
     return (lambda: torch.mm(a, b, out=out)), 2 * n**3
 
 
+def _cpu_attention_flops(query_shape, key_shape, value_shape, *args,
+                         **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_flop_count
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+def _cpu_attention_backward_flops(grad_out_shape, query_shape, key_shape,
+                                  value_shape, *args, **kwargs) -> int:
+    from torch.utils.flop_counter import sdpa_backward_flop_count
+    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape,
+                                    value_shape)
+
+
 def count_flops(fn: Callable[[], Any]) -> int:
     """FLOPs of ``fn()`` counted by ``torch.utils.flop_counter``.
 
@@ -322,10 +335,20 @@ def count_flops(fn: Callable[[], Any]) -> int:
     convolutions (incl. transposed) and attention are counted, not
     normalisation, activations or additions (so it is about 2x the "GMACs"
     of papers, and of the TransPose README, whose counter says 1 MAC = 1
-    FLOP).
+    FLOP). PyTorch's counter knows the fused attention kernels of CUDA but
+    not the CPU one, which the package's attention runs on CPU; its
+    formula (``4 N_q N_k C`` per head and image) is added for that kernel.
     """
     from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as counter:
+    aten = torch.ops.aten
+    cpu_attention = {
+        aten._scaled_dot_product_flash_attention_for_cpu:
+        _cpu_attention_flops,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward:
+        _cpu_attention_backward_flops,
+    }
+    with FlopCounterMode(display=False,
+                         custom_mapping=cpu_attention) as counter:
         fn()
     return counter.get_total_flops()
 

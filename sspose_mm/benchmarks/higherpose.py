@@ -54,26 +54,6 @@ def training_step(model: torch.nn.Module,
     return step
 
 
-def attention_flops(model: torch.nn.Module, fn: Callable[[], None]) -> int:
-    """FLOPs of the attention products (``q k^T`` and ``attn v``: 4 N^2 C
-    per image) of ``fn()``; PyTorch's FLOP counter does not see the fused
-    CPU attention kernel."""
-    flops = []
-
-    def count(_module, inputs, _output) -> None:
-        batch, tokens, channels = inputs[0].shape
-        flops.append(4 * batch * tokens**2 * channels)
-
-    handles = [m.register_forward_hook(count) for m in model.modules()
-               if isinstance(m, MultiheadSelfAttention)]
-    try:
-        fn()
-    finally:
-        for handle in handles:
-            handle.remove()
-    return sum(flops)
-
-
 def inference(model: torch.nn.Module,
               images: torch.Tensor) -> Callable[[], None]:
     def run() -> None:
@@ -124,7 +104,7 @@ def bench(args: argparse.Namespace, report: Report) -> None:
             report.row(f'{name}: inference CPU time', cpu_seconds, 's/img',
                        'all threads, mean of warm-up and timed calls')
             single = inference(model, images[:1])
-            flops = count_flops(single) + attention_flops(model, single)
+            flops = count_flops(single)
             report.row(f'{name}: FLOPs per image', flops / 1e9, 'GFLOP',
                        'matmuls, convolutions and attention')
             for what in ('inference', 'training step'):

