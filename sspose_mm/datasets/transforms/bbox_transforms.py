@@ -1,19 +1,27 @@
 from typing import Tuple
 
 import numpy as np
+from mmcv.transforms.utils import cache_randomness
 from mmpose.datasets.transforms import RandomBBoxTransform
 from mmpose.registry import TRANSFORMS
 
 
 @TRANSFORMS.register_module()
 class ClippedRandomBBoxTransform(RandomBBoxTransform):
-    """:class:`RandomBBoxTransform` with the HRNet/DarkPose rotation law.
+    """:class:`RandomBBoxTransform` with the random laws of the originals.
 
-    MMPose draws the angle as ``truncnorm(-1, 1) * rotate_factor``; HRNet,
-    DarkPose and TransPose draw ``clip(N(0, 1) * rotate_sigma, -rotate_factor,
-    rotate_factor)`` (sigma 45, clipped at 90 degrees, so about 4.6% of the
-    rotated crops sit exactly at +-90). Shift and scale are MMPose's (its
-    truncated-normal scale already equals the original's clipped normal).
+    MMPose 1.x draws shift, scale and angle from a normal truncated at one
+    sigma (values outside are drawn again). HRNet, DarkPose, TransPose and
+    MMPose 0.x (SHaRPose) draw:
+
+    - shift: uniform in ``[-shift_factor, shift_factor]`` of the box size
+      per axis (0.x ``TopDownRandomShiftBboxCenter``);
+    - scale: ``clip(N(mu, sigma), min, max)`` with ``mu``, ``sigma`` the
+      centre and half-width of ``scale_factor``: 31.7% of the draws sit
+      exactly at the bounds (e.g. TransPose's 0.65 / 1.35);
+    - angle: ``clip(N(0, rotate_sigma), -rotate_factor, rotate_factor)``
+      (TransPose: sigma 45, clipped at 90, so 4.6% of the rotated crops sit
+      at +-90).
 
     Args:
         rotate_sigma (float): Standard deviation of the angle in degrees.
@@ -35,11 +43,22 @@ class ClippedRandomBBoxTransform(RandomBBoxTransform):
                          rotate_factor=rotate_factor, rotate_prob=rotate_prob)
         self.rotate_sigma = rotate_sigma
 
+    @cache_randomness
     def _get_transform_params(self, num_bboxes: int) -> Tuple:
-        offset, scale, _ = super()._get_transform_params(num_bboxes)
+        """Offsets (n, 2) in box sizes, scales (n, 1), angles (n,)."""
+        offset = self.shift_factor * np.random.uniform(-1, 1, (num_bboxes, 2))
+        offset = np.where(
+            np.random.rand(num_bboxes, 1) < self.shift_prob, offset, 0.)
+        scale_min, scale_max = self.scale_factor
+        mu, sigma = (scale_max + scale_min) / 2, (scale_max - scale_min) / 2
+        scale = np.clip(np.random.randn(num_bboxes, 1) * sigma + mu,
+                        scale_min, scale_max)
+        scale = np.where(
+            np.random.rand(num_bboxes, 1) < self.scale_prob, scale, 1.)
         rotate = np.clip(
             np.random.randn(num_bboxes) * self.rotate_sigma,
-            -self.rotate_factor, self.rotate_factor).astype(np.float32)
+            -self.rotate_factor, self.rotate_factor)
         rotate = np.where(
             np.random.rand(num_bboxes) < self.rotate_prob, rotate, 0.)
-        return offset, scale, rotate
+        return (offset.astype(np.float32), scale.astype(np.float32),
+                rotate.astype(np.float32))
