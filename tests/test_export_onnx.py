@@ -65,3 +65,21 @@ def test_export_reports_missing_files(tmp_path):
                        match='checkpoint "missing.pth" does not exist'):
         tool.main([str(QUICKSTART_CONFIG), 'missing.pth',
                    str(tmp_path / 'm.onnx')])
+
+
+@pytest.mark.parametrize('config,says', [
+    ('configs/higherpose/ae_higherpose-w32_2xb8-4e_synthetic-128x128.py',
+     'error: BottomupPoseEstimator gives a tuple in tensor mode, not one '
+     'heatmap tensor'),
+    ('configs/sharpose/td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py',
+     'error: SHaRPoseViT decides per crop, from its values, which '
+     'computation runs'),
+], ids=['bottom-up', 'data-dependent gate'])
+def test_models_a_static_graph_cannot_hold_are_refused_in_one_line(
+        config, says, tmp_path):
+    out = tmp_path / 'model.onnx'
+    result = run_tool(['tools/export_onnx.py', config, 'none', str(out)])
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(says)
+    assert 'Traceback' not in result.stderr
+    assert not out.exists()

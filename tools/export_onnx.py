@@ -16,6 +16,7 @@ import argparse
 import copy
 import os
 import os.path as osp
+import re
 import sys
 from typing import List, Optional, Tuple
 
@@ -105,10 +106,6 @@ class ExportedPoseModel(nn.Module):
 
     def forward(self, crops: Tensor):
         heatmaps = self.model(crops, None, mode='tensor')
-        if not isinstance(heatmaps, Tensor):
-            raise ConfigError(
-                f'{type(self.model).__name__} gives a {type(heatmaps).__name__}'
-                ' in tensor mode; export needs one heatmap tensor.')
         if self.decoder is None:
             return heatmaps
         return (heatmaps, ) + self.decoder(heatmaps)
@@ -156,14 +153,19 @@ def load_model(args: argparse.Namespace) -> nn.Module:
 def build_exported(model: nn.Module, size: Tuple[int, int],
                    with_decode: bool) -> ExportedPoseModel:
     prepare_for_inference(model, size, fold_bn=True, channels_last=False)
+    with torch.no_grad():
+        heatmaps = model(torch.zeros(1, 3, *size), None, mode='tensor')
+    if not isinstance(heatmaps, Tensor):
+        raise ConfigError(
+            f'{type(model).__name__} gives a {type(heatmaps).__name__} in '
+            'tensor mode, not one heatmap tensor: export is for top-down '
+            'heatmap models (TransPose, SSpose), not bottom-up ones.')
     decoder = None
     if with_decode:
         codec_cfg = model.cfg.model.get('head', {}).get('decoder')
         if codec_cfg is None:
             raise ConfigError('--with-decode needs a head with a codec '
                               '(model.head.decoder in the config).')
-        with torch.no_grad():
-            heatmaps = model(torch.zeros(1, 3, *size), None, mode='tensor')
         # The codec's mapping for the exported size, not the config's.
         heatmap_size = tuple(heatmaps.shape[-2:])
         codec_cfg = dict(codec_cfg, input_size=size[::-1],
@@ -184,11 +186,33 @@ def export(exported: ExportedPoseModel, crops: Tensor, out: str,
     dynamic_shapes = ({'crops': {0: torch.export.Dim('batch')}}
                       if dynamic_batch else None)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    torch.onnx.export(exported, (crops, ), out, input_names=['input'],
-                      output_names=outputs, dynamic_shapes=dynamic_shapes,
-                      opset_version=opset, dynamo=True, external_data=False,
-                      verbose=False)
+    try:
+        torch.onnx.export(exported, (crops, ), out, input_names=['input'],
+                          output_names=outputs, dynamic_shapes=dynamic_shapes,
+                          opset_version=opset, dynamo=True,
+                          external_data=False, verbose=False)
+    except Exception as error:  # noqa: BLE001 - re-raised unless explained
+        if not _DATA_DEPENDENT.search(_chain_text(error)):
+            raise
+        raise ConfigError(
+            f'{type(exported.model.backbone).__name__} decides per crop, '
+            'from its values, which computation runs (e.g. SHaRPose\'s '
+            'quality gate chooses the crops that get the fine pass); one '
+            'static ONNX graph cannot hold that choice.') from error
     return outputs
+
+
+# How torch.export reports Python control flow on tensor values.
+_DATA_DEPENDENT = re.compile(r'GuardOnDataDependentSymNode|data-dependent|'
+                             r'data dependent')
+
+
+def _chain_text(error: BaseException) -> str:
+    texts = []
+    while error is not None:
+        texts.append(f'{type(error).__name__}: {error}')
+        error = error.__cause__ or error.__context__
+    return '\n'.join(texts)
 
 
 def verify(session, exported: ExportedPoseModel, crops: Tensor) -> float:
