@@ -83,3 +83,28 @@ def test_models_a_static_graph_cannot_hold_are_refused_in_one_line(
     assert result.stderr.strip().splitlines()[-1].startswith(says)
     assert 'Traceback' not in result.stderr
     assert not out.exists()
+
+
+def test_sspose_exports_and_matches(tmp_path):
+    """The other top-down family: masked-conv stages (mask of ones at
+    inference), transformer with position table, heatmap head."""
+    config = str(REPO / 'configs/sspose/'
+                 'td-hm_sspose-t_1xb8-10e_synthetic-128x96.py')
+    model = init_model(config, None, device='cpu').eval()
+    randomise_norm_statistics(model, seed=5)
+    checkpoint = tmp_path / 'model.pth'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    out = tmp_path / 'model.onnx'
+    result = run_tool(['tools/export_onnx.py', config, str(checkpoint),
+                       str(out), '--repeat', '1'])
+    assert result.returncode == 0, result.stderr[-3000:]
+    session = onnxruntime.InferenceSession(
+        str(out), providers=['CPUExecutionProvider'])
+    crops = torch.randn(1, 3, 128, 96,
+                        generator=torch.Generator().manual_seed(7))
+    heatmaps, = session.run(None, {'input': crops.numpy()})
+    with torch.no_grad():
+        expected = model(crops, None, mode='tensor').numpy()
+    assert heatmaps.shape == expected.shape
+    assert np.abs(heatmaps - expected).max() < TOLERANCE * np.abs(
+        expected).max()
