@@ -91,9 +91,12 @@ _TRUSTED_CHECKPOINTS = set()
 def trust_checkpoint(path: str) -> None:
     """Allow full unpickling of one checkpoint file the user resumes from.
 
-    The runner's own checkpoints carry optimizer, scheduler and message-hub
-    state that ``weights_only=True`` cannot read. Resuming is an explicit
-    choice of the user for one file of their own, so only that file is trusted.
+    Checkpoints of this package's runs hold only tensors and plain values
+    (``PlainCheckpointHook``) and need no trust. Runner checkpoints written
+    without it carry optimizer, scheduler and message-hub state that
+    ``weights_only=True`` cannot read; ``tools/train.py --resume FILE
+    --trust-checkpoint`` is the user's explicit choice for one such file of
+    their own, so only that file is trusted.
     """
     _TRUSTED_CHECKPOINTS.add(osp.realpath(osp.expanduser(path)))
 
@@ -119,7 +122,8 @@ def _torch_load(path: str, map_location, weights_only: bool):
                 'not only tensors and plain data, and loading it could run '
                 'code. Shared checkpoints must hold only a state_dict and '
                 'plain meta (convert it with tools/convert_ckpt.py); to resume'
-                ' your own run use --resume with that file.') from error
+                ' from such a file of your own add --trust-checkpoint to '
+                '--resume.') from error
         raise _corrupt_checkpoint(path, error) from error
     except EOFError as error:
         raise _corrupt_checkpoint(path, error) from error

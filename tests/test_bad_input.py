@@ -135,6 +135,13 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
                        str(tmp_path / 'work')] + as_cli(excerpt()))
     assert 'Refused to load' in last_line_error(result)
     assert not marker.exists()
+    # Resuming reads the file with weights_only too, unless told otherwise:
+    # the package's own checkpoints never need it (test_reliability_resume).
+    result = run_tool(['tools/train.py', CONFIG, '--resume', str(evil),
+                       '--work-dir', str(tmp_path / 'work')] +
+                      as_cli(excerpt()))
+    assert 'add --trust-checkpoint to --resume' in last_line_error(result)
+    assert not marker.exists()
 
 
 def test_missing_checkpoint_and_config(tmp_path):

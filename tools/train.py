@@ -27,6 +27,12 @@ def parse_args():
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or without a value from the '
         'latest checkpoint in the work dir')
+    parser.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='with --resume: also read a checkpoint that holds pickled Python '
+        'objects (one written without this package\'s PlainCheckpointHook, '
+        'e.g. by plain MMPose). Unpickling can run code: only for your own '
+        'files')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (CUDA)')
     parser.add_argument('--no-validate', action='store_true',
@@ -61,6 +67,8 @@ def main():
                               f'wrapper {optim_type} of this config.')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.trust_checkpoint and args.resume is None:
+        raise ConfigError('--trust-checkpoint only applies to --resume.')
     if args.resume is not None:
         resume_from = (find_latest_checkpoint(cfg.work_dir)
                        if args.resume == 'auto' else args.resume)
@@ -68,8 +76,8 @@ def main():
             if not os.path.isfile(resume_from):
                 raise ConfigError(f'--resume: checkpoint "{resume_from}" '
                                   'does not exist.')
-            # Resuming is the user's explicit trust in their own run's file.
-            trust_checkpoint(resume_from)
+            if args.trust_checkpoint:
+                trust_checkpoint(resume_from)
         cfg.resume = True
         cfg.load_from = resume_from
     if args.auto_scale_lr:
