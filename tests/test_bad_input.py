@@ -382,6 +382,28 @@ def test_nan_loss_stops_with_the_iteration_and_the_loss_terms(tmp_path):
     assert not list(tmp_path.glob('*.pth'))
 
 
+def test_weights_overflowed_by_a_finite_loss_are_not_checkpointed(tmp_path):
+    """SGD at lr 3e38 (no warmup) with gradients scaled up by a loss weight
+    of 1e6: iteration 1's loss is finite, its update overflows float32
+    (any gradient above 1.2 does). The checkpoint due after it is refused
+    and nothing is written. (With an lr that leaves the weights finite but
+    huge, the next loss is NaN, which the loss check catches.)"""
+    result = run_tool(['tools/train.py', CONFIG, '--work-dir', str(tmp_path),
+                       '--no-validate'] + as_cli(excerpt(**{
+                           'optim_wrapper.optimizer.type': 'SGD',
+                           'optim_wrapper.optimizer.lr': '3e38',
+                           'param_scheduler.0.start_factor': '1.0',
+                           'model.head.loss.loss_weight': '1e6',
+                           'default_hooks.checkpoint.by_epoch': 'False',
+                           'default_hooks.checkpoint.interval': '1'})))
+    line = last_line_error(result)
+    assert line.startswith('error: the weights are not finite after '
+                           'iteration 1 (epoch 1) although the loss was: '), line
+    assert 'no checkpoint had been saved yet' in line
+    assert not list(tmp_path.glob('*.pth'))
+    assert not (tmp_path / 'last_checkpoint').exists()
+
+
 def test_nan_guard_names_the_last_good_checkpoint(tmp_path):
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_40.pth'))
     runner = SimpleNamespace(work_dir=str(tmp_path), iter=41, epoch=3)
