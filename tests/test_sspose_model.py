@@ -45,30 +45,45 @@ def test_pose_config_has_the_published_size():
     assert heatmaps.shape == (1, 17, 64, 48)
 
 
-def test_layer_decay_follows_the_official_layer_ids(small_model):
-    """MMPose's constructor with the official rule: conv stages and
-    pos_embed id 0, layers.i id i+1, the rest (norm, fusion, head) top."""
-    cfg = pose_config(QUICKSTART)
-    depth, rate = 4, cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
-    wrapper = build_optim_wrapper(small_model, cfg.optim_wrapper)
+@pytest.mark.parametrize('config', [QUICKSTART, POSE_CONFIG])
+def test_layer_decay_gives_what_feeds_the_transformer_id_0(config):
+    """MMPose's constructor with the official rule: id 0 for exactly the
+    parameters the transformer input depends on (conv stages, embeddings,
+    pos_embed and, with fusion before the transformer, the fusion convs),
+    layers.i id i+1, the rest (final norm, head) the top id."""
+    cfg = pose_config(config)
+    assert cfg.model.backbone.fusion == 'before_transformer'
+    cfg.model.backbone.img_size = (64, 48)  # a cheap forward for the graph
+    model = MODELS.build(cfg.model).eval()
+    depth = cfg.model.backbone.depths[-1]
+    rate = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     base_lr = cfg.optim_wrapper.optimizer.lr
     scale = {name: group['lr'] / base_lr
              for group in wrapper.optimizer.param_groups
              for name in group['param_names']}
-    expected = {
-        'backbone.pos_embed': rate**(depth + 1),
-        'backbone.patch_embed.blocks1.0.value.weight': rate**(depth + 1),
-        'backbone.patch_embed.linear.weight': rate**(depth + 1),
-        'backbone.layers.0.attn.in_proj_weight': rate**depth,
-        'backbone.layers.3.mlp.fc2.weight': rate,
-        'backbone.norm.weight': 1.,
-        'backbone.fusion.stage1.weight': 1.,
-        'head.final_layer.weight': 1.,
-    }
-    for name, value in expected.items():
-        assert scale[name] == pytest.approx(value), name
-    assert len(scale) == sum(1 for p in small_model.parameters()
-                             if p.requires_grad)
+    assert len(scale) == sum(1 for p in model.parameters() if p.requires_grad)
+
+    transformer_input = []
+    model.backbone.layers[0].register_forward_pre_hook(
+        lambda layer, args: transformer_input.append(args[0]))
+    model.backbone(torch.randn(1, 3, 64, 48))
+    transformer_input[0].sum().backward()
+    feeding = {'backbone.' + name
+               for name, param in model.backbone.named_parameters()
+               if param.grad is not None}
+    assert 'backbone.patch_embed.fusion.stage1.weight' in feeding
+    assert {name for name, value in scale.items()
+            if value == pytest.approx(rate**(depth + 1))} == feeding
+    for name, value in scale.items():
+        if name.startswith('backbone.layers.'):
+            layer = int(name.split('.')[2])
+            assert value == pytest.approx(rate**(depth - layer)), name
+        elif name not in feeding:
+            assert name.split('.')[:2] in (['backbone', 'norm'],
+                                           ['head', 'deconv_layers'],
+                                           ['head', 'final_layer']), name
+            assert value == 1., name
 
 
 def test_attention_of_every_layer_is_collected(small_model):
@@ -118,16 +133,38 @@ def test_bad_settings_are_refused_and_fusion_can_be_off(small_model):
         small_model.backbone(torch.randn(1, 3, 96, 96))
     # The official fine-tuning trunk: no fusion convolutions at all.
     plain = MODELS.build(dict(backbone, fusion='none'))
-    assert plain.fusion is None
-    assert not any(k.startswith('fusion.') for k in plain.state_dict())
+    assert plain.fusion is None and plain.patch_embed.fusion is None
+    assert not any('fusion.' in k for k in plain.state_dict())
+
+
+def test_unloadable_position_tables_are_explained():
+    """A checkpoint of another width is named as such (no grid resizing
+    could fit it); a table of the right width but a token count that is no
+    grid of this aspect ratio nor square cannot be resized."""
+    backbone_cfg = dict(pose_config(QUICKSTART).model.backbone)
+    backbone = MODELS.build(backbone_cfg)
+    wider = MODELS.build(dict(backbone_cfg, embed_dims=(64, 128, 240)))
+    with pytest.raises(CheckpointError,
+                       match="embedding width 240 differs from this "
+                       "model's 192"):
+        backbone.load_state_dict(wider.state_dict())
+    state = backbone.state_dict()
+    state['pos_embed'] = torch.zeros(1, 10, 192)  # neither 4:3 nor square
+    with pytest.raises(CheckpointError, match='aspect ratio of'):
+        backbone.load_state_dict(state)
 
 
 def test_missing_encoder_checkpoint_is_explained():
+    """Also what to do when the encoder comes through load_from, which the
+    runner reads after this initialisation."""
     cfg = Config.fromfile(QUICKSTART)
     cfg.model.backbone.img_size = (64, 48)
     model = MODELS.build(cfg.model)
-    with pytest.raises(CheckpointError, match='run the pretraining config'):
+    with pytest.raises(CheckpointError) as error:
         model.init_weights()
+    assert 'run the pretraining config' in str(error.value)
+    assert ('set model.backbone.init_cfg=None to start from scratch or to '
+            'load the encoder with load_from') in str(error.value)
 
 
 def test_unlabeled_images_from_a_coco_file_and_a_folder(tmp_path):

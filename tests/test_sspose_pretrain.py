@@ -7,6 +7,7 @@ quickstart pose config (128x96) initialises its backbone from such a
 checkpoint, its position embedding resized from 8x6 to 16x12.
 """
 import json
+import re
 from types import SimpleNamespace
 
 import cv2
@@ -14,6 +15,7 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
 from mmpose.registry import MODELS
 
 from conftest import REPO, SHARED_COCO, as_cli, require_shared, run_tool
@@ -27,6 +29,31 @@ from sspose_mm.models.backbones.sspose_convvit import \
 PRETRAIN_CONFIG = 'configs/sspose/mae_sspose-t_1xb16-20e_synthetic-128x96.py'
 POSE_CONFIG = 'configs/sspose/td-hm_sspose-t_1xb8-10e_synthetic-128x96.py'
 EPOCHS = 15  # of 2 iterations: 8 images, batch 4
+PRETRAIN_CONFIGS = [
+    'configs/sspose/mae_sspose-b_8xb64-800e_coco-256x192.py', PRETRAIN_CONFIG,
+    'configs/sspose/mae_sspose-convvit-b_24xb128-800e_in1k-224.py'
+]
+
+
+@pytest.mark.parametrize('config', PRETRAIN_CONFIGS)
+def test_pretraining_decays_weight_matrices_only(config):
+    """The official recipe's AdamW groups (timm's ``add_weight_decay``): no
+    weight decay on 1-D parameters and biases (the packed attention
+    ``in_proj_bias`` included), the configured 0.05 on everything else."""
+    cfg = Config.fromfile(REPO / config)
+    model = MODELS.build(cfg.model)
+    wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    decay = {id(param): group['weight_decay']
+             for group in wrapper.optimizer.param_groups
+             for param in group['params']}
+    base = cfg.optim_wrapper.optimizer.weight_decay
+    assert base == 0.05
+    trainable = [(name, param) for name, param in model.named_parameters()
+                 if param.requires_grad]
+    assert len(decay) == len(trainable)
+    for name, param in trainable:
+        flat = param.ndim == 1 or name.endswith('.bias')
+        assert decay[id(param)] == (0. if flat else base), name
 
 
 @pytest.fixture(scope='module')
@@ -115,14 +142,19 @@ def test_pose_model_loads_every_encoder_key(pretrained):
     assert model.backbone.pos_embed.requires_grad
 
 
-def test_fine_tunes_from_the_encoder_checkpoint(pretrained, tmp_path):
+@pytest.mark.parametrize('loading', ['init_cfg', 'load_from'])
+def test_fine_tunes_from_the_encoder_checkpoint(pretrained, tmp_path,
+                                                loading):
     """Two training iterations and a COCO evaluation of the pose model on
-    the real COCO excerpt, starting from the pretrained encoder."""
+    the real COCO excerpt, starting from the pretrained encoder given as the
+    backbone's init_cfg or (with init_cfg=None, docs/sspose.md) load_from."""
     coco = require_shared(SHARED_COCO)
     encoder = pretrained / f'encoder_epoch_{EPOCHS}.pth'
-    options = {'model.backbone.init_cfg.checkpoint': str(encoder),
-               'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
-               'default_hooks.logger.interval': 1}
+    options = ({'model.backbone.init_cfg.checkpoint': str(encoder)}
+               if loading == 'init_cfg' else
+               {'load_from': str(encoder), 'model.backbone.init_cfg': None})
+    options.update({'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
+                    'default_hooks.logger.interval': 1})
     for loader in ('train', 'val'):
         options.update({
             f'{loader}_dataloader.dataset.data_root': str(coco),
@@ -137,8 +169,17 @@ def test_fine_tunes_from_the_encoder_checkpoint(pretrained, tmp_path):
                        str(tmp_path)] + as_cli(options))
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
-    assert f'load backbone. in model from: {encoder}' in log
-    assert 'do not match exactly' not in log  # mmengine's key-mismatch note
+    if loading == 'init_cfg':
+        assert f'load backbone. in model from: {encoder}' in log
+        assert 'do not match exactly' not in log  # mmengine's mismatch note
+    else:
+        assert f'Load checkpoint from {encoder}' in log
+        # mmengine's mismatch note: only the head, which the encoder
+        # checkpoint cannot hold, is missing; no shape differs.
+        (missing, ) = re.findall(r'missing keys in source state_dict: (.*)',
+                                 log)
+        assert all(k.startswith('head.') for k in missing.split(', '))
+        assert 'unexpected key' not in log and 'size mismatch' not in log
     assert 'coco/AP' in log
 
 

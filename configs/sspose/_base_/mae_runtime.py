@@ -1,7 +1,8 @@
 # MAE pretraining on unlabeled images: SSposeMAE on the SSpose-B encoder,
-# the official optimiser (AdamW, betas 0.9/0.95, wd 0.05 except on norms and
-# biases, lr = 1.5e-4 x batch / 256, per-iteration warmup then cosine), the
-# encoder-checkpoint and reconstruction-picture hooks. No validation.
+# the official optimiser (AdamW, betas 0.9/0.95, wd 0.05 except on 1-D
+# parameters and biases, lr = 1.5e-4 x batch / 256, per-iteration warmup then
+# cosine), the encoder-checkpoint and reconstruction-picture hooks. No
+# validation.
 _base_ = ['../../_base_/default_runtime.py', './sspose-b_encoder.py']
 
 model = dict(
@@ -38,7 +39,10 @@ train_cfg = dict(by_epoch=True, max_epochs=max_epochs)
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1.5e-4 * 512 / 256, betas=(0.9, 0.95),
                    weight_decay=0.05),
-    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
+    # The official groups (timm's add_weight_decay) exempt every 1-D tensor;
+    # mmengine's bias_decay_mult would match only parameters named exactly
+    # 'bias' and miss the attention's in_proj_bias. Every bias here is 1-D.
+    paramwise_cfg=dict(flat_decay_mult=0.))
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-4, begin=0, end=warmup_epochs,
          by_epoch=True, convert_to_iter_based=True),

@@ -22,9 +22,12 @@ class EncoderCheckpointHook(Hook):
     atomically) to ``<work_dir>/encoder_epoch_<n>.pth`` (or ``_iter_``)
     every ``interval`` epochs (iterations) and after the last one. The keys
     are the pose model's own, so a fine-tuning config uses the file with
-    ``load_from`` (the head is reported missing, as it must be) or with
     ``backbone.init_cfg=dict(type='Pretrained', checkpoint=...,
-    prefix='backbone.')``.
+    prefix='backbone.')`` or with ``load_from`` together with
+    ``model.backbone.init_cfg=None`` (mmengine initialises weights before
+    it reads ``load_from``, so a default ``init_cfg`` naming a file that
+    does not exist stops the run first; the head is reported missing, as
+    it must be).
 
     Args:
         interval (int): Save every this many epochs (iterations).

@@ -8,10 +8,11 @@ checkpoint initialises the pose model key for key.
 
 Module names are chosen so that MMPose's ``LayerDecayOptimWrapperConstructor``
 assigns the official fine-tuning layer ids by prefix: everything before the
-transformer lives under ``patch_embed`` (id 0, with ``pos_embed``), the
-transformer layers are ``layers.i`` (id ``i + 1``), the rest gets the top id.
-The official checkpoint names map onto these in
-:mod:`sspose_mm.apis.checkpoint_layouts.sspose`.
+transformer lives under ``patch_embed`` (id 0, with ``pos_embed``; the fusion
+too when it feeds the transformer input), the transformer layers are
+``layers.i`` (id ``i + 1``), the rest (final norm, a fusion after the
+transformer) gets the top id. The official checkpoint names map onto these
+in :mod:`sspose_mm.apis.checkpoint_layouts.sspose`.
 """
 import math
 import os.path as osp
@@ -169,51 +170,6 @@ class TransformerLayer(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class HybridPatchEmbed(nn.Module):
-    """Everything before the transformer: conv stages 1-2 (patch embedding
-    + masked conv blocks), the stage-3 patch embedding and the token
-    ``linear`` projection.
-
-    Args:
-        embed_dims (Sequence[int]): Channels of stages 1, 2 and 3.
-        depths (Sequence[int]): Masked conv blocks in stages 1 and 2.
-        patch_sizes (Sequence[int]): Stride of each stage's embedding.
-        mlp_ratio (float): MLP width of the conv blocks.
-        drop_paths (Sequence[float]): Per-block stochastic depth rates.
-    """
-
-    def __init__(self, embed_dims: Sequence[int], depths: Sequence[int],
-                 patch_sizes: Sequence[int], mlp_ratio: float,
-                 drop_paths: Sequence[float]) -> None:
-        super().__init__()
-        c1, c2, c3 = embed_dims
-        p1, p2, p3 = patch_sizes
-        self.embed1 = ConvPatchEmbed(3, c1, p1)
-        self.blocks1 = nn.ModuleList(
-            MaskedConvBlock(c1, mlp_ratio, drop_paths[i])
-            for i in range(depths[0]))
-        self.embed2 = ConvPatchEmbed(c1, c2, p2)
-        self.blocks2 = nn.ModuleList(
-            MaskedConvBlock(c2, mlp_ratio, drop_paths[depths[0] + i])
-            for i in range(depths[1]))
-        self.embed3 = ConvPatchEmbed(c2, c3, p3)
-        self.linear = nn.Linear(c3, c3)
-
-    def forward(self, x: Tensor, visible: Optional[List[Tensor]] = None
-                ) -> Tuple[Tensor, Tensor, Tensor]:
-        """Stage outputs ``(B, C1, H/p1, ...)``, ``(B, C2, ...)`` and the
-        stage-3 map ``(B, C3, h, w)``; ``visible`` holds the stage-1 and
-        stage-2 masks ``(B, 1, H_i, W_i)`` or is None (no masking)."""
-        visible1, visible2 = visible if visible is not None else (None, None)
-        stage1 = self.embed1(x)
-        for block in self.blocks1:
-            stage1 = block(stage1, visible1)
-        stage2 = self.embed2(stage1)
-        for block in self.blocks2:
-            stage2 = block(stage2, visible2)
-        return stage1, stage2, self.embed3(stage2)
-
-
 class MultiScaleFusion(nn.Module):
     """Stage-1/2 features brought to the token grid by strided convs
     (the official ``stage1_output_decode``/``stage2_output_decode``) and
@@ -230,6 +186,60 @@ class MultiScaleFusion(nn.Module):
     def forward(self, stage1: Tensor, stage2: Tensor) -> Tensor:
         fused = self.stage1(stage1) + self.stage2(stage2)
         return fused.flatten(2).transpose(1, 2)
+
+
+class HybridPatchEmbed(nn.Module):
+    """Everything before the transformer: conv stages 1-2 (patch embedding
+    + masked conv blocks), the stage-3 patch embedding, optionally the
+    multi-scale ``fusion`` summed into its tokens (the paper's figure), and
+    the token ``linear`` projection.
+
+    Args:
+        embed_dims (Sequence[int]): Channels of stages 1, 2 and 3.
+        depths (Sequence[int]): Masked conv blocks in stages 1 and 2.
+        patch_sizes (Sequence[int]): Stride of each stage's embedding.
+        mlp_ratio (float): MLP width of the conv blocks.
+        drop_paths (Sequence[float]): Per-block stochastic depth rates.
+        fuse (bool): Add the stage-1/2 features to the tokens before
+            ``linear``.
+    """
+
+    def __init__(self, embed_dims: Sequence[int], depths: Sequence[int],
+                 patch_sizes: Sequence[int], mlp_ratio: float,
+                 drop_paths: Sequence[float], fuse: bool) -> None:
+        super().__init__()
+        c1, c2, c3 = embed_dims
+        p1, p2, p3 = patch_sizes
+        self.embed1 = ConvPatchEmbed(3, c1, p1)
+        self.blocks1 = nn.ModuleList(
+            MaskedConvBlock(c1, mlp_ratio, drop_paths[i])
+            for i in range(depths[0]))
+        self.embed2 = ConvPatchEmbed(c1, c2, p2)
+        self.blocks2 = nn.ModuleList(
+            MaskedConvBlock(c2, mlp_ratio, drop_paths[depths[0] + i])
+            for i in range(depths[1]))
+        self.embed3 = ConvPatchEmbed(c2, c3, p3)
+        self.fusion = (MultiScaleFusion(embed_dims, patch_sizes) if fuse
+                       else None)
+        self.linear = nn.Linear(c3, c3)
+
+    def forward(self, x: Tensor, visible: Optional[List[Tensor]] = None
+                ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Stage outputs ``(B, C1, H/p1, ...)``, ``(B, C2, ...)`` and the
+        ``(B, h*w, C3)`` tokens after ``linear``; ``visible`` holds the
+        stage-1 and stage-2 masks ``(B, 1, H_i, W_i)`` or is None (no
+        masking)."""
+        visible1, visible2 = visible if visible is not None else (None, None)
+        stage1 = self.embed1(x)
+        for block in self.blocks1:
+            stage1 = block(stage1, visible1)
+        stage2 = self.embed2(stage1)
+        for block in self.blocks2:
+            stage2 = block(stage2, visible2)
+        tokens = self.embed3(stage2).flatten(2).transpose(1, 2)
+        if self.fusion is not None:
+            tokens = tokens + self.fusion(stage1, stage2)
+        return stage1, stage2, self.linear(tokens)
 
 
 @MODELS.register_module()
@@ -260,8 +270,11 @@ class SSposeConvViT(BaseModule):
         num_heads (int): Attention heads of the transformer.
         mlp_ratio (float): MLP width of every block.
         drop_path_rate (float): Stochastic depth, linear over all blocks.
-        fusion (str): ``'before_transformer'``, ``'after_transformer'`` or
-            ``'none'`` (no fusion convs; the official fine-tuning model).
+        fusion (str): ``'before_transformer'`` (the convs are
+            ``patch_embed.fusion``, layer-decay id 0 like the rest of the
+            transformer input), ``'after_transformer'`` (``fusion``, the
+            official pretraining layout, top id) or ``'none'`` (no fusion
+            convs; the official fine-tuning model).
         trainable_pos_embed (bool): False keeps the sin-cos table fixed
             (MAE pretraining); True learns it (fine-tuning).
         init_cfg (dict, optional): mmengine init config, e.g. ``Pretrained``
@@ -298,10 +311,10 @@ class SSposeConvViT(BaseModule):
         self.patch_sizes = tuple(patch_sizes)
         self.grid = (img_size[0] // self.stride, img_size[1] // self.stride)
         self.embed_dims = embed_dims[-1]
-        self.fusion_position = fusion
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        self.patch_embed = HybridPatchEmbed(embed_dims, depths[:2],
-                                            patch_sizes, mlp_ratio, rates)
+        self.patch_embed = HybridPatchEmbed(
+            embed_dims, depths[:2], patch_sizes, mlp_ratio, rates,
+            fuse=fusion == 'before_transformer')
         self.pos_embed = nn.Parameter(
             mae_sincos_position_embedding(*self.grid, self.embed_dims)[None],
             requires_grad=trainable_pos_embed)
@@ -309,8 +322,8 @@ class SSposeConvViT(BaseModule):
             TransformerLayer(self.embed_dims, num_heads, mlp_ratio,
                              rates[sum(depths[:2]) + i])
             for i in range(depths[2]))
-        self.fusion = (None if fusion == 'none' else
-                       MultiScaleFusion(embed_dims, patch_sizes))
+        self.fusion = (MultiScaleFusion(embed_dims, patch_sizes)
+                       if fusion == 'after_transformer' else None)
         self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6)
         self._init_like_mae()
 
@@ -333,7 +346,12 @@ class SSposeConvViT(BaseModule):
 
     def init_weights(self) -> None:
         """Load ``init_cfg`` (e.g. the pretraining encoder); a local file
-        that does not exist stops with what to do instead of a traceback."""
+        that does not exist stops with what to do instead of a traceback.
+
+        mmengine's runner initialises weights before it loads ``load_from``,
+        so a config's default ``init_cfg`` is read (and must exist) even
+        when ``load_from`` names the encoder: the message says to drop it.
+        """
         checkpoint = (self.init_cfg.get('checkpoint') if isinstance(
             self.init_cfg, dict) else None)
         if (isinstance(checkpoint, str) and '://' not in checkpoint
@@ -343,7 +361,9 @@ class SSposeConvViT(BaseModule):
                 'exist: run the pretraining config that writes it (see '
                 'docs/sspose.md), point model.backbone.init_cfg.checkpoint '
                 'at another encoder checkpoint, or set '
-                'model.backbone.init_cfg=None to start from scratch.')
+                'model.backbone.init_cfg=None to start from scratch or to '
+                'load the encoder with load_from (which mmengine reads only '
+                'after this initialisation).')
         super().init_weights()
 
     def visible_masks(self, visible: Tensor) -> List[Tensor]:
@@ -376,17 +396,14 @@ class SSposeConvViT(BaseModule):
                              f'input but its pos_embed is for img_size '
                              f'{self.img_size}')
         masks = None if visible is None else self.visible_masks(visible)
-        stage1, stage2, stage3 = self.patch_embed(x, masks)
-        tokens = stage3.flatten(2).transpose(1, 2)
-        fused = None if self.fusion is None else self.fusion(stage1, stage2)
-        if self.fusion_position == 'before_transformer':
-            tokens = tokens + fused
-        tokens = self.patch_embed.linear(tokens) + self.pos_embed
+        stage1, stage2, tokens = self.patch_embed(x, masks)
+        tokens = tokens + self.pos_embed
         if ids_keep is not None:
             tokens = gather_tokens(tokens, ids_keep)
         for layer in self.layers:
             tokens = layer(tokens)
-        if self.fusion_position == 'after_transformer':
+        if self.fusion is not None:
+            fused = self.fusion(stage1, stage2)
             tokens = tokens + (fused if ids_keep is None else
                                gather_tokens(fused, ids_keep))
         return self.norm(tokens)
@@ -406,6 +423,15 @@ class SSposeConvViT(BaseModule):
         key = prefix + 'pos_embed'
         table = state_dict.get(key)
         if table is not None and table.shape != self.pos_embed.shape:
+            if table.shape[-1] != self.embed_dims:
+                # Checked first: no resizing of the grid fits a table of
+                # another width, it belongs to an encoder of another size.
+                raise CheckpointError(
+                    f'{key} has shape {tuple(table.shape)}, this model\'s '
+                    f'{tuple(self.pos_embed.shape)}: the checkpoint\'s '
+                    f'embedding width {table.shape[-1]} differs from this '
+                    f'model\'s {self.embed_dims} (embed_dims[-1]); load a '
+                    'checkpoint of an encoder of the same widths')
             source = self._source_grid(table)
             if source is None:
                 raise CheckpointError(
@@ -419,7 +445,7 @@ class SSposeConvViT(BaseModule):
     def _source_grid(self, table: Tensor) -> Optional[Tuple[int, int]]:
         """The ``(h, w)`` a stored table was made for: this model's aspect
         ratio if the token count allows it, else square, else None."""
-        if table.ndim != 3 or table.shape[-1] != self.embed_dims:
+        if table.ndim != 3:
             return None
         tokens, (h, w) = table.shape[1], self.grid
         rows = round(math.sqrt(tokens * h / w))
