@@ -23,9 +23,15 @@ importing ``sspose_mm`` is all a user (or a config's ``custom_imports``) needs.
    ``torch.cuda.set_device`` and wraps models with ``device_ids=[rank]``.
    :func:`setup_distributed` initialises a gloo process group and a CPU-ready
    DDP wrapper config instead.
+6. MMPose's COCO-style datasets leave out, without a word, the people
+   (top-down samples) with no labelled keypoint or a zero-area box, as the
+   published trainings did. They still do, but the count is logged as a
+   warning: nothing is skipped silently.
 """
+import functools
 import importlib.machinery
 import importlib.util
+import logging
 import os
 import os.path as osp
 import pickle
@@ -230,3 +236,31 @@ def resolve_device(device: Optional[str] = None) -> str:
     if device:
         return device
     return 'cuda:0' if torch.cuda.is_available() else 'cpu'
+
+
+def _log_left_out_people() -> None:
+    from mmengine.logging import print_log
+    from mmpose.datasets.datasets.base import BaseCocoStyleDataset
+
+    organise = BaseCocoStyleDataset._get_topdown_data_infos
+    if getattr(organise, 'logs_left_out', False):
+        return
+
+    @functools.wraps(organise)
+    def organise_and_count(self, instance_list):
+        kept = organise(self, instance_list)
+        left_out = len(instance_list) - len(kept)
+        if left_out:
+            print_log(
+                f'{type(self).__name__} ({osp.basename(self.ann_file)}): '
+                f'{left_out} of {len(instance_list)} annotated people left '
+                'out (no labelled keypoint, or a zero-area box: MMPose\'s '
+                f'filtering, as in the published trainings); {len(kept)} '
+                'used.', logger='current', level=logging.WARNING)
+        return kept
+
+    organise_and_count.logs_left_out = True
+    BaseCocoStyleDataset._get_topdown_data_infos = organise_and_count
+
+
+_log_left_out_people()

@@ -243,9 +243,10 @@ def build_dataset(data: Path, phase: str = 'train'):
 
 
 def test_people_without_keypoints_or_with_zero_area_boxes_are_left_out(
-        tmp_path):
+        tmp_path, capsys):
     """MMPose's COCO filtering (also in the published training): a person
-    with no labelled keypoint or a zero-area box is no training sample."""
+    with no labelled keypoint or a zero-area box is no training sample; the
+    count is logged."""
     data = coco_copy(tmp_path)
     people = [a for a in json.loads((data / 'test_coco.json').read_text())[
         'annotations'] if a['num_keypoints'] > 0]
@@ -258,8 +259,13 @@ def test_people_without_keypoints_or_with_zero_area_boxes_are_left_out(
         first['num_keypoints'] = 0
         second['bbox'][2] = 0
     edit_annotations(data, spoil)
+    capsys.readouterr()
     dataset = build_dataset(data)
     assert len(dataset) == 10
+    # 14 annotations, 2 without keypoints in the excerpt, 2 spoiled here.
+    assert ('CocoDataset (test_coco.json): 4 of 14 annotated people left out '
+            '(no labelled keypoint, or a zero-area box') in capsys.readouterr(
+            ).out
     for index in range(len(dataset)):
         assert dataset[index] is not None
 
