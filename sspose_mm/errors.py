@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from typing import Callable, Optional
+from urllib.error import URLError
 
 
 class UserError(Exception):
@@ -70,6 +71,14 @@ def explain(error: BaseException) -> Optional[str]:
         return (f'unknown module type "{type_name}" in the config (no '
                 f'{registry} of that name is registered)'
                 + (f': did you mean "{close}"?' if close else '.'))
+    if isinstance(error, URLError) or 'urlopen error' in text:
+        reason = getattr(error, 'reason', None) or text.splitlines()[-1]
+        return (f'a download failed ({str(reason)[:120]}): the config names '
+                'weights by URL (an init_cfg checkpoint such as '
+                'torchvision://resnet50 or https://download.openmmlab.com/...'
+                ') and this machine cannot reach it. Download the file where '
+                'you can and set that init_cfg.checkpoint to its local path, '
+                'or set the init_cfg to None to start from scratch.')
     match = _PEER_LOST.search(text)
     if isinstance(error, RuntimeError) and match and _distributed():
         rank = os.environ.get('RANK', '?')

@@ -144,6 +144,20 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
     assert not marker.exists()
 
 
+def test_weights_that_cannot_be_downloaded_are_named(tmp_path):
+    """A config's ImageNet init (torchvision://, https://...) on a machine
+    that cannot reach it; '.invalid' never resolves (RFC 6761)."""
+    result = run_tool([
+        'tools/test.py', 'configs/transpose/'
+        'td-hm_transpose-r-a3_1xb28-230e_coco-256x192.py', 'none',
+        '--work-dir', str(tmp_path)] + as_cli(excerpt(**{
+            'model.backbone.init_cfg.checkpoint':
+            'https://weights.invalid/resnet50.pth'})))
+    line = last_line_error(result)
+    assert line.startswith('error: a download failed (')
+    assert 'set that init_cfg.checkpoint to its local path' in line
+
+
 def test_missing_checkpoint_and_config(tmp_path):
     result = run_tool(['tools/test.py', CONFIG, str(tmp_path / 'x.pth')] +
                       as_cli(excerpt()))
