@@ -103,6 +103,9 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
 
     seconds = interleaved_times(calls, warmup=1, repeat=args.repeat,
                                 label='speed')
+    for label, options in steps:
+        if options.get('compile'):  # compiled by now: checked like the rest
+            differences[label] = max_difference(calls[label](), reference)
     sgemm_rate = sgemm_flops / seconds.pop('sgemm') / 1e9
     report.row('sgemm 2048x2048 float32', sgemm_rate, 'GFLOP/s',
                'timed in the same rounds as the models')
