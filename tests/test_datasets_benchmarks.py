@@ -23,6 +23,13 @@ MPII = CONFIGS / 'td-hm_transpose-r-a4_1xb20-100e_mpii-256x256.py'
 COCO_R_A4 = CONFIGS / 'td-hm_transpose-r-a4_1xb20-230e_coco-256x192.py'
 CROWDPOSE = COCO_R_A4.with_name(COCO_R_A4.stem + '_test-crowdpose.py')
 OCHUMAN = COCO_R_A4.with_name(COCO_R_A4.stem + '_test-ochuman.py')
+COCO_H_A4 = CONFIGS / 'td-hm_transpose-h-a4_1xb14-240e_coco-256x192.py'
+# Every dataset variant with the COCO model it starts from.
+VARIANTS = [(MPII, COCO_R_A4), (CROWDPOSE, COCO_R_A4), (OCHUMAN, COCO_R_A4),
+            (CONFIGS / 'td-hm_transpose-h-a4_1xb14-100e_mpii-256x256.py',
+             COCO_H_A4)] + [
+    (COCO_H_A4.with_name(COCO_H_A4.stem + suffix), COCO_H_A4)
+    for suffix in ('_test-crowdpose.py', '_test-ochuman.py')]
 DATA = SHARED / 'data'
 
 
@@ -87,6 +94,36 @@ def test_each_config_loads_the_expected_instances(headbox_file, config,
     cfg = on_excerpt(config, headbox_file, bbox_file)
     dataset = DATASETS.build(cfg[f'{phase}_dataloader'].dataset)
     assert len(dataset) == expected
+
+
+@pytest.mark.parametrize('config,coco', VARIANTS,
+                         ids=[v.stem for v, _ in VARIANTS])
+def test_dataset_variants_keep_their_coco_model(config, coco):
+    """Same network as the COCO config; MPII only re-creates the head's
+    last layer (16 keypoints) and starts from the COCO checkpoint instead of
+    ImageNet. The model builds, and the test pipeline feeds it the right
+    number of keypoints (the pre-flight check of tools/test.py)."""
+    from mmpose.registry import MODELS
+
+    from sspose_mm.apis.config_checks import check_keypoint_count
+    cfg, coco_cfg = Config.fromfile(str(config)), Config.fromfile(str(coco))
+    mpii = cfg.test_dataloader.dataset.type == 'MpiiDataset'
+    assert cfg.model.neck == coco_cfg.model.neck
+    expected_backbone = dict(coco_cfg.model.backbone,
+                             init_cfg=None if mpii else
+                             coco_cfg.model.backbone.init_cfg)
+    assert cfg.model.backbone == expected_backbone
+    head = {k: v for k, v in cfg.model.head.items()
+            if k not in ('out_channels', 'decoder')}
+    assert head == {k: v for k, v in coco_cfg.model.head.items()
+                    if k not in ('out_channels', 'decoder')}
+    assert cfg.model.head.out_channels == (16 if mpii else 17)
+    assert cfg.load_from == (
+        f'checkpoints/transpose-{coco.stem.split("_")[1][10:]}.pth'
+        if mpii else None)
+    check_keypoint_count(cfg, cfg.test_dataloader.dataset, 'test')
+    cfg.model.backbone.init_cfg = None
+    MODELS.build(cfg.model)
 
 
 def ground_truth_samples(cfg: Config) -> tuple:
