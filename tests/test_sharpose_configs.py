@@ -1,8 +1,10 @@
 """SHaRPose configs state the official recipe (spec 1.3, 1.9; values from
 the official configs, not from this implementation) and are consistent:
 codec, crop, backbone resolution and head agree."""
+import numpy as np
 import pytest
 from mmengine.config import Config
+from mmpose.registry import METRICS, TRANSFORMS
 
 from conftest import REPO
 
@@ -23,11 +25,40 @@ RECIPES = {
 }
 QUICKSTART = 'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py'
 SMALL = 'td-hm_sharpose-s-a0.5_4xb128-250e_coco-256x192.py'
+MPII = 'td-hm_sharpose-b-a0.4_4xb64-210e_mpii-256x192.py'
+
+# Spec 1.9, the ViTPose-style 0.x pipeline of all three configs, in 0.x
+# order: GetBboxCenterScale(padding 1.25), RandomShiftBboxCenter(0.16,
+# p 0.3), RandomFlip(0.5), HalfBodyTransform(8 joints, p 0.3: applied to
+# people with more than 8 visible joints), RandomScaleRotation(rot 40,
+# scale 0.5), Affine(UDP). MMPose 0.x's RandomScaleRotation draws the scale
+# as clip(N(1, 0.5), 0.5, 1.5) and the angle as clip(N(0, 40), -80, 80) with
+# its default rot_prob 0.6; its half-body step takes the upper body with
+# P(randn < 0.5) = 0.69 when it has at least 3 visible joints, and pads the
+# part's box by 1.5. MMPose 1.x applies shift, scale and rotation in one
+# step, after the half-body crop.
+PIPELINE_ORDER = ['LoadImage', 'GetBBoxCenterScale', 'RandomFlip',
+                  'RandomHalfBody', 'ClippedRandomBBoxTransform',
+                  'TopdownAffine', 'GenerateTarget', 'PackPoseInputs']
+AUGMENTATION = {
+    'GetBBoxCenterScale': dict(padding=1.25),
+    'RandomFlip': dict(prob=0.5, direction='horizontal'),
+    'RandomHalfBody': dict(min_total_keypoints=9, min_upper_keypoints=3,
+                           min_lower_keypoints=3, prob=0.3,
+                           upper_prioritized_prob=0.69, padding=1.5),
+    'ClippedRandomBBoxTransform': dict(
+        shift_factor=0.16, shift_prob=0.3, scale_factor=(0.5, 1.5),
+        scale_prob=1.0, rotate_sigma=40, rotate_factor=80, rotate_prob=0.6),
+}
+# ImageNet mean and std of RGB in [0, 1] (spec 1.9: "normalize ImageNet
+# mean/std"), on the 0-255 pixels that MMPose 1.x normalises.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406]) * 255
+IMAGENET_STD = np.array([0.229, 0.224, 0.225]) * 255
 
 
 def test_every_config_is_listed():
     assert sorted(p.name for p in FOLDER.glob('*.py')) == sorted(
-        [*RECIPES, QUICKSTART])
+        [*RECIPES, QUICKSTART, MPII])
 
 
 @pytest.mark.parametrize('name', sorted(RECIPES))
@@ -63,7 +94,57 @@ def test_official_recipe(name):
     assert not cfg.model.test_cfg.shift_heatmap
 
 
-@pytest.mark.parametrize('name', sorted([*RECIPES, QUICKSTART]))
+@pytest.mark.parametrize('name', sorted(RECIPES))
+def test_official_augmentation(name):
+    """The built transforms (so defaults count) against spec 1.9."""
+    cfg = Config.fromfile(FOLDER / name)
+    pipeline = cfg.train_dataloader.dataset.pipeline
+    assert [step['type'] for step in pipeline] == PIPELINE_ORDER
+    for step in pipeline:
+        if step['type'] in AUGMENTATION:
+            transform = TRANSFORMS.build(step)
+            for key, expected in AUGMENTATION[step['type']].items():
+                assert getattr(transform, key) == expected, (step['type'],
+                                                             key)
+    test_steps = [step['type'] for step in cfg.val_dataloader.dataset.pipeline]
+    assert test_steps == ['LoadImage', 'GetBBoxCenterScale', 'TopdownAffine',
+                          'PackPoseInputs']
+    assert cfg.val_dataloader.dataset.pipeline[1].padding == 1.25
+    preprocessor = cfg.model.data_preprocessor
+    np.testing.assert_allclose(preprocessor.mean, IMAGENET_MEAN)
+    np.testing.assert_allclose(preprocessor.std, IMAGENET_STD)
+    assert preprocessor.bgr_to_rgb  # images load as BGR
+
+
+@pytest.mark.parametrize('name', sorted(RECIPES))
+def test_official_evaluation(name):
+    """Spec 1.2 and 1.9: COCO val with the person detections of AP 56 (no
+    score threshold), OKS NMS at 0.9, keypoint scores above 0.2 rescore
+    the box score; evaluation and checkpoints every 10 epochs, the best by
+    AP kept."""
+    cfg = Config.fromfile(FOLDER / name)
+    for loader in (cfg.val_dataloader, cfg.test_dataloader):
+        dataset = loader.dataset
+        assert dataset.type == 'CocoDataset'
+        assert dataset.ann_file.endswith('person_keypoints_val2017.json')
+        assert dataset.bbox_file.endswith(
+            'COCO_val2017_detections_AP_H_56_person.json')
+        assert dataset.get('filter_cfg', {}).get('bbox_score_thr') is None
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        assert evaluator.ann_file.endswith('person_keypoints_val2017.json')
+        # Built without its (absent) annotation file, for the defaults.
+        metric = METRICS.build(dict(evaluator, ann_file=None))
+        assert type(metric).__name__ == 'CocoMetric'
+        assert (metric.nms_mode, metric.nms_thr) == ('oks_nms', 0.9)
+        assert (metric.score_mode, metric.keypoint_score_thr) == (
+            'bbox_keypoint', 0.2)
+    assert cfg.train_cfg.val_interval == 10
+    checkpoint = cfg.default_hooks.checkpoint
+    assert (checkpoint.interval, checkpoint.save_best, checkpoint.rule) == (
+        10, 'coco/AP', 'greater')
+
+
+@pytest.mark.parametrize('name', sorted([*RECIPES, QUICKSTART, MPII]))
 def test_sizes_agree(name):
     cfg = Config.fromfile(FOLDER / name)
     codec = cfg.model.head.decoder

@@ -6,6 +6,8 @@ Expected values come from the spec (../shared/spec/sharpose.md, the issue)
 or from independent recomputation in the test, never from a run of this
 implementation.
 """
+import logging
+import logging.handlers
 import math
 from types import SimpleNamespace
 
@@ -14,6 +16,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData, PixelData
 from mmpose.codecs import UDPHeatmap
@@ -120,6 +123,25 @@ def test_selection_picks_highest_scoring_patches(score_all_keypoints):
         assert row[selected].min() > row[unselected].max()
 
 
+def test_selected_count_rounds_alpha_times_n0_as_the_official_code():
+    """The official k is ceil(alpha * N0) with N0 = h0 * w0 computed first.
+    On a 12x10 coarse grid with alpha 0.05 the other float order
+    (alpha * h0) * w0 gives 6.000000000000001 and so one patch more."""
+    alpha, h0, w0 = 0.05, 12, 10
+    assert math.ceil(alpha * h0 * w0) == 7  # the case discriminates
+    expected = math.ceil(alpha * (h0 * w0))
+    assert expected == 6
+    backbone = MODELS.build(tiny_backbone(
+        img_sizes=((4 * h0, 4 * w0), (8 * h0, 8 * w0)), patch_size=4,
+        alpha=alpha, depth=1)).eval()
+    backbone.train_epoch = 0  # validation before qp_start_epoch: all refine
+    with torch.no_grad():
+        feats = backbone(torch.randn(1, 3, 8 * h0, 8 * w0))
+    assert feats.selected_patches.shape == (1, expected)
+    assert backbone.fine_sequence_length == 17 + 4 * expected + (
+        h0 * w0 - expected)
+
+
 def test_fine_sequence_reassembles_the_selected_regions(model):
     """Fine pass input: the keypoint tokens, then for each selected coarse
     patch its 2x2 fine patches (fine embedding plus the same reused coarse
@@ -219,6 +241,48 @@ def test_gate_modes(model, training, train_epoch, gated):
     assert feats.refine_mask.tolist() == [not gated] * 2
     if gated:
         assert torch.equal(feats.fine_tokens, feats.coarse_tokens)
+
+
+@pytest.fixture
+def logged_warnings():
+    """Warnings that reach mmengine's current logger (no duplicate filter,
+    so each call of print_log is seen)."""
+    handler = logging.handlers.BufferingHandler(capacity=1000)
+    handler.setLevel(logging.WARNING)
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield handler.buffer
+    logger.removeHandler(handler)
+
+
+def about_the_hook(records) -> list:
+    return [r.getMessage() for r in records
+            if 'SHaRPoseQualityHook' in r.getMessage()]
+
+
+def test_training_without_the_epoch_hook_warns_once(logged_warnings):
+    """train_epoch None gates training forwards (official rule); the first
+    training forward of such a model says so and names the hook."""
+    model = tiny_model()
+    backbone = model.backbone.eval()
+    with torch.no_grad():
+        backbone(images(1))  # standalone test: gated as intended, no warning
+    assert about_the_hook(logged_warnings) == []
+    backbone.train()
+    with torch.no_grad():
+        for _ in range(2):
+            backbone(images(1))
+    warning, = about_the_hook(logged_warnings)
+    assert 'train_epoch None' in warning
+
+
+def test_training_with_the_epoch_hook_does_not_warn(logged_warnings):
+    model = tiny_model().train()
+    SHaRPoseQualityHook().before_train_epoch(
+        SimpleNamespace(model=model, epoch=0))
+    with torch.no_grad():
+        model.backbone(images(1))
+    assert about_the_hook(logged_warnings) == []
 
 
 def test_quality_activation_switch():
@@ -441,6 +505,31 @@ def test_benchmark_forces_the_refine_rates(model):
             assert run().shape == (4, 17, 32, 24)
         assert dense_forward(model, x).shape == (4, 17, 32, 24)
     model.backbone.qp_threshold = 0.99
+
+
+def test_benchmark_macs_grow_with_refinement_and_count_attention():
+    """The sharpose-sparse suite's MACs on the quickstart model (SHaRPose-S
+    at 128x96, random weights): each refined instance adds its fine pass,
+    with none refined it is cheaper than the dense ViT, and attention is
+    counted: the fused kernel's count equals that of PyTorch's unfused math
+    attention, whose matrix products the flop counter sees as such."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    from sspose_mm.benchmarks.sharpose import (DENSE, build_model,
+                                               compared_runs,
+                                               macs_per_instance)
+    model = build_model(str(REPO / 'configs/sharpose/td-hm_sharpose-s-a0.5_'
+                                   '2xb8-12e_synthetic-128x96.py'))
+    inputs = torch.randn(2, 3, *model.backbone.img_sizes[1],
+                         generator=torch.Generator().manual_seed(0))
+    runs = compared_runs(model, inputs)
+    macs = macs_per_instance(runs, batch=2)
+    none, half, full = (macs[f'SHaRPose, {share} refined']
+                        for share in ('0%', '50%', '100%'))
+    assert none < half < full
+    assert none < macs[DENSE]
+    with sdpa_kernel(SDPBackend.MATH):
+        assert macs_per_instance(runs, batch=2) == macs
 
 
 def test_collect_attention_returns_both_passes(model):

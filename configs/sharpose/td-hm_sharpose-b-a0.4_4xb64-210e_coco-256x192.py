@@ -66,8 +66,12 @@ model = dict(
     test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False))
 
 # The original's ViTPose pipeline: box shift (0.16, p 0.3), flip, half body
-# (> 8 visible joints, p 0.3), scale N(1, 0.5) clipped to [0.5, 1.5],
-# rotation N(0, 40) clipped at 80 degrees with p 0.6, UDP affine and target.
+# (> 8 visible joints, p 0.3), scale and rotation, UDP affine and target.
+# ClippedRandomBBoxTransform draws MMPose 0.x's laws (not 1.x's normals
+# truncated at one sigma): shift uniform in +-0.16 of the box, scale
+# N(1, 0.5) clipped to [0.5, 1.5], rotation N(0, 40) clipped at 80 degrees
+# with p 0.6. The order differs from 0.x: 1.x shifts the box together with
+# scale and rotation, after the half-body crop, where 0.x shifts it first.
 train_pipeline = [
     dict(type='LoadImage'),
     dict(type='GetBBoxCenterScale', padding=1.25),

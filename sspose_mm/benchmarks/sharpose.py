@@ -12,7 +12,7 @@ dense / sparse, so above 1 means SHaRPose is cheaper.
 import argparse
 import math
 import statistics
-from typing import Callable, Tuple
+from typing import Callable, Dict, Tuple
 
 import torch
 from mmengine.config import Config
@@ -24,6 +24,8 @@ from .core import Report, count_flops, register_benchmark, time_per_call
 
 DEFAULT_CONFIG = ('configs/sharpose/'
                   'td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py')
+DENSE = 'dense ViT, full resolution'
+REFINE_RATES = (0., 0.5, 1.)
 
 
 def dense_forward(model: nn.Module, inputs: Tensor) -> Tensor:
@@ -64,15 +66,44 @@ def gated_forward(model: nn.Module, inputs: Tensor, refine_rate: float
     return run, float(backbone(inputs).refine_mask.float().mean())
 
 
+def build_model(config: str) -> nn.Module:
+    """The eval-mode model of a SHaRPose config with random weights (speed
+    and MACs do not depend on them; no MAE file needed)."""
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmpose'))
+    cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model).eval()
+
+
+def compared_runs(model: nn.Module, inputs: Tensor
+                  ) -> Dict[str, Callable[[], Tensor]]:
+    """The dense baseline (:data:`DENSE`) and the gated model at each of
+    :data:`REFINE_RATES`, keyed ``'SHaRPose, 50% refined'`` etc. by the
+    share actually refined."""
+    runs = {DENSE: lambda: dense_forward(model, inputs)}
+    for rate in REFINE_RATES:
+        with torch.no_grad():
+            run, refined = gated_forward(model, inputs, rate)
+        runs[f'SHaRPose, {refined:.0%} refined'] = run
+    return runs
+
+
+def macs_per_instance(runs: Dict[str, Callable[[], Tensor]], batch: int
+                      ) -> Dict[str, float]:
+    """MACs of one instance for each run (torch flop counter / 2: matrix
+    products and attention, see :func:`~sspose_mm.benchmarks.core
+    .count_flops`)."""
+    with torch.no_grad():
+        return {what: count_flops(run) / 2 / batch
+                for what, run in runs.items()}
+
+
 @register_benchmark('sharpose-sparse',
                     help='SHaRPose gated sparse model vs dense ViT: MACs '
                     'and throughput at refine rates 0/50/100%')
 def bench(args: argparse.Namespace, report: Report) -> None:
     config = args.config or DEFAULT_CONFIG
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmpose'))
-    cfg.model.backbone.init_cfg = None
-    model = MODELS.build(cfg.model).eval()
+    model = build_model(config)
     backbone = model.backbone
     height, width = backbone.img_sizes[1]
     if args.input and tuple(args.input) != (height, width):
@@ -91,14 +122,9 @@ def bench(args: argparse.Namespace, report: Report) -> None:
                f'fine pass {backbone.fine_sequence_length}, dense '
                f'{backbone.num_keypoints + h1 * w1}')
 
-    runs = {'dense ViT, full resolution': lambda: dense_forward(model, inputs)}
-    for rate in (0., 0.5, 1.):
-        with torch.no_grad():
-            run, refined = gated_forward(model, inputs, rate)
-        runs[f'SHaRPose, {refined:.0%} refined'] = run
+    runs = compared_runs(model, inputs)
+    macs = macs_per_instance(runs, args.batch)
     with torch.no_grad():
-        macs = {what: count_flops(run) / 2 / args.batch
-                for what, run in runs.items()}
         # Round-robin, so that every variant sees the same background load
         # (medians over rounds; the first round is warm-up).
         seconds = {what: [] for what in runs}
@@ -108,16 +134,15 @@ def bench(args: argparse.Namespace, report: Report) -> None:
                                         label=f'{what} ({round_})')
                 if round_:
                     seconds[what].append(elapsed)
-    dense = 'dense ViT, full resolution'
     for what in runs:
         throughput = args.batch / statistics.median(seconds[what])
         report.row(what, macs[what] / 1e9, 'GMACs/inst',
                    'matrix products and attention (torch flop counter / 2)'
-                   if what == dense else '')
+                   if what == DENSE else '')
         report.row(what, throughput, 'inst/s')
-        if what != dense:
+        if what != DENSE:
             report.row(what + ': dense / sparse MACs',
-                       macs[dense] / macs[what], 'x')
+                       macs[DENSE] / macs[what], 'x')
             report.row(what + ': sparse / dense throughput',
-                       statistics.median(seconds[dense]) /
+                       statistics.median(seconds[DENSE]) /
                        statistics.median(seconds[what]), 'x')

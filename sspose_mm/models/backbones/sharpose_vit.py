@@ -12,6 +12,7 @@ embedding. Module and parameter names are those of the official
 ``AnxQ/sharpose`` checkpoints (``backbone.*``), so converted checkpoints load
 by name.
 """
+import logging
 import math
 import os.path as osp
 from typing import NamedTuple, Optional, Sequence, Tuple
@@ -207,7 +208,8 @@ class SHaRPoseViT(BaseModule):
     eval mode after ``qp_start_epoch`` (validation during training);
     training forwards refine every instance.
     :class:`~sspose_mm.engine.hooks.SHaRPoseQualityHook` sets ``train_epoch``
-    (1-based, as the official epoch hook).
+    (1-based, as the official epoch hook); without it training forwards are
+    gated too (the official rule), and the first one logs a warning.
 
     Upstream quirks reproduced by default, each with a switch:
 
@@ -293,9 +295,12 @@ class SHaRPoseViT(BaseModule):
         self.attention_momentum = attention_momentum
         self.score_all_keypoints = score_all_keypoints
         self.train_epoch: Optional[int] = None
+        self._warned_no_train_epoch = False
         (h0, w0), (h1, w1) = self.grids
-        # ceil of the float product, as the official code (0.4*48 -> 20).
-        self.num_selected = math.ceil(alpha * h0 * w0)
+        # ceil of the float product alpha * N0, as the official code
+        # (0.4*48 -> 20); N0 first, since alpha*h0*w0 rounds differently
+        # for some grids (0.05*12*10 = 6.000000000000001 -> 7, not 6).
+        self.num_selected = math.ceil(alpha * (h0 * w0))
 
         self.patch_embed = PatchEmbed(img_size=None, patch_size=patch_size,
                                       in_chans=3, embed_dim=embed_dims,
@@ -355,6 +360,23 @@ class SHaRPoseViT(BaseModule):
         return self.train_epoch is None or (
             not self.training and self.train_epoch > self.qp_start_epoch)
 
+    def _warn_if_training_without_epoch(self) -> None:
+        """Training with ``train_epoch`` None gates training forwards (the
+        official rule, meant for standalone testing); that is silent and
+        almost never intended, so say it once per model."""
+        if (not self.training or self.train_epoch is not None
+                or self._warned_no_train_epoch):
+            return
+        self._warned_no_train_epoch = True
+        print_log(
+            'SHaRPoseViT: a training forward ran with train_epoch None (no '
+            "custom_hooks=[dict(type='SHaRPoseQualityHook')] in the config), "
+            'so the quality gate is on during training: instances it trusts '
+            'skip the fine pass (DDP may then stop on unused parameters) and '
+            'the head never switches its quality loss on. Add '
+            'SHaRPoseQualityHook, which sets train_epoch every epoch.',
+            logger='current', level=logging.WARNING)
+
     def init_weights(self) -> None:
         """The official init, then the MAE/ViT weights if configured."""
         self.apply(_init_official)
@@ -379,6 +401,7 @@ class SHaRPoseViT(BaseModule):
             SHaRPoseFeatures: keypoint tokens of both passes and the gate's
             inputs and decisions.
         """
+        self._warn_if_training_without_epoch()
         B = inputs.shape[0]
         K = self.num_keypoints
         coarse_embed = self._embed(inputs, 0)
