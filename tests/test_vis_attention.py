@@ -167,3 +167,67 @@ def test_cli_layer_out_of_range(setup, tmp_path):
     assert len(lines) == 1 and lines[0].startswith('error: ')
     assert '99' in lines[0] and '3 encoder layers' in lines[0]
     assert not (tmp_path / 'fig.png').exists()
+
+
+SHARPOSE_CONFIG = ('configs/sharpose/'
+                   'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py')
+
+
+@pytest.fixture(scope='module')
+def sharpose(setup):
+    """The SHaRPose quickstart model with distinct keypoint tokens (they
+    start at zero, which would make every keypoint's map the same)."""
+    torch.manual_seed(0)
+    model = init_model(SHARPOSE_CONFIG, None, device='cpu')
+    with torch.no_grad():
+        model.backbone.keypoint_tokens.normal_(std=5.)
+    checkpoint = setup['root'] / 'sharpose.pth'
+    torch.save({'state_dict': model.state_dict()}, checkpoint)
+    return model, checkpoint
+
+
+def test_keypoint_token_models_show_each_tokens_map_over_the_patches(
+        setup, sharpose):
+    """SHaRPose: the coarse pass's 12 maps over [quality, 17 keypoints,
+    4x3 patches]; keypoint k's panel is row 1 + k over the patch columns,
+    laid out row-major on the coarse grid (its peak falls in the cell of
+    the row's largest patch value)."""
+    model, _ = sharpose
+    result = attention_for_crop(model, setup['image'], setup['bbox'])
+    assert len(result['maps']) == model.backbone.depth == 12
+    assert all(m.shape == (30, 30) for m in result['maps'])
+    assert result['feature_size'] == (4, 3) and result['stride'] == 32
+    np.testing.assert_array_equal(result['query_tokens'], np.arange(1, 18))
+    assert result['patch_tokens'] == (18, 30)
+    dependency = query_maps(result, 11, 'dependency')
+    assert dependency.shape == (17, 128, 96)
+    row_of = result['maps'][11][1:18, 18:]
+    assert not np.allclose(row_of[0], row_of[1])
+    for k in range(17):
+        y, x = np.unravel_index(dependency[k].argmax(), (128, 96))
+        assert (y // 32) * 3 + x // 32 == row_of[k].argmax()
+    affect = query_maps(result, 11, 'affect')
+    assert np.isclose(affect[0].mean(), result['maps'][11][18:, 1].mean(),
+                      rtol=0.05)
+
+
+def test_cli_figure_of_a_keypoint_token_model(setup, sharpose, tmp_path):
+    out = tmp_path / 'sharpose.png'
+    proc = run_tool([
+        'tools/vis_attention.py', SHARPOSE_CONFIG, str(sharpose[1]),
+        setup['image'], '--bbox', *map(str, setup['bbox']), '--layers', '0',
+        '11', '--out', str(out)], timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fig_w, fig_h = figure_inches(2, 18, (128, 96))
+    assert png_size(out) == (round(fig_w * 100), round(fig_h * 100))
+
+
+def test_cli_refuses_bottom_up_models(setup, tmp_path):
+    proc = run_tool([
+        'tools/vis_attention.py', 'configs/higherpose/'
+        'ae_higherpose-w32_2xb8-4e_synthetic-128x128.py',
+        str(setup['checkpoint']), setup['image'], '--out',
+        str(tmp_path / 'fig.png')], timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        'error: tools/vis_attention.py is top-down only')

@@ -12,10 +12,12 @@ import argparse
 import os.path as osp
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+from mmengine.config import Config
 from mmpose.apis import init_model
 
 from sspose_mm.apis.attention_figure import (MODES, attention_for_crop,
                                              draw_attention_figure)
+from sspose_mm.apis.infer import require_topdown
 from sspose_mm.compat import resolve_device
 from sspose_mm.errors import ConfigError, run_cli
 
@@ -49,7 +51,9 @@ def main() -> None:
                        ('image', args.image)):
         if not osp.isfile(path):
             raise ConfigError(f'{what} "{path}" does not exist.')
-    model = init_model(args.config, args.checkpoint,
+    cfg = Config.fromfile(args.config)
+    require_topdown(cfg, 'tools/vis_attention.py')
+    model = init_model(cfg, args.checkpoint,
                        device=resolve_device(args.device))
     result = attention_for_crop(model, args.image, args.bbox)
     draw_attention_figure(result, model.dataset_meta, args.mode,

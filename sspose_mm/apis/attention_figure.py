@@ -4,6 +4,11 @@ One top-down forward pass over one person crop gives both the predicted
 keypoints and the attention maps of every encoder layer; the figure shows,
 per layer (row) and keypoint (column), the map of the token under the
 keypoint over the crop (the paper's Fig. 1/5, ``visualize.py`` upstream).
+
+Models whose keypoints are tokens of their own (SHaRPose) say where those
+tokens and the image patches sit in their maps through a backbone attribute
+``keypoint_attention_layout``; the figure then shows each keypoint token's
+attention over the patches instead.
 """
 import os
 import os.path as osp
@@ -93,12 +98,18 @@ def attention_for_crop(model: torch.nn.Module,
           pixels (pixel centres at integers, as ``imshow`` draws them).
         - ``scores`` (np.ndarray): ``(K,)`` keypoint scores.
         - ``maps`` (list[np.ndarray]): one ``(N, N)`` float32 head-averaged
-          post-softmax map per encoder layer, ``N = h * w`` row-major tokens;
-          row ``q`` is what token ``q`` attends to (rows sum to 1).
-        - ``feature_size`` (tuple): ``(h, w)`` token grid.
+          post-softmax map per encoder layer; row ``q`` is what token ``q``
+          attends to (rows sum to 1). ``N = h * w`` row-major tokens, or for
+          a model with keypoint tokens its whole sequence.
+        - ``feature_size`` (tuple): ``(h, w)`` grid of the image tokens.
         - ``stride`` (float): crop pixels per token, ``W / w``.
         - ``query_cells`` (np.ndarray): ``(K, 2)`` int ``(col, row)`` token of
           each keypoint, ``int(x / stride)``, clipped to the grid.
+        - ``query_tokens`` (np.ndarray): ``(K,)`` the token each keypoint's
+          map is the row (column) of: the token of its cell, or its own
+          keypoint token.
+        - ``patch_tokens`` (tuple): ``(start, stop)`` of the ``h * w`` image
+          tokens in the maps' sequence.
         - ``bbox_xyxy`` (np.ndarray): ``(4,)`` the box used.
 
     Raises:
@@ -133,22 +144,31 @@ def attention_for_crop(model: torch.nn.Module,
         stack.enter_context(torch.no_grad())
         sample = model.test_step(batch)[0]
 
-    passes = 2 if model.test_cfg.get('flip_test', False) else 1
-    if not maps or len(maps) % passes:
-        raise RuntimeError(f'{len(maps)} attention maps recorded for '
-                           f'{passes} forward passes.')
-    maps = [m[0].float().cpu().numpy() for m in maps[:len(maps) // passes]]
-
     crop_bgr = batch['inputs'][0].permute(1, 2, 0).cpu().numpy()
     crop = np.ascontiguousarray(crop_bgr[..., ::-1])
     H, W = crop.shape[:2]
-    num_tokens = maps[0].shape[-1]
-    # Tokens tile the crop: stride = sqrt(H * W / N) (8 for -R, 4 for -H).
-    stride = float(np.sqrt(H * W / num_tokens))
-    h, w = int(round(H / stride)), int(round(W / stride))
-    if h * w != num_tokens:
-        raise RuntimeError(f'{num_tokens} tokens do not tile a {W}x{H} '
-                           'crop with one stride.')
+    layout = getattr(model.backbone, 'keypoint_attention_layout', None)
+    if layout is None:
+        passes = 2 if model.test_cfg.get('flip_test', False) else 1
+        if not maps or len(maps) % passes:
+            raise RuntimeError(f'{len(maps)} attention maps recorded for '
+                               f'{passes} forward passes.')
+        maps = maps[:len(maps) // passes]
+        num_tokens = maps[0].shape[-1]
+        # Tokens tile the crop: stride = sqrt(H * W / N) (8 for -R, 4 -H).
+        stride = float(np.sqrt(H * W / num_tokens))
+        h, w = int(round(H / stride)), int(round(W / stride))
+        if h * w != num_tokens:
+            raise RuntimeError(f'{num_tokens} tokens do not tile a {W}x{H} '
+                               'crop with one stride.')
+        patch_tokens = (0, num_tokens)
+    else:
+        # The shown crop's pass runs first, and within it the maps the
+        # layout names (e.g. SHaRPose's coarse pass) come first.
+        maps = maps[:layout['num_maps']]
+        h, w = layout['grid']
+        patch_tokens = tuple(layout['patch_tokens'])
+    maps = [m[0].float().cpu().numpy() for m in maps]
     stride = W / w
 
     warp = _crop_warp(affine, sample.metainfo)
@@ -159,6 +179,8 @@ def attention_for_crop(model: torch.nn.Module,
         np.clip((in_crop[:, 0] / stride).astype(int), 0, w - 1),
         np.clip((in_crop[:, 1] / stride).astype(int), 0, h - 1)
     ], axis=1)
+    query_tokens = (patch_tokens[0] + cells[:, 1] * w + cells[:, 0]
+                    if layout is None else np.asarray(layout['query_tokens']))
     return dict(
         crop=crop,
         keypoints=keypoints.astype(np.float32),
@@ -169,6 +191,8 @@ def attention_for_crop(model: torch.nn.Module,
         feature_size=(h, w),
         stride=stride,
         query_cells=cells,
+        query_tokens=query_tokens,
+        patch_tokens=patch_tokens,
         bbox_xyxy=bbox[0])
 
 
@@ -179,9 +203,9 @@ def query_maps(result: dict, layer: int, mode: str = 'dependency',
     Args:
         result (dict): From :func:`attention_for_crop`.
         layer (int): Encoder layer index.
-        mode (str): ``'dependency'``: row ``A[q, :]`` (what the keypoint's
-            token attends to); ``'affect'``: column ``A[:, q]`` (how much
-            every token attends to it).
+        mode (str): ``'dependency'``: row ``A[q, patches]`` (what the
+            keypoint's token attends to); ``'affect'``: column
+            ``A[patches, q]`` (how much every image token attends to it).
         threshold (float, optional): Upsampled values ``<= threshold``
             become 0 (raw attention probabilities; uniform is ``1 / N``).
             None keeps every value.
@@ -193,10 +217,11 @@ def query_maps(result: dict, layer: int, mode: str = 'dependency',
         raise ConfigError(f'mode "{mode}" is not one of {", ".join(MODES)}.')
     h, w = result['feature_size']
     H, W = result['crop'].shape[:2]
-    cols, rows = result['query_cells'].T
-    queries = rows * w + cols
+    queries = result['query_tokens']
+    patches = slice(*result['patch_tokens'])
     att = result['maps'][layer]
-    picked = att[queries] if mode == 'dependency' else att[:, queries].T
+    picked = (att[queries, patches] if mode == 'dependency' else
+              att[patches, queries].T)
     # Bilinear as upstream's F.interpolate(scale_factor=down_rate).
     up = F.interpolate(torch.from_numpy(np.ascontiguousarray(picked))
                        .reshape(-1, 1, h, w), size=(H, W), mode='bilinear',

@@ -355,6 +355,20 @@ class SHaRPoseViT(BaseModule):
         return (self.num_keypoints + 4 * self.num_selected +
                 h0 * w0 - self.num_selected)
 
+    @property
+    def keypoint_attention_layout(self) -> dict:
+        """Where the keypoint tokens and the image patches sit in the
+        recorded attention maps of a forward pass, for attention figures
+        (:mod:`sspose_mm.apis.attention_figure`): its first ``depth`` maps
+        are the coarse pass's, over [quality, K keypoints, h0 x w0 patches
+        row-major]. The fine pass mixes fine and coarse patches, so no
+        image grid can show its maps."""
+        h0, w0 = self.grids[0]
+        K = self.num_keypoints
+        return dict(num_maps=self.depth, grid=(h0, w0),
+                    query_tokens=list(range(1, 1 + K)),
+                    patch_tokens=(1 + K, 1 + K + h0 * w0))
+
     def gate_enabled(self) -> bool:
         """Whether the quality predictor decides which instances refine."""
         return self.train_epoch is None or (
