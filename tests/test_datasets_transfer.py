@@ -1,5 +1,6 @@
 """Any keypoint count: every family built, trained and converted with K=16
-and K=21, and fine-tuning from a checkpoint with another keypoint count."""
+and K=21 (top-down ones and the bottom-up HigherPose), and fine-tuning from
+a checkpoint with another keypoint count."""
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,6 +20,7 @@ from sspose_mm.apis.partial_load import (drop_reinitialised_keys,
 from sspose_mm.errors import CheckpointError
 
 from conftest import GOLDEN, REPO, require_shared
+from test_higherpose_model import training_sample
 from test_transpose_parity import refweights
 
 KEYPOINT_COUNTS = (16, 21)
@@ -37,6 +39,14 @@ def sharpose_keypoints(cfg: Config, num_keypoints: int) -> None:
     cfg.model.head.out_channels = num_keypoints
     cfg.model.head.metainfo = dict(
         from_file=f'configs/_base_/datasets/{layouts[num_keypoints]}')
+
+
+def bottomup_keypoints(cfg: Config, num_keypoints: int) -> None:
+    """HigherPose: the head's keypoint count and its grouping order, which
+    MMPose's associative-embedding grouping needs with one entry per
+    keypoint (for a real layout: head and torso first)."""
+    cfg.model.head.num_keypoints = num_keypoints
+    cfg.model.head.decoder.decode_keypoint_order = list(range(num_keypoints))
 
 
 @dataclass
@@ -62,6 +72,12 @@ FAMILIES = [
     KeypointFamily('sharpose-s', 'configs/sharpose/'
                    'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py',
                    sharpose_keypoints, (96, 128)),
+]
+# Bottom-up families: whole images in, grouped people out.
+BOTTOM_UP_FAMILIES = [
+    KeypointFamily('higherpose', 'configs/higherpose/'
+                   'ae_higherpose-w32_1xb12-300e_coco-256x256.py',
+                   bottomup_keypoints, (64, 64)),
 ]
 
 
@@ -103,6 +119,41 @@ def test_family_trains_and_predicts_any_keypoint_count(family, num_keypoints):
     with torch.no_grad():
         results = model.predict(data['inputs'], data['data_samples'])
     assert results[0].pred_instances.keypoints.shape == (1, num_keypoints, 2)
+
+
+@pytest.mark.parametrize('num_keypoints', KEYPOINT_COUNTS)
+@pytest.mark.parametrize('family', BOTTOM_UP_FAMILIES, ids=lambda f: f.name)
+def test_bottom_up_family_trains_and_predicts_any_keypoint_count(
+        family, num_keypoints):
+    model = build(family, num_keypoints)
+    w, h = family.input_size
+    heatmaps, tags = model.head.forward(
+        model.extract_feat(torch.zeros(1, 3, h, w)))
+    assert heatmaps.shape[1] == tags.shape[1] == num_keypoints
+    # Two-resolution targets and tag indices of two people per image, as
+    # the family's training pipeline makes them.
+    samples = [training_sample(num_keypoints, size=w) for _ in range(2)]
+    losses = model.loss(torch.randn(2, 3, h, w), samples)
+    assert set(losses) == {'loss_kpt', 'loss_kpt_highres', 'loss_pull',
+                           'loss_push'}
+    assert all(torch.isfinite(v) for v in losses.values())
+
+    # Untrained heatmaps may lie below the recipe's detection threshold
+    # everywhere: with every candidate kept, grouping over the K keypoints
+    # runs and gives people.
+    model.head.decoder.decode_keypoint_thr = -np.inf
+    model.eval()
+    packed = get_packed_inputs(
+        batch_size=1, num_keypoints=num_keypoints, img_shape=(h, w),
+        input_size=(w, h), with_heatmap=False, with_reg_label=False,
+        with_simcc_label=False)
+    data = model.data_preprocessor(packed, training=False)
+    with torch.no_grad():
+        results = model.predict(data['inputs'], data['data_samples'])
+    people = results[0].pred_instances
+    assert len(people) >= 1
+    assert people.keypoints.shape[1:] == (num_keypoints, 2)
+    assert people.keypoint_scores.shape == (len(people), num_keypoints)
 
 
 @pytest.mark.parametrize('num_keypoints', KEYPOINT_COUNTS)

@@ -1,5 +1,8 @@
 """HigherPose backbone, head and codec: shapes, real spatial attention,
-attention recording, losses, keypoint counts other than COCO's."""
+attention recording, initialisation, losses, keypoint counts other than
+COCO's."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -147,6 +150,39 @@ def test_added_parameters_match_the_spec_count():
     assert 0.93e6 < added < 0.95e6
 
 
+def test_transformer_matrices_get_xavier_of_their_own_shape():
+    """The original's q, k, v, out and FFN layers are separate Linear
+    layers, each xavier-uniform for its own shape: U(-b, b) with
+    b = sqrt(6 / (fan_in + fan_out)). For the packed in_proj_weight that
+    means each (C, C) block has b = sqrt(3 / C), not the sqrt(2) smaller
+    bound of xavier on the (3C, C) matrix.
+
+    Each matrix must stay within its bound, and the largest |w| of a role
+    (pooled over the 6 layers) must come close to it: for n samples of
+    U(-b, b), P(max |w| < 0.8 b) = 0.8^n, below 1e-9 for the smallest pool
+    (6 layers x 4x4 = 96 weights of the global branch), whereas the packed
+    bound is 0.707 b."""
+    model = build(COCO_256, extra=shallow_hrnet(COCO_256))
+    for transformer in (model.backbone.global_transformer,
+                        model.backbone.local_transformer):
+        roles = {}
+        for layer in transformer.layers:
+            q, k, v = layer.self_attn.in_proj_weight.detach().chunk(3)
+            matrices = dict(q=q, k=k, v=v,
+                            out=layer.self_attn.out_proj.weight,
+                            ffn_in=layer.ffn[0].weight,
+                            ffn_out=layer.ffn[3].weight)
+            for role, matrix in matrices.items():
+                roles.setdefault(role, []).append(matrix.detach())
+        for role, matrices in roles.items():
+            fan_out, fan_in = matrices[0].shape
+            bound = math.sqrt(6 / (fan_in + fan_out))
+            largest = [m.abs().max().item() for m in matrices]
+            # Relative slack for the float32 rounding of the bound.
+            assert max(largest) <= bound * (1 + 1e-6), role
+            assert max(largest) > 0.8 * bound, (role, max(largest) / bound)
+
+
 def test_codec_floors_keypoints_into_heatmap_pixels():
     codec = KEYPOINT_CODECS.build(dict(
         type='MultiResolutionAssociativeEmbedding', input_size=(64, 64),
@@ -218,6 +254,21 @@ def test_loss_rejects_targets_of_the_wrong_size():
     samples = [training_sample(17, size=128)]
     with pytest.raises(ValueError, match='1/4 and 1/2 of the input size'):
         head.loss((torch.randn(1, 32, 16, 16), ), samples)
+
+
+def test_flops_of_learned_positions_count_without_gradients():
+    """tools/benchmark.py counts FLOPs with torch's FlopCounterMode under
+    no_grad; with a learned table used at its stored size (the CrowdPose
+    recipe at its input size) that used to fail inside torch's module
+    tracker."""
+    from torch.utils.flop_counter import FlopCounterMode
+    torch.manual_seed(0)
+    transformer = StructureAwareTransformer(
+        1, 32, 4, 64, 0.1, 0., pos_embedding='learnable',
+        grid_size=(8, 8)).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        transformer(torch.randn(1, 32, 8, 8))
+    assert counter.get_total_flops() > 0
 
 
 def test_unknown_position_embedding_is_refused():

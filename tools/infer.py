@@ -20,11 +20,12 @@ import os.path as osp
 from typing import List, Optional
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+from mmengine.config import Config
 from mmpose.apis import init_model
 
 from sspose_mm.apis.fast_inference import prepare_for_inference
 from sspose_mm.apis.infer import (PersonBoxes, check_request, print_summary,
-                                   run_inference)
+                                   require_topdown, run_inference)
 from sspose_mm.compat import resolve_device
 from sspose_mm.errors import ConfigError, run_cli
 
@@ -67,7 +68,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                        (args.checkpoint, 'checkpoint')):
         if not osp.isfile(path):
             raise ConfigError(f'{what} "{path}" does not exist.')
-    model = init_model(args.config, args.checkpoint,
+    cfg = Config.fromfile(args.config)
+    require_topdown(cfg, 'tools/infer.py')
+    model = init_model(cfg, args.checkpoint,
                        device=resolve_device(args.device))
     if args.fast:
         prepare_for_inference(model)

@@ -15,6 +15,7 @@ from mmengine.config import Config
 from mmpose.apis import init_model
 
 from sspose_mm.apis import coco_images_with_boxes, draw_topdown_predictions
+from sspose_mm.apis.infer import require_topdown
 from sspose_mm.compat import resolve_device
 from sspose_mm.errors import ConfigError, run_cli
 
@@ -39,6 +40,7 @@ def main():
     if not osp.isfile(args.checkpoint):
         raise ConfigError(f'checkpoint "{args.checkpoint}" does not exist.')
     cfg = Config.fromfile(args.config)
+    require_topdown(cfg, 'tools/vis_predictions.py')
     dataset = cfg.test_dataloader.dataset
     ann_file = args.ann_file or osp.join(dataset.data_root, dataset.ann_file)
     img_dir = args.img_dir or osp.join(dataset.data_root,

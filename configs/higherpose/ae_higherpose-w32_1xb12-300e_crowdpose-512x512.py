@@ -2,6 +2,7 @@
 # (w32_512_adam_lr1e-3.yaml): it leaves the transformer settings at their
 # defaults, 4 layers and a learned position embedding. 14 keypoints, grouped
 # from the head down (top of head, neck, shoulders, hips, then the limbs).
+# 12 images a batch need ~39 GiB: use more GPUs, or fewer with --auto-scale-lr
 _base_ = ['./_base_/higherpose_hrnet-w32.py',
           '../_base_/datasets/crowdpose_bottomup.py']
 

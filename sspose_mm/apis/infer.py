@@ -27,8 +27,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from mmengine.config import Config
 from mmpose.apis import inference_topdown
-from mmpose.registry import VISUALIZERS
+from mmpose.models import TopdownPoseEstimator
+from mmpose.registry import MODELS, VISUALIZERS
 from mmpose.structures import PoseDataSample, merge_data_samples
 
 from ..errors import ConfigError, DataError
@@ -145,6 +147,25 @@ def _load_detections(det_file: str, ann_file: str, det_thr: float
         scores = np.array([s for _, s in found], np.float32)
         by_name[name] = (image_id, boxes, scores)
     return by_name
+
+
+def require_topdown(cfg: Config, tool: str) -> None:
+    """Stop ``tool`` unless ``cfg`` builds a top-down estimator.
+
+    The tools predict the people of given boxes; a bottom-up model run that
+    way fails deep inside (or draws nonsense), so it is refused before the
+    model loads. An unknown model type passes: building reports it.
+    """
+    model_type = cfg.model.get('type')
+    estimator = (MODELS.get(model_type) if isinstance(model_type, str)
+                 else model_type)
+    if estimator is None or issubclass(estimator, TopdownPoseEstimator):
+        return
+    raise ConfigError(
+        f'{tool} is top-down only (it predicts people in person boxes), but '
+        f'the config builds a {estimator.__name__}; for a bottom-up model '
+        'use mmpose.apis.inference_bottomup in Python, or tools/test.py to '
+        'evaluate it.')
 
 
 def find_inputs(input_path: str) -> Tuple[str, List[str]]:

@@ -156,7 +156,10 @@ class StructureAwareTransformer(nn.Module):
         if table.shape[2:] != (height, width):
             table = F.interpolate(
                 table, (height, width), mode='bilinear', align_corners=False)
-        return table.flatten(2)[0].transpose(0, 1)
+        # A copy, not a view: under no_grad a view of the parameter still
+        # requires grad but has no grad_fn, which torch's module tracker
+        # (FlopCounterMode, used by tools/benchmark.py) refuses.
+        return table.flatten(2)[0].transpose(0, 1).clone()
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, h, w)`` in and out."""
@@ -257,11 +260,19 @@ class HigherPoseHRNet(HRNet):
 
     def init_weights(self) -> None:
         super().init_weights()
-        # The original initialises the transformers' linear layers with
-        # xavier (HRNet's Normal(0.001) init_cfg only covers convolutions).
-        for name, module in self.named_modules():
-            if 'transformer' in name and isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
+        # The original initialises the transformers' linear weights with
+        # xavier (HRNet's init_cfg only covers convolutions). Its q, k and v
+        # are three Linear(C, C): each block of the packed (3C, C)
+        # in_proj_weight gets the bound of a (C, C) matrix, sqrt(2) wider
+        # than xavier on the packed matrix would give.
+        for transformer in (self.global_transformer, self.local_transformer):
+            for module in transformer.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.xavier_uniform_(module.weight)
+                elif isinstance(module, StructureAwareAttention):
+                    with torch.no_grad():
+                        for block in module.in_proj_weight.chunk(3):
+                            nn.init.xavier_uniform_(block)
 
     def _hrnet_branches(self, stem: Tensor) -> Tensor:
         """HRNet stages 2-4 on the ``layer1`` output; the 1/4 branch."""
