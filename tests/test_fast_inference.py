@@ -115,6 +115,38 @@ def test_fast_path_matches_original_computation():
     assert relative_difference(heatmaps(fast, x), expected) < FOLD_TOLERANCE
 
 
+OTHER_FAMILIES = {
+    'sspose-t': ('configs/sspose/td-hm_sspose-t_1xb8-10e_synthetic-128x96.py',
+                 (128, 96)),
+    'sharpose-s': ('configs/sharpose/'
+                   'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py',
+                   (128, 96)),
+    'higherpose': ('configs/higherpose/'
+                   'ae_higherpose-w32_2xb8-4e_synthetic-128x128.py', (64, 64)),
+}
+
+
+@pytest.mark.parametrize('family', sorted(OTHER_FAMILIES))
+def test_fast_path_of_the_other_families_matches(family):
+    """The same two paths on SSpose (masked-conv stages, BN in the head),
+    SHaRPose (two passes, no BN; its gate sees the same qualities up to
+    round-off, far from its threshold untrained) and HigherPose (HRNet's
+    norms everywhere; heatmaps and tags)."""
+    config, size = OTHER_FAMILIES[family]
+    model = build(REPO / config)
+    x = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(4))
+    with original_computation():
+        expected = heatmaps(model, x)
+    norms = count_norms(model)
+    prepare_for_inference(model, size, channels_last=True)
+    assert count_norms(model) < norms or norms == 0
+    got = heatmaps(model, x)
+    expected = expected if isinstance(expected, tuple) else (expected, )
+    got = got if isinstance(got, tuple) else (got, )
+    for fast, original in zip(got, expected):
+        assert relative_difference(fast, original) < FOLD_TOLERANCE
+
+
 @pytest.mark.parametrize('variant', ['transpose-r-a3'])
 def test_both_paths_reproduce_official_heatmaps(variant, tmp_path):
     """Converted reference weights (trained-like norms): the fast path and
