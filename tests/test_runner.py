@@ -101,6 +101,34 @@ def test_test_tool_reports_coco_metrics(trained, tmp_path, bbox_file):
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
 
 
+def test_fast_path_gives_the_same_predictions(trained, tmp_path):
+    """tools/test.py --fast (folded norms, channels-last) on the trained
+    checkpoint: the predictions CocoMetric writes move by float round-off
+    only (heatmaps ~1e-6 of their scale, tests/test_fast_inference.py;
+    through DARK decoding well under 1e-2 crop pixels, while a wrong path
+    moves them by pixels)."""
+    work_dir, _ = trained
+    predictions = {}
+    for name, extra in (('plain', []), ('fast', ['--fast'])):
+        prefix = tmp_path / name
+        check_ok(run_tool([
+            'tools/test.py', CONFIG, str(work_dir / 'epoch_2.pth'),
+            '--work-dir', str(tmp_path / name)] + extra + as_cli(dict(
+                coco_excerpt_options(),
+                **{'test_evaluator.outfile_prefix': str(prefix)}))))
+        results = json.loads(
+            Path(f'{prefix}.keypoints.json').read_text())
+        predictions[name] = sorted(results, key=lambda r: (
+            r['image_id'], r['keypoints'][:2]))
+    plain, fast = predictions['plain'], predictions['fast']
+    assert len(plain) == len(fast) > 0
+    for a, b in zip(plain, fast):
+        assert a['image_id'] == b['image_id']
+        np.testing.assert_allclose(b['keypoints'], a['keypoints'],
+                                   atol=1e-2)
+        assert abs(a['score'] - b['score']) < 1e-4
+
+
 def free_port() -> str:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
