@@ -7,7 +7,7 @@ import pytest
 from mmengine.config import Config
 from mmpose.registry import MODELS
 
-from conftest import QUICKSTART_CONFIG, REPO
+from conftest import QUICKSTART_CONFIG, REPO, coco_excerpt_options
 
 CONFIGS = sorted(p for p in (REPO / 'configs/transpose').glob('*.py')
                  if p.stem.endswith(('_coco-256x192', '_synthetic-128x96')))
@@ -54,6 +54,22 @@ def test_every_config_keeps_the_package_hooks(path: Path):
         assert cfg.default_hooks[key]['type'] == hook_type, key
     custom = [h['type'] for h in cfg.get('custom_hooks', [])]
     assert not set(custom) & set(PACKAGE_HOOKS.values()), custom
+
+
+def test_a_package_hook_switches_off_like_an_mmengine_one(tmp_path):
+    """default_hooks.nan_guard=None, as the runtime base documents: the
+    runner builds without it (mmengine alone fails on the None), and None
+    keeps removing mmengine's own defaults."""
+    from mmengine.runner import Runner
+
+    from sspose_mm.apis import load_config
+    options = dict(coco_excerpt_options(), **{
+        'default_hooks.nan_guard': None, 'default_hooks.timer': None})
+    cfg = load_config(str(QUICKSTART_CONFIG), options, phases=['train'])
+    cfg.work_dir = str(tmp_path)
+    hooks = [type(h).__name__ for h in Runner.from_cfg(cfg).hooks]
+    assert 'NanGuardHook' not in hooks and 'IterTimerHook' not in hooks
+    assert {'ExactResumeHook', 'PlainCheckpointHook'} <= set(hooks)
 
 
 def test_quickstart_keeps_the_r_a3_model():

@@ -3,7 +3,8 @@
 # hooks every run of this package needs. They are default hooks, not custom
 # ones: mmengine merges `default_hooks` by key but replaces a `custom_hooks`
 # list, so a config that adds its own hooks (custom_hooks = [...]) keeps
-# these. Switch one off with e.g. default_hooks = dict(nan_guard=None).
+# these. Switch one off with e.g. default_hooks = dict(nan_guard=None)
+# (the tools honour it; mmengine's Runner alone only for its own hooks).
 #   plain_checkpoint: checkpoints hold only tensors and plain values, so they
 #                     load with weights_only=True anywhere
 #   exact_resume:     --resume ends where an uninterrupted run would

@@ -68,9 +68,28 @@ def load_config(path: str,
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     check_config(cfg, phases)
+    drop_switched_off_hooks(cfg)
     use_checked_image_loading(cfg)
     setup_distributed(cfg, launcher)
     return cfg
+
+
+# The default hooks mmengine itself registers (Runner.register_default_hooks)
+# and removes when a config sets them to None.
+MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
+                          'param_scheduler', 'checkpoint')
+
+
+def drop_switched_off_hooks(cfg: Config) -> None:
+    """``default_hooks = dict(name=None)`` switches that hook off for any
+    name. mmengine honours None only for its own six defaults and stops with
+    a bare AssertionError on any other, such as the package's
+    ``nan_guard``/``exact_resume``/``plain_checkpoint``
+    (``configs/_base_/default_runtime.py``); those entries are removed."""
+    hooks = cfg.get('default_hooks') or {}
+    for name in [name for name, hook in hooks.items()
+                 if hook is None and name not in MMENGINE_DEFAULT_HOOKS]:
+        del hooks[name]
 
 
 def use_checked_image_loading(cfg: Config) -> None:
