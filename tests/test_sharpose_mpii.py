@@ -6,7 +6,6 @@ test_datasets_benchmarks) at a narrow width and depth."""
 import re
 
 import numpy as np
-import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 from mmpose.registry import DATASETS, METRICS, MODELS

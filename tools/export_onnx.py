@@ -177,6 +177,19 @@ def build_exported(model: nn.Module, size: Tuple[int, int],
     return ExportedPoseModel(model, decoder).eval()
 
 
+# How torch.export reports Python control flow on tensor values.
+_DATA_DEPENDENT = re.compile(r'GuardOnDataDependentSymNode|data-dependent|'
+                             r'data dependent')
+
+
+def _chain_text(error: BaseException) -> str:
+    texts = []
+    while error is not None:
+        texts.append(f'{type(error).__name__}: {error}')
+        error = error.__cause__ or error.__context__
+    return '\n'.join(texts)
+
+
 def export(exported: ExportedPoseModel, crops: Tensor, out: str,
            dynamic_batch: bool, opset: int) -> List[str]:
     """Write the ONNX file; returns the output names."""
@@ -200,19 +213,6 @@ def export(exported: ExportedPoseModel, crops: Tensor, out: str,
             'quality gate chooses the crops that get the fine pass); one '
             'static ONNX graph cannot hold that choice.') from error
     return outputs
-
-
-# How torch.export reports Python control flow on tensor values.
-_DATA_DEPENDENT = re.compile(r'GuardOnDataDependentSymNode|data-dependent|'
-                             r'data dependent')
-
-
-def _chain_text(error: BaseException) -> str:
-    texts = []
-    while error is not None:
-        texts.append(f'{type(error).__name__}: {error}')
-        error = error.__cause__ or error.__context__
-    return '\n'.join(texts)
 
 
 def verify(session, exported: ExportedPoseModel, crops: Tensor) -> float:

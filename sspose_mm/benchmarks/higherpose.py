@@ -17,7 +17,6 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS
 
-from ..models.utils import MultiheadSelfAttention
 from .core import (Report, count_flops, peak_rss_of, register_benchmark,
                    time_per_call)
 
