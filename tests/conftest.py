@@ -1,3 +1,4 @@
+import logging.handlers
 import os
 import subprocess
 import sys
@@ -6,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+from mmengine.logging import MMLogger
 
 REPO = Path(__file__).resolve().parents[1]
 # ../shared beside the repository (as on the developers' machines and CI).
@@ -60,6 +62,18 @@ def run_tool(args: list, timeout: int = 600,
                **(env or {}))
     return subprocess.run(command, cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=env)
+
+
+@pytest.fixture
+def logged_warnings():
+    """Warnings that reach mmengine's current logger (no duplicate filter,
+    so each call of print_log is seen)."""
+    handler = logging.handlers.BufferingHandler(capacity=1000)
+    handler.setLevel(logging.WARNING)
+    logger = MMLogger.get_current_instance()
+    logger.addHandler(handler)
+    yield handler.buffer
+    logger.removeHandler(handler)
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -6,8 +6,6 @@ Expected values come from the spec (../shared/spec/sharpose.md, the issue)
 or from independent recomputation in the test, never from a run of this
 implementation.
 """
-import logging
-import logging.handlers
 import math
 from types import SimpleNamespace
 
@@ -16,7 +14,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import InstanceData, PixelData
 from mmpose.codecs import UDPHeatmap
@@ -241,18 +238,6 @@ def test_gate_modes(model, training, train_epoch, gated):
     assert feats.refine_mask.tolist() == [not gated] * 2
     if gated:
         assert torch.equal(feats.fine_tokens, feats.coarse_tokens)
-
-
-@pytest.fixture
-def logged_warnings():
-    """Warnings that reach mmengine's current logger (no duplicate filter,
-    so each call of print_log is seen)."""
-    handler = logging.handlers.BufferingHandler(capacity=1000)
-    handler.setLevel(logging.WARNING)
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    yield handler.buffer
-    logger.removeHandler(handler)
 
 
 def about_the_hook(records) -> list:
