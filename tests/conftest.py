@@ -1,8 +1,12 @@
+import contextlib
 import logging.handlers
 import os
+import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -10,30 +14,21 @@ import sspose_mm  # noqa: F401  (environment fixes before mmpose)
 from mmengine.logging import MMLogger
 
 REPO = Path(__file__).resolve().parents[1]
-# ../shared beside the repository (as on the developers' machines and CI).
-SHARED = Path(os.environ.get('SSPOSE_SHARED', REPO.parent / 'shared'))
-SHARED_COCO = SHARED / 'data' / 'coco'
-GOLDEN = SHARED / 'golden'
+# Everything the tests read is in the repository: tests/data/README.md says
+# where each file comes from and under which licence.
+DATA = REPO / 'tests' / 'data'
+COCO = DATA / 'coco'
+GOLDEN = DATA / 'golden'
 QUICKSTART_CONFIG = (REPO / 'configs/transpose/'
                      'td-hm_transpose-r-a3_2xb8-12e_synthetic-128x96.py')
 
 
-def require_shared(path: Path) -> Path:
-    """Shared data is part of the test environment: its absence is an error."""
-    if not path.exists():
-        raise FileNotFoundError(
-            f'{path} is missing: the tests read ../shared beside the repo '
-            '(or set SSPOSE_SHARED).')
-    return path
-
-
 def coco_excerpt_options(bbox_file: bool = False) -> dict:
-    """--cfg-options pointing a TransPose config at ../shared/data/coco."""
-    coco = require_shared(SHARED_COCO)
+    """--cfg-options pointing a TransPose config at the COCO excerpt."""
     options = {}
     for loader in ('train', 'val', 'test'):
         options.update({
-            f'{loader}_dataloader.dataset.data_root': str(coco),
+            f'{loader}_dataloader.dataset.data_root': str(COCO),
             f'{loader}_dataloader.dataset.ann_file': 'test_coco.json',
             f'{loader}_dataloader.dataset.data_prefix.img': '',
             f'{loader}_dataloader.batch_size': 4,
@@ -42,8 +37,8 @@ def coco_excerpt_options(bbox_file: bool = False) -> dict:
         })
         if loader != 'train':
             options[f'{loader}_dataloader.dataset.bbox_file'] = (
-                str(coco / 'test_coco_det_AP_H_56.json') if bbox_file else None)
-            options[f'{loader}_evaluator.ann_file'] = str(coco /
+                str(COCO / 'test_coco_det_AP_H_56.json') if bbox_file else None)
+            options[f'{loader}_evaluator.ann_file'] = str(COCO /
                                                           'test_coco.json')
     return options
 
@@ -54,14 +49,99 @@ def as_cli(options: dict) -> list:
     ]
 
 
+# Every process a test starts carries this variable with a value of its own,
+# and so does everything it starts in turn (torchrun's workers run in sessions
+# of their own, so a process group does not reach them; the environment does).
+LAUNCH_MARK = 'SSPOSE_TEST_LAUNCH'
+
+
+def marked_processes(value: str = None) -> list:
+    """Pids of live processes started by a test (by one launch if
+    ``value`` is given), found through their environment."""
+    wanted = f'{LAUNCH_MARK}={value or ""}'.encode()
+    found = []
+    for entry in Path('/proc').iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / 'environ').read_bytes().split(b'\0')
+        except OSError:  # ended meanwhile, or a zombie
+            continue
+        if any(item.startswith(wanted) for item in environ):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_launch(process: subprocess.Popen, value: str) -> None:
+    """SIGKILL ``process``, its group and every process that inherited the
+    launch's mark, then reap ``process``."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    for pid in marked_processes(value):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+@contextlib.contextmanager
+def started(command: list, env: dict = None,
+            **popen_args) -> Iterator[subprocess.Popen]:
+    """Start ``command`` from the repository root in a process group of its
+    own; on leaving, kill it with everything it started (also on a failed
+    assertion or a timeout)."""
+    value = uuid.uuid4().hex
+    env = dict(env if env is not None else os.environ, **{LAUNCH_MARK: value})
+    process = subprocess.Popen(command, cwd=REPO, env=env,
+                               start_new_session=True, **popen_args)
+    process.launch_mark = value
+    try:
+        yield process
+    finally:
+        kill_launch(process, value)
+
+
+def tool_command(args: list) -> list:
+    return args if args[0].endswith('.sh') else [sys.executable] + args
+
+
+def tool_env(env: dict = None) -> dict:
+    """The environment tools get in tests: one thread (bit-identity needs
+    equal thread counts, and two busy cores are shared by all)."""
+    return dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
+                **(env or {}))
+
+
 def run_tool(args: list, timeout: int = 600,
              env: dict = None) -> subprocess.CompletedProcess:
-    """Run a repository tool/script the way a user does, from the repo root."""
-    command = args if args[0].endswith('.sh') else [sys.executable] + args
-    env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
-               **(env or {}))
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    """Run a repository tool/script the way a user does, from the repo root;
+    past ``timeout`` seconds it is killed with everything it started and
+    the test fails with the end of its output."""
+    command = tool_command(args)
+    with started(command, env=tool_env(env), stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE, text=True) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # Its children hold the pipes open: all of them go first.
+            kill_launch(process, process.launch_mark)
+            stdout, stderr = process.communicate()
+            pytest.fail(f'{" ".join(map(str, args))} ran past {timeout} s: '
+                        f'{(stdout + stderr)[-3000:]}')
+    return subprocess.CompletedProcess(command, process.returncode, stdout,
+                                       stderr)
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind():
+    """A test that leaves a process running fails (and the process is
+    killed): an orphaned trainer once ran on for minutes writing
+    checkpoints."""
+    yield
+    leftovers = marked_processes()
+    for pid in leftovers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert not leftovers, f'the test left processes running: {leftovers}'
 
 
 @pytest.fixture

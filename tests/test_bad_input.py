@@ -15,7 +15,7 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import DATASETS, MODELS, TRANSFORMS
 
-from conftest import (QUICKSTART_CONFIG, SHARED_COCO, as_cli,
+from conftest import (COCO, QUICKSTART_CONFIG, as_cli,
                       coco_excerpt_options, run_tool)
 from sspose_mm.apis import check_cfg_options, load_config
 from sspose_mm.apis.config_checks import check_checkpoint_fits
@@ -99,11 +99,11 @@ def test_missing_coco_through_the_cli(tmp_path):
 @pytest.mark.parametrize('num_workers', [0, 1])
 def test_undecodable_image_names_the_file(tmp_path, num_workers):
     data = tmp_path / 'coco'
-    shutil.copytree(SHARED_COCO, data)
+    shutil.copytree(COCO, data)
     broken = data / '000000196141.jpg'
     broken.write_bytes(b'not a jpeg at all')
     options = excerpt()
-    options = {k: (str(data) if v == str(SHARED_COCO) else v)
+    options = {k: (str(data) if v == str(COCO) else v)
                for k, v in options.items()}
     options['val_evaluator.ann_file'] = str(data / 'test_coco.json')
     options['test_evaluator.ann_file'] = str(data / 'test_coco.json')
@@ -177,12 +177,12 @@ def test_dist_scripts_print_usage_without_arguments():
 def coco_copy(folder: Path) -> Path:
     """A writable copy of the COCO excerpt."""
     data = folder / 'coco'
-    shutil.copytree(SHARED_COCO, data)
+    shutil.copytree(COCO, data)
     return data
 
 
 def options_for(data: Path, **overrides) -> dict:
-    options = {k: (str(data) if v == str(SHARED_COCO) else v)
+    options = {k: (str(data) if v == str(COCO) else v)
                for k, v in excerpt().items()}
     for evaluator in ('val_evaluator', 'test_evaluator'):
         options[f'{evaluator}.ann_file'] = str(data / 'test_coco.json')
@@ -327,7 +327,7 @@ def test_malformed_annotation_file_is_named(tmp_path):
 
 def test_detections_on_unknown_images_stop_before_the_run(tmp_path):
     data = coco_copy(tmp_path)
-    detections = json.loads((SHARED_COCO /
+    detections = json.loads((COCO /
                              'test_coco_det_AP_H_56.json').read_text())
     for det in detections[:3]:
         det['image_id'] = 999999

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN, REPO, require_shared
+from conftest import GOLDEN, REPO
 from mmengine.dataset import Compose
 
 from mmpose.apis import init_model
@@ -67,8 +67,7 @@ def test_decode_reproduces_official_dark_on_golden_heatmaps():
     the official aligned-corner similarity (README of the golden files).
     Tolerance 1e-3 heatmap px: float32 round-off of the golden's
     image-space numbers (up to ~500 px) through the inverse map."""
-    golden = np.load(require_shared(GOLDEN / 'transpose' /
-                                    'decode_seed0.npz'))
+    golden = np.load(GOLDEN / 'transpose' / 'decode_seed0.npz')
     codec = TransPoseHeatmap(**CODEC)
     W, H = 48, 64
     for i, heatmaps in enumerate(golden['heatmaps']):
@@ -94,8 +93,7 @@ def test_config_crop_and_estimator_reproduce_official_image_coordinates():
     round-off of coordinates up to ~500 px (the golden README measured the
     official closed form against these files to 3e-5 px); scores are
     copied maxima, so exact."""
-    golden = np.load(require_shared(GOLDEN / 'transpose' /
-                                    'decode_seed0.npz'))
+    golden = np.load(GOLDEN / 'transpose' / 'decode_seed0.npz')
     model = init_model(
         str(REPO / 'configs/transpose/'
             'td-hm_transpose-r-a3_1xb28-230e_coco-256x192.py'),

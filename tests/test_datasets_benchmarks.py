@@ -16,7 +16,7 @@ from sspose_mm.datasets.keypoint_layout import (keypoint_names,
                                                 pipeline_num_keypoints,
                                                 shared_keypoint_mappings)
 
-from conftest import REPO, SHARED, require_shared, run_tool
+from conftest import DATA, REPO, run_tool
 
 CONFIGS = REPO / 'configs' / 'transpose'
 MPII = CONFIGS / 'td-hm_transpose-r-a4_1xb20-100e_mpii-256x256.py'
@@ -30,7 +30,6 @@ VARIANTS = [(MPII, COCO_R_A4), (CROWDPOSE, COCO_R_A4), (OCHUMAN, COCO_R_A4),
              COCO_H_A4)] + [
     (COCO_H_A4.with_name(COCO_H_A4.stem + suffix), COCO_H_A4)
     for suffix in ('_test-crowdpose.py', '_test-ochuman.py')]
-DATA = SHARED / 'data'
 
 
 def write_headboxes(path: Path) -> Path:
@@ -62,7 +61,7 @@ def on_excerpt(config: Path, headbox_file: Path = None,
         'CrowdPoseDataset': ('crowdpose', 'test_crowdpose.json'),
         'OCHumanDataset': ('ochuman', 'test_ochuman.json'),
     }[dataset_type]
-    root = require_shared(DATA / name)
+    root = DATA / name
     for phase in ('train', 'val', 'test'):
         loader = cfg[f'{phase}_dataloader']
         if phase == 'train' and loader.dataset.type != dataset_type:

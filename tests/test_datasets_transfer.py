@@ -19,7 +19,7 @@ from sspose_mm.apis.partial_load import (drop_reinitialised_keys,
                                          load_for_transfer)
 from sspose_mm.errors import CheckpointError
 
-from conftest import GOLDEN, REPO, require_shared
+from conftest import GOLDEN, REPO
 from test_higherpose_model import training_sample
 from test_transpose_parity import refweights
 
@@ -166,8 +166,8 @@ def test_bottom_up_family_trains_and_predicts_any_keypoint_count(
 def test_transpose_converter_keeps_any_keypoint_count(num_keypoints):
     """An official-layout TransPose checkpoint with K output maps converts
     and loads strictly into the model built for K keypoints."""
-    manifest = json.loads(require_shared(
-        GOLDEN / 'transpose/transpose-r-a3.manifest.json').read_text())
+    manifest = json.loads(
+        (GOLDEN / 'transpose/transpose-r-a3.manifest.json').read_text())
     entries = []
     for entry in manifest['keys']:
         if entry['key'].startswith('final_layer.'):

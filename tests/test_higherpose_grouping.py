@@ -14,7 +14,7 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import DATASETS, KEYPOINT_CODECS, METRICS, MODELS
 
-from conftest import REPO, SHARED, require_shared
+from conftest import DATA, REPO
 
 CONFIGS = {
     'coco': ('ae_higherpose-w32_1xb12-300e_coco-512x512.py', 'coco',
@@ -27,7 +27,7 @@ CONFIGS = {
 def excerpt_config(name: str) -> Config:
     config, folder, ann_file, _ = CONFIGS[name]
     cfg = Config.fromfile(REPO / 'configs/higherpose' / config)
-    data_root = require_shared(SHARED / 'data' / folder)
+    data_root = DATA / folder
     cfg.test_dataloader.dataset.update(
         data_root=str(data_root), ann_file=ann_file, data_prefix=dict(img=''))
     cfg.test_evaluator.ann_file = str(data_root / ann_file)

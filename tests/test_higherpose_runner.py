@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import MODELS
 
-from conftest import REPO, SHARED, require_shared, run_tool
+from conftest import DATA, REPO, run_tool
 
 EXCERPTS = {
     'coco': ('ae_higherpose-w32_1xb12-300e_coco-256x256.py', 'coco',
@@ -32,7 +32,7 @@ def tiny_config(name: str, path, load_from: str) -> str:
     weights of ``load_from``, written to ``path``."""
     config, folder, ann_file, metric = EXCERPTS[name]
     cfg = Config.fromfile(REPO / 'configs/higherpose' / config)
-    data_root = str(require_shared(SHARED / 'data' / folder))
+    data_root = str(DATA / folder)
 
     input_size = (SIZE, SIZE)
     codec = dict(cfg.codec, input_size=input_size,

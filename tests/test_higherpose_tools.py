@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import MODELS
 
-from conftest import REPO, SHARED_COCO, require_shared, run_tool
+from conftest import COCO, REPO, run_tool
 
 CONFIG = str(REPO / 'configs/higherpose/'
              'ae_higherpose-w32_2xb8-4e_synthetic-128x128.py')
@@ -39,7 +39,7 @@ def check_refused(result, out_dir):
 
 
 def test_infer_refuses_a_bottom_up_config(checkpoint, tmp_path):
-    coco = require_shared(SHARED_COCO)
+    coco = COCO
     image = sorted(coco.glob('*.jpg'))[0]
     out_dir = tmp_path / 'out'
     result = run_tool(['tools/infer.py', CONFIG, checkpoint, str(image),
@@ -51,7 +51,7 @@ def test_infer_refuses_a_bottom_up_config(checkpoint, tmp_path):
 def test_vis_predictions_refuses_a_bottom_up_config(checkpoint, tmp_path):
     # A real annotation file and images, so that without the check the tool
     # would have run.
-    coco = require_shared(SHARED_COCO)
+    coco = COCO
     out_dir = tmp_path / 'out'
     result = run_tool(['tools/vis_predictions.py', CONFIG, checkpoint,
                        '--out-dir', str(out_dir), '--ann-file',

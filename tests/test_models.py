@@ -12,7 +12,7 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import MODELS
 
-from conftest import GOLDEN, REPO, require_shared
+from conftest import GOLDEN, REPO
 from sspose_mm.models.backbones import HRNetS
 from sspose_mm.models.utils import (MultiheadSelfAttention,
                                     sine_position_embedding)
@@ -60,8 +60,8 @@ def test_trainable_parameters_equal_official(variant):
 def test_state_dict_matches_official_layout(variant):
     """Same tensors, names (up to the module prefix) and shapes as the
     official checkpoint; only the fixed sine table is not stored."""
-    manifest = json.loads(require_shared(
-        GOLDEN / 'transpose' / f'{variant}.manifest.json').read_text())
+    manifest = json.loads(
+        (GOLDEN / 'transpose' / f'{variant}.manifest.json').read_text())
     official = {e['key']: tuple(e['shape']) for e in manifest['keys']}
     assert official.pop('pos_embedding')
     ours = {official_key(k): tuple(v.shape)
@@ -81,8 +81,7 @@ def test_output_shapes(variant, size):
 
 @pytest.mark.parametrize('variant', sorted(CONFIGS))
 def test_sine_position_embedding_equals_official_table(variant):
-    golden = np.load(require_shared(GOLDEN / 'transpose' /
-                                    f'{variant}_seed0.npz'))
+    golden = np.load(GOLDEN / 'transpose' / f'{variant}_seed0.npz')
     table = golden['fixed/pos_embedding'][:, 0]  # (h*w, 1, d) -> (h*w, d)
     stride = 8 if '-r-' in variant else 4
     h, w = 256 // stride, 192 // stride

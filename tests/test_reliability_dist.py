@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, SHARED_COCO, as_cli, run_tool
+from conftest import COCO, as_cli, run_tool, started, tool_env
 from test_reliability_resume import (check_ok, tiny_options,
                                      write_tiny_config)
 from test_runner import free_port
@@ -32,7 +32,7 @@ GLOBAL_BATCH = 4
 EQUIVALENCE_CONFIG = f"""
 model = dict(head=dict(deconv_out_channels=None, deconv_kernel_sizes=None))
 test_evaluator = [
-    dict(type='CocoMetric', ann_file={str(SHARED_COCO / 'test_coco.json')!r}),
+    dict(type='CocoMetric', ann_file={str(COCO / 'test_coco.json')!r}),
     dict(type='EPE')]
 """
 
@@ -44,21 +44,17 @@ def node_vars(node_rank: int, port: str) -> dict:
 
 def node_env(node_rank: int, port: str) -> dict:
     """The environment run_tool gives, for a launch in the background."""
-    return dict(os.environ, OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore',
-                **node_vars(node_rank, port))
+    return tool_env(node_vars(node_rank, port))
 
 
 def run_on_two_nodes(command: list, log: Path) -> str:
     """Run ``command`` (a ./dist_*.sh line) as node 1 and node 0."""
     port = free_port()
-    with open(log, 'w') as node1_log:  # a file: a full pipe would block it
-        node1 = subprocess.Popen(command, cwd=REPO, env=node_env(1, port),
-                                 stdout=node1_log, stderr=subprocess.STDOUT)
-        try:
-            node0 = run_tool(command, env=node_vars(0, port), timeout=300)
-            node1.wait(timeout=120)
-        finally:
-            node1.kill()
+    with open(log, 'w') as node1_log, started(  # a file: a full pipe blocks
+            command, env=node_env(1, port), stdout=node1_log,
+            stderr=subprocess.STDOUT) as node1:
+        node0 = run_tool(command, env=node_vars(0, port), timeout=300)
+        node1.wait(timeout=120)
     assert node1.returncode == 0, log.read_text()[-3000:]
     return check_ok(node0)
 
@@ -162,14 +158,11 @@ def test_a_lost_rank_ends_the_job_with_a_clear_message(tmp_path, how):
                    'train_cfg.max_epochs': 1000,
                    'env_cfg.dist_cfg.timeout': timeout}))
     port = free_port()
-    node1 = subprocess.Popen(command, cwd=REPO, env=node_env(1, port),
-                             stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    node0 = subprocess.Popen(command, cwd=REPO, env=node_env(0, port),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             text=True)
-    rank1 = worker_of(node1)
-    try:
+    with started(command, env=node_env(1, port), stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL) as node1, started(
+                     command, env=node_env(0, port), stdout=subprocess.PIPE,
+                     stderr=subprocess.STDOUT, text=True) as node0:
+        rank1 = worker_of(node1)
         output = []
         for line in node0.stdout:  # wait until both train
             output.append(line)
@@ -181,14 +174,8 @@ def test_a_lost_rank_ends_the_job_with_a_clear_message(tmp_path, how):
         output.append(node0.stdout.read())
         node0.wait(timeout=120)
         ended_after = time.time() - lost_at
-    finally:
-        for process in (node0, node1):
-            process.kill()
-        if how == 'freezes':
-            os.kill(rank1, signal.SIGKILL)
-        node1.wait(timeout=60)
     text = ''.join(output)
     assert node0.returncode != 0
     # The collective timeout bounds the wait (plus the rest of the epoch).
-    assert ended_after < timeout + 30, text[-2000:]
+    assert ended_after < timeout + 60, text[-2000:]
     assert 'error: process 0 of a distributed run lost its peers' in text

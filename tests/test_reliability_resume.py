@@ -4,7 +4,6 @@ All runs train the quickstart model at 64x48 on the 12 people of the COCO
 excerpt: batch 4, so 3 iterations per epoch, a checkpoint every 2 iterations
 (so most of them fall inside an epoch).
 """
-import os
 import signal
 import subprocess
 import sys
@@ -15,8 +14,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import (QUICKSTART_CONFIG, REPO, as_cli, coco_excerpt_options,
-                      run_tool)
+from conftest import (QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
+                      run_tool, started, tool_command, tool_env)
 
 EPOCHS = 2
 ITERS = 3 * EPOCHS
@@ -61,7 +60,8 @@ def tiny_options(**overrides) -> dict:
         'train_dataloader.persistent_workers': True,
         'default_hooks.checkpoint.by_epoch': False,
         'default_hooks.checkpoint.interval': 2,
-        'default_hooks.checkpoint.max_keep_ckpts': -1,
+        # All of a tiny run's checkpoints: the tests compare them.
+        'default_hooks.checkpoint.max_keep_ckpts': ITERS // 2,
         'default_hooks.logger.interval': 1,
     })
     options.update(overrides)
@@ -114,19 +114,18 @@ def test_deterministic_runs_give_bit_identical_weights(uninterrupted,
 def test_run_killed_mid_epoch_resumes_to_the_same_weights(uninterrupted,
                                                           tmp_path):
     config, final = uninterrupted
-    command = [sys.executable] + train_command(config, tmp_path)
+    command = tool_command(train_command(config, tmp_path))
     # Same environment as run_tool: bit-identity needs equal thread counts.
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env=dict(
-                                   os.environ, OMP_NUM_THREADS='1'))
-    try:
+    with started(command, env=tool_env(), stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL) as process:
         # iter_2.pth lies inside epoch 1 (3 iterations per epoch); kill as
-        # soon as last_checkpoint (written after it) names a checkpoint.
+        # soon as last_checkpoint (written after it, atomically) exists.
+        deadline = time.monotonic() + 300
         while not (tmp_path / 'last_checkpoint').exists():
             assert process.poll() is None, 'training ended before the kill'
+            assert time.monotonic() < deadline, 'no checkpoint in 300 s'
             time.sleep(0.02)
         process.send_signal(signal.SIGKILL)
-    finally:
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL
     assert not (tmp_path / f'iter_{ITERS}.pth').exists()
@@ -163,17 +162,14 @@ def test_checkpoint_killed_while_being_written_keeps_the_last_good_one(
     """mmengine's own ``save_checkpoint``, SIGKILLed between writing the
     bytes and making them the checkpoint: the previous file survives."""
     target = tmp_path / 'epoch_1.pth'
-    process = subprocess.Popen(
-        [sys.executable, '-c', _WRITER, str(target)], cwd=REPO,
-        stdout=subprocess.PIPE, text=True)
-    try:
+    with started([sys.executable, '-c', _WRITER, str(target)],
+                 stdout=subprocess.PIPE, text=True) as process:
         lines = []
         while 'writing' not in lines:
             line = process.stdout.readline()
             assert line, f'the writer ended early: {lines}'
             lines.append(line.strip())
         assert 'good checkpoint written' in lines
-    finally:
         process.kill()
         process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL

@@ -13,7 +13,7 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import DATASETS, METRICS
 
-from conftest import (QUICKSTART_CONFIG, SHARED_COCO, as_cli,
+from conftest import (COCO, QUICKSTART_CONFIG, as_cli,
                       coco_excerpt_options, run_tool)
 
 CONFIG = str(QUICKSTART_CONFIG)
@@ -77,7 +77,7 @@ def test_vis_predictions_draws_every_person(trained, tmp_path):
     log = check_ok(run_tool([
         'tools/vis_predictions.py', CONFIG, str(work_dir / 'epoch_2.pth'),
         '--out-dir', str(tmp_path), '--ann-file',
-        str(SHARED_COCO / 'test_coco.json'), '--img-dir', str(SHARED_COCO),
+        str(COCO / 'test_coco.json'), '--img-dir', str(COCO),
         '--num-images', '2'
     ]))
     # The excerpt's first two images have 1 and 2 people with keypoints.
@@ -85,7 +85,7 @@ def test_vis_predictions_draws_every_person(trained, tmp_path):
     assert '000000040083.jpg (2 people)' in log
     for name in ('000000000785.jpg', '000000040083.jpg'):
         drawn = cv2.imread(str(tmp_path / name))
-        assert drawn.shape == cv2.imread(str(SHARED_COCO / name)).shape
+        assert drawn.shape == cv2.imread(str(COCO / name)).shape
 
 
 @pytest.mark.parametrize('bbox_file', [False, True])
@@ -207,7 +207,7 @@ def test_perturbed_ground_truth_scores_below_one():
 
 
 def test_excerpt_is_where_the_tests_expect_it():
-    assert (SHARED_COCO / 'test_coco.json').is_file()
+    assert (COCO / 'test_coco.json').is_file()
 
 
 def test_synthetic_ground_truth_scores_ap_one_with_the_quickstart_config(

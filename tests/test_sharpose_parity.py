@@ -22,7 +22,7 @@ from mmengine.config import Config
 from mmpose.apis import init_model
 from mmpose.registry import MODELS
 
-from conftest import GOLDEN, REPO, require_shared
+from conftest import GOLDEN, REPO
 from sspose_mm.apis import recording_attention
 from sspose_mm.apis.convert import convert_checkpoint, convert_state_dict
 from sspose_mm.compat import safe_torch_load
@@ -49,12 +49,12 @@ SCORE_ATOL = 1e-7
 
 def golden(variant: str) -> Dict[str, np.ndarray]:
     path = GOLDEN / 'sharpose' / f'{variant}_seed0.npz'
-    return dict(np.load(require_shared(path)))
+    return dict(np.load(path))
 
 
 def official_state_dict(variant: str) -> Dict[str, torch.Tensor]:
-    manifest = json.loads(require_shared(
-        GOLDEN / 'sharpose' / f'{variant}.manifest.json').read_text())
+    manifest = json.loads(
+        (GOLDEN / 'sharpose' / f'{variant}.manifest.json').read_text())
     arrays = refweights().reference_state_dict(manifest['keys'], seed=0)
     return {key: torch.from_numpy(value) for key, value in arrays.items()}
 

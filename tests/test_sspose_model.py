@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmpose.registry import DATASETS, MODELS, TRANSFORMS
 
-from conftest import REPO, SHARED_COCO, require_shared
+from conftest import COCO, REPO
 from sspose_mm.apis import collect_attention, recording_attention
 from sspose_mm.errors import CheckpointError, ConfigError, DataError
 from sspose_mm.models.heads import SSposeHead
@@ -168,7 +168,7 @@ def test_missing_encoder_checkpoint_is_explained():
 
 
 def test_unlabeled_images_from_a_coco_file_and_a_folder(tmp_path):
-    coco = require_shared(SHARED_COCO)
+    coco = COCO
     images = json.loads((coco / 'test_coco.json').read_text())['images']
     pipeline = [dict(type='LoadImage'),
                 dict(type='RandomResizedCrop', input_size=(48, 64)),

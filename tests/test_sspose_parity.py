@@ -19,7 +19,7 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import MODELS
 
-from conftest import GOLDEN, REPO, require_shared
+from conftest import GOLDEN, REPO
 from sspose_mm.apis import convert_state_dict
 from sspose_mm.errors import CheckpointError
 from sspose_mm.models.backbones.sspose_convvit import \
@@ -37,12 +37,11 @@ RTOL = 1e-5
 
 def load_golden():
     folder = GOLDEN / 'sspose'
-    manifest = json.loads(require_shared(
-        folder / 'sspose-convmae-b-pretrain.manifest.json').read_text())
-    golden = dict(np.load(require_shared(folder /
-                                         'sspose-convmae-b_seed0.npz')))
+    manifest = json.loads(
+        (folder / 'sspose-convmae-b-pretrain.manifest.json').read_text())
+    golden = dict(np.load(folder / 'sspose-convmae-b_seed0.npz'))
     spec = importlib.util.spec_from_file_location(
-        'refweights', require_shared(GOLDEN / 'refweights.py'))
+        'refweights', GOLDEN / 'refweights.py')
     refweights = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(refweights)
     arrays = refweights.reference_state_dict(

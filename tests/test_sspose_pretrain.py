@@ -18,7 +18,7 @@ from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmpose.registry import MODELS
 
-from conftest import REPO, SHARED_COCO, as_cli, require_shared, run_tool
+from conftest import COCO, REPO, as_cli, run_tool
 from sspose_mm.compat import safe_torch_load
 from sspose_mm.datasets.synthetic import ensure_synthetic_coco
 from sspose_mm.engine.hooks import EncoderCheckpointHook
@@ -148,7 +148,7 @@ def test_fine_tunes_from_the_encoder_checkpoint(pretrained, tmp_path,
     """Two training iterations and a COCO evaluation of the pose model on
     the real COCO excerpt, starting from the pretrained encoder given as the
     backbone's init_cfg or (with init_cfg=None, docs/sspose.md) load_from."""
-    coco = require_shared(SHARED_COCO)
+    coco = COCO
     encoder = pretrained / f'encoder_epoch_{EPOCHS}.pth'
     options = ({'model.backbone.init_cfg.checkpoint': str(encoder)}
                if loading == 'init_cfg' else

@@ -20,7 +20,7 @@ from mmpose.apis import init_model
 from mmpose.registry import MODELS
 from torch import Tensor
 
-from conftest import GOLDEN, REPO, require_shared, run_tool
+from conftest import GOLDEN, REPO, run_tool
 from sspose_mm.apis import (collect_attention, convert_checkpoint,
                             recording_attention)
 from sspose_mm.compat import safe_torch_load
@@ -48,7 +48,7 @@ ATTENTION_ATOL = 1e-5
 @lru_cache(maxsize=None)
 def refweights() -> ModuleType:
     """The golden folder's ``refweights.py``, imported from its path."""
-    path = require_shared(GOLDEN / 'refweights.py')
+    path = GOLDEN / 'refweights.py'
     spec = importlib.util.spec_from_file_location('refweights', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -57,13 +57,13 @@ def refweights() -> ModuleType:
 
 def golden(variant: str) -> Dict[str, np.ndarray]:
     path = GOLDEN / 'transpose' / f'{variant}_seed0.npz'
-    return dict(np.load(require_shared(path)))
+    return dict(np.load(path))
 
 
 def official_state_dict(variant: str) -> Dict[str, Tensor]:
     """Seed-0 reference weights in the official checkpoint's key layout."""
-    manifest = json.loads(require_shared(
-        GOLDEN / 'transpose' / f'{variant}.manifest.json').read_text())
+    manifest = json.loads(
+        (GOLDEN / 'transpose' / f'{variant}.manifest.json').read_text())
     arrays = refweights().reference_state_dict(
         manifest['keys'], seed=0,
         fixed={'pos_embedding': golden(variant)['fixed/pos_embedding']})

@@ -99,7 +99,7 @@ def require_exact_keys(layout: str, keys: Collection[str],
 
 
 # Official key names, generated from the official model definitions (the
-# tests check them against the manifests of ../shared/golden).
+# tests check them against the manifests in tests/data/golden).
 _BN = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
 _ENCODER_LAYER = ('self_attn.in_proj_weight', 'self_attn.in_proj_bias',
                   'self_attn.out_proj.weight', 'self_attn.out_proj.bias',
