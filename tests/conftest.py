@@ -36,8 +36,9 @@ def coco_excerpt_options(bbox_file: bool = False) -> dict:
             f'{loader}_dataloader.persistent_workers': False,
         })
         if loader != 'train':
+            detections = COCO / 'test_coco_det_AP_H_56.json'
             options[f'{loader}_dataloader.dataset.bbox_file'] = (
-                str(COCO / 'test_coco_det_AP_H_56.json') if bbox_file else None)
+                str(detections) if bbox_file else None)
             options[f'{loader}_evaluator.ann_file'] = str(COCO /
                                                           'test_coco.json')
     return options
@@ -56,6 +57,8 @@ def as_cli(options: dict) -> list:
 # on one machine never count (or kill) each other's processes.
 LAUNCH_MARK = 'SSPOSE_TEST_LAUNCH'
 SESSION_ID = uuid.uuid4().hex
+# Commands started since the last test ended (its fixtures' included).
+_launched: list = []
 
 
 def marked_processes(value: str = SESSION_ID) -> list:
@@ -94,6 +97,7 @@ def started(command: list, env: dict = None,
     assertion or a timeout)."""
     value = f'{SESSION_ID}-{uuid.uuid4().hex}'
     env = dict(env if env is not None else os.environ, **{LAUNCH_MARK: value})
+    _launched.append(command)
     process = subprocess.Popen(command, cwd=REPO, env=env,
                                start_new_session=True, **popen_args)
     process.launch_mark = value
@@ -135,16 +139,22 @@ def run_tool(args: list, timeout: int = 600,
 
 
 @pytest.fixture(autouse=True)
-def no_process_left_behind():
+def processes_bounded_and_marked(request):
     """A test that leaves a process running fails (and the process is
-    killed): an orphaned trainer once ran on for minutes writing
-    checkpoints."""
+    killed: an orphaned trainer once ran on for minutes writing
+    checkpoints); a test that starts processes must be marked ``slow``, so
+    that ``pytest -m "not slow"`` stays the fast tier."""
     yield
     leftovers = marked_processes()
     for pid in leftovers:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    launched = list(_launched)
+    _launched.clear()
     assert not leftovers, f'the test left processes running: {leftovers}'
+    if launched and request.node.get_closest_marker('slow') is None:
+        pytest.fail(f'starts {" ".join(map(str, launched[0][:3]))} ... '
+                    'but is not marked slow')
 
 
 @pytest.fixture

@@ -79,6 +79,7 @@ def last_line_error(result):
     return line
 
 
+@pytest.mark.slow
 def test_unknown_constructor_key_through_the_cli(tmp_path):
     result = run_tool(['tools/train.py', CONFIG, '--work-dir', str(tmp_path)]
                       + as_cli(excerpt(**{'model.head.colour': 1})))
@@ -86,6 +87,7 @@ def test_unknown_constructor_key_through_the_cli(tmp_path):
     assert '"colour"' in line and 'HeatmapHead' in line
 
 
+@pytest.mark.slow
 def test_missing_coco_through_the_cli(tmp_path):
     """The full recipe without data/coco: one line that says what to get."""
     config = 'configs/transpose/td-hm_transpose-r-a4_1xb20-230e_coco-256x192.py'
@@ -96,6 +98,7 @@ def test_missing_coco_through_the_cli(tmp_path):
     assert 'coco' in line and 'does not exist' in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('num_workers', [0, 1])
 def test_undecodable_image_names_the_file(tmp_path, num_workers):
     data = tmp_path / 'coco'
@@ -124,6 +127,7 @@ class _CodeRunningPayload:
         return (builtins.open, (str(self.path), 'w'))
 
 
+@pytest.mark.slow
 def test_checkpoint_with_pickled_code_is_refused(tmp_path):
     marker = tmp_path / 'code_ran'
     evil = tmp_path / 'evil.pth'
@@ -144,6 +148,7 @@ def test_checkpoint_with_pickled_code_is_refused(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_weights_that_cannot_be_downloaded_are_named(tmp_path):
     """A config's ImageNet init (torchvision://, https://...) on a machine
     that cannot reach it; '.invalid' never resolves (RFC 6761)."""
@@ -158,6 +163,7 @@ def test_weights_that_cannot_be_downloaded_are_named(tmp_path):
     assert 'set that init_cfg.checkpoint to its local path' in line
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_and_config(tmp_path):
     result = run_tool(['tools/test.py', CONFIG, str(tmp_path / 'x.pth')] +
                       as_cli(excerpt()))
@@ -166,6 +172,7 @@ def test_missing_checkpoint_and_config(tmp_path):
     assert 'config file' in last_line_error(result)
 
 
+@pytest.mark.slow
 def test_dist_scripts_print_usage_without_arguments():
     for script in ('./dist_train.sh', './dist_test.sh'):
         result = run_tool([script])
@@ -220,6 +227,7 @@ def training_on_bad_images(tmp_path_factory):
                         png=png)
 
 
+@pytest.mark.slow
 def test_missing_image_is_skipped_with_a_counted_warning(
         training_on_bad_images):
     result, images = training_on_bad_images
@@ -230,6 +238,7 @@ def test_missing_image_is_skipped_with_a_counted_warning(
     assert re.search(r'\((\d+) skipped so far by this process\)', log)
 
 
+@pytest.mark.slow
 def test_truncated_jpeg_is_skipped_with_a_counted_warning(
         training_on_bad_images):
     result, images = training_on_bad_images
@@ -240,6 +249,7 @@ def test_truncated_jpeg_is_skipped_with_a_counted_warning(
     assert counts == list(range(1, len(counts) + 1))  # counted, not repeated
 
 
+@pytest.mark.slow
 def test_grayscale_and_16_bit_images_are_used(training_on_bad_images):
     result, images = training_on_bad_images
     log = result.stdout + result.stderr
@@ -314,6 +324,7 @@ def test_empty_annotation_file_stops_before_the_run(tmp_path):
         load_config(CONFIG, options_for(data), phases=['train'])
 
 
+@pytest.mark.slow
 def test_malformed_annotation_file_is_named(tmp_path):
     data = coco_copy(tmp_path)
     text = (data / 'test_coco.json').read_text()
@@ -389,6 +400,7 @@ def test_checkpoint_of_another_model_lists_the_mismatched_keys(tmp_path):
     check_checkpoint_fits(model, str(path))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_with_the_iteration_and_the_loss_terms(tmp_path):
     """A NaN loss weight makes the first loss NaN: the run stops there and
     saves nothing."""
@@ -403,6 +415,7 @@ def test_nan_loss_stops_with_the_iteration_and_the_loss_terms(tmp_path):
     assert not list(tmp_path.glob('*.pth'))
 
 
+@pytest.mark.slow
 def test_weights_overflowed_by_a_finite_loss_are_not_checkpointed(tmp_path):
     """SGD at lr 3e38 (no warmup) with gradients scaled up by a loss weight
     of 1e6: iteration 1's loss is finite, its update overflows float32

@@ -90,6 +90,7 @@ def test_a_suite_name_is_registered_once():
     del core.BENCHMARKS['test-only-suite']
 
 
+@pytest.mark.slow
 def test_speed_suite_end_to_end(tmp_path):
     out = tmp_path / 'speed.json'
     result = run_tool(['tools/benchmark.py', str(QUICKSTART_CONFIG),

@@ -183,6 +183,7 @@ def test_release_files_with_their_training_metadata_convert(
         assert torch.equal(converted['state_dict'][key], value), key
 
 
+@pytest.mark.slow
 def test_pickled_code_is_refused_without_running_it(tmp_path):
     # The payload is live: full unpickling runs it.
     control = tmp_path / 'control.pth'

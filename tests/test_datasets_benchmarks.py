@@ -297,6 +297,7 @@ def test_mpii_fine_tunes_from_a_coco_checkpoint_through_the_runner(
 
 @pytest.mark.parametrize('config,key,bbox_file', [
     (CROWDPOSE, 'crowdpose/AP', True), (OCHUMAN, 'ochuman/AP', False)])
+@pytest.mark.slow
 def test_coco_model_tests_on_crowdpose_and_ochuman(config, key, bbox_file,
                                                    coco_checkpoint, tmp_path):
     """The documented command: tools/test.py with the 17-keypoint COCO

@@ -20,6 +20,7 @@ from sspose_mm.errors import ConfigError
 TOLERANCE = 1e-4
 
 
+@pytest.mark.slow
 def test_export_dynamic_batch_with_decode(tmp_path):
     model = init_model(str(QUICKSTART_CONFIG), None, device='cpu').eval()
     randomise_norm_statistics(model, seed=5)
@@ -75,6 +76,7 @@ def test_export_reports_missing_files(tmp_path):
      'error: SHaRPoseViT decides per crop, from its values, which '
      'computation runs'),
 ], ids=['bottom-up', 'data-dependent gate'])
+@pytest.mark.slow
 def test_models_a_static_graph_cannot_hold_are_refused_in_one_line(
         config, says, tmp_path):
     out = tmp_path / 'model.onnx'
@@ -85,6 +87,7 @@ def test_models_a_static_graph_cannot_hold_are_refused_in_one_line(
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_sspose_exports_and_matches(tmp_path):
     """The other top-down family: masked-conv stages (mask of ones at
     inference), transformer with position table, heatmap head."""

@@ -88,6 +88,7 @@ def save_initial_weights(config, path) -> dict:
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('name', sorted(EXCERPTS))
 def test_train_validate_and_test_on_the_excerpt(name, tmp_path):
     config = tmp_path / 'tiny.py'

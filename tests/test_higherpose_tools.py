@@ -38,6 +38,7 @@ def check_refused(result, out_dir):
     assert not out_dir.exists()
 
 
+@pytest.mark.slow
 def test_infer_refuses_a_bottom_up_config(checkpoint, tmp_path):
     coco = COCO
     image = sorted(coco.glob('*.jpg'))[0]
@@ -48,6 +49,7 @@ def test_infer_refuses_a_bottom_up_config(checkpoint, tmp_path):
     check_refused(result, out_dir)
 
 
+@pytest.mark.slow
 def test_vis_predictions_refuses_a_bottom_up_config(checkpoint, tmp_path):
     # A real annotation file and images, so that without the check the tool
     # would have run.

@@ -55,6 +55,7 @@ def load_cli():
     return module
 
 
+@pytest.mark.slow
 def test_single_image_with_bbox_cli(data, checkpoint, tmp_path):
     image = sorted(p for p in (data['root'] / 'data/val').iterdir())[0]
     box = (100.0, 40.0, 90.0, 170.0)

@@ -81,6 +81,7 @@ def weights(path: Path) -> torch.Tensor:
                       if v.is_floating_point() and 'running' not in k])
 
 
+@pytest.mark.slow
 def test_two_nodes_train_and_test_like_one_process(tmp_path):
     config = write_tiny_config(tmp_path, augment=False, heatmap_size=(6, 8),
                                extra=EQUIVALENCE_CONFIG)
@@ -147,6 +148,7 @@ def worker_of(launcher: subprocess.Popen, timeout: float = 120) -> int:
     raise AssertionError('torchrun started no training process')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('how', ['dies', 'freezes'])
 def test_a_lost_rank_ends_the_job_with_a_clear_message(tmp_path, how):
     """Node 1's training process is SIGKILLed (its connections close) or

@@ -104,6 +104,7 @@ def uninterrupted(tmp_path_factory):
     return config, folder / 'work' / f'iter_{ITERS}.pth'
 
 
+@pytest.mark.slow
 def test_deterministic_runs_give_bit_identical_weights(uninterrupted,
                                                        tmp_path):
     config, final = uninterrupted
@@ -111,6 +112,7 @@ def test_deterministic_runs_give_bit_identical_weights(uninterrupted,
     assert_same_training_state(final, tmp_path / f'iter_{ITERS}.pth')
 
 
+@pytest.mark.slow
 def test_run_killed_mid_epoch_resumes_to_the_same_weights(uninterrupted,
                                                           tmp_path):
     config, final = uninterrupted
@@ -157,6 +159,7 @@ save_checkpoint({'state_dict': {'w': torch.ones(1_000_000)}}, target)
 '''
 
 
+@pytest.mark.slow
 def test_checkpoint_killed_while_being_written_keeps_the_last_good_one(
         tmp_path):
     """mmengine's own ``save_checkpoint``, SIGKILLed between writing the

@@ -41,6 +41,7 @@ def trained(tmp_path_factory):
     return work_dir, options
 
 
+@pytest.mark.slow
 def test_training_writes_checkpoints_that_load_weights_only(trained):
     work_dir, _ = trained
     checkpoint = torch.load(work_dir / 'epoch_2.pth', weights_only=True)
@@ -53,6 +54,7 @@ def test_training_writes_checkpoints_that_load_weights_only(trained):
     assert Path(last).name in ('epoch_2.pth', 'best_coco_AP_epoch_2.pth')
 
 
+@pytest.mark.slow
 def test_resume_restores_optimizer_and_continues(trained, tmp_path):
     """``--resume`` without a value finds the work dir's latest checkpoint."""
     work_dir, options = trained
@@ -72,6 +74,7 @@ def test_resume_restores_optimizer_and_continues(trained, tmp_path):
     assert steps == {9}
 
 
+@pytest.mark.slow
 def test_vis_predictions_draws_every_person(trained, tmp_path):
     work_dir, _ = trained
     log = check_ok(run_tool([
@@ -88,6 +91,7 @@ def test_vis_predictions_draws_every_person(trained, tmp_path):
         assert drawn.shape == cv2.imread(str(COCO / name)).shape
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('bbox_file', [False, True])
 def test_test_tool_reports_coco_metrics(trained, tmp_path, bbox_file):
     work_dir, _ = trained
@@ -101,6 +105,7 @@ def test_test_tool_reports_coco_metrics(trained, tmp_path, bbox_file):
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
 
 
+@pytest.mark.slow
 def test_fast_path_gives_the_same_predictions(trained, tmp_path):
     """tools/test.py --fast (folded norms, channels-last) on the trained
     checkpoint: the predictions CocoMetric writes move by float round-off
@@ -137,6 +142,7 @@ def free_port() -> str:
         return str(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_distributed_train_and_test_on_two_cpu_processes(tmp_path):
     env = {'PORT': free_port()}
     options = dict(coco_excerpt_options(True), **{

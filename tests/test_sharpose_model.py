@@ -478,6 +478,7 @@ def test_keypoint_count_mismatch_is_named():
         model(images(1), None, mode='tensor')
 
 
+@pytest.mark.slow
 def test_benchmark_forces_the_refine_rates(model):
     """The sharpose-sparse suite's gate settings refine the share asked for,
     and its dense baseline runs the same modules on all fine patches."""

@@ -60,6 +60,7 @@ def trained(tmp_path_factory):
     return work_dir, log, forwards
 
 
+@pytest.mark.slow
 def test_quality_loss_switches_on_after_its_epoch(trained):
     _, log, _ = trained
     losses = [(int(epoch), float(value)) for epoch, value in LOSS.findall(log)]
@@ -70,6 +71,7 @@ def test_quality_loss_switches_on_after_its_epoch(trained):
     assert log.count('coco/AP: ') == 2  # one validation per epoch
 
 
+@pytest.mark.slow
 def test_only_validation_after_the_gate_epoch_is_gated(trained):
     """Training forwards refine every instance (never gated), validation in
     epoch 1 too (not after qp_start_epoch 1), validation in epoch 2 is gated
@@ -86,6 +88,7 @@ def test_only_validation_after_the_gate_epoch_is_gated(trained):
     assert len(phases[False, 1]) == len(phases[False, 2]) == 2 * 12
 
 
+@pytest.mark.slow
 def test_checkpoint_keeps_every_part_and_tests(trained, tmp_path):
     work_dir, _, _ = trained
     checkpoint = torch.load(work_dir / 'epoch_2.pth', weights_only=True)

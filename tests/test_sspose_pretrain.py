@@ -79,6 +79,7 @@ def pretrained(tmp_path_factory):
     return work_dir
 
 
+@pytest.mark.slow
 def test_loss_falls(pretrained):
     (log, ) = pretrained.glob('*/vis_data/scalars.json')
     losses = [json.loads(line)['loss'] for line in log.read_text().split(
@@ -91,6 +92,7 @@ def test_loss_falls(pretrained):
     assert last < 0.85 * first, losses
 
 
+@pytest.mark.slow
 def test_encoder_checkpoints_hold_the_backbone_only(pretrained):
     saved = sorted(p.name for p in pretrained.glob('encoder_*.pth'))
     assert saved == [f'encoder_epoch_{e}.pth' for e in (10, 15, 5)]
@@ -106,6 +108,7 @@ def test_encoder_checkpoints_hold_the_backbone_only(pretrained):
                for k, v in checkpoint['state_dict'].items())
 
 
+@pytest.mark.slow
 def test_reconstruction_pictures(pretrained):
     (picture, ) = pretrained.glob(
         f'*/vis_data/vis_image/reconstruction_{2 * EPOCHS}.png')
@@ -117,6 +120,7 @@ def test_reconstruction_pictures(pretrained):
     assert image[:64, :48].std() > 5
 
 
+@pytest.mark.slow
 def test_pose_model_loads_every_encoder_key(pretrained):
     """The fine-tuning config's backbone init_cfg (Pretrained, prefix
     backbone.) fills every backbone tensor; a strict load finds no missing
@@ -142,6 +146,7 @@ def test_pose_model_loads_every_encoder_key(pretrained):
     assert model.backbone.pos_embed.requires_grad
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('loading', ['init_cfg', 'load_from'])
 def test_fine_tunes_from_the_encoder_checkpoint(pretrained, tmp_path,
                                                 loading):

@@ -86,14 +86,7 @@ def run(request, tmp_path_factory) -> SimpleNamespace:
     folder = tmp_path_factory.mktemp(variant)
     official, converted = folder / 'official.pth', folder / 'converted.pth'
     torch.save(official_state_dict(variant), official)
-    if variant == CLI_VARIANT:
-        result = run_tool(['tools/convert_ckpt.py', str(official),
-                           str(converted)])
-        assert result.returncode == 0, result.stderr
-        assert 'layout: transpose-r' in result.stdout
-        assert str(converted) in result.stdout
-    else:
-        convert_checkpoint(str(official), str(converted))
+    convert_checkpoint(str(official), str(converted))
     model = init_model(str(REPO / 'configs/transpose' / CONFIGS[variant]),
                        str(converted), device='cpu')
     model.eval()
@@ -149,6 +142,24 @@ def test_recording_keeps_outputs(run):
     torch.testing.assert_close(run.recorded_heatmaps, run.heatmaps,
                                rtol=0, atol=0)
     torch.testing.assert_close(run.recorded_rows, run.rows, rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_cli_converts_as_the_api(tmp_path):
+    """tools/convert_ckpt.py, as a user runs it on a released file, writes
+    the same tensors as the ``convert_checkpoint`` the parity runs use."""
+    official, cli, api = (tmp_path / name
+                          for name in ('official.pth', 'cli.pth', 'api.pth'))
+    torch.save(official_state_dict(CLI_VARIANT), official)
+    result = run_tool(['tools/convert_ckpt.py', str(official), str(cli)])
+    assert result.returncode == 0, result.stderr
+    assert 'layout: transpose-r' in result.stdout
+    assert str(cli) in result.stdout
+    convert_checkpoint(str(official), str(api))
+    from_cli = safe_torch_load(str(cli))['state_dict']
+    from_api = safe_torch_load(str(api))['state_dict']
+    assert from_cli.keys() == from_api.keys()
+    assert all(torch.equal(from_cli[k], from_api[k]) for k in from_api)
 
 
 # The tests below need no golden data: a small randomly initialised model.

@@ -138,6 +138,7 @@ def test_short_names():
     assert short_keypoint_name('right_ankle') == 'ankle (r)'
 
 
+@pytest.mark.slow
 def test_cli_whole_image_figure(setup, tmp_path):
     out = tmp_path / 'sub' / 'fig.png'
     proc = run_tool([
@@ -155,6 +156,7 @@ def test_cli_whole_image_figure(setup, tmp_path):
     assert three[1] > fig_h and three[0] == fig_w
 
 
+@pytest.mark.slow
 def test_cli_layer_out_of_range(setup, tmp_path):
     proc = run_tool([
         'tools/vis_attention.py', str(QUICKSTART_CONFIG),
@@ -211,6 +213,7 @@ def test_keypoint_token_models_show_each_tokens_map_over_the_patches(
                       rtol=0.05)
 
 
+@pytest.mark.slow
 def test_cli_figure_of_a_keypoint_token_model(setup, sharpose, tmp_path):
     out = tmp_path / 'sharpose.png'
     proc = run_tool([
@@ -222,6 +225,7 @@ def test_cli_figure_of_a_keypoint_token_model(setup, sharpose, tmp_path):
     assert png_size(out) == (round(fig_w * 100), round(fig_h * 100))
 
 
+@pytest.mark.slow
 def test_cli_refuses_bottom_up_models(setup, tmp_path):
     proc = run_tool([
         'tools/vis_attention.py', 'configs/higherpose/'
