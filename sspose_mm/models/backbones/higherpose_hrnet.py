@@ -296,9 +296,10 @@ class HigherPoseHRNet(HRNet):
         stem = self.layer1(x)
         features = self._hrnet_branches(stem)
 
-        height, width = stem.shape[2:]
-        structure = F.adaptive_avg_pool2d(
-            self.global_reduction(stem), (height // 2, width // 2))
+        # Halving an even map (H/4 with H a multiple of 32): the adaptive
+        # pooling to (H/8, W/8) of the original, as the fixed 2x2 pooling,
+        # whose CUDA backward is deterministic (the adaptive one has none).
+        structure = F.avg_pool2d(self.global_reduction(stem), 2)
         structure = self.global_upsample(self.global_transformer(structure))
         fused = self.fusion(torch.cat((features, structure), dim=1))
         return (self.local_transformer(fused), )
