@@ -20,11 +20,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
+from mmpose.models.losses import AssociativeEmbeddingLoss
 from mmpose.registry import MODELS
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from conftest import REPO
+from sspose_mm.apis.launch import load_config
+from sspose_mm.errors import ConfigError
+from sspose_mm.models.losses import BatchedAssociativeEmbeddingLoss
 from sspose_mm.models.utils import transformer
 from test_higherpose_model import training_sample
 
@@ -175,3 +179,132 @@ def test_fixed_pooling_equals_the_adaptive_one():
     weight = torch.randn_like(fixed)
     assert torch.equal(torch.autograd.grad(fixed, x, weight)[0],
                        torch.autograd.grad(adaptive, x, weight)[0])
+
+
+# --- 7. throughput traps ----------------------------------------------------
+
+def ae_inputs(tag_dim: int, dtype=torch.float64):
+    """Tags of four images and their people: 3 people (one with every
+    keypoint invisible), none, one, five; about 30% invisible keypoints."""
+    generator = torch.Generator().manual_seed(tag_dim)
+    K, H, W = 5, 6, 7
+    tags = torch.randn(4, tag_dim * K, H, W, dtype=dtype, generator=generator)
+    indices = []
+    for people in (3, 0, 1, 5):
+        positions = torch.randint(0, H * W, (people, K), generator=generator)
+        visible = (torch.rand(people, K, generator=generator) > 0.3).long()
+        indices.append(torch.stack((positions, visible), dim=-1))
+    indices[0][1, :, 1] = 0
+    return tags, indices
+
+
+@pytest.mark.parametrize('tag_dim', [1, 2])
+def test_batched_ae_loss_equals_mmposes(tag_dim):
+    tags, indices = ae_inputs(tag_dim)
+    results = []
+    for loss in (AssociativeEmbeddingLoss(0.001, 0.5),
+                 BatchedAssociativeEmbeddingLoss(0.001, 0.5)):
+        leaf = tags.clone().requires_grad_()
+        pull, push = loss(leaf, indices)
+        (pull + 3 * push).backward()
+        results.append((pull, push, leaf.grad))
+    assert results[0][0] > 0 and results[0][1] > 0
+    # float64; only the summation order differs.
+    for ours, mmpose in zip(results[1], results[0]):
+        torch.testing.assert_close(ours, mmpose, rtol=1e-12, atol=1e-18)
+
+
+def test_higherpose_tag_loss_never_reads_values_on_the_host():
+    """On meta tensors (no values) MMPose's loss fails at its first
+    per-keypoint ``if``, which on CUDA waits for the GPU; the head's loss
+    runs through."""
+    tags, indices = ae_inputs(1, torch.float32)
+    tags, indices = tags.to('meta'), [i.to('meta') for i in indices]
+    with pytest.raises(RuntimeError, match='meta'):
+        AssociativeEmbeddingLoss()(tags, indices)
+    head = build_model('higherpose-w32').head
+    pull, push = head.loss_module.tag_loss(tags, indices)
+    assert pull.shape == push.shape == ()
+
+
+def test_position_tables_are_not_copied_to_the_device_every_forward():
+    """TransPose's and HigherPose's sine tables are made once per device."""
+    for name, size in (('transpose-h-a4', (64, 48)),
+                       ('higherpose-w32', (64, 64))):
+        model = build_model(name).to('meta')
+        inputs = torch.empty(1, 3, *size, device='meta')
+        model(inputs, None, mode='tensor')  # may make the tables
+        with RecordingOps() as recorder:
+            model(inputs, None, mode='tensor')
+        assert not recorder.cross_device, (name, recorder.cross_device)
+
+
+def test_oks_sigmas_move_with_the_sharpose_head():
+    head = build_model('sharpose-b').head.to('meta')
+    heatmaps = torch.empty(2, 17, 64, 48, device='meta')
+    with RecordingOps() as recorder:
+        head.instance_oks(heatmaps, heatmaps,
+                          torch.empty(2, 17, device='meta'),
+                          torch.empty(2, 2, device='meta'))
+    assert not recorder.cross_device, recorder.cross_device
+    # Checkpoints keep their keys.
+    assert 'oks_sigmas' not in head.state_dict()
+
+
+@pytest.fixture
+def matmul_precision():
+    saved = torch.get_float32_matmul_precision()
+    yield
+    torch.set_float32_matmul_precision(saved)
+
+
+def test_configs_use_tf32_matmuls_and_cudnn_benchmark(matmul_precision):
+    torch.set_float32_matmul_precision('highest')
+    for name in FAMILY_CONFIGS.values():
+        cfg = load_config(str(REPO / 'configs' / f'{name}.py'))
+        assert cfg.env_cfg.cudnn_benchmark is True
+        # mmpose's other environment settings are kept.
+        assert cfg.env_cfg.dist_cfg.backend == 'nccl'
+        assert torch.get_float32_matmul_precision() == 'high'
+        torch.set_float32_matmul_precision('highest')
+    load_config(str(REPO / 'configs' / f'{name}.py'),
+                {'env_cfg.float32_matmul_precision': 'highest'})
+    assert torch.get_float32_matmul_precision() == 'highest'
+
+
+def test_unknown_matmul_precision_is_refused(matmul_precision):
+    with pytest.raises(ConfigError, match="one of highest, high, medium, "
+                       "got 'tf32'"):
+        load_config(str(REPO / 'configs' / f'{FAMILY_CONFIGS["sspose-b"]}'
+                        '.py'), {'env_cfg.float32_matmul_precision': 'tf32'})
+
+
+def test_matmul_precision_leaves_cpu_results_unchanged(matmul_precision):
+    """'high' affects CUDA only, so CPU runs (and the parity tests) keep
+    their float32 results bit for bit."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(64, 300, generator=generator),
+            torch.randn(300, 64, generator=generator))
+    torch.set_float32_matmul_precision('highest')
+    exact = a @ b
+    torch.set_float32_matmul_precision('high')
+    assert torch.equal(a @ b, exact)
+
+
+@pytest.mark.parametrize('config', [
+    'td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py',
+    'td-hm_sharpose-b-a0.3_4xb64-210e_coco-384x288.py',
+    'td-hm_sharpose-s-a0.5_4xb128-250e_coco-256x192.py',
+    'td-hm_sharpose-b-a0.4_4xb64-210e_mpii-256x192.py',
+])
+def test_sharpose_gpu_recipes_feed_their_batches(config):
+    """8 workers with pinned memory per GPU (reasoning in docs/gpu.md);
+    the CPU quickstart keeps one worker and no pinned memory."""
+    cfg = Config.fromfile(REPO / 'configs/sharpose' / config)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        assert loader.num_workers == 8 and loader.pin_memory is True
+    quickstart = Config.fromfile(
+        REPO / 'configs/sharpose/td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-'
+        '128x96.py')
+    for loader in (quickstart.train_dataloader, quickstart.val_dataloader):
+        assert loader.num_workers == 1 and loader.pin_memory is False

@@ -150,8 +150,9 @@ class StructureAwareTransformer(nn.Module):
 
     def _position(self, height: int, width: int, like: Tensor) -> Tensor:
         if self.pos_embedding is None:
-            return sine_position_embedding(height, width,
-                                           like.shape[1]).to(like)
+            return sine_position_embedding(height, width, like.shape[1],
+                                           device=like.device,
+                                           dtype=like.dtype)
         table = self.pos_embedding
         if table.shape[2:] != (height, width):
             table = F.interpolate(
