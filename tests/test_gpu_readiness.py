@@ -308,3 +308,23 @@ def test_sharpose_gpu_recipes_feed_their_batches(config):
         '128x96.py')
     for loader in (quickstart.train_dataloader, quickstart.val_dataloader):
         assert loader.num_workers == 1 and loader.pin_memory is False
+
+
+# --- 8. detection on GPU machines -------------------------------------------
+
+def test_missing_nms_points_to_the_build_and_the_no_build_paths():
+    """MMPoseInferencer's detector calls mmcv's NMS; with mmcv-lite the
+    error names the documented build and the paths that need none."""
+    import mmcv._ext
+    from mmcv.ops import nms
+    boxes, scores = torch.rand(4, 4) * 10, torch.rand(4)
+    if getattr(mmcv._ext, '__file__', None):
+        # Full mmcv (compiled ops) is used as it is.
+        nms(boxes, scores, 0.5)
+        return
+    with pytest.raises(RuntimeError) as error:
+        nms(boxes, scores, 0.5)
+    message = str(error.value)
+    assert 'docs/gpu.md ("Detection on GPU machines")' in message
+    assert '--det-file' in message and 'whole image' in message
+    assert '## Detection on GPU machines' in (REPO / 'docs/gpu.md').read_text()
