@@ -71,9 +71,10 @@ def _install_mmcv_ext_placeholder() -> None:
         def missing_op(*args, **kwargs):
             raise RuntimeError(
                 f'The mmcv op "{name}" needs compiled mmcv ops, but only '
-                'mmcv-lite is installed. sspose_mm models use no mmcv op; for '
-                'other models build mmcv with ops: MMCV_WITH_OPS=1 pip install '
-                '--no-build-isolation mmcv==2.1.0 (README, "Compiled mmcv ops").')
+                'mmcv-lite is installed. sspose_mm models use no mmcv op, and '
+                'tools/infer.py needs no detector (--bbox, --det-file or the '
+                'whole image); for a detector or other models build mmcv '
+                'with ops as docs/gpu.md ("Detection on GPU machines") says.')
 
         missing_op.__name__ = name
         return missing_op

@@ -19,3 +19,12 @@ default_hooks = dict(
     exact_resume=dict(type='ExactResumeHook'),
     nan_guard=dict(type='NanGuardHook'))
 custom_hooks = []
+# CUDA settings (docs/gpu.md, "Throughput settings"); no effect on the CPU.
+#   cudnn_benchmark:          cuDNN times its convolution algorithms for each
+#                             new input shape and keeps the fastest
+#                             (--deterministic turns it off again)
+#   float32_matmul_precision: 'high' lets float32 matrix multiplications use
+#                             TensorFloat32 as PyTorch already does for
+#                             convolutions; 'highest' for full float32.
+#                             Applied by tools/train.py and tools/test.py.
+env_cfg = dict(cudnn_benchmark=True, float32_matmul_precision='high')

@@ -34,9 +34,12 @@ val_pipeline = [
     dict(type='TopdownAffine', input_size=input_size, use_udp=True),
     dict(type='PackPoseInputs')
 ]
+# One worker and no pinned memory, as the CPU quickstart needs (the COCO
+# recipe's 8 pinned workers are for GPUs).
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
+    pin_memory=False,
     dataset=dict(
         data_root=data_root,
         ann_file='annotations/person_keypoints_train.json',
@@ -45,6 +48,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=32,
     num_workers=1,
+    pin_memory=False,
     dataset=dict(
         data_root=data_root,
         ann_file='annotations/person_keypoints_val.json',

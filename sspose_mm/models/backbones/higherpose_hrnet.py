@@ -150,8 +150,9 @@ class StructureAwareTransformer(nn.Module):
 
     def _position(self, height: int, width: int, like: Tensor) -> Tensor:
         if self.pos_embedding is None:
-            return sine_position_embedding(height, width,
-                                           like.shape[1]).to(like)
+            return sine_position_embedding(height, width, like.shape[1],
+                                           device=like.device,
+                                           dtype=like.dtype)
         table = self.pos_embedding
         if table.shape[2:] != (height, width):
             table = F.interpolate(
@@ -296,9 +297,10 @@ class HigherPoseHRNet(HRNet):
         stem = self.layer1(x)
         features = self._hrnet_branches(stem)
 
-        height, width = stem.shape[2:]
-        structure = F.adaptive_avg_pool2d(
-            self.global_reduction(stem), (height // 2, width // 2))
+        # Halving an even map (H/4 with H a multiple of 32): the adaptive
+        # pooling to (H/8, W/8) of the original, as the fixed 2x2 pooling,
+        # whose CUDA backward is deterministic (the adaptive one has none).
+        structure = F.avg_pool2d(self.global_reduction(stem), 2)
         structure = self.global_upsample(self.global_transformer(structure))
         fused = self.fusion(torch.cat((features, structure), dim=1))
         return (self.local_transformer(fused), )

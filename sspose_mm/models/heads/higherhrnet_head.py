@@ -40,9 +40,11 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
             Defaults to 4.
         keypoint_loss (dict): Heatmap loss (both resolutions), called with
             the heatmap masks. Defaults to ``KeypointMSELoss``.
-        tag_loss (dict): Tag loss. Defaults to MMPose's
-            ``AssociativeEmbeddingLoss`` with weight 0.001 (pull and push
-            factors 0.001 of HigherHRNet; its push term is already halved).
+        tag_loss (dict): Tag loss. Defaults to
+            :class:`~sspose_mm.models.losses.BatchedAssociativeEmbeddingLoss`
+            (MMPose's ``AssociativeEmbeddingLoss`` without its per-keypoint
+            GPU waits) with weight 0.001 (pull and push factors 0.001 of
+            HigherHRNet; its push term is already halved).
         decoder (dict, optional): Grouping codec, usually
             ``AssociativeEmbedding``-like at the input size.
         init_cfg (dict, optional): Defaults to HeatmapHead's Normal(0.001)
@@ -59,7 +61,8 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
                  num_upsample_blocks: int = 4,
                  keypoint_loss: ConfigType = dict(type='KeypointMSELoss'),
                  tag_loss: ConfigType = dict(
-                     type='AssociativeEmbeddingLoss', loss_weight=0.001),
+                     type='BatchedAssociativeEmbeddingLoss',
+                     loss_weight=0.001),
                  decoder: OptConfigType = None,
                  init_cfg: OptConfigType = None) -> None:
         super().__init__(

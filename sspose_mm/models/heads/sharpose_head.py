@@ -97,7 +97,10 @@ class SHaRPoseHead(HeatmapHead):
         self.qp_start_epoch = qp_start_epoch
         self.oks_swap_heatmap_axes = oks_swap_heatmap_axes
         self.train_epoch: Optional[int] = None
-        self.oks_sigmas = None
+        # A buffer, so it moves with the model: no copy from the host (and
+        # no wait for the GPU) in every loss. Not persistent: checkpoints
+        # keep their keys.
+        sigmas = None
         if metainfo is not None:
             sigmas = parse_pose_metainfo(dict(metainfo)).get('sigmas')
             if sigmas is None or len(sigmas) != out_channels:
@@ -105,13 +108,13 @@ class SHaRPoseHead(HeatmapHead):
                     f'SHaRPoseHead metainfo {metainfo!r} must give '
                     f'{out_channels} OKS sigmas (one per keypoint), got '
                     f'{None if sigmas is None else len(sigmas)}')
-            self.oks_sigmas = torch.as_tensor(np.asarray(sigmas),
-                                              dtype=torch.float32)
+            sigmas = torch.as_tensor(np.asarray(sigmas), dtype=torch.float32)
         elif quality_loss_weight > 0:
             raise ConfigError(
                 'SHaRPoseHead needs metainfo with OKS sigmas for its quality '
                 "loss, e.g. metainfo=dict(from_file='configs/_base_/datasets"
                 "/coco.py'), or quality_loss_weight=0")
+        self.register_buffer('oks_sigmas', sigmas, persistent=False)
 
     def tokens_to_heatmaps(self, tokens: Tensor) -> Tensor:
         """``(B, K, C)`` keypoint tokens -> ``(B, K, h, w)`` heatmaps."""
@@ -210,7 +213,7 @@ class SHaRPoseHead(HeatmapHead):
         offsets = (_argmax_xy(heatmaps) -
                    _argmax_xy(target_heatmaps)) * per_pixel[:, None]
         area = box_sizes.prod(dim=1, keepdim=True)
-        variances = (2 * self.oks_sigmas.to(heatmaps.device))**2
+        variances = (2 * self.oks_sigmas)**2
         # np.spacing(1) as COCO's computeOks, for zero-area boxes.
         e = offsets.pow(2).sum(-1) / variances / (area + 2.220446e-16) / 2
         visible = keypoint_weights > 0

@@ -62,7 +62,8 @@ class TransPoseEncoder(BaseModule):
         """Encode the last feature map of ``inputs``; returns a 1-tuple."""
         x = self.reduce(inputs[-1])
         B, C, h, w = x.shape
-        pos = sine_position_embedding(h, w, C).to(x)
+        pos = sine_position_embedding(h, w, C, device=x.device,
+                                      dtype=x.dtype)
         tokens = x.flatten(2).transpose(1, 2)
         for layer in self.layers:
             tokens = layer(tokens, pos)

@@ -1,12 +1,22 @@
 import math
 from functools import lru_cache
+from typing import Optional
 
 import torch
 
 
 @lru_cache(maxsize=16)
 def _sine_table(height: int, width: int, dims: int, temperature: float,
-                scale: float, eps: float) -> torch.Tensor:
+                scale: float, eps: float, device: torch.device,
+                dtype: torch.dtype) -> torch.Tensor:
+    """The table on ``device``: cached there, so a model on a GPU does not
+    copy it from the host (and wait for the GPU) in every forward."""
+    return _cpu_sine_table(height, width, dims, temperature, scale,
+                           eps).to(device=device, dtype=dtype)
+
+
+def _cpu_sine_table(height: int, width: int, dims: int, temperature: float,
+                    scale: float, eps: float) -> torch.Tensor:
     y = torch.arange(1, height + 1, dtype=torch.float32)
     x = torch.arange(1, width + 1, dtype=torch.float32)
     y = (y / (height + eps) * scale)[:, None].expand(height, width)
@@ -29,7 +39,11 @@ def sine_position_embedding(height: int,
                             dims: int,
                             temperature: float = 10000.,
                             scale: float = 2 * math.pi,
-                            eps: float = 1e-6) -> torch.Tensor:
+                            eps: float = 1e-6,
+                            *,
+                            device: Optional[torch.device] = None,
+                            dtype: torch.dtype = torch.float32
+                            ) -> torch.Tensor:
     """Normalised 2D sine position embedding of DETR, as TransPose uses it.
 
     Rows and columns are numbered from 1 and divided by ``size + eps``; each
@@ -39,6 +53,10 @@ def sine_position_embedding(height: int,
     (``pos_embedding``); here it is computed for the actual feature size, so
     the same model runs at any input resolution.
 
+    The table is computed in float32 on the CPU, then cast to ``dtype``
+    on ``device`` (default: the CPU); it is cached per size, device and
+    dtype, so the returned tensor is shared: do not modify it in place.
+
     Returns:
         Tensor: ``(height * width, dims)``, tokens in row-major order.
     """
@@ -46,4 +64,4 @@ def sine_position_embedding(height: int,
         raise ValueError(f'sine position embedding needs an even dimension, '
                          f'got {dims}')
     return _sine_table(height, width, dims, float(temperature), float(scale),
-                       float(eps))
+                       float(eps), torch.device(device or 'cpu'), dtype)

@@ -4,6 +4,35 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# Devices whose fused attention kernels need aligned head dimensions. On CUDA
+# PyTorch's memory-efficient kernel takes head dims divisible by 16 bytes
+# (4 in fp32, 8 in fp16/bf16) and flash attention multiples of 8; any other
+# size falls back to the math kernel, which stores every (N x N) attention
+# matrix for the backward pass. The CPU's fused kernel takes any size, so
+# padding there would only add work (8x for a head dim of 1).
+ALIGNED_ATTENTION_DEVICES = ('cuda', )
+HEAD_DIM_MULTIPLE = 8
+
+
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor,
+                                 dropout_p: float = 0.) -> Tensor:
+    """``F.scaled_dot_product_attention`` of ``(B, heads, N, d)`` tensors,
+    with ``d`` zero-padded to a multiple of 8 on devices in
+    :data:`ALIGNED_ATTENTION_DEVICES`, so that the fused kernels run there.
+
+    Same mathematics: zero columns of ``q`` and ``k`` add nothing to the dot
+    products, the scale stays ``1 / sqrt(d)`` of the original size, and the
+    zero columns of ``v`` only produce output columns that are cut off.
+    """
+    head_dim = q.shape[-1]
+    padding = -head_dim % HEAD_DIM_MULTIPLE
+    if q.device.type not in ALIGNED_ATTENTION_DEVICES or not padding:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+    q, k, v = (F.pad(t, (0, padding)) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(
+        q, k, v, dropout_p=dropout_p, scale=head_dim**-0.5)
+    return out[..., :head_dim]
+
 
 class MultiheadSelfAttention(nn.Module):
     """Self-attention with position embeddings added to queries and keys.
@@ -12,9 +41,10 @@ class MultiheadSelfAttention(nn.Module):
     ``in_proj_weight``/``in_proj_bias``, ``out_proj``) so official DETR-style
     checkpoints map by name. Unlike ``nn.MultiheadAttention`` the values get no
     position embedding, batches come first, and the ordinary forward runs
-    ``F.scaled_dot_product_attention`` (fused, never materialising the
-    ``N x N`` weights). Only while ``record_attention`` is set is the softmax
-    also computed explicitly (pre-dropout) and returned, averaged over heads.
+    :func:`scaled_dot_product_attention` (fused, never materialising the
+    ``N x N`` weights, on CUDA too). Only while ``record_attention`` is set
+    is the softmax also computed explicitly (pre-dropout) and returned,
+    averaged over heads.
 
     Args:
         embed_dims (int): Token dimension ``C``.
@@ -70,7 +100,7 @@ class MultiheadSelfAttention(nn.Module):
         q, k, v = (t.reshape(B, N, self.num_heads, C // self.num_heads)
                    .transpose(1, 2) for t in (q, k, v))
         drop = self.attn_drop if self.training else 0.
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+        out = scaled_dot_product_attention(q, k, v, dropout_p=drop)
         attention = None
         if self.record_attention or need_weights:
             # Computed beside the fused kernel, not instead of it, so that

@@ -1,0 +1,2 @@
+"""Losses of this package's pose models."""
+from .ae_loss import BatchedAssociativeEmbeddingLoss  # noqa: F401
