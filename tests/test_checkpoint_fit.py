@@ -139,3 +139,18 @@ def test_none_runs_the_untrained_model_in_every_tool(
     code = run_main(tool, tool_args(tool, 'none', files, out), monkeypatch)
     assert code == 0, capsys.readouterr().err
     assert any(out.iterdir())
+
+
+def test_vis_attention_checks_the_box_before_the_model(
+        files, tmp_path, monkeypatch, capsys):
+    """A box off the image stops with its own message although the
+    checkpoint does not fit either: the input is checked first."""
+    out = tmp_path / 'figure.png'
+    code = run_main('vis_attention', [
+        CONFIG, str(files['root'] / 'sharpose.pth'), files['image'],
+        '--bbox', '5000', '0', '10', '10', '--out', str(out)], monkeypatch)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith(
+        'error: --bbox 5000 0 10 10 lies outside the image'), err
+    assert not out.exists()
