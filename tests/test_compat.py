@@ -39,6 +39,19 @@ def test_local_backend_writes_atomically(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_1.pth']
 
 
+@pytest.mark.parametrize('umask, mode', [(0o022, 0o644), (0o027, 0o640)])
+def test_atomic_writes_keep_the_umask(tmp_path, umask, mode):
+    """Checkpoints and pictures get the mode ``open()`` gives (mkstemp made
+    them 0600 whatever the umask)."""
+    previous = os.umask(umask)
+    try:
+        compat.atomic_write(str(tmp_path / 'epoch_1.pth'), b'weights')
+    finally:
+        os.umask(previous)
+    assert (tmp_path / 'epoch_1.pth').stat().st_mode & 0o777 == mode
+    assert [p.name for p in tmp_path.iterdir()] == ['epoch_1.pth']
+
+
 def test_trusted_checkpoint_is_the_only_one_fully_unpickled(tmp_path):
     path = tmp_path / 'runner.pth'
     torch.save({'meta': {'arr': np.arange(3)}}, path)

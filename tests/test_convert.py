@@ -8,6 +8,7 @@ independently of the converter.
 import argparse
 import hashlib
 import json
+import re
 from typing import List
 
 import numpy as np
@@ -15,9 +16,9 @@ import pytest
 import torch
 
 import sspose_mm
-from conftest import GOLDEN, run_tool
+from conftest import GOLDEN, QUICKSTART_CONFIG, run_tool
 from sspose_mm.apis import (CHECKPOINT_LAYOUTS, convert_checkpoint,
-                            convert_state_dict, register_layout)
+                            convert_state_dict, init_model, register_layout)
 from sspose_mm.errors import CheckpointError
 from sspose_mm.models.utils import sine_position_embedding
 from test_models import CONFIGS, official_key
@@ -229,3 +230,75 @@ def test_registered_layout_is_recognised():
             register_layout(_Renamed())
     finally:
         CHECKPOINT_LAYOUTS.pop('test-renamed')
+
+
+def quickstart_model() -> torch.nn.Module:
+    from mmengine.config import Config
+    from mmpose.registry import MODELS
+    torch.manual_seed(0)
+    return MODELS.build(Config.fromfile(str(QUICKSTART_CONFIG)).model)
+
+
+@pytest.mark.parametrize('content, kind', [
+    (b'\xff\xd8\xff\xe0\x00\x10JFIF' + bytes(100), 'a JPEG image'),
+    (b'<!DOCTYPE html><html>Not Found</html>', 'an HTML or XML page'),
+])
+def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path, content,
+                                                      kind):
+    fake = tmp_path / 'model.pth'
+    fake.write_bytes(content)
+    expected = f'{fake} is not a PyTorch checkpoint: it is {kind}.'
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        convert_checkpoint(str(fake), str(tmp_path / 'out.pth'))
+    with pytest.raises(CheckpointError, match=re.escape(expected)):
+        init_model(str(QUICKSTART_CONFIG), str(fake), 'cpu')
+
+
+def test_checkpoints_in_this_package_layout_need_no_conversion(tmp_path):
+    own = tmp_path / 'epoch_3.pth'
+    torch.save({'state_dict': quickstart_model().state_dict(),
+                'meta': {'epoch': 3}}, own)
+    with pytest.raises(CheckpointError) as error:
+        convert_checkpoint(str(own), str(tmp_path / 'out.pth'))
+    assert str(error.value) == (
+        f"{own}: it is already in this package's layout (TransPose-R (3 "
+        'transformer layers of width 256, 17 keypoints)): use it directly '
+        '(tools, load_from); there is nothing to convert.')
+    mmpose_file = tmp_path / 'hrnet.pth'
+    torch.save({'state_dict': {'backbone.stem.weight': torch.zeros(2),
+                               'head.final_layer.weight': torch.zeros(2)}},
+               mmpose_file)
+    with pytest.raises(CheckpointError, match="already in this package's "
+                       'layout \\(an MMPose model this package does not '
+                       'know'):
+        convert_checkpoint(str(mmpose_file), str(tmp_path / 'out.pth'))
+    assert not (tmp_path / 'out.pth').exists()
+
+
+class RunnerState:
+    """Stands for what a plain MMPose runner pickles beside the weights
+    (message hub, history buffers): harmless, but not plain data."""
+
+    def __init__(self) -> None:
+        self.iteration = 7
+
+
+@pytest.mark.parametrize('pickled', ['runner checkpoint', 'whole model'])
+def test_the_advice_for_a_pickled_checkpoint_works(tmp_path, pickled):
+    """Refused files say to run the converter with --trust-checkpoint; doing
+    so gives a file every tool loads, with the same weights."""
+    model = quickstart_model()
+    source, out = tmp_path / 'mine.pth', tmp_path / 'plain.pth'
+    torch.save({'state_dict': model.state_dict(), 'hub': RunnerState()}
+               if pickled == 'runner checkpoint' else model, source)
+    with pytest.raises(CheckpointError) as error:
+        init_model(str(QUICKSTART_CONFIG), str(source), 'cpu')
+    assert (f'python tools/convert_ckpt.py {source} OUT.pth '
+            '--trust-checkpoint saves its weights alone') in str(error.value)
+    with pytest.raises(CheckpointError, match='add --trust-checkpoint'):
+        convert_checkpoint(str(source), str(out))
+    summary = convert_checkpoint(str(source), str(out), trust=True)
+    assert summary['layout'] == 'mmpose'
+    loaded = init_model(str(QUICKSTART_CONFIG), str(out), 'cpu')
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key

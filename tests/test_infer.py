@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from conftest import QUICKSTART_CONFIG, REPO, run_tool
-from sspose_mm.apis.infer import PersonBoxes, run_inference
+from sspose_mm.apis.infer import PersonBoxes, check_request, run_inference
 from sspose_mm.datasets import generate_synthetic_coco
-from sspose_mm.errors import run_cli
+from sspose_mm.errors import ConfigError, run_cli
 
 CONFIG = str(QUICKSTART_CONFIG)
 NUM_KEYPOINTS = 17
@@ -227,3 +227,95 @@ def test_bad_input_exits_2_with_one_error_line(case, data, checkpoint,
     errors = [line for line in err.splitlines() if line.startswith('error:')]
     assert len(errors) == 1 and fragment in errors[0], err
     assert 'Traceback' not in err
+
+
+@pytest.fixture(scope='module')
+def other_family(data):
+    """A SHaRPose checkpoint: loading it in the quickstart config fails, so
+    an error about the input shows the input was checked first."""
+    from mmengine.config import Config
+    from mmpose.registry import MODELS
+    path = data['root'] / 'sharpose.pth'
+    cfg = Config.fromfile(str(REPO / 'configs/sharpose/td-hm_sharpose-s-'
+                              'a0.5_2xb8-12e_synthetic-128x96.py'))
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict()}, path)
+    return str(path)
+
+
+def cli_error(args, capsys) -> str:
+    """The one ``error:`` line of a tools/infer.py run that must stop."""
+    with pytest.raises(SystemExit) as stop:
+        run_cli(lambda: load_cli().main(args + ['--device', 'cpu']))
+    assert stop.value.code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines()
+              if line.startswith('error:')]
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+@pytest.mark.parametrize('case', ['folder', 'image', 'symlinked folder'])
+def test_out_dir_that_would_overwrite_the_inputs_is_refused(
+        case, data, other_family, tmp_path, capsys):
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    for path in (data['root'] / 'data/val').iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    originals = {p.name: p.read_bytes() for p in folder.iterdir()}
+    first = sorted(folder.iterdir())[0]
+    source, out_dir = {
+        'folder': (folder, folder),
+        'image': (first, folder),
+        'symlinked folder': (folder, tmp_path / 'link'),
+    }[case]
+    if case == 'symlinked folder':
+        out_dir.symlink_to(folder)
+    error = cli_error([CONFIG, other_family, str(source), '--out-dir',
+                       str(out_dir)], capsys)
+    assert 'would overwrite' in error and '--out-dir' in error
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == originals
+
+
+def test_out_dir_inside_the_input_folder_leaves_the_originals(
+        data, checkpoint, tmp_path):
+    folder = tmp_path / 'photos'
+    folder.mkdir()
+    for path in (data['root'] / 'data/val').iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    originals = {p.name: p.read_bytes() for p in folder.glob('*.jpg')}
+    load_cli().main([CONFIG, checkpoint, str(folder), '--out-dir',
+                     str(folder / 'drawn'), '--device', 'cpu',
+                     '--no-progress'])
+    assert {p.name: p.read_bytes() for p in folder.glob('*.jpg')} == \
+        originals
+    assert sorted(p.name for p in (folder / 'drawn').glob('*.jpg')) == \
+        sorted(originals)
+
+
+def test_bbox_off_the_image_is_refused_before_the_model_loads(
+        data, other_family, tmp_path, capsys):
+    image = sorted((data['root'] / 'data/val').iterdir())[0]
+    height, width = cv2.imread(str(image)).shape[:2]
+    error = cli_error([CONFIG, other_family, str(image), '--bbox',
+                       str(width + 10), '5', '20', '20', '--out-dir',
+                       str(tmp_path / 'out')], capsys)
+    assert error == (f'error: --bbox {width + 10} 5 20 20 lies outside the '
+                     f'image {image} ({width}x{height} pixels).')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_bbox_off_some_images_of_a_folder_skips_them(model, tmp_path):
+    folder = tmp_path / 'mixed'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'large.png'), np.full((200, 160, 3), 90,
+                                                   np.uint8))
+    cv2.imwrite(str(folder / 'small.png'), np.full((40, 30, 3), 90,
+                                                   np.uint8))
+    boxes = PersonBoxes(bbox_xywh=(60, 80, 50, 100))
+    summary = run_inference(model, str(folder), str(tmp_path / 'out'),
+                            boxes, progress=False)
+    assert [p['file_name'] for p in summary.predictions] == ['large.png']
+    assert summary.skipped == [(str(folder / 'small.png'),
+                                '--bbox outside the image')]
+    with pytest.raises(ConfigError, match='lies outside every image'):
+        check_request(str(folder), PersonBoxes(bbox_xywh=(300, 0, 9, 9)),
+                      str(tmp_path / 'out'))

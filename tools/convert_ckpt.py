@@ -4,9 +4,12 @@
         checkpoints/transpose-r-a4_official.pth
 
 The input is read with ``torch.load(weights_only=True)``: a file that needs
-code to unpickle is refused and nothing in it runs. Every key is mapped; an
-unknown or missing key stops the conversion with the list of them. The output
-loads with ``mmpose.apis.init_model(config, OUT)`` and ``load_from``.
+code to unpickle is refused and nothing in it runs; --trust-checkpoint reads
+such a file of your own in full (then a checkpoint already in this package's
+layout, e.g. a plain MMPose runner's, gets its weights written alone, which
+the tools read safely). Every key is mapped; an unknown or missing key stops
+the conversion with the list of them. The output loads with
+``sspose_mm.apis.init_model(config, OUT)`` and ``load_from``.
 """
 import argparse
 
@@ -23,6 +26,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('input', help='official checkpoint (.pth)')
     parser.add_argument('output', help='converted checkpoint to write')
     parser.add_argument(
+        '--trust-checkpoint', action='store_true',
+        help='unpickle the input in full although it holds Python objects '
+        '(they can run code: only for a file you trust)')
+    parser.add_argument(
         '--layout', default='auto', choices=['auto', *CHECKPOINT_LAYOUTS],
         help=f'checkpoint layout; auto recognises it by its keys ({layouts})')
     return parser.parse_args()
@@ -30,7 +37,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    summary = convert_checkpoint(args.input, args.output, args.layout)
+    summary = convert_checkpoint(args.input, args.output, args.layout,
+                                 args.trust_checkpoint)
     print(f'layout: {summary["layout"]}')
     print(f'keys written: {summary["num_keys"]}')
     if summary['dropped']:

@@ -3,7 +3,8 @@
     python tools/export_onnx.py CONFIG CHECKPOINT OUT.onnx [--dynamic-batch]
         [--input HxW] [--with-decode] [--batch 1] [--threads T] [--repeat 3]
 
-CHECKPOINT may be "none" (untrained weights, e.g. to try the export). The
+CHECKPOINT must fit the config's model exactly (else it stops, saying what
+the file looks like); "none" exports untrained weights, e.g. to try it. The
 graph takes ``input``: normalised RGB crops ``(B, 3, H, W)`` (the data
 preprocessor's mean/std are not part of it) and gives ``heatmaps``
 ``(B, K, H', W')``; with --with-decode also ``keypoints`` ``(B, K, 2)`` in
@@ -25,11 +26,11 @@ import torch
 from torch import Tensor, nn
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
-from mmpose.apis import init_model
 from mmpose.registry import KEYPOINT_CODECS
 
 from sspose_mm.apis.fast_inference import (model_input_size,
                                            prepare_for_inference)
+from sspose_mm.apis.loading import check_model_files, init_model
 from sspose_mm.benchmarks.core import interleaved_times, parse_size
 from sspose_mm.errors import ConfigError, UserError, run_cli
 
@@ -138,16 +139,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def load_model(args: argparse.Namespace) -> nn.Module:
-    untrained = args.checkpoint.lower() == 'none'
-    for path, what in ((args.config, 'config'),
-                       (None if untrained else args.checkpoint, 'checkpoint')):
-        if path is not None and not osp.isfile(path):
-            raise ConfigError(f'{what} "{path}" does not exist.')
+    check_model_files(args.config, args.checkpoint)
     for name, value in (('--batch', args.batch), ('--threads', args.threads)):
         if value < 1:
             raise ConfigError(f'{name} must be at least 1, got {value}.')
-    return init_model(args.config, None if untrained else args.checkpoint,
-                      device='cpu')
+    return init_model(args.config, args.checkpoint, device='cpu')
 
 
 def build_exported(model: nn.Module, size: Tuple[int, int],

@@ -13,21 +13,23 @@ otherwise the whole image or frame is one person box.
 
 Writes to --out-dir one picture per image (same name) or <stem>.mp4 for a
 video, drawn with MMPose's visualizer, and predictions.json (COCO results:
-image_id, file_name or frame, category_id, keypoints, score, bbox).
+image_id, file_name or frame, category_id, keypoints, score, bbox). An
+--out-dir where a drawing would replace its input is refused.
+
+CHECKPOINT must fit the config's model exactly (else it stops, saying what
+the file looks like); "none" runs the untrained model (random predictions).
 """
 import argparse
-import os.path as osp
 from typing import List, Optional
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
 from mmengine.config import Config
-from mmpose.apis import init_model
 
 from sspose_mm.apis.fast_inference import prepare_for_inference
 from sspose_mm.apis.infer import (PersonBoxes, check_request, print_summary,
                                    require_topdown, run_inference)
-from sspose_mm.compat import resolve_device
-from sspose_mm.errors import ConfigError, run_cli
+from sspose_mm.apis.loading import check_model_files, init_model
+from sspose_mm.errors import run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -36,7 +38,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog='\n'.join(__doc__.split('\n')[5:]))
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('checkpoint', help='checkpoint, or "none"')
     parser.add_argument('input', help='image, folder of images or video')
     parser.add_argument('--out-dir', default='work_dirs/infer',
                         help='default: work_dirs/infer')
@@ -63,15 +65,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     # Every input check runs before the model loads (seconds), so a typo is
     # reported at once.
     boxes = PersonBoxes(args.bbox, args.det_file, args.ann_file, args.det_thr)
-    check_request(args.input, boxes)
-    for path, what in ((args.config, 'config'),
-                       (args.checkpoint, 'checkpoint')):
-        if not osp.isfile(path):
-            raise ConfigError(f'{what} "{path}" does not exist.')
+    check_request(args.input, boxes, args.out_dir)
+    check_model_files(args.config, args.checkpoint)
     cfg = Config.fromfile(args.config)
     require_topdown(cfg, 'tools/infer.py')
-    model = init_model(cfg, args.checkpoint,
-                       device=resolve_device(args.device))
+    model = init_model(cfg, args.checkpoint, args.device)
     if args.fast:
         prepare_for_inference(model)
     summary = run_inference(model, args.input, args.out_dir, boxes,

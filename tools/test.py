@@ -16,10 +16,10 @@ from mmengine.runner import Runner
 
 from sspose_mm.apis import (add_runner_arguments, enable_visualization,
                             load_config, parse_runner_arguments)
-from sspose_mm.apis.config_checks import check_checkpoint_fits
-from sspose_mm.apis.launch import naming_malformed_json
 from sspose_mm.apis.fast_inference import (model_input_size,
                                            prepare_for_inference)
+from sspose_mm.apis.launch import naming_malformed_json
+from sspose_mm.apis.loading import check_checkpoint_fits, is_untrained
 from sspose_mm.errors import ConfigError, run_cli
 
 
@@ -41,7 +41,7 @@ def main():
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options, args.work_dir,
                       args.launcher, ['test'])
-    untrained = args.checkpoint.lower() == 'none'
+    untrained = is_untrained(args.checkpoint)
     if not untrained and not os.path.isfile(args.checkpoint):
         raise ConfigError(f'checkpoint "{args.checkpoint}" does not exist.')
     cfg.load_from = None if untrained else args.checkpoint

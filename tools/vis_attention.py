@@ -6,26 +6,26 @@
 
 Rows are encoder layers, the first column the crop with the predicted
 skeleton, then one column per keypoint with the attention map of the token
-under the model's own prediction (white star).
+under the model's own prediction (white star). CHECKPOINT must fit the
+config's model exactly; "none" shows the untrained model's attention.
 """
 import argparse
 import os.path as osp
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
 from mmengine.config import Config
-from mmpose.apis import init_model
 
 from sspose_mm.apis.attention_figure import (MODES, attention_for_crop,
                                              draw_attention_figure)
-from sspose_mm.apis.infer import require_topdown
-from sspose_mm.compat import resolve_device
-from sspose_mm.errors import ConfigError, run_cli
+from sspose_mm.apis.infer import check_bbox, read_image, require_topdown
+from sspose_mm.apis.loading import check_model_files, init_model
+from sspose_mm.errors import ConfigError, DataError, run_cli
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('checkpoint', help='checkpoint, or "none"')
     parser.add_argument('image')
     parser.add_argument('--out', required=True, help='output picture')
     parser.add_argument('--bbox', type=float, nargs=4,
@@ -46,15 +46,19 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    for what, path in (('config', args.config),
-                       ('checkpoint', args.checkpoint),
-                       ('image', args.image)):
-        if not osp.isfile(path):
-            raise ConfigError(f'{what} "{path}" does not exist.')
+    check_model_files(args.config, args.checkpoint)
+    if not osp.isfile(args.image):
+        raise ConfigError(f'image "{args.image}" does not exist.')
+    # The image and the box are checked before the model loads.
+    image = read_image(args.image)
+    if image is None:
+        raise DataError(f'the image {args.image} could not be read or '
+                        'decoded (empty or corrupt file).')
+    if args.bbox is not None:
+        check_bbox(args.bbox, image.shape[:2], args.image)
     cfg = Config.fromfile(args.config)
     require_topdown(cfg, 'tools/vis_attention.py')
-    model = init_model(cfg, args.checkpoint,
-                       device=resolve_device(args.device))
+    model = init_model(cfg, args.checkpoint, args.device)
     result = attention_for_crop(model, args.image, args.bbox)
     draw_attention_figure(result, model.dataset_meta, args.mode,
                           args.threshold, args.layers, args.out)

@@ -5,6 +5,8 @@
 
 Boxes are the ground-truth person boxes of the annotation file (the test
 dataset of the config by default); one picture per image shows every person.
+CHECKPOINT must fit the config's model exactly; "none" draws the untrained
+model's (random) predictions.
 """
 import argparse
 import os
@@ -12,18 +14,17 @@ import os.path as osp
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
 from mmengine.config import Config
-from mmpose.apis import init_model
 
 from sspose_mm.apis import coco_images_with_boxes, draw_topdown_predictions
 from sspose_mm.apis.infer import require_topdown
-from sspose_mm.compat import resolve_device
+from sspose_mm.apis.loading import check_model_files, init_model
 from sspose_mm.errors import ConfigError, run_cli
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('checkpoint', help='checkpoint, or "none"')
     parser.add_argument('--out-dir', required=True)
     parser.add_argument('--ann-file', help='COCO keypoint annotation file '
                         '(default: the config\'s test annotation file)')
@@ -37,8 +38,7 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise ConfigError(f'checkpoint "{args.checkpoint}" does not exist.')
+    check_model_files(args.config, args.checkpoint)
     cfg = Config.fromfile(args.config)
     require_topdown(cfg, 'tools/vis_predictions.py')
     dataset = cfg.test_dataloader.dataset
@@ -47,8 +47,9 @@ def main():
                                        dataset.data_prefix.get('img', ''))
     if not osp.isfile(ann_file):
         raise ConfigError(f'annotation file "{ann_file}" does not exist.')
-    model = init_model(cfg, args.checkpoint,
-                       device=resolve_device(args.device))
+    if not osp.isdir(img_dir):
+        raise ConfigError(f'image folder "{img_dir}" does not exist.')
+    model = init_model(cfg, args.checkpoint, args.device)
     os.makedirs(args.out_dir, exist_ok=True)
     for image_path, boxes in coco_images_with_boxes(ann_file, img_dir,
                                                     args.num_images):

@@ -26,6 +26,7 @@ from mmpose.structures.bbox import get_udp_warp_matrix, get_warp_matrix
 from ..datasets.transforms import TransPoseAffine
 from ..errors import ConfigError
 from .attention import recording_attention
+from .infer import check_bbox
 
 MODES = ('dependency', 'affect')
 
@@ -51,24 +52,6 @@ def _crop_warp(affine: TopdownAffine, meta: dict) -> np.ndarray:
     return warp_fn(center, scale, 0., affine.input_size)
 
 
-def _check_bbox(bbox_xywh: Sequence[float], image_hw: Tuple[int, int],
-                image_path: str) -> np.ndarray:
-    """``(1, 4)`` xyxy box; refuses empty boxes and boxes off the image.
-
-    A box only partly inside is accepted: detectors often return such boxes
-    and the affine crop pads with black like at test time.
-    """
-    x, y, w, h = (float(v) for v in bbox_xywh)
-    if not (w > 0 and h > 0):
-        raise ConfigError(f'--bbox {x:g} {y:g} {w:g} {h:g}: width and height '
-                          'must be positive.')
-    img_h, img_w = image_hw
-    if x >= img_w or y >= img_h or x + w <= 0 or y + h <= 0:
-        raise ConfigError(f'--bbox {x:g} {y:g} {w:g} {h:g} lies outside the '
-                          f'image {image_path} ({img_w}x{img_h} pixels).')
-    return np.array([[x, y, x + w, y + h]], dtype=np.float32)
-
-
 def attention_for_crop(model: torch.nn.Module,
                        image_path: str,
                        bbox_xywh: Optional[Sequence[float]] = None) -> dict:
@@ -84,7 +67,8 @@ def attention_for_crop(model: torch.nn.Module,
 
     Args:
         model: A top-down estimator of this package with self-attention
-            (e.g. TransPose) from ``mmpose.apis.init_model``; eval mode.
+            (e.g. TransPose) from :func:`sspose_mm.apis.init_model`; eval
+            mode.
         image_path (str): The image.
         bbox_xywh (sequence of 4 floats, optional): Person box in image
             pixels. Defaults to the whole image.
@@ -124,7 +108,7 @@ def attention_for_crop(model: torch.nn.Module,
     if bbox_xywh is None:
         # Same default as mmpose.apis.inference_topdown.
         bbox_xywh = (0, 0, img_w, img_h)
-    bbox = _check_bbox(bbox_xywh, (img_h, img_w), image_path)
+    bbox = check_bbox(bbox_xywh, (img_h, img_w), image_path)
 
     pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
     affine = _affine_step(pipeline)

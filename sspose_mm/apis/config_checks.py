@@ -1,9 +1,9 @@
-"""Checks run by the tools before a Runner is built (and, for a checkpoint
-to test, before it is loaded).
+"""Checks run by the tools before a Runner is built.
 
-Each failure is a :class:`ConfigError`, :class:`DataError` or
-:class:`CheckpointError` naming the config entry and the file, instead of a
-traceback from deep inside the dataset or model code.
+Each failure is a :class:`ConfigError` or :class:`DataError` naming the
+config entry and the file, instead of a traceback from deep inside the
+dataset or model code. The checkpoint check is
+:func:`sspose_mm.apis.loading.check_checkpoint_fits`.
 """
 import difflib
 import inspect
@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional
 from mmengine.config import Config
 
 from ..datasets.keypoint_layout import pipeline_num_keypoints
-from ..errors import CheckpointError, ConfigError, DataError
+from ..errors import ConfigError, DataError
 
 COCO_HINT = ('COCO 2017 images and annotations are at '
              'https://cocodataset.org/#download and the person detections '
@@ -295,44 +295,3 @@ def check_detections_match_images(dataset_cfg: dict, where: str) -> None:
                 f'"{ann_file}" does not have (image ids {unknown[:5]}'
                 f'{" ..." if len(unknown) > 5 else ""}): is it the detection'
                 ' file of another dataset or split?')
-
-
-def check_checkpoint_fits(model, path: str) -> None:
-    """Every tensor of ``model`` must be in the checkpoint, with its shape.
-
-    mmengine loads a checkpoint of another model with a logged warning and
-    random weights for what is missing; for testing that silently gives a
-    meaningless number, so the mismatch stops here.
-    """
-    from mmengine.runner.checkpoint import _load_checkpoint
-    checkpoint = _load_checkpoint(path, map_location='cpu')
-    state = checkpoint.get('state_dict', checkpoint)
-    state = {k[len('module.'):] if k.startswith('module.') else k: v
-             for k, v in state.items()}
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    reshaped = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
-                for k in own if k in state and hasattr(state[k], 'shape')
-                and tuple(state[k].shape) != tuple(own[k].shape)]
-    if not (missing or unexpected or reshaped):
-        return
-
-    def listed(keys: List[str]) -> str:
-        return ', '.join(keys[:4]) + (', ...' if len(keys) > 4 else '')
-
-    problems = []
-    if missing:
-        problems.append(f'{len(missing)} of the model\'s {len(own)} tensors '
-                        f'are not in it ({listed(missing)})')
-    if unexpected:
-        problems.append(f'{len(unexpected)} of its tensors are not in the '
-                        f'model ({listed(unexpected)})')
-    if reshaped:
-        problems.append(f'{len(reshaped)} have another shape, checkpoint vs '
-                        f'model ({listed(reshaped)})')
-    raise CheckpointError(
-        f'the checkpoint {path} does not fit the model of this config '
-        f'({type(model).__name__}): {"; ".join(problems)}. Is it a '
-        'checkpoint of another model or variant? Official checkpoints need '
-        'converting first: tools/convert_ckpt.py.')

@@ -15,15 +15,16 @@ import io
 import os.path as osp
 import re
 from dataclasses import dataclass
-from typing import (Any, Collection, Dict, List, Protocol, Sequence, Tuple,
-                    runtime_checkable)
+from typing import (Any, Collection, Dict, List, Mapping, Optional, Protocol,
+                    Sequence, Tuple, runtime_checkable)
 
 import numpy as np
 import torch
 from numpy.core.multiarray import scalar as numpy_scalar
 from torch import Tensor
 
-from ..compat import atomic_write, safe_torch_load
+from ..compat import (atomic_write, load_from_local, safe_torch_load,
+                      trust_checkpoint, unsafe_global)
 from ..errors import CheckpointError
 from ..models.utils import sine_position_embedding
 from ..version import __version__
@@ -68,9 +69,10 @@ def register_layout(layout: CheckpointLayout) -> CheckpointLayout:
     return layout
 
 
-def _listing(keys: Sequence[str], limit: int = 30) -> str:
-    # A checkpoint of a different model can mismatch in hundreds of keys;
-    # the first ones and the count are enough to see what went wrong.
+def listing(keys: Sequence[str], limit: int = 30) -> str:
+    """The first ``limit`` keys and how many more: a checkpoint of another
+    model can mismatch in hundreds of keys; the first ones and the count
+    are enough to see what went wrong."""
     shown = ', '.join(keys[:limit])
     return shown + (f' ... and {len(keys) - limit} more'
                     if len(keys) > limit else '')
@@ -90,10 +92,10 @@ def require_exact_keys(layout: str, keys: Collection[str],
     problems = []
     if unknown:
         problems.append(f'{len(unknown)} key(s) the {layout} layout does not '
-                        f'know: {_listing(unknown)}')
+                        f'know: {listing(unknown)}')
     if missing:
         problems.append(f'{len(missing)} key(s) of the {layout} layout are '
-                        f'missing: {_listing(missing)}')
+                        f'missing: {listing(missing)}')
     if problems:
         raise CheckpointError('; '.join(problems) + '.')
 
@@ -282,7 +284,7 @@ register_layout(TransPoseLayout(
     stride=4))
 
 
-def _plain_state_dict(loaded: Any) -> StateDict:
+def plain_state_dict(loaded: Any) -> StateDict:
     """The tensors of a plain state dict, a ``{'state_dict': ...}`` or a
     ``{'model': ...}`` checkpoint, without a DataParallel ``module.``."""
     if isinstance(loaded, dict):
@@ -298,7 +300,7 @@ def _plain_state_dict(loaded: Any) -> StateDict:
                    if not isinstance(k, str) or not isinstance(v, Tensor)]
     if not_tensors:
         raise CheckpointError('its state dict has entries that are not named '
-                              f'tensors: {_listing(not_tensors)}.')
+                              f'tensors: {listing(not_tensors)}.')
     if all(k.startswith('module.') for k in loaded):
         loaded = {k[len('module.'):]: v for k, v in loaded.items()}
     return loaded
@@ -331,7 +333,7 @@ def convert_state_dict(state_dict: StateDict, layout: str = 'auto'
             raise CheckpointError(
                 f'cannot tell the checkpoint layout: {found}; known layouts: '
                 f'{", ".join(CHECKPOINT_LAYOUTS)}. First keys: '
-                f'{_listing(keys, 8)}.')
+                f'{listing(keys, 8)}.')
         layout = fitting[0]
     elif layout not in CHECKPOINT_LAYOUTS:
         raise CheckpointError(
@@ -346,7 +348,97 @@ def convert_state_dict(state_dict: StateDict, layout: str = 'auto'
     return converted, layout, dropped
 
 
-_UNSAFE_GLOBAL = re.compile(r'Unsupported global: GLOBAL (\S+)')
+@dataclass(frozen=True)
+class ModelFamily:
+    """How the state dict of one model family of this package is told apart.
+
+    Attributes:
+        name (str): Family name shown to the user.
+        markers (tuple[str]): Key prefixes that all occur in its state dict.
+        layers (str): Prefix of its transformer layers, ``{layers}.{i}.``;
+            each layer has a ``norm1`` giving the token width.
+        keypoints (tuple, optional): ``(key, dim)``: the keypoint count is
+            that dimension of that tensor.
+    """
+
+    name: str
+    markers: Tuple[str, ...]
+    layers: str
+    keypoints: Optional[Tuple[str, int]]
+
+    def matches(self, keys: Collection[str]) -> bool:
+        return all(any(k.startswith(m) for k in keys) for m in self.markers)
+
+    def describe(self, state: Mapping[str, Any]) -> str:
+        """e.g. ``'TransPose-R (4 transformer layers of width 256, 17
+        keypoints)'``."""
+        index = re.compile(re.escape(self.layers) + r'\.(\d+)\.')
+        depth = len({m.group(1) for m in map(index.match, state) if m})
+        norm = state.get(f'{self.layers}.0.norm1.weight')
+        width = f' of width {norm.shape[0]}' if norm is not None else ''
+        parts = [f'{depth} transformer layers{width}']
+        if self.keypoints and self.keypoints[0] in state:
+            key, dim = self.keypoints
+            parts.append(f'{state[key].shape[dim]} keypoints')
+        return f'{self.name} ({", ".join(parts)})'
+
+
+# More specific families first: the first whose markers all occur is it.
+MODEL_FAMILIES = (
+    ModelFamily('SHaRPose', ('backbone.quality_token', ), 'backbone.blocks',
+                ('backbone.keypoint_tokens', 1)),
+    ModelFamily('HigherPose', ('backbone.global_transformer.', ),
+                'backbone.global_transformer.layers',
+                ('head.highres_final_layer.weight', 0)),
+    ModelFamily('SSpose MAE pretraining', ('backbone.patch_embed.embed1.',
+                                           'decoder.mask_token'),
+                'backbone.layers', None),
+    ModelFamily('SSpose-ConvViT', ('backbone.patch_embed.embed1.',
+                                   'backbone.fusion.'), 'backbone.layers',
+                ('head.final_layer.weight', 0)),
+    ModelFamily('SSpose', ('backbone.patch_embed.embed1.', ),
+                'backbone.layers', ('head.final_layer.weight', 0)),
+    ModelFamily('TransPose-H', ('neck.reduce.', 'backbone.stage3.'),
+                'neck.layers', ('head.final_layer.weight', 0)),
+    ModelFamily('TransPose-R', ('neck.reduce.', 'backbone.layer2.'),
+                'neck.layers', ('head.final_layer.weight', 0)),
+)
+
+# Top-level module names of MMPose estimators (and this package's MAE).
+_MMPOSE_PREFIXES = ('backbone.', 'neck.', 'head.', 'decoder.',
+                    'data_preprocessor.')
+
+
+def official_layouts(keys: Collection[str]) -> List[str]:
+    """Names of the official layouts whose markers the keys have."""
+    return [name for name, layout in CHECKPOINT_LAYOUTS.items()
+            if layout.matches(keys)]
+
+
+def in_package_layout(keys: Collection[str]) -> bool:
+    """Whether the keys are already an MMPose estimator's (``backbone.*``,
+    ``head.*``, ...), i.e. of no official layout still to convert."""
+    return bool(keys) and not official_layouts(keys) and all(
+        k.startswith(_MMPOSE_PREFIXES) for k in keys)
+
+
+def describe_state_dict(state: Mapping[str, Any]) -> str:
+    """What a state dict looks like, as a phrase: a family of this package
+    with its size, an official checkpoint still to convert, an MMPose model
+    of another kind, or something else (with its first keys)."""
+    keys = list(state)
+    official = official_layouts(keys)
+    if official:
+        return (f'an official {" or ".join(official)} checkpoint, not yet '
+                'converted (tools/convert_ckpt.py converts it)')
+    for family in MODEL_FAMILIES:
+        if family.matches(keys):
+            return family.describe(state)
+    if in_package_layout(keys):
+        return ('an MMPose model this package does not know (first keys: '
+                f'{listing(keys, 3)})')
+    return f'not a pose model of this package (first keys: {listing(keys, 3)})'
+
 
 # What the official training scripts store next to the weights, beyond
 # tensors and plain data: MAE-style scripts (SSpose) the parsed command line
@@ -357,25 +449,39 @@ RELEASE_METADATA_GLOBALS = [argparse.Namespace, numpy_scalar, np.dtype] + [
     type(np.dtype(code)) for code in '?bhilqBHILQefdgFDG']
 
 
-def _load(path: str) -> Any:
+def _load(path: str, trust: bool) -> Tuple[Any, bool]:
     """``safe_torch_load`` admitting :data:`RELEASE_METADATA_GLOBALS`, with
-    messages for the converter's user (the generic refusal advises
-    converting the file, which is under way)."""
+    messages for the converter's user (the generic refusal advises this
+    very tool); ``trust`` unpickles a refused file in full.
+
+    Returns:
+        tuple: The loaded object, and whether it needed ``trust``.
+    """
     try:
         with torch.serialization.safe_globals(RELEASE_METADATA_GLOBALS):
-            return safe_torch_load(path, map_location='cpu')
+            return safe_torch_load(path, map_location='cpu'), False
     except CheckpointError as error:
         if 'Unsupported global' not in str(error.__cause__):
-            raise  # truncated or corrupt: compat's message says so
-        found = _UNSAFE_GLOBAL.search(str(error.__cause__))
-        what = (f'it needs the Python object {found.group(1)} to unpickle'
-                if found else 'it is not made of tensors and plain data only')
+            raise  # truncated, corrupt or no checkpoint: compat says which
+        if trust:
+            trust_checkpoint(path)
+            try:
+                return load_from_local(path, map_location='cpu'), True
+            except (ImportError, AttributeError) as missing:
+                raise CheckpointError(
+                    f'{path} cannot be unpickled here ({missing}): it needs '
+                    'the code that saved it importable; save its state dict '
+                    'where that code is.') from missing
+        name = unsafe_global(error.__cause__)
+        what = (f'it needs the Python object {name} to unpickle'
+                if name else 'it is not made of tensors and plain data only')
         raise CheckpointError(
             f'Refused to read {path}: {what}, and unpickling it could run '
             'code, so nothing in it was run. Official checkpoints hold '
             'tensors, plain data, the training command line and numpy '
-            'scalars; if you trust this file, re-save its state dict with '
-            'torch.save and convert that.') from error
+            'scalars; if you trust this file, add --trust-checkpoint: it is '
+            'then unpickled in full and only its weights are written.'
+        ) from error
     except (EOFError, KeyError, RuntimeError, ValueError) as error:
         raise CheckpointError(f'{path} is not a readable PyTorch checkpoint '
                               f'({error!r}).') from error
@@ -389,15 +495,21 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def convert_checkpoint(in_path: str, out_path: str,
-                       layout: str = 'auto') -> Dict[str, Any]:
+def convert_checkpoint(in_path: str, out_path: str, layout: str = 'auto',
+                       trust: bool = False) -> Dict[str, Any]:
     """Convert an official checkpoint file into an MMPose checkpoint.
 
     The input is read with ``torch.load(weights_only=True)``: a file that
-    needs code to unpickle is refused and nothing in it runs. The output is
+    needs code to unpickle is refused and nothing in it runs, unless
+    ``trust``. A file already in this package's layout is refused as
+    needing no conversion, except a trusted one that needed unpickling
+    (a plain MMPose runner checkpoint, a whole pickled model): its weights
+    are written alone (layout ``'mmpose'``), so that the tools can read them
+    safely. The output is
     ``{'state_dict': ..., 'meta': {'source_file', 'source_sha256',
     'layout', 'converted_by'}}`` of tensors and plain types only, written
-    atomically, ready for ``init_model(config, out_path)`` or ``load_from``.
+    atomically, ready for ``sspose_mm.apis.init_model(config, out_path)`` or
+    ``load_from``.
 
     Args:
         in_path (str): Official checkpoint (plain state dict, or under
@@ -405,6 +517,8 @@ def convert_checkpoint(in_path: str, out_path: str,
             is removed).
         out_path (str): Where the converted checkpoint goes.
         layout (str): Layout name, or ``'auto'`` to recognise it.
+        trust (bool): Unpickle a file in full that holds more than tensors
+            and plain data (it can run code: for files you trust only).
 
     Returns:
         dict: ``layout``, ``num_keys`` (written), ``dropped`` (verified
@@ -419,15 +533,26 @@ def convert_checkpoint(in_path: str, out_path: str,
     if osp.realpath(in_path) == osp.realpath(out_path):
         raise CheckpointError(f'the output {out_path} would overwrite the '
                               'official checkpoint; choose another path.')
-    loaded = _load(in_path)
+    loaded, trusted = _load(in_path, trust)
+    if isinstance(loaded, torch.nn.Module):  # a whole pickled model
+        loaded = loaded.state_dict()
     meta = loaded.get('meta') if isinstance(loaded, dict) else None
     if isinstance(meta, dict) and 'converted_by' in meta:
         raise CheckpointError(
             f'{in_path} is already converted ({meta["converted_by"]}, from '
             f'{meta.get("source_file")}); use it as it is.')
     try:
-        state_dict, layout, dropped = convert_state_dict(
-            _plain_state_dict(loaded), layout)
+        state_dict = plain_state_dict(loaded)
+        if layout == 'auto' and in_package_layout(state_dict):
+            if not trusted:
+                raise CheckpointError(
+                    'it is already in this package\'s layout ('
+                    f'{describe_state_dict(state_dict)}): use it directly '
+                    '(tools, load_from); there is nothing to convert.')
+            layout, dropped = 'mmpose', []
+        else:
+            state_dict, layout, dropped = convert_state_dict(state_dict,
+                                                             layout)
     except CheckpointError as error:
         raise CheckpointError(f'{in_path}: {error}') from error
     sha256 = _sha256(in_path)

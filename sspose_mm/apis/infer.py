@@ -25,6 +25,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from mmengine.config import Config
@@ -65,13 +66,10 @@ class PersonBoxes:
                 'image_id to file_name.')
         if ann_file is not None and det_file is None:
             raise ConfigError('--ann-file is only used with --det-file.')
+        self.bbox_xywh = bbox_xywh
         self.fixed: Optional[np.ndarray] = None
         if bbox_xywh is not None:
-            x, y, w, h = (float(v) for v in bbox_xywh)
-            if w <= 0 or h <= 0:
-                raise ConfigError(f'--bbox {x:g} {y:g} {w:g} {h:g} has a '
-                                  'non-positive width or height.')
-            self.fixed = np.array([[x, y, x + w, y + h]], dtype=np.float32)
+            self.fixed = check_bbox(bbox_xywh)
         # base file name -> (image_id, boxes xyxy (N, 4), scores (N,))
         self.by_name: Optional[Dict[str, Tuple[int, np.ndarray,
                                                np.ndarray]]] = None
@@ -81,6 +79,16 @@ class PersonBoxes:
     @property
     def uses_detections(self) -> bool:
         return self.by_name is not None
+
+    def fits(self, height: int, width: int) -> bool:
+        """False only for a fixed box lying wholly outside the image."""
+        return self.fixed is None or box_on_image(self.fixed[0], height,
+                                                  width)
+
+    def require_fit(self, path: str, height: int, width: int) -> None:
+        """Stop when a fixed box lies wholly outside the image ``path``."""
+        if self.fixed is not None:
+            check_bbox(self.bbox_xywh, (height, width), path)
 
     def knows(self, file_name: str) -> bool:
         """Whether boxes can be given for this file (always, except for a
@@ -96,6 +104,33 @@ class PersonBoxes:
             return None, self.fixed.copy(), np.ones(1, np.float32)
         whole = np.array([[0, 0, width, height]], dtype=np.float32)
         return None, whole, np.ones(1, np.float32)
+
+
+def box_on_image(xyxy: Sequence[float], height: int, width: int) -> bool:
+    """Whether a box overlaps the image at all."""
+    x1, y1, x2, y2 = (float(v) for v in xyxy)
+    return x1 < width and y1 < height and x2 > 0 and y2 > 0
+
+
+def check_bbox(bbox_xywh: Sequence[float],
+               image_hw: Optional[Tuple[int, int]] = None,
+               image_path: str = '') -> np.ndarray:
+    """The ``(1, 4)`` xyxy box of ``--bbox X Y W H``; refuses an empty box
+    and, given the image size, a box wholly outside the image.
+
+    A box only partly inside is accepted: detectors often return such boxes
+    and the affine crop pads with black like at test time.
+    """
+    x, y, w, h = (float(v) for v in bbox_xywh)
+    if not (w > 0 and h > 0):
+        raise ConfigError(f'--bbox {x:g} {y:g} {w:g} {h:g} has a '
+                          'non-positive width or height.')
+    box = np.array([[x, y, x + w, y + h]], dtype=np.float32)
+    if image_hw is not None and not box_on_image(box[0], *image_hw):
+        raise ConfigError(f'--bbox {x:g} {y:g} {w:g} {h:g} lies outside the '
+                          f'image {image_path} ({image_hw[1]}x{image_hw[0]} '
+                          'pixels).')
+    return box
 
 
 def _read_json(path: str, what: str):
@@ -300,16 +335,61 @@ class InferenceSummary:
     skipped: List[Tuple[str, str]] = field(default_factory=list)
 
 
-def check_request(input_path: str, boxes: PersonBoxes
-                  ) -> Tuple[str, List[str]]:
-    """:func:`find_inputs`, plus the box source fitting the input kind.
+def output_path(kind: str, out_dir: str, path: str) -> str:
+    """Where the drawing of an input goes: same name, ``<stem>.mp4`` for a
+    video."""
+    name = osp.basename(path)
+    if kind == 'video':
+        name = osp.splitext(name)[0] + '.mp4'
+    return osp.join(out_dir, name)
 
-    Cheap, so a command-line tool can call it before loading the model.
+
+def header_size(path: str, kind: str) -> Optional[Tuple[int, int]]:
+    """``(height, width)`` of an image or video from its header, without
+    decoding it; None when the header cannot be read."""
+    if kind == 'video':
+        cap = cv2.VideoCapture(path)
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
+        cap.release()
+        return size if min(size) > 0 else None
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except (OSError, ValueError):  # not an image PIL knows, or unreadable
+        return None
+
+
+def check_request(input_path: str, boxes: PersonBoxes, out_dir: str
+                  ) -> Tuple[str, List[str]]:
+    """:func:`find_inputs`, plus the box source fitting the input kind and
+    the outputs leaving the inputs alone.
+
+    Cheap (image headers only), so a command-line tool can call it before
+    loading the model.
     """
     kind, files = find_inputs(input_path)
     if kind == 'video' and boxes.uses_detections:
         raise ConfigError('--det-file matches boxes to image files; for a '
                           'video use --bbox or the whole frame.')
+    for path in files:
+        if osp.realpath(output_path(kind, out_dir, path)) == osp.realpath(
+                path):
+            raise ConfigError(
+                f'--out-dir {out_dir} holds the input {path}, which its '
+                'drawing (same file name) would overwrite: choose another '
+                '--out-dir.')
+    if boxes.fixed is not None:
+        sizes = {path: header_size(path, kind) for path in files}
+        sizes = {path: size for path, size in sizes.items() if size}
+        if kind != 'folder':
+            for path, size in sizes.items():
+                boxes.require_fit(path, *size)
+        elif sizes and not any(boxes.fits(*size) for size in sizes.values()):
+            x, y, w, h = boxes.bbox_xywh
+            raise ConfigError(
+                f'--bbox {x:g} {y:g} {w:g} {h:g} lies outside every image '
+                f'of {input_path}.')
     return kind, files
 
 
@@ -322,7 +402,8 @@ def run_inference(model,
     """Predict and draw every person of an image, a folder or a video.
 
     Args:
-        model: A top-down pose estimator from ``mmpose.apis.init_model``.
+        model: A top-down pose estimator from
+            :func:`sspose_mm.apis.init_model`.
         input_path: An image, a folder of images or a video file.
         out_dir: Output folder (created).
         boxes: Person boxes; default the whole image or frame.
@@ -332,10 +413,12 @@ def run_inference(model,
     Raises:
         DataError: Missing or unsupported input, unreadable single image or
             video, a folder with no usable image.
-        ConfigError: A detection file used on a video.
+        ConfigError: A detection file used on a video, a fixed box outside
+            the image(s), an ``out_dir`` whose outputs would overwrite
+            inputs.
     """
     boxes = boxes or PersonBoxes()
-    kind, files = check_request(input_path, boxes)
+    kind, files = check_request(input_path, boxes, out_dir)
     os.makedirs(out_dir, exist_ok=True)
     summary = InferenceSummary(kind=kind)
     if kind == 'video':
@@ -376,12 +459,17 @@ def _run_images(model, files: List[str], kind: str, out_dir: str,
             # One bad file should not cost the user the rest of the folder.
             summary.skipped.append((path, 'unreadable'))
             continue
+        if not boxes.fits(*image.shape[:2]):
+            if kind == 'image':
+                boxes.require_fit(path, *image.shape[:2])
+            summary.skipped.append((path, '--bbox outside the image'))
+            continue
         image_id, xyxy, scores = boxes.lookup(path, *image.shape[:2])
         samples = predict_people(model, image, xyxy)
         summary.predictions += coco_results(
             samples, scores, index if image_id is None else image_id,
             dict(file_name=name))
-        out_file = osp.join(out_dir, name)
+        out_file = output_path(kind, out_dir, path)
         drawn = draw_people(model, image, samples, kpt_thr, visualizer)
         if not cv2.imwrite(out_file, np.ascontiguousarray(drawn[..., ::-1])):
             raise DataError(f'could not write {out_file}.')
@@ -431,11 +519,8 @@ def _run_video(model, path: str, out_dir: str, boxes: PersonBoxes,
         fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         height, width = first.shape[:2]
-        out_file = osp.join(out_dir,
-                            osp.splitext(osp.basename(path))[0] + '.mp4')
-        if osp.abspath(out_file) == osp.abspath(path):
-            raise ConfigError(f'the output video would overwrite the input '
-                              f'{path}: choose another --out-dir.')
+        boxes.require_fit(path, height, width)
+        out_file = output_path('video', out_dir, path)
         writer = cv2.VideoWriter(out_file, cv2.VideoWriter_fourcc(*'mp4v'),
                                  fps, (width, height))
         if not writer.isOpened():

@@ -17,7 +17,8 @@ def draw_topdown_predictions(model,
     """Predict every box of one image and save one picture of all skeletons.
 
     Args:
-        model: A top-down pose estimator from ``mmpose.apis.init_model``.
+        model: A top-down pose estimator from
+            :func:`sspose_mm.apis.init_model`.
         image_path (str): The image.
         bboxes_xyxy (np.ndarray): ``(N, 4)`` person boxes.
         out_file (str): Where the picture goes.

@@ -356,27 +356,25 @@ def count_flops(fn: Callable[[], Any]) -> int:
 def load_model(args: argparse.Namespace) -> Tuple[nn.Module, Tuple[int, int]]:
     """The eval-mode model of ``args.config`` and the ``(H, W)`` to run it at.
 
-    Weights come from ``args.checkpoint`` when given; otherwise they are
-    random and the batch-norm statistics are randomised too
-    (:func:`randomise_norm_statistics`), so that checks comparing two
+    Weights come from ``args.checkpoint`` when given (all of them, or it
+    stops: :func:`sspose_mm.apis.loading.init_model`); without one, or with
+    ``"none"``, they are random and the batch-norm statistics are randomised
+    too (:func:`randomise_norm_statistics`), so that checks comparing two
     computations of the model are not blind to the norms. The size is
     ``args.input`` or the config's codec input size.
 
     Raises:
         ConfigError: No config, or a missing config/checkpoint file.
+        CheckpointError: A checkpoint that does not fit the config's model.
     """
-    from mmpose.apis import init_model
-
     from ..apis.fast_inference import model_input_size
-    from ..compat import resolve_device
+    from ..apis.loading import check_model_files, init_model, is_untrained
     if args.config is None:
         raise ConfigError('this benchmark suite needs a model CONFIG.')
     checkpoint = getattr(args, 'checkpoint', None)
-    for path, what in ((args.config, 'config'), (checkpoint, 'checkpoint')):
-        if path is not None and not os.path.isfile(path):
-            raise ConfigError(f'{what} "{path}" does not exist.')
-    model = init_model(args.config, checkpoint, device=resolve_device())
-    if checkpoint is None:
+    check_model_files(args.config, checkpoint)
+    model = init_model(args.config, checkpoint)
+    if is_untrained(checkpoint):
         randomise_norm_statistics(model)
     size = args.input or model_input_size(model, model.cfg)
     return model.eval(), tuple(size)

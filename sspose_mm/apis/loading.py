@@ -1,0 +1,145 @@
+"""Loading a checkpoint into the model of a config: all or nothing.
+
+mmengine (and ``mmpose.apis.init_model``) load what fits, log a warning for
+the rest and leave random weights there, so a checkpoint of another model
+gives confident predictions from random weights. Every tool and
+:func:`init_model` here go through :func:`check_checkpoint_fits` instead:
+each tensor of the model must be in the checkpoint with its shape, and
+nothing else may be, or loading stops with one sentence saying what the
+file looks like. Loading part of a checkpoint is only done where the user
+asks for it: :class:`~sspose_mm.engine.hooks.KeypointTransferHook` and
+:func:`~sspose_mm.apis.partial_load.load_for_transfer` (another keypoint
+count).
+"""
+import logging
+import os.path as osp
+from typing import Any, Dict, List, Mapping, Optional
+
+from mmengine.logging import print_log
+from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
+from torch import Tensor, nn
+
+from ..compat import resolve_device
+from ..errors import CheckpointError, ConfigError
+from .convert import describe_state_dict, listing, plain_state_dict
+
+UNTRAINED = 'none'
+
+
+def is_untrained(checkpoint: Optional[str]) -> bool:
+    """Whether ``checkpoint`` asks for no weights (None or ``"none"``)."""
+    return checkpoint is None or checkpoint.lower() == UNTRAINED
+
+
+def check_model_files(config: str, checkpoint: Optional[str]) -> None:
+    """Stop when the config, or a checkpoint other than ``none``, is not a
+    file (before anything slow is built)."""
+    for path, what in ((config, 'config'),
+                       (None if is_untrained(checkpoint) else checkpoint,
+                        'checkpoint')):
+        if path is not None and not osp.isfile(path):
+            raise ConfigError(f'{what} "{path}" does not exist.')
+
+
+def unwrap_state_dict(loaded: Any, path: str) -> Dict[str, Tensor]:
+    """:func:`~sspose_mm.apis.convert.plain_state_dict` of a loaded
+    checkpoint, its errors naming ``path``."""
+    try:
+        return plain_state_dict(loaded)
+    except CheckpointError as error:
+        raise CheckpointError(f'the checkpoint {path}: {error}') from error
+
+
+def fit_problems(state: Mapping[str, Any],
+                 own: Mapping[str, Tensor]) -> List[str]:
+    """Tensors of the model a state dict lacks, has in excess or has with
+    another shape, as phrases (empty when it fits exactly)."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
+                for k in own if k in state and hasattr(state[k], 'shape')
+                and tuple(state[k].shape) != tuple(own[k].shape)]
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} of the model\'s {len(own)} tensors '
+                        f'are not in it ({listing(missing, 4)})')
+    if unexpected:
+        problems.append(f'{len(unexpected)} of its tensors are not in the '
+                        f'model ({listing(unexpected, 4)})')
+    if reshaped:
+        problems.append(f'{len(reshaped)} have another shape, checkpoint vs '
+                        f'model ({listing(reshaped, 4)})')
+    return problems
+
+
+def check_checkpoint_fits(model: nn.Module, path: str) -> Dict[str, Any]:
+    """Read ``path`` (``weights_only``) and stop unless its state dict holds
+    exactly the model's tensors with their shapes.
+
+    Returns:
+        dict: The loaded checkpoint, for the caller to load.
+
+    Raises:
+        CheckpointError: One sentence: what is missing, extra or reshaped,
+            what the file looks like and what the config builds.
+    """
+    loaded = _load_checkpoint(path, map_location='cpu')
+    state = unwrap_state_dict(loaded, path)
+    own = model.state_dict()
+    problems = fit_problems(state, own)
+    if not problems:
+        return loaded
+    looks_like, builds = describe_state_dict(state), describe_state_dict(own)
+    if looks_like == builds:
+        hint = ('Is it a checkpoint of another input size or keypoint '
+                'count? To fine-tune on another keypoint count use '
+                'KeypointTransferHook (docs/datasets.md).')
+    else:
+        hint = (f'It looks like {looks_like}; the config builds {builds}: '
+                'use the config the checkpoint was trained with.')
+    raise CheckpointError(
+        f'the checkpoint {path} does not fit the model of this config '
+        f'({type(model).__name__}): {"; ".join(problems)}. {hint}')
+
+
+def load_checkpoint_exactly(model: nn.Module, path: str) -> Dict[str, Any]:
+    """Load every tensor of ``model`` from ``path``, or stop (see
+    :func:`check_checkpoint_fits`); returns the loaded checkpoint."""
+    loaded = check_checkpoint_fits(model, path)
+    load_state_dict(model, unwrap_state_dict(loaded, path), strict=True)
+    return loaded
+
+
+def init_model(config, checkpoint: Optional[str] = None,
+               device: Optional[str] = None,
+               cfg_options: Optional[dict] = None) -> nn.Module:
+    """``mmpose.apis.init_model`` that loads all of the checkpoint or stops.
+
+    Args:
+        config: Config file or :class:`mmengine.Config`.
+        checkpoint: Checkpoint file; None or ``"none"`` keeps the fresh
+            (untrained) weights, with a logged warning.
+        device: Default: ``cuda:0`` when available, else ``cpu``.
+        cfg_options: Overrides merged into the config.
+
+    Returns:
+        nn.Module: The estimator in eval mode, with ``cfg`` and
+        ``dataset_meta`` (the checkpoint's if it has one, as MMPose does).
+
+    Raises:
+        CheckpointError: The checkpoint does not fit the config's model, is
+            unreadable or refused (see :func:`check_checkpoint_fits`).
+    """
+    from mmpose.apis import init_model as mmpose_init_model
+    model = mmpose_init_model(config, None, device='cpu',
+                              cfg_options=cfg_options)
+    if is_untrained(checkpoint):
+        print_log('no checkpoint: the weights are random (untrained), and '
+                  'so are the predictions.', logger='current',
+                  level=logging.WARNING)
+    else:
+        loaded = load_checkpoint_exactly(model, checkpoint)
+        meta = loaded.get('meta') if isinstance(loaded, dict) else None
+        if isinstance(meta, dict) and 'dataset_meta' in meta:
+            model.dataset_meta = meta['dataset_meta']
+    return model.to(resolve_device(device)).eval()
