@@ -52,13 +52,16 @@ def as_cli(options: dict) -> list:
 # Every process a test starts carries this variable with a value of its own,
 # and so does everything it starts in turn (torchrun's workers run in sessions
 # of their own, so a process group does not reach them; the environment does).
+# Values begin with this pytest session's id: test sessions running beside
+# each other on one machine must not take each other's processes for theirs.
 LAUNCH_MARK = 'SSPOSE_TEST_LAUNCH'
+SESSION = uuid.uuid4().hex
 
 
 def marked_processes(value: str = None) -> list:
-    """Pids of live processes started by a test (by one launch if
-    ``value`` is given), found through their environment."""
-    wanted = f'{LAUNCH_MARK}={value or ""}'.encode()
+    """Pids of live processes started by a test of this session (by one
+    launch if ``value`` is given), found through their environment."""
+    wanted = f'{LAUNCH_MARK}={value or SESSION}'.encode()
     found = []
     for entry in Path('/proc').iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -89,7 +92,7 @@ def started(command: list, env: dict = None,
     """Start ``command`` from the repository root in a process group of its
     own; on leaving, kill it with everything it started (also on a failed
     assertion or a timeout)."""
-    value = uuid.uuid4().hex
+    value = f'{SESSION}-{uuid.uuid4().hex}'
     env = dict(env if env is not None else os.environ, **{LAUNCH_MARK: value})
     process = subprocess.Popen(command, cwd=REPO, env=env,
                                start_new_session=True, **popen_args)
