@@ -2,9 +2,11 @@
 import argparse
 import json
 import os
-from contextlib import contextmanager
 import os.path as osp
-from typing import Any, Dict, Iterable, Optional
+import re
+import zipfile
+from contextlib import contextmanager
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 from mmengine.config import Config, DictAction
 
@@ -159,6 +161,53 @@ def use_exact_resume_loop(cfg: Config) -> None:
         return
     train_cfg.pop('by_epoch', None)
     train_cfg.type = 'ExactResumeEpochBasedTrainLoop'
+
+
+# The names CheckpointHook gives the checkpoints a run resumes from (its
+# default filename_tmpl); best_* files hold no optimizer state.
+_RESUMABLE = re.compile(r'(epoch|iter)_\d+\.pth')
+
+
+def _complete(path: str) -> bool:
+    """Whether ``path`` is a whole checkpoint file: torch writes a zip
+    archive, whose directory at the very end is missing when cut short."""
+    return osp.isfile(path) and zipfile.is_zipfile(path)
+
+
+def find_resume_checkpoint(
+        work_dir: str) -> Tuple[Optional[str], Optional[str]]:
+    """The checkpoint ``--resume`` (without a file) continues from, and a
+    sentence when it is not the one ``last_checkpoint`` names.
+
+    The work dir's ``last_checkpoint`` names it as a rule. When that pointer
+    is missing, empty (written by plain mmengine, which a kill can leave
+    empty) or names a file that is gone or incomplete, the newest complete
+    ``epoch_N.pth`` / ``iter_N.pth`` in the work dir (by modification time)
+    is used and the sentence says which; with none, (None, sentence): the
+    run starts from the beginning, as mmengine does without a checkpoint.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        reason = f'there is no {pointer}'
+    else:
+        with open(pointer) as f:
+            named = f.read().strip()
+        if _complete(named):
+            return named, None
+        reason = (f'{pointer} is empty' if not named else
+                  f'{pointer} names {named}, which '
+                  + ('is incomplete' if osp.exists(named) else
+                     'does not exist'))
+    found = [osp.join(work_dir, name) for name in os.listdir(work_dir)
+             if _RESUMABLE.fullmatch(name)] if osp.isdir(work_dir) else []
+    found = [path for path in found if _complete(path)]
+    if not found:
+        return None, (f'--resume: {reason} and no complete checkpoint '
+                      '(epoch_N.pth, iter_N.pth) is in the work dir; '
+                      'training starts from the beginning.')
+    newest = max(found, key=lambda path: (osp.getmtime(path), path))
+    return newest, (f'--resume: {reason}; resuming from the newest complete '
+                    f'checkpoint in the work dir, {newest}.')
 
 
 @contextmanager
