@@ -1,6 +1,7 @@
 """Config handling shared by ``tools/train.py`` and ``tools/test.py``."""
 import argparse
 import json
+import logging
 import os
 import os.path as osp
 import re
@@ -9,12 +10,14 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 
 from ..compat import setup_distributed
 from ..errors import ConfigError, DataError
 from .config_checks import (check_cfg_options, check_config,
-                            check_module_types, find_malformed_json,
-                            leaf_datasets)
+                            check_module_types, check_value_types,
+                            find_malformed_json, leaf_datasets,
+                            syntax_error_in)
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser,
@@ -59,17 +62,25 @@ def load_config(path: str,
     """
     if not osp.isfile(path):
         raise ConfigError(f'config file "{path}" does not exist.')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as error:
+        message = syntax_error_in(path)
+        if message is None:
+            raise
+        raise ConfigError(message) from error
     check_cfg_options(cfg, cfg_options)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     check_module_types(cfg)
+    check_value_types(cfg, cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     check_config(cfg, phases)
+    keep_no_workers_alive(cfg)
     drop_switched_off_hooks(cfg)
     use_checked_image_loading(cfg)
     setup_distributed(cfg, launcher)
@@ -92,6 +103,26 @@ def drop_switched_off_hooks(cfg: Config) -> None:
     for name in [name for name, hook in hooks.items()
                  if hook is None and name not in MMENGINE_DEFAULT_HOOKS]:
         del hooks[name]
+
+
+def keep_no_workers_alive(cfg: Config) -> None:
+    """A dataloader with ``num_workers=0`` gets ``persistent_workers=False``.
+
+    MMPose's configs keep their workers alive; with ``--cfg-options
+    test_dataloader.num_workers=0`` (loading in the main process) there is
+    no worker to keep, but torch's DataLoader refuses the pair with a
+    ValueError only after the model is built. Loading in the main process
+    is what was asked for, so that is done, and a warning says so.
+    """
+    for phase in ('train', 'val', 'test'):
+        loader = cfg.get(f'{phase}_dataloader')
+        if loader and loader.get('persistent_workers') and not loader.get(
+                'num_workers'):
+            loader.persistent_workers = False
+            print_log(f'{phase}_dataloader.num_workers=0: no worker '
+                      'processes, so persistent_workers=True does not apply '
+                      '(set to False).', logger='current',
+                      level=logging.WARNING)
 
 
 def use_checked_image_loading(cfg: Config) -> None:
