@@ -453,3 +453,85 @@ def test_nan_guard_names_the_last_good_checkpoint(tmp_path):
     assert 'iteration 42 (epoch 4, batch 6)' in message
     assert 'loss=inf, loss_kpt=inf' in message and 'acc_pose' not in message
     assert f'the last good checkpoint is {tmp_path / "iter_40.pth"}' in message
+
+
+@pytest.mark.parametrize('key,value,needs,built', [
+    ('train_cfg.max_epochs', 'abc', 'is not a whole number',
+     'max_epochs of EpochBasedTrainLoop takes an int'),
+    ('train_cfg.max_epochs', 1.5, 'is not a whole number',
+     'max_epochs of EpochBasedTrainLoop takes an int'),
+    ('optim_wrapper.optimizer.lr', 'fast', 'is not a number',
+     'lr of Adam takes a float'),
+    ('model.head.out_channels', 17.0, 'is not a whole number',
+     'out_channels of HeatmapHead takes an int'),
+    ('test_dataloader.batch_size', '4x', 'is not a whole number',
+     'batch_size of DataLoader takes an int'),
+])
+def test_a_value_of_the_wrong_kind_stops_before_the_build(key, value, needs,
+                                                          built):
+    """--cfg-options keeps what does not parse as a number as a string
+    (abc, fast) and 1.5 / 17.0 as floats; mmengine passes them on to fail
+    deep in the build or training."""
+    with pytest.raises(ConfigError) as error:
+        load_config(CONFIG, excerpt(**{key: value}))
+    assert str(error.value) == (
+        f'{key}={value!r} (set by --cfg-options for {CONFIG}) {needs}: '
+        f'{built}.')
+
+
+def test_a_value_of_the_wrong_kind_in_the_config_file(tmp_path):
+    config = tmp_path / 'epochs_as_text.py'
+    config.write_text(f'_base_ = [{CONFIG!r}]\n'
+                      "train_cfg = dict(max_epochs='12')\n")
+    with pytest.raises(ConfigError, match=re.escape(
+            f"train_cfg.max_epochs='12' (in {config}) is not a whole "
+            'number')):
+        load_config(str(config), excerpt())
+
+
+@pytest.mark.slow
+def test_a_value_of_the_wrong_kind_through_the_cli(tmp_path):
+    """The line is all that is printed: nothing was built or dumped."""
+    result = run_tool(['tools/train.py', CONFIG, '--work-dir', str(tmp_path)]
+                      + as_cli(excerpt(**{'train_cfg.max_epochs': 'abc'})))
+    assert last_line_error(result) == (
+        "error: train_cfg.max_epochs='abc' (set by --cfg-options for "
+        f'{CONFIG}) is not a whole number: max_epochs of EpochBasedTrainLoop '
+        'takes an int.')
+    assert result.stdout == '' and len(result.stderr.splitlines()) == 1
+
+
+def test_a_syntax_error_names_the_config_file_and_line(tmp_path):
+    """mmengine parses configs without their name (File "<unknown>")."""
+    base = tmp_path / 'base.py'
+    base.write_text(f'_base_ = [{CONFIG!r}]\n'
+                    'model = dict(head=dict(out_channels=17)\n'
+                    'train_cfg = dict(max_epochs=3)\n')
+    child = tmp_path / 'child.py'
+    child.write_text("_base_ = ['base.py']\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(str(child), excerpt())
+    assert str(error.value) == (
+        f'syntax error in the config file {base}, line 2: \'(\' was never '
+        'closed (model = dict(head=dict(out_channels=17)); it is a _base_ '
+        f'of {child}.')
+    with pytest.raises(ConfigError, match=re.escape(
+            f'syntax error in the config file {base}, line 2:')):
+        load_config(str(base), excerpt())
+
+
+def test_no_workers_with_persistent_workers_loads_in_the_main_process(
+        logged_warnings):
+    """MMPose's configs keep workers alive; num_workers=0 asks for none,
+    which torch's DataLoader refuses with persistent_workers=True (after
+    the model is built): the loader is built without."""
+    from mmengine.runner import Runner
+    cfg = load_config(CONFIG, excerpt(**{
+        'test_dataloader.num_workers': 0,
+        'test_dataloader.persistent_workers': True}), phases=['test'])
+    assert cfg.test_dataloader.persistent_workers is False
+    assert [r.getMessage() for r in logged_warnings] == [
+        'test_dataloader.num_workers=0: no worker processes, so '
+        'persistent_workers=True does not apply (set to False).']
+    loader = Runner.build_dataloader(cfg.test_dataloader)
+    assert len(next(iter(loader))['inputs']) == 4  # the excerpt's batch

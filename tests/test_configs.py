@@ -35,7 +35,8 @@ def test_config_builds(path: Path):
         assert tuple(crop.heatmap_size) == tuple(codec.heatmap_size)
 
 
-PACKAGE_HOOKS = dict(sync_buffers='SyncBuffersHook',
+PACKAGE_HOOKS = dict(checkpoint='AtomicCheckpointHook',
+                     sync_buffers='SyncBuffersHook',
                      plain_checkpoint='PlainCheckpointHook',
                      exact_resume='ExactResumeHook', nan_guard='NanGuardHook')
 EVERY_CONFIG = sorted(p for p in (REPO / 'configs').rglob('*.py')

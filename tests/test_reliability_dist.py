@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import COCO, as_cli, run_tool, started, tool_env
-from test_reliability_resume import (check_ok, tiny_options,
+from conftest import (COCO, QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
+                      run_tool, started, tool_env)
+from test_reliability_resume import (ITERS, check_ok, tiny_options,
                                      write_tiny_config)
 from test_runner import free_port
 
@@ -69,6 +70,8 @@ def options(world_size: int) -> dict:
         'model.backbone.norm_eval': True,
         'model.neck.dropout': 0.0,
         'default_hooks.checkpoint.interval': 1,
+        # iter_1.pth (the movement's start) to iter_6.pth are compared.
+        'default_hooks.checkpoint.max_keep_ckpts': ITERS,
         'env_cfg.dist_cfg.timeout': 120,  # a failure ends, never hangs
     })
     del chosen['test_evaluator.ann_file']  # EQUIVALENCE_CONFIG names it
@@ -160,8 +163,9 @@ def test_a_lost_rank_ends_the_job_with_a_clear_message(tmp_path, how):
                    'train_cfg.max_epochs': 1000,
                    'env_cfg.dist_cfg.timeout': timeout}))
     port = free_port()
-    with started(command, env=node_env(1, port), stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL) as node1, started(
+    with open(tmp_path / 'node1.log', 'w') as node1_log, started(
+            command, env=node_env(1, port), stdout=node1_log,
+            stderr=subprocess.STDOUT) as node1, started(
                      command, env=node_env(0, port), stdout=subprocess.PIPE,
                      stderr=subprocess.STDOUT, text=True) as node0:
         rank1 = worker_of(node1)
@@ -176,8 +180,54 @@ def test_a_lost_rank_ends_the_job_with_a_clear_message(tmp_path, how):
         output.append(node0.stdout.read())
         node0.wait(timeout=120)
         ended_after = time.time() - lost_at
+        if how == 'dies':
+            node1.wait(timeout=120)
     text = ''.join(output)
     assert node0.returncode != 0
     # The collective timeout bounds the wait (plus the rest of the epoch).
     assert ended_after < timeout + 60, text[-2000:]
-    assert 'error: process 0 of a distributed run lost its peers' in text
+    assert text.strip().splitlines()[-1].startswith(
+        'error: process 0 of a distributed run lost its peers'), text[-2000:]
+    if how == 'dies':  # its launcher says what torchrun saw, last
+        last = (tmp_path / 'node1.log').read_text().strip().splitlines()[-1]
+        assert last.startswith('error: process 1 of the distributed run '
+                               f'(pid {rank1}) was killed by signal SIGKILL')
+        assert node1.returncode == 128 + signal.SIGKILL
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('command,message', [
+    (['./dist_train.sh', str(QUICKSTART_CONFIG), '0'],
+     'error: NPROC must be a number of processes per machine, 1 or more; '
+     'got "0".'),
+    (['./dist_test.sh', str(QUICKSTART_CONFIG), '2', 'ckpt.pth'],
+     'error: the order is CONFIG CHECKPOINT NPROC, but "2" looks like NPROC '
+     'and "ckpt.pth" like CHECKPOINT (swapped?).'),
+    (['./dist_train.sh', '2', str(QUICKSTART_CONFIG)],
+     f'error: the order is CONFIG NPROC, but "2" looks like NPROC and '
+     f'"{QUICKSTART_CONFIG}" like CONFIG (swapped?).'),
+], ids=['no-processes', 'test-swapped', 'train-swapped'])
+def test_launcher_arguments_are_checked_in_one_line(command, message):
+    result = run_tool(command)
+    assert (result.returncode, result.stdout) == (2, '')
+    assert result.stderr == message + '\n'
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('command,mistake', [
+    (['./dist_train.sh', str(QUICKSTART_CONFIG), '2'],
+     {'train_cfg.max_epochs': 'abc'}),
+    (['./dist_test.sh', str(QUICKSTART_CONFIG), 'missing.pth', '1'], {}),
+], ids=['train', 'test'])
+def test_a_launch_ends_with_the_error_of_its_process(command, mistake,
+                                                     tmp_path):
+    """torchrun's own failure report (a traceback ending in a ~35-line
+    ChildFailedError) would follow the process's error line."""
+    result = run_tool(command + ['--work-dir', str(tmp_path)] +
+                      as_cli(dict(coco_excerpt_options(), **mistake)))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith('error: '), result.stderr[-3000:]
+    # Each process says it: a config error is the same on all of them.
+    assert lines == [lines[-1]] * (2 if 'train' in command[0] else 1)

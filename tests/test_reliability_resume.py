@@ -4,18 +4,26 @@ All runs train the quickstart model at 64x48 on the 12 people of the COCO
 excerpt: batch 4, so 3 iterations per epoch, a checkpoint every 2 iterations
 (so most of them fall inside an epoch).
 """
+import builtins
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from mmengine.logging import MessageHub, MMLogger
 
 from conftest import (QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
                       run_tool, started, tool_command, tool_env)
+from sspose_mm.apis.launch import find_resume_checkpoint
+from sspose_mm.compat import atomic_write
+from sspose_mm.engine.hooks import AtomicCheckpointHook
 
 EPOCHS = 2
 ITERS = 3 * EPOCHS
@@ -140,6 +148,113 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(uninterrupted,
     if done % 3:  # inside an epoch: its trained batches are skipped
         assert f'skipping its {done % 3} batches already trained on' in log
     assert_same_training_state(final, tmp_path / f'iter_{ITERS}.pth')
+
+
+@pytest.mark.slow
+def test_resume_with_an_empty_pointer_takes_the_newest_complete_checkpoint(
+        uninterrupted, tmp_path):
+    """An empty ``last_checkpoint`` (what mmengine's plain write leaves when
+    killed between open and write), a cut-off newer checkpoint beside the
+    good ones: --resume says which checkpoint it takes, the newest complete
+    one, and ends with the uninterrupted run's state."""
+    config, final = uninterrupted
+    for done in (2, 4):  # copied in order: iter_4.pth is the newer
+        shutil.copy(final.parent / f'iter_{done}.pth', tmp_path)
+    whole = final.read_bytes()
+    (tmp_path / f'iter_{ITERS}.pth').write_bytes(whole[:len(whole) // 2])
+    (tmp_path / 'last_checkpoint').write_text('')
+    log = check_ok(run_tool(train_command(config, tmp_path, '--resume')))
+    assert (f'--resume: {tmp_path}/last_checkpoint is empty; resuming from '
+            'the newest complete checkpoint in the work dir, '
+            f'{tmp_path}/iter_4.pth.') in log
+    assert 'resumed epoch: 1, iter: 4' in log
+    assert_same_training_state(final, tmp_path / f'iter_{ITERS}.pth')
+
+
+def save_tiny_checkpoint(path: Path, age: int) -> None:
+    """A checkpoint file ``age`` seconds older than the others."""
+    torch.save({'state_dict': {'w': torch.zeros(2)}}, path)
+    os.utime(path, (time.time() - age, time.time() - age))
+
+
+def test_resume_with_a_missing_or_dangling_pointer(tmp_path):
+    """No pointer, or one naming a deleted file: the newest complete
+    runner checkpoint (not an encoder or best-only one, not a cut-off
+    file), with the reason; none at all: a fresh start, said so."""
+    path, note = find_resume_checkpoint(str(tmp_path))
+    assert path is None
+    assert note == (f'--resume: there is no {tmp_path}/last_checkpoint and '
+                    'no complete checkpoint (epoch_N.pth, iter_N.pth) is in '
+                    'the work dir; training starts from the beginning.')
+    save_tiny_checkpoint(tmp_path / 'epoch_2.pth', age=30)
+    save_tiny_checkpoint(tmp_path / 'epoch_1.pth', age=20)  # newer by time
+    for newer in ('encoder_epoch_3.pth', 'best_coco_AP_epoch_3.pth'):
+        save_tiny_checkpoint(tmp_path / newer, age=0)
+    (tmp_path / 'epoch_3.pth').write_bytes(
+        (tmp_path / 'epoch_2.pth').read_bytes()[:200])
+    path, note = find_resume_checkpoint(str(tmp_path))
+    assert path == str(tmp_path / 'epoch_1.pth')
+    assert note.startswith(f'--resume: there is no {tmp_path}/'
+                           'last_checkpoint; resuming from the newest')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_9.pth'))
+    path, note = find_resume_checkpoint(str(tmp_path))
+    assert path == str(tmp_path / 'epoch_1.pth')
+    assert f'names {tmp_path}/epoch_9.pth, which does not exist;' in note
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_3.pth'))
+    assert 'epoch_3.pth, which is incomplete;' in find_resume_checkpoint(
+        str(tmp_path))[1]
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_2.pth'))
+    assert find_resume_checkpoint(str(tmp_path)) == (
+        str(tmp_path / 'epoch_2.pth'), None)
+
+
+class Killed(BaseException):
+    """Stands for a SIGKILL: nothing after it runs."""
+
+
+def test_last_checkpoint_is_never_left_empty(tmp_path, monkeypatch):
+    """The default checkpoint hook, killed after mmengine opened its
+    ``last_checkpoint`` for writing (which empties the file) and before it
+    wrote: the work dir's pointer still names the previous checkpoint."""
+    runner = SimpleNamespace(
+        work_dir=str(tmp_path), logger=MMLogger.get_current_instance(),
+        message_hub=MessageHub.get_instance('test_last_checkpoint'),
+        save_checkpoint=lambda out_dir, filename, *args, **kwargs:
+        atomic_write(os.path.join(out_dir, filename), b'weights'))
+    hook = AtomicCheckpointHook(interval=1, by_epoch=False)
+    hook.before_train(runner)
+    hook._save_checkpoint_with_step(runner, 1, meta={})
+    pointer = tmp_path / 'last_checkpoint'
+    assert pointer.read_text() == str(tmp_path / 'iter_1.pth')
+
+    class DiesBeforeWriting:
+        def __init__(self, file):
+            self.file = file
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *error):
+            self.file.close()
+
+        def write(self, text):
+            raise Killed
+
+    plain_open = builtins.open
+
+    def killed_while_writing(path, mode='r', *args, **kwargs):
+        file = plain_open(path, mode, *args, **kwargs)
+        if os.path.basename(path) == 'last_checkpoint' and 'w' in mode:
+            return DiesBeforeWriting(file)
+        return file
+
+    monkeypatch.setattr(builtins, 'open', killed_while_writing)
+    with pytest.raises(Killed):
+        hook._save_checkpoint_with_step(runner, 2, meta={})
+    monkeypatch.setattr(builtins, 'open', plain_open)
+    assert pointer.read_text() == str(tmp_path / 'iter_1.pth')
+    hook._save_checkpoint_with_step(runner, 2, meta={})
+    assert pointer.read_text() == str(tmp_path / 'iter_2.pth')
 
 
 _WRITER = '''

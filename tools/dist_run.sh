@@ -4,9 +4,14 @@
 # CPU process without (gloo is chosen automatically). Multi-node: NNODES,
 # NODE_RANK, MASTER_ADDR, PORT as for torchrun. PYTHON picks the
 # interpreter (default: the repo's .venv if present, else python).
+# tools/torchrun.py is torchrun ending with the failed process's own error.
 set -euo pipefail
 NPROC=$1
 SCRIPT=$2
+if ! [[ $NPROC =~ ^[1-9][0-9]*$ ]]; then
+    echo "error: NPROC must be a number of processes per machine, 1 or more; got \"$NPROC\"." >&2
+    exit 2
+fi
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 if [ -z "${PYTHON:-}" ]; then
     PYTHON=python
@@ -14,7 +19,7 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
-exec "$PYTHON" -m torch.distributed.run \
+exec "$PYTHON" "$ROOT/tools/torchrun.py" \
     --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
     --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}" \
     --nproc_per_node="$NPROC" "$ROOT/tools/$SCRIPT" "${@:3}" --launcher pytorch

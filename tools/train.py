@@ -5,16 +5,18 @@ Runs on CUDA as usual and, without CUDA, on CPU (gloo for
 starts; user errors end with one line instead of a traceback.
 """
 import argparse
+import logging
 import os
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
 import torch
+from mmengine.logging import print_log
 from mmengine.runner import Runner
-from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from sspose_mm.apis import (add_runner_arguments, enable_visualization,
                             load_config, parse_runner_arguments)
-from sspose_mm.apis.launch import (make_deterministic, naming_malformed_json,
+from sspose_mm.apis.launch import (find_resume_checkpoint,
+                                   make_deterministic, naming_malformed_json,
                                    use_exact_resume_loop)
 from sspose_mm.compat import trust_checkpoint
 from sspose_mm.errors import ConfigError, run_cli
@@ -69,15 +71,17 @@ def main():
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.trust_checkpoint and args.resume is None:
         raise ConfigError('--trust-checkpoint only applies to --resume.')
-    if args.resume is not None:
-        resume_from = (find_latest_checkpoint(cfg.work_dir)
-                       if args.resume == 'auto' else args.resume)
-        if resume_from is not None:
-            if not os.path.isfile(resume_from):
-                raise ConfigError(f'--resume: checkpoint "{resume_from}" '
-                                  'does not exist.')
-            if args.trust_checkpoint:
-                trust_checkpoint(resume_from)
+    resume_from = args.resume
+    if resume_from == 'auto':
+        resume_from, note = find_resume_checkpoint(cfg.work_dir)
+        if note:
+            print_log(note, logger='current', level=logging.WARNING)
+    if resume_from is not None:
+        if not os.path.isfile(resume_from):
+            raise ConfigError(f'--resume: checkpoint "{resume_from}" '
+                              'does not exist.')
+        if args.trust_checkpoint:
+            trust_checkpoint(resume_from)
         cfg.resume = True
         cfg.load_from = resume_from
     if args.auto_scale_lr:

@@ -5,6 +5,8 @@
 # list, so a config that adds its own hooks (custom_hooks = [...]) keeps
 # these. Switch one off with e.g. default_hooks = dict(nan_guard=None)
 # (the tools honour it; mmengine's Runner alone only for its own hooks).
+#   checkpoint:       mmengine's CheckpointHook (its options unchanged) whose
+#                     last_checkpoint pointer is written atomically
 #   plain_checkpoint: checkpoints hold only tensors and plain values, so they
 #                     load with weights_only=True anywhere
 #   exact_resume:     --resume ends where an uninterrupted run would
@@ -14,6 +16,7 @@ _base_ = 'mmpose::_base_/default_runtime.py'
 
 custom_imports = dict(imports=['sspose_mm'], allow_failed_imports=False)
 default_hooks = dict(
+    checkpoint=dict(type='AtomicCheckpointHook'),
     sync_buffers=dict(type='SyncBuffersHook'),
     plain_checkpoint=dict(type='PlainCheckpointHook'),
     exact_resume=dict(type='ExactResumeHook'),

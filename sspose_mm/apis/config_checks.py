@@ -5,12 +5,17 @@ config entry and the file, instead of a traceback from deep inside the
 dataset or model code. The checkpoint check is
 :func:`sspose_mm.apis.loading.check_checkpoint_fits`.
 """
+import ast
 import difflib
 import inspect
 import json
 import os.path as osp
-from typing import Any, Dict, Iterable, Iterator, List, Optional
+import types
+import typing
+from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional,
+                    Tuple)
 
+import torch
 from mmengine.config import Config
 
 from ..datasets.keypoint_layout import pipeline_num_keypoints
@@ -62,22 +67,37 @@ def closest_registered(type_name: str, registry_name: Optional[str] = None,
     return close[0] if close else None
 
 
+def _arguments(built: Callable) -> Iterator[Tuple[str, Any]]:
+    """(name, annotation) of each argument of what builds from a config
+    node: a function, or a class and the constructors it inherits (most
+    derived first). Annotations written as strings are evaluated one by
+    one (``inspect``'s ``eval_str`` gives up on the first it cannot
+    resolve); an unresolvable one becomes None."""
+    functions = ([klass.__init__ for klass in built.__mro__]
+                 if inspect.isclass(built) else [built])
+    for function in functions:
+        try:
+            parameters = inspect.signature(function).parameters
+        except (TypeError, ValueError):  # a builtin without a signature
+            continue
+        for name, parameter in parameters.items():
+            annotation = parameter.annotation
+            if isinstance(annotation, str):
+                try:
+                    annotation = eval(annotation,
+                                      getattr(function, '__globals__', {}))
+                except Exception:  # noqa: BLE001 - any unresolvable name
+                    annotation = None
+            yield name, annotation
+
+
 def _is_constructor_argument(node: dict, key: str) -> bool:
     """Whether ``key`` is an argument of the constructor ``node`` builds."""
     if not isinstance(node.get('type'), str):
         return False
     built = registered(node['type'])
-    if built is None:
-        return False
-    functions = ([klass.__init__ for klass in built.__mro__]
-                 if inspect.isclass(built) else [built])
-    for function in functions:
-        try:
-            if key in inspect.signature(function).parameters:
-                return True
-        except (TypeError, ValueError):
-            continue
-    return False
+    return built is not None and any(name == key
+                                     for name, _ in _arguments(built))
 
 
 def check_module_types(cfg: Config) -> None:
@@ -101,6 +121,113 @@ def check_module_types(cfg: Config) -> None:
                 visit(value, f'{path}.{index}')
 
     visit(dict(cfg.items()), '')
+
+
+def _builder(node: dict, path: str) -> Optional[Callable]:
+    """What ``node`` at ``path`` is built with: its ``type``, or for the
+    entries that name none what mmengine's Runner builds from them."""
+    type_name = node.get('type')
+    if callable(type_name):
+        return type_name
+    if isinstance(type_name, str):
+        return registered(type_name)
+    if path.endswith('_dataloader') and '.' not in path:
+        return torch.utils.data.DataLoader
+    implied = {'optim_wrapper': 'OptimWrapper'}
+    if path == 'train_cfg' and 'by_epoch' in node:
+        implied['train_cfg'] = ('EpochBasedTrainLoop' if node['by_epoch']
+                                else 'IterBasedTrainLoop')
+    return registered(implied[path]) if path in implied else None
+
+
+def _number_kind(annotation: Any) -> Optional[type]:
+    """``int`` for an argument annotated as a whole number, ``float`` for
+    any number; None for all else (a config cannot hold a tensor, and None
+    is accepted everywhere: many annotations omit Optional)."""
+    union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    kinds = set(typing.get_args(annotation)) if union else {annotation}
+    kinds -= {type(None), torch.Tensor}
+    if kinds == {int}:
+        return int
+    return float if kinds in ({float}, {int, float}) else None
+
+
+def check_value_types(cfg: Config,
+                      options: Optional[Dict[str, Any]] = None) -> None:
+    """Numbers where the built constructors need numbers.
+
+    A config (or ``--cfg-options``, which keeps what does not parse as a
+    number as a string) can hold ``max_epochs='abc'``, ``lr='fast'`` or
+    ``out_channels=17.0``; mmengine stores them and the build fails deep
+    inside, or later in training. Each argument annotated ``int`` (or
+    ``float``) of the constructor a node builds must get a whole number (or
+    any number), else one :class:`ConfigError` names the key, its value,
+    where it was set and what it needs.
+    """
+    given = options or {}
+
+    def check(node: dict, path: str) -> None:
+        built = _builder(node, path)
+        if built is None:
+            return
+        kinds: Dict[str, Optional[type]] = {}
+        for name, annotation in _arguments(built):
+            kinds.setdefault(name, _number_kind(annotation))
+        for key, value in node.items():
+            kind = kinds.get(key)
+            if kind is None or value is None or (
+                    isinstance(value, kind if kind is int else (int, float))):
+                continue
+            where = f'{path}.{key}'
+            source = (f'set by --cfg-options for {cfg.filename}' if any(
+                where == option or where.startswith(f'{option}.')
+                for option in given) else f'in {cfg.filename}')
+            raise ConfigError(
+                f'{where}={value!r} ({source}) is not '
+                f'{"a whole number" if kind is int else "a number"}: {key} '
+                f'of {getattr(built, "__name__", built)} takes '
+                f'{"an int" if kind is int else "a float"}.')
+
+    def visit(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            check(node, path)
+            for key, value in node.items():
+                visit(value, f'{path}.{key}' if path else key)
+        elif isinstance(node, (list, tuple)):
+            for index, value in enumerate(node):
+                visit(value, f'{path}.{index}')
+
+    visit(dict(cfg.items()), '')
+
+
+def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
+    """One sentence for the first syntax error in the config ``path`` or
+    the ``_base_`` files it builds on; None if they all parse.
+
+    mmengine parses configs without their file name, so Python's message
+    says ``File "<unknown>"``; this finds the file (through mmengine's own
+    ``_base_`` resolution) and names it with the line.
+    """
+    if not osp.isfile(path):
+        return None
+    if path.endswith('.py'):
+        with open(path, encoding='utf-8') as f:
+            source = f.read()
+        try:
+            ast.parse(source, filename=path)
+        except SyntaxError as error:
+            code = (error.text or '').strip()
+            return (f'syntax error in the config file {path}, line '
+                    f'{error.lineno}: {error.msg}'
+                    + (f' ({code})' if code else '')
+                    + (f'; it is a _base_ of {child}' if child else '')
+                    + '.')
+    for base in Config._get_base_files(path):
+        found = syntax_error_in(Config._get_cfg_path(base, path)[0],
+                                child or path)
+        if found:
+            return found
+    return None
 
 
 def check_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:

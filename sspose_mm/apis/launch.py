@@ -1,19 +1,24 @@
 """Config handling shared by ``tools/train.py`` and ``tools/test.py``."""
 import argparse
 import json
+import logging
 import os
-from contextlib import contextmanager
 import os.path as osp
-from typing import Any, Dict, Iterable, Optional
+import re
+import zipfile
+from contextlib import contextmanager
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import torch
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 
 from ..compat import setup_distributed
 from ..errors import ConfigError, DataError
 from .config_checks import (check_cfg_options, check_config,
-                            check_module_types, find_malformed_json,
-                            leaf_datasets)
+                            check_module_types, check_value_types,
+                            find_malformed_json, leaf_datasets,
+                            syntax_error_in)
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser,
@@ -58,11 +63,18 @@ def load_config(path: str,
     """
     if not osp.isfile(path):
         raise ConfigError(f'config file "{path}" does not exist.')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except SyntaxError as error:
+        message = syntax_error_in(path)
+        if message is None:
+            raise
+        raise ConfigError(message) from error
     check_cfg_options(cfg, cfg_options)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     check_module_types(cfg)
+    check_value_types(cfg, cfg_options)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
@@ -70,6 +82,7 @@ def load_config(path: str,
                                 osp.splitext(osp.basename(path))[0])
     check_config(cfg, phases)
     set_matmul_precision(cfg)
+    keep_no_workers_alive(cfg)
     drop_switched_off_hooks(cfg)
     use_checked_image_loading(cfg)
     setup_distributed(cfg, launcher)
@@ -111,6 +124,26 @@ def drop_switched_off_hooks(cfg: Config) -> None:
     for name in [name for name, hook in hooks.items()
                  if hook is None and name not in MMENGINE_DEFAULT_HOOKS]:
         del hooks[name]
+
+
+def keep_no_workers_alive(cfg: Config) -> None:
+    """A dataloader with ``num_workers=0`` gets ``persistent_workers=False``.
+
+    MMPose's configs keep their workers alive; with ``--cfg-options
+    test_dataloader.num_workers=0`` (loading in the main process) there is
+    no worker to keep, but torch's DataLoader refuses the pair with a
+    ValueError only after the model is built. Loading in the main process
+    is what was asked for, so that is done, and a warning says so.
+    """
+    for phase in ('train', 'val', 'test'):
+        loader = cfg.get(f'{phase}_dataloader')
+        if loader and loader.get('persistent_workers') and not loader.get(
+                'num_workers'):
+            loader.persistent_workers = False
+            print_log(f'{phase}_dataloader.num_workers=0: no worker '
+                      'processes, so persistent_workers=True does not apply '
+                      '(set to False).', logger='current',
+                      level=logging.WARNING)
 
 
 def use_checked_image_loading(cfg: Config) -> None:
@@ -180,6 +213,53 @@ def use_exact_resume_loop(cfg: Config) -> None:
         return
     train_cfg.pop('by_epoch', None)
     train_cfg.type = 'ExactResumeEpochBasedTrainLoop'
+
+
+# The names CheckpointHook gives the checkpoints a run resumes from (its
+# default filename_tmpl); best_* files hold no optimizer state.
+_RESUMABLE = re.compile(r'(epoch|iter)_\d+\.pth')
+
+
+def _complete(path: str) -> bool:
+    """Whether ``path`` is a whole checkpoint file: torch writes a zip
+    archive, whose directory at the very end is missing when cut short."""
+    return osp.isfile(path) and zipfile.is_zipfile(path)
+
+
+def find_resume_checkpoint(
+        work_dir: str) -> Tuple[Optional[str], Optional[str]]:
+    """The checkpoint ``--resume`` (without a file) continues from, and a
+    sentence when it is not the one ``last_checkpoint`` names.
+
+    The work dir's ``last_checkpoint`` names it as a rule. When that pointer
+    is missing, empty (written by plain mmengine, which a kill can leave
+    empty) or names a file that is gone or incomplete, the newest complete
+    ``epoch_N.pth`` / ``iter_N.pth`` in the work dir (by modification time)
+    is used and the sentence says which; with none, (None, sentence): the
+    run starts from the beginning, as mmengine does without a checkpoint.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        reason = f'there is no {pointer}'
+    else:
+        with open(pointer) as f:
+            named = f.read().strip()
+        if _complete(named):
+            return named, None
+        reason = (f'{pointer} is empty' if not named else
+                  f'{pointer} names {named}, which '
+                  + ('is incomplete' if osp.exists(named) else
+                     'does not exist'))
+    found = [osp.join(work_dir, name) for name in os.listdir(work_dir)
+             if _RESUMABLE.fullmatch(name)] if osp.isdir(work_dir) else []
+    found = [path for path in found if _complete(path)]
+    if not found:
+        return None, (f'--resume: {reason} and no complete checkpoint '
+                      '(epoch_N.pth, iter_N.pth) is in the work dir; '
+                      'training starts from the beginning.')
+    newest = max(found, key=lambda path: (osp.getmtime(path), path))
+    return newest, (f'--resume: {reason}; resuming from the newest complete '
+                    f'checkpoint in the work dir, {newest}.')
 
 
 @contextmanager

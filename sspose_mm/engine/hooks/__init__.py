@@ -1,3 +1,4 @@
+from .atomic_checkpoint_hook import AtomicCheckpointHook  # noqa: F401
 from .keypoint_transfer_hook import KeypointTransferHook  # noqa: F401
 from .plain_checkpoint_hook import PlainCheckpointHook
 from .exact_resume_hook import ExactResumeHook  # noqa: F401

@@ -1,0 +1,47 @@
+"""mmengine's ``CheckpointHook`` with an all-or-nothing ``last_checkpoint``.
+"""
+import os.path as osp
+import tempfile
+
+from mmengine.dist import is_main_process
+from mmengine.hooks import CheckpointHook
+
+from mmpose.registry import HOOKS
+
+from ...compat import atomic_write
+
+
+class _WorkDirElsewhere:
+    """The runner, except that ``work_dir`` is another folder."""
+
+    def __init__(self, runner, work_dir: str) -> None:
+        self._runner = runner
+        self.work_dir = work_dir
+
+    def __getattr__(self, name: str):
+        return getattr(self._runner, name)
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` whose ``last_checkpoint`` is never empty or cut.
+
+    mmengine 0.10.7 writes the checkpoint through the file backend (atomic
+    here, ``sspose_mm/compat.py``) but then the ``last_checkpoint`` pointer
+    with a plain ``open(..., 'w')``: a process killed between the open and
+    the write leaves the pointer empty, and ``--resume`` has nothing to go
+    on. This hook lets mmengine write that pointer into a scratch folder
+    (its ``runner.work_dir`` is the only thing changed; every other hook
+    sees the real runner) and then replaces the work dir's pointer with
+    :func:`atomic_write`, so at every instant it names a complete
+    checkpoint, the new one or the previous one. Options are
+    ``CheckpointHook``'s.
+    """
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        with tempfile.TemporaryDirectory() as scratch:
+            super()._save_checkpoint_with_step(
+                _WorkDirElsewhere(runner, scratch), step, meta)
+        if is_main_process():
+            atomic_write(osp.join(runner.work_dir, 'last_checkpoint'),
+                         self.last_ckpt.encode())
