@@ -53,7 +53,15 @@ def get_rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    """Inverse of :func:`get_rng_state`."""
+    """Inverse of :func:`get_rng_state`.
+
+    ``state`` may hold its tensors on any device (on a GPU ``Runner.resume``
+    loads checkpoints onto CUDA); random states are set from host copies, as
+    ``torch.set_rng_state`` and numpy need them.
+    """
+    state = {key: [s.cpu() for s in value] if key == 'cuda' else
+             value.cpu() if torch.is_tensor(value) else value
+             for key, value in state.items()}
     random.setstate((state['python_version'],
                      tuple(state['python'].tolist()),
                      state['python_gauss_next']))
