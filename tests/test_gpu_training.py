@@ -6,7 +6,13 @@
   PyTorch makes (``torch.set_rng_state`` refuses them), ``.numpy()`` refuses
   them with CUDA's message, and ``.cpu()`` and ``.tolist()`` copy their data
   to the host as from a GPU.
+* No silent CPU fallback: this machine's PyTorch genuinely cannot use CUDA
+  (no driver); GPUs are made visible by monkeypatching, or by an
+  ``nvidia-smi`` on the PATH that lists one, as on a machine whose driver is
+  too old for the wheel's CUDA.
 """
+import os
+import stat
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +21,11 @@ import torch
 from mmengine.logging import HistoryBuffer
 from torch.utils._pytree import tree_map
 
+import sspose_mm.compat as compat
+from conftest import (QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
+                      run_tool)
 from sspose_mm.engine.hooks import ExactResumeHook, PlainCheckpointHook
+from sspose_mm.errors import DeviceError
 
 
 class OnCuda(torch.Tensor):
@@ -103,3 +113,140 @@ def test_resume_on_cuda_restores_metadata_and_random_states(tmp_path):
                                   np.array([0.1, 0.2], dtype=np.float32))
     restored = loaded['message_hub']['log_scalars']['train/loss']
     np.testing.assert_array_equal(restored.data[0], buffer.data[0])
+
+
+# What torch.cuda.init() raises where the driver is older than the wheel's
+# CUDA (torch/csrc/cuda/Module.cpp, c10/cuda).
+DRIVER_TOO_OLD = (
+    'The NVIDIA driver on your system is too old (found version 12020). '
+    'Please update your GPU driver by downloading and installing a new '
+    'version from the URL: http://www.nvidia.com/Download/index.aspx')
+
+
+def fake_nvidia_smi(folder, listing: str) -> str:
+    """A folder for the PATH with an ``nvidia-smi`` printing ``listing``."""
+    script = folder / 'nvidia-smi'
+    script.write_text(f"#!/bin/sh\necho '{listing}'\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return str(folder)
+
+
+def test_gpus_are_seen_through_device_files_or_nvidia_smi(tmp_path,
+                                                          monkeypatch):
+    dev = tmp_path / 'dev'
+    dev.mkdir()
+    for name in ('nvidiactl', 'nvidia-uvm', 'nvidia-modeset'):
+        (dev / name).touch()  # the driver's, present without any GPU too
+    monkeypatch.setenv('PATH', str(tmp_path / 'nowhere'))
+    assert compat.visible_nvidia_gpus(str(dev)) == []
+    for name in ('nvidia1', 'nvidia0'):
+        (dev / name).touch()
+    assert compat.visible_nvidia_gpus(str(dev)) == [
+        str(dev / 'nvidia0'), str(dev / 'nvidia1')]
+
+    empty = tmp_path / 'empty_dev'
+    empty.mkdir()
+    monkeypatch.setenv('PATH', fake_nvidia_smi(
+        tmp_path, 'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)'))
+    assert compat.visible_nvidia_gpus(str(empty)) == [
+        'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)']
+    fake_nvidia_smi(tmp_path, 'No devices were found')
+    assert compat.visible_nvidia_gpus(str(empty)) == []
+
+
+@pytest.fixture
+def gpus_present(monkeypatch):
+    monkeypatch.setattr(compat, 'visible_nvidia_gpus',
+                        lambda: ['/dev/nvidia0', '/dev/nvidia1'])
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+
+
+def test_old_driver_stops_with_what_to_install(gpus_present, monkeypatch):
+    def init():
+        raise RuntimeError(DRIVER_TOO_OLD)
+
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(torch.cuda, 'init', init)
+    monkeypatch.setattr(torch.version, 'cuda', '13.0')
+    with pytest.raises(DeviceError) as error:
+        compat.check_gpus_usable()
+    message = str(error.value)
+    assert '\n' not in message
+    assert ('2 NVIDIA GPU(s) found (/dev/nvidia0) but PyTorch '
+            f'{torch.__version__} cannot use them (The NVIDIA driver on your '
+            'system is too old (found version 12020))') in message
+    assert 'for CUDA 13.0 and needs NVIDIA driver >= 580.65.06' in message
+    version = torch.__version__.split('+')[0]
+    assert (f'pip install torch=={version} torchvision==' in message
+            and '--index-url https://download.pytorch.org/whl/cu126'
+            in message)
+    # The tools choose the device through the same check.
+    with pytest.raises(DeviceError):
+        compat.resolve_device()
+    assert compat.resolve_device('cpu') == 'cpu'
+
+    monkeypatch.setattr(torch.version, 'cuda', None)
+    with pytest.raises(DeviceError, match='it is a CPU-only build'):
+        compat.check_gpus_usable()
+
+
+def test_cpu_wanted_or_no_gpu_passes(gpus_present, monkeypatch):
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    for hidden in ('', '-1'):
+        monkeypatch.setenv('CUDA_VISIBLE_DEVICES', hidden)
+        compat.check_gpus_usable()
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES')
+    monkeypatch.setattr(compat, 'visible_nvidia_gpus', lambda: [])
+    compat.check_gpus_usable()
+    assert compat.resolve_device() == 'cpu'
+
+
+def test_gpu_older_than_the_wheels_kernels_stops(gpus_present, monkeypatch):
+    capabilities = [(8, 0), (7, 0)]  # an A100 and a V100
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'device_count', lambda: 2)
+    monkeypatch.setattr(torch.cuda, 'get_arch_list',
+                        lambda: ['sm_75', 'sm_80', 'sm_86', 'sm_90'])
+    monkeypatch.setattr(torch.cuda, 'get_device_capability',
+                        lambda i: capabilities[i])
+    monkeypatch.setattr(torch.cuda, 'get_device_name',
+                        lambda i: ['NVIDIA A100', 'Tesla V100'][i])
+    with pytest.raises(DeviceError, match=r'GPU 1 \(Tesla V100, compute '
+                       r'capability 7.0\) is too old'):
+        compat.check_gpus_usable()
+    capabilities[1] = (8, 9)  # Ada runs the sm_86 kernels
+    compat.check_gpus_usable()
+
+
+def test_kernel_compatibility_follows_cuda_rules():
+    archs = ['sm_75', 'sm_80', 'sm_86', 'sm_90', 'sm_100', 'sm_120']
+    assert compat._runs_on((8, 9), archs)  # same major, newer minor
+    assert compat._runs_on((12, 1), archs)
+    assert not compat._runs_on((7, 0), archs)  # V100: older minor
+    assert not compat._runs_on((11, 0), archs)  # no sm_11x, no PTX
+    assert compat._runs_on((11, 0), archs + ['compute_100'])  # PTX JIT
+    assert compat._runs_on((9, 0), ['sm_90a'])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(),
+                    reason='needs a machine where CUDA does not work')
+def test_train_launch_stops_on_gpus_cuda_cannot_use(tmp_path):
+    """``nvidia-smi`` lists a GPU; this PyTorch finds no usable driver. The
+    launch ends with one line instead of two CPU processes training."""
+    env = {'PATH': fake_nvidia_smi(
+        tmp_path, 'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)') + ':' +
+        os.environ['PATH']}
+    for command in (['./dist_train.sh', str(QUICKSTART_CONFIG), '2'],
+                    ['tools/train.py', str(QUICKSTART_CONFIG)]):
+        result = run_tool(command + ['--work-dir', str(tmp_path / 'work')]
+                          + as_cli(dict(coco_excerpt_options(),
+                                        **{'train_cfg.max_epochs': 1})),
+                          env=env,
+                          timeout=300)
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert result.stdout == ''
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(
+            'error: 1 NVIDIA GPU(s) found (GPU 0: NVIDIA A100'), lines
+    assert not (tmp_path / 'work').exists()
