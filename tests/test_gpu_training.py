@@ -10,6 +10,7 @@
   (no driver); GPUs are made visible by monkeypatching, or by an
   ``nvidia-smi`` on the PATH that lists one, as on a machine whose driver is
   too old for the wheel's CUDA.
+* Random numbers per GPU: two gloo processes stand for two GPUs.
 """
 import os
 import stat
@@ -24,8 +25,12 @@ from torch.utils._pytree import tree_map
 import sspose_mm.compat as compat
 from conftest import (QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
                       run_tool)
+from sspose_mm.datasets.synthetic import ensure_synthetic_coco
 from sspose_mm.engine.hooks import ExactResumeHook, PlainCheckpointHook
 from sspose_mm.errors import DeviceError
+from sspose_mm.models.pretrainers.sspose_mae import random_masking
+from test_reliability_resume import assert_same_training_state, check_ok
+from test_runner import free_port
 
 
 class OnCuda(torch.Tensor):
@@ -250,3 +255,58 @@ def test_train_launch_stops_on_gpus_cuda_cannot_use(tmp_path):
         assert len(lines) == 1 and lines[0].startswith(
             'error: 1 NVIDIA GPU(s) found (GPU 0: NVIDIA A100'), lines
     assert not (tmp_path / 'work').exists()
+
+
+MAE_CONFIG = 'configs/sspose/mae_sspose-t_1xb16-20e_synthetic-128x96.py'
+
+
+def mae_on_two_processes(data, work_dir, *extra: str) -> str:
+    """The tiny MAE pretraining at 64x48 on 8 synthetic scenes, 2 processes
+    of batch 2: 2 iterations an epoch, 2 epochs, a checkpoint after each
+    iteration, so iter_1.pth lies inside epoch 1."""
+    options = {
+        'train_dataloader.dataset.data_root': str(data),
+        'train_dataloader.batch_size': 2,
+        'train_dataloader.num_workers': 0,
+        'train_dataloader.persistent_workers': False,
+        'train_cfg.max_epochs': 2,
+        'model.backbone.img_size': '"(64,48)"',
+        'train_dataloader.dataset.pipeline.1.input_size': '"(48,64)"',
+        'default_hooks.checkpoint.by_epoch': False,
+        'default_hooks.checkpoint.interval': 1,
+        'default_hooks.checkpoint.max_keep_ckpts': 4,
+        'env_cfg.dist_cfg.timeout': 120,  # a failure ends, never hangs
+    }
+    return check_ok(run_tool(
+        ['./dist_train.sh', MAE_CONFIG, '2', '--work-dir', str(work_dir),
+         '--deterministic', '--no-validate', *extra] + as_cli(options),
+        env={'PORT': free_port()}, timeout=600))
+
+
+@pytest.mark.slow
+def test_each_process_draws_its_own_masks_and_resumes_exactly(tmp_path):
+    data = tmp_path / 'synthetic'
+    ensure_synthetic_coco(data, splits={'train': 8})
+    log = mae_on_two_processes(data, tmp_path / 'whole')
+    assert 'Distributed training: True' in log
+
+    # The random states both processes continue from after iteration 1, and
+    # the masks (MAE's, for 2 crops of 8x6 tokens) drawn from them.
+    states = torch.load(tmp_path / 'whole' / 'iter_1.pth',
+                        weights_only=True)['rng_states']
+    assert len(states) == 2
+    masks = []
+    for state in states:
+        torch.set_rng_state(state['torch'])
+        masks.append(random_masking(2, 48, 0.75)[2])
+    assert not torch.equal(masks[0], masks[1])
+    assert states[0]['numpy'].tolist() != states[1]['numpy'].tolist()
+
+    # Killed after iteration 1 and resumed (each process from its own
+    # saved state), the run ends where the whole one ended.
+    log = mae_on_two_processes(data, tmp_path / 'resumed', '--resume',
+                               str(tmp_path / 'whole' / 'iter_1.pth'))
+    assert 'skipping its 1 batches already trained on' in log
+    assert_same_training_state(tmp_path / 'whole' / 'iter_4.pth',
+                               tmp_path / 'resumed' / 'iter_4.pth',
+                               iters=4)

@@ -69,6 +69,8 @@ def options(world_size: int) -> dict:
         'model.backbone.norm_eval': True,
         'model.neck.dropout': 0.0,
         'default_hooks.checkpoint.interval': 1,
+        # iter_1.pth and iter_6.pth are compared: all 6 are kept.
+        'default_hooks.checkpoint.max_keep_ckpts': 6,
         'env_cfg.dist_cfg.timeout': 120,  # a failure ends, never hangs
     })
     del chosen['test_evaluator.ann_file']  # EQUIVALENCE_CONFIG names it
