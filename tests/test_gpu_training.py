@@ -11,23 +11,31 @@
   ``nvidia-smi`` on the PATH that lists one, as on a machine whose driver is
   too old for the wheel's CUDA.
 * Random numbers per GPU: two gloo processes stand for two GPUs.
+* Mixed precision: mmengine's ``AmpOptimWrapper`` (which refuses to start
+  without CUDA, so its check is monkeypatched) with PyTorch's loss scaler
+  for the CPU (``torch.amp.GradScaler``, the class CUDA's is too), and a
+  forward in float16 autocast on the CPU that overflows for real.
 """
 import os
 import stat
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+from mmengine.optim.optimizer import amp_optimizer_wrapper
 from torch.utils._pytree import tree_map
 
 import sspose_mm.compat as compat
 from conftest import (QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
                       run_tool)
 from sspose_mm.datasets.synthetic import ensure_synthetic_coco
-from sspose_mm.engine.hooks import ExactResumeHook, PlainCheckpointHook
-from sspose_mm.errors import DeviceError
+from sspose_mm.engine.hooks import (ExactResumeHook, NanGuardHook,
+                                    PlainCheckpointHook)
+from sspose_mm.errors import DeviceError, TrainingDiverged
 from sspose_mm.models.pretrainers.sspose_mae import random_masking
 from test_reliability_resume import assert_same_training_state, check_ok
 from test_runner import free_port
@@ -310,3 +318,75 @@ def test_each_process_draws_its_own_masks_and_resumes_exactly(tmp_path):
     assert_same_training_state(tmp_path / 'whole' / 'iter_4.pth',
                                tmp_path / 'resumed' / 'iter_4.pth',
                                iters=4)
+
+
+def amp_wrapper(monkeypatch, model: torch.nn.Module,
+                **scaler_args) -> AmpOptimWrapper:
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
+                        lambda: True)
+    with warnings.catch_warnings():  # CUDA's scaler, disabled, replaced here
+        warnings.simplefilter('ignore')
+        wrapper = AmpOptimWrapper(
+            optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            dtype='float16')
+    wrapper.loss_scaler = torch.amp.GradScaler('cpu', **scaler_args)
+    return wrapper
+
+
+def train_step(model: torch.nn.Module, wrapper: OptimWrapper,
+               value: float) -> dict:
+    """One step on inputs of ``value``, in float16 as ``AmpOptimWrapper``'s
+    context runs it on CUDA: 1e5 is above float16's largest value, 65504."""
+    with torch.autocast('cpu', dtype=torch.float16):
+        out = model(torch.full((2, 4), value))
+    loss = out.float().pow(2).mean()
+    wrapper.update_params(loss)
+    return {'loss': loss.detach()}
+
+
+def test_nan_guard_lets_the_loss_scaler_skip_fp16_overflows(
+        monkeypatch, tmp_path, logged_warnings):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 1)
+    wrapper = amp_wrapper(monkeypatch, model)
+    runner = SimpleNamespace(work_dir=str(tmp_path), iter=0, epoch=0,
+                             optim_wrapper=wrapper)
+    hook = NanGuardHook(max_amp_skips=3)
+
+    before = [p.detach().clone() for p in model.parameters()]
+    outputs = train_step(model, wrapper, 1e5)
+    assert not torch.isfinite(outputs['loss'])
+    hook.after_train_iter(runner, 0, outputs=outputs)
+    # The scaler skipped the update and halved its scale.
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert wrapper.loss_scaler.get_scale() == 2.**16 / 2
+    assert 'the loss scaler skipped this update (scale now 32768)' in (
+        logged_warnings[-1].getMessage())
+
+    hook.after_train_iter(runner, 1, outputs=train_step(model, wrapper, 1.))
+    assert not all(torch.equal(a, b)
+                   for a, b in zip(before, model.parameters()))
+    # A finite loss in between: the count of skips in a row starts again.
+    for batch in range(2):
+        hook.after_train_iter(runner, batch,
+                              outputs=train_step(model, wrapper, 1e5))
+    with pytest.raises(TrainingDiverged, match='not finite in 3 iterations '
+                       'in a row.*Train it in bfloat16'):
+        hook.after_train_iter(runner, 2,
+                              outputs=train_step(model, wrapper, 1e5))
+
+
+@pytest.mark.parametrize('wrapper_kind', ['plain', 'scaler_disabled'])
+def test_nan_guard_stops_at_once_where_nothing_skips_the_update(
+        monkeypatch, tmp_path, wrapper_kind):
+    model = torch.nn.Linear(4, 1)
+    if wrapper_kind == 'plain':
+        wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
+    else:
+        wrapper = amp_wrapper(monkeypatch, model, enabled=False)
+    runner = SimpleNamespace(work_dir=str(tmp_path), iter=0, epoch=0,
+                             optim_wrapper=wrapper)
+    with pytest.raises(TrainingDiverged, match='the loss is not finite at '
+                       'iteration 1'):
+        NanGuardHook().after_train_iter(
+            runner, 0, outputs=train_step(model, wrapper, 1e5))
