@@ -22,29 +22,36 @@ importing ``sspose_mm`` is all a user (or a config's ``custom_imports``) needs.
 5. Distributed training without CUDA: mmengine's launcher calls
    ``torch.cuda.set_device`` and wraps models with ``device_ids=[rank]``.
    :func:`setup_distributed` initialises a gloo process group and a CPU-ready
-   DDP wrapper config instead.
+   DDP wrapper config instead. Only on machines without NVIDIA GPUs: where
+   there are GPUs that this PyTorch cannot use (driver too old for its CUDA,
+   GPU too old for its kernels), :func:`check_gpus_usable` stops with what to
+   install instead of training on the CPU.
 6. MMPose's COCO-style datasets leave out, without a word, the people
    (top-down samples) with no labelled keypoint or a zero-area box, as the
    published trainings did. They still do, but the count is logged as a
    warning: nothing is skipped silently.
 """
 import functools
+import glob
 import importlib.machinery
+import importlib.metadata
 import importlib.util
 import logging
 import os
 import os.path as osp
 import pickle
 import re
+import shutil
+import subprocess
 import sys
 import types
 import uuid
 import warnings
-from typing import Optional, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from .errors import CheckpointError
+from .errors import CheckpointError, DeviceError
 
 warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
                         category=UserWarning)
@@ -248,6 +255,106 @@ def atomic_write(filepath: str, data: bytes) -> None:
 register_backend('local', AtomicLocalBackend, force=True, prefixes='')
 
 
+# The oldest driver each CUDA major version of a PyTorch wheel runs on
+# (NVIDIA's CUDA release notes: 12.x with minor version compatibility).
+_MIN_DRIVER = {12: '525.60.13', 13: '580.65.06'}
+
+
+def visible_nvidia_gpus(dev: str = '/dev') -> List[str]:
+    """The NVIDIA GPUs this machine shows, whether or not CUDA works.
+
+    Their device files (``/dev/nvidia0``, ...; also inside containers given
+    GPUs), else the lines of ``nvidia-smi -L`` (WSL has no such files).
+    """
+    nodes = sorted(glob.glob(osp.join(dev, 'nvidia[0-9]*')))
+    if nodes or shutil.which('nvidia-smi') is None:
+        return nodes
+    try:
+        listed = subprocess.run(['nvidia-smi', '-L'], capture_output=True,
+                                text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in listed.splitlines()
+            if line.startswith('GPU ')]
+
+
+def _runs_on(capability: Tuple[int, int], archs: Sequence[str]) -> bool:
+    """Whether kernels built for ``archs`` (``sm_86``, ``compute_90``...)
+    run on a GPU of ``capability``: a cubin on the same major version with
+    a minor one not above it, PTX on any newer GPU."""
+    for arch in archs:
+        kind, _, number = arch.partition('_')
+        digits = ''.join(c for c in number if c.isdigit())
+        built = (int(digits[:-1]), int(digits[-1]))
+        if kind == 'sm' and built[0] == capability[0] and (
+                built[1] <= capability[1]):
+            return True
+        if kind == 'compute' and built <= capability:
+            return True
+    return False
+
+
+def _install_line(cuda12: bool) -> str:
+    """pip's line for this PyTorch version as a default (PyPI) or CUDA 12
+    build, with the torchvision installed beside it."""
+    line = f'pip install torch=={torch.__version__.split("+")[0]}'
+    try:
+        line += f' torchvision=={importlib.metadata.version("torchvision")}'
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return line + (' --index-url https://download.pytorch.org/whl/cu126'
+                   if cuda12 else '')
+
+
+def check_gpus_usable() -> None:
+    """Stop where NVIDIA GPUs are present but this PyTorch cannot use them.
+
+    Without the check ``torch.cuda.is_available()`` is just False (a driver
+    older than the wheel's CUDA needs, a CPU-only wheel) and training runs,
+    slowly, on the CPU. ``CUDA_VISIBLE_DEVICES=''`` (no GPU wanted) skips it.
+
+    Raises:
+        DeviceError: why, and what to install.
+    """
+    if os.environ.get('CUDA_VISIBLE_DEVICES', None) in ('', '-1'):
+        return
+    gpus = visible_nvidia_gpus()
+    if not gpus:
+        return
+    cuda12 = f'the CUDA 12 build (driver >= {_MIN_DRIVER[12]}): ' + (
+        _install_line(cuda12=True))
+    cuda = torch.version.cuda
+    found = (f'{len(gpus)} NVIDIA GPU(s) found ({gpus[0]}) but PyTorch '
+             f'{torch.__version__} cannot use them')
+    if cuda is None:
+        problem = (f'{found}: it is a CPU-only build. Install a CUDA build '
+                   f'of the same version: {_install_line(cuda12=False)} '
+                   f'(CUDA 13, driver >= {_MIN_DRIVER[13]}), or {cuda12}')
+    elif not torch.cuda.is_available():
+        try:
+            torch.cuda.init()
+            why = 'CUDA reports no usable device'
+        except Exception as error:  # noqa: BLE001 - its text is the why
+            why = str(error).strip().split('. ')[0].rstrip('.')
+        driver = _MIN_DRIVER.get(int(cuda.split('.')[0]), 'its CUDA needs')
+        problem = (f'{found} ({why}). This build is for CUDA {cuda} and '
+                   f'needs NVIDIA driver >= {driver}: update the driver, or '
+                   f'install {cuda12}')
+    else:
+        archs = torch.cuda.get_arch_list()
+        old = [i for i in range(torch.cuda.device_count())
+               if not _runs_on(torch.cuda.get_device_capability(i), archs)]
+        if not old:
+            return
+        major, minor = torch.cuda.get_device_capability(old[0])
+        problem = (f'GPU {old[0]} ({torch.cuda.get_device_name(old[0])}, '
+                   f'compute capability {major}.{minor}) is too old for '
+                   f'PyTorch {torch.__version__}, whose kernels are built '
+                   f'for {" ".join(archs)}: install {cuda12}')
+    raise DeviceError(f'{problem} (docs/gpu.md). To run on the CPU instead '
+                      'set CUDA_VISIBLE_DEVICES= (empty).')
+
+
 def setup_distributed(cfg, launcher: str) -> None:
     """Prepare ``cfg`` for the launcher, using gloo on CPU-only machines.
 
@@ -257,6 +364,7 @@ def setup_distributed(cfg, launcher: str) -> None:
     ``device_ids``.
     """
     cfg.launcher = launcher
+    check_gpus_usable()
     if launcher == 'none' or torch.cuda.is_available():
         return
     if launcher != 'pytorch':
@@ -280,9 +388,11 @@ def setup_distributed(cfg, launcher: str) -> None:
 
 
 def resolve_device(device: Optional[str] = None) -> str:
-    """``device`` if given, else ``cuda:0`` when available, else ``cpu``."""
+    """``device`` if given, else ``cuda:0`` when available, else ``cpu``
+    (on a machine without NVIDIA GPUs: :func:`check_gpus_usable`)."""
     if device:
         return device
+    check_gpus_usable()
     return 'cuda:0' if torch.cuda.is_available() else 'cpu'
 
 

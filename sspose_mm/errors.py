@@ -29,6 +29,10 @@ class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be loaded safely or does not fit the model."""
 
 
+class DeviceError(UserError, RuntimeError):
+    """NVIDIA GPUs that the installed PyTorch cannot use."""
+
+
 class TrainingDiverged(UserError, RuntimeError):
     """A loss became NaN or infinite; nothing after it was saved."""
 

@@ -88,11 +88,12 @@ def check_ok(result):
     return result.stdout + result.stderr
 
 
-def assert_same_training_state(path_a: Path, path_b: Path) -> None:
-    """Weights, buffers and optimizer state bit for bit."""
+def assert_same_training_state(path_a: Path, path_b: Path,
+                               iters: int = ITERS) -> None:
+    """Weights, buffers and optimizer state bit for bit, after ``iters``."""
     a = torch.load(path_a, weights_only=True)
     b = torch.load(path_b, weights_only=True)
-    assert a['meta']['iter'] == b['meta']['iter'] == ITERS
+    assert a['meta']['iter'] == b['meta']['iter'] == iters
     assert a['state_dict'].keys() == b['state_dict'].keys()
     differing = [k for k in a['state_dict']
                  if not torch.equal(a['state_dict'][k], b['state_dict'][k])]

@@ -17,7 +17,16 @@ if [ -z "${PYTHON:-}" ]; then
     PYTHON=python
     [ -x "$ROOT/.venv/bin/python" ] && PYTHON="$ROOT/.venv/bin/python"
 fi
-PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# NVIDIA GPUs that this PyTorch cannot use (driver too old for its CUDA) stop
+# the launch here with one line, instead of NPROC processes training on the
+# CPU or each failing (sspose_mm.compat.check_gpus_usable, docs/gpu.md).
+if compgen -G '/dev/nvidia[0-9]*' > /dev/null || command -v nvidia-smi \
+        > /dev/null; then
+    "$PYTHON" -c 'from sspose_mm.compat import check_gpus_usable
+from sspose_mm.errors import run_cli
+run_cli(check_gpus_usable)'
+fi
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \
 exec "$PYTHON" "$ROOT/tools/torchrun.py" \
     --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \

@@ -10,11 +10,12 @@ mmengine restores weights, optimizer, schedulers and the message hub, but
 
 :class:`ExactResumeHook` stores the python, numpy and torch random states of
 every process in each checkpoint and seeds all three from ``(seed, epoch)`` at
-the start of every epoch, so an epoch's randomness does not depend on what ran
-before it (validation, a resume). :class:`ExactResumeEpochBasedTrainLoop`
-skips the batches of the resumed epoch that were already trained on, by
-loading them (so that dataloader workers, re-seeded by mmengine at each epoch,
-replay the same random stream), and then restores the saved random states.
+the start of every epoch, each process (rank) differently, so an epoch's
+randomness does not depend on what ran before it (validation, a resume).
+:class:`ExactResumeEpochBasedTrainLoop` skips the batches of the resumed
+epoch that were already trained on, by loading them (so that dataloader
+workers, re-seeded by mmengine at each epoch, replay the same random stream),
+and then restores the saved random states.
 
 Dataloader workers that persist across epochs (``persistent_workers=True``)
 keep their random state in their own process, which no checkpoint can hold:
@@ -53,7 +54,15 @@ def get_rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    """Inverse of :func:`get_rng_state`."""
+    """Inverse of :func:`get_rng_state`.
+
+    ``state`` may hold its tensors on any device (on a GPU ``Runner.resume``
+    loads checkpoints onto CUDA); random states are set from host copies, as
+    ``torch.set_rng_state`` and numpy need them.
+    """
+    state = {key: [s.cpu() for s in value] if key == 'cuda' else
+             value.cpu() if torch.is_tensor(value) else value
+             for key, value in state.items()}
     random.setstate((state['python_version'],
                      tuple(state['python'].tolist()),
                      state['python_gauss_next']))
@@ -66,10 +75,17 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state['cuda'])
 
 
-def seed_everything(seed: int, epoch: int) -> None:
-    """Seed python, numpy and torch from ``(seed, epoch)``."""
-    epoch_seed = int(
-        np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+def seed_everything(seed: int, epoch: int, rank: int = 0) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) from ``(seed, epoch)``,
+    differently in each process.
+
+    Processes with equal seeds would draw equal numbers: on 8 GPUs the MAE
+    masks, DropPath and main-process augmentations would repeat in each
+    eighth of the global batch. Process ``rank`` takes word ``rank`` of the
+    seed sequence's output, so rank 0 draws what a single process draws.
+    """
+    epoch_seed = int(np.random.SeedSequence(
+        [seed, epoch]).generate_state(rank + 1)[rank])
     random.seed(epoch_seed)
     np.random.seed(epoch_seed)
     torch.manual_seed(epoch_seed)
@@ -84,7 +100,8 @@ def _saves_after_this_iter(hook: CheckpointHook, runner) -> bool:
 
 @HOOKS.register_module()
 class ExactResumeHook(Hook):
-    """Save every process's random states; seed each epoch from its number.
+    """Save every process's random states; seed each epoch from its number
+    and the process's rank (:func:`seed_everything`).
 
     Checkpoints get ``rng_states``: one entry per process (with several,
     gathered from all ranks for checkpoints saved inside an epoch, the only
@@ -102,9 +119,9 @@ class ExactResumeHook(Hook):
         self.gathered: Tuple[int, List[dict]] = (-1, [])
 
     def before_train_epoch(self, runner) -> None:
-        if isinstance(runner.train_loop, EpochBasedTrainLoop):
-            seed_everything(runner.seed, runner.epoch)
-        else:  # IterBasedTrainLoop: called once, after it skipped the data
+        seed_everything(runner.seed, runner.epoch, get_rank())
+        if not isinstance(runner.train_loop, EpochBasedTrainLoop):
+            # IterBasedTrainLoop: one epoch for the whole run, entered once.
             self.restore_pending(runner)
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,

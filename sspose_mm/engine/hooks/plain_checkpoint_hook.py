@@ -33,12 +33,16 @@ def to_plain(obj: Any) -> Any:
 
 
 def from_plain(obj: Any) -> Any:
-    """Inverse of :func:`to_plain` for ``meta`` and ``message_hub``."""
+    """Inverse of :func:`to_plain` for ``meta`` and ``message_hub``.
+
+    Tensors may come on any device: on a GPU ``Runner.resume`` loads the
+    whole checkpoint onto CUDA, and numpy needs them in host memory.
+    """
     if isinstance(obj, dict) and obj.get(_HISTORY_TAG):
-        return HistoryBuffer(obj['log'].numpy(), obj['count'].numpy(),
-                             obj['max_length'])
+        return HistoryBuffer(obj['log'].cpu().numpy(),
+                             obj['count'].cpu().numpy(), obj['max_length'])
     if isinstance(obj, torch.Tensor):
-        return obj.numpy()
+        return obj.cpu().numpy()
     if isinstance(obj, dict):
         return type(obj)((k, from_plain(v)) for k, v in obj.items())
     if isinstance(obj, (list, tuple)):
