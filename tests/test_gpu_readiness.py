@@ -75,10 +75,8 @@ class RecordingOps(TorchDispatchMode):
 
 # --- 4. fused attention on CUDA ---------------------------------------------
 
-def aligned_on_cpu(monkeypatch) -> List[int]:
-    """Treat the CPU as CUDA for the padding and record the head dims that
-    reach the fused kernel."""
-    monkeypatch.setattr(transformer, 'ALIGNED_ATTENTION_DEVICES', ('cpu', ))
+def kernel_head_dims(monkeypatch) -> List[int]:
+    """Record the head dims that reach the fused kernel."""
     head_dims = []
     fused = F.scaled_dot_product_attention
 
@@ -88,6 +86,13 @@ def aligned_on_cpu(monkeypatch) -> List[int]:
 
     monkeypatch.setattr(F, 'scaled_dot_product_attention', recording)
     return head_dims
+
+
+def aligned_on_cpu(monkeypatch) -> List[int]:
+    """Treat the CPU as CUDA for the padding and record the head dims that
+    reach the fused kernel."""
+    monkeypatch.setattr(transformer, 'ALIGNED_ATTENTION_DEVICES', ('cpu', ))
+    return kernel_head_dims(monkeypatch)
 
 
 @pytest.mark.parametrize('head_dim', [1, 45, 32])
@@ -126,14 +131,7 @@ def test_every_family_attends_with_aligned_heads_on_cuda(monkeypatch, name):
 
 def test_cpu_attention_is_not_padded(monkeypatch):
     """The CPU's fused kernel takes any head dim: no padding there."""
-    head_dims = []
-    fused = F.scaled_dot_product_attention
-
-    def recording(q, k, v, **kwargs):
-        head_dims.append(q.shape[-1])
-        return fused(q, k, v, **kwargs)
-
-    monkeypatch.setattr(F, 'scaled_dot_product_attention', recording)
+    head_dims = kernel_head_dims(monkeypatch)
     q = torch.randn(1, 12, 10, 45)
     transformer.scaled_dot_product_attention(q, q, q)
     assert head_dims == [45]

@@ -100,27 +100,34 @@ def _is_constructor_argument(node: dict, key: str) -> bool:
                                      for name, _ in _arguments(built))
 
 
+def config_dicts(node: Any, path: str = '') -> Iterator[Tuple[str, dict]]:
+    """Every dict of a config (depth first, the root as ``''``) with its
+    dotted path, list items by index: ``('model.head', {...})``,
+    ``('train_pipeline.2', {...})``."""
+    if isinstance(node, Config):
+        node = dict(node.items())
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from config_dicts(value, f'{path}.{key}' if path else key)
+    elif isinstance(node, (list, tuple)):
+        for index, value in enumerate(node):
+            yield from config_dicts(value, f'{path}.{index}')
+
+
 def check_module_types(cfg: Config) -> None:
     """Stop at a ``type`` that no registry knows but one name nearly matches
     (a typo), naming the config entry; other unknown types are left to the
     build, whose error :func:`sspose_mm.errors.explain` also completes."""
 
-    def visit(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            type_name = node.get('type')
-            if isinstance(type_name, str) and registered(type_name) is None:
-                close = closest_registered(type_name, cutoff=0.8)
-                if close:
-                    raise ConfigError(
-                        f'{path}.type: "{type_name}" is not a registered '
-                        f'module type; did you mean "{close}"?')
-            for key, value in node.items():
-                visit(value, f'{path}.{key}' if path else key)
-        elif isinstance(node, (list, tuple)):
-            for index, value in enumerate(node):
-                visit(value, f'{path}.{index}')
-
-    visit(dict(cfg.items()), '')
+    for path, node in config_dicts(cfg):
+        type_name = node.get('type')
+        if isinstance(type_name, str) and registered(type_name) is None:
+            close = closest_registered(type_name, cutoff=0.8)
+            if close:
+                raise ConfigError(
+                    f'{path}.type: "{type_name}" is not a registered '
+                    f'module type; did you mean "{close}"?')
 
 
 def _builder(node: dict, path: str) -> Optional[Callable]:
@@ -188,16 +195,8 @@ def check_value_types(cfg: Config,
                 f'of {getattr(built, "__name__", built)} takes '
                 f'{"an int" if kind is int else "a float"}.')
 
-    def visit(node: Any, path: str) -> None:
-        if isinstance(node, dict):
-            check(node, path)
-            for key, value in node.items():
-                visit(value, f'{path}.{key}' if path else key)
-        elif isinstance(node, (list, tuple)):
-            for index, value in enumerate(node):
-                visit(value, f'{path}.{index}')
-
-    visit(dict(cfg.items()), '')
+    for path, node in config_dicts(cfg):
+        check(node, path)
 
 
 def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
