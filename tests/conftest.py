@@ -9,9 +9,17 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+import torch
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
 from mmengine.logging import MMLogger
+
+# pytest-xdist's workers share the cores: each takes its part of them
+# rather than all of them (threads beyond the cores only wait on each other).
+if 'PYTEST_XDIST_WORKER_COUNT' in os.environ:
+    torch.set_num_threads(
+        max(1, (os.cpu_count() or 1) //
+            int(os.environ['PYTEST_XDIST_WORKER_COUNT'])))
 
 REPO = Path(__file__).resolve().parents[1]
 # Everything the tests read is in the repository: tests/data/README.md says
