@@ -52,7 +52,9 @@ def as_cli(options: dict) -> list:
 # Every process a test starts carries this variable with a value of its own,
 # and so does everything it starts in turn (torchrun's workers run in sessions
 # of their own, so a process group does not reach them; the environment does).
-LAUNCH_MARK = 'SSPOSE_TEST_LAUNCH'
+# The variable's name is this pytest session's own: sessions running at the
+# same time on one machine must neither count nor kill each other's processes.
+LAUNCH_MARK = f'SSPOSE_TEST_LAUNCH_{uuid.uuid4().hex[:12]}'
 
 
 def marked_processes(value: str = None) -> list:
