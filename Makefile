@@ -17,9 +17,12 @@ $(STAMP): requirements/base.txt requirements/openmmlab.txt requirements/tests.tx
 
 venv: $(STAMP)
 
-quickstart:
-	@start=$$(date +%s); $(MAKE) --no-print-directory venv && \
-	QUICKSTART_START=$$start $(VENV)/bin/python tools/quickstart.py
+# The quickstart's time counts from when make starts, before the venv is set
+# up (a target-specific := is expanded while the Makefile is read). No recipe
+# line holds $(MAKE): make -n would run such a line instead of printing it.
+quickstart: QUICKSTART_START := $(shell date +%s)
+quickstart: venv
+	QUICKSTART_START=$(QUICKSTART_START) $(VENV)/bin/python tools/quickstart.py
 
 test: venv
 	$(VENV)/bin/python -m pytest tests

@@ -21,7 +21,10 @@ TOLERANCE = 1e-4
 
 
 @pytest.mark.slow
-def test_export_dynamic_batch_with_decode(tmp_path):
+@pytest.mark.parametrize('batch', [1, 2])
+def test_export_dynamic_batch_with_decode(batch, tmp_path):
+    """At the default batch of 1 (the README's command) too: torch.export
+    cannot trace a dimension of size 1 as dynamic."""
     model = init_model(str(QUICKSTART_CONFIG), None, device='cpu').eval()
     randomise_norm_statistics(model, seed=5)
     checkpoint = tmp_path / 'model.pth'
@@ -29,10 +32,12 @@ def test_export_dynamic_batch_with_decode(tmp_path):
     out = tmp_path / 'model.onnx'
     result = run_tool(['tools/export_onnx.py', str(QUICKSTART_CONFIG),
                        str(checkpoint), str(out), '--dynamic-batch',
-                       '--with-decode', '--input', '64x48', '--batch', '2',
-                       '--repeat', '1'])
+                       '--with-decode', '--input', '64x48', '--repeat', '1']
+                      + (['--batch', str(batch)] if batch > 1 else []))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert 'onnxruntime matches PyTorch at batch 3' in result.stdout
+    for checked in (batch, batch + 1):
+        assert (f'onnxruntime matches PyTorch at batch {checked}:'
+                in result.stdout)
     assert 'onnxruntime' in result.stdout and 'crops/s' in result.stdout
 
     session = onnxruntime.InferenceSession(

@@ -192,8 +192,14 @@ def export(exported: ExportedPoseModel, crops: Tensor, out: str,
     outputs = ['heatmaps']
     if exported.decoder is not None:
         outputs += ['keypoints', 'scores']
-    dynamic_shapes = ({'crops': {0: torch.export.Dim('batch')}}
-                      if dynamic_batch else None)
+    dynamic_shapes = None
+    if dynamic_batch:
+        dynamic_shapes = {'crops': {0: torch.export.Dim('batch')}}
+        # torch.export specialises every dimension of size 1 (its value
+        # decides broadcasting), so a batch of 1 cannot be traced as
+        # dynamic: trace two copies. The graph holds no batch value.
+        if len(crops) == 1:
+            crops = crops.repeat(2, 1, 1, 1)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     try:
         torch.onnx.export(exported, (crops, ), out, input_names=['input'],
