@@ -70,8 +70,26 @@ EXCLUDED = {
     'make test':
     'runs the whole suite, this module included; what make runs for it is '
     'test_make_quickstart_and_test_run_the_venv_python',
-    '.venv/bin/python -m pytest -m "not slow"':
+    '.venv/bin/python -m pytest -m not slow':
     'runs the fast tier of this suite, which leaves this module out',
+    'pip install torch==2.14.1 torchvision==0.29.1 --index-url '
+    'https://download.pytorch.org/whl/cu126':
+    'installs the CUDA 12 build of torch from PyTorch\'s index, which this '
+    'machine cannot reach (docs/gpu.md says so)',
+    'pip uninstall -y mmcv-lite':
+    'the full-mmcv CUDA build of docs/gpu.md: needs nvcc and a GPU machine '
+    '(reasoned there, not built here)',
+    'pip install setuptools<80 ninja': 'the full-mmcv CUDA build, as above',
+    'pip download --no-deps --no-binary :all: mmcv==2.1.0 && tar xzf '
+    'mmcv-2.1.0.tar.gz && cd mmcv-2.1.0': 'the full-mmcv CUDA build, as above',
+    'sed -i s/-std=c++17/-std=c++20/g setup.py':
+    'the full-mmcv CUDA build, as above',
+    'CUDA_HOME=/usr/local/cuda-13.0 MMCV_WITH_OPS=1 FORCE_CUDA=1 '
+    'TORCH_CUDA_ARCH_LIST=8.0;9.0 MAX_JOBS=8 pip install '
+    '--no-build-isolation -v .': 'the full-mmcv CUDA build, as above',
+    'python -c from mmcv.ops import nms; import torch; '
+    'print(nms(torch.rand(4, 4).cuda() * 10, torch.rand(4).cuda(), 0.5))':
+    'checks compiled ops on a CUDA GPU, which this machine has not',
     'pip install -r requirements/base.txt':
     'installs packages from the registry into the environment (the tests '
     'run in the environment these lines, the Makefile\'s, made)',
