@@ -1,7 +1,7 @@
 """The checkpoint converter: what it refuses, and what it writes.
 
 Numerical parity of converted checkpoints is in test_transpose_parity.py;
-here the official key lists come from ../shared/golden manifests and the
+here the official key lists come from tests/data/golden manifests and the
 key mapping is checked against test_models.official_key, which is written
 independently of the converter.
 """

@@ -1,5 +1,5 @@
 """MPII, CrowdPose and OCHuman configs on the real excerpts in
-../shared/data: instance counts, ground truth scoring perfectly with each
+tests/data: instance counts, ground truth scoring perfectly with each
 metric, and train/test runs through MMPose's runner (tiny input size)."""
 import json
 from pathlib import Path

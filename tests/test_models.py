@@ -1,7 +1,7 @@
 """TransPose modules: shapes, parameter counts, key layout, position encoding.
 
 Expected parameter counts and key names come from the official model
-definitions (issue text and ../shared/golden/transpose manifests), not from
+definitions (issue text and tests/data/golden/transpose manifests), not from
 this implementation.
 """
 import json

@@ -1,5 +1,5 @@
 """End to end through MMPose's runner with the real COCO excerpt in
-../shared/data/coco: training, atomic checkpoints that load with
+tests/data/coco: training, atomic checkpoints that load with
 weights_only=True, resume, testing with ground-truth and detected boxes,
 2-process CPU distributed runs, and CocoMetric wiring."""
 import json

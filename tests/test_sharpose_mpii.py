@@ -1,7 +1,7 @@
 """SHaRPose-B on MPII: the config is the COCO base recipe with 16 keypoints
 (tokens, maps, MPII OKS sigmas in the quality target) and PCKh@0.5, and it
 trains and validates through mmengine's Runner on the MPII excerpt
-(../shared/data/mpii, 5 people; head boxes synthesised as in
+(tests/data/mpii, 5 people; head boxes synthesised as in
 test_datasets_benchmarks) at a narrow width and depth."""
 import re
 

@@ -1,4 +1,4 @@
-"""Parity with the official SHaRPose models (../shared/golden/sharpose).
+"""Parity with the official SHaRPose models (tests/data/golden/sharpose).
 
 Each variant goes the way a released checkpoint goes: reference weights in
 the official key layout -> the converter (for the small model through files

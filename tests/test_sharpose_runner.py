@@ -1,5 +1,5 @@
 """SHaRPose through MMPose's runner on the real COCO excerpt
-(../shared/data/coco, 12 people): the quickstart config (SHaRPose-S at
+(tests/data/coco, 12 people): the quickstart config (SHaRPose-S at
 128x96) trains two epochs of 3 iterations, set up as tools/train.py does,
 with both qp_start_epochs at 1 and a validation after each epoch, so epoch 1
 has no quality loss and an ungated validation, epoch 2 has the quality loss

@@ -1,4 +1,4 @@
-"""Parity with the official TransPose models (../shared/golden/transpose).
+"""Parity with the official TransPose models (tests/data/golden/transpose).
 
 Each variant goes the way a user's released checkpoint goes: reference
 weights in the official key layout -> ``torch.save`` -> the converter (the
