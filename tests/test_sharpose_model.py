@@ -2,7 +2,7 @@
 selection, the gate, the quality loss and its epoch switch, layer-wise lr
 decay, MAE loading, the checkpoint layout and bad configurations.
 
-Expected values come from the spec (the upstream facts of the SHaRPose spec, the issue)
+Expected values come from the SHaRPose spec's upstream facts (and the issue)
 or from independent recomputation in the test, never from a run of this
 implementation.
 """

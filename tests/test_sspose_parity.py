@@ -1,4 +1,5 @@
-"""Parity with the official SSpose pretraining model (tests/data/golden/sspose).
+"""Parity with the official SSpose pretraining model
+(tests/data/golden/sspose).
 
 Reference weights in the official key layout -> the converter's
 ``convert_state_dict`` (what ``tools/convert_ckpt.py`` runs after reading the
