@@ -13,6 +13,7 @@ import torch
 
 import sspose_mm  # noqa: F401  (environment fixes before mmpose)
 from mmengine.logging import MMLogger
+from mmengine.visualization import Visualizer
 
 # pytest-xdist's workers share the cores: each takes its part of them
 # rather than all of them (threads beyond the cores only wait on each other).
@@ -163,6 +164,25 @@ def processes_bounded_and_marked(request):
     if launched and request.node.get_closest_marker('slow') is None:
         pytest.fail(f'starts {" ".join(map(str, launched[0][:3]))} ... '
                     'but is not marked slow')
+
+
+def _subclasses(cls: type) -> Iterator[type]:
+    yield cls
+    for subclass in cls.__subclasses__():
+        yield from _subclasses(subclass)
+
+
+@pytest.fixture(autouse=True)
+def fresh_visualizers():
+    """Each test's runners draw and log into their own work dir.
+
+    mmengine keeps one visualizer per name for the whole process, and
+    MMPose's runtime names it 'visualizer': without this, a runner built in
+    a later test reuses the first one, writing into that test's temporary
+    folder (deleted once the test has passed)."""
+    yield
+    for cls in _subclasses(Visualizer):
+        cls._instance_dict.clear()
 
 
 @pytest.fixture

@@ -299,6 +299,9 @@ def test_the_advice_for_a_pickled_checkpoint_works(tmp_path, pickled):
         convert_checkpoint(str(source), str(out))
     summary = convert_checkpoint(str(source), str(out), trust=True)
     assert summary['layout'] == 'mmpose'
+    # The trust was for that one conversion: the file is still refused.
+    with pytest.raises(CheckpointError, match='--trust-checkpoint'):
+        init_model(str(QUICKSTART_CONFIG), str(source), 'cpu')
     loaded = init_model(str(QUICKSTART_CONFIG), str(out), 'cpu')
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key

@@ -23,8 +23,7 @@ import torch
 from numpy.core.multiarray import scalar as numpy_scalar
 from torch import Tensor
 
-from ..compat import (atomic_write, load_from_local, safe_torch_load,
-                      trust_checkpoint, unsafe_global)
+from ..compat import atomic_write, safe_torch_load, unsafe_global
 from ..errors import CheckpointError
 from ..models.utils import sine_position_embedding
 from ..version import __version__
@@ -464,9 +463,11 @@ def _load(path: str, trust: bool) -> Tuple[Any, bool]:
         if 'Unsupported global' not in str(error.__cause__):
             raise  # truncated, corrupt or no checkpoint: compat says which
         if trust:
-            trust_checkpoint(path)
+            # This one read only: trusting the path for the whole process
+            # would also unpickle whatever is written there later.
             try:
-                return load_from_local(path, map_location='cpu'), True
+                return torch.load(path, map_location='cpu',
+                                  weights_only=False), True
             except (ImportError, AttributeError) as missing:
                 raise CheckpointError(
                     f'{path} cannot be unpickled here ({missing}): it needs '
