@@ -11,9 +11,15 @@ from typing import Iterator
 import pytest
 import torch
 
-import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.logging import MMLogger
 from mmengine.visualization import Visualizer
+
+from sspose_mm.env import setup_env
+
+# As the tools do (through run_cli): runners built in the tests load
+# checkpoints as the tools' do.
+setup_env()
 
 # pytest-xdist's workers share the cores: each takes its part of them
 # rather than all of them (threads beyond the cores only wait on each other).

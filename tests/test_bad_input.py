@@ -17,12 +17,13 @@ from mmpose.registry import DATASETS, MODELS, TRANSFORMS
 
 from conftest import (COCO, QUICKSTART_CONFIG, as_cli,
                       coco_excerpt_options, run_tool)
-from sspose_mm.apis import check_cfg_options, load_config
+from sspose_mm.cli import check_cfg_options, load_config
 from sspose_mm.apis.loading import check_checkpoint_fits
-from sspose_mm.compat import load_from_local
+from sspose_mm.fileio import load_from_local
 from sspose_mm.engine.hooks import NanGuardHook
+from sspose_mm.cli.report import explain
 from sspose_mm.errors import (CheckpointError, ConfigError, DataError,
-                              TrainingDiverged, explain)
+                              TrainingDiverged)
 
 CONFIG = str(QUICKSTART_CONFIG)
 

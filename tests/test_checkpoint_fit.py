@@ -17,8 +17,9 @@ from mmpose.registry import MODELS
 
 from conftest import QUICKSTART_CONFIG, REPO
 from sspose_mm.apis import init_model
-from sspose_mm.datasets import generate_synthetic_coco
-from sspose_mm.errors import CheckpointError, run_cli
+from sspose_mm.synthetic import generate_synthetic_coco
+from sspose_mm.cli import run_cli
+from sspose_mm.errors import CheckpointError
 
 CONFIG = str(QUICKSTART_CONFIG)
 SHARPOSE = str(REPO / 'configs/sharpose/'

@@ -1,4 +1,4 @@
-"""The environment fixes of sspose_mm.compat and the checkpoint hook."""
+"""sspose_mm.compat (mmcv-lite), sspose_mm.fileio and the checkpoint hooks."""
 import os
 
 import numpy as np
@@ -7,7 +7,8 @@ import torch
 from mmengine.fileio import get_file_backend
 from mmengine.logging import HistoryBuffer
 
-import sspose_mm.compat as compat
+import sspose_mm.fileio as fileio
+from sspose_mm.engine.hooks import AtomicCheckpointHook
 from sspose_mm.engine.hooks.plain_checkpoint_hook import from_plain, to_plain
 
 
@@ -23,10 +24,11 @@ def test_mmcv_ext_placeholder_raises_a_clear_error_when_an_op_is_called():
         mmcv._ext.nms(torch.zeros(1, 4), torch.zeros(1), 0.5, 0)
 
 
-def test_local_backend_writes_atomically(tmp_path, monkeypatch):
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     target = tmp_path / 'epoch_1.pth'
-    backend = get_file_backend(str(target))
-    assert isinstance(backend, compat.AtomicLocalBackend)
+    hook = AtomicCheckpointHook(interval=1)
+    backend = get_file_backend(str(target), backend_args=hook.backend_args)
+    assert isinstance(backend, fileio.AtomicLocalBackend)
     backend.put(b'good', str(target))
 
     def crash(fd):
@@ -45,7 +47,7 @@ def test_atomic_writes_keep_the_umask(tmp_path, umask, mode):
     them 0600 whatever the umask)."""
     previous = os.umask(umask)
     try:
-        compat.atomic_write(str(tmp_path / 'epoch_1.pth'), b'weights')
+        fileio.atomic_write(str(tmp_path / 'epoch_1.pth'), b'weights')
     finally:
         os.umask(previous)
     assert (tmp_path / 'epoch_1.pth').stat().st_mode & 0o777 == mode
@@ -55,10 +57,10 @@ def test_atomic_writes_keep_the_umask(tmp_path, umask, mode):
 def test_trusted_checkpoint_is_the_only_one_fully_unpickled(tmp_path):
     path = tmp_path / 'runner.pth'
     torch.save({'meta': {'arr': np.arange(3)}}, path)
-    with pytest.raises(compat.CheckpointError):
-        compat.load_from_local(str(path))
-    compat.trust_checkpoint(str(path))
-    assert compat.load_from_local(str(path))['meta']['arr'].tolist() == [0, 1,
+    with pytest.raises(fileio.CheckpointError):
+        fileio.load_from_local(str(path))
+    fileio.trust_checkpoint(str(path))
+    assert fileio.load_from_local(str(path))['meta']['arr'].tolist() == [0, 1,
                                                                           2]
 
 

@@ -1,13 +1,16 @@
 """Every TransPose COCO config (and the synthetic quickstart) loads and
 builds; the quickstart changes only data, schedule and input size of the
 recipe it inherits. Other families and datasets test their own configs."""
+import re
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.config import Config
 from mmpose.registry import MODELS
 
 from conftest import QUICKSTART_CONFIG, REPO, coco_excerpt_options
+from sspose_mm.errors import ConfigError
 
 CONFIGS = sorted(p for p in (REPO / 'configs/transpose').glob('*.py')
                  if p.stem.endswith(('_coco-256x192', '_synthetic-128x96')))
@@ -38,7 +41,8 @@ def test_config_builds(path: Path):
 PACKAGE_HOOKS = dict(checkpoint='AtomicCheckpointHook',
                      sync_buffers='SyncBuffersHook',
                      plain_checkpoint='PlainCheckpointHook',
-                     exact_resume='ExactResumeHook', nan_guard='NanGuardHook')
+                     exact_resume='ExactResumeHook', nan_guard='NanGuardHook',
+                     matmul_precision='MatmulPrecisionHook')
 EVERY_CONFIG = sorted(p for p in (REPO / 'configs').rglob('*.py')
                       if '_base_' not in p.parts)
 
@@ -57,20 +61,34 @@ def test_every_config_keeps_the_package_hooks(path: Path):
     assert not set(custom) & set(PACKAGE_HOOKS.values()), custom
 
 
-def test_a_package_hook_switches_off_like_an_mmengine_one(tmp_path):
-    """default_hooks.nan_guard=None, as the runtime base documents: the
-    runner builds without it (mmengine alone fails on the None), and None
-    keeps removing mmengine's own defaults."""
+def test_a_package_hook_switches_off_under_mmengine_alone(tmp_path):
+    """default_hooks.nan_guard.enable=False, as the runtime base documents,
+    with mmengine's Runner alone: the hook is there but does nothing (a NaN
+    loss passes), and None keeps removing mmengine's own defaults."""
     from mmengine.runner import Runner
-
-    from sspose_mm.apis import load_config
-    options = dict(coco_excerpt_options(), **{
-        'default_hooks.nan_guard': None, 'default_hooks.timer': None})
-    cfg = load_config(str(QUICKSTART_CONFIG), options, phases=['train'])
+    cfg = Config.fromfile(QUICKSTART_CONFIG)
+    cfg.merge_from_dict(dict(coco_excerpt_options(), **{
+        'default_hooks.nan_guard.enable': False,
+        'default_hooks.timer': None}))
     cfg.work_dir = str(tmp_path)
-    hooks = [type(h).__name__ for h in Runner.from_cfg(cfg).hooks]
-    assert 'NanGuardHook' not in hooks and 'IterTimerHook' not in hooks
+    hooks = {type(h).__name__: h for h in Runner.from_cfg(cfg).hooks}
+    assert 'IterTimerHook' not in hooks
     assert {'ExactResumeHook', 'PlainCheckpointHook'} <= set(hooks)
+    hooks['NanGuardHook'].after_train_iter(
+        None, 0, outputs={'loss': torch.tensor(float('nan'))})
+
+
+def test_none_for_a_package_hook_says_how_to_switch_it_off():
+    """mmengine's Runner stops with a bare AssertionError on it."""
+    from sspose_mm.cli import load_config
+    with pytest.raises(ConfigError, match=re.escape(
+            'default_hooks.nan_guard=None: mmengine\'s Runner removes only '
+            'its own default hooks (runtime_info, timer, sampler_seed, '
+            'logger, param_scheduler, checkpoint) this way and stops on any '
+            'other. Switch a hook off with default_hooks.nan_guard.enable='
+            'False where it has that argument')):
+        load_config(str(QUICKSTART_CONFIG), dict(
+            coco_excerpt_options(), **{'default_hooks.nan_guard': None}))
 
 
 def test_quickstart_keeps_the_r_a3_model():

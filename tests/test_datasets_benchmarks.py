@@ -104,7 +104,7 @@ def test_dataset_variants_keep_their_coco_model(config, coco):
     number of keypoints (the pre-flight check of tools/test.py)."""
     from mmpose.registry import MODELS
 
-    from sspose_mm.apis.config_checks import check_keypoint_count
+    from sspose_mm.cli.checks import check_keypoint_count
     cfg, coco_cfg = Config.fromfile(str(config)), Config.fromfile(str(coco))
     mpii = cfg.test_dataloader.dataset.type == 'MpiiDataset'
     assert cfg.model.neck == coco_cfg.model.neck

@@ -12,7 +12,7 @@ from mmpose.registry import DATASETS, METRICS
 from sspose_mm.datasets.custom import (Finding, check_keypoint_dataset,
                                        keypoint_dataset_info,
                                        load_keypoint_file)
-from sspose_mm.datasets.synthetic import (COCO_FEET_LAYOUT, COCO_LAYOUT,
+from sspose_mm.synthetic import (COCO_FEET_LAYOUT, COCO_LAYOUT,
                                           MPII_LAYOUT, generate_synthetic_coco,
                                           keypoint_file_path, render_scene)
 from sspose_mm.errors import DataError

@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmpose.registry import MODELS
 from mmpose.testing import get_packed_inputs
 
-from sspose_mm.apis.config_checks import check_keypoint_count
+from sspose_mm.cli.checks import check_keypoint_count
 from sspose_mm.apis.convert import convert_state_dict
 from sspose_mm.apis.partial_load import (drop_reinitialised_keys,
                                          load_for_transfer)

@@ -322,7 +322,7 @@ class Workspace:
                                                  path), name)
 
     def keypoint_file(self) -> Path:
-        from sspose_mm.datasets.synthetic import COCO_LAYOUT
+        from sspose_mm.synthetic import COCO_LAYOUT
 
         return self.once('keypoints', lambda path: path.write_text(
             json.dumps(COCO_LAYOUT.keypoint_spec())), 'keypoints.json')

@@ -21,12 +21,11 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmpose.models.losses import AssociativeEmbeddingLoss
-from mmpose.registry import MODELS
+from mmpose.registry import HOOKS, MODELS
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from conftest import REPO
-from sspose_mm.apis.launch import load_config
 from sspose_mm.errors import ConfigError
 from sspose_mm.models.losses import BatchedAssociativeEmbeddingLoss
 from sspose_mm.models.utils import transformer
@@ -257,24 +256,25 @@ def matmul_precision():
 
 
 def test_configs_use_tf32_matmuls_and_cudnn_benchmark(matmul_precision):
-    torch.set_float32_matmul_precision('highest')
+    """The configs name the hook that sets the precision, so MMPose's own
+    tools apply it too."""
     for name in FAMILY_CONFIGS.values():
-        cfg = load_config(str(REPO / 'configs' / f'{name}.py'))
+        cfg = Config.fromfile(REPO / 'configs' / f'{name}.py')
         assert cfg.env_cfg.cudnn_benchmark is True
         # mmpose's other environment settings are kept.
         assert cfg.env_cfg.dist_cfg.backend == 'nccl'
-        assert torch.get_float32_matmul_precision() == 'high'
         torch.set_float32_matmul_precision('highest')
-    load_config(str(REPO / 'configs' / f'{name}.py'),
-                {'env_cfg.float32_matmul_precision': 'highest'})
+        HOOKS.build(cfg.default_hooks.matmul_precision).before_run(None)
+        assert torch.get_float32_matmul_precision() == 'high'
+    HOOKS.build(dict(type='MatmulPrecisionHook',
+                     precision='highest')).before_run(None)
     assert torch.get_float32_matmul_precision() == 'highest'
 
 
-def test_unknown_matmul_precision_is_refused(matmul_precision):
+def test_unknown_matmul_precision_is_refused():
     with pytest.raises(ConfigError, match="one of highest, high, medium, "
                        "got 'tf32'"):
-        load_config(str(REPO / 'configs' / f'{FAMILY_CONFIGS["sspose-b"]}'
-                        '.py'), {'env_cfg.float32_matmul_precision': 'tf32'})
+        HOOKS.build(dict(type='MatmulPrecisionHook', precision='tf32'))
 
 
 def test_matmul_precision_leaves_cpu_results_unchanged(matmul_precision):

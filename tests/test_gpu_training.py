@@ -29,10 +29,10 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
 from torch.utils._pytree import tree_map
 
-import sspose_mm.compat as compat
+import sspose_mm.env as env
 from conftest import (QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
                       run_tool)
-from sspose_mm.datasets.synthetic import ensure_synthetic_coco
+from sspose_mm.synthetic import ensure_synthetic_coco
 from sspose_mm.engine.hooks import (ExactResumeHook, NanGuardHook,
                                     PlainCheckpointHook)
 from sspose_mm.errors import DeviceError, TrainingDiverged
@@ -151,25 +151,25 @@ def test_gpus_are_seen_through_device_files_or_nvidia_smi(tmp_path,
     for name in ('nvidiactl', 'nvidia-uvm', 'nvidia-modeset'):
         (dev / name).touch()  # the driver's, present without any GPU too
     monkeypatch.setenv('PATH', str(tmp_path / 'nowhere'))
-    assert compat.visible_nvidia_gpus(str(dev)) == []
+    assert env.visible_nvidia_gpus(str(dev)) == []
     for name in ('nvidia1', 'nvidia0'):
         (dev / name).touch()
-    assert compat.visible_nvidia_gpus(str(dev)) == [
+    assert env.visible_nvidia_gpus(str(dev)) == [
         str(dev / 'nvidia0'), str(dev / 'nvidia1')]
 
     empty = tmp_path / 'empty_dev'
     empty.mkdir()
     monkeypatch.setenv('PATH', fake_nvidia_smi(
         tmp_path, 'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)'))
-    assert compat.visible_nvidia_gpus(str(empty)) == [
+    assert env.visible_nvidia_gpus(str(empty)) == [
         'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)']
     fake_nvidia_smi(tmp_path, 'No devices were found')
-    assert compat.visible_nvidia_gpus(str(empty)) == []
+    assert env.visible_nvidia_gpus(str(empty)) == []
 
 
 @pytest.fixture
 def gpus_present(monkeypatch):
-    monkeypatch.setattr(compat, 'visible_nvidia_gpus',
+    monkeypatch.setattr(env, 'visible_nvidia_gpus',
                         lambda: ['/dev/nvidia0', '/dev/nvidia1'])
     monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
 
@@ -182,7 +182,7 @@ def test_old_driver_stops_with_what_to_install(gpus_present, monkeypatch):
     monkeypatch.setattr(torch.cuda, 'init', init)
     monkeypatch.setattr(torch.version, 'cuda', '13.0')
     with pytest.raises(DeviceError) as error:
-        compat.check_gpus_usable()
+        env.check_gpus_usable()
     message = str(error.value)
     assert '\n' not in message
     assert ('2 NVIDIA GPU(s) found (/dev/nvidia0) but PyTorch '
@@ -195,23 +195,23 @@ def test_old_driver_stops_with_what_to_install(gpus_present, monkeypatch):
             in message)
     # The tools choose the device through the same check.
     with pytest.raises(DeviceError):
-        compat.resolve_device()
-    assert compat.resolve_device('cpu') == 'cpu'
+        env.resolve_device()
+    assert env.resolve_device('cpu') == 'cpu'
 
     monkeypatch.setattr(torch.version, 'cuda', None)
     with pytest.raises(DeviceError, match='it is a CPU-only build'):
-        compat.check_gpus_usable()
+        env.check_gpus_usable()
 
 
 def test_cpu_wanted_or_no_gpu_passes(gpus_present, monkeypatch):
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     for hidden in ('', '-1'):
         monkeypatch.setenv('CUDA_VISIBLE_DEVICES', hidden)
-        compat.check_gpus_usable()
+        env.check_gpus_usable()
     monkeypatch.delenv('CUDA_VISIBLE_DEVICES')
-    monkeypatch.setattr(compat, 'visible_nvidia_gpus', lambda: [])
-    compat.check_gpus_usable()
-    assert compat.resolve_device() == 'cpu'
+    monkeypatch.setattr(env, 'visible_nvidia_gpus', lambda: [])
+    env.check_gpus_usable()
+    assert env.resolve_device() == 'cpu'
 
 
 def test_gpu_older_than_the_wheels_kernels_stops(gpus_present, monkeypatch):
@@ -226,19 +226,19 @@ def test_gpu_older_than_the_wheels_kernels_stops(gpus_present, monkeypatch):
                         lambda i: ['NVIDIA A100', 'Tesla V100'][i])
     with pytest.raises(DeviceError, match=r'GPU 1 \(Tesla V100, compute '
                        r'capability 7.0\) is too old'):
-        compat.check_gpus_usable()
+        env.check_gpus_usable()
     capabilities[1] = (8, 9)  # Ada runs the sm_86 kernels
-    compat.check_gpus_usable()
+    env.check_gpus_usable()
 
 
 def test_kernel_compatibility_follows_cuda_rules():
     archs = ['sm_75', 'sm_80', 'sm_86', 'sm_90', 'sm_100', 'sm_120']
-    assert compat._runs_on((8, 9), archs)  # same major, newer minor
-    assert compat._runs_on((12, 1), archs)
-    assert not compat._runs_on((7, 0), archs)  # V100: older minor
-    assert not compat._runs_on((11, 0), archs)  # no sm_11x, no PTX
-    assert compat._runs_on((11, 0), archs + ['compute_100'])  # PTX JIT
-    assert compat._runs_on((9, 0), ['sm_90a'])
+    assert env._runs_on((8, 9), archs)  # same major, newer minor
+    assert env._runs_on((12, 1), archs)
+    assert not env._runs_on((7, 0), archs)  # V100: older minor
+    assert not env._runs_on((11, 0), archs)  # no sm_11x, no PTX
+    assert env._runs_on((11, 0), archs + ['compute_100'])  # PTX JIT
+    assert env._runs_on((9, 0), ['sm_90a'])
 
 
 @pytest.mark.slow

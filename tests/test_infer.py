@@ -14,8 +14,9 @@ import torch
 
 from conftest import QUICKSTART_CONFIG, REPO, run_tool
 from sspose_mm.apis.infer import PersonBoxes, check_request, run_inference
-from sspose_mm.datasets import generate_synthetic_coco
-from sspose_mm.errors import ConfigError, run_cli
+from sspose_mm.synthetic import generate_synthetic_coco
+from sspose_mm.cli import run_cli
+from sspose_mm.errors import ConfigError
 
 CONFIG = str(QUICKSTART_CONFIG)
 NUM_KEYPOINTS = 17

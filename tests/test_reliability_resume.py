@@ -21,8 +21,8 @@ from mmengine.logging import MessageHub, MMLogger
 
 from conftest import (QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
                       run_tool, started, tool_command, tool_env)
-from sspose_mm.apis.launch import find_resume_checkpoint
-from sspose_mm.compat import atomic_write
+from sspose_mm.cli.launch import find_resume_checkpoint
+from sspose_mm.fileio import atomic_write
 from sspose_mm.engine.hooks import AtomicCheckpointHook
 
 EPOCHS = 2

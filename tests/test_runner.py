@@ -220,7 +220,7 @@ def test_synthetic_ground_truth_scores_ap_one_with_the_quickstart_config(
         tmp_path):
     """The generated annotations are consistent COCO (boxes, areas,
     visibility) as the quickstart's own dataset and metric read them."""
-    from sspose_mm.datasets import generate_synthetic_coco
+    from sspose_mm.synthetic import generate_synthetic_coco
     generate_synthetic_coco(tmp_path, {'val': 6}, seed=1)
     cfg = Config.fromfile(CONFIG)
     cfg.test_dataloader.dataset.data_root = str(tmp_path)

@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 from mmpose.registry import DATASETS, METRICS, MODELS
 
 from conftest import REPO
-from sspose_mm.apis.config_checks import check_config
+from sspose_mm.cli.checks import check_config
 from test_datasets_benchmarks import (  # noqa: F401 (fixtures)
     headbox_file, on_excerpt, plain_config_text, runner_cfg)
 

@@ -25,7 +25,7 @@ from mmpose.registry import MODELS
 from conftest import GOLDEN, REPO
 from sspose_mm.apis import recording_attention
 from sspose_mm.apis.convert import convert_checkpoint, convert_state_dict
-from sspose_mm.compat import safe_torch_load
+from sspose_mm.fileio import safe_torch_load
 from test_transpose_parity import refweights
 
 CONFIGS = {

@@ -14,8 +14,8 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from conftest import REPO, as_cli, coco_excerpt_options, run_tool
-from sspose_mm.apis import load_config
-from sspose_mm.apis.launch import use_exact_resume_loop
+from sspose_mm.cli import load_config
+from sspose_mm.cli.launch import use_exact_resume_loop
 
 CONFIG = str(REPO / 'configs/sharpose/'
              'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py')

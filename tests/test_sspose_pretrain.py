@@ -19,8 +19,8 @@ from mmengine.optim import build_optim_wrapper
 from mmpose.registry import MODELS
 
 from conftest import COCO, REPO, as_cli, run_tool
-from sspose_mm.compat import safe_torch_load
-from sspose_mm.datasets.synthetic import ensure_synthetic_coco
+from sspose_mm.fileio import safe_torch_load
+from sspose_mm.synthetic import ensure_synthetic_coco
 from sspose_mm.engine.hooks import EncoderCheckpointHook
 from sspose_mm.errors import ConfigError
 from sspose_mm.models.backbones.sspose_convvit import \

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sspose_mm.datasets.synthetic import (COCO_LAYOUT, SkeletonLayout,
+from sspose_mm.synthetic import (COCO_LAYOUT, SkeletonLayout,
                                           generate_synthetic_coco,
                                           render_scene, split_image_ids)
 

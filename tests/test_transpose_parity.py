@@ -23,7 +23,7 @@ from torch import Tensor
 from conftest import GOLDEN, REPO, run_tool
 from sspose_mm.apis import (collect_attention, convert_checkpoint,
                             recording_attention)
-from sspose_mm.compat import safe_torch_load
+from sspose_mm.fileio import safe_torch_load
 from sspose_mm.models.utils import MultiheadSelfAttention
 from test_models import CONFIGS
 

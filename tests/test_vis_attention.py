@@ -30,7 +30,7 @@ def png_size(path) -> tuple:
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    from sspose_mm.datasets import generate_synthetic_coco
+    from sspose_mm.synthetic import generate_synthetic_coco
     root = tmp_path_factory.mktemp('vis_attention')
     info = generate_synthetic_coco(root, {'val': 2}, seed=0)
     split = info['splits']['val']

@@ -14,10 +14,11 @@ from typing import List, Optional
 
 import torch
 
-import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from sspose_mm.benchmarks import BENCHMARKS, Report
 from sspose_mm.benchmarks.core import get_benchmark, parse_size
-from sspose_mm.errors import ConfigError, run_cli
+from sspose_mm.cli import run_cli
+from sspose_mm.errors import ConfigError
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -15,14 +15,15 @@ import argparse
 import os.path as osp
 import sys
 
-import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.config import Config
 from mmpose.registry import DATASETS
 
 from sspose_mm.datasets.custom import (Finding, check_keypoint_dataset,
                                        dataset_files, findings_table,
                                        load_keypoint_file)
-from sspose_mm.errors import ConfigError, run_cli
+from sspose_mm.cli import run_cli
+from sspose_mm.errors import ConfigError
 
 
 def parse_args():

@@ -13,9 +13,9 @@ the conversion with the list of them. The output loads with
 """
 import argparse
 
-import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from sspose_mm.apis import CHECKPOINT_LAYOUTS, convert_checkpoint
-from sspose_mm.errors import run_cli
+from sspose_mm.cli import run_cli
 
 
 def parse_args() -> argparse.Namespace:

@@ -20,11 +20,11 @@ fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 # NVIDIA GPUs that this PyTorch cannot use (driver too old for its CUDA) stop
 # the launch here with one line, instead of NPROC processes training on the
-# CPU or each failing (sspose_mm.compat.check_gpus_usable, docs/gpu.md).
+# CPU or each failing (sspose_mm.env.check_gpus_usable, docs/gpu.md).
 if compgen -G '/dev/nvidia[0-9]*' > /dev/null || command -v nvidia-smi \
         > /dev/null; then
-    "$PYTHON" -c 'from sspose_mm.compat import check_gpus_usable
-from sspose_mm.errors import run_cli
+    "$PYTHON" -c 'from sspose_mm.env import check_gpus_usable
+from sspose_mm.cli import run_cli
 run_cli(check_gpus_usable)'
 fi
 OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} \

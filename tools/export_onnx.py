@@ -25,14 +25,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmpose.registry import KEYPOINT_CODECS
 
 from sspose_mm.apis.fast_inference import (model_input_size,
                                            prepare_for_inference)
 from sspose_mm.apis.loading import check_model_files, init_model
 from sspose_mm.benchmarks.core import interleaved_times, parse_size
-from sspose_mm.errors import ConfigError, UserError, run_cli
+from sspose_mm.cli import run_cli
+from sspose_mm.errors import ConfigError, UserError
 
 # Share of the largest |heatmap| the onnxruntime result may differ by:
 # onnxruntime fuses and reorders float32 sums differently (differences of

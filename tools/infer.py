@@ -22,14 +22,14 @@ the file looks like); "none" runs the untrained model (random predictions).
 import argparse
 from typing import List, Optional
 
-import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.config import Config
 
 from sspose_mm.apis.fast_inference import prepare_for_inference
 from sspose_mm.apis.infer import (PersonBoxes, check_request, print_summary,
                                    require_topdown, run_inference)
 from sspose_mm.apis.loading import check_model_files, init_model
-from sspose_mm.errors import run_cli
+from sspose_mm.cli import run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from sspose_mm.datasets.synthetic import ensure_synthetic_coco
+from sspose_mm.synthetic import ensure_synthetic_coco
 
 
 class _Parser(argparse.ArgumentParser):

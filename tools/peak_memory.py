@@ -25,7 +25,8 @@ from typing import Dict, List, Tuple
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from sspose_mm.errors import ConfigError, run_cli  # noqa: E402
+from sspose_mm.cli import run_cli  # noqa: E402
+from sspose_mm.errors import ConfigError  # noqa: E402
 
 # The synthetic generator puts 1 to 4 people in an image: 2.22 on average
 # (4,444 people in 2,000 validation images, seed 0).
@@ -63,7 +64,7 @@ def sample(pid: int, interval: float, samples: List[Tuple[float, int, int]],
 
 
 def synthetic_options(num_crops: int, folder: str) -> Dict[str, str]:
-    from sspose_mm.datasets import generate_synthetic_coco
+    from sspose_mm.synthetic import generate_synthetic_coco
     images = math.ceil(num_crops / PEOPLE_PER_IMAGE)
     print(f'generating {images} synthetic validation images in {folder}')
     made = generate_synthetic_coco(folder, {'val': images}, seed=0,

@@ -9,18 +9,18 @@ import argparse
 import json
 import os
 
-import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.dist import broadcast
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
-from sspose_mm.apis import (add_runner_arguments, enable_visualization,
-                            load_config, parse_runner_arguments)
 from sspose_mm.apis.fast_inference import (model_input_size,
                                            prepare_for_inference)
-from sspose_mm.apis.launch import naming_malformed_json
 from sspose_mm.apis.loading import check_checkpoint_fits, is_untrained
-from sspose_mm.errors import ConfigError, run_cli
+from sspose_mm.cli import (add_runner_arguments, enable_visualization,
+                           load_config, naming_malformed_json,
+                           parse_runner_arguments, run_cli)
+from sspose_mm.errors import ConfigError
 
 
 def parse_args():

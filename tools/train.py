@@ -8,18 +8,18 @@ import argparse
 import logging
 import os
 
-import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 import torch
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from sspose_mm.apis import (add_runner_arguments, enable_visualization,
-                            load_config, parse_runner_arguments)
-from sspose_mm.apis.launch import (find_resume_checkpoint,
-                                   make_deterministic, naming_malformed_json,
-                                   use_exact_resume_loop)
-from sspose_mm.compat import trust_checkpoint
-from sspose_mm.errors import ConfigError, run_cli
+from sspose_mm.cli import (add_runner_arguments, enable_visualization,
+                           find_resume_checkpoint, load_config,
+                           make_deterministic, naming_malformed_json,
+                           parse_runner_arguments, run_cli)
+from sspose_mm.cli.launch import use_exact_resume_loop
+from sspose_mm.errors import ConfigError
+from sspose_mm.fileio import trust_checkpoint
 
 
 def parse_args():

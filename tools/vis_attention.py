@@ -12,14 +12,15 @@ config's model exactly; "none" shows the untrained model's attention.
 import argparse
 import os.path as osp
 
-import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.config import Config
 
 from sspose_mm.apis.attention_figure import (MODES, attention_for_crop,
                                              draw_attention_figure)
 from sspose_mm.apis.infer import check_bbox, read_image, require_topdown
 from sspose_mm.apis.loading import check_model_files, init_model
-from sspose_mm.errors import ConfigError, DataError, run_cli
+from sspose_mm.cli import run_cli
+from sspose_mm.errors import ConfigError, DataError
 
 
 def parse_args() -> argparse.Namespace:

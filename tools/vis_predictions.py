@@ -12,13 +12,14 @@ import argparse
 import os
 import os.path as osp
 
-import sspose_mm  # noqa: F401  (environment fixes before mmpose)
+import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.config import Config
 
 from sspose_mm.apis import coco_images_with_boxes, draw_topdown_predictions
 from sspose_mm.apis.infer import require_topdown
 from sspose_mm.apis.loading import check_model_files, init_model
-from sspose_mm.errors import ConfigError, run_cli
+from sspose_mm.cli import run_cli
+from sspose_mm.errors import ConfigError
 
 
 def parse_args():

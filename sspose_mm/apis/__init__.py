@@ -1,24 +1,21 @@
+"""The package's public Python API: model loading, inference, attention
+maps, checkpoint conversion."""
+from . import checkpoint_layouts  # noqa: F401  (registers the layouts)
 from .attention import collect_attention, recording_attention
 from .attention_figure import attention_for_crop, draw_attention_figure
-from .config_checks import check_cfg_options, check_config
 from .convert import (CHECKPOINT_LAYOUTS, convert_checkpoint,
                       convert_state_dict, describe_state_dict,
                       register_layout)
-from . import checkpoint_layouts  # noqa: F401,E402  (registers layouts)
 from .infer import PersonBoxes, run_inference
 from .inference import coco_images_with_boxes, draw_topdown_predictions
 from .loading import check_checkpoint_fits, init_model
-from .partial_load import load_for_transfer  # noqa: F401
-from .launch import (add_runner_arguments, enable_visualization, load_config,
-                     parse_runner_arguments)
+from .partial_load import load_for_transfer
 
 __all__ = [
-    'CHECKPOINT_LAYOUTS', 'PersonBoxes', 'run_inference',
-    'add_runner_arguments', 'attention_for_crop', 'check_cfg_options',
-    'check_checkpoint_fits', 'check_config', 'describe_state_dict',
-    'init_model', 'coco_images_with_boxes', 'collect_attention',
-    'convert_checkpoint', 'convert_state_dict', 'draw_attention_figure',
-    'draw_topdown_predictions',
-    'enable_visualization', 'load_config', 'parse_runner_arguments',
-    'recording_attention', 'register_layout'
+    'CHECKPOINT_LAYOUTS', 'PersonBoxes', 'attention_for_crop',
+    'check_checkpoint_fits', 'coco_images_with_boxes', 'collect_attention',
+    'convert_checkpoint', 'convert_state_dict', 'describe_state_dict',
+    'draw_attention_figure', 'draw_topdown_predictions', 'init_model',
+    'load_for_transfer', 'recording_attention', 'register_layout',
+    'run_inference'
 ]

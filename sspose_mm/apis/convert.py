@@ -23,7 +23,7 @@ import torch
 from numpy.core.multiarray import scalar as numpy_scalar
 from torch import Tensor
 
-from ..compat import atomic_write, safe_torch_load, unsafe_global
+from ..fileio import atomic_write, safe_torch_load, unsafe_global
 from ..errors import CheckpointError
 from ..models.utils import sine_position_embedding
 from ..version import __version__

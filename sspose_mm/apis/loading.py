@@ -19,7 +19,7 @@ from mmengine.logging import print_log
 from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 from torch import Tensor, nn
 
-from ..compat import resolve_device
+from ..env import resolve_device
 from ..errors import CheckpointError, ConfigError
 from .convert import describe_state_dict, listing, plain_state_dict
 

@@ -15,7 +15,7 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import load_state_dict
 
-from ..compat import safe_torch_load
+from ..fileio import safe_torch_load
 from ..errors import CheckpointError
 
 __all__ = [

@@ -1,7 +1,8 @@
-from .synthetic import COCO_LAYOUT, SkeletonLayout, generate_synthetic_coco
+from .custom import CustomKeypointDataset
+from .keypoint_layout import ToKeypointLayout
 from .transforms import *  # noqa: F401,F403
-from .unlabeled_images import UnlabeledImageDataset  # noqa: F401
-from .keypoint_layout import ToKeypointLayout  # noqa: F401
-from .custom import CustomKeypointDataset  # noqa: F401
+from .unlabeled_images import UnlabeledImageDataset
 
-__all__ = ['COCO_LAYOUT', 'SkeletonLayout', 'generate_synthetic_coco']
+__all__ = [
+    'CustomKeypointDataset', 'ToKeypointLayout', 'UnlabeledImageDataset'
+]

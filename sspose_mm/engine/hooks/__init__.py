@@ -1,10 +1,16 @@
-from .atomic_checkpoint_hook import AtomicCheckpointHook  # noqa: F401
-from .keypoint_transfer_hook import KeypointTransferHook  # noqa: F401
+from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .encoder_checkpoint_hook import EncoderCheckpointHook
+from .exact_resume_hook import ExactResumeEpochBasedTrainLoop, ExactResumeHook
+from .keypoint_transfer_hook import KeypointTransferHook
+from .matmul_precision_hook import MatmulPrecisionHook
+from .nan_guard_hook import NanGuardHook
 from .plain_checkpoint_hook import PlainCheckpointHook
-from .exact_resume_hook import ExactResumeHook  # noqa: F401
-from .nan_guard_hook import NanGuardHook  # noqa: F401
-from .encoder_checkpoint_hook import EncoderCheckpointHook  # noqa: F401
-from .reconstruction_vis_hook import ReconstructionVisHook  # noqa: F401
-from .sharpose_quality_hook import SHaRPoseQualityHook  # noqa: F401
+from .reconstruction_vis_hook import ReconstructionVisHook
+from .sharpose_quality_hook import SHaRPoseQualityHook
 
-__all__ = ['PlainCheckpointHook']
+__all__ = [
+    'AtomicCheckpointHook', 'EncoderCheckpointHook',
+    'ExactResumeEpochBasedTrainLoop', 'ExactResumeHook',
+    'KeypointTransferHook', 'MatmulPrecisionHook', 'NanGuardHook',
+    'PlainCheckpointHook', 'ReconstructionVisHook', 'SHaRPoseQualityHook'
+]

@@ -2,13 +2,14 @@
 """
 import os.path as osp
 import tempfile
+from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
 from mmpose.registry import HOOKS
 
-from ...compat import atomic_write
+from ...fileio import atomic_write
 
 
 class _WorkDirElsewhere:
@@ -24,19 +25,33 @@ class _WorkDirElsewhere:
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """``CheckpointHook`` whose ``last_checkpoint`` is never empty or cut.
+    """``CheckpointHook`` whose checkpoints and ``last_checkpoint`` are never
+    empty or cut.
 
-    mmengine 0.10.7 writes the checkpoint through the file backend (atomic
-    here, ``sspose_mm/compat.py``) but then the ``last_checkpoint`` pointer
-    with a plain ``open(..., 'w')``: a process killed between the open and
-    the write leaves the pointer empty, and ``--resume`` has nothing to go
-    on. This hook lets mmengine write that pointer into a scratch folder
+    Checkpoints are written through the ``'atomic_local'`` file backend
+    (:class:`~sspose_mm.fileio.AtomicLocalBackend`: a temporary file, then
+    a rename) unless ``backend_args`` (or a remote ``out_dir``) names
+    another. mmengine 0.10.7 then
+    writes the ``last_checkpoint`` pointer with a plain ``open(..., 'w')``:
+    a process killed between the open and the write leaves the pointer
+    empty, and ``--resume`` has nothing to go on. This hook lets mmengine
+    write that pointer into a scratch folder
     (its ``runner.work_dir`` is the only thing changed; every other hook
     sees the real runner) and then replaces the work dir's pointer with
     :func:`atomic_write`, so at every instant it names a complete
     checkpoint, the new one or the previous one. Options are
     ``CheckpointHook``'s.
     """
+
+    def __init__(self, *args, out_dir: Optional[str] = None,
+                 backend_args: Optional[dict] = None,
+                 file_client_args: Optional[dict] = None, **kwargs) -> None:
+        local = out_dir is None or '://' not in str(out_dir)
+        if local and backend_args is None and file_client_args is None:
+            backend_args = dict(backend='atomic_local')
+        super().__init__(
+            *args, out_dir=out_dir, backend_args=backend_args,
+            file_client_args=file_client_args, **kwargs)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         with tempfile.TemporaryDirectory() as scratch:

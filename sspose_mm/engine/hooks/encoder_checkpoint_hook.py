@@ -9,7 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
-from ...compat import atomic_write
+from ...fileio import atomic_write
 from ...errors import ConfigError
 
 

@@ -110,15 +110,23 @@ class ExactResumeHook(Hook):
     back, after the resumed epoch's finished batches were skipped
     (:class:`ExactResumeEpochBasedTrainLoop`) or after mmengine's
     ``IterBasedTrainLoop`` advanced its dataloader.
+
+    Args:
+        enable (bool): Switch the hook off with False (as MMPose's
+            ``PoseVisualizationHook``): mmengine's Runner removes only its
+            own default hooks when a config sets them to None.
     """
 
     priority = 'LOW'  # before PlainCheckpointHook (VERY_LOW) converts types
 
-    def __init__(self) -> None:
+    def __init__(self, enable: bool = True) -> None:
+        self.enable = enable
         self.pending_state: Optional[dict] = None
         self.gathered: Tuple[int, List[dict]] = (-1, [])
 
     def before_train_epoch(self, runner) -> None:
+        if not self.enable:
+            return
         seed_everything(runner.seed, runner.epoch, get_rank())
         if not isinstance(runner.train_loop, EpochBasedTrainLoop):
             # IterBasedTrainLoop: one epoch for the whole run, entered once.
@@ -126,6 +134,8 @@ class ExactResumeHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
+        if not self.enable:
+            return
         # Only rank 0 saves (``Runner.save_checkpoint`` is master-only), so
         # the states of all ranks are gathered here, by every rank, when a
         # CheckpointHook (priority VERY_LOW, after this hook) saves next.
@@ -136,6 +146,8 @@ class ExactResumeHook(Hook):
                              all_gather_object(get_rng_state()))
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not self.enable:
+            return
         if get_world_size() == 1:
             checkpoint['rng_states'] = [get_rng_state()]
         elif self.gathered[0] == checkpoint['meta']['iter']:
@@ -146,7 +158,7 @@ class ExactResumeHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get('rng_states')
         # Only a resume continues the run; load_from starts a new one.
-        if states is None or not runner._resume:
+        if states is None or not runner._resume or not self.enable:
             return
         if len(states) != get_world_size():
             print_log(

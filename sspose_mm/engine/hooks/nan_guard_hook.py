@@ -41,16 +41,22 @@ class NanGuardHook(Hook):
         max_amp_skips (int): Consecutive non-finite losses tolerated under
             an enabled loss scaler. Defaults to 10: an occasional batch
             that overflows passes, a model that always does stops.
+        enable (bool): Switch the hook off with False (as MMPose's
+            ``PoseVisualizationHook``): mmengine's Runner removes only its
+            own default hooks when a config sets them to None.
     """
 
     priority = 'ABOVE_NORMAL'
 
-    def __init__(self, max_amp_skips: int = 10) -> None:
+    def __init__(self, max_amp_skips: int = 10, enable: bool = True) -> None:
         self.max_amp_skips = max_amp_skips
+        self.enable = enable
         self.amp_skips = 0
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs: Optional[dict] = None) -> None:
+        if not self.enable:
+            return
         losses = {k: v for k, v in (outputs or {}).items()
                   if k.startswith('loss') and isinstance(v, torch.Tensor)}
         local_bad = not all(torch.isfinite(v).all() for v in losses.values())
@@ -89,6 +95,8 @@ class NanGuardHook(Hook):
             'data, then resume with --resume.')
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not self.enable:
+            return
         bad = [name for name, value in checkpoint.get('state_dict', {}).items()
                if torch.is_tensor(value) and value.is_floating_point()
                and not torch.isfinite(value).all()]

@@ -52,7 +52,7 @@ def from_plain(obj: Any) -> Any:
 
 @HOOKS.register_module()
 class PlainCheckpointHook(Hook):
-    """Write runner checkpoints that load with ``torch.load(weights_only=True)``.
+    """Write runner checkpoints that ``torch.load(weights_only=True)`` reads.
 
     mmengine stores numpy arrays (dataset meta) and ``HistoryBuffer`` objects
     (message hub) in every checkpoint, so with torch >= 2.6 they cannot be
@@ -61,16 +61,27 @@ class PlainCheckpointHook(Hook):
     them back after the runner loads a checkpoint (resume, ``load_from``),
     so resuming restores exactly what was saved. The model weights,
     optimizer and scheduler states are already plain and stay untouched.
+
+    Args:
+        enable (bool): Switch the hook off with False (as MMPose's
+            ``PoseVisualizationHook``): mmengine's Runner removes only its
+            own default hooks when a config sets them to None.
     """
 
     priority = 'VERY_LOW'  # after every hook that adds to the checkpoint
 
+    def __init__(self, enable: bool = True) -> None:
+        self.enable = enable
+
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if not self.enable:
+            return
         for key in ('meta', 'message_hub'):
             if key in checkpoint:
                 checkpoint[key] = to_plain(checkpoint[key])
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        # A checkpoint written with the hook reads back the same without it.
         for key in ('meta', 'message_hub'):
             if key in checkpoint:
                 checkpoint[key] = from_plain(checkpoint[key])

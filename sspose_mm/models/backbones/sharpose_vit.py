@@ -25,7 +25,7 @@ from mmpose.registry import MODELS
 from timm.layers import DropPath, Mlp, PatchEmbed, trunc_normal_
 from torch import Tensor, nn
 
-from ...compat import safe_torch_load
+from ...fileio import safe_torch_load
 from ...errors import CheckpointError, ConfigError
 from ..utils import MultiheadSelfAttention
 

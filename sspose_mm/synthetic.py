@@ -42,7 +42,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
-from ..compat import atomic_write
+from .fileio import atomic_write
 
 __all__ = [
     'SkeletonLayout', 'COCO_LAYOUT', 'MPII_LAYOUT', 'COCO_FEET_LAYOUT',
@@ -962,7 +962,7 @@ def generation_params(splits: Mapping[str, int], seed: int = 0,
     Splits with 0 images are left out: they write no files.
     """
     return {
-        'generator': 'sspose_mm.datasets.synthetic',
+        'generator': 'sspose_mm.synthetic',
         'version': GENERATOR_VERSION,
         'seed': int(seed),
         'splits': {str(k): int(v) for k, v in splits.items() if v > 0},

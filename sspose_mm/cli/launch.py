@@ -9,16 +9,14 @@ import zipfile
 from contextlib import contextmanager
 from typing import Any, Dict, Iterable, Optional, Tuple
 
-import torch
 from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
-from ..compat import setup_distributed
+from ..env import setup_distributed
 from ..errors import ConfigError, DataError
-from .config_checks import (check_cfg_options, check_config,
-                            check_module_types, check_value_types,
-                            find_malformed_json, leaf_datasets,
-                            syntax_error_in)
+from .checks import (check_cfg_options, check_config, check_module_types,
+                     check_switched_off_hooks, check_value_types,
+                     find_malformed_json, leaf_datasets, syntax_error_in)
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser,
@@ -75,55 +73,17 @@ def load_config(path: str,
         cfg.merge_from_dict(cfg_options)
     check_module_types(cfg)
     check_value_types(cfg, cfg_options)
+    check_switched_off_hooks(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
     check_config(cfg, phases)
-    set_matmul_precision(cfg)
     keep_no_workers_alive(cfg)
-    drop_switched_off_hooks(cfg)
     use_checked_image_loading(cfg)
     setup_distributed(cfg, launcher)
     return cfg
-
-
-MATMUL_PRECISIONS = ('highest', 'high', 'medium')
-
-
-def set_matmul_precision(cfg: Config) -> None:
-    """Apply ``env_cfg.float32_matmul_precision`` (``'highest'``, ``'high'``
-    or ``'medium'``; ``configs/_base_/default_runtime.py`` sets ``'high'``)
-    with ``torch.set_float32_matmul_precision``: TensorFloat32 matrix
-    multiplications on CUDA GPUs that have them. mmengine's Runner ignores
-    the key; nothing changes without it, and nothing on the CPU."""
-    precision = (cfg.get('env_cfg') or {}).get('float32_matmul_precision')
-    if precision is None:
-        return
-    if precision not in MATMUL_PRECISIONS:
-        raise ConfigError(
-            f'env_cfg.float32_matmul_precision must be one of '
-            f'{", ".join(MATMUL_PRECISIONS)}, got {precision!r}')
-    torch.set_float32_matmul_precision(precision)
-
-
-# The default hooks mmengine itself registers (Runner.register_default_hooks)
-# and removes when a config sets them to None.
-MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
-                          'param_scheduler', 'checkpoint')
-
-
-def drop_switched_off_hooks(cfg: Config) -> None:
-    """``default_hooks = dict(name=None)`` switches that hook off for any
-    name. mmengine honours None only for its own six defaults and stops with
-    a bare AssertionError on any other, such as the package's
-    ``nan_guard``/``exact_resume``/``plain_checkpoint``
-    (``configs/_base_/default_runtime.py``); those entries are removed."""
-    hooks = cfg.get('default_hooks') or {}
-    for name in [name for name, hook in hooks.items()
-                 if hook is None and name not in MMENGINE_DEFAULT_HOOKS]:
-        del hooks[name]
 
 
 def keep_no_workers_alive(cfg: Config) -> None:

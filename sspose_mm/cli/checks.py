@@ -301,9 +301,9 @@ def check_dataset_files(dataset_cfg: dict, where: str) -> None:
         bbox_file = leaf.get('bbox_file')
         if bbox_file and not osp.isfile(bbox_file):
             raise ConfigError(
-                f'person detection file "{bbox_file}" of {leaf_where}.bbox_file'
-                ' does not exist (set it to None to test with ground-truth '
-                f'boxes). {COCO_HINT}')
+                f'person detection file "{bbox_file}" of '
+                f'{leaf_where}.bbox_file does not exist (set it to None to '
+                f'test with ground-truth boxes). {COCO_HINT}')
         img_dir = (leaf.get('data_prefix') or {}).get('img')
         if img_dir is not None and not osp.isdir(_resolve(data_root, img_dir)):
             raise ConfigError(
@@ -421,3 +421,24 @@ def check_detections_match_images(dataset_cfg: dict, where: str) -> None:
                 f'"{ann_file}" does not have (image ids {unknown[:5]}'
                 f'{" ..." if len(unknown) > 5 else ""}): is it the detection'
                 ' file of another dataset or split?')
+
+
+# The default hooks mmengine itself registers (Runner.register_default_hooks)
+# and removes when a config sets them to None; any other None stops it with
+# a bare AssertionError.
+MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
+                          'param_scheduler', 'checkpoint')
+
+
+def check_switched_off_hooks(cfg: Config) -> None:
+    """``default_hooks.<name>=None`` only for mmengine's own defaults."""
+    hooks = cfg.get('default_hooks') or {}
+    for name, hook in hooks.items():
+        if hook is None and name not in MMENGINE_DEFAULT_HOOKS:
+            raise ConfigError(
+                f'default_hooks.{name}=None: mmengine\'s Runner removes only '
+                f'its own default hooks ({", ".join(MMENGINE_DEFAULT_HOOKS)})'
+                ' this way and stops on any other. Switch a hook off with '
+                f'default_hooks.{name}.enable=False where it has that '
+                'argument (this package\'s hooks, MMPose\'s visualisation '
+                'hooks).')
