@@ -15,102 +15,21 @@ crops and must match PyTorch; both speeds are printed.
 """
 import argparse
 import copy
-import os
 import os.path as osp
-import re
 import sys
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
-import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import nn
 
 import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
-from mmpose.registry import KEYPOINT_CODECS
-
+from sspose_mm.apis.export import build_exported, export_onnx, verify
 from sspose_mm.apis.fast_inference import (model_input_size,
                                            prepare_for_inference)
 from sspose_mm.apis.loading import check_model_files, init_model
 from sspose_mm.benchmarks.core import interleaved_times, parse_size
 from sspose_mm.cli import run_cli
 from sspose_mm.errors import ConfigError, UserError
-
-# Share of the largest |heatmap| the onnxruntime result may differ by:
-# onnxruntime fuses and reorders float32 sums differently (differences of
-# about 1e-6 are seen); a wrong export differs by the heatmaps' own scale.
-RELATIVE_TOLERANCE = 1e-4
-
-
-class HeatmapDecoder(nn.Module):
-    """Argmax decoding in the graph: keypoints ``(B, K, 2)`` in crop pixels
-    and their scores (the heatmap maxima) ``(B, K)``.
-
-    Differs from the codecs' own decoding on purpose: no sub-pixel
-    refinement (DARK's Taylor step needs a blur and a log per keypoint,
-    numpy code that ONNX runtimes do not all have), so keypoints lie on the
-    heatmap grid, up to half a heatmap pixel from the PyTorch decoder's.
-    The grid-to-crop mapping is the codec's own, measured from it.
-
-    Args:
-        scale (tuple): ``(sx, sy)``, crop pixels per heatmap pixel.
-        offset (tuple): ``(ox, oy)``, crop position of heatmap pixel 0.
-    """
-
-    def __init__(self, scale: Tuple[float, float],
-                 offset: Tuple[float, float]) -> None:
-        super().__init__()
-        self.register_buffer('scale', torch.tensor(scale))
-        self.register_buffer('offset', torch.tensor(offset))
-
-    def forward(self, heatmaps: Tensor) -> Tuple[Tensor, Tensor]:
-        width = heatmaps.shape[-1]
-        scores, index = heatmaps.flatten(2).max(dim=-1)
-        grid = torch.stack((index % width, index // width), dim=-1)
-        return grid.to(heatmaps.dtype) * self.scale + self.offset, scores
-
-
-def codec_grid_mapping(codec, heatmap_size: Tuple[int, int]
-                       ) -> Tuple[Tuple[float, float], Tuple[float, float]]:
-    """Scale and offset of the codec's heatmap-pixel -> crop-pixel mapping.
-
-    Decodes symmetric Gaussian bumps at two grid points and fits the affine
-    map. Any sub-pixel refinement is zero there by symmetry, provided the
-    codec's blur (if any) does not reach the zero padding beyond the border
-    from the refinement's stencil: hence the 3-pixel blur (``codec`` is
-    built with it) and points 3 pixels inside.
-    """
-    height, width = heatmap_size
-    if min(height, width) < 8:
-        raise ConfigError(f'--with-decode needs heatmaps of at least 8x8, '
-                          f'got {height}x{width}: export a larger --input.')
-    points = [(3, 3), (width - 4, height - 4)]
-    ys, xs = np.mgrid[:height, :width]
-    decoded = []
-    for x, y in points:
-        bump = np.exp(-((xs - x)**2 + (ys - y)**2) / 8.).astype(np.float32)
-        keypoints, _ = codec.decode(bump[None])
-        decoded.append(np.asarray(keypoints).reshape(-1)[:2])
-    (x0, y0), (x1, y1) = points
-    scale = ((decoded[1][0] - decoded[0][0]) / (x1 - x0),
-             (decoded[1][1] - decoded[0][1]) / (y1 - y0))
-    offset = (decoded[0][0] - scale[0] * x0, decoded[0][1] - scale[1] * y0)
-    return tuple(map(float, scale)), tuple(map(float, offset))
-
-
-class ExportedPoseModel(nn.Module):
-    """Crops in, heatmaps (and decoded keypoints) out: what is exported."""
-
-    def __init__(self, model: nn.Module,
-                 decoder: Optional[HeatmapDecoder] = None) -> None:
-        super().__init__()
-        self.model = model
-        self.decoder = decoder
-
-    def forward(self, crops: Tensor):
-        heatmaps = self.model(crops, None, mode='tensor')
-        if self.decoder is None:
-            return heatmaps
-        return (heatmaps, ) + self.decoder(heatmaps)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -147,117 +66,6 @@ def load_model(args: argparse.Namespace) -> nn.Module:
     return init_model(args.config, args.checkpoint, device='cpu')
 
 
-def build_exported(model: nn.Module, size: Tuple[int, int],
-                   with_decode: bool) -> ExportedPoseModel:
-    prepare_for_inference(model, size, fold_bn=True, channels_last=False)
-    with torch.no_grad():
-        heatmaps = model(torch.zeros(1, 3, *size), None, mode='tensor')
-    if not isinstance(heatmaps, Tensor):
-        raise ConfigError(
-            f'{type(model).__name__} gives a {type(heatmaps).__name__} in '
-            'tensor mode, not one heatmap tensor: export is for top-down '
-            'heatmap models (TransPose, SSpose), not bottom-up ones.')
-    decoder = None
-    if with_decode:
-        codec_cfg = model.cfg.model.get('head', {}).get('decoder')
-        if codec_cfg is None:
-            raise ConfigError('--with-decode needs a head with a codec '
-                              '(model.head.decoder in the config).')
-        # The codec's mapping for the exported size, not the config's.
-        heatmap_size = tuple(heatmaps.shape[-2:])
-        codec_cfg = dict(codec_cfg, input_size=size[::-1],
-                         heatmap_size=heatmap_size[::-1])
-        if 'blur_kernel_size' in codec_cfg:
-            codec_cfg['blur_kernel_size'] = 3  # see codec_grid_mapping
-        codec = KEYPOINT_CODECS.build(codec_cfg)
-        decoder = HeatmapDecoder(*codec_grid_mapping(codec, heatmap_size))
-    return ExportedPoseModel(model, decoder).eval()
-
-
-# How torch.export reports Python control flow on tensor values.
-_DATA_DEPENDENT = re.compile(r'GuardOnDataDependentSymNode|data-dependent|'
-                             r'data dependent')
-
-
-def _chain_text(error: BaseException) -> str:
-    texts = []
-    while error is not None:
-        texts.append(f'{type(error).__name__}: {error}')
-        error = error.__cause__ or error.__context__
-    return '\n'.join(texts)
-
-
-def export(exported: ExportedPoseModel, crops: Tensor, out: str,
-           dynamic_batch: bool, opset: int) -> List[str]:
-    """Write the ONNX file; returns the output names."""
-    outputs = ['heatmaps']
-    if exported.decoder is not None:
-        outputs += ['keypoints', 'scores']
-    dynamic_shapes = None
-    if dynamic_batch:
-        dynamic_shapes = {'crops': {0: torch.export.Dim('batch')}}
-        # torch.export specialises every dimension of size 1 (its value
-        # decides broadcasting), so a batch of 1 cannot be traced as
-        # dynamic: trace two copies. The graph holds no batch value.
-        if len(crops) == 1:
-            crops = crops.repeat(2, 1, 1, 1)
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-    try:
-        torch.onnx.export(exported, (crops, ), out, input_names=['input'],
-                          output_names=outputs, dynamic_shapes=dynamic_shapes,
-                          opset_version=opset, dynamo=True,
-                          external_data=False, verbose=False)
-    except Exception as error:  # noqa: BLE001 - re-raised unless explained
-        if not _DATA_DEPENDENT.search(_chain_text(error)):
-            raise
-        raise ConfigError(
-            f'{type(exported.model.backbone).__name__} decides per crop, '
-            'from its values, which computation runs (e.g. SHaRPose\'s '
-            'quality gate chooses the crops that get the fine pass); one '
-            'static ONNX graph cannot hold that choice.') from error
-    return outputs
-
-
-def verify(session, exported: ExportedPoseModel, crops: Tensor) -> float:
-    """Run both on ``crops``; returns the heatmaps' relative difference.
-
-    Raises:
-        RuntimeError: The results differ beyond round-off.
-    """
-    with torch.no_grad():
-        expected = exported(crops)
-    expected = expected if isinstance(expected, tuple) else (expected, )
-    got = session.run(None, {'input': crops.numpy()})
-    heatmaps, reference = got[0], expected[0].numpy()
-    scale = float(np.abs(reference).max()) or 1.
-    difference = float(np.abs(heatmaps - reference).max()) / scale
-    if heatmaps.shape != reference.shape or difference > RELATIVE_TOLERANCE:
-        raise RuntimeError(
-            f'onnxruntime heatmaps {heatmaps.shape} differ from PyTorch\'s '
-            f'{tuple(reference.shape)} by {difference:.2e} of the largest '
-            f'value (tolerance {RELATIVE_TOLERANCE:g}).')
-    if len(got) == 3:
-        _check_decoding(got[1], got[2], expected, heatmaps)
-    return difference
-
-
-def _check_decoding(keypoints: np.ndarray, scores: np.ndarray,
-                    expected: Tuple[Tensor, ...],
-                    heatmaps: np.ndarray) -> None:
-    """Keypoints must agree except where two heatmap maxima are closer than
-    the heatmaps' own round-off (then either argmax is right)."""
-    flat = np.sort(expected[0].flatten(2).numpy(), axis=-1)
-    margin = flat[..., -1] - flat[..., -2]
-    scale = float(np.abs(heatmaps).max()) or 1.
-    clear = margin > 2 * RELATIVE_TOLERANCE * scale
-    same = np.all(np.isclose(keypoints, expected[1].numpy(), atol=1e-3),
-                  axis=-1)
-    if not np.all(same[clear]) or not np.allclose(
-            scores, expected[2].numpy(), atol=RELATIVE_TOLERANCE * scale):
-        raise RuntimeError('onnxruntime keypoints or scores differ from '
-                           'PyTorch\'s decoding.')
-
-
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     try:
@@ -274,8 +82,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f'exporting {osp.basename(args.config)} at {size[0]}x{size[1]}, '
           f'batch {"dynamic" if args.dynamic_batch else args.batch} ...',
           file=sys.stderr)
-    outputs = export(exported, crops, args.out, args.dynamic_batch,
-                     args.opset)
+    outputs = export_onnx(exported, crops, args.out, args.dynamic_batch,
+                          args.opset)
     torch.set_num_threads(args.threads)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = args.threads
