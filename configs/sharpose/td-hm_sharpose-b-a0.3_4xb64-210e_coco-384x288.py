@@ -21,7 +21,7 @@ model = dict(
     head=dict(heatmap_size=codec['heatmap_size'], decoder=codec))
 
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=True),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='RandomFlip', direction='horizontal'),
     dict(
@@ -44,7 +44,7 @@ train_pipeline = [
     dict(type='PackPoseInputs')
 ]
 val_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=False),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='TopdownAffine', input_size=input_size, use_udp=True),
     dict(type='PackPoseInputs')

@@ -12,7 +12,13 @@ _base_ = [
 ]
 
 max_epochs = 210
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
+# mmengine refuses a loop type beside the by_epoch=True of MMPose's
+# runtime: _delete_ drops it.
+train_cfg = dict(
+    _delete_=True,
+    type='ExactResumeEpochBasedTrainLoop',
+    max_epochs=max_epochs,
+    val_interval=10)
 optim_wrapper = dict(
     optimizer=dict(
         type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.1),
@@ -73,7 +79,7 @@ model = dict(
 # with p 0.6. The order differs from 0.x: 1.x shifts the box together with
 # scale and rotation, after the half-body crop, where 0.x shifts it first.
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=True),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='RandomFlip', direction='horizontal'),
     dict(
@@ -96,7 +102,7 @@ train_pipeline = [
     dict(type='PackPoseInputs')
 ]
 val_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=False),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='TopdownAffine', input_size=input_size, use_udp=True),
     dict(type='PackPoseInputs')
