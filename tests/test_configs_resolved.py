@@ -56,3 +56,21 @@ def test_config_names_the_exact_resume_loop(path: Path):
     assert 'by_epoch' not in train_cfg
     assert train_cfg['max_epochs'] > 0
     assert LOOPS.get(train_cfg['type']) is not None
+
+
+RUNTIME = Config.fromfile(REPO / 'configs/_base_/default_runtime.py')
+
+
+@pytest.mark.parametrize('path', EVERY_CONFIG,
+                         ids=lambda p: str(p.relative_to(REPO / 'configs')))
+def test_config_keeps_the_package_runtime(path: Path):
+    """Configs inheriting an MMPose recipe restate the package's runtime
+    over the recipe's (mmengine merges no two bases setting one key): it
+    must stay what configs/_base_/default_runtime.py says."""
+    cfg = Config.fromfile(path)
+    for key in ('default_scope', 'custom_imports', 'env_cfg', 'visualizer',
+                'vis_backends', 'log_processor', 'log_level',
+                'backend_args'):
+        assert cfg.get(key) == RUNTIME.get(key), key
+    for name, hook in RUNTIME.default_hooks.items():
+        assert cfg.default_hooks[name]['type'] == hook['type'], name
