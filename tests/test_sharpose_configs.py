@@ -37,7 +37,7 @@ MPII = 'td-hm_sharpose-b-a0.4_4xb64-210e_mpii-256x192.py'
 # P(randn < 0.5) = 0.69 when it has at least 3 visible joints, and pads the
 # part's box by 1.5. MMPose 1.x applies shift, scale and rotation in one
 # step, after the half-body crop.
-PIPELINE_ORDER = ['LoadImage', 'GetBBoxCenterScale', 'RandomFlip',
+PIPELINE_ORDER = ['LoadImageOrSkip', 'GetBBoxCenterScale', 'RandomFlip',
                   'RandomHalfBody', 'ClippedRandomBBoxTransform',
                   'TopdownAffine', 'GenerateTarget', 'PackPoseInputs']
 AUGMENTATION = {
@@ -73,8 +73,8 @@ def test_official_recipe(name):
     assert (backbone.alpha, backbone.qp_threshold, backbone.qp_start_epoch,
             backbone.drop_path_rate) == (alpha, threshold, backbone_start, 0.1)
     assert head.in_channels == dims
-    assert (head.quality_loss_weight, head.qp_start_epoch) == (0.03,
-                                                              head_start)
+    assert (head.quality_loss_weight,
+            head.qp_start_epoch) == (0.03, head_start)
     assert tuple(head.heatmap_size) == heatmap
     assert (cfg.codec.type, cfg.codec.sigma) == ('UDPHeatmap', sigma)
     assert backbone.init_cfg.type == 'Pretrained'
@@ -107,8 +107,8 @@ def test_official_augmentation(name):
                 assert getattr(transform, key) == expected, (step['type'],
                                                              key)
     test_steps = [step['type'] for step in cfg.val_dataloader.dataset.pipeline]
-    assert test_steps == ['LoadImage', 'GetBBoxCenterScale', 'TopdownAffine',
-                          'PackPoseInputs']
+    assert test_steps == ['LoadImageOrSkip', 'GetBBoxCenterScale',
+                          'TopdownAffine', 'PackPoseInputs']
     assert cfg.val_dataloader.dataset.pipeline[1].padding == 1.25
     preprocessor = cfg.model.data_preprocessor
     np.testing.assert_allclose(preprocessor.mean, IMAGENET_MEAN)

@@ -20,32 +20,13 @@ model = dict(
         qp_start_epoch=90),
     head=dict(heatmap_size=codec['heatmap_size'], decoder=codec))
 
-train_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='RandomFlip', direction='horizontal'),
-    dict(
-        type='RandomHalfBody',
-        min_total_keypoints=9,
-        min_upper_keypoints=3,
-        min_lower_keypoints=3,
-        padding=1.5,
-        prob=0.3,
-        upper_prioritized_prob=0.69),
-    dict(
-        type='ClippedRandomBBoxTransform',
-        shift_factor=0.16,
-        shift_prob=0.3,
-        scale_factor=(0.5, 1.5),
-        rotate_sigma=40,
-        rotate_factor=80),
+# The 256x192 pipelines with this crop and target.
+train_pipeline = _base_.train_pipeline[:-3] + [
     dict(type='TopdownAffine', input_size=input_size, use_udp=True),
     dict(type='GenerateTarget', encoder=codec),
     dict(type='PackPoseInputs')
 ]
-val_pipeline = [
-    dict(type='LoadImage'),
-    dict(type='GetBBoxCenterScale', padding=1.25),
+val_pipeline = _base_.val_pipeline[:-2] + [
     dict(type='TopdownAffine', input_size=input_size, use_udp=True),
     dict(type='PackPoseInputs')
 ]

@@ -12,7 +12,7 @@ model = dict(
     backbone=dict(img_size=(224, 224), patch_sizes=(4, 2, 2),
                   embed_dims=(256, 384, 768), fusion='after_transformer'))
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=True),
     dict(type='RandomResizedCrop', input_size=input_size, scale=(0.2, 1.0),
          interpolation='bicubic'),
     dict(type='RandomFlip', direction='horizontal'),

@@ -14,7 +14,7 @@ model = dict(
                   depths=(2, 2, 4), num_heads=6),
     decoder=dict(embed_dims=128, depth=2, num_heads=4))
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=True),
     dict(type='RandomResizedCrop', input_size=input_size, scale=(0.2, 1.0),
          interpolation='bicubic'),
     dict(type='RandomFlip', direction='horizontal'),

@@ -4,7 +4,13 @@
 _base_ = '../default_runtime.py'
 
 max_epochs = 230
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=1)
+# mmengine refuses a loop type beside the by_epoch=True of MMPose's
+# runtime: _delete_ drops it.
+train_cfg = dict(
+    _delete_=True,
+    type='ExactResumeEpochBasedTrainLoop',
+    max_epochs=max_epochs,
+    val_interval=1)
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-4))
 param_scheduler = [
     dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5,

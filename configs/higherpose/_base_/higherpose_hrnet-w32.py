@@ -85,7 +85,7 @@ model = dict(
         align_corners=False))
 
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=True),
     dict(
         type='BottomupRandomAffine',
         input_size=input_size,
@@ -100,7 +100,7 @@ train_pipeline = [
     dict(type='PackPoseInputs'),
 ]
 val_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=False),
     dict(
         type='BottomupResize',
         input_size=input_size,
@@ -115,7 +115,13 @@ val_pipeline = [
 ]
 
 max_epochs = 300
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=10)
+# mmengine refuses a loop type beside the by_epoch=True of MMPose's
+# runtime: _delete_ drops it.
+train_cfg = dict(
+    _delete_=True,
+    type='ExactResumeEpochBasedTrainLoop',
+    max_epochs=max_epochs,
+    val_interval=10)
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3))
 param_scheduler = [
     dict(

@@ -14,7 +14,7 @@ model = dict(
         codec, heatmap_size=input_size, higher_heatmap_sizes=[])))
 
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=True),
     dict(_base_.train_pipeline[1], input_size=input_size),
     dict(type='RandomFlip', direction='horizontal'),
     dict(type='GenerateTarget', encoder=codec),
@@ -22,7 +22,7 @@ train_pipeline = [
     dict(type='PackPoseInputs'),
 ]
 val_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=False),
     dict(_base_.val_pipeline[1], input_size=input_size),
     _base_.val_pipeline[2],
 ]

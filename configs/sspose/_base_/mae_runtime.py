@@ -18,7 +18,7 @@ model = dict(
         bgr_to_rgb=True))
 
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=True),
     dict(type='RandomResizedCrop', input_size={{_base_.input_size}},
          scale=(0.2, 1.0), interpolation='bicubic'),
     dict(type='RandomFlip', direction='horizontal'),
@@ -35,7 +35,12 @@ test_dataloader = test_cfg = test_evaluator = None
 
 max_epochs = 800
 warmup_epochs = 40
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs)
+# mmengine refuses a loop type beside the by_epoch=True of MMPose's
+# runtime: _delete_ drops it.
+train_cfg = dict(
+    _delete_=True,
+    type='ExactResumeEpochBasedTrainLoop',
+    max_epochs=max_epochs)
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1.5e-4 * 512 / 256, betas=(0.9, 0.95),
                    weight_decay=0.05),

@@ -33,7 +33,7 @@ model = dict(
     test_cfg=dict(flip_test=True, flip_mode='heatmap', shift_heatmap=False))
 
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=True),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='RandomFlip', direction='horizontal'),
     # Original: half body with p 0.3 for >8 visible joints, upper body first
@@ -55,7 +55,7 @@ train_pipeline = [
     dict(type='PackPoseInputs')
 ]
 val_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=False),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(
         type='TransPoseAffine',

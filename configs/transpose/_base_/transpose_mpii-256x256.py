@@ -26,7 +26,7 @@ mpii_model = dict(
     head=dict(out_channels=16, decoder=mpii_codec))
 
 mpii_train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=True),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='RandomFlip', direction='horizontal'),
     dict(type='ClippedRandomBBoxTransform', scale_factor=(0.75, 1.25),
@@ -39,7 +39,7 @@ mpii_train_pipeline = [
     dict(type='PackPoseInputs')
 ]
 mpii_val_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=False),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(
         type='TransPoseAffine',

@@ -13,7 +13,7 @@ crowdpose_data_root = 'data/crowdpose/'
 crowdpose_metainfo = dict(from_file='configs/_base_/datasets/crowdpose.py')
 coco_metainfo = dict(from_file='configs/_base_/datasets/coco.py')
 crowdpose_test_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImageOrSkip', skip=False),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='ToKeypointLayout', source=crowdpose_metainfo,
          target=coco_metainfo),
