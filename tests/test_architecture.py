@@ -1,7 +1,6 @@
 """The layers of docs/architecture.md, and what ``import sspose_mm`` does."""
 import ast
 import json
-import subprocess
 import pytest
 
 from conftest import REPO, run_tool

@@ -458,9 +458,9 @@ def test_nan_guard_names_the_last_good_checkpoint(tmp_path):
 
 @pytest.mark.parametrize('key,value,needs,built', [
     ('train_cfg.max_epochs', 'abc', 'is not a whole number',
-     'max_epochs of EpochBasedTrainLoop takes an int'),
+     'max_epochs of ExactResumeEpochBasedTrainLoop takes an int'),
     ('train_cfg.max_epochs', 1.5, 'is not a whole number',
-     'max_epochs of EpochBasedTrainLoop takes an int'),
+     'max_epochs of ExactResumeEpochBasedTrainLoop takes an int'),
     ('optim_wrapper.optimizer.lr', 'fast', 'is not a number',
      'lr of Adam takes a float'),
     ('model.head.out_channels', 17.0, 'is not a whole number',

@@ -15,7 +15,6 @@ from mmengine.runner import Runner
 
 from conftest import REPO, as_cli, coco_excerpt_options, run_tool
 from sspose_mm.cli import load_config
-from sspose_mm.cli.launch import use_exact_resume_loop
 
 CONFIG = str(REPO / 'configs/sharpose/'
              'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py')
@@ -43,7 +42,6 @@ def trained(tmp_path_factory):
         'default_hooks.logger.interval': 1})
     cfg = load_config(CONFIG, options, str(work_dir), 'none',
                       ['train', 'val'])
-    use_exact_resume_loop(cfg)
     forwards = []
     with pytest.MonkeyPatch.context() as patch:
         # The runner formats its config with yapf to log and dump it, most

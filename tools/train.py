@@ -17,7 +17,6 @@ from sspose_mm.cli import (add_runner_arguments, enable_visualization,
                            find_resume_checkpoint, load_config,
                            make_deterministic, naming_malformed_json,
                            parse_runner_arguments, run_cli)
-from sspose_mm.cli.launch import use_exact_resume_loop
 from sspose_mm.errors import ConfigError
 from sspose_mm.fileio import trust_checkpoint
 
@@ -58,7 +57,6 @@ def main():
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.deterministic:
         make_deterministic(cfg)
-    use_exact_resume_loop(cfg)
     if args.amp:
         if not torch.cuda.is_available():
             raise ConfigError('--amp (mixed precision) needs CUDA; without it '

@@ -23,9 +23,10 @@ default_hooks = dict(
     sync_buffers=dict(type='SyncBuffersHook'),
     plain_checkpoint=dict(type='PlainCheckpointHook'),
     exact_resume=dict(type='ExactResumeHook'),
-    nan_guard=dict(type='NanGuardHook'))
+    nan_guard=dict(type='NanGuardHook'),
+    matmul_precision=dict(type='MatmulPrecisionHook', precision='high'))
 custom_hooks = [dict(type='SHaRPoseQualityHook')]
-env_cfg = dict(cudnn_benchmark=True, float32_matmul_precision='high')
+env_cfg = dict(cudnn_benchmark=True)
 
 # mmengine refuses a loop type beside the by_epoch=True of MMPose's
 # runtime: _delete_ drops it.

@@ -16,7 +16,7 @@ from ..env import setup_distributed
 from ..errors import ConfigError, DataError
 from .checks import (check_cfg_options, check_config, check_module_types,
                      check_switched_off_hooks, check_value_types,
-                     find_malformed_json, leaf_datasets, syntax_error_in)
+                     find_malformed_json, syntax_error_in)
 
 
 def add_runner_arguments(parser: argparse.ArgumentParser,
@@ -56,8 +56,11 @@ def load_config(path: str,
 
     ``work_dir`` defaults to ``work_dirs/<config name>`` as in MMPose. The
     dataloaders of ``phases`` are checked for missing files and keypoint
-    counts (see :func:`check_config`), module types for typos, and images
-    are loaded with checks (:func:`use_checked_image_loading`).
+    counts (see :func:`check_config`) and module types for typos. The
+    config names every type that runs; besides the user's options only a
+    dataloader without workers (:func:`keep_no_workers_alive`) and, on
+    machines without CUDA, the distributed set-up
+    (:func:`sspose_mm.env.setup_distributed`) are adapted.
     """
     if not osp.isfile(path):
         raise ConfigError(f'config file "{path}" does not exist.')
@@ -81,7 +84,6 @@ def load_config(path: str,
                                 osp.splitext(osp.basename(path))[0])
     check_config(cfg, phases)
     keep_no_workers_alive(cfg)
-    use_checked_image_loading(cfg)
     setup_distributed(cfg, launcher)
     return cfg
 
@@ -104,23 +106,6 @@ def keep_no_workers_alive(cfg: Config) -> None:
                       'processes, so persistent_workers=True does not apply '
                       '(set to False).', logger='current',
                       level=logging.WARNING)
-
-
-def use_checked_image_loading(cfg: Config) -> None:
-    """Load images with ``LoadImageOrSkip`` instead of ``LoadImage``.
-
-    A training run skips a sample whose image file is missing or broken,
-    with a counted warning, instead of ending after hours; validation and
-    testing stop naming the file (a metric over fewer people is wrong).
-    """
-    for phase in ('train', 'val', 'test'):
-        loader = cfg.get(f'{phase}_dataloader')
-        if not loader:
-            continue
-        for dataset, _ in leaf_datasets(loader['dataset'], phase):
-            for step in dataset.get('pipeline') or []:
-                if step.get('type') == 'LoadImage':
-                    step.update(type='LoadImageOrSkip', skip=phase == 'train')
 
 
 def enable_visualization(cfg: Config, show_dir: Optional[str], show: bool,
@@ -154,25 +139,6 @@ def make_deterministic(cfg: Config) -> None:
         cfg.train_dataloader.persistent_workers = False
     # cuBLAS needs this before CUDA starts to pick deterministic kernels.
     os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-
-
-def use_exact_resume_loop(cfg: Config) -> None:
-    """Run epoch-based training in ``ExactResumeEpochBasedTrainLoop``.
-
-    It is mmengine's ``EpochBasedTrainLoop`` except on a resume from a
-    checkpoint saved inside an epoch, which it continues at the next batch
-    instead of restarting the epoch. Configs naming another loop keep it.
-    """
-    train_cfg = cfg.get('train_cfg')
-    if not train_cfg:
-        return
-    loop_type = train_cfg.get('type')
-    if loop_type is None and not train_cfg.get('by_epoch', False):
-        return
-    if loop_type not in (None, 'EpochBasedTrainLoop'):
-        return
-    train_cfg.pop('by_epoch', None)
-    train_cfg.type = 'ExactResumeEpochBasedTrainLoop'
 
 
 # The names CheckpointHook gives the checkpoints a run resumes from (its
