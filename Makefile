@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: venv quickstart test clean
+.PHONY: venv quickstart lint test clean
 
 # Re-installs when a requirements file or setup.py changes.
 $(STAMP): requirements/base.txt requirements/openmmlab.txt requirements/tests.txt requirements/deploy.txt setup.py
@@ -24,7 +24,14 @@ quickstart: QUICKSTART_START := $(shell date +%s)
 quickstart: venv
 	QUICKSTART_START=$(QUICKSTART_START) $(VENV)/bin/python tools/quickstart.py
 
-test: venv
+# OpenMMLab's style (setup.cfg, as MMPose's): what pre-commit checks.
+STYLED := sspose_mm tools tests configs setup.py
+lint: venv
+	$(VENV)/bin/python -m flake8 $(STYLED)
+	$(VENV)/bin/python -m isort --check-only --diff $(STYLED)
+	$(VENV)/bin/python -m yapf --diff --recursive --exclude 'tests/data/*' $(STYLED)
+
+test: lint
 	$(VENV)/bin/python -m pytest tests
 
 clean:
