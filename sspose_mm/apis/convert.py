@@ -2,12 +2,13 @@
 
 A checkpoint layout knows the exact key set of one family of official
 checkpoints, recognises it by its keys and renames every key to this
-package's module names. Layouts live in :data:`CHECKPOINT_LAYOUTS`; a new
-family (SSpose, SHaRPose, ...) is supported by one :func:`register_layout`
-call. The conversion never guesses: a key the layout does not know, or one
-it needs and does not find, stops it with the list of those keys, and a key
-that is dropped (TransPose's fixed sine table) is first checked to equal what
-the model computes in its place.
+package's module names. Layouts are :class:`CheckpointLayout` classes in the
+mmengine registry :data:`CHECKPOINT_LAYOUTS`; a new family (SSpose,
+SHaRPose, ...) is supported by one registered class. The conversion never
+guesses: a key the layout does not know, or one it needs and does not find,
+stops it with the list of those keys, and a key that is dropped (TransPose's
+fixed sine table) is first checked to equal what the model computes in its
+place.
 """
 import argparse
 import hashlib
@@ -15,11 +16,12 @@ import io
 import os.path as osp
 import re
 from dataclasses import dataclass
-from typing import (Any, Collection, Dict, List, Mapping, Optional, Protocol,
-                    Sequence, Tuple, runtime_checkable)
+from typing import (Any, Collection, Dict, List, Mapping, Optional, Sequence,
+                    Tuple)
 
 import numpy as np
 import torch
+from mmengine.registry import Registry
 from numpy.core.multiarray import scalar as numpy_scalar
 from torch import Tensor
 
@@ -31,41 +33,46 @@ from ..version import __version__
 StateDict = Dict[str, Tensor]
 
 
-@runtime_checkable
-class CheckpointLayout(Protocol):
-    """What the converter needs from a layout.
+# Layout classes by the name ``--layout`` takes; built without arguments.
+CHECKPOINT_LAYOUTS = Registry('checkpoint layout')
+
+
+def has_markers(keys: Collection[str], markers: Sequence[str]) -> bool:
+    """Whether each marker starts at least one of the keys."""
+    return all(any(k.startswith(m) for k in keys) for m in markers)
+
+
+class CheckpointLayout:
+    """A family of official checkpoints: what the converter needs of it.
+
+    Subclasses are registered in :data:`CHECKPOINT_LAYOUTS`.
 
     Attributes:
-        name (str): Registry name, as given to ``--layout``.
         description (str): One line for the command-line help.
+        markers (tuple[str]): Key prefixes that all occur in this layout.
     """
 
-    name: str
-    description: str
+    description: str = ''
+    markers: Tuple[str, ...] = ()
 
     def matches(self, keys: Collection[str]) -> bool:
         """Whether a state dict with these keys is of this layout."""
+        return has_markers(keys, self.markers)
+
+    def expected_keys(self, keys: Collection[str]) -> List[str]:
+        """Every official key, in checkpoint order, of a checkpoint of this
+        layout with the block counts found in ``keys``."""
+        raise NotImplementedError
 
     def convert(self, state_dict: StateDict) -> Tuple[StateDict, List[str]]:
-        """Official state dict -> (this package's state dict, dropped keys).
+        """Official state dict with exactly :meth:`expected_keys` -> (this
+        package's state dict, dropped keys).
 
         Raises:
-            CheckpointError: A key is unknown or missing, or a dropped key
-                does not hold what the model computes in its place.
+            CheckpointError: A dropped key does not hold what the model
+                computes in its place.
         """
-
-
-CHECKPOINT_LAYOUTS: Dict[str, CheckpointLayout] = {}
-
-
-def register_layout(layout: CheckpointLayout) -> CheckpointLayout:
-    """Add ``layout`` to :data:`CHECKPOINT_LAYOUTS`; names are unique."""
-    if not isinstance(layout, CheckpointLayout):
-        raise TypeError(f'{layout!r} lacks name/description/matches/convert')
-    if layout.name in CHECKPOINT_LAYOUTS or layout.name == 'auto':
-        raise ValueError(f'checkpoint layout name {layout.name!r} is taken')
-    CHECKPOINT_LAYOUTS[layout.name] = layout
-    return layout
+        raise NotImplementedError
 
 
 def listing(keys: Sequence[str], limit: int = 30) -> str:
@@ -177,8 +184,7 @@ def _transpose_h_backbone() -> List[str]:
 _ENCODER_INDEX = re.compile(r'global_encoder\.layers\.(\d+)\.')
 
 
-@dataclass(frozen=True)
-class TransPoseLayout:
+class TransPoseLayout(CheckpointLayout):
     """Official TransPose checkpoints (``yangsenius/TransPose``).
 
     Official key -> key of ``TopdownPoseEstimator`` with ``TransPoseEncoder``:
@@ -190,42 +196,30 @@ class TransPoseLayout:
     input size.
 
     Attributes:
-        name (str): Registry name.
-        description (str): One line for the command-line help.
         backbone_keys (tuple[str]): Official names of the backbone's keys.
         head_keys (tuple[str]): Official names of the heatmap head's keys.
-        markers (tuple[str]): Key prefixes that all occur in this layout.
         stride (int): Input size / token grid size.
         input_size (tuple[int, int]): ``(H, W)`` the official fixed
             ``pos_embedding`` was computed for.
     """
 
-    name: str
-    description: str
     backbone_keys: Tuple[str, ...]
     head_keys: Tuple[str, ...]
-    markers: Tuple[str, ...]
     stride: int
     input_size: Tuple[int, int] = (256, 192)
 
-    def matches(self, keys: Collection[str]) -> bool:
-        return all(any(k.startswith(m) for k in keys) for m in self.markers)
-
-    def expected_keys(self, num_layers: int) -> List[str]:
-        """Every official key, in checkpoint order, for ``num_layers``
-        encoder layers."""
+    def expected_keys(self, keys: Collection[str]) -> List[str]:
+        # Layers 0..max must all be there; with none at all, listing layer
+        # 0 as missing says what is wrong.
+        indices = {int(m.group(1)) for m in map(_ENCODER_INDEX.match, keys)
+                   if m}
         encoder = [f'global_encoder.layers.{i}.{name}'
-                   for i in range(num_layers) for name in _ENCODER_LAYER]
+                   for i in range(max(indices, default=0) + 1)
+                   for name in _ENCODER_LAYER]
         return (['pos_embedding', *self.backbone_keys, 'reduce.weight',
                  *encoder, *self.head_keys])
 
     def convert(self, state_dict: StateDict) -> Tuple[StateDict, List[str]]:
-        indices = {int(m.group(1)) for m in map(_ENCODER_INDEX.match,
-                                                  state_dict) if m}
-        # Layers 0..max must all be there; with none at all, listing layer
-        # 0 as missing says what is wrong.
-        expected = self.expected_keys(max(indices, default=0) + 1)
-        require_exact_keys(self.name, state_dict, expected)
         self._check_sine_table(state_dict['pos_embedding'])
         head = set(self.head_keys)
         converted = {}
@@ -266,21 +260,23 @@ class TransPoseLayout:
                 'computes the sine table itself.')
 
 
-register_layout(TransPoseLayout(
-    name='transpose-r',
-    description='TransPose-R (ResNet-S, encoder, deconvolution head)',
-    backbone_keys=tuple(_transpose_r_backbone()),
-    head_keys=tuple(_conv_bn('deconv_layers.0', 'deconv_layers.1') +
-                    ['final_layer.weight', 'final_layer.bias']),
-    markers=('layer2.', 'global_encoder.', 'deconv_layers.'),
-    stride=8))
-register_layout(TransPoseLayout(
-    name='transpose-h',
-    description='TransPose-H (HRNet-S up to stage 3, encoder, 1x1 head)',
-    backbone_keys=tuple(_transpose_h_backbone()),
-    head_keys=('final_layer.weight', 'final_layer.bias'),
-    markers=('transition1.', 'stage3.', 'global_encoder.'),
-    stride=4))
+@CHECKPOINT_LAYOUTS.register_module('transpose-r')
+class TransPoseRLayout(TransPoseLayout):
+    description = 'TransPose-R (ResNet-S, encoder, deconvolution head)'
+    backbone_keys = tuple(_transpose_r_backbone())
+    head_keys = tuple(_conv_bn('deconv_layers.0', 'deconv_layers.1') +
+                      ['final_layer.weight', 'final_layer.bias'])
+    markers = ('layer2.', 'global_encoder.', 'deconv_layers.')
+    stride = 8
+
+
+@CHECKPOINT_LAYOUTS.register_module('transpose-h')
+class TransPoseHLayout(TransPoseLayout):
+    description = 'TransPose-H (HRNet-S up to stage 3, encoder, 1x1 head)'
+    backbone_keys = tuple(_transpose_h_backbone())
+    head_keys = ('final_layer.weight', 'final_layer.bias')
+    markers = ('transition1.', 'stage3.', 'global_encoder.')
+    stride = 4
 
 
 def plain_state_dict(loaded: Any) -> StateDict:
@@ -322,8 +318,8 @@ def convert_state_dict(state_dict: StateDict, layout: str = 'auto'
         CheckpointError: No, several or the wrong layout fits the keys, or
             the layout refuses them.
     """
-    keys = list(state_dict)
-    fitting = [n for n, lay in CHECKPOINT_LAYOUTS.items() if lay.matches(keys)]
+    fitting = official_layouts(state_dict)
+    known = ', '.join(CHECKPOINT_LAYOUTS.module_dict)
     if layout == 'auto':
         if len(fitting) != 1:
             found = (f'its keys fit {len(fitting)} layouts '
@@ -331,19 +327,21 @@ def convert_state_dict(state_dict: StateDict, layout: str = 'auto'
                      'its keys fit no known layout')
             raise CheckpointError(
                 f'cannot tell the checkpoint layout: {found}; known layouts: '
-                f'{", ".join(CHECKPOINT_LAYOUTS)}. First keys: '
-                f'{listing(keys, 8)}.')
+                f'{known}. First keys: {listing(list(state_dict), 8)}.')
         layout = fitting[0]
-    elif layout not in CHECKPOINT_LAYOUTS:
+    elif layout not in CHECKPOINT_LAYOUTS.module_dict:
         raise CheckpointError(
             f'unknown checkpoint layout {layout!r}; use auto or one of '
-            f'{", ".join(CHECKPOINT_LAYOUTS)}.')
+            f'{known}.')
     elif layout not in fitting:
         found = (f'they look like {" or ".join(fitting)}' if fitting else
                  'they fit no known layout')
         raise CheckpointError(f'the keys do not fit the {layout} layout '
                               f'({found}).')
-    converted, dropped = CHECKPOINT_LAYOUTS[layout].convert(state_dict)
+    converter = CHECKPOINT_LAYOUTS.build(dict(type=layout))
+    require_exact_keys(layout, state_dict,
+                       converter.expected_keys(state_dict))
+    converted, dropped = converter.convert(state_dict)
     return converted, layout, dropped
 
 
@@ -366,7 +364,7 @@ class ModelFamily:
     keypoints: Optional[Tuple[str, int]]
 
     def matches(self, keys: Collection[str]) -> bool:
-        return all(any(k.startswith(m) for k in keys) for m in self.markers)
+        return has_markers(keys, self.markers)
 
     def describe(self, state: Mapping[str, Any]) -> str:
         """e.g. ``'TransPose-R (4 transformer layers of width 256, 17
@@ -410,8 +408,8 @@ _MMPOSE_PREFIXES = ('backbone.', 'neck.', 'head.', 'decoder.',
 
 def official_layouts(keys: Collection[str]) -> List[str]:
     """Names of the official layouts whose markers the keys have."""
-    return [name for name, layout in CHECKPOINT_LAYOUTS.items()
-            if layout.matches(keys)]
+    return [name for name, layout in CHECKPOINT_LAYOUTS.module_dict.items()
+            if layout().matches(keys)]
 
 
 def in_package_layout(keys: Collection[str]) -> bool:
