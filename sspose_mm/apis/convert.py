@@ -28,6 +28,7 @@ from torch import Tensor
 from ..compat import atomic_write, safe_torch_load, unsafe_global
 from ..errors import CheckpointError
 from ..models.utils import sine_position_embedding
+from ..utils import strip_prefixes
 from ..version import __version__
 
 StateDict = Dict[str, Tensor]
@@ -297,7 +298,7 @@ def plain_state_dict(loaded: Any) -> StateDict:
         raise CheckpointError('its state dict has entries that are not named '
                               f'tensors: {listing(not_tensors)}.')
     if all(k.startswith('module.') for k in loaded):
-        loaded = {k[len('module.'):]: v for k, v in loaded.items()}
+        strip_prefixes(loaded)
     return loaded
 
 

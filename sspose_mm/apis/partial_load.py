@@ -17,6 +17,7 @@ from mmengine.runner.checkpoint import load_state_dict
 
 from ..compat import safe_torch_load
 from ..errors import CheckpointError
+from ..utils import strip_prefixes
 
 __all__ = [
     'describe_reinitialised', 'drop_reinitialised_keys', 'load_for_transfer'
@@ -109,9 +110,7 @@ def load_for_transfer(model: torch.nn.Module,
     they are also logged.
     """
     loaded = safe_torch_load(checkpoint, map_location='cpu')
-    state_dict = loaded.get('state_dict', loaded)
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                  for k, v in state_dict.items()}
+    state_dict = strip_prefixes(loaded.get('state_dict', loaded))
     dropped = drop_reinitialised_keys(state_dict, model.state_dict(), reinit)
     print_log(describe_reinitialised(dropped), logger=logger)
     load_state_dict(model, state_dict, strict=False, logger=logger)
