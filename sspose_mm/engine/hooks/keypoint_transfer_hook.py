@@ -5,9 +5,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
-from ...apis.partial_load import (describe_reinitialised,
-                                  drop_reinitialised_keys)
-from ...utils import strip_prefixes
+from ...utils import (describe_reinitialised, drop_reinitialised_keys,
+                      strip_prefixes)
 
 
 @HOOKS.register_module()
