@@ -13,7 +13,7 @@ from typing import Collection, Dict, List, Tuple
 
 from torch import Tensor
 
-from ..convert import CHECKPOINT_LAYOUTS, CheckpointLayout
+from ..convert import CHECKPOINT_LAYOUTS, CheckpointLayout, rename
 
 _PARAMS = ('weight', 'bias')
 _BLOCK = ('norm1', 'attn.qkv', 'attn.proj', 'norm2', 'mlp.fc1', 'mlp.fc2')
@@ -60,9 +60,5 @@ class SHaRPoseLayout(CheckpointLayout):
 
     def convert(self, state_dict: Dict[str, Tensor]
                 ) -> Tuple[Dict[str, Tensor], List[str]]:
-        converted = {}
-        for key, value in state_dict.items():
-            if key.startswith('keypoint_head.'):
-                key = 'head.' + key[len('keypoint_head.'):]
-            converted[key] = value
-        return converted, []
+        return {rename(key, (('keypoint_head.', 'head.'), )): value
+                for key, value in state_dict.items()}, []
