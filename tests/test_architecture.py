@@ -8,7 +8,7 @@ from conftest import REPO, run_tool
 PACKAGE = REPO / 'sspose_mm'
 # Bottom layers: registered modules and the utilities they use.
 BOTTOM = ('models', 'codecs', 'datasets', 'engine', 'compat', 'errors',
-          'fileio', 'env', 'version')
+          'fileio', 'env', 'utils', 'version')
 # What may be imported by whom, beyond the bottom layers: the public API
 # does not use the command-line plumbing; the plumbing may use the API.
 ABOVE = {'apis': ('benchmarks', 'cli', 'synthetic'),

@@ -10,8 +10,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from conftest import QUICKSTART_CONFIG, REPO, run_tool
 from sspose_mm.benchmarks import core
-from sspose_mm.benchmarks.core import (Report, count_flops, peak_rss_of,
-                                       register_benchmark, time_per_call)
+from sspose_mm.benchmarks.core import (BENCHMARKS, Report, count_flops,
+                                       peak_rss_of, time_per_call)
 from sspose_mm.benchmarks.speed import RELATIVE_TOLERANCE
 from sspose_mm.errors import ConfigError
 
@@ -79,15 +79,17 @@ def test_report_rows_sections_and_json(tmp_path, capsys):
 
 
 def test_a_suite_name_is_registered_once():
-    @register_benchmark('test-only-suite', help='x')
+    @BENCHMARKS.register_module('test-only-suite')
     def first(args, report):
         pass
 
-    with pytest.raises(ValueError, match='registered twice'):
-        @register_benchmark('test-only-suite')
-        def second(args, report):
-            pass
-    del core.BENCHMARKS['test-only-suite']
+    try:
+        with pytest.raises(KeyError, match='already registered'):
+            @BENCHMARKS.register_module('test-only-suite')
+            def second(args, report):
+                pass
+    finally:
+        del BENCHMARKS.module_dict['test-only-suite']
 
 
 @pytest.mark.slow
@@ -129,4 +131,8 @@ def test_benchmark_cli_errors(capsys):
     with pytest.raises(ConfigError, match='--batch must be at least 1'):
         benchmark.main([str(QUICKSTART_CONFIG), '--batch', '0'])
     benchmark.main(['--list'])
-    assert 'speed' in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    # Each suite's help is its docstring's first paragraph, on one line.
+    assert ('speed                    crops/s of the fast inference path vs '
+            'the original computation (same weights)') in listed
+    assert 'sspose-pretrain' in listed and 'higherpose-memory' in listed

@@ -17,8 +17,9 @@ import torch
 
 import sspose_mm
 from conftest import GOLDEN, QUICKSTART_CONFIG, run_tool
-from sspose_mm.apis import (CHECKPOINT_LAYOUTS, convert_checkpoint,
-                            convert_state_dict, init_model, register_layout)
+from sspose_mm.apis import (CHECKPOINT_LAYOUTS, CheckpointLayout,
+                            convert_checkpoint, convert_state_dict,
+                            init_model)
 from sspose_mm.errors import CheckpointError
 from sspose_mm.models.utils import sine_position_embedding
 from test_models import CONFIGS, official_key
@@ -41,13 +42,11 @@ def official():
 def test_layout_knows_exactly_the_official_keys(variant):
     keys = manifest_keys(variant)
     expected_layout = 'transpose-r' if '-r-' in variant else 'transpose-h'
-    fitting = [name for name, layout in CHECKPOINT_LAYOUTS.items()
-               if layout.matches(keys)]
+    fitting = [name for name, layout in CHECKPOINT_LAYOUTS.module_dict.items()
+               if layout().matches(keys)]
     assert fitting == [expected_layout]
-    num_layers = len({k.split('.')[2] for k in keys
-                      if k.startswith('global_encoder.layers.')})
-    assert CHECKPOINT_LAYOUTS[expected_layout].expected_keys(
-        num_layers) == keys
+    layout = CHECKPOINT_LAYOUTS.build(dict(type=expected_layout))
+    assert layout.expected_keys(keys) == keys
 
 
 def test_output_is_plain_and_traceable(official, tmp_path):
@@ -206,30 +205,37 @@ def test_pickled_code_is_refused_without_running_it(tmp_path):
     assert not out.exists()
 
 
-class _Renamed:
-    """A minimal layout: ``old.*`` -> ``new.*``."""
+class _Renamed(CheckpointLayout):
+    """A minimal layout: ``old.weight`` -> ``new.weight``."""
 
-    name = 'test-renamed'
     description = 'test only'
+    markers = ('old.', )
 
-    def matches(self, keys):
-        return all(k.startswith('old.') for k in keys)
+    def expected_keys(self, keys):
+        return ['old.weight']
 
     def convert(self, state_dict):
         return {'new.' + k[4:]: v for k, v in state_dict.items()}, []
 
 
 def test_registered_layout_is_recognised():
-    register_layout(_Renamed())
+    CHECKPOINT_LAYOUTS.register_module('test-renamed', module=_Renamed)
     try:
         converted, layout, dropped = convert_state_dict(
             {'old.weight': torch.ones(2)})
         assert (list(converted), layout, dropped) == (['new.weight'],
                                                       'test-renamed', [])
-        with pytest.raises(ValueError, match='is taken'):
-            register_layout(_Renamed())
+        # The converter checks the keys against the layout's own list.
+        with pytest.raises(CheckpointError,
+                           match='1 key.s. the test-renamed layout does not '
+                           'know: old.bias'):
+            convert_state_dict({'old.weight': torch.ones(2),
+                                'old.bias': torch.ones(2)})
+        with pytest.raises(KeyError, match='already registered'):
+            CHECKPOINT_LAYOUTS.register_module('test-renamed',
+                                               module=_Renamed)
     finally:
-        CHECKPOINT_LAYOUTS.pop('test-renamed')
+        CHECKPOINT_LAYOUTS.module_dict.pop('test-renamed')
 
 
 def quickstart_model() -> torch.nn.Module:

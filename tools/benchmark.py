@@ -53,8 +53,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     if args.list:
-        for name in sorted(BENCHMARKS):
-            print(f'{name:<24s} {BENCHMARKS[name].help}')
+        for name, suite in sorted(BENCHMARKS.module_dict.items()):
+            # A suite's help is the first paragraph of its docstring.
+            text = ' '.join(suite.__doc__.split('\n\n')[0].split())
+            print(f'{name:<24s} {text}')
         return
     suites = [get_benchmark(name) for name in args.suite]
     for name, value in (('--batch', args.batch), ('--threads', args.threads),
@@ -66,7 +68,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     print('machine: ' + ', '.join(f'{k} {v}'
                                   for k, v in report.machine.items()))
     for suite in suites:
-        suite.fn(args, report)
+        suite(args, report)
     if args.json:
         report.dump_json(args.json)
         print(f'\nreport written to {args.json}', file=sys.stderr)

@@ -19,8 +19,9 @@ from sspose_mm.cli import run_cli
 
 
 def parse_args() -> argparse.Namespace:
-    layouts = '; '.join(f'{name}: {layout.description}'
-                        for name, layout in CHECKPOINT_LAYOUTS.items())
+    layouts = '; '.join(
+        f'{name}: {layout.description}'
+        for name, layout in CHECKPOINT_LAYOUTS.module_dict.items())
     parser = argparse.ArgumentParser(
         description='Convert an official checkpoint into an MMPose one.')
     parser.add_argument('input', help='official checkpoint (.pth)')
@@ -30,7 +31,8 @@ def parse_args() -> argparse.Namespace:
         help='unpickle the input in full although it holds Python objects '
         '(they can run code: only for a file you trust)')
     parser.add_argument(
-        '--layout', default='auto', choices=['auto', *CHECKPOINT_LAYOUTS],
+        '--layout', default='auto',
+        choices=['auto', *CHECKPOINT_LAYOUTS.module_dict],
         help=f'checkpoint layout; auto recognises it by its keys ({layouts})')
     return parser.parse_args()
 

@@ -2,100 +2,26 @@
 
 Fine-tuning a COCO model (17 keypoints) on MPII (16) or a custom set keeps
 every weight except the layer that predicts one map per keypoint, whose
-shape changed. :func:`drop_reinitialised_keys` decides which checkpoint
-entries cannot be used, refuses anything beyond the layers the user allowed
-to re-initialise (a wrong checkpoint must not load half-way in silence) and
-names each dropped key; :func:`load_for_transfer` applies it to a model,
-and :class:`~sspose_mm.engine.hooks.KeypointTransferHook` does the same for
-a runner's ``load_from``.
+shape changed. :func:`~sspose_mm.utils.drop_reinitialised_keys` decides
+which checkpoint entries cannot be used, refuses anything beyond the layers
+the user allowed to re-initialise (a wrong checkpoint must not load half-way
+in silence) and names each dropped key; :func:`load_for_transfer` applies it
+to a model, and :class:`~sspose_mm.engine.hooks.KeypointTransferHook` does
+the same for a runner's ``load_from``.
 """
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import List, Sequence
 
 import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import load_state_dict
 
 from ..fileio import safe_torch_load
-from ..errors import CheckpointError
+from ..utils import (describe_reinitialised, drop_reinitialised_keys,
+                     strip_prefixes)
 
 __all__ = [
     'describe_reinitialised', 'drop_reinitialised_keys', 'load_for_transfer'
 ]
-
-
-def _shape(value) -> Tuple[int, ...]:
-    return tuple(getattr(value, 'shape', ()))
-
-
-def drop_reinitialised_keys(
-        state_dict: Dict[str, torch.Tensor],
-        model_state: Mapping[str, torch.Tensor],
-        reinit: Sequence[str]) -> List[str]:
-    """Remove the entries of ``state_dict`` the model must re-initialise.
-
-    An entry is dropped when its key starts with one of the ``reinit``
-    prefixes (e.g. ``'head.final_layer'``) and its shape differs from the
-    model's, or the model lacks it. ``state_dict`` is changed in place; the
-    prefixed keys of the model that are not loaded keep their fresh
-    initialisation.
-
-    Args:
-        state_dict: Checkpoint weights (keys without a ``module.`` prefix).
-        model_state: ``model.state_dict()`` of the model to fill.
-        reinit: Key prefixes allowed to be re-initialised.
-
-    Returns:
-        Model keys that will not come from the checkpoint, sorted, each as
-        ``'key (checkpoint shape -> model shape)'``.
-
-    Raises:
-        CheckpointError: A key outside ``reinit`` has another shape in the
-            checkpoint than in the model, or the checkpoint lacks it (the
-            checkpoint is for another architecture).
-    """
-    prefixes = tuple(reinit)
-    conflicts, dropped = [], []
-    for key in list(state_dict):
-        ckpt_shape = _shape(state_dict[key])
-        model_shape = _shape(model_state[key]) if key in model_state else None
-        if model_shape == ckpt_shape:
-            continue
-        if key.startswith(prefixes):
-            del state_dict[key]
-            if model_shape is not None:
-                dropped.append(f'{key} ({ckpt_shape} -> {model_shape})')
-        elif model_shape is not None:
-            conflicts.append(f'{key} {ckpt_shape} vs {model_shape}')
-    if conflicts:
-        raise CheckpointError(
-            f'{len(conflicts)} checkpoint weights outside the layers to '
-            f're-initialise ({", ".join(prefixes) or "none"}) do not fit the '
-            f'model (checkpoint vs model shape): {"; ".join(conflicts[:5])}'
-            f'{" ..." if len(conflicts) > 5 else ""}. The checkpoint is for '
-            'another architecture or input size.')
-    missing = [k for k in model_state
-               if k not in state_dict and not k.startswith(prefixes)]
-    if missing:
-        raise CheckpointError(
-            f'the checkpoint lacks {len(missing)} weights of the model '
-            f'outside the layers to re-initialise: {", ".join(missing[:5])}'
-            f'{" ..." if len(missing) > 5 else ""}. It is for another '
-            'architecture.')
-    for key in model_state:
-        if key.startswith(prefixes) and key not in state_dict and not any(
-                entry.startswith(key + ' ') for entry in dropped):
-            dropped.append(f'{key} (not in checkpoint -> '
-                           f'{_shape(model_state[key])})')
-    return sorted(dropped)
-
-
-def describe_reinitialised(keys: Sequence[str]) -> str:
-    """One log line naming every re-initialised key."""
-    if not keys:
-        return ('keypoint transfer: every weight comes from the checkpoint '
-                '(no key re-initialised)')
-    return (f'keypoint transfer: {len(keys)} keys re-initialised, all other '
-            f'weights loaded from the checkpoint: {", ".join(keys)}')
 
 
 def load_for_transfer(model: torch.nn.Module,
@@ -109,9 +35,7 @@ def load_for_transfer(model: torch.nn.Module,
     they are also logged.
     """
     loaded = safe_torch_load(checkpoint, map_location='cpu')
-    state_dict = loaded.get('state_dict', loaded)
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                  for k, v in state_dict.items()}
+    state_dict = strip_prefixes(loaded.get('state_dict', loaded))
     dropped = drop_reinitialised_keys(state_dict, model.state_dict(), reinit)
     print_log(describe_reinitialised(dropped), logger=logger)
     load_state_dict(model, state_dict, strict=False, logger=logger)

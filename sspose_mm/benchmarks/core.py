@@ -1,9 +1,11 @@
 """What every benchmark suite shares: a registry, a report, timers.
 
-A suite is a function ``bench(args, report)`` registered under a name::
+A suite is a function ``bench(args, report)`` registered under a name in
+:data:`BENCHMARKS` (an mmengine ``Registry``); its docstring is its help::
 
-    @register_benchmark('speed', help='fast path vs original computation')
+    @BENCHMARKS.register_module('speed')
     def bench(args: argparse.Namespace, report: Report) -> None:
+        '''Fast path vs original computation.'''
         report.section('TransPose-R-A4, batch 8')
         seconds = time_per_call(lambda: model(x), label='fast path')
         report.row('fast path', args.batch / seconds, 'crops/s')
@@ -29,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Tuple
 
 import torch
+from mmengine.registry import Registry
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm import tqdm
@@ -37,42 +40,17 @@ from ..errors import ConfigError
 
 BenchmarkFn = Callable[[argparse.Namespace, 'Report'], None]
 
-
-@dataclass
-class Benchmark:
-    name: str
-    fn: BenchmarkFn
-    help: str = ''
+# Suites by name; a suite's docstring (first paragraph) is its --list help.
+BENCHMARKS = Registry('benchmark suite')
 
 
-BENCHMARKS: Dict[str, Benchmark] = {}
-
-
-def register_benchmark(name: str, help: str = '') -> Callable[[BenchmarkFn],
-                                                                BenchmarkFn]:
-    """Register ``fn(args, report)`` as the suite ``name``.
-
-    Raises:
-        ValueError: Another suite already has this name.
-    """
-
-    def register(fn: BenchmarkFn) -> BenchmarkFn:
-        if name in BENCHMARKS and BENCHMARKS[name].fn is not fn:
-            raise ValueError(f'benchmark suite "{name}" is registered twice '
-                             f'({BENCHMARKS[name].fn.__module__} and '
-                             f'{fn.__module__}).')
-        BENCHMARKS[name] = Benchmark(name, fn, help)
-        return fn
-
-    return register
-
-
-def get_benchmark(name: str) -> Benchmark:
+def get_benchmark(name: str) -> BenchmarkFn:
     """The suite ``name``, or a ConfigError listing the known ones."""
-    if name not in BENCHMARKS:
+    # module_dict, not BENCHMARKS.get: get imports dotted names as modules.
+    if name not in BENCHMARKS.module_dict:
         raise ConfigError(f'unknown benchmark suite "{name}"; known: '
-                          f'{", ".join(sorted(BENCHMARKS))}.')
-    return BENCHMARKS[name]
+                          f'{", ".join(sorted(BENCHMARKS.module_dict))}.')
+    return BENCHMARKS.module_dict[name]
 
 
 @dataclass

@@ -17,7 +17,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS
 
-from .core import (Report, count_flops, peak_rss_of, register_benchmark,
+from .core import (BENCHMARKS, Report, count_flops, peak_rss_of,
                    time_per_call)
 
 DEFAULT_CONFIG = ('configs/higherpose/'
@@ -62,11 +62,10 @@ def inference(model: torch.nn.Module,
     return run
 
 
-@register_benchmark(
-    'higherpose-memory',
-    help='HigherPose vs the same network without transformers: throughput, '
-    'FLOPs and peak memory of inference and training at 256 and 512 (CPU)')
+@BENCHMARKS.register_module('higherpose-memory')
 def bench(args: argparse.Namespace, report: Report) -> None:
+    """HigherPose vs the same network without transformers: throughput,
+    FLOPs and peak memory of inference and training at 256 and 512 (CPU)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = args.config or DEFAULT_CONFIG

@@ -20,7 +20,7 @@ from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
-from .core import Report, count_flops, register_benchmark, time_per_call
+from .core import BENCHMARKS, Report, count_flops, time_per_call
 
 DEFAULT_CONFIG = ('configs/sharpose/'
                   'td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py')
@@ -98,10 +98,10 @@ def macs_per_instance(runs: Dict[str, Callable[[], Tensor]], batch: int
                 for what, run in runs.items()}
 
 
-@register_benchmark('sharpose-sparse',
-                    help='SHaRPose gated sparse model vs dense ViT: MACs '
-                    'and throughput at refine rates 0/50/100%')
+@BENCHMARKS.register_module('sharpose-sparse')
 def bench(args: argparse.Namespace, report: Report) -> None:
+    """SHaRPose gated sparse model vs dense ViT: MACs and throughput at
+    refine rates 0/50/100%."""
     config = args.config or DEFAULT_CONFIG
     model = build_model(config)
     backbone = model.backbone

@@ -30,8 +30,8 @@ import torch
 from torch import Tensor, nn
 
 from ..apis.fast_inference import original_computation, prepare_for_inference
-from .core import (Report, count_flops, interleaved_times, load_model,
-                   register_benchmark, sgemm_call)
+from .core import (BENCHMARKS, Report, count_flops, interleaved_times,
+                   load_model, sgemm_call)
 
 # Steps of the fast path: label, prepare_for_inference options. Each adds one
 # change to the previous, so the report shows what every step buys.
@@ -63,10 +63,10 @@ def max_difference(outputs: List[Tensor], reference: List[Tensor]) -> float:
                for o, r in zip(outputs, reference)) / scale
 
 
-@register_benchmark(
-    'speed', help='crops/s of the fast inference path vs the original '
-    'computation (same weights), GFLOP/crop, share of the sgemm rate')
+@BENCHMARKS.register_module('speed')
 def bench_speed(args: argparse.Namespace, report: Report) -> None:
+    """crops/s of the fast inference path vs the original computation (same
+    weights), GFLOP/crop, share of the sgemm rate."""
     model, (height, width) = load_model(args)
     param = next(model.parameters())
     inputs = torch.randn(args.batch, 3, height, width,

@@ -15,7 +15,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS
 
-from .core import Report, count_flops, register_benchmark, time_per_call
+from .core import BENCHMARKS, Report, count_flops, time_per_call
 
 DEFAULT_CONFIG = 'configs/sspose/mae_sspose-b_8xb64-800e_coco-256x192.py'
 POSE_CONFIG = 'configs/sspose/td-hm_sspose-b_8xb64-210e_coco-256x192.py'
@@ -49,9 +49,9 @@ def training_step(model: torch.nn.Module, loss: Callable[[], torch.Tensor]
     return step
 
 
-@register_benchmark('sspose-pretrain',
-                    help='SSpose MAE pretraining and fine-tuning images/s')
+@BENCHMARKS.register_module('sspose-pretrain')
 def bench(args: argparse.Namespace, report: Report) -> None:
+    """SSpose MAE pretraining and fine-tuning images/s."""
     config = args.config or DEFAULT_CONFIG
     mae, pose = build_models(config, args.input or tuple(
         Config.fromfile(config).model.backbone.img_size))

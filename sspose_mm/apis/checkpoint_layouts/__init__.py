@@ -1,4 +1,5 @@
-"""Official checkpoint layouts beyond TransPose's (which lives in
-``convert.py``); each module registers its layouts on import."""
+"""Official checkpoint layouts; each module registers its layouts in
+:data:`~sspose_mm.apis.convert.CHECKPOINT_LAYOUTS` on import."""
+from . import transpose  # noqa: F401
 from . import sspose  # noqa: F401
 from . import sharpose  # noqa: F401

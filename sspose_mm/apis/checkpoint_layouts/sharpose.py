@@ -9,12 +9,11 @@ from its keys; widths and grids must match the config (a strict load says
 where not).
 """
 import re
-from dataclasses import dataclass
 from typing import Collection, Dict, List, Tuple
 
 from torch import Tensor
 
-from ..convert import register_layout, require_exact_keys
+from ..convert import CHECKPOINT_LAYOUTS, CheckpointLayout, rename
 
 _PARAMS = ('weight', 'bias')
 _BLOCK = ('norm1', 'attn.qkv', 'attn.proj', 'norm2', 'mlp.fc1', 'mlp.fc2')
@@ -42,36 +41,24 @@ def expected_official_keys(depth: int, head_layers: int) -> List[str]:
     return [f'backbone.{key}' for key in _BACKBONE] + blocks + head
 
 
-@dataclass(frozen=True)
-class SHaRPoseLayout:
+@CHECKPOINT_LAYOUTS.register_module('sharpose')
+class SHaRPoseLayout(CheckpointLayout):
     """Official SHaRPose ``TopDown`` checkpoints -> ``TopdownPoseEstimator``
     with ``SHaRPoseViT`` and ``SHaRPoseHead``."""
 
-    name: str = 'sharpose'
-    description: str = ('SHaRPose (coarse-to-fine ViT with keypoint tokens '
-                        'and quality predictor, backbone.* + keypoint_head.*)')
-    markers: Tuple[str, ...] = ('backbone.pos_embed_list.',
-                                'backbone.quality_predictor.',
-                                'keypoint_head.heatmap_mlp.')
+    description = ('SHaRPose (coarse-to-fine ViT with keypoint tokens and '
+                   'quality predictor, backbone.* + keypoint_head.*)')
+    markers = ('backbone.pos_embed_list.', 'backbone.quality_predictor.',
+               'keypoint_head.heatmap_mlp.')
 
-    def matches(self, keys: Collection[str]) -> bool:
-        return all(any(k.startswith(m) for k in keys) for m in self.markers)
+    def expected_keys(self, keys: Collection[str]) -> List[str]:
+        depth = max((int(m.group(1)) for m in map(_BLOCK_INDEX.match, keys)
+                     if m), default=0) + 1
+        head_layers = 2 if any(k.startswith('keypoint_head.heatmap_mlp.4.')
+                               for k in keys) else 1
+        return expected_official_keys(depth, head_layers)
 
     def convert(self, state_dict: Dict[str, Tensor]
                 ) -> Tuple[Dict[str, Tensor], List[str]]:
-        depth = max((int(m.group(1)) for m in map(_BLOCK_INDEX.match,
-                                                   state_dict) if m),
-                    default=0) + 1
-        head_layers = 2 if any(k.startswith('keypoint_head.heatmap_mlp.4.')
-                               for k in state_dict) else 1
-        expected = expected_official_keys(depth, head_layers)
-        require_exact_keys(self.name, state_dict, expected)
-        converted = {}
-        for key, value in state_dict.items():
-            if key.startswith('keypoint_head.'):
-                key = 'head.' + key[len('keypoint_head.'):]
-            converted[key] = value
-        return converted, []
-
-
-register_layout(SHaRPoseLayout())
+        return {rename(key, (('keypoint_head.', 'head.'), )): value
+                for key, value in state_dict.items()}, []

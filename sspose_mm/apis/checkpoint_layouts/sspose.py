@@ -17,12 +17,11 @@ Renames (official -> ours): ``patch_embed1-3`` -> ``patch_embed.embed1-3``,
 our model as in the official one.
 """
 import re
-from dataclasses import dataclass
 from typing import Collection, Dict, List, Optional, Tuple
 
 from torch import Tensor
 
-from ..convert import register_layout, require_exact_keys
+from ..convert import CHECKPOINT_LAYOUTS, CheckpointLayout
 
 _CONV_BLOCK = {'norm1': 'norm1', 'conv1': 'value', 'attn': 'masked_conv',
                'conv2': 'proj', 'norm2': 'norm2', 'mlp.fc1': 'mlp.fc1',
@@ -95,8 +94,8 @@ def expected_official_keys(depths: Dict[str, int]) -> List[str]:
     return keys
 
 
-@dataclass(frozen=True)
-class SSposePretrainLayout:
+@CHECKPOINT_LAYOUTS.register_module('sspose-pretrain')
+class SSposePretrainLayout(CheckpointLayout):
     """The official pretraining model's keys -> :class:`SSposeMAE` keys.
 
     Block counts are read from the keys (any depths), widths from the
@@ -104,25 +103,19 @@ class SSposePretrainLayout:
     not).
     """
 
-    name: str = 'sspose-pretrain'
-    description: str = ('SSpose / ConvMAE MaskedAutoencoderConvViT '
-                        'pretraining (encoder + decoder)')
-    markers: Tuple[str, ...] = ('stage1_output_decode.', 'blocks3.',
-                                'decoder_blocks.', 'patch_embed4.')
+    description = ('SSpose / ConvMAE MaskedAutoencoderConvViT pretraining '
+                   '(encoder + decoder)')
+    markers = ('stage1_output_decode.', 'blocks3.', 'decoder_blocks.',
+               'patch_embed4.')
 
-    def matches(self, keys: Collection[str]) -> bool:
-        return all(any(k.startswith(m) for k in keys) for m in self.markers)
+    def expected_keys(self, keys: Collection[str]) -> List[str]:
+        depths = {stack: 0 for stack in ('blocks1', 'blocks2', 'blocks3',
+                                         'decoder_blocks')}
+        for match in filter(None, map(_BLOCK.fullmatch, keys)):
+            stack, index = match.group(1), int(match.group(2))
+            depths[stack] = max(depths[stack], index + 1)
+        return expected_official_keys(depths)
 
     def convert(self, state_dict: Dict[str, Tensor]
                 ) -> Tuple[Dict[str, Tensor], List[str]]:
-        depths = {stack: 0 for stack in ('blocks1', 'blocks2', 'blocks3',
-                                         'decoder_blocks')}
-        for match in filter(None, map(_BLOCK.fullmatch, state_dict)):
-            stack, index = match.group(1), int(match.group(2))
-            depths[stack] = max(depths[stack], index + 1)
-        expected = expected_official_keys(depths)
-        require_exact_keys(self.name, state_dict, expected)
         return {_our_name(k): v for k, v in state_dict.items()}, []
-
-
-register_layout(SSposePretrainLayout())

@@ -5,8 +5,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
-from ...apis.partial_load import (describe_reinitialised,
-                                  drop_reinitialised_keys)
+from ...utils import (describe_reinitialised, drop_reinitialised_keys,
+                      strip_prefixes)
 
 
 @HOOKS.register_module()
@@ -44,8 +44,7 @@ class KeypointTransferHook(Hook):
             runner.model) else runner.model
         state_dict = checkpoint.get('state_dict', checkpoint)
         # The runner strips this prefix only after the hook.
-        for key in [k for k in state_dict if k.startswith('module.')]:
-            state_dict[key[len('module.'):]] = state_dict.pop(key)
+        strip_prefixes(state_dict)
         dropped = drop_reinitialised_keys(state_dict, model.state_dict(),
                                           self.reinit)
         print_log(describe_reinitialised(dropped), logger='current')

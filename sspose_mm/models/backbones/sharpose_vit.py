@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from ...fileio import safe_torch_load
 from ...errors import CheckpointError, ConfigError
+from ...utils import strip_prefixes
 from ..utils import MultiheadSelfAttention
 
 
@@ -552,11 +553,7 @@ def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]
             break
-    state_dict = {}
-    for key, value in loaded.items():
-        for prefix in ('module.', 'backbone.'):
-            key = key[len(prefix):] if key.startswith(prefix) else key
-        state_dict[key] = value
+    state_dict = strip_prefixes(loaded, ('module.', 'backbone.'))
     state_dict.pop('keypoint_tokens', None)
     pos_embed = state_dict.pop('pos_embed', None)
     if pos_embed is not None:

@@ -1,0 +1,8 @@
+"""Helpers below every other layer: ``models``, ``engine``, ``apis`` and
+the tools may import them; they import none of those."""
+from .checkpoint import (describe_reinitialised, drop_reinitialised_keys,
+                         strip_prefixes)
+
+__all__ = [
+    'describe_reinitialised', 'drop_reinitialised_keys', 'strip_prefixes'
+]
