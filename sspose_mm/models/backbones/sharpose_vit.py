@@ -30,55 +30,6 @@ from ...errors import CheckpointError, ConfigError
 from ..utils import MultiheadSelfAttention
 
 
-class PackedQKVAttention(MultiheadSelfAttention):
-    """Self-attention with timm's parameter layout (``qkv``, ``proj``).
-
-    Same attention computation and recording contract as
-    :class:`MultiheadSelfAttention` (fused kernel; the head-averaged weights
-    come beside it, never instead of it), but with the packed ``qkv``
-    Linear of timm/MAE ViTs so that MAE and SHaRPose checkpoints map by
-    name, and without position embeddings (ViT adds them once, to the input
-    tokens). The parent's ``in_proj``/``out_proj`` parameters are therefore
-    not created: only ``nn.Module`` is initialised.
-
-    Args:
-        embed_dims (int): Token dimension ``C``.
-        num_heads (int): Heads; ``C`` must be divisible by it.
-        qkv_bias (bool): Whether ``qkv`` has a bias. Defaults to True.
-        attn_drop (float): Dropout on the attention weights in training.
-    """
-
-    def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool = True,
-                 attn_drop: float = 0.) -> None:
-        nn.Module.__init__(self)
-        if embed_dims % num_heads:
-            raise ConfigError(f'embed_dims {embed_dims} is not divisible by '
-                              f'num_heads {num_heads}')
-        self.embed_dims = embed_dims
-        self.num_heads = num_heads
-        self.attn_drop = attn_drop
-        self.record_attention = False
-        self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=qkv_bias)
-        self.proj = nn.Linear(embed_dims, embed_dims)
-
-    def forward(self, x: Tensor, need_weights: bool = False
-                ) -> Tuple[Tensor, Optional[Tensor]]:
-        """
-        Args:
-            x (Tensor): Tokens ``(B, N, C)``.
-            need_weights (bool): Also return the weights when not recording
-                (SHaRPose's coarse pass needs them for region selection).
-
-        Returns:
-            tuple: Output ``(B, N, C)`` and the head-averaged post-softmax
-            attention ``(B, N, N)`` when recording or ``need_weights``,
-            else None.
-        """
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        out, attention = self._attend(q, k, v, need_weights)
-        return self.proj(out), attention
-
-
 class ViTBlock(nn.Module):
     """Pre-norm ViT block (timm ``Block`` names) returning its attention.
 
@@ -103,8 +54,8 @@ class ViTBlock(nn.Module):
                  attn_drop_rate: float = 0., drop_path: float = 0.) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(embed_dims)
-        self.attn = PackedQKVAttention(embed_dims, num_heads, qkv_bias,
-                                       attn_drop_rate)
+        self.attn = MultiheadSelfAttention(embed_dims, num_heads,
+                                           attn_drop_rate, qkv_bias, 'timm')
         self.proj_drop = nn.Dropout(drop_rate)
         self.drop_path = (DropPath(drop_path) if drop_path > 0 else
                           nn.Identity())
@@ -115,8 +66,9 @@ class ViTBlock(nn.Module):
     def forward(self, x: Tensor, need_weights: bool = False
                 ) -> Tuple[Tensor, Optional[Tensor]]:
         """``(B, N, C)`` in and out, plus the attention as
-        :meth:`PackedQKVAttention.forward` returns it."""
-        attended, attention = self.attn(self.norm1(x), need_weights)
+        :meth:`MultiheadSelfAttention.forward` returns it."""
+        attended, attention = self.attn(self.norm1(x),
+                                        need_weights=need_weights)
         x = x + self.drop_path(self.proj_drop(attended))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return x, attention
