@@ -1,12 +1,12 @@
 """The package's one attention module and one pre-norm ViT block against
 the library modules they mirror (``nn.MultiheadAttention``, timm's
-``Attention``), on small random inputs."""
+``Attention`` and ``Block``), on small random inputs."""
 import pytest
 import torch
-from timm.models.vision_transformer import Attention
+from timm.models.vision_transformer import Attention, Block
 
 from sspose_mm.errors import ConfigError
-from sspose_mm.models.utils import MultiheadSelfAttention
+from sspose_mm.models.utils import MultiheadSelfAttention, ViTBlock
 
 # float32 of values around 1: the fused kernel and the reference sum in
 # other orders, nothing else differs.
@@ -49,3 +49,17 @@ def test_unknown_layout_and_indivisible_heads_are_refused():
         MultiheadSelfAttention(32, 4, layout='mmcv')
     with pytest.raises(ConfigError, match='not divisible by num_heads 5'):
         MultiheadSelfAttention(32, 5)
+
+
+def test_vit_block_is_timm_block():
+    """With timm's names the block loads timm's ``Block`` strictly and
+    computes what it computes (its eps 1e-6 is the default here too); the
+    attention comes out beside the tokens."""
+    torch.manual_seed(0)
+    ref = Block(32, 4, qkv_bias=True).eval()
+    ours = ViTBlock(32, 4, layout='timm').eval()
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(2, 10, 32)
+    out, weights = ours(x, need_weights=True)
+    torch.testing.assert_close(out, ref(x), **TOLERANCE)
+    assert weights.shape == (2, 10, 10)

@@ -22,56 +22,12 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmpose.registry import MODELS
-from timm.layers import DropPath, Mlp, PatchEmbed, trunc_normal_
+from timm.layers import Mlp, PatchEmbed, trunc_normal_
 from torch import Tensor, nn
 
 from ...compat import safe_torch_load
 from ...errors import CheckpointError, ConfigError
-from ..utils import MultiheadSelfAttention
-
-
-class ViTBlock(nn.Module):
-    """Pre-norm ViT block (timm ``Block`` names) returning its attention.
-
-    timm's ``Block`` expects its attention to return a tensor; here the
-    attention weights must come out too, for SHaRPose's attention
-    accumulation and for :func:`~sspose_mm.apis.collect_attention`.
-    LayerNorm eps is PyTorch's 1e-5, as in the official model (not ViT's
-    1e-6).
-
-    Args:
-        embed_dims (int): Token dimension ``C``.
-        num_heads (int): Attention heads.
-        mlp_ratio (float): MLP hidden width / ``C``.
-        qkv_bias (bool): Bias of the ``qkv`` projection.
-        drop_rate (float): Dropout after the attention and MLP projections.
-        attn_drop_rate (float): Dropout on attention weights.
-        drop_path (float): Stochastic depth rate of both residual branches.
-    """
-
-    def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.,
-                 qkv_bias: bool = True, drop_rate: float = 0.,
-                 attn_drop_rate: float = 0., drop_path: float = 0.) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(embed_dims)
-        self.attn = MultiheadSelfAttention(embed_dims, num_heads,
-                                           attn_drop_rate, qkv_bias, 'timm')
-        self.proj_drop = nn.Dropout(drop_rate)
-        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
-                          nn.Identity())
-        self.norm2 = nn.LayerNorm(embed_dims)
-        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio),
-                       drop=drop_rate)
-
-    def forward(self, x: Tensor, need_weights: bool = False
-                ) -> Tuple[Tensor, Optional[Tensor]]:
-        """``(B, N, C)`` in and out, plus the attention as
-        :meth:`MultiheadSelfAttention.forward` returns it."""
-        attended, attention = self.attn(self.norm1(x),
-                                        need_weights=need_weights)
-        x = x + self.drop_path(self.proj_drop(attended))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x, attention
+from ..utils import ViTBlock
 
 
 class QualityPredictor(nn.Module):
@@ -267,7 +223,8 @@ class SHaRPoseViT(BaseModule):
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
         self.blocks = nn.ModuleList([
             ViTBlock(embed_dims, num_heads, mlp_ratio, qkv_bias, drop_rate,
-                     attn_drop_rate, rate) for rate in rates
+                     attn_drop_rate, rate, layout='timm', norm_eps=1e-5)
+            for rate in rates
         ])
         self.norm = nn.LayerNorm(embed_dims)
         reuse_hidden = int(embed_dims * (reuse_mlp_ratio or mlp_ratio))

@@ -2,6 +2,7 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 
 from ...errors import ConfigError
@@ -150,6 +151,61 @@ class MultiheadSelfAttention(nn.Module):
             logits = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
             attention = logits.softmax(dim=-1).mean(dim=1)
         return out_proj(out.transpose(1, 2).reshape(B, N, C)), attention
+
+
+class ViTBlock(nn.Module):
+    """Pre-norm ViT block with timm ``Block``'s names, returning its
+    attention: ``x + drop_path(drop(attn(norm1(x))))``, then
+    ``x + drop_path(mlp(norm2(x)))``.
+
+    timm's ``Block`` cannot serve: its attention returns one tensor, while
+    here the weights come out too (SHaRPose's attention accumulation,
+    :func:`~sspose_mm.apis.collect_attention`).
+
+    Args:
+        embed_dims (int): Token dimension ``C``.
+        num_heads (int): Attention heads.
+        mlp_ratio (float): MLP hidden width / ``C``.
+        qkv_bias (bool): Bias of the q/k/v projection.
+        drop_rate (float): Dropout after the attention and MLP projections.
+        attn_drop_rate (float): Dropout on attention weights.
+        drop_path (float): Stochastic depth rate of both residual branches.
+        layout (str): Attention parameter names, see
+            :class:`MultiheadSelfAttention`.
+        norm_eps (float): LayerNorm eps: ViT's and MAE's 1e-6 by default
+            (SHaRPose's official model keeps PyTorch's 1e-5).
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path: float = 0.,
+                 layout: str = 'torch',
+                 norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.attn = MultiheadSelfAttention(embed_dims, num_heads,
+                                           attn_drop_rate, qkv_bias, layout)
+        self.proj_drop = nn.Dropout(drop_rate)
+        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
+                          nn.Identity())
+        self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio),
+                       drop=drop_rate)
+
+    def forward(self, x: Tensor, need_weights: bool = False
+                ) -> Tuple[Tensor, Optional[Tensor]]:
+        """``(B, N, C)`` in and out, plus the attention as
+        :meth:`MultiheadSelfAttention.forward` returns it."""
+        attended, attention = self.attn(self.norm1(x),
+                                        need_weights=need_weights)
+        x = x + self.drop_path(self.proj_drop(attended))
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        return x, attention
 
 
 class PostNormEncoderLayer(nn.Module):
