@@ -3,9 +3,10 @@ the library modules they mirror (``nn.MultiheadAttention``, timm's
 ``Attention`` and ``Block``), on small random inputs."""
 import pytest
 import torch
+from mmpose.registry import MODELS
 from timm.models.vision_transformer import Attention, Block
 
-from sspose_mm.errors import ConfigError
+from sspose_mm.errors import CheckpointError, ConfigError
 from sspose_mm.models.utils import MultiheadSelfAttention, ViTBlock
 
 # float32 of values around 1: the fused kernel and the reference sum in
@@ -63,3 +64,16 @@ def test_vit_block_is_timm_block():
     out, weights = ours(x, need_weights=True)
     torch.testing.assert_close(out, ref(x), **TOLERANCE)
     assert weights.shape == (2, 10, 10)
+
+
+def test_vit_position_table_of_no_square_grid_is_refused(tmp_path):
+    """A ViT checkpoint whose ``pos_embed`` is neither ``S*S`` nor
+    ``1 + S*S`` positions cannot be resized: named, not reshaped."""
+    path = tmp_path / 'vit.pth'
+    torch.save({'model': {'pos_embed': torch.zeros(1, 1 + 14, 32)}}, path)
+    backbone = MODELS.build(dict(
+        type='SHaRPoseViT', img_sizes=((64, 48), (128, 96)), embed_dims=32,
+        depth=2, num_heads=4, init_cfg=dict(type='Pretrained',
+                                            checkpoint=str(path))))
+    with pytest.raises(CheckpointError, match='pos_embed has 15 positions'):
+        backbone.init_weights()

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from ...compat import safe_torch_load
 from ...errors import CheckpointError, ConfigError
-from ..utils import ViTBlock
+from ..utils import ViTBlock, resize_position_embedding
 
 
 class QualityPredictor(nn.Module):
@@ -418,23 +418,17 @@ def _init_official(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _resize_pos_embed(pos_embed: Tensor, grid: Tuple[int, int],
-                      path: str) -> Tensor:
-    """``(1, [1 +] S*S, C)`` ViT table -> ``(1, h*w, C)`` by bicubic
-    interpolation (align_corners False); a class-token row is dropped."""
+def _square_grid(pos_embed: Tensor, path: str) -> Tuple[Tensor, int]:
+    """A ``(1, [1 +] S*S, C)`` ViT table without its class-token row, and
+    ``S``."""
     length = pos_embed.shape[1]
-    side = math.isqrt(length)
-    if side * side != length:
-        side = math.isqrt(length - 1)
-        if side * side != length - 1:
-            raise CheckpointError(
-                f'{path}: pos_embed has {length} positions, neither a square '
-                'grid nor a class token plus a square grid.')
-        pos_embed = pos_embed[:, 1:]
-    table = pos_embed.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    table = F.interpolate(table.float(), size=grid, mode='bicubic',
-                          align_corners=False)
-    return table.flatten(2).transpose(1, 2)
+    for prefix in (0, 1):
+        side = math.isqrt(length - prefix)
+        if side * side == length - prefix:
+            return pos_embed[:, prefix:], side
+    raise CheckpointError(
+        f'{path}: pos_embed has {length} positions, neither a square grid '
+        'nor a class token plus a square grid.')
 
 
 def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
@@ -469,9 +463,10 @@ def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
     state_dict.pop('keypoint_tokens', None)
     pos_embed = state_dict.pop('pos_embed', None)
     if pos_embed is not None:
+        pos_embed, side = _square_grid(pos_embed.float(), path)
         for stage, grid in enumerate(backbone.grids):
-            state_dict[f'pos_embed_list.{stage}'] = _resize_pos_embed(
-                pos_embed, grid, path)
+            state_dict[f'pos_embed_list.{stage}'] = resize_position_embedding(
+                pos_embed, (side, side), grid)
     own = backbone.state_dict()
     mismatched = [k for k, v in state_dict.items()
                   if k in own and own[k].shape != v.shape]

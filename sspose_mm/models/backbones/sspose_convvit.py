@@ -20,14 +20,14 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpose.registry import MODELS
 from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 
 from ...errors import CheckpointError, ConfigError
-from ..utils import MultiheadSelfAttention, ViTBlock
+from ..utils import (MultiheadSelfAttention, ViTBlock,
+                     resize_position_embedding)
 
 FUSION_POSITIONS = ('before_transformer', 'after_transformer', 'none')
 
@@ -55,17 +55,6 @@ def mae_sincos_position_embedding(h: int, w: int, dims: int) -> Tensor:
                              np.arange(w, dtype=np.float64), indexing='ij')
     table = np.concatenate([encode(cols), encode(rows)], axis=1)
     return torch.from_numpy(table).float()
-
-
-def resize_position_embedding(table: Tensor, src_grid: Tuple[int, int],
-                              dst_grid: Tuple[int, int]) -> Tensor:
-    """Bicubic resize of a ``(1, h*w, C)`` table to another token grid (as
-    MAE's ``interpolate_pos_embed`` does for fine-tuning at other sizes)."""
-    (sh, sw), (dh, dw) = src_grid, dst_grid
-    grid = table.reshape(1, sh, sw, -1).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(dh, dw), mode='bicubic',
-                         align_corners=False)
-    return grid.permute(0, 2, 3, 1).reshape(1, dh * dw, -1).to(table.dtype)
 
 
 class ChannelLastLayerNorm(nn.LayerNorm):
