@@ -13,8 +13,9 @@ from mmpose.structures import MultilevelPixelData, PoseDataSample
 
 from conftest import REPO
 from sspose_mm.apis import collect_attention
-from sspose_mm.models.backbones.higherpose_hrnet import (
-    StructureAwareAttention, StructureAwareTransformer)
+from sspose_mm.models.backbones.higherpose_hrnet import \
+    StructureAwareTransformer
+from sspose_mm.models.utils import MultiheadSelfAttention
 
 CONFIG_DIR = REPO / 'configs/higherpose'
 COCO_256 = CONFIG_DIR / 'ae_higherpose-w32_1xb12-300e_coco-256x256.py'
@@ -49,8 +50,8 @@ def test_shapes_at_256_with_the_coco_recipe():
         heatmaps, grouped_tags = model.head(feats)
     assert [f.shape for f in feats] == [(1, 32, 64, 64)]
     assert quarter.shape == tags.shape == (1, 17, 64, 64)
-    assert half.shape == heatmaps.shape == grouped_tags.shape == (1, 17, 128,
-                                                                 128)
+    assert (half.shape == heatmaps.shape == grouped_tags.shape ==
+            (1, 17, 128, 128))
     # The aggregated heatmaps are the mean of both resolutions.
     upsampled = torch.nn.functional.interpolate(
         quarter, size=(128, 128), mode='bilinear', align_corners=False)
@@ -124,7 +125,7 @@ def test_collect_attention_returns_both_transformers_maps():
     with torch.no_grad():
         expected = model(inputs, None, mode='tensor')
     maps = collect_attention(model, inputs)
-    assert sum(isinstance(m, StructureAwareAttention)
+    assert sum(isinstance(m, MultiheadSelfAttention)
                for m in model.modules()) == 4
     # Global branch at 1/8 (8x12 = 96 tokens), local at 1/4 (16x24 = 384).
     assert [m.shape for m in maps] == [(2, 96, 96)] * 2 + [(2, 384, 384)] * 2

@@ -107,9 +107,9 @@ def test_recording_attention_leaves_the_output_unchanged():
     torch.manual_seed(0)
     attn = MultiheadSelfAttention(64, 8).eval()
     x, pos = torch.randn(2, 50, 64), torch.randn(50, 64)
-    fused, none = attn(x, pos)
+    fused, none = attn(x + pos, x + pos, x)
     attn.record_attention = True
-    recorded, weights = attn(x, pos)
+    recorded, weights = attn(x + pos, x + pos, x)
     assert none is None
     torch.testing.assert_close(recorded, fused, atol=0, rtol=0)
     assert weights.shape == (2, 50, 50)
@@ -128,7 +128,7 @@ def test_attention_matches_torch_multihead_attention():
                                      (x + pos).transpose(0, 1),
                                      x.transpose(0, 1))
     ours.record_attention = True
-    out, weights = ours(x, pos)
+    out, weights = ours(x + pos, x + pos, x)
     torch.testing.assert_close(out, expected.transpose(0, 1), atol=1e-6,
                                rtol=1e-5)
     torch.testing.assert_close(weights, expected_weights, atol=1e-6,

@@ -23,8 +23,7 @@ from mmpose.registry import MODELS
 from conftest import GOLDEN, REPO
 from sspose_mm.apis import convert_state_dict
 from sspose_mm.errors import CheckpointError
-from sspose_mm.models.backbones.sspose_convvit import \
-    resize_position_embedding
+from sspose_mm.models.utils import resize_position_embedding
 
 CONFIGS = REPO / 'configs/sspose'
 PRETRAIN_CONFIG = CONFIGS / 'mae_sspose-convvit-b_24xb128-800e_in1k-224.py'

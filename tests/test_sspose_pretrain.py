@@ -23,8 +23,7 @@ from sspose_mm.fileio import safe_torch_load
 from sspose_mm.synthetic import ensure_synthetic_coco
 from sspose_mm.engine.hooks import EncoderCheckpointHook
 from sspose_mm.errors import ConfigError
-from sspose_mm.models.backbones.sspose_convvit import \
-    resize_position_embedding
+from sspose_mm.models.utils import resize_position_embedding
 
 PRETRAIN_CONFIG = 'configs/sspose/mae_sspose-t_1xb16-20e_synthetic-128x96.py'
 POSE_CONFIG = 'configs/sspose/td-hm_sspose-t_1xb8-10e_synthetic-128x96.py'

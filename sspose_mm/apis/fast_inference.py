@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from ..errors import ConfigError
 
@@ -125,25 +126,22 @@ def fold_batch_norms(model: nn.Module, example: Tensor) -> int:
 
 @torch.no_grad()
 def _fold_into_conv(conv: nn.Module, norm: _BatchNorm) -> None:
-    """``norm(conv(x)) == conv'(x)``: rescale each output channel."""
-    scale = norm.running_var.add(norm.eps).rsqrt()
-    if norm.affine:
-        scale = scale * norm.weight
-        shift = norm.bias - norm.running_mean * scale
-    else:
-        shift = -norm.running_mean * scale
+    """``norm(conv(x)) == conv'(x)``, by torch's ``fuse_conv_bn_weights``."""
+    transposed = isinstance(conv, nn.ConvTranspose2d)
     weight = conv.weight
-    if isinstance(conv, nn.ConvTranspose2d):
-        # (in, out / groups, kh, kw): output channels are the second axis,
-        # one block of them per group.
-        groups = conv.groups
-        view = weight.view(groups, weight.shape[0] // groups,
-                           weight.shape[1], *weight.shape[2:])
-        view.mul_(scale.view(groups, 1, -1, 1, 1))
-    else:
-        weight.mul_(scale.view(-1, 1, 1, 1))
-    bias = shift if conv.bias is None else conv.bias * scale + shift
-    conv.bias = nn.Parameter(bias.detach().clone())
+    if transposed:
+        # (in, out / groups, kh, kw): torch scales axis 1 as the output
+        # channels, so the groups' blocks of them are laid out along it.
+        weight = weight.unflatten(0, (conv.groups, -1)).transpose(
+            0, 1).flatten(1, 2)
+    weight, conv.bias = fuse_conv_bn_weights(
+        weight, conv.bias, norm.running_mean, norm.running_var, norm.eps,
+        norm.weight, norm.bias, transpose=transposed)
+    if transposed:
+        weight = nn.Parameter(
+            weight.unflatten(1, (conv.groups, -1)).transpose(0, 1).flatten(
+                0, 1))
+    conv.weight = weight
 
 
 def prepare_for_inference(model: nn.Module,

@@ -25,36 +25,6 @@ from torch import Tensor, nn
 from ..utils import MultiheadSelfAttention, sine_position_embedding
 
 
-class StructureAwareAttention(MultiheadSelfAttention):
-    """Attention whose queries and keys/values come from different inputs.
-
-    In a structure-aware layer the queries are the layer-normalised tokens
-    and the keys and values a depthwise-convolved, batch-normalised copy of
-    the raw tokens. The packed ``in_proj_weight`` rows are used as
-    ``(q, k, v)`` projections; recording (``record_attention``) works as in
-    the parent class, so :func:`sspose_mm.apis.collect_attention` sees it.
-    """
-
-    def forward(self, query: Tensor,
-                key_value: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
-        """
-        Args:
-            query (Tensor): Query tokens ``(B, N, C)``.
-            key_value (Tensor): Key/value tokens ``(B, N, C)``.
-
-        Returns:
-            tuple: Output ``(B, N, C)`` and the head-averaged attention
-            ``(B, N, N)`` while recording, else None.
-        """
-        C = query.shape[-1]
-        w_q, w_kv = self.in_proj_weight.split((C, 2 * C))
-        b_q, b_kv = self.in_proj_bias.split((C, 2 * C))
-        q = F.linear(query, w_q, b_q)
-        k, v = F.linear(key_value, w_kv, b_kv).chunk(2, dim=-1)
-        out, attention = self._attend(q, k, v)
-        return self.out_proj(out), attention
-
-
 class StructureAwareTransformerLayer(nn.Module):
     """One layer of HigherPose's transformer, on a ``(B, C, h, w)`` map.
 
@@ -86,8 +56,8 @@ class StructureAwareTransformerLayer(nn.Module):
         self.depthwise = nn.Sequential(
             nn.Conv2d(embed_dims, embed_dims, 1, groups=embed_dims),
             nn.BatchNorm2d(embed_dims))
-        self.self_attn = StructureAwareAttention(embed_dims, num_heads,
-                                                 attn_drop)
+        self.self_attn = MultiheadSelfAttention(embed_dims, num_heads,
+                                                attn_drop)
         self.norm2 = nn.LayerNorm(embed_dims)
         self.ffn = nn.Sequential(
             nn.Linear(embed_dims, feedforward_channels), nn.GELU(),
@@ -270,7 +240,7 @@ class HigherPoseHRNet(HRNet):
             for module in transformer.modules():
                 if isinstance(module, nn.Linear):
                     nn.init.xavier_uniform_(module.weight)
-                elif isinstance(module, StructureAwareAttention):
+                elif isinstance(module, MultiheadSelfAttention):
                     with torch.no_grad():
                         for block in module.in_proj_weight.chunk(3):
                             nn.init.xavier_uniform_(block)

@@ -22,105 +22,13 @@ import torch.nn.functional as F
 from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmpose.registry import MODELS
-from timm.layers import DropPath, Mlp, PatchEmbed, trunc_normal_
+from timm.layers import Mlp, PatchEmbed, trunc_normal_
 from torch import Tensor, nn
 
-from ...fileio import safe_torch_load
 from ...errors import CheckpointError, ConfigError
+from ...fileio import safe_torch_load
 from ...utils import strip_prefixes
-from ..utils import MultiheadSelfAttention
-
-
-class PackedQKVAttention(MultiheadSelfAttention):
-    """Self-attention with timm's parameter layout (``qkv``, ``proj``).
-
-    Same attention computation and recording contract as
-    :class:`MultiheadSelfAttention` (fused kernel; the head-averaged weights
-    come beside it, never instead of it), but with the packed ``qkv``
-    Linear of timm/MAE ViTs so that MAE and SHaRPose checkpoints map by
-    name, and without position embeddings (ViT adds them once, to the input
-    tokens). The parent's ``in_proj``/``out_proj`` parameters are therefore
-    not created: only ``nn.Module`` is initialised.
-
-    Args:
-        embed_dims (int): Token dimension ``C``.
-        num_heads (int): Heads; ``C`` must be divisible by it.
-        qkv_bias (bool): Whether ``qkv`` has a bias. Defaults to True.
-        attn_drop (float): Dropout on the attention weights in training.
-    """
-
-    def __init__(self, embed_dims: int, num_heads: int, qkv_bias: bool = True,
-                 attn_drop: float = 0.) -> None:
-        nn.Module.__init__(self)
-        if embed_dims % num_heads:
-            raise ConfigError(f'embed_dims {embed_dims} is not divisible by '
-                              f'num_heads {num_heads}')
-        self.embed_dims = embed_dims
-        self.num_heads = num_heads
-        self.attn_drop = attn_drop
-        self.record_attention = False
-        self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=qkv_bias)
-        self.proj = nn.Linear(embed_dims, embed_dims)
-
-    def forward(self, x: Tensor, need_weights: bool = False
-                ) -> Tuple[Tensor, Optional[Tensor]]:
-        """
-        Args:
-            x (Tensor): Tokens ``(B, N, C)``.
-            need_weights (bool): Also return the weights when not recording
-                (SHaRPose's coarse pass needs them for region selection).
-
-        Returns:
-            tuple: Output ``(B, N, C)`` and the head-averaged post-softmax
-            attention ``(B, N, N)`` when recording or ``need_weights``,
-            else None.
-        """
-        q, k, v = self.qkv(x).chunk(3, dim=-1)
-        out, attention = self._attend(q, k, v, need_weights)
-        return self.proj(out), attention
-
-
-class ViTBlock(nn.Module):
-    """Pre-norm ViT block (timm ``Block`` names) returning its attention.
-
-    timm's ``Block`` expects its attention to return a tensor; here the
-    attention weights must come out too, for SHaRPose's attention
-    accumulation and for :func:`~sspose_mm.apis.collect_attention`.
-    LayerNorm eps is PyTorch's 1e-5, as in the official model (not ViT's
-    1e-6).
-
-    Args:
-        embed_dims (int): Token dimension ``C``.
-        num_heads (int): Attention heads.
-        mlp_ratio (float): MLP hidden width / ``C``.
-        qkv_bias (bool): Bias of the ``qkv`` projection.
-        drop_rate (float): Dropout after the attention and MLP projections.
-        attn_drop_rate (float): Dropout on attention weights.
-        drop_path (float): Stochastic depth rate of both residual branches.
-    """
-
-    def __init__(self, embed_dims: int, num_heads: int, mlp_ratio: float = 4.,
-                 qkv_bias: bool = True, drop_rate: float = 0.,
-                 attn_drop_rate: float = 0., drop_path: float = 0.) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(embed_dims)
-        self.attn = PackedQKVAttention(embed_dims, num_heads, qkv_bias,
-                                       attn_drop_rate)
-        self.proj_drop = nn.Dropout(drop_rate)
-        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
-                          nn.Identity())
-        self.norm2 = nn.LayerNorm(embed_dims)
-        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio),
-                       drop=drop_rate)
-
-    def forward(self, x: Tensor, need_weights: bool = False
-                ) -> Tuple[Tensor, Optional[Tensor]]:
-        """``(B, N, C)`` in and out, plus the attention as
-        :meth:`PackedQKVAttention.forward` returns it."""
-        attended, attention = self.attn(self.norm1(x), need_weights)
-        x = x + self.drop_path(self.proj_drop(attended))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x, attention
+from ..utils import ViTBlock, resize_position_embedding
 
 
 class QualityPredictor(nn.Module):
@@ -316,7 +224,8 @@ class SHaRPoseViT(BaseModule):
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
         self.blocks = nn.ModuleList([
             ViTBlock(embed_dims, num_heads, mlp_ratio, qkv_bias, drop_rate,
-                     attn_drop_rate, rate) for rate in rates
+                     attn_drop_rate, rate, layout='timm', norm_eps=1e-5)
+            for rate in rates
         ])
         self.norm = nn.LayerNorm(embed_dims)
         reuse_hidden = int(embed_dims * (reuse_mlp_ratio or mlp_ratio))
@@ -510,23 +419,17 @@ def _init_official(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _resize_pos_embed(pos_embed: Tensor, grid: Tuple[int, int],
-                      path: str) -> Tensor:
-    """``(1, [1 +] S*S, C)`` ViT table -> ``(1, h*w, C)`` by bicubic
-    interpolation (align_corners False); a class-token row is dropped."""
+def _square_grid(pos_embed: Tensor, path: str) -> Tuple[Tensor, int]:
+    """A ``(1, [1 +] S*S, C)`` ViT table without its class-token row, and
+    ``S``."""
     length = pos_embed.shape[1]
-    side = math.isqrt(length)
-    if side * side != length:
-        side = math.isqrt(length - 1)
-        if side * side != length - 1:
-            raise CheckpointError(
-                f'{path}: pos_embed has {length} positions, neither a square '
-                'grid nor a class token plus a square grid.')
-        pos_embed = pos_embed[:, 1:]
-    table = pos_embed.reshape(1, side, side, -1).permute(0, 3, 1, 2)
-    table = F.interpolate(table.float(), size=grid, mode='bicubic',
-                          align_corners=False)
-    return table.flatten(2).transpose(1, 2)
+    for prefix in (0, 1):
+        side = math.isqrt(length - prefix)
+        if side * side == length - prefix:
+            return pos_embed[:, prefix:], side
+    raise CheckpointError(
+        f'{path}: pos_embed has {length} positions, neither a square grid '
+        'nor a class token plus a square grid.')
 
 
 def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
@@ -557,9 +460,10 @@ def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
     state_dict.pop('keypoint_tokens', None)
     pos_embed = state_dict.pop('pos_embed', None)
     if pos_embed is not None:
+        pos_embed, side = _square_grid(pos_embed.float(), path)
         for stage, grid in enumerate(backbone.grids):
-            state_dict[f'pos_embed_list.{stage}'] = _resize_pos_embed(
-                pos_embed, grid, path)
+            state_dict[f'pos_embed_list.{stage}'] = resize_position_embedding(
+                pos_embed, (side, side), grid)
     own = backbone.state_dict()
     mismatched = [k for k, v in state_dict.items()
                   if k in own and own[k].shape != v.shape]

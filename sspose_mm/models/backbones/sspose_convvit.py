@@ -20,14 +20,14 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmpose.registry import MODELS
 from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 
 from ...errors import CheckpointError, ConfigError
-from ..utils import MultiheadSelfAttention
+from ..utils import (MultiheadSelfAttention, ViTBlock,
+                     resize_position_embedding)
 
 FUSION_POSITIONS = ('before_transformer', 'after_transformer', 'none')
 
@@ -55,17 +55,6 @@ def mae_sincos_position_embedding(h: int, w: int, dims: int) -> Tensor:
                              np.arange(w, dtype=np.float64), indexing='ij')
     table = np.concatenate([encode(cols), encode(rows)], axis=1)
     return torch.from_numpy(table).float()
-
-
-def resize_position_embedding(table: Tensor, src_grid: Tuple[int, int],
-                              dst_grid: Tuple[int, int]) -> Tensor:
-    """Bicubic resize of a ``(1, h*w, C)`` table to another token grid (as
-    MAE's ``interpolate_pos_embed`` does for fine-tuning at other sizes)."""
-    (sh, sw), (dh, dw) = src_grid, dst_grid
-    grid = table.reshape(1, sh, sw, -1).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(dh, dw), mode='bicubic',
-                         align_corners=False)
-    return grid.permute(0, 2, 3, 1).reshape(1, dh * dw, -1).to(table.dtype)
 
 
 class ChannelLastLayerNorm(nn.LayerNorm):
@@ -134,39 +123,6 @@ class MaskedConvBlock(nn.Module):
         if visible is not None:
             value = value * visible
         x = x + self.drop_path(self.proj(self.masked_conv(value)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
-class TransformerLayer(nn.Module):
-    """Pre-norm ViT block (timm's ``Block``) whose attention is this
-    package's :class:`MultiheadSelfAttention`, so that ``collect_attention``
-    records it. The packed ``in_proj_weight`` has timm's ``qkv`` row order
-    (q, k, v, each head-major), so official ``attn.qkv``/``attn.proj`` map
-    by renaming only.
-
-    Args:
-        embed_dims (int): Token dimension ``C``.
-        num_heads (int): Attention heads.
-        mlp_ratio (float): MLP hidden width over ``C``.
-        drop_path (float): Stochastic depth rate.
-        attn_drop (float): Dropout on attention weights.
-    """
-
-    def __init__(self, embed_dims: int, num_heads: int,
-                 mlp_ratio: float = 4., drop_path: float = 0.,
-                 attn_drop: float = 0.) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(embed_dims, eps=1e-6)
-        self.attn = MultiheadSelfAttention(embed_dims, num_heads, attn_drop)
-        self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
-        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio))
-        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
-                          nn.Identity())
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``(B, N, C)`` tokens in and out."""
-        attended, _ = self.attn(self.norm1(x))
-        x = x + self.drop_path(attended)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
@@ -319,8 +275,8 @@ class SSposeConvViT(BaseModule):
             mae_sincos_position_embedding(*self.grid, self.embed_dims)[None],
             requires_grad=trainable_pos_embed)
         self.layers = nn.ModuleList(
-            TransformerLayer(self.embed_dims, num_heads, mlp_ratio,
-                             rates[sum(depths[:2]) + i])
+            ViTBlock(self.embed_dims, num_heads, mlp_ratio,
+                     drop_path=rates[sum(depths[:2]) + i])
             for i in range(depths[2]))
         self.fusion = (MultiScaleFusion(embed_dims, patch_sizes)
                        if fusion == 'after_transformer' else None)
@@ -401,7 +357,7 @@ class SSposeConvViT(BaseModule):
         if ids_keep is not None:
             tokens = gather_tokens(tokens, ids_keep)
         for layer in self.layers:
-            tokens = layer(tokens)
+            tokens, _ = layer(tokens)
         if self.fusion is not None:
             fused = self.fusion(stage1, stage2)
             tokens = tokens + (fused if ids_keep is None else

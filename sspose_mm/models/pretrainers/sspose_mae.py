@@ -15,8 +15,9 @@ from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from ..backbones.sspose_convvit import (SSposeConvViT, TransformerLayer,
+from ..backbones.sspose_convvit import (SSposeConvViT,
                                         mae_sincos_position_embedding)
+from ..utils import ViTBlock
 
 
 def random_masking(batch: int, num_tokens: int, mask_ratio: float,
@@ -102,7 +103,7 @@ class MAEDecoder(nn.Module):
             mae_sincos_position_embedding(*grid, embed_dims)[None],
             requires_grad=False)
         self.layers = nn.ModuleList(
-            TransformerLayer(embed_dims, num_heads, mlp_ratio)
+            ViTBlock(embed_dims, num_heads, mlp_ratio)
             for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dims, eps=1e-6)
         self.pred = nn.Linear(embed_dims, out_dims)
@@ -131,7 +132,7 @@ class MAEDecoder(nn.Module):
         x = torch.gather(x, 1, ids_restore[..., None].expand(-1, -1, c))
         x = x + self.pos_embed
         for layer in self.layers:
-            x = layer(x)
+            x, _ = layer(x)
         return self.pred(self.norm(x))
 
 
@@ -275,4 +276,3 @@ class SSposeMAE(BaseModel):
         with the same backbone config loads."""
         return {k: v for k, v in self.state_dict().items()
                 if k.startswith('backbone.')}
-

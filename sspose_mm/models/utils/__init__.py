@@ -1,5 +1,7 @@
-from .position_encoding import sine_position_embedding
-from .transformer import MultiheadSelfAttention, PostNormEncoderLayer
+from .position_encoding import (resize_position_embedding,
+                                sine_position_embedding)
+from .transformer import (MultiheadSelfAttention, PostNormEncoderLayer,
+                          ViTBlock)
 
-__all__ = ['sine_position_embedding', 'MultiheadSelfAttention',
-           'PostNormEncoderLayer']
+__all__ = ['sine_position_embedding', 'resize_position_embedding',
+           'MultiheadSelfAttention', 'PostNormEncoderLayer', 'ViTBlock']

@@ -1,8 +1,9 @@
 import math
 from functools import lru_cache
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
+from timm.layers import resample_abs_pos_embed
 
 
 @lru_cache(maxsize=16)
@@ -23,7 +24,8 @@ def _cpu_sine_table(height: int, width: int, dims: int, temperature: float,
     x = (x / (width + eps) * scale)[None, :].expand(height, width)
     half = dims // 2
     steps = torch.arange(half, dtype=torch.float32)
-    freqs = temperature**(2 * torch.div(steps, 2, rounding_mode='floor') / half)
+    freqs = temperature**(
+        2 * torch.div(steps, 2, rounding_mode='floor') / half)
 
     def encode(coord: torch.Tensor) -> torch.Tensor:
         angles = coord[..., None] / freqs
@@ -31,7 +33,8 @@ def _cpu_sine_table(height: int, width: int, dims: int, temperature: float,
         return torch.stack((angles[..., 0::2].sin(), angles[..., 1::2].cos()),
                            dim=3).flatten(2)
 
-    return torch.cat((encode(y), encode(x)), dim=2).reshape(height * width, dims)
+    return torch.cat((encode(y), encode(x)), dim=2).reshape(
+        height * width, dims)
 
 
 def sine_position_embedding(height: int,
@@ -65,3 +68,15 @@ def sine_position_embedding(height: int,
                          f'got {dims}')
     return _sine_table(height, width, dims, float(temperature), float(scale),
                        float(eps), torch.device(device or 'cpu'), dtype)
+
+
+def resize_position_embedding(table: torch.Tensor, src_grid: Tuple[int, int],
+                              dst_grid: Tuple[int, int]) -> torch.Tensor:
+    """A ``(1, h*w, C)`` table (row-major, no class token) resized to
+    another token grid by timm's ``resample_abs_pos_embed``: bicubic,
+    align_corners False and without antialiasing, as MAE's and SHaRPose's
+    loaders interpolate (timm's antialiased default weights the neighbours
+    differently even when upsampling)."""
+    return resample_abs_pos_embed(table, dst_grid, src_grid,
+                                  num_prefix_tokens=0, antialias=False,
+                                  align_corners=False)

@@ -2,7 +2,10 @@ from typing import Optional, Tuple
 
 import torch
 import torch.nn.functional as F
+from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
+
+from ...errors import ConfigError
 
 # Devices whose fused attention kernels need aligned head dimensions. On CUDA
 # PyTorch's memory-efficient kernel takes head dims divisible by 16 bytes
@@ -35,79 +38,174 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor,
 
 
 class MultiheadSelfAttention(nn.Module):
-    """Self-attention with position embeddings added to queries and keys.
+    """The package's one multi-head attention module.
 
-    Parameters are laid out like ``nn.MultiheadAttention`` (packed
-    ``in_proj_weight``/``in_proj_bias``, ``out_proj``) so official DETR-style
-    checkpoints map by name. Unlike ``nn.MultiheadAttention`` the values get no
-    position embedding, batches come first, and the ordinary forward runs
-    :func:`scaled_dot_product_attention` (fused, never materialising the
-    ``N x N`` weights, on CUDA too). Only while ``record_attention`` is set
-    is the softmax also computed explicitly (pre-dropout) and returned,
-    averaged over heads.
+    ``out_proj(softmax(q k^T / sqrt(d)) v)`` of projected queries, keys and
+    values, computed by :func:`scaled_dot_product_attention` (fused, never
+    materialising the ``N x N`` weights, on CUDA too). The head-averaged
+    post-softmax weights (pre-dropout) are computed as well, beside the
+    fused kernel and not instead of it (so the output stays bit for bit the
+    same), when the caller needs them (``need_weights``, e.g. SHaRPose's
+    patch ranking) or while ``record_attention`` is set (the one recording
+    mechanism, :func:`sspose_mm.apis.recording_attention`).
+
+    What differs between the families is what goes in, which the caller
+    decides as for ``nn.MultiheadAttention`` (position embeddings added to
+    queries and keys by TransPose, to all three by HigherPose, whose keys
+    and values come from another input than its queries), and the parameter
+    names, which follow the official checkpoints (``layout``). Inputs that
+    are the same tensor are projected by one matrix product.
 
     Args:
         embed_dims (int): Token dimension ``C``.
         num_heads (int): Number of heads; ``C`` must be divisible by it.
         attn_drop (float): Dropout on the attention weights in training.
+        qkv_bias (bool): Whether the q/k/v projection has a bias.
+        layout (str): ``'torch'``: ``nn.MultiheadAttention``'s packed
+            ``in_proj_weight``/``in_proj_bias`` and ``out_proj`` (TransPose,
+            SSpose, HigherPose), xavier-initialised as there. ``'timm'``:
+            timm ViT's ``qkv`` and ``proj`` Linears (SHaRPose, MAE). Both
+            keep q, k and v (each head-major) in this row order.
     """
 
-    def __init__(self, embed_dims: int, num_heads: int,
-                 attn_drop: float = 0.) -> None:
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 attn_drop: float = 0.,
+                 qkv_bias: bool = True,
+                 layout: str = 'torch') -> None:
         super().__init__()
         if embed_dims % num_heads:
-            raise ValueError(f'embed_dims {embed_dims} is not divisible by '
-                             f'num_heads {num_heads}')
+            raise ConfigError(f'embed_dims {embed_dims} is not divisible by '
+                              f'num_heads {num_heads}')
+        if layout not in ('torch', 'timm'):
+            raise ConfigError(f'attention layout must be "torch" or "timm", '
+                              f'got {layout!r}')
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.attn_drop = attn_drop
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dims,
-                                                       embed_dims))
-        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dims))
-        self.out_proj = nn.Linear(embed_dims, embed_dims)
+        self.layout = layout
         self.record_attention = False
+        if layout == 'timm':
+            self.qkv = nn.Linear(embed_dims, 3 * embed_dims, bias=qkv_bias)
+            self.proj = nn.Linear(embed_dims, embed_dims)
+            return
+        self.in_proj_weight = nn.Parameter(
+            torch.empty(3 * embed_dims, embed_dims))
+        self.in_proj_bias = (nn.Parameter(torch.zeros(3 * embed_dims))
+                             if qkv_bias else None)
+        self.out_proj = nn.Linear(embed_dims, embed_dims)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
 
-    def forward(self, x: Tensor,
-                pos: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
+    def forward(self,
+                query: Tensor,
+                key: Optional[Tensor] = None,
+                value: Optional[Tensor] = None,
+                need_weights: bool = False
+                ) -> Tuple[Tensor, Optional[Tensor]]:
         """
         Args:
-            x (Tensor): Tokens ``(B, N, C)``.
-            pos (Tensor, optional): Position embedding ``(N, C)`` or
-                ``(B, N, C)``, added to queries and keys.
+            query (Tensor): Query tokens ``(B, N, C)``.
+            key (Tensor, optional): Key tokens ``(B, N, C)``; None means
+                ``query``.
+            value (Tensor, optional): Value tokens ``(B, N, C)``; None means
+                ``key``.
+            need_weights (bool): Also return the weights when not
+                recording.
 
         Returns:
-            tuple: Output ``(B, N, C)`` and, when ``record_attention`` is set,
-            the head-averaged post-softmax attention ``(B, N, N)``, else None.
+            tuple: Output ``(B, N, C)`` and, when recording or
+            ``need_weights``, the head-averaged post-softmax attention
+            ``(B, N, N)``, else None.
         """
-        C = x.shape[-1]
-        qk_in = x if pos is None else x + pos
-        w_qk, w_v = self.in_proj_weight.split((2 * C, C))
-        b_qk, b_v = self.in_proj_bias.split((2 * C, C))
-        q, k = F.linear(qk_in, w_qk, b_qk).chunk(2, dim=-1)
-        v = F.linear(x, w_v, b_v)
-        out, attention = self._attend(q, k, v)
-        return self.out_proj(out), attention
-
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor,
-                need_weights: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
-        """Multi-head attention of projected ``(B, N, C)`` queries, keys and
-        values; returns the ``(B, N, C)`` mix of the heads and, when
-        recording or ``need_weights``, the head-averaged weights ``(B, N, N)``.
-        """
-        B, N, C = q.shape
-        q, k, v = (t.reshape(B, N, self.num_heads, C // self.num_heads)
-                   .transpose(1, 2) for t in (q, k, v))
+        key = query if key is None else key
+        value = key if value is None else value
+        if self.layout == 'timm':
+            weight, bias, out_proj = self.qkv.weight, self.qkv.bias, self.proj
+        else:
+            weight, bias = self.in_proj_weight, self.in_proj_bias
+            out_proj = self.out_proj
+        inputs, C = (query, key, value), self.embed_dims
+        # Runs of one and the same input share a matrix product (all three
+        # in self-attention, as timm's qkv Linear).
+        projected, first = [], 0
+        for end in (1, 2, 3):
+            if end < 3 and inputs[end] is inputs[first]:
+                continue
+            rows = slice(first * C, end * C)
+            projected += F.linear(inputs[first], weight[rows],
+                                  None if bias is None else bias[rows]).chunk(
+                                      end - first, dim=-1)
+            first = end
+        B, N, _ = query.shape
+        q, k, v = (t.reshape(B, t.shape[1], self.num_heads,
+                             C // self.num_heads).transpose(1, 2)
+                   for t in projected)
         drop = self.attn_drop if self.training else 0.
         out = scaled_dot_product_attention(q, k, v, dropout_p=drop)
         attention = None
         if self.record_attention or need_weights:
             # Computed beside the fused kernel, not instead of it, so that
-            # recording leaves the output bit for bit unchanged.
+            # the output is the same whether or not the weights are wanted.
             logits = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
             attention = logits.softmax(dim=-1).mean(dim=1)
-        return out.transpose(1, 2).reshape(B, N, C), attention
+        return out_proj(out.transpose(1, 2).reshape(B, N, C)), attention
+
+
+class ViTBlock(nn.Module):
+    """Pre-norm ViT block with timm ``Block``'s names, returning its
+    attention: ``x + drop_path(drop(attn(norm1(x))))``, then
+    ``x + drop_path(mlp(norm2(x)))``.
+
+    timm's ``Block`` cannot serve: its attention returns one tensor, while
+    here the weights come out too (SHaRPose's attention accumulation,
+    :func:`~sspose_mm.apis.collect_attention`).
+
+    Args:
+        embed_dims (int): Token dimension ``C``.
+        num_heads (int): Attention heads.
+        mlp_ratio (float): MLP hidden width / ``C``.
+        qkv_bias (bool): Bias of the q/k/v projection.
+        drop_rate (float): Dropout after the attention and MLP projections.
+        attn_drop_rate (float): Dropout on attention weights.
+        drop_path (float): Stochastic depth rate of both residual branches.
+        layout (str): Attention parameter names, see
+            :class:`MultiheadSelfAttention`.
+        norm_eps (float): LayerNorm eps: ViT's and MAE's 1e-6 by default
+            (SHaRPose's official model keeps PyTorch's 1e-5).
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 mlp_ratio: float = 4.,
+                 qkv_bias: bool = True,
+                 drop_rate: float = 0.,
+                 attn_drop_rate: float = 0.,
+                 drop_path: float = 0.,
+                 layout: str = 'torch',
+                 norm_eps: float = 1e-6) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.attn = MultiheadSelfAttention(embed_dims, num_heads,
+                                           attn_drop_rate, qkv_bias, layout)
+        self.proj_drop = nn.Dropout(drop_rate)
+        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
+                          nn.Identity())
+        self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio),
+                       drop=drop_rate)
+
+    def forward(self, x: Tensor, need_weights: bool = False
+                ) -> Tuple[Tensor, Optional[Tensor]]:
+        """``(B, N, C)`` in and out, plus the attention as
+        :meth:`MultiheadSelfAttention.forward` returns it."""
+        attended, attention = self.attn(self.norm1(x),
+                                        need_weights=need_weights)
+        x = x + self.drop_path(self.proj_drop(attended))
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        return x, attention
 
 
 class PostNormEncoderLayer(nn.Module):
@@ -149,8 +247,10 @@ class PostNormEncoderLayer(nn.Module):
         self.activation = activations[activation]()
 
     def forward(self, x: Tensor, pos: Optional[Tensor] = None) -> Tensor:
-        """``(B, N, C)`` tokens in and out; ``pos`` as in the attention."""
-        attended, _ = self.self_attn(x, pos)
+        """``(B, N, C)`` tokens in and out; ``pos`` ``(N, C)`` or
+        ``(B, N, C)`` is added to queries and keys."""
+        qk = x if pos is None else x + pos
+        attended, _ = self.self_attn(qk, qk, x)
         x = self.norm1(x + self.dropout1(attended))
         hidden = self.dropout(self.activation(self.linear1(x)))
         return self.norm2(x + self.dropout2(self.linear2(hidden)))
