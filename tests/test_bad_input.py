@@ -497,8 +497,8 @@ def test_a_value_of_the_wrong_kind_through_the_cli(tmp_path):
                       + as_cli(excerpt(**{'train_cfg.max_epochs': 'abc'})))
     assert last_line_error(result) == (
         "error: train_cfg.max_epochs='abc' (set by --cfg-options for "
-        f'{CONFIG}) is not a whole number: max_epochs of EpochBasedTrainLoop '
-        'takes an int.')
+        f'{CONFIG}) is not a whole number: max_epochs of '
+        'ExactResumeEpochBasedTrainLoop takes an int.')
     assert result.stdout == '' and len(result.stderr.splitlines()) == 1
 
 

@@ -818,4 +818,8 @@ def test_make_quickstart_and_test_run_the_venv_python(make_copy):
 
     log.unlink()
     assert run_make(folder, 'test').returncode == 0
-    assert log.read_text().split()[3:] == ['-m', 'pytest', 'tests']
+    # The style check (flake8, isort, yapf), then pytest.
+    assert [line.split()[3:5] for line in log.read_text().splitlines()] == [
+        ['-m', 'flake8'], ['-m', 'isort'], ['-m', 'yapf'], ['-m', 'pytest']]
+    assert log.read_text().splitlines()[-1].split()[3:] == [
+        '-m', 'pytest', 'tests']

@@ -261,17 +261,22 @@ def test_last_checkpoint_is_never_left_empty(tmp_path, monkeypatch):
 _WRITER = '''
 import os, sys, time
 import torch
-import sspose_mm  # noqa: F401  (installs the atomic local backend)
+import sspose_mm  # noqa: F401  (registers the atomic local backend)
 from mmengine.runner.checkpoint import save_checkpoint
+from sspose_mm.engine.hooks import AtomicCheckpointHook
 
+# The file backend the runtime config's checkpoint hook writes through.
+backend_args = AtomicCheckpointHook(interval=1).backend_args
 target = sys.argv[1]
-save_checkpoint({'state_dict': {'w': torch.zeros(4)}}, target)
+save_checkpoint({'state_dict': {'w': torch.zeros(4)}}, target,
+                backend_args=backend_args)
 print('good checkpoint written', flush=True)
 def hang(fd):  # the disk stalls after the bytes were written
     print('writing', flush=True)
     time.sleep(600)
 os.fsync = hang
-save_checkpoint({'state_dict': {'w': torch.ones(1_000_000)}}, target)
+save_checkpoint({'state_dict': {'w': torch.ones(1_000_000)}}, target,
+                backend_args=backend_args)
 '''
 
 
