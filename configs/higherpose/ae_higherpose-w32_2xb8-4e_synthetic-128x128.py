@@ -8,9 +8,12 @@
 # bottom-up loop running (about 3 minutes an epoch on two idle cores: 7-11
 # CPU seconds per batch of 8); four epochs of 320 images from scratch do not
 # make a usable model.
-_base_ = ['./ae_higherpose-w32_1xb12-300e_coco-256x256.py']
+_base_ = [
+    './ae_higherpose-w32_1xb12-300e_coco-256x256.py',
+    '../_base_/datasets/synthetic.py'
+]
 
-data_root = 'data/synthetic/'
+data_root = {{_base_.synthetic_data_root}}
 input_size = (128, 128)
 codec = dict(
     _base_.codec,
@@ -31,36 +34,25 @@ model = dict(
         codec, heatmap_size=input_size, higher_heatmap_sizes=[])))
 
 train_pipeline = [
-    dict(type='LoadImageOrSkip', skip=True),
+    *_base_.train_pipeline[:1],
     dict(_base_.train_pipeline[1], input_size=input_size),
-    dict(type='RandomFlip', direction='horizontal'),
+    _base_.train_pipeline[2],
     dict(type='GenerateTarget', encoder=codec),
-    dict(type='BottomupGetHeatmapMask'),
-    dict(type='PackPoseInputs'),
+    *_base_.train_pipeline[4:],
 ]
 val_pipeline = [
-    dict(type='LoadImageOrSkip', skip=False),
+    _base_.val_pipeline[0],
     dict(_base_.val_pipeline[1], input_size=input_size),
-    _base_.val_pipeline[2],
+    *_base_.val_pipeline[2:],
 ]
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
-    dataset=dict(
-        data_root=data_root,
-        ann_file='annotations/person_keypoints_train.json',
-        data_prefix=dict(img='train/'),
-        pipeline=train_pipeline))
+    dataset=dict(_base_.synthetic_train, pipeline=train_pipeline))
 val_dataloader = dict(
-    num_workers=1,
-    dataset=dict(
-        data_root=data_root,
-        ann_file='annotations/person_keypoints_val.json',
-        data_prefix=dict(img='val/'),
-        pipeline=val_pipeline))
+    num_workers=1, dataset=dict(_base_.synthetic_val, pipeline=val_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root +
-                     'annotations/person_keypoints_val.json')
+val_evaluator = {{_base_.synthetic_evaluator}}
 test_evaluator = val_evaluator
 
 # From scratch: a short warmup, then the recipe's lr with one step decay.

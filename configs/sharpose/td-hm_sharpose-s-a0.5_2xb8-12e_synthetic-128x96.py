@@ -6,12 +6,14 @@
 # (rate 1: it protects pretrained lower layers, there are none), and the
 # quality loss and validation gating start after epoch 8 of 12 so that a
 # short run exercises both.
-_base_ = ['./td-hm_sharpose-s-a0.5_4xb128-250e_coco-256x192.py']
+_base_ = [
+    './td-hm_sharpose-s-a0.5_4xb128-250e_coco-256x192.py',
+    '../_base_/datasets/synthetic.py'
+]
 
-data_root = 'data/synthetic/'
+data_root = {{_base_.synthetic_data_root}}
 input_size = (96, 128)
-codec = dict(
-    type='UDPHeatmap', input_size=input_size, heatmap_size=(24, 32), sigma=2)
+codec = dict(_base_.codec, input_size=input_size, heatmap_size=(24, 32))
 
 model = dict(
     backbone=dict(
@@ -19,20 +21,19 @@ model = dict(
     head=dict(
         heatmap_size=codec['heatmap_size'], decoder=codec, qp_start_epoch=8))
 
+# The recipe's pipelines at this size, without half-body crops, with
+# milder rotation and MMPose's default box shift.
 train_pipeline = [
-    dict(type='LoadImageOrSkip', skip=True),
-    dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='RandomFlip', direction='horizontal'),
+    *_base_.train_pipeline[:3],
     dict(type='ClippedRandomBBoxTransform', rotate_sigma=15, rotate_factor=30),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(_base_.train_pipeline[5], input_size=input_size),
     dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs')
+    *_base_.train_pipeline[7:],
 ]
 val_pipeline = [
-    dict(type='LoadImageOrSkip', skip=False),
-    dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
-    dict(type='PackPoseInputs')
+    *_base_.val_pipeline[:2],
+    dict(_base_.val_pipeline[2], input_size=input_size),
+    *_base_.val_pipeline[3:],
 ]
 # One worker and no pinned memory, as the CPU quickstart needs (the COCO
 # recipe's 8 pinned workers are for GPUs).
@@ -40,24 +41,14 @@ train_dataloader = dict(
     batch_size=8,
     num_workers=1,
     pin_memory=False,
-    dataset=dict(
-        data_root=data_root,
-        ann_file='annotations/person_keypoints_train.json',
-        data_prefix=dict(img='train/'),
-        pipeline=train_pipeline))
+    dataset=dict(_base_.synthetic_train, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=32,
     num_workers=1,
     pin_memory=False,
-    dataset=dict(
-        data_root=data_root,
-        ann_file='annotations/person_keypoints_val.json',
-        bbox_file=data_root + 'person_detection_results/val_detections.json',
-        data_prefix=dict(img='val/'),
-        pipeline=val_pipeline))
+    dataset=dict(_base_.synthetic_topdown_val, pipeline=val_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root +
-                     'annotations/person_keypoints_val.json')
+val_evaluator = {{_base_.synthetic_evaluator}}
 test_evaluator = val_evaluator
 
 max_epochs = 12

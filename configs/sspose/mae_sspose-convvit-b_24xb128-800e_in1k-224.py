@@ -12,11 +12,9 @@ model = dict(
     backbone=dict(img_size=(224, 224), patch_sizes=(4, 2, 2),
                   embed_dims=(256, 384, 768), fusion='after_transformer'))
 train_pipeline = [
-    dict(type='LoadImageOrSkip', skip=True),
-    dict(type='RandomResizedCrop', input_size=input_size, scale=(0.2, 1.0),
-         interpolation='bicubic'),
-    dict(type='RandomFlip', direction='horizontal'),
-    dict(type='PackPoseInputs')
+    _base_.train_pipeline[0],
+    dict(_base_.train_pipeline[1], input_size=input_size),
+    *_base_.train_pipeline[2:],
 ]
 train_dataloader = dict(
     batch_size=128,

@@ -6,7 +6,7 @@
 # vis_image; work_dirs/<this config>/encoder_epoch_20.pth is what
 # td-hm_sspose-t_1xb8-10e_synthetic-128x96.py fine-tunes. A short run learns
 # faster with a larger lr than the recipe's 1.5e-4 x batch / 256.
-_base_ = ['./_base_/mae_runtime.py']
+_base_ = ['./_base_/mae_runtime.py', '../_base_/datasets/synthetic.py']
 
 input_size = (96, 128)
 model = dict(
@@ -14,16 +14,14 @@ model = dict(
                   depths=(2, 2, 4), num_heads=6),
     decoder=dict(embed_dims=128, depth=2, num_heads=4))
 train_pipeline = [
-    dict(type='LoadImageOrSkip', skip=True),
-    dict(type='RandomResizedCrop', input_size=input_size, scale=(0.2, 1.0),
-         interpolation='bicubic'),
-    dict(type='RandomFlip', direction='horizontal'),
-    dict(type='PackPoseInputs')
+    _base_.train_pipeline[0],
+    dict(_base_.train_pipeline[1], input_size=input_size),
+    *_base_.train_pipeline[2:],
 ]
 train_dataloader = dict(
     batch_size=16,
     num_workers=1,
-    dataset=dict(data_root='data/synthetic/',
+    dataset=dict(data_root=_base_.synthetic_data_root,
                  data_prefix=dict(img='train/'),
                  pipeline=train_pipeline))
 

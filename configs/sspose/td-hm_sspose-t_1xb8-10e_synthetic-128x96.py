@@ -2,12 +2,14 @@
 # synthetic-128x96.py (run it first) on the synthetic people at 128x96.
 # Everything but the encoder size, data, input size, schedule and lr is
 # td-hm_sspose-b_8xb64-210e's.
-_base_ = ['./td-hm_sspose-b_8xb64-210e_coco-256x192.py']
+_base_ = [
+    './td-hm_sspose-b_8xb64-210e_coco-256x192.py',
+    '../_base_/datasets/synthetic.py'
+]
 
-data_root = 'data/synthetic/'
+data_root = {{_base_.synthetic_data_root}}
 input_size = (96, 128)
-codec = dict(
-    type='UDPHeatmap', input_size=input_size, heatmap_size=(24, 32), sigma=2)
+codec = dict(_base_.codec, input_size=input_size, heatmap_size=(24, 32))
 model = dict(
     backbone=dict(
         img_size=(128, 96),
@@ -19,41 +21,30 @@ model = dict(
                       'synthetic-128x96/encoder_epoch_20.pth')),
     head=dict(in_channels=192, deconv_out_channels=(128, ), decoder=codec))
 
+# The recipe's pipelines at this size, without half-body crops, rotation
+# at most 30 degrees.
 train_pipeline = [
-    dict(type='LoadImageOrSkip', skip=True),
-    dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='RandomFlip', direction='horizontal'),
+    *_base_.train_pipeline[:3],
     dict(type='RandomBBoxTransform', rotate_factor=30),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
+    dict(_base_.train_pipeline[5], input_size=input_size),
     dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs')
+    *_base_.train_pipeline[7:],
 ]
 val_pipeline = [
-    dict(type='LoadImageOrSkip', skip=False),
-    dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
-    dict(type='PackPoseInputs')
+    *_base_.val_pipeline[:2],
+    dict(_base_.val_pipeline[2], input_size=input_size),
+    *_base_.val_pipeline[3:],
 ]
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
-    dataset=dict(
-        data_root=data_root,
-        ann_file='annotations/person_keypoints_train.json',
-        data_prefix=dict(img='train/'),
-        pipeline=train_pipeline))
+    dataset=dict(_base_.synthetic_train, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=32,
     num_workers=1,
-    dataset=dict(
-        data_root=data_root,
-        ann_file='annotations/person_keypoints_val.json',
-        bbox_file=data_root + 'person_detection_results/val_detections.json',
-        data_prefix=dict(img='val/'),
-        pipeline=val_pipeline))
+    dataset=dict(_base_.synthetic_topdown_val, pipeline=val_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root +
-                     'annotations/person_keypoints_val.json')
+val_evaluator = {{_base_.synthetic_evaluator}}
 test_evaluator = val_evaluator
 
 max_epochs = 10

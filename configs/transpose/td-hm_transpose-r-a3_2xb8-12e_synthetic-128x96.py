@@ -5,16 +5,14 @@
 # (about 9,000 crops, no ImageNet weights) small batches (more updates) and
 # milder augmentation (rotation sigma 15 clipped at 30, no half-body crops)
 # learn about twice as fast as the recipe's.
-_base_ = './td-hm_transpose-r-a3_1xb28-230e_coco-256x192.py'
+_base_ = [
+    './td-hm_transpose-r-a3_1xb28-230e_coco-256x192.py',
+    '../_base_/datasets/synthetic.py'
+]
 
-data_root = 'data/synthetic/'
+data_root = {{_base_.synthetic_data_root}}
 input_size = (96, 128)
-codec = dict(
-    type='TransPoseHeatmap',
-    input_size=input_size,
-    heatmap_size=(24, 32),
-    sigma=2,
-    blur_kernel_size=11)
+codec = dict(_base_.codec, input_size=input_size, heatmap_size=(24, 32))
 
 # No ImageNet weights can be downloaded here: everything starts from scratch,
 # with MMPose's own ResNet initialisation.
@@ -25,47 +23,35 @@ model = dict(
     ]),
     head=dict(decoder=codec))
 
+# The recipe's pipelines at this size, without half-body crops.
 train_pipeline = [
-    dict(type='LoadImageOrSkip', skip=True),
-    dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='RandomFlip', direction='horizontal'),
+    *_base_.train_pipeline[:3],
     dict(type='ClippedRandomBBoxTransform', rotate_sigma=15, rotate_factor=30),
     dict(
-        type='TransPoseAffine',
+        _base_.train_pipeline[5],
         input_size=input_size,
         heatmap_size=codec['heatmap_size']),
     dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs')
+    *_base_.train_pipeline[7:],
 ]
 val_pipeline = [
-    dict(type='LoadImageOrSkip', skip=False),
-    dict(type='GetBBoxCenterScale', padding=1.25),
+    *_base_.val_pipeline[:2],
     dict(
-        type='TransPoseAffine',
+        _base_.val_pipeline[2],
         input_size=input_size,
         heatmap_size=codec['heatmap_size']),
-    dict(type='PackPoseInputs')
+    *_base_.val_pipeline[3:],
 ]
 train_dataloader = dict(
     batch_size=8,
     num_workers=1,
-    dataset=dict(
-        data_root=data_root,
-        ann_file='annotations/person_keypoints_train.json',
-        data_prefix=dict(img='train/'),
-        pipeline=train_pipeline))
+    dataset=dict(_base_.synthetic_train, pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=32,
     num_workers=1,
-    dataset=dict(
-        data_root=data_root,
-        ann_file='annotations/person_keypoints_val.json',
-        bbox_file=data_root + 'person_detection_results/val_detections.json',
-        data_prefix=dict(img='val/'),
-        pipeline=val_pipeline))
+    dataset=dict(_base_.synthetic_topdown_val, pipeline=val_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root +
-                     'annotations/person_keypoints_val.json')
+val_evaluator = {{_base_.synthetic_evaluator}}
 test_evaluator = val_evaluator
 
 # From scratch a higher lr than the recipe's 1e-4, with a short warmup.
