@@ -1,6 +1,6 @@
 """The benchmark framework (registry, report, timer, memory probe) and the
 ``speed`` suite end to end on a tiny run. Nothing here asserts a speed."""
-import importlib.util
+import argparse
 import json
 
 import pytest
@@ -8,10 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from conftest import QUICKSTART_CONFIG, REPO, run_tool
+from conftest import QUICKSTART_CONFIG, run_tool
 from sspose_mm.benchmarks import core
 from sspose_mm.benchmarks.core import (BENCHMARKS, Report, count_flops,
-                                       peak_rss_of, time_per_call)
+                                       format_suite_list, get_benchmark,
+                                       load_model, peak_rss_of, run_suites,
+                                       time_per_call)
 from sspose_mm.benchmarks.speed import RELATIVE_TOLERANCE
 from sspose_mm.errors import ConfigError
 
@@ -114,27 +116,23 @@ def test_speed_suite_end_to_end(tmp_path):
     assert 'speed-up, fast path / original' in result.stdout
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / 'tools' /
-                                                  f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_benchmark_cli_errors(capsys):
-    """In-process: run_cli turns these ConfigErrors into one line, exit 2."""
-    benchmark = load_tool('benchmark')
+def test_bad_requests_stop_before_anything_runs():
+    """tools/benchmark.py's checks: run_cli turns these ConfigErrors into
+    one line, exit 2."""
     with pytest.raises(ConfigError,
                        match='unknown benchmark suite "no-such-suite"; '
                        'known: .*speed'):
-        benchmark.main([str(QUICKSTART_CONFIG), '--suite', 'no-such-suite'])
+        get_benchmark('no-such-suite')
     with pytest.raises(ConfigError, match='config "missing.py" does not'):
-        benchmark.main(['missing.py'])
+        load_model(argparse.Namespace(config='missing.py', checkpoint=None,
+                                      input=None))
+    args = argparse.Namespace(suite=['speed'], batch=0, threads=1, repeat=1)
     with pytest.raises(ConfigError, match='--batch must be at least 1'):
-        benchmark.main([str(QUICKSTART_CONFIG), '--batch', '0'])
-    benchmark.main(['--list'])
-    listed = capsys.readouterr().out
+        run_suites(args)
+
+
+def test_suite_list():
+    listed = format_suite_list()
     # Each suite's help is its docstring's first paragraph, on one line.
     assert ('speed                    crops/s of the fast inference path vs '
             'the original computation (same weights)') in listed

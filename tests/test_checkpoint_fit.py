@@ -7,18 +7,14 @@ status 0. The checkpoints are made here: the quickstart model (TransPose-R
 with 3 encoder layers), the same with 4 layers (the A3/A4 mix-up) and the
 tiny SHaRPose (another family).
 """
-import importlib.util
-import sys
-
 import pytest
 import torch
 from mmengine.config import Config
 from mmpose.registry import MODELS
 
-from conftest import QUICKSTART_CONFIG, REPO
+from conftest import QUICKSTART_CONFIG, REPO, run_tool
 from sspose_mm.apis import init_model
 from sspose_mm.synthetic import generate_synthetic_coco
-from sspose_mm.cli import run_cli
 from sspose_mm.errors import CheckpointError
 
 CONFIG = str(QUICKSTART_CONFIG)
@@ -75,19 +71,10 @@ def test_init_model_refuses_another_variant_or_family(files, name,
         assert fragment in message
 
 
-def run_main(tool: str, args: list, monkeypatch) -> int:
-    """Run ``tools/<tool>.py`` in this process as its command line does;
-    returns the exit status."""
-    spec = importlib.util.spec_from_file_location(
-        f'{tool}_cli', REPO / 'tools' / f'{tool}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(sys, 'argv', [f'tools/{tool}.py'] + args)
-    try:
-        run_cli(module.main)
-    except SystemExit as stop:
-        return stop.code
-    return 0
+def run(tool: str, args: list):
+    """Run ``tools/<tool>.py`` as a user does: these tests check each
+    tool's command line (its exit status, its one ``error:`` line)."""
+    return run_tool([f'tools/{tool}.py'] + args, timeout=300)
 
 
 def tool_args(tool: str, checkpoint: str, files: dict, out) -> list:
@@ -112,14 +99,15 @@ TOOLS = ['infer', 'vis_predictions', 'vis_attention', 'export_onnx',
          'benchmark']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool', TOOLS)
 def test_every_tool_refuses_a_checkpoint_of_another_model(
-        tool, files, tmp_path, monkeypatch, capsys):
+        tool, files, tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
-    code = run_main(tool, tool_args(tool, str(files['root'] / 'sharpose.pth'),
-                                    files, out), monkeypatch)
-    err = capsys.readouterr().err
+    result = run(tool, tool_args(tool, str(files['root'] / 'sharpose.pth'),
+                                 files, out))
+    code, err = result.returncode, result.stderr
     errors = [line for line in err.splitlines() if line.startswith('error:')]
     assert code == 2, err
     assert len(errors) == 1, err
@@ -128,30 +116,30 @@ def test_every_tool_refuses_a_checkpoint_of_another_model(
     assert not any(out.iterdir())  # nothing drawn, exported or reported
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool', ['infer', 'vis_predictions',
                                   'vis_attention', 'benchmark'])
-def test_none_runs_the_untrained_model_in_every_tool(
-        tool, files, tmp_path, monkeypatch, capsys):
+def test_none_runs_the_untrained_model_in_every_tool(tool, files, tmp_path):
     """tools/test.py and tools/export_onnx.py took "none" before (their own
     tests use it); the drawing tools and the benchmark said it did not
     exist."""
     out = tmp_path / 'out'
     out.mkdir()
-    code = run_main(tool, tool_args(tool, 'none', files, out), monkeypatch)
-    assert code == 0, capsys.readouterr().err
+    result = run(tool, tool_args(tool, 'none', files, out))
+    assert result.returncode == 0, result.stderr[-3000:]
     assert any(out.iterdir())
 
 
-def test_vis_attention_checks_the_box_before_the_model(
-        files, tmp_path, monkeypatch, capsys):
+@pytest.mark.slow
+def test_vis_attention_checks_the_box_before_the_model(files, tmp_path):
     """A box off the image stops with its own message although the
     checkpoint does not fit either: the input is checked first."""
     out = tmp_path / 'figure.png'
-    code = run_main('vis_attention', [
+    result = run('vis_attention', [
         CONFIG, str(files['root'] / 'sharpose.pth'), files['image'],
-        '--bbox', '5000', '0', '10', '10', '--out', str(out)], monkeypatch)
-    err = capsys.readouterr().err
-    assert code == 2
+        '--bbox', '5000', '0', '10', '10', '--out', str(out)])
+    err = result.stderr
+    assert result.returncode == 2
     assert err.strip().splitlines()[-1].startswith(
         'error: --bbox 5000 0 10 10 lies outside the image'), err
     assert not out.exists()

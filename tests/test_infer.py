@@ -1,10 +1,10 @@
-"""tools/infer.py: images, folders and videos in; pictures, videos and COCO
-results out; bad input ends with one ``error:`` line.
+"""tools/infer.py (``sspose_mm.apis.infer``): images, folders and videos in;
+pictures, videos and COCO results out; bad input ends with one ``error:``
+line.
 
 The model is the quickstart config with its initial (untrained) weights, so
 the tests check shapes, counts and geometry, never accuracy.
 """
-import importlib.util
 import json
 
 import cv2
@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from conftest import QUICKSTART_CONFIG, REPO, run_tool
-from sspose_mm.apis.infer import PersonBoxes, check_request, run_inference
+from sspose_mm.apis.infer import (PersonBoxes, check_request,
+                                  load_and_run_inference, print_summary,
+                                  run_inference)
 from sspose_mm.synthetic import generate_synthetic_coco
 from sspose_mm.cli import run_cli
 from sspose_mm.errors import ConfigError
@@ -46,14 +48,6 @@ def checkpoint(model, data):
     path = data['root'] / 'untrained.pth'
     torch.save({'state_dict': model.state_dict()}, path)
     return str(path)
-
-
-def load_cli():
-    spec = importlib.util.spec_from_file_location('infer_cli',
-                                                  REPO / 'tools/infer.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
@@ -108,8 +102,8 @@ def test_folder_skips_a_corrupt_image_and_counts_it(data, checkpoint,
     (folder / 'notes.txt').write_text('ignored: not an image')
     out = tmp_path / 'out'
 
-    load_cli().main([CONFIG, checkpoint, str(folder), '--out-dir', str(out),
-                     '--device', 'cpu'])
+    print_summary(load_and_run_inference(CONFIG, checkpoint, str(folder),
+                                         str(out), device='cpu'))
     assert sorted(p.name for p in out.glob('*.jpg')) == names
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines()
@@ -197,19 +191,21 @@ def bad_inputs(root, data):
     (root / 'broken.png').write_bytes(b'')
     (root / 'broken.mp4').write_bytes(b'not a video')
     image = str(sorted((data['root'] / 'data/val').iterdir())[0])
+    # input, PersonBoxes' arguments (tools/infer.py's box options), what
+    # the error says
     return {
-        'missing': ([str(root / 'nothing.jpg')], 'does not exist'),
-        'unsupported': ([str(root / 'notes.txt')], 'not a supported file'),
-        'empty folder': ([str(root / 'empty')], 'has no images'),
-        'unreadable image': ([str(root / 'broken.png')], 'broken.png'),
-        'unreadable video': ([str(root / 'broken.mp4')], 'broken.mp4'),
-        'det without ann': ([image, '--det-file', data['bbox_file']],
+        'missing': (str(root / 'nothing.jpg'), {}, 'does not exist'),
+        'unsupported': (str(root / 'notes.txt'), {}, 'not a supported file'),
+        'empty folder': (str(root / 'empty'), {}, 'has no images'),
+        'unreadable image': (str(root / 'broken.png'), {}, 'broken.png'),
+        'unreadable video': (str(root / 'broken.mp4'), {}, 'broken.mp4'),
+        'det without ann': (image, dict(det_file=data['bbox_file']),
                             '--ann-file'),
-        'bbox size': ([image, '--bbox', '10', '10', '0', '20'],
+        'bbox size': (image, dict(bbox_xywh=(10, 10, 0, 20)),
                       'non-positive'),
-        'det on video': ([str(root / 'broken.mp4'), '--det-file',
-                          data['bbox_file'], '--ann-file', data['ann_file']],
-                         'video'),
+        'det on video': (str(root / 'broken.mp4'),
+                         dict(det_file=data['bbox_file'],
+                              ann_file=data['ann_file']), 'video'),
     }
 
 
@@ -218,11 +214,11 @@ def bad_inputs(root, data):
     'unreadable video', 'det without ann', 'bbox size', 'det on video'])
 def test_bad_input_exits_2_with_one_error_line(case, data, checkpoint,
                                                tmp_path, capsys):
-    cli = load_cli()
-    args, fragment = bad_inputs(tmp_path, data)[case]
+    source, box_args, fragment = bad_inputs(tmp_path, data)[case]
     with pytest.raises(SystemExit) as stop:
-        run_cli(lambda: cli.main([CONFIG, checkpoint, *args, '--out-dir',
-                                  str(tmp_path / 'out'), '--device', 'cpu']))
+        run_cli(lambda: load_and_run_inference(
+            CONFIG, checkpoint, source, str(tmp_path / 'out'),
+            PersonBoxes(**box_args), device='cpu'))
     assert stop.value.code == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith('error:')]
@@ -243,10 +239,13 @@ def other_family(data):
     return str(path)
 
 
-def cli_error(args, capsys) -> str:
-    """The one ``error:`` line of a tools/infer.py run that must stop."""
+def cli_error(checkpoint, source, out_dir, capsys, **box_args) -> str:
+    """The one ``error:`` line of a tools/infer.py run that must stop (run
+    as the tool runs it: through run_cli)."""
     with pytest.raises(SystemExit) as stop:
-        run_cli(lambda: load_cli().main(args + ['--device', 'cpu']))
+        run_cli(lambda: load_and_run_inference(
+            CONFIG, checkpoint, str(source), str(out_dir),
+            PersonBoxes(**box_args), device='cpu'))
     assert stop.value.code == 2
     errors = [line for line in capsys.readouterr().err.splitlines()
               if line.startswith('error:')]
@@ -270,8 +269,7 @@ def test_out_dir_that_would_overwrite_the_inputs_is_refused(
     }[case]
     if case == 'symlinked folder':
         out_dir.symlink_to(folder)
-    error = cli_error([CONFIG, other_family, str(source), '--out-dir',
-                       str(out_dir)], capsys)
+    error = cli_error(other_family, source, out_dir, capsys)
     assert 'would overwrite' in error and '--out-dir' in error
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == originals
 
@@ -283,9 +281,9 @@ def test_out_dir_inside_the_input_folder_leaves_the_originals(
     for path in (data['root'] / 'data/val').iterdir():
         (folder / path.name).write_bytes(path.read_bytes())
     originals = {p.name: p.read_bytes() for p in folder.glob('*.jpg')}
-    load_cli().main([CONFIG, checkpoint, str(folder), '--out-dir',
-                     str(folder / 'drawn'), '--device', 'cpu',
-                     '--no-progress'])
+    load_and_run_inference(CONFIG, checkpoint, str(folder),
+                           str(folder / 'drawn'), device='cpu',
+                           progress=False)
     assert {p.name: p.read_bytes() for p in folder.glob('*.jpg')} == \
         originals
     assert sorted(p.name for p in (folder / 'drawn').glob('*.jpg')) == \
@@ -296,9 +294,8 @@ def test_bbox_off_the_image_is_refused_before_the_model_loads(
         data, other_family, tmp_path, capsys):
     image = sorted((data['root'] / 'data/val').iterdir())[0]
     height, width = cv2.imread(str(image)).shape[:2]
-    error = cli_error([CONFIG, other_family, str(image), '--bbox',
-                       str(width + 10), '5', '20', '20', '--out-dir',
-                       str(tmp_path / 'out')], capsys)
+    error = cli_error(other_family, image, tmp_path / 'out', capsys,
+                      bbox_xywh=(width + 10, 5, 20, 20))
     assert error == (f'error: --bbox {width + 10} 5 20 20 lies outside the '
                      f'image {image} ({width}x{height} pixels).')
     assert not (tmp_path / 'out').exists()

@@ -1,5 +1,4 @@
 """Tests of the synthetic-people generator and its CLI."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -7,11 +6,12 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import run_tool
 from sspose_mm.synthetic import (COCO_LAYOUT, SkeletonLayout,
-                                          generate_synthetic_coco,
-                                          render_scene, split_image_ids)
+                                 ensure_synthetic_coco,
+                                 generate_synthetic_coco, render_scene,
+                                 split_image_ids)
 
-REPO = Path(__file__).resolve().parents[1]
 SPLITS = {'train': 24, 'val': 4}
 SEED = 3
 W, H = 320, 256
@@ -263,29 +263,21 @@ def test_custom_layout_reads_the_same_bodies():
         SkeletonLayout('bad', ('nose', ), ((0, 1), ), ())
 
 
-def load_cli():
-    spec = importlib.util.spec_from_file_location(
-        'make_synthetic_data', REPO / 'tools' / 'make_synthetic_data.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_cli_is_idempotent_and_removes_stale_files(tmp_path, capsys):
-    cli = load_cli()
+def test_ensure_is_idempotent_and_removes_stale_files(tmp_path):
+    """What tools/make_synthetic_data.py runs: it prints "wrote" when
+    ``generated`` is true, else "up to date"."""
     out = tmp_path / 'data'
-    args = ['--out', str(out), '--train', '4', '--val', '2', '--seed', '1']
-    assert cli.main(args) == 0
-    assert 'wrote' in capsys.readouterr().out
+    _, generated = ensure_synthetic_coco(out, {'train': 4, 'val': 2}, seed=1)
+    assert generated
     (out / 'notes.txt').write_text('mine')
     stamp = (out / 'train/100000.jpg').stat().st_mtime_ns
 
-    assert cli.main(args) == 0
-    assert 'up to date' in capsys.readouterr().out
+    _, generated = ensure_synthetic_coco(out, {'train': 4, 'val': 2}, seed=1)
+    assert not generated
     assert (out / 'train/100000.jpg').stat().st_mtime_ns == stamp
 
-    assert cli.main(args[:3] + ['2', '--val', '0', '--seed', '1']) == 0
-    assert 'wrote' in capsys.readouterr().out
+    smaller = {'train': 2, 'val': 0}
+    assert ensure_synthetic_coco(out, smaller, seed=1)[1]
     assert sorted(p.name for p in (out / 'train').iterdir()) == [
         '100000.jpg', '100001.jpg'
     ]
@@ -296,22 +288,31 @@ def test_cli_is_idempotent_and_removes_stale_files(tmp_path, capsys):
 
     # an image deleted by hand is noticed
     (out / 'train/100001.jpg').unlink()
-    assert cli.main(args[:3] + ['2', '--val', '0', '--seed', '1']) == 0
-    assert 'wrote' in capsys.readouterr().out
+    assert ensure_synthetic_coco(out, smaller, seed=1)[1]
     assert (out / 'train/100001.jpg').is_file()
 
 
-@pytest.mark.parametrize('bad', [['--train', '-1'], ['--seed', '-3'],
-                                 ['--image-size', '10', '10'],
-                                 ['--train', '0', '--val', '0'],
-                                 ['--train', 'many']])
-def test_cli_rejects_bad_args_in_one_line(tmp_path, capsys, bad):
-    cli = load_cli()
-    try:
-        code = cli.main(['--out', str(tmp_path / 'x')] + bad)
-    except SystemExit as exit_:
-        code = exit_.code
-    assert code == 2
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and 'error' in err
+@pytest.mark.parametrize('bad, message', [
+    (dict(splits={'train': -1, 'val': 64}), "split 'train': -1 images"),
+    (dict(seed=-3), 'seed must be a non-negative integer'),
+    (dict(image_size=(10, 10)), 'image_size must be'),
+    (dict(splits={'train': 0, 'val': 0}), 'all splits have 0 images'),
+])
+def test_ensure_rejects_bad_parameters_before_writing(tmp_path, bad,
+                                                      message):
+    args = {'splits': {'train': 320, 'val': 64}, **bad}
+    with pytest.raises(ValueError, match=message):
+        ensure_synthetic_coco(tmp_path / 'x', **args)
+    assert not (tmp_path / 'x').exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('bad', [['--train', '-1'], ['--train', 'many']])
+def test_cli_rejects_bad_args_in_one_line(tmp_path, bad):
+    """A parameter the generator refuses (the other bad parameters take
+    the same path: the test above) and one argparse refuses."""
+    result = run_tool(['tools/make_synthetic_data.py', '--out',
+                       str(tmp_path / 'x')] + bad, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count('\n') == 1 and 'error' in result.stderr
     assert not (tmp_path / 'x').exists()

@@ -15,10 +15,9 @@ from typing import List, Optional
 import torch
 
 import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
-from sspose_mm.benchmarks import BENCHMARKS, Report
-from sspose_mm.benchmarks.core import get_benchmark, parse_size
+from sspose_mm.benchmarks.core import (format_suite_list, parse_size,
+                                       run_suites)
 from sspose_mm.cli import run_cli
-from sspose_mm.errors import ConfigError
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -53,22 +52,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     if args.list:
-        for name, suite in sorted(BENCHMARKS.module_dict.items()):
-            # A suite's help is the first paragraph of its docstring.
-            text = ' '.join(suite.__doc__.split('\n\n')[0].split())
-            print(f'{name:<24s} {text}')
+        print(format_suite_list())
         return
-    suites = [get_benchmark(name) for name in args.suite]
-    for name, value in (('--batch', args.batch), ('--threads', args.threads),
-                        ('--repeat', args.repeat)):
-        if value < 1:
-            raise ConfigError(f'{name} must be at least 1, got {value}.')
-    torch.set_num_threads(args.threads)
-    report = Report()
-    print('machine: ' + ', '.join(f'{k} {v}'
-                                  for k, v in report.machine.items()))
-    for suite in suites:
-        suite(args, report)
+    report = run_suites(args)
     if args.json:
         report.dump_json(args.json)
         print(f'\nreport written to {args.json}', file=sys.stderr)

@@ -23,12 +23,8 @@ import argparse
 from typing import List, Optional
 
 import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
-from mmengine.config import Config
-
-from sspose_mm.apis.fast_inference import prepare_for_inference
-from sspose_mm.apis.infer import (PersonBoxes, check_request, print_summary,
-                                   require_topdown, run_inference)
-from sspose_mm.apis.loading import check_model_files, init_model
+from sspose_mm.apis.infer import (PersonBoxes, load_and_run_inference,
+                                  print_summary)
 from sspose_mm.cli import run_cli
 
 
@@ -62,19 +58,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
-    # Every input check runs before the model loads (seconds), so a typo is
-    # reported at once.
     boxes = PersonBoxes(args.bbox, args.det_file, args.ann_file, args.det_thr)
-    check_request(args.input, boxes, args.out_dir)
-    check_model_files(args.config, args.checkpoint)
-    cfg = Config.fromfile(args.config)
-    require_topdown(cfg, 'tools/infer.py')
-    model = init_model(cfg, args.checkpoint, args.device)
-    if args.fast:
-        prepare_for_inference(model)
-    summary = run_inference(model, args.input, args.out_dir, boxes,
-                            args.kpt_thr, progress=not args.no_progress)
-    print_summary(summary)
+    print_summary(
+        load_and_run_inference(args.config, args.checkpoint, args.input,
+                               args.out_dir, boxes, args.kpt_thr, args.device,
+                               args.fast, progress=not args.no_progress))
 
 
 if __name__ == '__main__':

@@ -35,6 +35,8 @@ from mmpose.registry import MODELS, VISUALIZERS
 from mmpose.structures import PoseDataSample, merge_data_samples
 
 from ..errors import ConfigError, DataError
+from .fast_inference import prepare_for_inference
+from .loading import check_model_files, init_model
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv')
@@ -431,6 +433,36 @@ def run_inference(model,
     with open(summary.predictions_file, 'w', encoding='utf-8') as f:
         json.dump(summary.predictions, f)
     return summary
+
+
+def load_and_run_inference(config: str,
+                           checkpoint: Optional[str],
+                           input_path: str,
+                           out_dir: str,
+                           boxes: Optional[PersonBoxes] = None,
+                           kpt_thr: float = 0.3,
+                           device: Optional[str] = None,
+                           fast: bool = False,
+                           progress: bool = True) -> InferenceSummary:
+    """What ``tools/infer.py`` runs: :func:`run_inference` with the
+    top-down model of ``config`` and ``checkpoint`` (all of it, or
+    ``"none"``: :func:`~sspose_mm.apis.loading.init_model`), on the fast
+    path (:func:`~.fast_inference.prepare_for_inference`) if ``fast``.
+
+    Every input is checked before the model loads (seconds), so a typo is
+    reported at once: the errors of :func:`run_inference`, then a missing
+    file, a bottom-up config, a checkpoint that does not fit.
+    """
+    boxes = boxes or PersonBoxes()
+    check_request(input_path, boxes, out_dir)
+    check_model_files(config, checkpoint)
+    cfg = Config.fromfile(config)
+    require_topdown(cfg, 'tools/infer.py')
+    model = init_model(cfg, checkpoint, device)
+    if fast:
+        prepare_for_inference(model)
+    return run_inference(model, input_path, out_dir, boxes, kpt_thr,
+                         progress)
 
 
 def _run_images(model, files: List[str], kind: str, out_dir: str,

@@ -53,6 +53,36 @@ def get_benchmark(name: str) -> BenchmarkFn:
     return BENCHMARKS.module_dict[name]
 
 
+def format_suite_list() -> str:
+    """One line per suite: its name and help (the first paragraph of its
+    docstring), as ``tools/benchmark.py --list`` prints them."""
+    return '\n'.join(
+        f'{name:<24s} ' + ' '.join(suite.__doc__.split('\n\n')[0].split())
+        for name, suite in sorted(BENCHMARKS.module_dict.items()))
+
+
+def run_suites(args: argparse.Namespace) -> 'Report':
+    """Run the suites named in ``args.suite`` on ``args.threads`` torch
+    threads into a new report (printed as it comes).
+
+    Raises:
+        ConfigError: An unknown suite, or ``args.batch``, ``args.threads``
+            or ``args.repeat`` below 1 (checked before anything runs).
+    """
+    suites = [get_benchmark(name) for name in args.suite]
+    for name in ('batch', 'threads', 'repeat'):
+        value = getattr(args, name)
+        if value < 1:
+            raise ConfigError(f'--{name} must be at least 1, got {value}.')
+    torch.set_num_threads(args.threads)
+    report = Report()
+    print('machine: ' + ', '.join(f'{k} {v}'
+                                  for k, v in report.machine.items()))
+    for suite in suites:
+        suite(args, report)
+    return report
+
+
 @dataclass
 class Row:
     what: str
