@@ -33,13 +33,10 @@ def test_time_per_call_is_the_median_after_warmup(monkeypatch):
 
 
 def test_peak_rss_of_sees_an_allocation_and_passes_errors_on():
+    baseline = peak_rss_of(lambda: None)
     size = 200 * 2**20
     # torch.ones writes every page, so all of it becomes resident.
     peak = peak_rss_of(lambda: torch.ones(size // 4))
-    # Each child starts with this process's resident memory, which only
-    # goes down here (objects of earlier tests being freed): the baseline
-    # taken afterwards is not above the one the first child started from.
-    baseline = peak_rss_of(lambda: None)
     assert peak - baseline >= 0.9 * size
     with pytest.raises(RuntimeError, match='ZeroDivisionError'):
         peak_rss_of(lambda: 1 / 0)

@@ -20,6 +20,7 @@ first call's allocations and one-off work (lazy init, ``torch.compile``) are
 not counted and one slow call caused by another process does not skew them.
 """
 import argparse
+import ctypes
 import json
 import os
 import pickle
@@ -278,6 +279,7 @@ def peak_rss_of(fn: Callable[[], Any]) -> int:
             # parallel region of the child would wait forever for the
             # parent's threads. One thread never enters such a region.
             torch.set_num_threads(1)
+            _release_free_heap()
             fn()
         except BaseException as error:  # noqa: BLE001 - passed to parent
             message = pickle.dumps(f'{type(error).__name__}: {error}')
@@ -295,6 +297,33 @@ def peak_rss_of(fn: Callable[[], Any]) -> int:
         raise RuntimeError(f'peak_rss_of: the child process died '
                            f'(wait status {status}).')
     return _maxrss_bytes(usage.ru_maxrss)
+
+
+def _reset_peak_rss() -> None:
+    """Start this process's peak resident memory from its current one.
+
+    Linux copies the parent's high-water mark into a forked child, so
+    without this the child's peak would be at least the parent's highest
+    ever (e.g. of a larger model measured before), not what it uses now.
+    Writing 5 to ``clear_refs`` resets it (Linux >= 4.0; elsewhere the
+    file is absent and nothing is reset).
+    """
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
+
+
+def _release_free_heap() -> None:
+    """Give the heap memory this process freed but kept back to the system
+    (glibc's ``malloc_trim``), so that ``fn`` in the child counts all the
+    memory it needs instead of reusing pages freed earlier (by a test run
+    before it, say). Without glibc nothing is released."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (AttributeError, OSError):
+        pass
 
 
 def _maxrss_bytes(maxrss: int) -> int:
