@@ -10,8 +10,10 @@ def read_version() -> str:
 
 def read_requirements(path: str) -> list:
     with open(path) as f:
-        return [line.strip() for line in f
-                if line.strip() and not line.startswith('#')]
+        return [
+            line.strip() for line in f
+            if line.strip() and not line.startswith('#')
+        ]
 
 
 setup(

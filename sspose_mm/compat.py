@@ -17,8 +17,8 @@ import sys
 import types
 import warnings
 
-warnings.filterwarnings('ignore', message='pkg_resources is deprecated',
-                        category=UserWarning)
+warnings.filterwarnings(
+    'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 
 def _install_mmcv_ext_placeholder() -> None:

@@ -41,8 +41,8 @@ def setup_env() -> None:
     """Apply this package's environment policies (module docstring); the
     tools call it once at start. Calling it again changes nothing."""
     from mmengine.runner.checkpoint import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
-                                     force=True)
+    CheckpointLoader.register_scheme(
+        prefixes='', loader=load_from_local, force=True)
     _log_left_out_people()
 
 
@@ -61,12 +61,15 @@ def visible_nvidia_gpus(dev: str = '/dev') -> List[str]:
     if nodes or shutil.which('nvidia-smi') is None:
         return nodes
     try:
-        listed = subprocess.run(['nvidia-smi', '-L'], capture_output=True,
-                                text=True, timeout=30).stdout
+        listed = subprocess.run(['nvidia-smi', '-L'],
+                                capture_output=True,
+                                text=True,
+                                timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [line.strip() for line in listed.splitlines()
-            if line.startswith('GPU ')]
+    return [
+        line.strip() for line in listed.splitlines() if line.startswith('GPU ')
+    ]
 
 
 def _runs_on(capability: Tuple[int, int], archs: Sequence[str]) -> bool:
@@ -77,8 +80,8 @@ def _runs_on(capability: Tuple[int, int], archs: Sequence[str]) -> bool:
         kind, _, number = arch.partition('_')
         digits = ''.join(c for c in number if c.isdigit())
         built = (int(digits[:-1]), int(digits[-1]))
-        if kind == 'sm' and built[0] == capability[0] and (
-                built[1] <= capability[1]):
+        if kind == 'sm' and built[0] == capability[0] and (built[1]
+                                                           <= capability[1]):
             return True
         if kind == 'compute' and built <= capability:
             return True
@@ -133,8 +136,10 @@ def check_gpus_usable() -> None:
                    f'install {cuda12}')
     else:
         archs = torch.cuda.get_arch_list()
-        old = [i for i in range(torch.cuda.device_count())
-               if not _runs_on(torch.cuda.get_device_capability(i), archs)]
+        old = [
+            i for i in range(torch.cuda.device_count())
+            if not _runs_on(torch.cuda.get_device_capability(i), archs)
+        ]
         if not old:
             return
         major, minor = torch.cuda.get_device_capability(old[0])
@@ -206,7 +211,9 @@ def _log_left_out_people() -> None:
                 f'{left_out} of {len(instance_list)} annotated people left '
                 'out (no labelled keypoint, or a zero-area box: MMPose\'s '
                 f'filtering, as in the published trainings); {len(kept)} '
-                'used.', logger='current', level=logging.WARNING)
+                'used.',
+                logger='current',
+                level=logging.WARNING)
         return kept
 
     organise_and_count.logs_left_out = True

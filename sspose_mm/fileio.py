@@ -53,8 +53,8 @@ def _not_a_checkpoint(path: str) -> Optional[CheckpointError]:
         head = f.read(16)
     if not head or head.startswith(b'PK') or head[:1] == b'\x80':
         return None
-    kind = next((name for magic, name in _FILE_KINDS
-                 if head.startswith(magic)), None)
+    kind = next(
+        (name for magic, name in _FILE_KINDS if head.startswith(magic)), None)
     if kind is None and len(head) > 9 and head[8:10] == b'{"':
         kind = 'a safetensors file'  # 8-byte header length, then JSON
     return CheckpointError(
@@ -88,8 +88,8 @@ def unsafe_global(error: BaseException) -> Optional[str]:
 def _torch_load(path: str, map_location, weights_only: bool):
     """``torch.load`` with one clear error for refused and broken files."""
     try:
-        return torch.load(path, map_location=map_location,
-                          weights_only=weights_only)
+        return torch.load(
+            path, map_location=map_location, weights_only=weights_only)
     except pickle.UnpicklingError as error:
         if weights_only and 'Unsupported global' in str(error):
             name = unsafe_global(error)
@@ -141,7 +141,9 @@ class AtomicLocalBackend(LocalBackend):
     def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
         atomic_write(str(filepath), obj)
 
-    def put_text(self, obj: str, filepath: Union[str, os.PathLike],
+    def put_text(self,
+                 obj: str,
+                 filepath: Union[str, os.PathLike],
                  encoding: str = 'utf-8') -> None:
         atomic_write(str(filepath), obj.encode(encoding))
 

@@ -62,11 +62,21 @@ PathLike = Union[str, os.PathLike]
 # ---------------------------------------------------------------------------
 
 PART_NAMES: Tuple[str, ...] = (
-    'torso', 'neck', 'head',
-    'left_upper_arm', 'left_forearm', 'left_hand',
-    'right_upper_arm', 'right_forearm', 'right_hand',
-    'left_thigh', 'left_shin', 'left_foot',
-    'right_thigh', 'right_shin', 'right_foot',
+    'torso',
+    'neck',
+    'head',
+    'left_upper_arm',
+    'left_forearm',
+    'left_hand',
+    'right_upper_arm',
+    'right_forearm',
+    'right_hand',
+    'left_thigh',
+    'left_shin',
+    'left_foot',
+    'right_thigh',
+    'right_shin',
+    'right_foot',
 )
 _PART_INDEX = {name: i for i, name in enumerate(PART_NAMES)}
 # Part codes in the part map: person * _CODE_STRIDE + part + 1; 0 is
@@ -76,8 +86,8 @@ _OCCLUDER_CODE = -1
 
 
 def _sided(parts: Sequence[str], side: str) -> frozenset:
-    return frozenset(p if p in ('torso', 'neck', 'head') else f'{side}_{p}'
-                     for p in parts)
+    return frozenset(
+        p if p in ('torso', 'neck', 'head') else f'{side}_{p}' for p in parts)
 
 
 # Points of the kinematic body a layout can place keypoints on, each with the
@@ -94,30 +104,49 @@ BODY_ANCHORS: Dict[str, frozenset] = {
 }
 for _side in ('left', 'right'):
     BODY_ANCHORS.update({
-        f'{_side}_shoulder': _sided(('torso', 'upper_arm'), _side),
-        f'{_side}_elbow': _sided(('upper_arm', 'forearm'), _side),
-        f'{_side}_wrist': _sided(('forearm', 'hand'), _side),
-        f'{_side}_hand': _sided(('hand', ), _side),
-        f'{_side}_hip': _sided(('torso', 'thigh'), _side),
-        f'{_side}_knee': _sided(('thigh', 'shin'), _side),
-        f'{_side}_ankle': _sided(('shin', 'foot'), _side),
-        f'{_side}_heel': _sided(('foot', ), _side),
-        f'{_side}_toe': _sided(('foot', ), _side),
+        f'{_side}_shoulder':
+        _sided(('torso', 'upper_arm'), _side),
+        f'{_side}_elbow':
+        _sided(('upper_arm', 'forearm'), _side),
+        f'{_side}_wrist':
+        _sided(('forearm', 'hand'), _side),
+        f'{_side}_hand':
+        _sided(('hand', ), _side),
+        f'{_side}_hip':
+        _sided(('torso', 'thigh'), _side),
+        f'{_side}_knee':
+        _sided(('thigh', 'shin'), _side),
+        f'{_side}_ankle':
+        _sided(('shin', 'foot'), _side),
+        f'{_side}_heel':
+        _sided(('foot', ), _side),
+        f'{_side}_toe':
+        _sided(('foot', ), _side),
     })
 
 # OKS sigma per anchor: COCO's for its 17 points; CrowdPose's for head top
 # and neck; the nearest COCO joint's for the rest (pelvis as hips, hand as
 # wrist, heel and toe as ankle). A weighted keypoint takes the weighted mean.
 _ANCHOR_SIGMAS: Dict[str, float] = {
-    'nose': 0.026, 'left_eye': 0.025, 'right_eye': 0.025, 'left_ear': 0.035,
-    'right_ear': 0.035, 'head_top': 0.079, 'neck': 0.079, 'pelvis': 0.107,
+    'nose': 0.026,
+    'left_eye': 0.025,
+    'right_eye': 0.025,
+    'left_ear': 0.035,
+    'right_ear': 0.035,
+    'head_top': 0.079,
+    'neck': 0.079,
+    'pelvis': 0.107,
 }
 for _side in ('left', 'right'):
     _ANCHOR_SIGMAS.update({
-        f'{_side}_shoulder': 0.079, f'{_side}_elbow': 0.072,
-        f'{_side}_wrist': 0.062, f'{_side}_hand': 0.062,
-        f'{_side}_hip': 0.107, f'{_side}_knee': 0.087,
-        f'{_side}_ankle': 0.089, f'{_side}_heel': 0.089,
+        f'{_side}_shoulder': 0.079,
+        f'{_side}_elbow': 0.072,
+        f'{_side}_wrist': 0.062,
+        f'{_side}_hand': 0.062,
+        f'{_side}_hip': 0.107,
+        f'{_side}_knee': 0.087,
+        f'{_side}_ankle': 0.089,
+        f'{_side}_heel': 0.089,
         f'{_side}_toe': 0.089,
     })
 # Anchors above the hips: MMPose's RandomHalfBody upper-body keypoints.
@@ -180,8 +209,8 @@ class SkeletonLayout:
         if k == 0 or len(set(names)) != k:
             raise ValueError(f'layout {self.name!r}: names must be non-empty '
                              'and unique')
-        for pairs, what in ((self.skeleton, 'skeleton'),
-                            (self.flip_pairs, 'flip_pairs')):
+        for pairs, what in ((self.skeleton, 'skeleton'), (self.flip_pairs,
+                                                          'flip_pairs')):
             for pair in pairs:
                 if len(pair) != 2 or not all(0 <= i < k for i in pair):
                     raise ValueError(f'layout {self.name!r}: {what} pair '
@@ -215,21 +244,27 @@ class SkeletonLayout:
     @property
     def sigmas(self) -> List[float]:
         """OKS sigma per keypoint, from the anchors it is placed on."""
-        return [round(sum(w * _ANCHOR_SIGMAS[a] for a, w in spec), 4)
-                for spec in self.placement]
+        return [
+            round(sum(w * _ANCHOR_SIGMAS[a] for a, w in spec), 4)
+            for spec in self.placement
+        ]
 
     def keypoint_spec(self) -> dict:
         """The layout as a keypoint file (names, skeleton, flip pairs,
         sigmas, upper body) that ``CustomKeypointDataset`` reads."""
         return {
-            'dataset_name': f'synthetic_{self.name}',
-            'keypoints': list(self.names),
+            'dataset_name':
+            f'synthetic_{self.name}',
+            'keypoints':
+            list(self.names),
             'skeleton': [list(p) for p in self.skeleton],
             'flip_pairs': [list(p) for p in self.flip_pairs],
-            'sigmas': self.sigmas,
-            'upper_body': [name for name, spec in zip(self.names,
-                                                      self.placement)
-                           if spec[0][0] in _UPPER_ANCHORS],
+            'sigmas':
+            self.sigmas,
+            'upper_body': [
+                name for name, spec in zip(self.names, self.placement)
+                if spec[0][0] in _UPPER_ANCHORS
+            ],
         }
 
     def coco_category(self) -> dict:
@@ -248,8 +283,8 @@ class SkeletonLayout:
             'names': list(self.names),
             'skeleton': [list(p) for p in self.skeleton],
             'flip_pairs': [list(p) for p in self.flip_pairs],
-            'placement': [[[a, w] for a, w in spec]
-                          for spec in self.placement],
+            'placement':
+            [[[a, w] for a, w in spec] for spec in self.placement],
         }
 
 
@@ -263,8 +298,8 @@ COCO_LAYOUT = SkeletonLayout(
     name='coco',
     names=_COCO_NAMES,
     skeleton=((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11),
-              (6, 12), (5, 6), (5, 7), (6, 8), (7, 9), (8, 10), (1, 2),
-              (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
+              (6, 12), (5, 6), (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1),
+              (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14),
                 (15, 16)),
 )
@@ -278,16 +313,16 @@ MPII_LAYOUT = SkeletonLayout(
            'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder',
            'left_elbow', 'left_wrist'),
     skeleton=((0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8),
-              (8, 9), (7, 12), (12, 11), (11, 10), (7, 13), (13, 14),
-              (14, 15)),
+              (8, 9), (7, 12), (12, 11), (11, 10), (7, 13), (13, 14), (14,
+                                                                       15)),
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
-    placement=tuple(((a, 1.0), ) for a in (
-        'right_ankle', 'right_knee', 'right_hip', 'left_hip', 'left_knee',
-        'left_ankle', 'pelvis', 'neck')) + (
-            (('neck', 0.6), ('head_top', 0.4)), (('head_top', 1.0), )) +
-    tuple(((a, 1.0), ) for a in (
-        'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder',
-        'left_elbow', 'left_wrist')),
+    placement=tuple(
+        ((a, 1.0), )
+        for a in ('right_ankle', 'right_knee', 'right_hip', 'left_hip',
+                  'left_knee', 'left_ankle', 'pelvis', 'neck')) +
+    ((('neck', 0.6), ('head_top', 0.4)), (('head_top', 1.0), )) + tuple(
+        ((a, 1.0), ) for a in ('right_wrist', 'right_elbow', 'right_shoulder',
+                               'left_shoulder', 'left_elbow', 'left_wrist')),
 )
 
 # COCO's 17 keypoints plus heel and toe of each foot (K=21).
@@ -346,8 +381,8 @@ class _Pose:
 
 
 def _relaxed_arm(rng: np.random.Generator) -> Tuple[float, ...]:
-    return (_deg(rng, 3, 28), _deg(rng, -20, 70), _deg(rng, 0, 40),
-            _deg(rng, -30, 30))
+    return (_deg(rng, 3, 28), _deg(rng, -20, 70), _deg(rng, 0,
+                                                       40), _deg(rng, -30, 30))
 
 
 def _relaxed_leg(rng: np.random.Generator) -> Tuple[float, ...]:
@@ -357,8 +392,8 @@ def _relaxed_leg(rng: np.random.Generator) -> Tuple[float, ...]:
 def _sample_pose(rng: np.random.Generator) -> _Pose:
     """A random pose from a few families, so poses are varied but human."""
     kinds = ('stand', 'walk', 'arms_up', 'reach', 'sit', 'lean', 'random')
-    kind = kinds[rng.choice(len(kinds),
-                            p=(0.2, 0.2, 0.13, 0.13, 0.1, 0.1, 0.14))]
+    kind = kinds[rng.choice(
+        len(kinds), p=(0.2, 0.2, 0.13, 0.13, 0.1, 0.1, 0.14))]
     arms = {s: _relaxed_arm(rng) for s in ('left', 'right')}
     legs = {s: _relaxed_leg(rng) for s in ('left', 'right')}
     torso = (_deg(rng, -5, 8), _deg(rng, -5, 5), _deg(rng, -10, 10))
@@ -385,8 +420,8 @@ def _sample_pose(rng: np.random.Generator) -> _Pose:
                               _deg(rng, 20, 120), _deg(rng, -40, 40))
     elif kind == 'sit':
         for side in ('left', 'right'):
-            legs[side] = (_deg(rng, 70, 100), _deg(rng, 70, 110),
-                          _deg(rng, 65, 110))
+            legs[side] = (_deg(rng, 70, 100), _deg(rng, 70,
+                                                   110), _deg(rng, 65, 110))
             arms[side] = (_deg(rng, 10, 60), _deg(rng, 40, 95),
                           _deg(rng, 20, 90), _deg(rng, -30, 30))
         torso = (_deg(rng, -15, 12), _deg(rng, -6, 6), _deg(rng, -12, 12))
@@ -403,8 +438,8 @@ def _sample_pose(rng: np.random.Generator) -> _Pose:
         for side in ('left', 'right'):
             arms[side] = (_deg(rng, 0, 170), _deg(rng, -60, 120),
                           _deg(rng, 0, 140), _deg(rng, -45, 45))
-            legs[side] = (_deg(rng, 0, 60), _deg(rng, -80, 100),
-                          _deg(rng, 0, 120))
+            legs[side] = (_deg(rng, 0, 60), _deg(rng, -80,
+                                                 100), _deg(rng, 0, 120))
         torso = (_deg(rng, -15, 30), _deg(rng, -15, 15), _deg(rng, -20, 20))
 
     view = rng.random()
@@ -491,9 +526,8 @@ def _pose_body(pose: _Pose) -> _Body:
     shapes.append(('torso', [(p['left_shoulder'], 0.04),
                              (p['right_shoulder'], 0.04),
                              (chest + 0.055 * Ft, 0.05),
-                             (chest - 0.05 * Ft, 0.05),
-                             (p['left_hip'], 0.06), (p['right_hip'], 0.06),
-                             (belly + 0.05 * _F, 0.05),
+                             (chest - 0.05 * Ft, 0.05), (p['left_hip'], 0.06),
+                             (p['right_hip'], 0.06), (belly + 0.05 * _F, 0.05),
                              (belly - 0.05 * _F, 0.05)]))
 
     pitch, hyaw, hroll = pose.head
@@ -525,10 +559,9 @@ def _pose_body(pose: _Pose) -> _Body:
         n = head_axes @ np.array(normal)
         face_hidden[name] = bool(n[2] / np.linalg.norm(n) < thr)
     lateral = {'shoulder': R_w @ Lt, 'hip': R_w @ _L}
-    far_side = frozenset(
-        f'{side}_{joint}' for joint, n in lateral.items()
-        for side, s in (('left', 1.0), ('right', -1.0))
-        if s * n[2] < _FAR_SIDE_Z)
+    far_side = frozenset(f'{side}_{joint}' for joint, n in lateral.items()
+                         for side, s in (('left', 1.0), ('right', -1.0))
+                         if s * n[2] < _FAR_SIDE_Z)
     return _Body(points, face_hidden, far_side, head_axes, shapes)
 
 
@@ -548,12 +581,14 @@ _SCALE = float(1 << _SUBPIX)
 
 def _hsv(rng: np.random.Generator, s: Tuple[int, int],
          v: Tuple[int, int]) -> Tuple[int, int, int]:
-    px = np.array([[[rng.integers(0, 180), rng.integers(*s),
+    px = np.array([[[rng.integers(0, 180),
+                     rng.integers(*s),
                      rng.integers(*v)]]], np.uint8)
     return tuple(int(c) for c in cv2.cvtColor(px, cv2.COLOR_HSV2BGR)[0, 0])
 
 
-def _jitter(rng: np.random.Generator, colour: Sequence[int],
+def _jitter(rng: np.random.Generator,
+            colour: Sequence[int],
             amount: int = 15) -> Tuple[int, int, int]:
     c = np.asarray(colour, float) + rng.uniform(-amount, amount, 3)
     return tuple(int(x) for x in np.clip(c, 0, 255))
@@ -570,16 +605,21 @@ def _shade(colour: Sequence[int], side: str) -> Tuple[int, int, int]:
 def _outfit(rng: np.random.Generator) -> Dict[str, Tuple[int, int, int]]:
     skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 12)
     shirt = _hsv(rng, (60, 256), (70, 256))
-    pants = (_jitter(rng, _PANTS[rng.integers(len(_PANTS))])
-             if rng.random() < 0.6 else _hsv(rng, (40, 256), (40, 200)))
+    pants = (
+        _jitter(rng, _PANTS[rng.integers(len(_PANTS))])
+        if rng.random() < 0.6 else _hsv(rng, (40, 256), (40, 200)))
     shoes = _jitter(rng, (30, 30, 30), 25)
     long_sleeves, long_legs = rng.random() < 0.5, rng.random() < 0.75
-    colours = {'torso': shirt, 'neck': skin, 'head': skin,
-               'hair': _jitter(rng, _HAIR[rng.integers(len(_HAIR))], 10)}
+    colours = {
+        'torso': shirt,
+        'neck': skin,
+        'head': skin,
+        'hair': _jitter(rng, _HAIR[rng.integers(len(_HAIR))], 10)
+    }
     for side in ('left', 'right'):
         colours[f'{side}_upper_arm'] = _shade(shirt, side)
-        colours[f'{side}_forearm'] = (_shade(shirt, side) if long_sleeves
-                                      else skin)
+        colours[f'{side}_forearm'] = (
+            _shade(shirt, side) if long_sleeves else skin)
         colours[f'{side}_hand'] = skin
         colours[f'{side}_thigh'] = _shade(pants, side)
         colours[f'{side}_shin'] = _shade(pants, side) if long_legs else skin
@@ -607,8 +647,11 @@ class _Canvas:
         h, w = image.shape[:2]
         self.part_map = np.zeros((h, w), np.int32)
 
-    def fill(self, poly: np.ndarray, colour: Sequence[int],
-             code: Optional[int], mask: Optional[np.ndarray],
+    def fill(self,
+             poly: np.ndarray,
+             colour: Sequence[int],
+             code: Optional[int],
+             mask: Optional[np.ndarray],
              outline: bool = True) -> None:
         cv2.fillConvexPoly(self.image, poly, colour, cv2.LINE_AA, _SUBPIX)
         if outline:
@@ -640,8 +683,8 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     t = (t - t.min()) / max(float(t.max() - t.min()), 1.0)
     img = c0 * (1 - t[..., None]) + c1 * t[..., None]
     blotches = rng.normal(0, rng.uniform(5, 25), (h // 16 + 2, w // 16 + 2, 3))
-    img += cv2.resize(blotches.astype(np.float32), (w, h),
-                      interpolation=cv2.INTER_CUBIC)
+    img += cv2.resize(
+        blotches.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     img = np.clip(img, 0, 255).astype(np.uint8)
 
     for _ in range(int(rng.integers(6, 20))):
@@ -669,8 +712,10 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
             cv2.line(img, (int(x0), int(y0)), (int(x1), int(y1)), colour,
                      int(rng.integers(1, 12)), cv2.LINE_AA)
         else:
-            pts = np.stack([x0 + rng.uniform(-size, size, 5),
-                            y0 + rng.uniform(-size, size, 5)], 1)
+            pts = np.stack([
+                x0 + rng.uniform(-size, size, 5),
+                y0 + rng.uniform(-size, size, 5)
+            ], 1)
             cv2.fillPoly(img, [pts.astype(np.int32)], colour, cv2.LINE_AA)
     return img
 
@@ -688,8 +733,9 @@ class _Person:
         c, s = math.cos(self.roll), math.sin(self.roll)
         x = c * pts[..., 0] - s * pts[..., 1]
         y = s * pts[..., 0] + c * pts[..., 1]
-        return np.stack([self.origin[0] + self.scale * x,
-                         self.origin[1] - self.scale * y], -1)
+        return np.stack(
+            [self.origin[0] + self.scale * x, self.origin[1] - self.scale * y],
+            -1)
 
 
 def _draw_person(canvas: _Canvas, person: _Person, index: int,
@@ -717,8 +763,8 @@ def _draw_person(canvas: _Canvas, person: _Person, index: int,
         _draw_head(canvas, person, circles2d[0], code, mask)
 
 
-def _draw_head(canvas: _Canvas, person: _Person,
-               head: Tuple[np.ndarray, float], code: int,
+def _draw_head(canvas: _Canvas, person: _Person, head: Tuple[np.ndarray,
+                                                             float], code: int,
                mask: np.ndarray) -> None:
     """Skin disc, hair at the back/top, face towards the camera, eyes."""
     body, (c, r) = person.body, head
@@ -732,17 +778,27 @@ def _draw_head(canvas: _Canvas, person: _Person,
     # Ears seen edge-on (front/back views) poke out from under the hair; an
     # ear facing the camera (profile) sits on top of it.
     ears = [e for e in ('left_ear', 'right_ear') if not body.face_hidden[e]]
-    facing = {e: float((body.head_axes @ np.array(_FACE_NORMALS[e][0]))[2])
-              for e in ears}
+    facing = {
+        e: float((body.head_axes @ np.array(_FACE_NORMALS[e][0]))[2])
+        for e in ears
+    }
     canvas.fill(_hull([(c, r)]), skin, code, mask)
     for ear in ears:
         if facing[ear] <= 0.5:
             canvas.dot(pts[ear], 0.3 * r, ear_skin)
-    canvas.fill(_hull([(c + r * (-0.3 * fwd + 0.15 * up), r * 1.04)]), hair,
-                code, mask, outline=False)
+    canvas.fill(
+        _hull([(c + r * (-0.3 * fwd + 0.15 * up), r * 1.04)]),
+        hair,
+        code,
+        mask,
+        outline=False)
     if body.head_axes[2, 2] > -0.25:  # some of the face turns to the camera
-        canvas.fill(_hull([(c + r * (0.24 * fwd - 0.12 * up), r * 0.84)]),
-                    skin, code, mask, outline=False)
+        canvas.fill(
+            _hull([(c + r * (0.24 * fwd - 0.12 * up), r * 0.84)]),
+            skin,
+            code,
+            mask,
+            outline=False)
     for ear in ears:
         if facing[ear] > 0.5:
             canvas.dot(pts[ear], 0.3 * r, ear_skin)
@@ -772,8 +828,8 @@ def _sample_people(rng: np.random.Generator, w: int, h: int,
         y = rng.uniform(min(lo, hi), max(lo, hi))
         y = float(np.clip(y, 0.12 * h, 0.88 * h))
         pose = _sample_pose(rng)
-        person = _Person(_pose_body(pose), height, (x, y), _outfit(rng),
-                         roll=pose.roll)
+        person = _Person(
+            _pose_body(pose), height, (x, y), _outfit(rng), roll=pose.roll)
         depth = height * rng.uniform(0.85, 1.15)  # bigger is usually nearer
         people.append((depth, person))
     people.sort(key=lambda dp: dp[0])
@@ -846,8 +902,9 @@ def _keypoints(person: _Person, index: int, layout: SkeletonLayout,
             if a in person.body.far_side:  # the torso hides it, not shows it
                 parts -= {'torso'}
         code = int(part_map[int(round(y)), int(round(x))]) - 1
-        visible = (code >= 0 and code // _CODE_STRIDE == index
-                   and PART_NAMES[code % _CODE_STRIDE] in parts)
+        visible = (
+            code >= 0 and code // _CODE_STRIDE == index
+            and PART_NAMES[code % _CODE_STRIDE] in parts)
         out[k] = (round(float(x), 2), round(float(y), 2), 2 if visible else 1)
     return out
 
@@ -863,12 +920,14 @@ def _silhouette(mask: np.ndarray) -> Tuple[List[float], float, list]:
         if len(cnt) >= 3:
             polys.append([float(v) for v in cnt.reshape(-1)])
     if not polys:  # degenerate slivers: fall back to the box
-        polys = [[float(v) for v in (x, y, x + bw, y, x + bw, y + bh, x,
-                                     y + bh)]]
+        polys = [[
+            float(v) for v in (x, y, x + bw, y, x + bw, y + bh, x, y + bh)
+        ]]
     return [float(x), float(y), float(bw), float(bh)], area, polys
 
 
-def render_scene(seed: int, image_id: int,
+def render_scene(seed: int,
+                 image_id: int,
                  image_size: Tuple[int, int] = (320, 256),
                  layout: SkeletonLayout = COCO_LAYOUT,
                  max_people: int = 4) -> Scene:
@@ -905,8 +964,9 @@ def render_scene(seed: int, image_id: int,
         box, area, seg = _silhouette(masks[i])
         boxes[i], areas[i] = box, area
         segs.append(seg)
-    return Scene(finish(canvas.image), finish(background), canvas.part_map,
-                 kpts, boxes, areas, segs)
+    return Scene(
+        finish(canvas.image), finish(background), canvas.part_map, kpts, boxes,
+        areas, segs)
 
 
 # ---------------------------------------------------------------------------
@@ -923,8 +983,10 @@ def split_image_ids(splits: Mapping[str, int]) -> Dict[str, List[int]]:
     others = sorted(s for s in splits if s not in _STANDARD_SPLITS)
     offsets = dict(_STANDARD_SPLITS)
     offsets.update({s: 4 + i for i, s in enumerate(others)})
-    return {s: [offsets[s] * 100000 + i for i in range(int(n))]
-            for s, n in splits.items()}
+    return {
+        s: [offsets[s] * 100000 + i for i in range(int(n))]
+        for s, n in splits.items()
+    }
 
 
 def _validate(splits: Mapping[str, int], seed: int,
@@ -953,7 +1015,8 @@ def _validate(splits: Mapping[str, int], seed: int,
         raise ValueError(f'max_people must be in [1, 20], got {max_people}')
 
 
-def generation_params(splits: Mapping[str, int], seed: int = 0,
+def generation_params(splits: Mapping[str, int],
+                      seed: int = 0,
                       image_size: Tuple[int, int] = (320, 256),
                       layout: SkeletonLayout = COCO_LAYOUT,
                       max_people: int = 4) -> dict:
@@ -965,8 +1028,12 @@ def generation_params(splits: Mapping[str, int], seed: int = 0,
         'generator': 'sspose_mm.synthetic',
         'version': GENERATOR_VERSION,
         'seed': int(seed),
-        'splits': {str(k): int(v) for k, v in splits.items() if v > 0},
-        'image_size': [int(image_size[0]), int(image_size[1])],
+        'splits': {
+            str(k): int(v)
+            for k, v in splits.items() if v > 0
+        },
+        'image_size': [int(image_size[0]),
+                       int(image_size[1])],
         'max_people': int(max_people),
         'layout': layout.to_json(),
     }
@@ -974,10 +1041,12 @@ def generation_params(splits: Mapping[str, int], seed: int = 0,
 
 def _paths(out_dir: Path, split: str) -> Dict[str, Path]:
     return {
-        'img_dir': out_dir / split,
-        'ann_file': out_dir / 'annotations' / f'person_keypoints_{split}.json',
-        'bbox_file': out_dir / 'person_detection_results' /
-        f'{split}_detections.json',
+        'img_dir':
+        out_dir / split,
+        'ann_file':
+        out_dir / 'annotations' / f'person_keypoints_{split}.json',
+        'bbox_file':
+        out_dir / 'person_detection_results' / f'{split}_detections.json',
     }
 
 
@@ -1060,15 +1129,22 @@ def _detections(seed: int, image_id: int, boxes: np.ndarray, w: int,
             rng.normal(0, 0.05))
         box = clip_box(cx - sw / 2, cy - sh / 2, cx + sw / 2, cy + sh / 2)
         if box[2] > 1 and box[3] > 1:
-            dets.append({'image_id': image_id, 'category_id': 1, 'bbox': box,
-                         'score': round(float(rng.uniform(0.6, 0.99)), 4)})
+            dets.append({
+                'image_id': image_id,
+                'category_id': 1,
+                'bbox': box,
+                'score': round(float(rng.uniform(0.6, 0.99)), 4)
+            })
     for _ in range(int(rng.integers(1, 4))):
         bh = rng.uniform(0.15, 0.6) * h
         bw = bh * rng.uniform(0.25, 0.8)
         x0, y0 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
-        dets.append({'image_id': image_id, 'category_id': 1,
-                     'bbox': clip_box(x0, y0, x0 + bw, y0 + bh),
-                     'score': round(float(rng.uniform(0.02, 0.35)), 4)})
+        dets.append({
+            'image_id': image_id,
+            'category_id': 1,
+            'bbox': clip_box(x0, y0, x0 + bw, y0 + bh),
+            'score': round(float(rng.uniform(0.02, 0.35)), 4)
+        })
     return dets
 
 
@@ -1118,8 +1194,11 @@ def generate_synthetic_coco(out_dir: PathLike,
 
     w, h = int(image_size[0]), int(image_size[1])
     splits = params['splits']
-    result = {'out_dir': out_dir, 'generation_file':
-              out_dir / 'generation.json', 'splits': {}}
+    result = {
+        'out_dir': out_dir,
+        'generation_file': out_dir / 'generation.json',
+        'splits': {}
+    }
     for split, ids in split_image_ids(splits).items():
         paths = _paths(out_dir, split)
         paths['img_dir'].mkdir(parents=True, exist_ok=True)
@@ -1131,41 +1210,59 @@ def generate_synthetic_coco(out_dir: PathLike,
         for image_id in iterator:
             scene = render_scene(seed, image_id, (w, h), layout, max_people)
             file_name = f'{image_id:06d}.jpg'
-            cv2.imwrite(str(paths['img_dir'] / file_name), scene.image,
-                        [cv2.IMWRITE_JPEG_QUALITY, 90])
-            images.append({'id': image_id, 'file_name': file_name,
-                           'width': w, 'height': h})
+            cv2.imwrite(
+                str(paths['img_dir'] / file_name), scene.image,
+                [cv2.IMWRITE_JPEG_QUALITY, 90])
+            images.append({
+                'id': image_id,
+                'file_name': file_name,
+                'width': w,
+                'height': h
+            })
             for i in range(len(scene.boxes)):
                 kp = scene.keypoints[i]
                 anns.append({
-                    'id': image_id * 100 + i + 1,
-                    'image_id': image_id,
-                    'category_id': 1,
+                    'id':
+                    image_id * 100 + i + 1,
+                    'image_id':
+                    image_id,
+                    'category_id':
+                    1,
                     'bbox': [_fmt(v) for v in scene.boxes[i]],
-                    'area': _fmt(scene.areas[i]),
-                    'iscrowd': 0,
+                    'area':
+                    _fmt(scene.areas[i]),
+                    'iscrowd':
+                    0,
                     'keypoints': [_fmt(v) for v in kp.reshape(-1)],
-                    'num_keypoints': int(np.count_nonzero(kp[:, 2] > 0)),
+                    'num_keypoints':
+                    int(np.count_nonzero(kp[:, 2] > 0)),
                     'segmentation': [[_fmt(v) for v in poly]
                                      for poly in scene.segmentations[i]],
                 })
             dets += _detections(seed, image_id, scene.boxes, w, h)
-        _write_json(paths['ann_file'], {
-            'info': {'description': 'sspose_mm synthetic people',
-                     'version': str(GENERATOR_VERSION), 'seed': int(seed)},
-            'licenses': [],
-            'images': images,
-            'annotations': anns,
-            'categories': [layout.coco_category()],
-        })
+        _write_json(
+            paths['ann_file'], {
+                'info': {
+                    'description': 'sspose_mm synthetic people',
+                    'version': str(GENERATOR_VERSION),
+                    'seed': int(seed)
+                },
+                'licenses': [],
+                'images': images,
+                'annotations': anns,
+                'categories': [layout.coco_category()],
+            })
         _write_json(paths['bbox_file'], dets)
-        result['splits'][split] = dict(paths, num_images=len(images),
-                                       num_annotations=len(anns),
-                                       num_detections=len(dets))
+        result['splits'][split] = dict(
+            paths,
+            num_images=len(images),
+            num_annotations=len(anns),
+            num_detections=len(dets))
     if layout != COCO_LAYOUT:
         result['keypoint_file'] = keypoint_file_path(out_dir)
-        atomic_write(str(result['keypoint_file']),
-                     json.dumps(layout.keypoint_spec(), indent=1).encode())
+        atomic_write(
+            str(result['keypoint_file']),
+            json.dumps(layout.keypoint_spec(), indent=1).encode())
     with open(out_dir / 'generation.json', 'w') as f:
         json.dump({'params': params}, f, indent=2, sort_keys=True)
         f.write('\n')
@@ -1190,9 +1287,11 @@ def ensure_synthetic_coco(out_dir: PathLike,
     params = generation_params(splits, seed, image_size, layout, max_people)
     if not force and is_generated(out_dir, params):
         out_dir = Path(out_dir)
-        result = {'out_dir': out_dir,
-                  'generation_file': out_dir / 'generation.json',
-                  'splits': {}}
+        result = {
+            'out_dir': out_dir,
+            'generation_file': out_dir / 'generation.json',
+            'splits': {}
+        }
         if layout != COCO_LAYOUT:
             result['keypoint_file'] = keypoint_file_path(out_dir)
         for split, n in params['splits'].items():
@@ -1201,9 +1300,11 @@ def ensure_synthetic_coco(out_dir: PathLike,
                 num_anns = len(json.load(f)['annotations'])
             with open(paths['bbox_file']) as f:
                 num_dets = len(json.load(f))
-            result['splits'][split] = dict(paths, num_images=n,
-                                           num_annotations=num_anns,
-                                           num_detections=num_dets)
+            result['splits'][split] = dict(
+                paths,
+                num_images=n,
+                num_annotations=num_anns,
+                num_detections=num_dets)
         return result, False
     return generate_synthetic_coco(out_dir, splits, seed, image_size, layout,
                                    max_people, progress), True

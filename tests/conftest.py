@@ -1,3 +1,4 @@
+import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import contextlib
 import logging.handlers
 import os
@@ -10,8 +11,6 @@ from typing import Iterator
 
 import pytest
 import torch
-
-import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.logging import MMLogger
 from mmengine.visualization import Visualizer
 
@@ -34,8 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / 'tests' / 'data'
 COCO = DATA / 'coco'
 GOLDEN = DATA / 'golden'
-QUICKSTART_CONFIG = (REPO / 'configs/transpose/'
-                     'td-hm_transpose-r-a3_2xb8-12e_synthetic-128x96.py')
+QUICKSTART_CONFIG = (
+    REPO / 'configs/transpose/'
+    'td-hm_transpose-r-a3_2xb8-12e_synthetic-128x96.py')
 
 
 def coco_excerpt_options(bbox_file: bool = False) -> dict:
@@ -105,7 +105,8 @@ def kill_launch(process: subprocess.Popen, value: str) -> None:
 
 
 @contextlib.contextmanager
-def started(command: list, env: dict = None,
+def started(command: list,
+            env: dict = None,
             **popen_args) -> Iterator[subprocess.Popen]:
     """Start ``command`` from the repository root in a process group of its
     own; on leaving, kill it with everything it started (also on a failed
@@ -113,8 +114,8 @@ def started(command: list, env: dict = None,
     value = f'{SESSION_ID}-{uuid.uuid4().hex}'
     env = dict(env if env is not None else os.environ, **{LAUNCH_MARK: value})
     _launched.append(command)
-    process = subprocess.Popen(command, cwd=REPO, env=env,
-                               start_new_session=True, **popen_args)
+    process = subprocess.Popen(
+        command, cwd=REPO, env=env, start_new_session=True, **popen_args)
     process.launch_mark = value
     try:
         yield process
@@ -129,18 +130,26 @@ def tool_command(args: list) -> list:
 def tool_env(env: dict = None) -> dict:
     """The environment tools get in tests: one thread (bit-identity needs
     equal thread counts, and two busy cores are shared by all)."""
-    return dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1',
-                **(env or {}))
+    return dict(
+        os.environ,
+        PYTHONWARNINGS='ignore',
+        OMP_NUM_THREADS='1',
+        **(env or {}))
 
 
-def run_tool(args: list, timeout: int = 600,
+def run_tool(args: list,
+             timeout: int = 600,
              env: dict = None) -> subprocess.CompletedProcess:
     """Run a repository tool/script the way a user does, from the repo root;
     past ``timeout`` seconds it is killed with everything it started and
     the test fails with the end of its output."""
     command = tool_command(args)
-    with started(command, env=tool_env(env), stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE, text=True) as process:
+    with started(
+            command,
+            env=tool_env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True) as process:
         try:
             stdout, stderr = process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:

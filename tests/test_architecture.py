@@ -1,6 +1,7 @@
 """The layers of docs/architecture.md, and what ``import sspose_mm`` does."""
 import ast
 import json
+
 import pytest
 
 from conftest import REPO, run_tool
@@ -11,9 +12,12 @@ BOTTOM = ('models', 'codecs', 'datasets', 'engine', 'compat', 'errors',
           'fileio', 'env', 'utils', 'version')
 # What may be imported by whom, beyond the bottom layers: the public API
 # does not use the command-line plumbing; the plumbing may use the API.
-ABOVE = {'apis': ('benchmarks', 'cli', 'synthetic'),
-         'benchmarks': ('cli', ), 'synthetic': ('apis', 'cli', 'benchmarks'),
-         'cli': ('benchmarks', 'synthetic')}
+ABOVE = {
+    'apis': ('benchmarks', 'cli', 'synthetic'),
+    'benchmarks': ('cli', ),
+    'synthetic': ('apis', 'cli', 'benchmarks'),
+    'cli': ('benchmarks', 'synthetic')
+}
 
 
 def imported_package_modules(source: str, module: tuple) -> set:
@@ -25,8 +29,7 @@ def imported_package_modules(source: str, module: tuple) -> set:
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = list(module[:len(module) - node.level])
-                parts = base + (node.module.split('.') if node.module
-                                else [])
+                parts = base + (node.module.split('.') if node.module else [])
                 names = ([parts] if node.module else
                          [parts + [alias.name] for alias in node.names])
             else:
@@ -35,13 +38,17 @@ def imported_package_modules(source: str, module: tuple) -> set:
             names = [alias.name.split('.') for alias in node.names]
         else:
             continue
-        found |= {parts[1] for parts in names
-                  if len(parts) > 1 and parts[0] == 'sspose_mm'}
+        found |= {
+            parts[1]
+            for parts in names if len(parts) > 1 and parts[0] == 'sspose_mm'
+        }
     return found
 
 
-@pytest.mark.parametrize('path', sorted(PACKAGE.rglob('*.py')),
-                         ids=lambda p: str(p.relative_to(PACKAGE)))
+@pytest.mark.parametrize(
+    'path',
+    sorted(PACKAGE.rglob('*.py')),
+    ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_upward_import(path):
     module = path.relative_to(REPO).with_suffix('').parts
     layer = module[1]
@@ -61,8 +68,8 @@ def test_the_layer_check_sees_relative_and_absolute_imports():
               'from ..hooks import x\n'
               'import torch\n')
     module = ('sspose_mm', 'engine', 'hooks', 'probe')
-    assert imported_package_modules(source, module) == {
-        'apis', 'cli', 'benchmarks', 'engine'}
+    assert imported_package_modules(
+        source, module) == {'apis', 'cli', 'benchmarks', 'engine'}
 
 
 # What importing the package adds to what registering MMPose's own modules
@@ -95,16 +102,20 @@ def test_import_registers_modules_and_little_else():
     assert 'sspose_mm.models.backbones.sharpose_vit' in added
 
 
-@pytest.mark.parametrize('path', sorted(
-    p for layer in BOTTOM for p in (PACKAGE / layer).rglob('*.py')) + [
-        PACKAGE / f'{name}.py' for name in BOTTOM
-        if (PACKAGE / f'{name}.py').exists()],
+@pytest.mark.parametrize(
+    'path',
+    sorted(p for layer in BOTTOM for p in (PACKAGE / layer).rglob('*.py')) + [
+        PACKAGE / f'{name}.py'
+        for name in BOTTOM if (PACKAGE / f'{name}.py').exists()
+    ],
     ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_bottom_layers_import_no_progress_bar_or_plotting(path):
     """At module level; a function may import what it needs when run."""
     tree = ast.parse(path.read_text())
-    names = [alias.name for node in tree.body
-             if isinstance(node, (ast.Import, ast.ImportFrom))
-             for alias in (node.names if isinstance(node, ast.Import) else
-                           [ast.alias(node.module or '')])]
+    names = [
+        alias.name for node in tree.body
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for alias in (node.names if isinstance(node, ast.Import) else
+                      [ast.alias(node.module or '')])
+    ]
     assert not [n for n in names if n.split('.')[0] in ('tqdm', 'matplotlib')]

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from conftest import QUICKSTART_CONFIG, run_tool
 from sspose_mm.benchmarks import core
 from sspose_mm.benchmarks.core import (BENCHMARKS, Report, count_flops,
                                        format_suite_list, get_benchmark,
@@ -16,6 +15,7 @@ from sspose_mm.benchmarks.core import (BENCHMARKS, Report, count_flops,
                                        time_per_call)
 from sspose_mm.benchmarks.speed import RELATIVE_TOLERANCE
 from sspose_mm.errors import ConfigError
+from conftest import QUICKSTART_CONFIG, run_tool
 
 
 def test_time_per_call_is_the_median_after_warmup(monkeypatch):
@@ -74,19 +74,21 @@ def test_report_rows_sections_and_json(tmp_path, capsys):
     report.dump_json(tmp_path / 'r.json')
     data = json.loads((tmp_path / 'r.json').read_text())
     assert [s['title'] for s in data['sections']] == ['results', 'second']
-    assert data['sections'][1]['rows'][0] == dict(what='rate', value=12.5,
-                                                  unit='crops/s', note='note')
+    assert data['sections'][1]['rows'][0] == dict(
+        what='rate', value=12.5, unit='crops/s', note='note')
     assert data['machine']['torch_threads'] == torch.get_num_threads()
     assert 'crops/s' in report.format()
 
 
 def test_a_suite_name_is_registered_once():
+
     @BENCHMARKS.register_module('test-only-suite')
     def first(args, report):
         pass
 
     try:
         with pytest.raises(KeyError, match='already registered'):
+
             @BENCHMARKS.register_module('test-only-suite')
             def second(args, report):
                 pass
@@ -97,9 +99,12 @@ def test_a_suite_name_is_registered_once():
 @pytest.mark.slow
 def test_speed_suite_end_to_end(tmp_path):
     out = tmp_path / 'speed.json'
-    result = run_tool(['tools/benchmark.py', str(QUICKSTART_CONFIG),
-                       '--batch', '2', '--repeat', '1', '--input', '64x48',
-                       '--threads', '1', '--json', str(out)])
+    result = run_tool([
+        'tools/benchmark.py',
+        str(QUICKSTART_CONFIG), '--batch', '2', '--repeat', '1', '--input',
+        '64x48', '--threads', '1', '--json',
+        str(out)
+    ])
     assert result.returncode == 0, result.stderr[-3000:]
     (section, ) = json.loads(out.read_text())['sections']
     assert section['title'].startswith('speed: td-hm_transpose-r-a3')
@@ -116,13 +121,15 @@ def test_speed_suite_end_to_end(tmp_path):
 def test_bad_requests_stop_before_anything_runs():
     """tools/benchmark.py's checks: run_cli turns these ConfigErrors into
     one line, exit 2."""
-    with pytest.raises(ConfigError,
-                       match='unknown benchmark suite "no-such-suite"; '
-                       'known: .*speed'):
+    with pytest.raises(
+            ConfigError,
+            match='unknown benchmark suite "no-such-suite"; '
+            'known: .*speed'):
         get_benchmark('no-such-suite')
     with pytest.raises(ConfigError, match='config "missing.py" does not'):
-        load_model(argparse.Namespace(config='missing.py', checkpoint=None,
-                                      input=None))
+        load_model(
+            argparse.Namespace(
+                config='missing.py', checkpoint=None, input=None))
     args = argparse.Namespace(suite=['speed'], batch=0, threads=1, repeat=1)
     with pytest.raises(ConfigError, match='--batch must be at least 1'):
         run_suites(args)

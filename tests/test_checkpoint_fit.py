@@ -12,10 +12,10 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import MODELS
 
-from conftest import QUICKSTART_CONFIG, REPO, run_tool
 from sspose_mm.apis import init_model
-from sspose_mm.synthetic import generate_synthetic_coco
 from sspose_mm.errors import CheckpointError
+from sspose_mm.synthetic import generate_synthetic_coco
+from conftest import QUICKSTART_CONFIG, REPO, run_tool
 
 CONFIG = str(QUICKSTART_CONFIG)
 SHARPOSE = str(REPO / 'configs/sharpose/'
@@ -37,11 +37,14 @@ def files(tmp_path_factory):
     cfg.model.neck.num_layers = 4
     save_model(cfg.model, root / 'r-a4.pth')
     save_model(Config.fromfile(SHARPOSE).model, root / 'sharpose.pth')
-    split = generate_synthetic_coco(root / 'data', {'val': 2},
-                                    seed=0)['splits']['val']
-    return dict(root=root, fits=fits, ann_file=str(split['ann_file']),
-                img_dir=str(split['img_dir']),
-                image=str(sorted(split['img_dir'].iterdir())[0]))
+    split = generate_synthetic_coco(
+        root / 'data', {'val': 2}, seed=0)['splits']['val']
+    return dict(
+        root=root,
+        fits=fits,
+        ann_file=str(split['ann_file']),
+        img_dir=str(split['img_dir']),
+        image=str(sorted(split['img_dir'].iterdir())[0]))
 
 
 def test_init_model_loads_every_tensor(files):
@@ -53,16 +56,19 @@ def test_init_model_loads_every_tensor(files):
 
 
 @pytest.mark.parametrize('name, fragments', [
-    ('r-a4.pth', ['12 of its tensors are not in the model (neck.layers.3.',
-                  'It looks like TransPose-R (4 transformer layers of width '
-                  '256, 17 keypoints); the config builds TransPose-R (3 '
-                  'transformer layers of width 256, 17 keypoints)']),
-    ('sharpose.pth', ["189 of the model's 189 tensors are not in it",
-                      'It looks like SHaRPose (12 transformer layers of '
-                      'width 384, 17 keypoints)']),
+    ('r-a4.pth', [
+        '12 of its tensors are not in the model (neck.layers.3.',
+        'It looks like TransPose-R (4 transformer layers of width '
+        '256, 17 keypoints); the config builds TransPose-R (3 '
+        'transformer layers of width 256, 17 keypoints)'
+    ]),
+    ('sharpose.pth', [
+        "189 of the model's 189 tensors are not in it",
+        'It looks like SHaRPose (12 transformer layers of '
+        'width 384, 17 keypoints)'
+    ]),
 ])
-def test_init_model_refuses_another_variant_or_family(files, name,
-                                                      fragments):
+def test_init_model_refuses_another_variant_or_family(files, name, fragments):
     with pytest.raises(CheckpointError) as error:
         init_model(CONFIG, str(files['root'] / name), 'cpu')
     message = str(error.value)
@@ -79,24 +85,33 @@ def run(tool: str, args: list):
 
 def tool_args(tool: str, checkpoint: str, files: dict, out) -> list:
     return {
-        'infer': [CONFIG, checkpoint, files['image'], '--out-dir', str(out),
-                  '--device', 'cpu', '--no-progress'],
-        'vis_predictions': [CONFIG, checkpoint, '--out-dir', str(out),
-                            '--ann-file', files['ann_file'], '--img-dir',
-                            files['img_dir'], '--num-images', '1',
-                            '--device', 'cpu'],
-        'vis_attention': [CONFIG, checkpoint, files['image'], '--out',
-                          str(out / 'figure.png'), '--device', 'cpu'],
-        'export_onnx': [CONFIG, checkpoint, str(out / 'model.onnx'),
-                        '--repeat', '1'],
-        'benchmark': [CONFIG, '--checkpoint', checkpoint, '--batch', '1',
-                      '--repeat', '1', '--no-steps', '--input', '64x48',
-                      '--json', str(out / 'report.json')],
+        'infer': [
+            CONFIG, checkpoint, files['image'], '--out-dir',
+            str(out), '--device', 'cpu', '--no-progress'
+        ],
+        'vis_predictions': [
+            CONFIG, checkpoint, '--out-dir',
+            str(out), '--ann-file', files['ann_file'], '--img-dir',
+            files['img_dir'], '--num-images', '1', '--device', 'cpu'
+        ],
+        'vis_attention': [
+            CONFIG, checkpoint, files['image'], '--out',
+            str(out / 'figure.png'), '--device', 'cpu'
+        ],
+        'export_onnx':
+        [CONFIG, checkpoint,
+         str(out / 'model.onnx'), '--repeat', '1'],
+        'benchmark': [
+            CONFIG, '--checkpoint', checkpoint, '--batch', '1', '--repeat',
+            '1', '--no-steps', '--input', '64x48', '--json',
+            str(out / 'report.json')
+        ],
     }[tool]
 
 
-TOOLS = ['infer', 'vis_predictions', 'vis_attention', 'export_onnx',
-         'benchmark']
+TOOLS = [
+    'infer', 'vis_predictions', 'vis_attention', 'export_onnx', 'benchmark'
+]
 
 
 @pytest.mark.slow
@@ -105,8 +120,8 @@ def test_every_tool_refuses_a_checkpoint_of_another_model(
         tool, files, tmp_path):
     out = tmp_path / 'out'
     out.mkdir()
-    result = run(tool, tool_args(tool, str(files['root'] / 'sharpose.pth'),
-                                 files, out))
+    result = run(
+        tool, tool_args(tool, str(files['root'] / 'sharpose.pth'), files, out))
     code, err = result.returncode, result.stderr
     errors = [line for line in err.splitlines() if line.startswith('error:')]
     assert code == 2, err
@@ -117,8 +132,8 @@ def test_every_tool_refuses_a_checkpoint_of_another_model(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('tool', ['infer', 'vis_predictions',
-                                  'vis_attention', 'benchmark'])
+@pytest.mark.parametrize(
+    'tool', ['infer', 'vis_predictions', 'vis_attention', 'benchmark'])
 def test_none_runs_the_untrained_model_in_every_tool(tool, files, tmp_path):
     """tools/test.py and tools/export_onnx.py took "none" before (their own
     tests use it); the drawing tools and the benchmark said it did not
@@ -136,8 +151,11 @@ def test_vis_attention_checks_the_box_before_the_model(files, tmp_path):
     checkpoint does not fit either: the input is checked first."""
     out = tmp_path / 'figure.png'
     result = run('vis_attention', [
-        CONFIG, str(files['root'] / 'sharpose.pth'), files['image'],
-        '--bbox', '5000', '0', '10', '10', '--out', str(out)])
+        CONFIG,
+        str(files['root'] / 'sharpose.pth'), files['image'], '--bbox', '5000',
+        '0', '10', '10', '--out',
+        str(out)
+    ])
     err = result.stderr
     assert result.returncode == 2
     assert err.strip().splitlines()[-1].startswith(

@@ -2,15 +2,15 @@
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN, REPO
 from mmengine.dataset import Compose
-
 from mmpose.apis import init_model
+
 from sspose_mm.codecs import TransPoseHeatmap
 from sspose_mm.datasets.transforms import TransPoseAffine
+from conftest import GOLDEN, REPO
 
-CODEC = dict(input_size=(192, 256), heatmap_size=(48, 64), sigma=2,
-             blur_kernel_size=11)
+CODEC = dict(
+    input_size=(192, 256), heatmap_size=(48, 64), sigma=2, blur_kernel_size=11)
 
 
 def test_encode_is_an_untruncated_gaussian_at_the_udp_position():
@@ -52,13 +52,13 @@ def test_encode_decode_round_trip_recovers_the_gaussian_centre():
     ``x * w / (w - 1)``."""
     codec = TransPoseHeatmap(**CODEC)
     rng = np.random.default_rng(0)
-    keypoints = rng.uniform([20, 20], [172, 236], (1, 17, 2)).astype(
-        np.float32)
+    keypoints = rng.uniform([20, 20], [172, 236],
+                            (1, 17, 2)).astype(np.float32)
     encoded = codec.encode(keypoints, np.ones((1, 17), dtype=np.float32))
     decoded, scores = codec.decode(encoded['heatmaps'])
     centres = keypoints * [47 / 191, 63 / 255]
-    np.testing.assert_allclose(decoded * [47 / 192, 63 / 256], centres,
-                               atol=5e-3)
+    np.testing.assert_allclose(
+        decoded * [47 / 192, 63 / 256], centres, atol=5e-3)
     assert scores.shape == (1, 17) and (scores > 0.9).all()
 
 
@@ -98,7 +98,8 @@ def test_config_crop_and_estimator_reproduce_official_image_coordinates():
     model = init_model(
         str(REPO / 'configs/transpose/'
             'td-hm_transpose-r-a3_1xb28-230e_coco-256x192.py'),
-        None, device='cpu')
+        None,
+        device='cpu')
     # Boxes come from the golden, so the steps that make them are skipped.
     crop_and_pack = Compose([
         step for step in model.cfg.test_dataloader.dataset.pipeline
@@ -107,18 +108,20 @@ def test_config_crop_and_estimator_reproduce_official_image_coordinates():
     assert crop_and_pack.transforms[0].__class__.__name__ == 'TransPoseAffine'
     samples = []
     for center, size in zip(golden['center'], golden['bbox_size_px']):
-        packed = crop_and_pack(dict(
-            img=np.zeros((8, 8, 3), np.uint8), img_shape=(8, 8),
-            bbox=np.zeros((1, 4), np.float32),
-            bbox_score=np.ones(1, np.float32),
-            bbox_center=center[None].astype(np.float32),
-            bbox_scale=size[None].astype(np.float32)))
+        packed = crop_and_pack(
+            dict(
+                img=np.zeros((8, 8, 3), np.uint8),
+                img_shape=(8, 8),
+                bbox=np.zeros((1, 4), np.float32),
+                bbox_score=np.ones(1, np.float32),
+                bbox_center=center[None].astype(np.float32),
+                bbox_scale=size[None].astype(np.float32)))
         samples.append(packed['data_samples'])
     predictions = model.head.decode(torch.from_numpy(golden['heatmaps']))
     samples = model.add_pred_to_datasample(predictions, None, samples)
     for i, sample in enumerate(samples):
-        np.testing.assert_allclose(sample.pred_instances.keypoints[0],
-                                   golden['preds'][i], atol=1e-3)
+        np.testing.assert_allclose(
+            sample.pred_instances.keypoints[0], golden['preds'][i], atol=1e-3)
         np.testing.assert_array_equal(sample.pred_instances.keypoint_scores[0],
                                       golden['maxvals'][i, :, 0])
 
@@ -132,18 +135,21 @@ def test_crop_is_the_official_width_set_similarity():
     center, width = np.array([150.5, 200.25], np.float32), 180.
     points = np.array([[[10., 20.], [150.5, 200.25], [260., 330.]]],
                       np.float32)
-    results = affine.transform(dict(
-        img=np.zeros((400, 300, 3), np.uint8), bbox_center=center[None],
-        bbox_scale=np.array([[width, 200.]], np.float32),
-        keypoints=points, keypoints_visible=np.ones((1, 3), np.float32)))
+    results = affine.transform(
+        dict(
+            img=np.zeros((400, 300, 3), np.uint8),
+            bbox_center=center[None],
+            bbox_scale=np.array([[width, 200.]], np.float32),
+            keypoints=points,
+            keypoints_visible=np.ones((1, 3), np.float32)))
     # The aspect fix made the box 180 x 240; the crop is
     # x_in = (x - c) * (w - 1) / (S_w - 1) + (w - 1) / 2 on both axes.
     expected = ((points[0] - center) * (192 - 1) / (width - 1) +
                 [(192 - 1) / 2, (256 - 1) / 2])
     # float32 warp matrix times coordinates of a few hundred pixels.
-    np.testing.assert_allclose(results['transformed_keypoints'][0], expected,
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        results['transformed_keypoints'][0], expected, atol=1e-3)
     assert results['img'].shape == (256, 192, 3)
     np.testing.assert_allclose(results['bbox_scale'], [[180, 240]])
-    np.testing.assert_allclose(results['input_scale'],
-                               [179, 179 * 63 / 47], rtol=1e-6)
+    np.testing.assert_allclose(
+        results['input_scale'], [179, 179 * 63 / 47], rtol=1e-6)

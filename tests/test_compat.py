@@ -60,18 +60,28 @@ def test_trusted_checkpoint_is_the_only_one_fully_unpickled(tmp_path):
     with pytest.raises(fileio.CheckpointError):
         fileio.load_from_local(str(path))
     fileio.trust_checkpoint(str(path))
-    assert fileio.load_from_local(str(path))['meta']['arr'].tolist() == [0, 1,
-                                                                          2]
+    assert fileio.load_from_local(
+        str(path))['meta']['arr'].tolist() == [0, 1, 2]
 
 
 def test_plain_checkpoint_round_trip(tmp_path):
     buffer = HistoryBuffer()
     for value in (1.0, 2.5, 4.0):
         buffer.update(value)
-    state = {'meta': {'dataset_meta': {'sigmas': np.array([0.1, 0.2]),
-                                       'flip_indices': [1, 0]},
-                      'seed': np.int64(5)},
-             'message_hub': {'log_scalars': {'train/loss': buffer}}}
+    state = {
+        'meta': {
+            'dataset_meta': {
+                'sigmas': np.array([0.1, 0.2]),
+                'flip_indices': [1, 0]
+            },
+            'seed': np.int64(5)
+        },
+        'message_hub': {
+            'log_scalars': {
+                'train/loss': buffer
+            }
+        }
+    }
     path = tmp_path / 'plain.pth'
     torch.save({k: to_plain(v) for k, v in state.items()}, path)
     loaded = torch.load(path, weights_only=True)

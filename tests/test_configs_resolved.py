@@ -11,8 +11,8 @@ from mmpose.registry import LOOPS, TRANSFORMS
 
 from conftest import REPO
 
-EVERY_CONFIG = sorted(p for p in (REPO / 'configs').rglob('*.py')
-                      if '_base_' not in p.parts)
+EVERY_CONFIG = sorted(
+    p for p in (REPO / 'configs').rglob('*.py') if '_base_' not in p.parts)
 
 
 def pipelines(cfg: Config) -> Iterator[Tuple[str, list]]:
@@ -30,8 +30,8 @@ def pipelines(cfg: Config) -> Iterator[Tuple[str, list]]:
                 yield phase, dataset['pipeline']
 
 
-@pytest.mark.parametrize('path', EVERY_CONFIG,
-                         ids=lambda p: str(p.relative_to(REPO / 'configs')))
+@pytest.mark.parametrize(
+    'path', EVERY_CONFIG, ids=lambda p: str(p.relative_to(REPO / 'configs')))
 def test_config_names_the_image_loader(path: Path):
     cfg = Config.fromfile(path)
     loaders = []
@@ -47,8 +47,8 @@ def test_config_names_the_image_loader(path: Path):
     assert TRANSFORMS.get('LoadImageOrSkip') is not None
 
 
-@pytest.mark.parametrize('path', EVERY_CONFIG,
-                         ids=lambda p: str(p.relative_to(REPO / 'configs')))
+@pytest.mark.parametrize(
+    'path', EVERY_CONFIG, ids=lambda p: str(p.relative_to(REPO / 'configs')))
 def test_config_names_the_exact_resume_loop(path: Path):
     train_cfg = Config.fromfile(path).train_cfg
     assert train_cfg['type'] == 'ExactResumeEpochBasedTrainLoop'
@@ -61,16 +61,15 @@ def test_config_names_the_exact_resume_loop(path: Path):
 RUNTIME = Config.fromfile(REPO / 'configs/_base_/default_runtime.py')
 
 
-@pytest.mark.parametrize('path', EVERY_CONFIG,
-                         ids=lambda p: str(p.relative_to(REPO / 'configs')))
+@pytest.mark.parametrize(
+    'path', EVERY_CONFIG, ids=lambda p: str(p.relative_to(REPO / 'configs')))
 def test_config_keeps_the_package_runtime(path: Path):
     """Configs inheriting an MMPose recipe restate the package's runtime
     over the recipe's (mmengine merges no two bases setting one key): it
     must stay what configs/_base_/default_runtime.py says."""
     cfg = Config.fromfile(path)
     for key in ('default_scope', 'custom_imports', 'env_cfg', 'visualizer',
-                'vis_backends', 'log_processor', 'log_level',
-                'backend_args'):
+                'vis_backends', 'log_processor', 'log_level', 'backend_args'):
         assert cfg.get(key) == RUNTIME.get(key), key
     for name, hook in RUNTIME.default_hooks.items():
         assert cfg.default_hooks[name]['type'] == hook['type'], name

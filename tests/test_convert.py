@@ -16,12 +16,11 @@ import pytest
 import torch
 
 import sspose_mm
-from conftest import GOLDEN, QUICKSTART_CONFIG, run_tool
 from sspose_mm.apis import (CHECKPOINT_LAYOUTS, CheckpointLayout,
-                            convert_checkpoint, convert_state_dict,
-                            init_model)
+                            convert_checkpoint, convert_state_dict, init_model)
 from sspose_mm.errors import CheckpointError
 from sspose_mm.models.utils import sine_position_embedding
+from conftest import GOLDEN, QUICKSTART_CONFIG, run_tool
 from test_models import CONFIGS, official_key
 from test_transpose_parity import official_state_dict
 
@@ -42,8 +41,10 @@ def official():
 def test_layout_knows_exactly_the_official_keys(variant):
     keys = manifest_keys(variant)
     expected_layout = 'transpose-r' if '-r-' in variant else 'transpose-h'
-    fitting = [name for name, layout in CHECKPOINT_LAYOUTS.module_dict.items()
-               if layout().matches(keys)]
+    fitting = [
+        name for name, layout in CHECKPOINT_LAYOUTS.module_dict.items()
+        if layout().matches(keys)
+    ]
     assert fitting == [expected_layout]
     layout = CHECKPOINT_LAYOUTS.build(dict(type=expected_layout))
     assert layout.expected_keys(keys) == keys
@@ -53,8 +54,10 @@ def test_output_is_plain_and_traceable(official, tmp_path):
     """A wrapped DataParallel checkpoint converts to tensors and plain meta
     that name the source; every tensor arrives unchanged under its name."""
     source, out = tmp_path / 'official.pth', tmp_path / 'converted.pth'
-    torch.save({'model': {'module.' + k: v for k, v in official.items()}},
-               source)
+    torch.save({'model': {
+        'module.' + k: v
+        for k, v in official.items()
+    }}, source)
     summary = convert_checkpoint(str(source), str(out))
     checkpoint = torch.load(out, weights_only=True)
     assert set(checkpoint) == {'state_dict', 'meta'}
@@ -65,9 +68,12 @@ def test_output_is_plain_and_traceable(official, tmp_path):
         'layout': 'transpose-r',
         'converted_by': f'sspose_mm {sspose_mm.__version__}',
     }
-    assert summary == dict(layout='transpose-r', num_keys=len(official) - 1,
-                           dropped=['pos_embedding'], out_path=str(out),
-                           source_sha256=sha256)
+    assert summary == dict(
+        layout='transpose-r',
+        num_keys=len(official) - 1,
+        dropped=['pos_embedding'],
+        out_path=str(out),
+        source_sha256=sha256)
     mapped = {official_key(k): v for k, v in checkpoint['state_dict'].items()}
     assert list(mapped) == [k for k in official if k != 'pos_embedding']
     assert all(torch.equal(mapped[k], official[k]) for k in mapped)
@@ -76,8 +82,10 @@ def test_output_is_plain_and_traceable(official, tmp_path):
 
 
 def test_unknown_keys_are_listed(official):
-    extra = {'global_encoder.layers.0.extra.weight': torch.zeros(1),
-             'aux_head.bias': torch.zeros(1)}
+    extra = {
+        'global_encoder.layers.0.extra.weight': torch.zeros(1),
+        'aux_head.bias': torch.zeros(1)
+    }
     with pytest.raises(CheckpointError) as error:
         convert_state_dict(dict(official, **extra))
     message = str(error.value)
@@ -89,11 +97,14 @@ def test_unknown_keys_are_listed(official):
 def test_missing_keys_are_listed(official):
     """A lost BN statistic and a whole middle encoder layer."""
     removed = ['deconv_layers.1.running_var'] + [
-        k for k in official if k.startswith('global_encoder.layers.1.')]
+        k for k in official if k.startswith('global_encoder.layers.1.')
+    ]
     assert len(removed) == 13
     with pytest.raises(CheckpointError) as error:
-        convert_state_dict({k: v for k, v in official.items()
-                            if k not in removed})
+        convert_state_dict({
+            k: v
+            for k, v in official.items() if k not in removed
+        })
     message = str(error.value)
     assert '13 key(s) of the transpose-r layout are missing' in message
     assert all(key in message for key in removed)
@@ -111,15 +122,17 @@ def test_position_embedding_must_be_the_sine_table(official):
 
 def test_layout_mismatch_is_refused(official, tmp_path):
     hrnet_keys = {k: torch.zeros(1) for k in manifest_keys('transpose-h-s')}
-    with pytest.raises(CheckpointError,
-                       match=r'do not fit the transpose-r layout \(they look '
-                       r'like transpose-h\)'):
+    with pytest.raises(
+            CheckpointError,
+            match=r'do not fit the transpose-r layout \(they look '
+            r'like transpose-h\)'):
         convert_state_dict(hrnet_keys, 'transpose-r')
     source, out = tmp_path / 'tp_r.pth', tmp_path / 'out.pth'
     torch.save(official, source)
-    with pytest.raises(CheckpointError,
-                       match=r'tp_r.pth: the keys do not fit the transpose-h '
-                       r'layout \(they look like transpose-r\)'):
+    with pytest.raises(
+            CheckpointError,
+            match=r'tp_r.pth: the keys do not fit the transpose-h '
+            r'layout \(they look like transpose-r\)'):
         convert_checkpoint(str(source), str(out), layout='transpose-h')
     assert not out.exists()
 
@@ -136,8 +149,10 @@ def test_unusable_inputs_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match='would overwrite'):
         convert_checkpoint(str(garbage), str(garbage))
     tensors_only = tmp_path / 'not_named.pth'
-    torch.save({'state_dict': {'conv1.weight': torch.zeros(1), 'x': 3}},
-               tensors_only)
+    torch.save({'state_dict': {
+        'conv1.weight': torch.zeros(1),
+        'x': 3
+    }}, tensors_only)
     with pytest.raises(CheckpointError, match='not named tensors: x'):
         convert_checkpoint(str(tensors_only), str(tmp_path / 'o'))
 
@@ -160,16 +175,37 @@ def test_release_files_with_their_training_metadata_convert(
     numpy scalars in ``meta``. Their weights convert as a bare state dict
     does; the metadata is not carried over."""
     if release == 'mae-script':
-        saved = {'model': official, 'optimizer': {'state': {}},
-                 'epoch': 799, 'scaler': {'scale': 65536.0},
-                 'args': argparse.Namespace(model='sspose_convvit_base',
-                                            mask_ratio=0.75, blr=1.5e-4,
-                                            input_size=224, device='cuda')}
+        saved = {
+            'model':
+            official,
+            'optimizer': {
+                'state': {}
+            },
+            'epoch':
+            799,
+            'scaler': {
+                'scale': 65536.0
+            },
+            'args':
+            argparse.Namespace(
+                model='sspose_convvit_base',
+                mask_ratio=0.75,
+                blr=1.5e-4,
+                input_size=224,
+                device='cuda')
+        }
     else:
-        saved = {'meta': {'epoch': 210, 'seed': np.int64(0),
-                          'hook_msgs': {'best_score': np.float64(0.774),
-                                        'last_ckpt': 'epoch_210.pth'}},
-                 'state_dict': official}
+        saved = {
+            'meta': {
+                'epoch': 210,
+                'seed': np.int64(0),
+                'hook_msgs': {
+                    'best_score': np.float64(0.774),
+                    'last_ckpt': 'epoch_210.pth'
+                }
+            },
+            'state_dict': official
+        }
     source, out = tmp_path / 'release.pth', tmp_path / 'converted.pth'
     torch.save(saved, source)
     bare_source, bare_out = tmp_path / 'bare.pth', tmp_path / 'bare_out.pth'
@@ -193,8 +229,13 @@ def test_pickled_code_is_refused_without_running_it(tmp_path):
 
     marker, out = tmp_path / 'payload_ran', tmp_path / 'out.pth'
     evil = tmp_path / 'evil.pth'
-    torch.save({'state_dict': {'conv1.weight': torch.zeros(1)},
-                'payload': OpensFile(marker)}, evil)
+    torch.save(
+        {
+            'state_dict': {
+                'conv1.weight': torch.zeros(1)
+            },
+            'payload': OpensFile(marker)
+        }, evil)
     result = run_tool(['tools/convert_ckpt.py', str(evil), str(out)])
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -226,14 +267,16 @@ def test_registered_layout_is_recognised():
         assert (list(converted), layout, dropped) == (['new.weight'],
                                                       'test-renamed', [])
         # The converter checks the keys against the layout's own list.
-        with pytest.raises(CheckpointError,
-                           match='1 key.s. the test-renamed layout does not '
-                           'know: old.bias'):
-            convert_state_dict({'old.weight': torch.ones(2),
-                                'old.bias': torch.ones(2)})
+        with pytest.raises(
+                CheckpointError,
+                match='1 key.s. the test-renamed layout does not '
+                'know: old.bias'):
+            convert_state_dict({
+                'old.weight': torch.ones(2),
+                'old.bias': torch.ones(2)
+            })
         with pytest.raises(KeyError, match='already registered'):
-            CHECKPOINT_LAYOUTS.register_module('test-renamed',
-                                               module=_Renamed)
+            CHECKPOINT_LAYOUTS.register_module('test-renamed', module=_Renamed)
     finally:
         CHECKPOINT_LAYOUTS.module_dict.pop('test-renamed')
 
@@ -249,8 +292,7 @@ def quickstart_model() -> torch.nn.Module:
     (b'\xff\xd8\xff\xe0\x00\x10JFIF' + bytes(100), 'a JPEG image'),
     (b'<!DOCTYPE html><html>Not Found</html>', 'an HTML or XML page'),
 ])
-def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path, content,
-                                                      kind):
+def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path, content, kind):
     fake = tmp_path / 'model.pth'
     fake.write_bytes(content)
     expected = f'{fake} is not a PyTorch checkpoint: it is {kind}.'
@@ -262,8 +304,13 @@ def test_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path, content,
 
 def test_checkpoints_in_this_package_layout_need_no_conversion(tmp_path):
     own = tmp_path / 'epoch_3.pth'
-    torch.save({'state_dict': quickstart_model().state_dict(),
-                'meta': {'epoch': 3}}, own)
+    torch.save(
+        {
+            'state_dict': quickstart_model().state_dict(),
+            'meta': {
+                'epoch': 3
+            }
+        }, own)
     with pytest.raises(CheckpointError) as error:
         convert_checkpoint(str(own), str(tmp_path / 'out.pth'))
     assert str(error.value) == (
@@ -271,12 +318,18 @@ def test_checkpoints_in_this_package_layout_need_no_conversion(tmp_path):
         'transformer layers of width 256, 17 keypoints)): use it directly '
         '(tools, load_from); there is nothing to convert.')
     mmpose_file = tmp_path / 'hrnet.pth'
-    torch.save({'state_dict': {'backbone.stem.weight': torch.zeros(2),
-                               'head.final_layer.weight': torch.zeros(2)}},
-               mmpose_file)
-    with pytest.raises(CheckpointError, match="already in this package's "
-                       'layout \\(an MMPose model this package does not '
-                       'know'):
+    torch.save(
+        {
+            'state_dict': {
+                'backbone.stem.weight': torch.zeros(2),
+                'head.final_layer.weight': torch.zeros(2)
+            }
+        }, mmpose_file)
+    with pytest.raises(
+            CheckpointError,
+            match="already in this package's "
+            'layout \\(an MMPose model this package does not '
+            'know'):
         convert_checkpoint(str(mmpose_file), str(tmp_path / 'out.pth'))
     assert not (tmp_path / 'out.pth').exists()
 
@@ -295,8 +348,10 @@ def test_the_advice_for_a_pickled_checkpoint_works(tmp_path, pickled):
     so gives a file every tool loads, with the same weights."""
     model = quickstart_model()
     source, out = tmp_path / 'mine.pth', tmp_path / 'plain.pth'
-    torch.save({'state_dict': model.state_dict(), 'hub': RunnerState()}
-               if pickled == 'runner checkpoint' else model, source)
+    torch.save({
+        'state_dict': model.state_dict(),
+        'hub': RunnerState()
+    } if pickled == 'runner checkpoint' else model, source)
     with pytest.raises(CheckpointError) as error:
         init_model(str(QUICKSTART_CONFIG), str(source), 'cpu')
     assert (f'python tools/convert_ckpt.py {source} OUT.pth '

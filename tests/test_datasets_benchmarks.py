@@ -15,7 +15,6 @@ from scipy.io import savemat
 from sspose_mm.datasets.keypoint_layout import (keypoint_names,
                                                 pipeline_num_keypoints,
                                                 shared_keypoint_mappings)
-
 from conftest import DATA, REPO, run_tool
 
 CONFIGS = REPO / 'configs' / 'transpose'
@@ -25,11 +24,11 @@ CROWDPOSE = COCO_R_A4.with_name(COCO_R_A4.stem + '_test-crowdpose.py')
 OCHUMAN = COCO_R_A4.with_name(COCO_R_A4.stem + '_test-ochuman.py')
 COCO_H_A4 = CONFIGS / 'td-hm_transpose-h-a4_1xb14-240e_coco-256x192.py'
 # Every dataset variant with the COCO model it starts from.
-VARIANTS = [(MPII, COCO_R_A4), (CROWDPOSE, COCO_R_A4), (OCHUMAN, COCO_R_A4),
-            (CONFIGS / 'td-hm_transpose-h-a4_1xb14-100e_mpii-256x256.py',
-             COCO_H_A4)] + [
-    (COCO_H_A4.with_name(COCO_H_A4.stem + suffix), COCO_H_A4)
-    for suffix in ('_test-crowdpose.py', '_test-ochuman.py')]
+VARIANTS = [
+    (MPII, COCO_R_A4), (CROWDPOSE, COCO_R_A4), (OCHUMAN, COCO_R_A4),
+    (CONFIGS / 'td-hm_transpose-h-a4_1xb14-100e_mpii-256x256.py', COCO_H_A4)
+] + [(COCO_H_A4.with_name(COCO_H_A4.stem + suffix), COCO_H_A4)
+     for suffix in ('_test-crowdpose.py', '_test-ochuman.py')]
 
 
 def write_headboxes(path: Path) -> Path:
@@ -51,7 +50,8 @@ def headbox_file(tmp_path_factory):
     return write_headboxes(tmp_path_factory.mktemp('mpii') / 'gt_val.mat')
 
 
-def on_excerpt(config: Path, headbox_file: Path = None,
+def on_excerpt(config: Path,
+               headbox_file: Path = None,
                bbox_file: bool = False) -> Config:
     """``config`` reading the shared excerpt of its dataset."""
     cfg = Config.fromfile(str(config))
@@ -67,8 +67,8 @@ def on_excerpt(config: Path, headbox_file: Path = None,
         if phase == 'train' and loader.dataset.type != dataset_type:
             continue  # evaluation-only config: trained on COCO
         loader.update(batch_size=2, num_workers=0, persistent_workers=False)
-        loader.dataset.update(data_root=str(root), ann_file=ann,
-                              data_prefix=dict(img=''))
+        loader.dataset.update(
+            data_root=str(root), ann_file=ann, data_prefix=dict(img=''))
         if phase != 'train':
             if 'bbox_file' in loader.dataset:
                 loader.dataset.bbox_file = (
@@ -81,22 +81,24 @@ def on_excerpt(config: Path, headbox_file: Path = None,
     return cfg
 
 
-@pytest.mark.parametrize('config,phase,bbox_file,expected', [
-    (MPII, 'train', False, 5),  # 5 people in the MPII excerpt
-    (MPII, 'test', False, 5),
-    (CROWDPOSE, 'test', False, 4),  # 5 annotations, 4 with keypoints
-    (CROWDPOSE, 'test', True, 6),  # 6 detector boxes
-    (OCHUMAN, 'test', False, 5),  # 5 people, all with keypoints
-])
-def test_each_config_loads_the_expected_instances(headbox_file, config,
-                                                  phase, bbox_file, expected):
+@pytest.mark.parametrize(
+    'config,phase,bbox_file,expected',
+    [
+        (MPII, 'train', False, 5),  # 5 people in the MPII excerpt
+        (MPII, 'test', False, 5),
+        (CROWDPOSE, 'test', False, 4),  # 5 annotations, 4 with keypoints
+        (CROWDPOSE, 'test', True, 6),  # 6 detector boxes
+        (OCHUMAN, 'test', False, 5),  # 5 people, all with keypoints
+    ])
+def test_each_config_loads_the_expected_instances(headbox_file, config, phase,
+                                                  bbox_file, expected):
     cfg = on_excerpt(config, headbox_file, bbox_file)
     dataset = DATASETS.build(cfg[f'{phase}_dataloader'].dataset)
     assert len(dataset) == expected
 
 
-@pytest.mark.parametrize('config,coco', VARIANTS,
-                         ids=[v.stem for v, _ in VARIANTS])
+@pytest.mark.parametrize(
+    'config,coco', VARIANTS, ids=[v.stem for v, _ in VARIANTS])
 def test_dataset_variants_keep_their_coco_model(config, coco):
     """Same network as the COCO config; MPII only re-creates the head's
     last layer (16 keypoints) and starts from the COCO checkpoint instead of
@@ -108,14 +110,20 @@ def test_dataset_variants_keep_their_coco_model(config, coco):
     cfg, coco_cfg = Config.fromfile(str(config)), Config.fromfile(str(coco))
     mpii = cfg.test_dataloader.dataset.type == 'MpiiDataset'
     assert cfg.model.neck == coco_cfg.model.neck
-    expected_backbone = dict(coco_cfg.model.backbone,
-                             init_cfg=None if mpii else
-                             coco_cfg.model.backbone.init_cfg)
+    expected_backbone = dict(
+        coco_cfg.model.backbone,
+        init_cfg=None if mpii else coco_cfg.model.backbone.init_cfg)
     assert cfg.model.backbone == expected_backbone
-    head = {k: v for k, v in cfg.model.head.items()
-            if k not in ('out_channels', 'decoder')}
-    assert head == {k: v for k, v in coco_cfg.model.head.items()
-                    if k not in ('out_channels', 'decoder')}
+    head = {
+        k: v
+        for k, v in cfg.model.head.items()
+        if k not in ('out_channels', 'decoder')
+    }
+    assert head == {
+        k: v
+        for k, v in coco_cfg.model.head.items()
+        if k not in ('out_channels', 'decoder')
+    }
     assert cfg.model.head.out_channels == (16 if mpii else 17)
     assert cfg.load_from == (
         f'checkpoints/transpose-{coco.stem.split("_")[1][10:]}.pth'
@@ -141,15 +149,19 @@ def ground_truth_samples(cfg: Config) -> tuple:
         if convert is not None:
             gt = convert(gt)
         keypoints = gt['keypoints'].copy()
-        samples.append(dict(
-            id=info['id'], img_id=info['img_id'],
-            pred_instances=dict(keypoints=keypoints,
-                                keypoint_scores=np.ones(keypoints.shape[:2])),
-            gt_instances=dict(
-                bbox_scores=np.ones(1), bboxes=info['bbox'],
-                keypoints=info['keypoints'],
-                keypoints_visible=info['keypoints_visible'],
-                head_size=info.get('head_size'))))
+        samples.append(
+            dict(
+                id=info['id'],
+                img_id=info['img_id'],
+                pred_instances=dict(
+                    keypoints=keypoints,
+                    keypoint_scores=np.ones(keypoints.shape[:2])),
+                gt_instances=dict(
+                    bbox_scores=np.ones(1),
+                    bboxes=info['bbox'],
+                    keypoints=info['keypoints'],
+                    keypoints_visible=info['keypoints_visible'],
+                    head_size=info.get('head_size'))))
     return dataset, samples
 
 
@@ -171,8 +183,7 @@ def test_mpii_ground_truth_scores_pckh_100(headbox_file):
     # A shift of 0.6 head sizes (threshold 0.5) fails every keypoint.
     for sample in samples:
         size = sample['gt_instances']['head_size']
-        sample['pred_instances']['keypoints'] += 0.6 * float(
-            np.ravel(size)[0])
+        sample['pred_instances']['keypoints'] += 0.6 * float(np.ravel(size)[0])
     assert evaluate(cfg, dataset, samples)['PCK'] == pytest.approx(0.0)
 
 
@@ -209,8 +220,8 @@ def test_the_model_side_keypoint_count_of_the_crowdpose_config():
     cfg = Config.fromfile(str(CROWDPOSE))
     pipeline = cfg.test_dataloader.dataset.pipeline
     assert pipeline_num_keypoints(pipeline) == cfg.model.head.out_channels
-    assert pipeline_num_keypoints(Config.fromfile(str(
-        OCHUMAN)).test_dataloader.dataset.pipeline) is None
+    assert pipeline_num_keypoints(
+        Config.fromfile(str(OCHUMAN)).test_dataloader.dataset.pipeline) is None
 
 
 def shrink(cfg: Config, input_size=(32, 32), heatmap_size=(8, 8)) -> None:
@@ -245,8 +256,8 @@ def runner_cfg(cfg: Config, work_dir: Path) -> Config:
     cfg.work_dir = str(work_dir)
     cfg.model.backbone.init_cfg = None  # no ImageNet download
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=1)
-    cfg.default_hooks.visualization = dict(type='PoseVisualizationHook',
-                                           enable=False)
+    cfg.default_hooks.visualization = dict(
+        type='PoseVisualizationHook', enable=False)
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1)
     cfg.log_level = 'INFO'
     return cfg
@@ -295,8 +306,9 @@ def test_mpii_fine_tunes_from_a_coco_checkpoint_through_the_runner(
         assert torch.equal(parameters[key], coco[key]), key
 
 
-@pytest.mark.parametrize('config,key,bbox_file', [
-    (CROWDPOSE, 'crowdpose/AP', True), (OCHUMAN, 'ochuman/AP', False)])
+@pytest.mark.parametrize('config,key,bbox_file',
+                         [(CROWDPOSE, 'crowdpose/AP', True),
+                          (OCHUMAN, 'ochuman/AP', False)])
 @pytest.mark.slow
 def test_coco_model_tests_on_crowdpose_and_ochuman(config, key, bbox_file,
                                                    coco_checkpoint, tmp_path):
@@ -307,9 +319,13 @@ def test_coco_model_tests_on_crowdpose_and_ochuman(config, key, bbox_file,
     shrink(cfg)
     config_file = tmp_path / config.name
     cfg.dump(str(config_file))
-    result = run_tool(['tools/test.py', str(config_file),
-                       str(coco_checkpoint), '--out',
-                       str(tmp_path / 'metrics.json')])
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_tool([
+        'tools/test.py',
+        str(config_file),
+        str(coco_checkpoint), '--out',
+        str(tmp_path / 'metrics.json')
+    ])
+    assert result.returncode == 0, (
+        result.stdout[-3000:] + result.stderr[-3000:])
     metrics = json.loads((tmp_path / 'metrics.json').read_text())
     assert 0.0 <= metrics[key] <= 1.0

@@ -10,40 +10,44 @@ from mmpose.registry import DATASETS, METRICS
 from sspose_mm.datasets.custom import (Finding, check_keypoint_dataset,
                                        keypoint_dataset_info,
                                        load_keypoint_file)
+from sspose_mm.errors import DataError
 from sspose_mm.synthetic import (COCO_FEET_LAYOUT, COCO_LAYOUT, MPII_LAYOUT,
                                  generate_synthetic_coco, keypoint_file_path,
                                  render_scene)
-from sspose_mm.errors import DataError
-
 from conftest import run_tool
-from test_datasets_benchmarks import (  # noqa: F401 (fixtures)
-    coco_checkpoint, plain_config_text)
+from test_datasets_benchmarks import coco_checkpoint  # noqa: F401 (fixtures)
+from test_datasets_benchmarks import plain_config_text
 
 SEED = 5
 
 
-@pytest.fixture(scope='module', params=[MPII_LAYOUT, COCO_FEET_LAYOUT],
-                ids=lambda layout: f'K{layout.num_keypoints}')
+@pytest.fixture(
+    scope='module',
+    params=[MPII_LAYOUT, COCO_FEET_LAYOUT],
+    ids=lambda layout: f'K{layout.num_keypoints}')
 def generated(request, tmp_path_factory):
     out = tmp_path_factory.mktemp(request.param.name)
-    result = generate_synthetic_coco(out, {'val': 3}, seed=SEED,
-                                     layout=request.param)
+    result = generate_synthetic_coco(
+        out, {'val': 3}, seed=SEED, layout=request.param)
     return request.param, out, result
 
 
 def custom_dataset_cfg(out, test_mode=True):
-    return dict(type='CustomKeypointDataset', data_root=str(out),
-                ann_file='annotations/person_keypoints_val.json',
-                data_prefix=dict(img='val/'),
-                metainfo=dict(from_file=str(keypoint_file_path(out))),
-                test_mode=test_mode)
+    return dict(
+        type='CustomKeypointDataset',
+        data_root=str(out),
+        ann_file='annotations/person_keypoints_val.json',
+        data_prefix=dict(img='val/'),
+        metainfo=dict(from_file=str(keypoint_file_path(out))),
+        test_mode=test_mode)
 
 
 def test_importing_the_package_registers_the_custom_pieces():
     """Configs only import ``sspose_mm`` (custom_imports)."""
+    from mmpose.registry import HOOKS, TRANSFORMS
+
     import sspose_mm.datasets as datasets
     import sspose_mm.engine.hooks as hooks
-    from mmpose.registry import HOOKS, TRANSFORMS
     assert DATASETS.get('CustomKeypointDataset') is \
         datasets.CustomKeypointDataset
     assert TRANSFORMS.get('ToKeypointLayout') is datasets.ToKeypointLayout
@@ -96,52 +100,62 @@ def test_custom_dataset_loads_with_its_keypoint_count_and_scores_ap_one(
     assert dataset.metainfo['num_keypoints'] == k
     assert dataset.metainfo['flip_indices'] == layout.flip_indices
     np.testing.assert_allclose(dataset.metainfo['sigmas'], layout.sigmas)
-    anns = json.loads((out / 'annotations/person_keypoints_val.json')
-                      .read_text())['annotations']
+    anns = json.loads(
+        (out /
+         'annotations/person_keypoints_val.json').read_text())['annotations']
     assert len(dataset) == sum(a['num_keypoints'] > 0 for a in anns)
     assert dataset[0]['keypoints'].shape == (1, k, 2)
 
-    metric = METRICS.build(dict(
-        type='CocoMetric',
-        ann_file=str(out / 'annotations/person_keypoints_val.json')))
+    metric = METRICS.build(
+        dict(
+            type='CocoMetric',
+            ann_file=str(out / 'annotations/person_keypoints_val.json')))
     metric.dataset_meta = dataset.metainfo
     samples = []
     for i in range(len(dataset)):
         info = dataset.get_data_info(i)
-        samples.append(dict(
-            id=info['id'], img_id=info['img_id'],
-            pred_instances=dict(keypoints=info['keypoints'].copy(),
-                                keypoint_scores=np.ones((1, k))),
-            gt_instances=dict(bbox_scores=np.ones(1))))
+        samples.append(
+            dict(
+                id=info['id'],
+                img_id=info['img_id'],
+                pred_instances=dict(
+                    keypoints=info['keypoints'].copy(),
+                    keypoint_scores=np.ones((1, k))),
+                gt_instances=dict(bbox_scores=np.ones(1))))
     metric.process([], samples)
     assert metric.evaluate(len(dataset))['coco/AP'] == pytest.approx(1.0)
 
 
-def test_custom_dataset_rejects_a_keypoint_count_mismatch(generated,
-                                                          tmp_path):
+def test_custom_dataset_rejects_a_keypoint_count_mismatch(generated, tmp_path):
     layout, out, _ = generated
     spec = json.loads(keypoint_file_path(out).read_text())
     spec['keypoints'] = spec['keypoints'][:-1]
     spec['sigmas'] = spec['sigmas'][:-1]
-    spec['flip_pairs'] = [p for p in spec['flip_pairs']
-                          if max(p) < len(spec['keypoints'])]
-    spec['skeleton'] = [p for p in spec['skeleton']
-                        if max(p) < len(spec['keypoints'])]
-    spec['upper_body'] = [n for n in spec['upper_body']
-                          if n in spec['keypoints']]
+    spec['flip_pairs'] = [
+        p for p in spec['flip_pairs'] if max(p) < len(spec['keypoints'])
+    ]
+    spec['skeleton'] = [
+        p for p in spec['skeleton'] if max(p) < len(spec['keypoints'])
+    ]
+    spec['upper_body'] = [
+        n for n in spec['upper_body'] if n in spec['keypoints']
+    ]
     short = tmp_path / 'short.json'
     short.write_text(json.dumps(spec))
     cfg = dict(custom_dataset_cfg(out), metainfo=dict(from_file=str(short)))
-    with pytest.raises(DataError, match=f'has {layout.num_keypoints} '
-                       f'keypoints but the keypoint file names '
-                       f'{layout.num_keypoints - 1}'):
+    with pytest.raises(
+            DataError,
+            match=f'has {layout.num_keypoints} '
+            f'keypoints but the keypoint file names '
+            f'{layout.num_keypoints - 1}'):
         DATASETS.build(cfg)
 
 
-GOOD = dict(keypoints=['head', 'left_hand', 'right_hand'],
-            skeleton=[['head', 'left_hand'], [0, 2]],
-            flip_pairs=[['left_hand', 'right_hand']],
-            sigmas=[0.05, 0.06, 0.06])
+GOOD = dict(
+    keypoints=['head', 'left_hand', 'right_hand'],
+    skeleton=[['head', 'left_hand'], [0, 2]],
+    flip_pairs=[['left_hand', 'right_hand']],
+    sigmas=[0.05, 0.06, 0.06])
 
 
 def test_short_keypoint_spec_becomes_mmpose_metainfo():
@@ -183,8 +197,11 @@ def test_check_finds_each_kind_of_problem(generated, tmp_path):
     layout, out, _ = generated
     info = load_keypoint_file(str(keypoint_file_path(out)))
     ann_file = out / 'annotations/person_keypoints_val.json'
-    clean = check_keypoint_dataset(str(ann_file), str(out / 'val'), info,
-                                   model_keypoints=layout.num_keypoints)
+    clean = check_keypoint_dataset(
+        str(ann_file),
+        str(out / 'val'),
+        info,
+        model_keypoints=layout.num_keypoints)
     assert {f.severity for f in clean} == {Finding.OK}, clean
 
     coco = json.loads(ann_file.read_text())
@@ -199,9 +216,12 @@ def test_check_finds_each_kind_of_problem(generated, tmp_path):
     a, b = spec['flip_pairs'][0]
     c, d = spec['flip_pairs'][1]
     spec['flip_pairs'][:2] = [[a, c], [b, d]]
-    findings = by_check(check_keypoint_dataset(
-        str(bad_ann), str(out / 'val'), keypoint_dataset_info(spec),
-        model_keypoints=17))
+    findings = by_check(
+        check_keypoint_dataset(
+            str(bad_ann),
+            str(out / 'val'),
+            keypoint_dataset_info(spec),
+            model_keypoints=17))
     assert findings['images exist'].count == 1
     assert 'no.jpg' in findings['images exist'].examples[0]
     count = findings[f'keypoint count is {layout.num_keypoints}']
@@ -222,9 +242,12 @@ def run_check_tool(args):
 @pytest.mark.slow
 def test_check_tool_prints_one_table_and_fails_on_errors(generated, tmp_path):
     layout, out, _ = generated
-    args = ['--ann-file', str(out / 'annotations/person_keypoints_val.json'),
-            '--img-dir', str(out / 'val'), '--keypoints',
-            str(keypoint_file_path(out))]
+    args = [
+        '--ann-file',
+        str(out / 'annotations/person_keypoints_val.json'), '--img-dir',
+        str(out / 'val'), '--keypoints',
+        str(keypoint_file_path(out))
+    ]
     code, printed = run_check_tool(args)
     assert code == 0, printed.stdout + printed.stderr[-3000:]
     assert '0 failed' in printed.stdout
@@ -238,12 +261,12 @@ def test_check_tool_prints_one_table_and_fails_on_errors(generated, tmp_path):
     assert code == 1
     lines = printed.stdout.splitlines()
     assert lines[1].split() == ['check', 'result', 'count', 'examples']
-    assert any(line.startswith('images exist') and 'ERROR' in line
-               for line in lines)
+    assert any(
+        line.startswith('images exist') and 'ERROR' in line for line in lines)
     assert '2 failed' in printed.stdout
 
-    code, printed = run_check_tool(args[:4] + ['--keypoints',
-                                               str(tmp_path / 'none.json')])
+    code, printed = run_check_tool(
+        args[:4] + ['--keypoints', str(tmp_path / 'none.json')])
     assert code == 2 and 'does not exist' in printed.stderr
 
 
@@ -285,18 +308,26 @@ def test_documented_custom_config_fine_tunes_through_the_runner(
     from a 17-keypoint checkpoint: trains and evaluates its own layout."""
     from mmengine.config import Config
     from mmengine.runner import Runner
+
     from test_datasets_benchmarks import COCO_R_A4, runner_cfg, shrink
     root = tmp_path / 'data'
-    generate_synthetic_coco(root, {'train': 1, 'val': 1}, seed=SEED,
-                            layout=COCO_FEET_LAYOUT, max_people=3)
+    generate_synthetic_coco(
+        root, {
+            'train': 1,
+            'val': 1
+        },
+        seed=SEED,
+        layout=COCO_FEET_LAYOUT,
+        max_people=3)
     path = tmp_path / 'my_config.py'
-    path.write_text(CUSTOM_CONFIG.format(base=COCO_R_A4, root=root, k=21,
-                                         checkpoint=coco_checkpoint))
+    path.write_text(
+        CUSTOM_CONFIG.format(
+            base=COCO_R_A4, root=root, k=21, checkpoint=coco_checkpoint))
     cfg = runner_cfg(Config.fromfile(str(path)), tmp_path / 'work')
     shrink(cfg)
     for phase in ('train', 'val', 'test'):
-        cfg[f'{phase}_dataloader'].update(batch_size=4, num_workers=0,
-                                          persistent_workers=False)
+        cfg[f'{phase}_dataloader'].update(
+            batch_size=4, num_workers=0, persistent_workers=False)
     cfg.train_cfg.update(max_epochs=1, val_interval=1)
     Runner.from_cfg(cfg).train()
     log = next((tmp_path / 'work').rglob('*.log')).read_text()
@@ -313,8 +344,8 @@ def test_check_tool_reads_the_datasets_and_model_of_a_config(
     results = {}
     for k in (layout.num_keypoints, 17):
         path = tmp_path / f'k{k}.py'
-        path.write_text(CUSTOM_CONFIG.format(base=COCO_R_A4, root=out, k=k,
-                                             checkpoint=''))
+        path.write_text(
+            CUSTOM_CONFIG.format(base=COCO_R_A4, root=out, k=k, checkpoint=''))
         results[k] = run_check_tool([str(path), '--phase', 'val'])
     code, printed = results[layout.num_keypoints]
     assert code == 0 and 'val_dataloader.dataset' in printed.stdout

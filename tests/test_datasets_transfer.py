@@ -13,12 +13,11 @@ from mmengine.config import Config
 from mmpose.registry import MODELS
 from mmpose.testing import get_packed_inputs
 
-from sspose_mm.cli.checks import check_keypoint_count
 from sspose_mm.apis.convert import convert_state_dict
 from sspose_mm.apis.partial_load import (drop_reinitialised_keys,
                                          load_for_transfer)
+from sspose_mm.cli.checks import check_keypoint_count
 from sspose_mm.errors import CheckpointError
-
 from conftest import GOLDEN, REPO
 from test_higherpose_model import training_sample
 from test_transpose_parity import refweights
@@ -60,24 +59,29 @@ class KeypointFamily:
 
 
 FAMILIES = [
-    KeypointFamily('transpose-r-a3', 'configs/transpose/'
-                   'td-hm_transpose-r-a3_1xb28-230e_coco-256x192.py',
-                   heatmap_head_keypoints, (32, 32)),
-    KeypointFamily('transpose-h-s', 'configs/transpose/'
-                   'td-hm_transpose-h-s_2xb16-240e_coco-256x192.py',
-                   heatmap_head_keypoints, (32, 32)),
-    KeypointFamily('sspose-t', 'configs/sspose/'
-                   'td-hm_sspose-t_1xb8-10e_synthetic-128x96.py',
-                   heatmap_head_keypoints, (96, 128)),
-    KeypointFamily('sharpose-s', 'configs/sharpose/'
-                   'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py',
-                   sharpose_keypoints, (96, 128)),
+    KeypointFamily(
+        'transpose-r-a3', 'configs/transpose/'
+        'td-hm_transpose-r-a3_1xb28-230e_coco-256x192.py',
+        heatmap_head_keypoints, (32, 32)),
+    KeypointFamily(
+        'transpose-h-s', 'configs/transpose/'
+        'td-hm_transpose-h-s_2xb16-240e_coco-256x192.py',
+        heatmap_head_keypoints, (32, 32)),
+    KeypointFamily(
+        'sspose-t', 'configs/sspose/'
+        'td-hm_sspose-t_1xb8-10e_synthetic-128x96.py', heatmap_head_keypoints,
+        (96, 128)),
+    KeypointFamily(
+        'sharpose-s', 'configs/sharpose/'
+        'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py',
+        sharpose_keypoints, (96, 128)),
 ]
 # Bottom-up families: whole images in, grouped people out.
 BOTTOM_UP_FAMILIES = [
-    KeypointFamily('higherpose', 'configs/higherpose/'
-                   'ae_higherpose-w32_1xb12-300e_coco-256x256.py',
-                   bottomup_keypoints, (64, 64)),
+    KeypointFamily(
+        'higherpose', 'configs/higherpose/'
+        'ae_higherpose-w32_1xb12-300e_coco-256x256.py', bottomup_keypoints,
+        (64, 64)),
 ]
 
 
@@ -108,8 +112,12 @@ def test_family_trains_and_predicts_any_keypoint_count(family, num_keypoints):
     assert heatmaps.shape[1] == num_keypoints
     heatmap_size = tuple(heatmaps.shape[-1:-3:-1])
     packed = get_packed_inputs(
-        batch_size=2, num_keypoints=num_keypoints, img_shape=(h, w),
-        input_size=(w, h), heatmap_size=heatmap_size, with_reg_label=False,
+        batch_size=2,
+        num_keypoints=num_keypoints,
+        img_shape=(h, w),
+        input_size=(w, h),
+        heatmap_size=heatmap_size,
+        with_reg_label=False,
         with_simcc_label=False)
     data = model.data_preprocessor(packed, training=True)
     losses = model.loss(data['inputs'], data['data_samples'])
@@ -134,8 +142,9 @@ def test_bottom_up_family_trains_and_predicts_any_keypoint_count(
     # the family's training pipeline makes them.
     samples = [training_sample(num_keypoints, size=w) for _ in range(2)]
     losses = model.loss(torch.randn(2, 3, h, w), samples)
-    assert set(losses) == {'loss_kpt', 'loss_kpt_highres', 'loss_pull',
-                           'loss_push'}
+    assert set(losses) == {
+        'loss_kpt', 'loss_kpt_highres', 'loss_pull', 'loss_push'
+    }
     assert all(torch.isfinite(v) for v in losses.values())
 
     # Untrained heatmaps may lie below the recipe's detection threshold
@@ -150,8 +159,12 @@ def test_bottom_up_family_trains_and_predicts_any_keypoint_count(
     model.eval()
     np.random.seed(0)
     packed = get_packed_inputs(
-        batch_size=1, num_keypoints=num_keypoints, img_shape=(h, w),
-        input_size=(w, h), with_heatmap=False, with_reg_label=False,
+        batch_size=1,
+        num_keypoints=num_keypoints,
+        img_shape=(h, w),
+        input_size=(w, h),
+        with_heatmap=False,
+        with_reg_label=False,
         with_simcc_label=False)
     data = model.data_preprocessor(packed, training=False)
     with torch.no_grad():
@@ -175,7 +188,8 @@ def test_transpose_converter_keeps_any_keypoint_count(num_keypoints):
         entries.append(entry)
     golden = np.load(GOLDEN / 'transpose/transpose-r-a3_seed0.npz')
     official = refweights().reference_state_dict(
-        entries, seed=0,
+        entries,
+        seed=0,
         fixed={'pos_embedding': golden['fixed/pos_embedding']})
     official = {k: torch.from_numpy(v) for k, v in official.items()}
     converted, layout, _ = convert_state_dict(official)
@@ -191,9 +205,11 @@ def test_drop_reinitialised_keys_names_each_key_with_both_shapes():
     dropped = drop_reinitialised_keys(coco, mpii, ['head.final_layer'])
     assert dropped == [
         'head.final_layer.bias ((17,) -> (16,))',
-        'head.final_layer.weight ((17, 256, 1, 1) -> (16, 256, 1, 1))']
-    assert set(coco) == set(mpii) - {'head.final_layer.weight',
-                                     'head.final_layer.bias'}
+        'head.final_layer.weight ((17, 256, 1, 1) -> (16, 256, 1, 1))'
+    ]
+    assert set(coco) == set(mpii) - {
+        'head.final_layer.weight', 'head.final_layer.bias'
+    }
 
 
 def test_mismatch_outside_the_allowed_layers_is_refused():
@@ -203,12 +219,14 @@ def test_mismatch_outside_the_allowed_layers_is_refused():
         drop_reinitialised_keys(other, model, ['head.final_layer'])
     partial = state_dict(0, 17)
     del partial['neck.layers.2.linear2.weight']
-    with pytest.raises(CheckpointError,
-                       match='lacks 1 weights .*neck.layers.2.linear2'):
+    with pytest.raises(
+            CheckpointError, match='lacks 1 weights .*neck.layers.2.linear2'):
         drop_reinitialised_keys(partial, model, ['head.final_layer'])
     # Without permission to re-initialise, even the head is refused.
-    with pytest.raises(CheckpointError, match=r'head.final_layer.weight '
-                       r'\(17, 256, 1, 1\) vs \(16, 256, 1, 1\)'):
+    with pytest.raises(
+            CheckpointError,
+            match=r'head.final_layer.weight '
+            r'\(17, 256, 1, 1\) vs \(16, 256, 1, 1\)'):
         drop_reinitialised_keys(state_dict(0, 17), model, [])
 
 
@@ -220,8 +238,8 @@ def test_load_for_transfer_keeps_every_other_weight(num_keypoints, tmp_path):
     model = build(FAMILIES[0], num_keypoints)
     fresh = model.head.final_layer.weight.detach().clone()
     dropped = load_for_transfer(model, str(path))
-    assert [d.split(' ')[0] for d in dropped] == [
-        'head.final_layer.bias', 'head.final_layer.weight']
+    assert [d.split(' ')[0] for d in dropped
+            ] == ['head.final_layer.bias', 'head.final_layer.weight']
     for key, value in coco.state_dict().items():
         if not key.startswith('head.final_layer'):
             assert torch.equal(model.state_dict()[key], value), key

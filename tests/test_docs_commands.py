@@ -48,8 +48,8 @@ import torch
 from mmengine.config import Config
 from mmpose.apis import init_model
 
-from conftest import (COCO, DATA, QUICKSTART_CONFIG, REPO, as_cli,
-                      run_tool, started)
+from conftest import (COCO, DATA, QUICKSTART_CONFIG, REPO, as_cli, run_tool,
+                      started)
 
 DOCUMENTS = [REPO / 'README.md'] + sorted((REPO / 'docs').glob('*.md'))
 SHELL_LANGUAGES = {'bash', 'sh', 'shell', 'console'}
@@ -79,14 +79,17 @@ EXCLUDED = {
     'pip uninstall -y mmcv-lite':
     'the full-mmcv CUDA build of docs/gpu.md: needs nvcc and a GPU machine '
     '(reasoned there, not built here)',
-    'pip install setuptools<80 ninja': 'the full-mmcv CUDA build, as above',
+    'pip install setuptools<80 ninja':
+    'the full-mmcv CUDA build, as above',
     'pip download --no-deps --no-binary :all: mmcv==2.1.0 && tar xzf '
-    'mmcv-2.1.0.tar.gz && cd mmcv-2.1.0': 'the full-mmcv CUDA build, as above',
+    'mmcv-2.1.0.tar.gz && cd mmcv-2.1.0':
+    'the full-mmcv CUDA build, as above',
     'sed -i s/-std=c++17/-std=c++20/g setup.py':
     'the full-mmcv CUDA build, as above',
     'CUDA_HOME=/usr/local/cuda-13.0 MMCV_WITH_OPS=1 FORCE_CUDA=1 '
     'TORCH_CUDA_ARCH_LIST=8.0;9.0 MAX_JOBS=8 pip install '
-    '--no-build-isolation -v .': 'the full-mmcv CUDA build, as above',
+    '--no-build-isolation -v .':
+    'the full-mmcv CUDA build, as above',
     'python -c from mmcv.ops import nms; import torch; '
     'print(nms(torch.rand(4, 4).cuda() * 10, torch.rand(4).cuda(), 0.5))':
     'checks compiled ops on a CUDA GPU, which this machine has not',
@@ -133,8 +136,7 @@ class DocCommand:
         return words[0]
 
 
-def _logical_lines(lines: List[Tuple[int, str]]
-                   ) -> Iterator[Tuple[int, str]]:
+def _logical_lines(lines: List[Tuple[int, str]]) -> Iterator[Tuple[int, str]]:
     """Join lines continued with a backslash; drop comments."""
     start, parts = None, []
     for number, line in lines:
@@ -182,8 +184,10 @@ def commands_in(markdown: str, name: str) -> List[DocCommand]:
 
 
 def document_commands() -> List[DocCommand]:
-    return [command for path in DOCUMENTS for command in commands_in(
-        path.read_text(), str(path.relative_to(REPO)))]
+    return [
+        command for path in DOCUMENTS for command in commands_in(
+            path.read_text(), str(path.relative_to(REPO)))
+    ]
 
 
 def _brackets_apart(tokens: List[str]) -> List[str]:
@@ -226,6 +230,7 @@ def variants(tokens: List[str]) -> List[List[str]]:
 
 # --- what the substituted commands run on ----------------------------------
 
+
 def _dataset_excerpt(dataset_type: str) -> Tuple[Path, str, Optional[str]]:
     """Folder, annotation file and detection file of the excerpt of a
     dataset type."""
@@ -261,8 +266,7 @@ class Workspace:
         path.mkdir()
         return path
 
-    def once(self, key: str, make: Callable[[Path], None],
-             name: str) -> Path:
+    def once(self, key: str, make: Callable[[Path], None], name: str) -> Path:
         if key not in self._made:
             path = self.fresh('made') / name
             make(path)
@@ -278,8 +282,10 @@ class Workspace:
 
         def make(path):
             model = init_model(config, None, device='cpu')
-            state = {k: v for k, v in model.state_dict().items()
-                     if k.startswith(prefix)}
+            state = {
+                k: v
+                for k, v in model.state_dict().items() if k.startswith(prefix)
+            }
             torch.save({'state_dict': state, 'meta': {}}, path)
 
         return self.once(f'{config}:{prefix}', make, 'model.pth')
@@ -289,8 +295,10 @@ class Workspace:
         converted the same way (from the golden stand-in of its input)."""
         from sspose_mm.apis import convert_checkpoint
 
-        return self.once(f'converted:{path}', lambda out: convert_checkpoint(
-            str(self.official(CONVERTED[path])), str(out)), Path(path).name)
+        return self.once(
+            f'converted:{path}', lambda out: convert_checkpoint(
+                str(self.official(CONVERTED[path])), str(out)),
+            Path(path).name)
 
     def checkpoint_arg(self, written: str, config: str) -> str:
         """What a checkpoint argument as written stands for."""
@@ -305,11 +313,13 @@ class Workspace:
         quickstart config (epoch_1.pth, last_checkpoint)."""
 
         def make(path):
-            result = run_tool(['tools/train.py', str(QUICKSTART_CONFIG),
-                               '--work-dir', str(path)] +
-                              as_cli(training_options(
-                                  str(QUICKSTART_CONFIG), self)),
-                              timeout=COMMAND_TIMEOUT)
+            result = run_tool(
+                [
+                    'tools/train.py',
+                    str(QUICKSTART_CONFIG), '--work-dir',
+                    str(path)
+                ] + as_cli(training_options(str(QUICKSTART_CONFIG), self)),
+                timeout=COMMAND_TIMEOUT)
             assert result.returncode == 0, result.stderr[-3000:]
 
         return self.once('trained', make, 'work_dir')
@@ -317,15 +327,16 @@ class Workspace:
     def official(self, name: str) -> Path:
         """The released file ``name`` stood in by the golden reference
         weights in its official layout and container."""
-        return self.once(f'official:{name}',
-                         lambda path: torch.save(*OFFICIAL_FILES[name](),
-                                                 path), name)
+        return self.once(
+            f'official:{name}',
+            lambda path: torch.save(*OFFICIAL_FILES[name](), path), name)
 
     def keypoint_file(self) -> Path:
         from sspose_mm.synthetic import COCO_LAYOUT
 
-        return self.once('keypoints', lambda path: path.write_text(
-            json.dumps(COCO_LAYOUT.keypoint_spec())), 'keypoints.json')
+        return self.once(
+            'keypoints', lambda path: path.write_text(
+                json.dumps(COCO_LAYOUT.keypoint_spec())), 'keypoints.json')
 
     def mpii_headboxes(self) -> Path:
         from test_datasets_benchmarks import write_headboxes
@@ -344,14 +355,16 @@ class Workspace:
                 for parent in parents:
                     node = node.setdefault(parent, {})
                 node[last] = value
-            path.write_text(f'_base_ = [{str(REPO / config)!r}]\n' + ''.join(
-                f'{key} = {value!r}\n' for key, value in nested.items()))
+            path.write_text(f'_base_ = [{str(REPO / config)!r}]\n' +
+                            ''.join(f'{key} = {value!r}\n'
+                                    for key, value in nested.items()))
 
         return self.once(f'config:{config}', make, Path(config).name)
 
 
 def _transpose_official():
     from test_transpose_parity import official_state_dict
+
     # The released TransPose files are bare state dicts.
     return (official_state_dict('transpose-r-a4'), )
 
@@ -415,7 +428,8 @@ def excerpt_options(config: str, workspace: Workspace) -> dict:
     return options
 
 
-def training_options(config: str, workspace: Workspace,
+def training_options(config: str,
+                     workspace: Workspace,
                      resume: bool = False) -> dict:
     """The excerpt, one epoch (one more when resuming from the quickstart
     run's first) and one kept checkpoint. Weights the config starts from
@@ -423,10 +437,11 @@ def training_options(config: str, workspace: Workspace,
     files where a convert command writes them; other pretrained weights are
     a download (torchvision://, https://) or the product of an earlier long
     run (an MAE-pretrained encoder), and are left out."""
-    options = dict(excerpt_options(config, workspace), **{
-        'train_cfg.max_epochs': 2 if resume else 1,
-        'default_hooks.checkpoint.max_keep_ckpts': 1,
-    })
+    options = dict(
+        excerpt_options(config, workspace), **{
+            'train_cfg.max_epochs': 2 if resume else 1,
+            'default_hooks.checkpoint.max_keep_ckpts': 1,
+        })
     cfg = Config.fromfile(str(REPO / config))
     if cfg.get('load_from'):
         options['load_from'] = str(workspace.converted(cfg.load_from))
@@ -477,10 +492,13 @@ def _train(args: List[str], ws: Workspace) -> Run:
             args[at] = str(ws.checkpoint(config))  # --resume FILE
         else:  # --resume: the work dir's last checkpoint
             shutil.copytree(ws.trained_run(), work_dir, dirs_exist_ok=True)
-    args = [f'load_from={ws.checkpoint(config, "backbone.")}'
-            if arg == 'load_from=ENCODER.pth' else arg for arg in args]
-    return with_options(set_option(args, '--work-dir', str(work_dir)),
-                        training_options(config, ws, resume)), {}
+    args = [
+        f'load_from={ws.checkpoint(config, "backbone.")}'
+        if arg == 'load_from=ENCODER.pth' else arg for arg in args
+    ]
+    return with_options(
+        set_option(args, '--work-dir', str(work_dir)),
+        training_options(config, ws, resume)), {}
 
 
 def _dist_train(args: List[str], ws: Workspace) -> Run:
@@ -491,19 +509,23 @@ def _dist_train(args: List[str], ws: Workspace) -> Run:
 def _test(args: List[str], ws: Workspace) -> Run:
     config = args[0]
     args[1] = ws.checkpoint_arg(args[1], config)
-    return with_options(set_option(args, '--work-dir', str(ws.fresh('work'))),
-                        excerpt_options(config, ws)), {}
+    return with_options(
+        set_option(args, '--work-dir', str(ws.fresh('work'))),
+        excerpt_options(config, ws)), {}
 
 
 def _dist_test(args: List[str], ws: Workspace) -> Run:
     run, _ = _test(args[:2] + args[3:], ws)
-    return (['./dist_test.sh'] + run[:2] + ['1'] + run[2:],
-            {'PORT': free_port()})
+    return (['./dist_test.sh'] + run[:2] + ['1'] + run[2:], {
+        'PORT': free_port()
+    })
 
 
 def _convert(args: List[str], ws: Workspace) -> Run:
-    return [str(ws.official(Path(args[0]).name)),
-            str(ws.fresh() / Path(args[1]).name)] + args[2:], {}
+    return [
+        str(ws.official(Path(args[0]).name)),
+        str(ws.fresh() / Path(args[1]).name)
+    ] + args[2:], {}
 
 
 def _with_checkpoint(args: List[str], ws: Workspace) -> Run:
@@ -574,24 +596,36 @@ def placeholders(ws: Workspace) -> Dict[str, Callable[[], str]]:
     """What the documents' placeholder words stand for."""
     x, y, w, h = (lambda i: lambda: str(ws.bbox[i]))(0), *(
         (lambda i: lambda: str(ws.bbox[i]))(i) for i in (1, 2, 3))
-    output = {name: (lambda n: lambda: str(ws.fresh() / n))(name) for name in
-              ('fig.png', 'out.onnx', 'tp-r-a4.onnx', 'out.json',
-               'speed.json')}
-    return dict(output, **{
-        'CONFIG': lambda: str(QUICKSTART_CONFIG.relative_to(REPO)),
-        'IMAGE': lambda: str(ws.image),
-        'INPUT': lambda: str(ws.image),
-        'X': x, 'Y': y, 'W': w, 'H': h, 'x': x, 'y': y, 'w': w, 'h': h,
-        't': lambda: '0.05', 'T': lambda: '0.05',  # attention threshold
-        'DIR': lambda: str(ws.fresh()),
-        'work_dirs/infer': lambda: str(ws.fresh()),
-        'ANN.json': lambda: str(COCO / 'test_coco.json'),
-        'IMAGES/': lambda: f'{COCO}/',
-        'keypoints.json': lambda: str(ws.keypoint_file()),
-        'K': lambda: '17',
-        'dets.json': lambda: str(COCO / 'test_coco_det_AP_H_56.json'),
-        'coco.json': lambda: str(COCO / 'test_coco.json'),
-    })
+    output = {
+        name: (lambda n: lambda: str(ws.fresh() / n))(name)
+        for name in ('fig.png', 'out.onnx', 'tp-r-a4.onnx', 'out.json',
+                     'speed.json')
+    }
+    return dict(
+        output,
+        **{
+            'CONFIG': lambda: str(QUICKSTART_CONFIG.relative_to(REPO)),
+            'IMAGE': lambda: str(ws.image),
+            'INPUT': lambda: str(ws.image),
+            'X': x,
+            'Y': y,
+            'W': w,
+            'H': h,
+            'x': x,
+            'y': y,
+            'w': w,
+            'h': h,
+            't': lambda: '0.05',
+            'T': lambda: '0.05',  # attention threshold
+            'DIR': lambda: str(ws.fresh()),
+            'work_dirs/infer': lambda: str(ws.fresh()),
+            'ANN.json': lambda: str(COCO / 'test_coco.json'),
+            'IMAGES/': lambda: f'{COCO}/',
+            'keypoints.json': lambda: str(ws.keypoint_file()),
+            'K': lambda: '17',
+            'dets.json': lambda: str(COCO / 'test_coco_det_AP_H_56.json'),
+            'coco.json': lambda: str(COCO / 'test_coco.json'),
+        })
 
 
 def substituted(tokens: List[str], ws: Workspace) -> Run:
@@ -608,8 +642,8 @@ def substituted(tokens: List[str], ws: Workspace) -> Run:
     return [tool] + run, env
 
 
-def planned() -> Tuple[Dict[str, List[Tuple[str, List[str]]]],
-                       List[DocCommand]]:
+def planned(
+) -> Tuple[Dict[str, List[Tuple[str, List[str]]]], List[DocCommand]]:
     """The written variants to run, grouped by tool (each once, with where
     it is first written), and the commands neither run nor excluded."""
     runs: Dict[str, List[Tuple[str, List[str]]]] = {}
@@ -641,8 +675,8 @@ RUNS, UNCOVERED = planned()
 def test_every_command_is_run_or_excluded():
     assert not UNCOVERED, (
         'commands in the documents that are neither run (add their tool to '
-        'TOOLS) nor excluded (EXCLUDED, with the reason):\n' + '\n'.join(
-            f'{c.where}: {c.text}' for c in UNCOVERED))
+        'TOOLS) nor excluded (EXCLUDED, with the reason):\n' +
+        '\n'.join(f'{c.where}: {c.text}' for c in UNCOVERED))
 
 
 def test_extraction_reads_commands_and_skips_output():
@@ -674,7 +708,8 @@ def test_extraction_reads_commands_and_skips_output():
     assert variants('a [--x 1 | --y [--z 2]] --m p|q ...'.split()) == [
         ['a', '--x', '1', '--m', 'p'], ['a', '--x', '1', '--m', 'q'],
         ['a', '--y', '--z', '2', '--m', 'p'],
-        ['a', '--y', '--z', '2', '--m', 'q']]
+        ['a', '--y', '--z', '2', '--m', 'q']
+    ]
 
 
 def test_exclusions_are_still_in_the_documents():
@@ -692,10 +727,13 @@ def repository_outputs() -> set:
     """Where tools write by default: what a command with a missed output
     substitution would leave in the repository."""
     folders = [REPO / name for name in ('work_dirs', 'checkpoints', 'data')]
-    return {str(path) for folder in folders if folder.exists()
-            for path in folder.rglob('*')} | {
-                path.name for path in REPO.iterdir()
-                if path.name not in MMENGINE_SCRATCH}
+    return {
+        str(path)
+        for folder in folders if folder.exists() for path in folder.rglob('*')
+    } | {
+        path.name
+        for path in REPO.iterdir() if path.name not in MMENGINE_SCRATCH
+    }
 
 
 @pytest.fixture(scope='module')
@@ -715,8 +753,11 @@ def run_each(runs: List[Tuple[str, Run]], ws: Workspace) -> List[str]:
         if result.returncode != 0:
             return (f'{where}\nran: {" ".join(args)}\n'
                     f'{result.stderr[-2000:]}')
-        for folder in {m.group() for arg in args
-                       for m in output.finditer(arg)}:
+        for folder in {
+                m.group()
+                for arg in args
+                for m in output.finditer(arg)
+        }:
             shutil.rmtree(folder, ignore_errors=True)
 
     with ThreadPoolExecutor(PARALLEL) as pool:
@@ -746,9 +787,11 @@ def test_documented_commands_run(tool, workspace):
 
 # --- the Makefile's two commands, with a stand-in .venv --------------------
 
-MAKE_INPUTS = ['Makefile', 'setup.py', 'requirements/base.txt',
-               'requirements/openmmlab.txt', 'requirements/tests.txt',
-               'requirements/deploy.txt']
+MAKE_INPUTS = [
+    'Makefile', 'setup.py', 'requirements/base.txt',
+    'requirements/openmmlab.txt', 'requirements/tests.txt',
+    'requirements/deploy.txt'
+]
 # Stands in for .venv/bin/python and pip: records its name, the time, the
 # quickstart's start and its arguments.
 RECORDER = ('#!/bin/sh\necho "$(basename "$0") $(date +%s) '
@@ -773,20 +816,31 @@ def make_copy(tmp_path):
 
 def run_make(folder: Path, *args: str) -> subprocess.CompletedProcess:
     # Not make's own variables of a make that may be running pytest.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL')}
-    command = ['make', '--no-print-directory', '-C', str(folder),
-               f'PYTHON={folder}/.venv/bin/python', *args]
-    with started(command, env=env, stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE, text=True) as process:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ('MAKEFLAGS', 'MFLAGS', 'MAKELEVEL')
+    }
+    command = [
+        'make', '--no-print-directory', '-C',
+        str(folder), f'PYTHON={folder}/.venv/bin/python', *args
+    ]
+    with started(
+            command,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True) as process:
         stdout, stderr = process.communicate(timeout=60)
     return subprocess.CompletedProcess(command, process.returncode, stdout,
                                        stderr)
 
 
 def snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): p.stat().st_mtime_ns
-            for p in folder.rglob('*')}
+    return {
+        str(p.relative_to(folder)): p.stat().st_mtime_ns
+        for p in folder.rglob('*')
+    }
 
 
 @pytest.mark.slow
@@ -819,7 +873,11 @@ def test_make_quickstart_and_test_run_the_venv_python(make_copy):
     log.unlink()
     assert run_make(folder, 'test').returncode == 0
     # The style check (flake8, isort, yapf), then pytest.
-    assert [line.split()[3:5] for line in log.read_text().splitlines()] == [
-        ['-m', 'flake8'], ['-m', 'isort'], ['-m', 'yapf'], ['-m', 'pytest']]
+    assert [line.split()[3:5]
+            for line in log.read_text().splitlines()] == [['-m', 'flake8'],
+                                                          ['-m', 'isort'],
+                                                          ['-m', 'yapf'],
+                                                          ['-m', 'pytest']]
     assert log.read_text().splitlines()[-1].split()[3:] == [
-        '-m', 'pytest', 'tests']
+        '-m', 'pytest', 'tests'
+    ]

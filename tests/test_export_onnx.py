@@ -9,8 +9,8 @@ import pytest
 import torch
 from mmpose.apis import init_model
 
-from conftest import QUICKSTART_CONFIG, REPO, run_tool
 from sspose_mm.benchmarks.core import randomise_norm_statistics
+from conftest import QUICKSTART_CONFIG, REPO, run_tool
 
 # onnxruntime fuses and reorders float32 sums (and the export folds the
 # norms): round-off of ~1e-6 of the output scale; a wrong graph differs by
@@ -28,10 +28,13 @@ def test_export_dynamic_batch_with_decode(batch, tmp_path):
     checkpoint = tmp_path / 'model.pth'
     torch.save({'state_dict': model.state_dict()}, checkpoint)
     out = tmp_path / 'model.onnx'
-    result = run_tool(['tools/export_onnx.py', str(QUICKSTART_CONFIG),
-                       str(checkpoint), str(out), '--dynamic-batch',
-                       '--with-decode', '--input', '64x48', '--repeat', '1']
-                      + (['--batch', str(batch)] if batch > 1 else []))
+    result = run_tool([
+        'tools/export_onnx.py',
+        str(QUICKSTART_CONFIG),
+        str(checkpoint),
+        str(out), '--dynamic-batch', '--with-decode', '--input', '64x48',
+        '--repeat', '1'
+    ] + (['--batch', str(batch)] if batch > 1 else []))
     assert result.returncode == 0, result.stderr[-3000:]
     for checked in (batch, batch + 1):
         assert (f'onnxruntime matches PyTorch at batch {checked}:'
@@ -40,7 +43,8 @@ def test_export_dynamic_batch_with_decode(batch, tmp_path):
 
     session = onnxruntime.InferenceSession(
         str(out), providers=['CPUExecutionProvider'])
-    crops = torch.randn(5, 3, 64, 48, generator=torch.Generator().manual_seed(7))
+    crops = torch.randn(
+        5, 3, 64, 48, generator=torch.Generator().manual_seed(7))
     heatmaps, keypoints, scores = session.run(None, {'input': crops.numpy()})
     with torch.no_grad():
         expected = model(crops, None, mode='tensor').numpy()
@@ -62,22 +66,27 @@ def test_export_dynamic_batch_with_decode(batch, tmp_path):
 
 @pytest.mark.slow
 def test_export_reports_missing_files(tmp_path):
-    result = run_tool(['tools/export_onnx.py', str(QUICKSTART_CONFIG),
-                       'missing.pth', str(tmp_path / 'm.onnx')])
+    result = run_tool([
+        'tools/export_onnx.py',
+        str(QUICKSTART_CONFIG), 'missing.pth',
+        str(tmp_path / 'm.onnx')
+    ])
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith(
         'error: checkpoint "missing.pth" does not exist')
     assert not (tmp_path / 'm.onnx').exists()
 
 
-@pytest.mark.parametrize('config,says', [
-    ('configs/higherpose/ae_higherpose-w32_2xb8-4e_synthetic-128x128.py',
-     'error: BottomupPoseEstimator gives a tuple in tensor mode, not one '
-     'heatmap tensor'),
-    ('configs/sharpose/td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py',
-     'error: SHaRPoseViT decides per crop, from its values, which '
-     'computation runs'),
-], ids=['bottom-up', 'data-dependent gate'])
+@pytest.mark.parametrize(
+    'config,says', [
+        ('configs/higherpose/ae_higherpose-w32_2xb8-4e_synthetic-128x128.py',
+         'error: BottomupPoseEstimator gives a tuple in tensor mode, not one '
+         'heatmap tensor'),
+        ('configs/sharpose/td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py',
+         'error: SHaRPoseViT decides per crop, from its values, which '
+         'computation runs'),
+    ],
+    ids=['bottom-up', 'data-dependent gate'])
 @pytest.mark.slow
 def test_models_a_static_graph_cannot_hold_are_refused_in_one_line(
         config, says, tmp_path):
@@ -100,16 +109,19 @@ def test_sspose_exports_and_matches(tmp_path):
     checkpoint = tmp_path / 'model.pth'
     torch.save({'state_dict': model.state_dict()}, checkpoint)
     out = tmp_path / 'model.onnx'
-    result = run_tool(['tools/export_onnx.py', config, str(checkpoint),
-                       str(out), '--repeat', '1'])
+    result = run_tool([
+        'tools/export_onnx.py', config,
+        str(checkpoint),
+        str(out), '--repeat', '1'
+    ])
     assert result.returncode == 0, result.stderr[-3000:]
     session = onnxruntime.InferenceSession(
         str(out), providers=['CPUExecutionProvider'])
-    crops = torch.randn(1, 3, 128, 96,
-                        generator=torch.Generator().manual_seed(7))
+    crops = torch.randn(
+        1, 3, 128, 96, generator=torch.Generator().manual_seed(7))
     heatmaps, = session.run(None, {'input': crops.numpy()})
     with torch.no_grad():
         expected = model(crops, None, mode='tensor').numpy()
     assert heatmaps.shape == expected.shape
-    assert np.abs(heatmaps - expected).max() < TOLERANCE * np.abs(
-        expected).max()
+    assert np.abs(heatmaps -
+                  expected).max() < TOLERANCE * np.abs(expected).max()

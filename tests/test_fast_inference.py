@@ -8,7 +8,6 @@ from mmpose.apis import init_model
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from conftest import QUICKSTART_CONFIG, REPO
 from sspose_mm.apis import convert_checkpoint
 from sspose_mm.apis.fast_inference import (explicit_attention,
                                            fold_batch_norms, model_input_size,
@@ -16,12 +15,14 @@ from sspose_mm.apis.fast_inference import (explicit_attention,
                                            prepare_for_inference)
 from sspose_mm.benchmarks.core import randomise_norm_statistics
 from sspose_mm.errors import ConfigError
+from conftest import QUICKSTART_CONFIG, REPO
 from test_models import CONFIGS
 from test_transpose_parity import (golden, heatmap_tolerance, max_error,
                                    official_state_dict)
 
-H_S_CONFIG = (REPO / 'configs/transpose/'
-              'td-hm_transpose-h-s_2xb16-240e_coco-256x192.py')
+H_S_CONFIG = (
+    REPO / 'configs/transpose/'
+    'td-hm_transpose-h-s_2xb16-240e_coco-256x192.py')
 # Folding rescales weights once (w * g / sqrt(v + eps)) instead of
 # normalising activations: float32 round-off, ~1e-7 per layer, compounds to
 # ~1e-6 of the output scale through these ~20-50 layers. A wrong or missed
@@ -71,8 +72,8 @@ class Toy(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(4, 6, 3, padding=1, groups=2)
         self.bn = nn.BatchNorm2d(6)
-        self.up = nn.ConvTranspose2d(6, 4, 4, stride=2, padding=1, groups=2,
-                                     bias=False)
+        self.up = nn.ConvTranspose2d(
+            6, 4, 4, stride=2, padding=1, groups=2, bias=False)
         self.bn_up = nn.BatchNorm2d(4)
         self.shared = nn.Conv2d(4, 4, 1)
         self.bn_a = nn.BatchNorm2d(4)
@@ -116,11 +117,11 @@ def test_fast_path_matches_original_computation():
 
 
 OTHER_FAMILIES = {
-    'sspose-t': ('configs/sspose/td-hm_sspose-t_1xb8-10e_synthetic-128x96.py',
-                 (128, 96)),
-    'sharpose-s': ('configs/sharpose/'
-                   'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py',
-                   (128, 96)),
+    'sspose-t':
+    ('configs/sspose/td-hm_sspose-t_1xb8-10e_synthetic-128x96.py', (128, 96)),
+    'sharpose-s':
+    ('configs/sharpose/'
+     'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py', (128, 96)),
     'higherpose': ('configs/higherpose/'
                    'ae_higherpose-w32_2xb8-4e_synthetic-128x128.py', (64, 64)),
 }
@@ -155,8 +156,10 @@ def test_both_paths_reproduce_official_heatmaps(variant, tmp_path):
     official, converted = tmp_path / 'official.pth', tmp_path / 'ours.pth'
     torch.save(official_state_dict(variant), official)
     convert_checkpoint(str(official), str(converted))
-    model = init_model(str(REPO / 'configs/transpose' / CONFIGS[variant]),
-                       str(converted), device='cpu').eval()
+    model = init_model(
+        str(REPO / 'configs/transpose' / CONFIGS[variant]),
+        str(converted),
+        device='cpu').eval()
     data = golden(variant)
     x = torch.from_numpy(data['input'])
     tolerance = heatmap_tolerance(variant, data['heatmaps'])
@@ -175,24 +178,32 @@ def test_model_input_size_from_codec_and_error():
         model_input_size(Toy())
 
 
-@pytest.mark.parametrize('case', ['plain', 'bool_mask', 'float_mask',
-                                  'causal', 'scale'])
+@pytest.mark.parametrize(
+    'case', ['plain', 'bool_mask', 'float_mask', 'causal', 'scale'])
 def test_explicit_attention_equals_fused(case):
     generator = torch.Generator().manual_seed(4)
     q, k, v = (torch.randn(2, 3, 7, 8, generator=generator) for _ in range(3))
     kwargs = {
         'plain': {},
-        'bool_mask': {'attn_mask': torch.rand(7, 7, generator=generator) > .3},
-        'float_mask': {'attn_mask': torch.randn(7, 7, generator=generator)},
-        'causal': {'is_causal': True},
-        'scale': {'scale': 0.3},
+        'bool_mask': {
+            'attn_mask': torch.rand(7, 7, generator=generator) > .3
+        },
+        'float_mask': {
+            'attn_mask': torch.randn(7, 7, generator=generator)
+        },
+        'causal': {
+            'is_causal': True
+        },
+        'scale': {
+            'scale': 0.3
+        },
     }[case]
     if case == 'bool_mask':  # every query must see at least one key
         kwargs['attn_mask'][:, 0] = True
     expected = F.scaled_dot_product_attention(q, k, v, **kwargs)
     # Same float32 products summed in another order: round-off only.
-    torch.testing.assert_close(explicit_attention(q, k, v, **kwargs),
-                               expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(
+        explicit_attention(q, k, v, **kwargs), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_original_computation_swaps_attention_only_inside_the_block():

@@ -25,10 +25,10 @@ from mmpose.registry import HOOKS, MODELS
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from conftest import REPO
 from sspose_mm.errors import ConfigError
 from sspose_mm.models.losses import BatchedAssociativeEmbeddingLoss
 from sspose_mm.models.utils import transformer
+from conftest import REPO
 from test_higherpose_model import training_sample
 
 FAMILY_CONFIGS = {
@@ -63,16 +63,22 @@ class RecordingOps(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         self.ops.add(func.overloadpacket.__name__)
-        inputs = {t.device.type for t in tree_leaves((args, kwargs))
-                  if isinstance(t, torch.Tensor)}
-        outputs = {t.device.type for t in tree_leaves(out)
-                   if isinstance(t, torch.Tensor)}
+        inputs = {
+            t.device.type
+            for t in tree_leaves((args, kwargs))
+            if isinstance(t, torch.Tensor)
+        }
+        outputs = {
+            t.device.type
+            for t in tree_leaves(out) if isinstance(t, torch.Tensor)
+        }
         if inputs and outputs and inputs != outputs:
             self.cross_device.append((str(func), inputs, outputs))
         return out
 
 
 # --- 4. fused attention on CUDA ---------------------------------------------
+
 
 def kernel_head_dims(monkeypatch) -> List[int]:
     """Record the head dims that reach the fused kernel."""
@@ -99,8 +105,10 @@ def test_padded_attention_equals_unpadded(monkeypatch, head_dim):
     """Zero-padding q, k and v to a multiple of 8 with the original scale
     gives the same outputs and gradients."""
     generator = torch.Generator().manual_seed(head_dim)
-    q, k, v = (torch.randn(2, 3, 50, head_dim, generator=generator,
-                           requires_grad=True) for _ in range(3))
+    q, k, v = (
+        torch.randn(
+            2, 3, 50, head_dim, generator=generator, requires_grad=True)
+        for _ in range(3))
     expected = F.scaled_dot_product_attention(q, k, v)
     expected_grads = torch.autograd.grad(expected.square().sum(), (q, k, v))
     head_dims = aligned_on_cpu(monkeypatch)
@@ -174,11 +182,13 @@ def test_fixed_pooling_equals_the_adaptive_one():
     adaptive = F.adaptive_avg_pool2d(x, (32, 24))
     assert torch.equal(fixed, adaptive)
     weight = torch.randn_like(fixed)
-    assert torch.equal(torch.autograd.grad(fixed, x, weight)[0],
-                       torch.autograd.grad(adaptive, x, weight)[0])
+    assert torch.equal(
+        torch.autograd.grad(fixed, x, weight)[0],
+        torch.autograd.grad(adaptive, x, weight)[0])
 
 
 # --- 7. throughput traps ----------------------------------------------------
+
 
 def ae_inputs(tag_dim: int, dtype=torch.float64):
     """Tags of four images and their people: 3 people (one with every
@@ -226,8 +236,8 @@ def test_higherpose_tag_loss_never_reads_values_on_the_host():
 
 def test_position_tables_are_not_copied_to_the_device_every_forward():
     """TransPose's and HigherPose's sine tables are made once per device."""
-    for name, size in (('transpose-h-a4', (64, 48)),
-                       ('higherpose-w32', (64, 64))):
+    for name, size in (('transpose-h-a4', (64, 48)), ('higherpose-w32', (64,
+                                                                         64))):
         model = build_model(name).to('meta')
         inputs = torch.empty(1, 3, *size, device='meta')
         model(inputs, None, mode='tensor')  # may make the tables
@@ -272,8 +282,9 @@ def test_configs_use_tf32_matmuls_and_cudnn_benchmark(matmul_precision):
 
 
 def test_unknown_matmul_precision_is_refused():
-    with pytest.raises(ConfigError, match="one of highest, high, medium, "
-                       "got 'tf32'"):
+    with pytest.raises(
+            ConfigError, match="one of highest, high, medium, "
+            "got 'tf32'"):
         HOOKS.build(dict(type='MatmulPrecisionHook', precision='tf32'))
 
 
@@ -309,6 +320,7 @@ def test_sharpose_gpu_recipes_feed_their_batches(config):
 
 
 # --- 8. detection on GPU machines -------------------------------------------
+
 
 def test_missing_nms_points_to_the_build_and_the_no_build_paths():
     """MMPoseInferencer's detector calls mmcv's NMS; with mmcv-lite the

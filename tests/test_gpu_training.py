@@ -30,13 +30,12 @@ from mmengine.optim.optimizer import amp_optimizer_wrapper
 from torch.utils._pytree import tree_map
 
 import sspose_mm.env as env
-from conftest import (QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
-                      run_tool)
-from sspose_mm.synthetic import ensure_synthetic_coco
 from sspose_mm.engine.hooks import (ExactResumeHook, NanGuardHook,
                                     PlainCheckpointHook)
 from sspose_mm.errors import DeviceError, TrainingDiverged
 from sspose_mm.models.pretrainers.sspose_mae import random_masking
+from sspose_mm.synthetic import ensure_synthetic_coco
+from conftest import QUICKSTART_CONFIG, as_cli, coco_excerpt_options, run_tool
 from test_reliability_resume import assert_same_training_state, check_ok
 from test_runner import free_port
 
@@ -47,7 +46,10 @@ class OnCuda(torch.Tensor):
     @staticmethod
     def __new__(cls, data: torch.Tensor) -> 'OnCuda':
         wrapper = torch.Tensor._make_wrapper_subclass(
-            cls, data.shape, strides=data.stride(), dtype=data.dtype,
+            cls,
+            data.shape,
+            strides=data.stride(),
+            dtype=data.dtype,
             device=torch.device('cuda', 0))
         wrapper.host = data
         return wrapper
@@ -90,8 +92,8 @@ def test_on_cuda_fails_where_a_cuda_tensor_fails():
 def resumed_on_cuda(checkpoint: dict) -> dict:
     """``checkpoint`` as ``Runner.resume`` gives it to the hooks on a GPU:
     saved, loaded, every tensor moved to CUDA (``map_location='cuda'``)."""
-    return tree_map(lambda x: OnCuda(x) if isinstance(x, torch.Tensor) else x,
-                    checkpoint)
+    return tree_map(lambda x: OnCuda(x)
+                    if isinstance(x, torch.Tensor) else x, checkpoint)
 
 
 def test_resume_on_cuda_restores_metadata_and_random_states(tmp_path):
@@ -99,9 +101,19 @@ def test_resume_on_cuda_restores_metadata_and_random_states(tmp_path):
     for value in (1.0, 2.5):
         buffer.update(value)
     checkpoint = {
-        'meta': {'epoch': 1, 'iter': 2, 'dataset_meta': {
-            'sigmas': np.array([0.1, 0.2], dtype=np.float32)}},
-        'message_hub': {'log_scalars': {'train/loss': buffer}}}
+        'meta': {
+            'epoch': 1,
+            'iter': 2,
+            'dataset_meta': {
+                'sigmas': np.array([0.1, 0.2], dtype=np.float32)
+            }
+        },
+        'message_hub': {
+            'log_scalars': {
+                'train/loss': buffer
+            }
+        }
+    }
     resume_hook, plain_hook = ExactResumeHook(), PlainCheckpointHook()
     # The hooks in the order the runner calls them (priorities LOW, VERY_LOW).
     resume_hook.before_save_checkpoint(None, checkpoint)
@@ -112,8 +124,11 @@ def test_resume_on_cuda_restores_metadata_and_random_states(tmp_path):
     loaded = resumed_on_cuda(
         torch.load(tmp_path / 'iter_2.pth', weights_only=True))
     assert loaded['rng_states'][0]['torch'].device.type == 'cuda'
-    runner = SimpleNamespace(_resume=True, train_loop=SimpleNamespace(
-        dataloader=SimpleNamespace(num_workers=0, persistent_workers=False)))
+    runner = SimpleNamespace(
+        _resume=True,
+        train_loop=SimpleNamespace(
+            dataloader=SimpleNamespace(
+                num_workers=0, persistent_workers=False)))
     resume_hook.after_load_checkpoint(runner, loaded)
     plain_hook.after_load_checkpoint(runner, loaded)
     torch.manual_seed(1)
@@ -144,8 +159,8 @@ def fake_nvidia_smi(folder, listing: str) -> str:
     return str(folder)
 
 
-def test_gpus_are_seen_through_device_files_or_nvidia_smi(tmp_path,
-                                                          monkeypatch):
+def test_gpus_are_seen_through_device_files_or_nvidia_smi(
+        tmp_path, monkeypatch):
     dev = tmp_path / 'dev'
     dev.mkdir()
     for name in ('nvidiactl', 'nvidia-uvm', 'nvidia-modeset'):
@@ -154,15 +169,18 @@ def test_gpus_are_seen_through_device_files_or_nvidia_smi(tmp_path,
     assert env.visible_nvidia_gpus(str(dev)) == []
     for name in ('nvidia1', 'nvidia0'):
         (dev / name).touch()
-    assert env.visible_nvidia_gpus(str(dev)) == [
-        str(dev / 'nvidia0'), str(dev / 'nvidia1')]
+    assert env.visible_nvidia_gpus(
+        str(dev)) == [str(dev / 'nvidia0'),
+                      str(dev / 'nvidia1')]
 
     empty = tmp_path / 'empty_dev'
     empty.mkdir()
-    monkeypatch.setenv('PATH', fake_nvidia_smi(
-        tmp_path, 'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)'))
-    assert env.visible_nvidia_gpus(str(empty)) == [
-        'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)']
+    monkeypatch.setenv(
+        'PATH',
+        fake_nvidia_smi(tmp_path,
+                        'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)'))
+    assert env.visible_nvidia_gpus(
+        str(empty)) == ['GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)']
     fake_nvidia_smi(tmp_path, 'No devices were found')
     assert env.visible_nvidia_gpus(str(empty)) == []
 
@@ -175,6 +193,7 @@ def gpus_present(monkeypatch):
 
 
 def test_old_driver_stops_with_what_to_install(gpus_present, monkeypatch):
+
     def init():
         raise RuntimeError(DRIVER_TOO_OLD)
 
@@ -190,9 +209,8 @@ def test_old_driver_stops_with_what_to_install(gpus_present, monkeypatch):
             'system is too old (found version 12020))') in message
     assert 'for CUDA 13.0 and needs NVIDIA driver >= 580.65.06' in message
     version = torch.__version__.split('+')[0]
-    assert (f'pip install torch=={version} torchvision==' in message
-            and '--index-url https://download.pytorch.org/whl/cu126'
-            in message)
+    assert (f'pip install torch=={version} torchvision==' in message and
+            '--index-url https://download.pytorch.org/whl/cu126' in message)
     # The tools choose the device through the same check.
     with pytest.raises(DeviceError):
         env.resolve_device()
@@ -224,8 +242,10 @@ def test_gpu_older_than_the_wheels_kernels_stops(gpus_present, monkeypatch):
                         lambda i: capabilities[i])
     monkeypatch.setattr(torch.cuda, 'get_device_name',
                         lambda i: ['NVIDIA A100', 'Tesla V100'][i])
-    with pytest.raises(DeviceError, match=r'GPU 1 \(Tesla V100, compute '
-                       r'capability 7.0\) is too old'):
+    with pytest.raises(
+            DeviceError,
+            match=r'GPU 1 \(Tesla V100, compute '
+            r'capability 7.0\) is too old'):
         env.check_gpus_usable()
     capabilities[1] = (8, 9)  # Ada runs the sm_86 kernels
     env.check_gpus_usable()
@@ -242,21 +262,27 @@ def test_kernel_compatibility_follows_cuda_rules():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(torch.cuda.is_available(),
-                    reason='needs a machine where CUDA does not work')
+@pytest.mark.skipif(
+    torch.cuda.is_available(),
+    reason='needs a machine where CUDA does not work')
 def test_train_launch_stops_on_gpus_cuda_cannot_use(tmp_path):
     """``nvidia-smi`` lists a GPU; this PyTorch finds no usable driver. The
     launch ends with one line instead of two CPU processes training."""
-    env = {'PATH': fake_nvidia_smi(
-        tmp_path, 'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)') + ':' +
-        os.environ['PATH']}
-    for command in (['./dist_train.sh', str(QUICKSTART_CONFIG), '2'],
-                    ['tools/train.py', str(QUICKSTART_CONFIG)]):
-        result = run_tool(command + ['--work-dir', str(tmp_path / 'work')]
-                          + as_cli(dict(coco_excerpt_options(),
-                                        **{'train_cfg.max_epochs': 1})),
-                          env=env,
-                          timeout=300)
+    env = {
+        'PATH':
+        fake_nvidia_smi(
+            tmp_path, 'GPU 0: NVIDIA A100-SXM4-80GB (UUID: GPU-1234)') + ':' +
+        os.environ['PATH']
+    }
+    for command in (['./dist_train.sh',
+                     str(QUICKSTART_CONFIG),
+                     '2'], ['tools/train.py',
+                            str(QUICKSTART_CONFIG)]):
+        result = run_tool(
+            command + ['--work-dir', str(tmp_path / 'work')] + as_cli(
+                dict(coco_excerpt_options(), **{'train_cfg.max_epochs': 1})),
+            env=env,
+            timeout=300)
         assert result.returncode == 2, result.stderr[-2000:]
         assert result.stdout == ''
         lines = result.stderr.strip().splitlines()
@@ -285,10 +311,14 @@ def mae_on_two_processes(data, work_dir, *extra: str) -> str:
         'default_hooks.checkpoint.max_keep_ckpts': 4,
         'env_cfg.dist_cfg.timeout': 120,  # a failure ends, never hangs
     }
-    return check_ok(run_tool(
-        ['./dist_train.sh', MAE_CONFIG, '2', '--work-dir', str(work_dir),
-         '--deterministic', '--no-validate', *extra] + as_cli(options),
-        env={'PORT': free_port()}, timeout=600))
+    return check_ok(
+        run_tool(
+            [
+                './dist_train.sh', MAE_CONFIG, '2', '--work-dir',
+                str(work_dir), '--deterministic', '--no-validate', *extra
+            ] + as_cli(options),
+            env={'PORT': free_port()},
+            timeout=600))
 
 
 @pytest.mark.slow
@@ -300,8 +330,8 @@ def test_each_process_draws_its_own_masks_and_resumes_exactly(tmp_path):
 
     # The random states both processes continue from after iteration 1, and
     # the masks (MAE's, for 2 crops of 8x6 tokens) drawn from them.
-    states = torch.load(tmp_path / 'whole' / 'iter_1.pth',
-                        weights_only=True)['rng_states']
+    states = torch.load(
+        tmp_path / 'whole' / 'iter_1.pth', weights_only=True)['rng_states']
     assert len(states) == 2
     masks = []
     for state in states:
@@ -315,9 +345,10 @@ def test_each_process_draws_its_own_masks_and_resumes_exactly(tmp_path):
     log = mae_on_two_processes(data, tmp_path / 'resumed', '--resume',
                                str(tmp_path / 'whole' / 'iter_1.pth'))
     assert 'skipping its 1 batches already trained on' in log
-    assert_same_training_state(tmp_path / 'whole' / 'iter_4.pth',
-                               tmp_path / 'resumed' / 'iter_4.pth',
-                               iters=4)
+    assert_same_training_state(
+        tmp_path / 'whole' / 'iter_4.pth',
+        tmp_path / 'resumed' / 'iter_4.pth',
+        iters=4)
 
 
 def amp_wrapper(monkeypatch, model: torch.nn.Module,
@@ -349,8 +380,8 @@ def test_nan_guard_lets_the_loss_scaler_skip_fp16_overflows(
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)
     wrapper = amp_wrapper(monkeypatch, model)
-    runner = SimpleNamespace(work_dir=str(tmp_path), iter=0, epoch=0,
-                             optim_wrapper=wrapper)
+    runner = SimpleNamespace(
+        work_dir=str(tmp_path), iter=0, epoch=0, optim_wrapper=wrapper)
     hook = NanGuardHook(max_amp_skips=3)
 
     before = [p.detach().clone() for p in model.parameters()]
@@ -364,16 +395,18 @@ def test_nan_guard_lets_the_loss_scaler_skip_fp16_overflows(
         logged_warnings[-1].getMessage())
 
     hook.after_train_iter(runner, 1, outputs=train_step(model, wrapper, 1.))
-    assert not all(torch.equal(a, b)
-                   for a, b in zip(before, model.parameters()))
+    assert not all(
+        torch.equal(a, b) for a, b in zip(before, model.parameters()))
     # A finite loss in between: the count of skips in a row starts again.
     for batch in range(2):
-        hook.after_train_iter(runner, batch,
-                              outputs=train_step(model, wrapper, 1e5))
-    with pytest.raises(TrainingDiverged, match='not finite in 3 iterations '
-                       'in a row.*Train it in bfloat16'):
-        hook.after_train_iter(runner, 2,
-                              outputs=train_step(model, wrapper, 1e5))
+        hook.after_train_iter(
+            runner, batch, outputs=train_step(model, wrapper, 1e5))
+    with pytest.raises(
+            TrainingDiverged,
+            match='not finite in 3 iterations '
+            'in a row.*Train it in bfloat16'):
+        hook.after_train_iter(
+            runner, 2, outputs=train_step(model, wrapper, 1e5))
 
 
 @pytest.mark.parametrize('wrapper_kind', ['plain', 'scaler_disabled'])
@@ -384,9 +417,10 @@ def test_nan_guard_stops_at_once_where_nothing_skips_the_update(
         wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
     else:
         wrapper = amp_wrapper(monkeypatch, model, enabled=False)
-    runner = SimpleNamespace(work_dir=str(tmp_path), iter=0, epoch=0,
-                             optim_wrapper=wrapper)
-    with pytest.raises(TrainingDiverged, match='the loss is not finite at '
-                       'iteration 1'):
+    runner = SimpleNamespace(
+        work_dir=str(tmp_path), iter=0, epoch=0, optim_wrapper=wrapper)
+    with pytest.raises(
+            TrainingDiverged, match='the loss is not finite at '
+            'iteration 1'):
         NanGuardHook().after_train_iter(
             runner, 0, outputs=train_step(model, wrapper, 1e5))

@@ -4,21 +4,25 @@ import argparse
 
 import pytest
 import torch
-
-from conftest import REPO
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from sspose_mm.benchmarks.core import BENCHMARKS, Report, count_flops
 from sspose_mm.benchmarks.higherpose import build_pair
 from sspose_mm.models.utils import MultiheadSelfAttention
+from conftest import REPO
 
 QUICKSTART = str(REPO / 'configs/higherpose/'
                  'ae_higherpose-w32_2xb8-4e_synthetic-128x128.py')
 
 
 def test_suite_reports_both_models_at_the_requested_size():
-    args = argparse.Namespace(config=QUICKSTART, checkpoint=None, batch=1,
-                              threads=1, input=(64, 96), repeat=1)
+    args = argparse.Namespace(
+        config=QUICKSTART,
+        checkpoint=None,
+        batch=1,
+        threads=1,
+        input=(64, 96),
+        repeat=1)
     report = Report(live=False)
     threads = torch.get_num_threads()
     try:
@@ -43,9 +47,11 @@ def test_baseline_is_the_same_network_without_the_transformer_part():
     names = {n for n, _ in baseline.named_parameters()}
     added = {n for n, _ in higherpose.named_parameters()} - names
     assert names < {n for n, _ in higherpose.named_parameters()}
-    assert {n.split('.')[1] for n in added} == {
-        'global_reduction', 'global_transformer', 'global_upsample',
-        'fusion', 'local_transformer'}
+    assert {n.split('.')[1]
+            for n in added} == {
+                'global_reduction', 'global_transformer', 'global_upsample',
+                'fusion', 'local_transformer'
+            }
 
 
 def test_flops_include_the_attention_over_every_position():
@@ -65,14 +71,16 @@ def test_flops_include_the_attention_over_every_position():
     with sdpa_kernel(SDPBackend.MATH):
         explicit = count_flops(forward)
     hooked = []
-    handles = [m.register_forward_pre_hook(
-        lambda m, args: hooked.append(args[0].shape))
-        for m in higherpose.modules() if isinstance(m, MultiheadSelfAttention)]
+    handles = [
+        m.register_forward_pre_hook(
+            lambda m, args: hooked.append(args[0].shape))
+        for m in higherpose.modules() if isinstance(m, MultiheadSelfAttention)
+    ]
     forward()
     for handle in handles:
         handle.remove()
     layers = len(higherpose.backbone.local_transformer.layers)
-    assert sorted(tuple(s) for s in hooked) == sorted(
-        [(1, 64, 4)] * layers + [(1, 256, 32)] * layers)
+    assert sorted(tuple(s) for s in hooked) == sorted([(1, 64, 4)] * layers +
+                                                      [(1, 256, 32)] * layers)
     assert fused == explicit
     assert fused > layers * 4 * (64**2 * 4 + 256**2 * 32)

@@ -46,8 +46,8 @@ def test_config_builds_with_consistent_sizes(path: Path):
     affine = step(cfg.train_dataloader.dataset.pipeline,
                   'BottomupRandomAffine')
     resize = step(cfg.test_dataloader.dataset.pipeline, 'BottomupResize')
-    assert tuple(affine.input_size) == tuple(resize.input_size) == (width,
-                                                                    height)
+    assert tuple(affine.input_size) == tuple(
+        resize.input_size) == (width, height)
     decoder = cfg.model.head.decoder
     assert tuple(decoder.heatmap_size) == (width, height)
     assert not decoder.higher_heatmap_sizes
@@ -68,14 +68,22 @@ def test_config_builds_with_consistent_sizes(path: Path):
 
 def test_quickstart_keeps_the_coco_recipe_model():
     quick = Config.fromfile(QUICKSTART)
-    recipe = Config.fromfile(
-        REPO / 'configs/higherpose' /
-        'ae_higherpose-w32_1xb12-300e_coco-256x256.py')
+    recipe = Config.fromfile(REPO / 'configs/higherpose' /
+                             'ae_higherpose-w32_1xb12-300e_coco-256x256.py')
     ignored = ('input_size', 'init_cfg')
-    assert ({k: v for k, v in quick.model.backbone.items() if k not in ignored}
-            == {k: v for k, v in recipe.model.backbone.items()
-                if k not in ignored})
-    assert ({k: v for k, v in quick.model.head.items() if k != 'decoder'} ==
-            {k: v for k, v in recipe.model.head.items() if k != 'decoder'})
+    assert ({
+        k: v
+        for k, v in quick.model.backbone.items() if k not in ignored
+    } == {
+        k: v
+        for k, v in recipe.model.backbone.items() if k not in ignored
+    })
+    assert ({
+        k: v
+        for k, v in quick.model.head.items() if k != 'decoder'
+    } == {
+        k: v
+        for k, v in recipe.model.head.items() if k != 'decoder'
+    })
     assert quick.model.test_cfg == recipe.model.test_cfg
     assert quick.optim_wrapper == recipe.optim_wrapper

@@ -64,9 +64,11 @@ def ground_truth_outputs(cfg, data_sample):
                  np.array([width, height]))
     visible = gt.keypoints_visible
     codec = KEYPOINT_CODECS.build(
-        dict(cfg.codec, input_size=(width, height),
-             heatmap_size=(width // 4, height // 4),
-             higher_heatmap_sizes=[(width // 2, height // 2)]))
+        dict(
+            cfg.codec,
+            input_size=(width, height),
+            heatmap_size=(width // 4, height // 4),
+            higher_heatmap_sizes=[(width // 2, height // 2)]))
     quarter, half = codec.encode(keypoints, visible)['heatmaps']
     tags = tag_maps(keypoints / 4 - 0.5, visible, (width // 4, height // 4))
     return tuple(torch.from_numpy(a)[None] for a in (quarter, tags, half))
@@ -94,8 +96,8 @@ def evaluate_ground_truth(name, monkeypatch, perturb=None):
         flip_indices = data_sample.metainfo['flip_indices']
         feats = [(outputs, ), (mirrored(outputs, flip_indices), )]
         with torch.no_grad():
-            preds = model.head.predict(feats, [data_sample],
-                                       test_cfg=model.test_cfg)
+            preds = model.head.predict(
+                feats, [data_sample], test_cfg=model.test_cfg)
         result = model.add_pred_to_datasample(preds, None, [data_sample])
         metric.process([], [r.to_dict() for r in result])
     return metric.evaluate(len(dataset)), dataset
@@ -115,6 +117,7 @@ def test_ground_truth_outputs_group_into_every_person_with_ap_one(
 def test_swapped_tags_lower_ap(monkeypatch):
     """The same check sees grouping errors: giving the left-side keypoints
     of each person the tag of the next person splits people apart."""
+
     def swap_left_tags(outputs):
         quarter, tags, half = outputs
         tags = tags.clone()

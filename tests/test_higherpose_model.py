@@ -11,16 +11,16 @@ from mmengine.structures import InstanceData
 from mmpose.registry import KEYPOINT_CODECS, MODELS
 from mmpose.structures import MultilevelPixelData, PoseDataSample
 
-from conftest import REPO
 from sspose_mm.apis import collect_attention
 from sspose_mm.models.backbones.higherpose_hrnet import \
     StructureAwareTransformer
 from sspose_mm.models.utils import MultiheadSelfAttention
+from conftest import REPO
 
 CONFIG_DIR = REPO / 'configs/higherpose'
 COCO_256 = CONFIG_DIR / 'ae_higherpose-w32_1xb12-300e_coco-256x256.py'
-CROWDPOSE_512 = (CONFIG_DIR /
-                 'ae_higherpose-w32_1xb12-300e_crowdpose-512x512.py')
+CROWDPOSE_512 = (
+    CONFIG_DIR / 'ae_higherpose-w32_1xb12-300e_crowdpose-512x512.py')
 
 
 def shallow_hrnet(config):
@@ -28,8 +28,8 @@ def shallow_hrnet(config):
     strides and widths, a fraction of the compute."""
     extra = Config.fromfile(config).model.backbone.extra
     for stage in ('stage2', 'stage3', 'stage4'):
-        extra[stage].update(num_modules=1,
-                            num_blocks=(1, ) * extra[stage].num_branches)
+        extra[stage].update(
+            num_modules=1, num_blocks=(1, ) * extra[stage].num_branches)
     return extra
 
 
@@ -63,10 +63,13 @@ def test_shapes_at_512_and_non_square_with_crowdpose_learned_positions():
     resizing of the learned tables (stored for 512). One transformer layer
     and one block per HRNet stage keep it quick on CPU: shapes depend on the
     strides, not on depth."""
-    model = build(CROWDPOSE_512, num_layers=1, feedforward_channels=64,
-                  extra=shallow_hrnet(CROWDPOSE_512))
-    assert model.backbone.local_transformer.pos_embedding.shape == (1, 32,
-                                                                    128, 128)
+    model = build(
+        CROWDPOSE_512,
+        num_layers=1,
+        feedforward_channels=64,
+        extra=shallow_hrnet(CROWDPOSE_512))
+    assert model.backbone.local_transformer.pos_embedding.shape == (1, 32, 128,
+                                                                    128)
     with torch.no_grad():
         for height, width in ((512, 512), (192, 256)):
             feats = model.backbone(torch.randn(1, 3, height, width))
@@ -86,8 +89,12 @@ def test_input_not_divisible_by_32_is_refused():
 def local_transformer(layers=2):
     torch.manual_seed(0)
     return StructureAwareTransformer(
-        num_layers=layers, embed_dims=32, num_heads=4,
-        feedforward_channels=64, dropout=0.1, attn_drop=0.).eval()
+        num_layers=layers,
+        embed_dims=32,
+        num_heads=4,
+        feedforward_channels=64,
+        dropout=0.1,
+        attn_drop=0.).eval()
 
 
 def test_attention_mixes_image_positions():
@@ -145,9 +152,10 @@ def test_added_parameters_match_the_spec_count():
     model = build(COCO_256, extra=shallow_hrnet(COCO_256))
     backbone = model.backbone
     added = sum(p.numel() for name, p in backbone.named_parameters()
-                if name.split('.')[0] in (
-                    'global_reduction', 'global_transformer',
-                    'global_upsample', 'fusion', 'local_transformer'))
+                if name.split('.')[0] in ('global_reduction',
+                                          'global_transformer',
+                                          'global_upsample', 'fusion',
+                                          'local_transformer'))
     assert 0.93e6 < added < 0.95e6
 
 
@@ -169,10 +177,13 @@ def test_transformer_matrices_get_xavier_of_their_own_shape():
         roles = {}
         for layer in transformer.layers:
             q, k, v = layer.self_attn.in_proj_weight.detach().chunk(3)
-            matrices = dict(q=q, k=k, v=v,
-                            out=layer.self_attn.out_proj.weight,
-                            ffn_in=layer.ffn[0].weight,
-                            ffn_out=layer.ffn[3].weight)
+            matrices = dict(
+                q=q,
+                k=k,
+                v=v,
+                out=layer.self_attn.out_proj.weight,
+                ffn_in=layer.ffn[0].weight,
+                ffn_out=layer.ffn[3].weight)
             for role, matrix in matrices.items():
                 roles.setdefault(role, []).append(matrix.detach())
         for role, matrices in roles.items():
@@ -185,9 +196,13 @@ def test_transformer_matrices_get_xavier_of_their_own_shape():
 
 
 def test_codec_floors_keypoints_into_heatmap_pixels():
-    codec = KEYPOINT_CODECS.build(dict(
-        type='MultiResolutionAssociativeEmbedding', input_size=(64, 64),
-        heatmap_size=(16, 16), higher_heatmap_sizes=[(32, 32)], sigma=2))
+    codec = KEYPOINT_CODECS.build(
+        dict(
+            type='MultiResolutionAssociativeEmbedding',
+            input_size=(64, 64),
+            heatmap_size=(16, 16),
+            higher_heatmap_sizes=[(32, 32)],
+            sigma=2))
     # x = 7.9 input px lies in 1/4 pixel 1 (4..8) and 1/2 pixel 3 (6..8);
     # rounding would give 2 and 4.
     keypoints = np.array([[[7.9, 20.0], [30.0, 2.0]]], np.float32)
@@ -204,10 +219,13 @@ def training_sample(num_keypoints, size=64):
     """One packed sample with two people, as the training pipeline makes."""
     rng = np.random.default_rng(0)
     keypoints = rng.uniform(4, size - 4, (2, num_keypoints, 2))
-    codec = KEYPOINT_CODECS.build(dict(
-        type='MultiResolutionAssociativeEmbedding', input_size=(size, size),
-        heatmap_size=(size // 4, size // 4),
-        higher_heatmap_sizes=[(size // 2, size // 2)], sigma=2))
+    codec = KEYPOINT_CODECS.build(
+        dict(
+            type='MultiResolutionAssociativeEmbedding',
+            input_size=(size, size),
+            heatmap_size=(size // 4, size // 4),
+            higher_heatmap_sizes=[(size // 2, size // 2)],
+            sigma=2))
     encoded = codec.encode(keypoints.astype(np.float32))
     sample = PoseDataSample()
     fields = MultilevelPixelData()
@@ -226,8 +244,11 @@ def test_losses_train_heads_with_any_keypoint_count(num_keypoints):
     """All four losses are finite and one Adam step on the head lowers their
     weighted sum, for the datasets' other keypoint counts."""
     torch.manual_seed(0)
-    head = MODELS.build(dict(type='HigherHRNetHead', in_channels=32,
-                             num_keypoints=num_keypoints))
+    head = MODELS.build(
+        dict(
+            type='HigherHRNetHead',
+            in_channels=32,
+            num_keypoints=num_keypoints))
     head.init_weights()
     feats = (torch.randn(2, 32, 16, 16), )
     samples = [training_sample(num_keypoints) for _ in range(2)]
@@ -235,8 +256,9 @@ def test_losses_train_heads_with_any_keypoint_count(num_keypoints):
     totals = []
     for _ in range(4):
         losses = head.loss(feats, samples)
-        assert set(losses) == {'loss_kpt', 'loss_kpt_highres', 'loss_pull',
-                               'loss_push'}
+        assert set(losses) == {
+            'loss_kpt', 'loss_kpt_highres', 'loss_pull', 'loss_push'
+        }
         assert all(torch.isfinite(v) for v in losses.values())
         total = sum(losses.values())
         totals.append(total.item())
@@ -250,8 +272,8 @@ def test_losses_train_heads_with_any_keypoint_count(num_keypoints):
 
 
 def test_loss_rejects_targets_of_the_wrong_size():
-    head = MODELS.build(dict(type='HigherHRNetHead', in_channels=32,
-                             num_keypoints=17))
+    head = MODELS.build(
+        dict(type='HigherHRNetHead', in_channels=32, num_keypoints=17))
     samples = [training_sample(17, size=128)]
     with pytest.raises(ValueError, match='1/4 and 1/2 of the input size'):
         head.loss((torch.randn(1, 32, 16, 16), ), samples)
@@ -276,5 +298,5 @@ def test_unknown_position_embedding_is_refused():
     with pytest.raises(ValueError, match='sine'):
         StructureAwareTransformer(1, 32, 4, 64, 0.1, 0., pos_embedding='rope')
     with pytest.raises(ValueError, match='grid size'):
-        StructureAwareTransformer(1, 32, 4, 64, 0.1, 0.,
-                                  pos_embedding='learnable')
+        StructureAwareTransformer(
+            1, 32, 4, 64, 0.1, 0., pos_embedding='learnable')

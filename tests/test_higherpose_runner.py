@@ -35,9 +35,11 @@ def tiny_config(name: str, path, load_from: str) -> str:
     data_root = str(DATA / folder)
 
     input_size = (SIZE, SIZE)
-    codec = dict(cfg.codec, input_size=input_size,
-                 heatmap_size=(SIZE // 4, SIZE // 4),
-                 higher_heatmap_sizes=[(SIZE // 2, SIZE // 2)])
+    codec = dict(
+        cfg.codec,
+        input_size=input_size,
+        heatmap_size=(SIZE // 4, SIZE // 4),
+        higher_heatmap_sizes=[(SIZE // 2, SIZE // 2)])
     train_pipeline = cfg.train_dataloader.dataset.pipeline
     train_pipeline[1].input_size = input_size
     train_pipeline[3].encoder = codec
@@ -47,16 +49,18 @@ def tiny_config(name: str, path, load_from: str) -> str:
     backbone = cfg.model.backbone
     for stage in ('stage2', 'stage3', 'stage4'):
         branches = backbone.extra[stage].num_branches
-        backbone.extra[stage].update(num_modules=1,
-                                     num_blocks=(1, ) * branches)
+        backbone.extra[stage].update(
+            num_modules=1, num_blocks=(1, ) * branches)
     backbone.update(input_size=input_size, num_layers=1, init_cfg=None)
     cfg.model.head.decoder.heatmap_size = input_size
 
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[loader].update(batch_size=4 if loader == 'train_dataloader' else 1,
-                           num_workers=0, persistent_workers=False)
-        cfg[loader].dataset.update(data_root=data_root, ann_file=ann_file,
-                                   data_prefix=dict(img=''))
+        cfg[loader].update(
+            batch_size=4 if loader == 'train_dataloader' else 1,
+            num_workers=0,
+            persistent_workers=False)
+        cfg[loader].dataset.update(
+            data_root=data_root, ann_file=ann_file, data_prefix=dict(img=''))
     cfg.val_dataloader.dataset.pipeline = val_pipeline
     cfg.test_dataloader.dataset.pipeline = val_pipeline
     cfg.train_dataloader.dataset.pipeline = train_pipeline
@@ -73,8 +77,8 @@ def tiny_config(name: str, path, load_from: str) -> str:
 
 
 def check_ok(result):
-    assert result.returncode == 0, (result.stdout[-3000:] +
-                                    result.stderr[-3000:])
+    assert result.returncode == 0, (
+        result.stdout[-3000:] + result.stderr[-3000:])
     return result.stdout + result.stderr
 
 
@@ -96,8 +100,10 @@ def test_train_validate_and_test_on_the_excerpt(name, tmp_path):
     metric = tiny_config(name, config, load_from=str(initial_path))
     initial = save_initial_weights(config, initial_path)
     work_dir = tmp_path / 'work'
-    log = check_ok(run_tool(['tools/train.py', str(config), '--work-dir',
-                             str(work_dir)]))
+    log = check_ok(
+        run_tool(['tools/train.py',
+                  str(config), '--work-dir',
+                  str(work_dir)]))
     # Every loss term is logged and finite at each of the iterations; the
     # validation after the last epoch evaluated the excerpt.
     for term in ('loss_kpt', 'loss_kpt_highres', 'loss_pull', 'loss_push'):
@@ -114,15 +120,20 @@ def test_train_validate_and_test_on_the_excerpt(name, tmp_path):
     parts = {}
     for key, value in initial.items():
         part = '.'.join(key.split('.')[:2])
-        parts[part] = parts.get(part, False) or not torch.equal(
-            trained[key], value)
+        parts[part] = parts.get(part,
+                                False) or not torch.equal(trained[key], value)
     assert 'backbone.local_transformer' in parts
     assert all(parts.values()), [p for p, moved in parts.items() if not moved]
 
     out = tmp_path / 'metrics.json'
-    check_ok(run_tool(['tools/test.py', str(config), str(trained_path),
-                       '--work-dir', str(tmp_path / 'test'), '--out',
-                       str(out)]))
+    check_ok(
+        run_tool([
+            'tools/test.py',
+            str(config),
+            str(trained_path), '--work-dir',
+            str(tmp_path / 'test'), '--out',
+            str(out)
+        ]))
     metrics = json.loads(out.read_text())
     assert metric in metrics
     assert all(-1.0 <= v <= 1.0 for v in metrics.values())

@@ -25,11 +25,13 @@ def checkpoint(tmp_path_factory):
 
 
 def check_refused(result, out_dir):
-    assert result.returncode == 2, (result.stdout[-2000:] +
-                                    result.stderr[-3000:])
+    assert result.returncode == 2, (
+        result.stdout[-2000:] + result.stderr[-3000:])
     assert 'Traceback' not in result.stderr, result.stderr[-3000:]
-    errors = [line for line in result.stderr.splitlines()
-              if line.startswith('error:')]
+    errors = [
+        line for line in result.stderr.splitlines()
+        if line.startswith('error:')
+    ]
     assert len(errors) == 1, result.stderr[-3000:]
     for fragment in ('top-down only', 'BottomupPoseEstimator',
                      'mmpose.apis.inference_bottomup', 'tools/test.py'):
@@ -43,8 +45,11 @@ def test_infer_refuses_a_bottom_up_config(checkpoint, tmp_path):
     coco = COCO
     image = sorted(coco.glob('*.jpg'))[0]
     out_dir = tmp_path / 'out'
-    result = run_tool(['tools/infer.py', CONFIG, checkpoint, str(image),
-                       '--out-dir', str(out_dir), '--device', 'cpu'],
+    result = run_tool([
+        'tools/infer.py', CONFIG, checkpoint,
+        str(image), '--out-dir',
+        str(out_dir), '--device', 'cpu'
+    ],
                       timeout=300)
     check_refused(result, out_dir)
 
@@ -55,8 +60,11 @@ def test_vis_predictions_refuses_a_bottom_up_config(checkpoint, tmp_path):
     # would have run.
     coco = COCO
     out_dir = tmp_path / 'out'
-    result = run_tool(['tools/vis_predictions.py', CONFIG, checkpoint,
-                       '--out-dir', str(out_dir), '--ann-file',
-                       str(coco / 'test_coco.json'), '--img-dir', str(coco),
-                       '--num-images', '1', '--device', 'cpu'], timeout=300)
+    result = run_tool([
+        'tools/vis_predictions.py', CONFIG, checkpoint, '--out-dir',
+        str(out_dir), '--ann-file',
+        str(coco / 'test_coco.json'), '--img-dir',
+        str(coco), '--num-images', '1', '--device', 'cpu'
+    ],
+                      timeout=300)
     check_refused(result, out_dir)

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import QUICKSTART_CONFIG, REPO, run_tool
 from sspose_mm.apis.infer import (PersonBoxes, check_request,
                                   load_and_run_inference, print_summary,
                                   run_inference)
-from sspose_mm.synthetic import generate_synthetic_coco
 from sspose_mm.cli import run_cli
 from sspose_mm.errors import ConfigError
+from sspose_mm.synthetic import generate_synthetic_coco
+from conftest import QUICKSTART_CONFIG, REPO, run_tool
 
 CONFIG = str(QUICKSTART_CONFIG)
 NUM_KEYPOINTS = 17
@@ -31,9 +31,12 @@ PADDING = 1.25  # GetBBoxCenterScale padding of the quickstart config
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp('infer')
     splits = generate_synthetic_coco(root / 'data', {'val': 3}, seed=0)
-    return dict(root=root, **{k: str(v) for k, v in
-                              splits['splits']['val'].items()
-                              if k != 'num_images'})
+    return dict(
+        root=root,
+        **{
+            k: str(v)
+            for k, v in splits['splits']['val'].items() if k != 'num_images'
+        })
 
 
 @pytest.fixture(scope='module')
@@ -55,9 +58,12 @@ def test_single_image_with_bbox_cli(data, checkpoint, tmp_path):
     image = sorted(p for p in (data['root'] / 'data/val').iterdir())[0]
     box = (100.0, 40.0, 90.0, 170.0)
     out = tmp_path / 'out'
-    result = run_tool(['tools/infer.py', CONFIG, checkpoint, str(image),
-                       '--bbox', *map(str, box), '--out-dir', str(out),
-                       '--device', 'cpu'], timeout=120)
+    result = run_tool([
+        'tools/infer.py', CONFIG, checkpoint,
+        str(image), '--bbox', *map(str, box), '--out-dir',
+        str(out), '--device', 'cpu'
+    ],
+                      timeout=120)
     assert result.returncode == 0, result.stderr
     picture = cv2.imread(str(out / image.name))
     assert picture is not None
@@ -90,8 +96,8 @@ def test_single_image_with_bbox_cli(data, checkpoint, tmp_path):
     assert abs(np.median(kpts[:, 1]) - cy) <= ch / 2
 
 
-def test_folder_skips_a_corrupt_image_and_counts_it(data, checkpoint,
-                                                    tmp_path, capsys):
+def test_folder_skips_a_corrupt_image_and_counts_it(data, checkpoint, tmp_path,
+                                                    capsys):
     folder = tmp_path / 'images'
     folder.mkdir()
     names = sorted(p.name for p in (data['root'] / 'data/val').iterdir())
@@ -102,12 +108,15 @@ def test_folder_skips_a_corrupt_image_and_counts_it(data, checkpoint,
     (folder / 'notes.txt').write_text('ignored: not an image')
     out = tmp_path / 'out'
 
-    print_summary(load_and_run_inference(CONFIG, checkpoint, str(folder),
-                                         str(out), device='cpu'))
+    print_summary(
+        load_and_run_inference(
+            CONFIG, checkpoint, str(folder), str(out), device='cpu'))
     assert sorted(p.name for p in out.glob('*.jpg')) == names
     err = capsys.readouterr().err
-    warnings = [line for line in err.splitlines()
-                if line.startswith('warning: skipped')]
+    warnings = [
+        line for line in err.splitlines()
+        if line.startswith('warning: skipped')
+    ]
     assert len(warnings) == 1 and 'broken.jpg' in warnings[0]
     assert warnings[0].startswith('warning: skipped 1 of 4 images')
     # The progress bar of a folder goes to stderr too.
@@ -125,27 +134,29 @@ def test_detection_file_boxes(data, model, tmp_path):
     det_thr = 0.3
     dets = json.loads(open(data['bbox_file']).read())
     ann = json.loads(open(data['ann_file']).read())
-    boxes = PersonBoxes(det_file=data['bbox_file'], ann_file=data['ann_file'],
-                        det_thr=det_thr)
+    boxes = PersonBoxes(
+        det_file=data['bbox_file'], ann_file=data['ann_file'], det_thr=det_thr)
     out = tmp_path / 'out'
-    summary = run_inference(model, data['img_dir'], str(out), boxes,
-                            progress=False)
+    summary = run_inference(
+        model, data['img_dir'], str(out), boxes, progress=False)
     assert summary.num_frames == 3 and not summary.skipped
     predictions = json.loads((out / 'predictions.json').read_text())
     kept = [d for d in dets if d['score'] > det_thr]
     # Not all detections pass the threshold, so the threshold is tested.
     assert 0 < len(kept) < len(dets)
     for image in ann['images']:
-        expected = sorted(tuple(d['bbox']) for d in kept
-                          if d['image_id'] == image['id'])
+        expected = sorted(
+            tuple(d['bbox']) for d in kept if d['image_id'] == image['id'])
         mine = [p for p in predictions if p['image_id'] == image['id']]
         assert all(p['file_name'] == image['file_name'] for p in mine)
         assert len(mine) == len(expected)
         got = sorted(tuple(p['bbox']) for p in mine)
         for a, b in zip(got, expected):
             assert a == pytest.approx(b, abs=0.02)
-        scores = {round(d['score'], 4) for d in kept
-                  if d['image_id'] == image['id']}
+        scores = {
+            round(d['score'], 4)
+            for d in kept if d['image_id'] == image['id']
+        }
         for p in mine:
             kpt_mean = np.mean(p['keypoints'][2::3])
             assert any(p['score'] == pytest.approx(kpt_mean * s, abs=2e-4)
@@ -157,16 +168,19 @@ def test_video_in_video_out(data, model, tmp_path):
     frames = [cv2.imread(str(images[i % len(images)])) for i in range(5)]
     height, width = frames[0].shape[:2]
     video = tmp_path / 'clip.mp4'
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*'mp4v'),
-                             10.0, (width, height))
+    writer = cv2.VideoWriter(
+        str(video), cv2.VideoWriter_fourcc(*'mp4v'), 10.0, (width, height))
     for frame in frames:
         writer.write(frame)
     writer.release()
 
     out = tmp_path / 'out'
-    summary = run_inference(model, str(video), str(out),
-                            PersonBoxes(bbox_xywh=(60, 30, 120, 200)),
-                            progress=False)
+    summary = run_inference(
+        model,
+        str(video),
+        str(out),
+        PersonBoxes(bbox_xywh=(60, 30, 120, 200)),
+        progress=False)
     assert summary.kind == 'video' and summary.num_frames == 5
     cap = cv2.VideoCapture(str(out / 'clip.mp4'))
     assert cap.isOpened()
@@ -199,26 +213,30 @@ def bad_inputs(root, data):
         'empty folder': (str(root / 'empty'), {}, 'has no images'),
         'unreadable image': (str(root / 'broken.png'), {}, 'broken.png'),
         'unreadable video': (str(root / 'broken.mp4'), {}, 'broken.mp4'),
-        'det without ann': (image, dict(det_file=data['bbox_file']),
-                            '--ann-file'),
-        'bbox size': (image, dict(bbox_xywh=(10, 10, 0, 20)),
-                      'non-positive'),
-        'det on video': (str(root / 'broken.mp4'),
-                         dict(det_file=data['bbox_file'],
-                              ann_file=data['ann_file']), 'video'),
+        'det without ann':
+        (image, dict(det_file=data['bbox_file']), '--ann-file'),
+        'bbox size': (image, dict(bbox_xywh=(10, 10, 0, 20)), 'non-positive'),
+        'det on video':
+        (str(root / 'broken.mp4'),
+         dict(det_file=data['bbox_file'], ann_file=data['ann_file']), 'video'),
     }
 
 
 @pytest.mark.parametrize('case', [
     'missing', 'unsupported', 'empty folder', 'unreadable image',
-    'unreadable video', 'det without ann', 'bbox size', 'det on video'])
+    'unreadable video', 'det without ann', 'bbox size', 'det on video'
+])
 def test_bad_input_exits_2_with_one_error_line(case, data, checkpoint,
                                                tmp_path, capsys):
     source, box_args, fragment = bad_inputs(tmp_path, data)[case]
     with pytest.raises(SystemExit) as stop:
         run_cli(lambda: load_and_run_inference(
-            CONFIG, checkpoint, source, str(tmp_path / 'out'),
-            PersonBoxes(**box_args), device='cpu'))
+            CONFIG,
+            checkpoint,
+            source,
+            str(tmp_path / 'out'),
+            PersonBoxes(**box_args),
+            device='cpu'))
     assert stop.value.code == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith('error:')]
@@ -233,8 +251,9 @@ def other_family(data):
     from mmengine.config import Config
     from mmpose.registry import MODELS
     path = data['root'] / 'sharpose.pth'
-    cfg = Config.fromfile(str(REPO / 'configs/sharpose/td-hm_sharpose-s-'
-                              'a0.5_2xb8-12e_synthetic-128x96.py'))
+    cfg = Config.fromfile(
+        str(REPO / 'configs/sharpose/td-hm_sharpose-s-'
+            'a0.5_2xb8-12e_synthetic-128x96.py'))
     torch.save({'state_dict': MODELS.build(cfg.model).state_dict()}, path)
     return str(path)
 
@@ -244,11 +263,17 @@ def cli_error(checkpoint, source, out_dir, capsys, **box_args) -> str:
     as the tool runs it: through run_cli)."""
     with pytest.raises(SystemExit) as stop:
         run_cli(lambda: load_and_run_inference(
-            CONFIG, checkpoint, str(source), str(out_dir),
-            PersonBoxes(**box_args), device='cpu'))
+            CONFIG,
+            checkpoint,
+            str(source),
+            str(out_dir),
+            PersonBoxes(**box_args),
+            device='cpu'))
     assert stop.value.code == 2
-    errors = [line for line in capsys.readouterr().err.splitlines()
-              if line.startswith('error:')]
+    errors = [
+        line for line in capsys.readouterr().err.splitlines()
+        if line.startswith('error:')
+    ]
     assert len(errors) == 1, errors
     return errors[0]
 
@@ -281,9 +306,13 @@ def test_out_dir_inside_the_input_folder_leaves_the_originals(
     for path in (data['root'] / 'data/val').iterdir():
         (folder / path.name).write_bytes(path.read_bytes())
     originals = {p.name: p.read_bytes() for p in folder.glob('*.jpg')}
-    load_and_run_inference(CONFIG, checkpoint, str(folder),
-                           str(folder / 'drawn'), device='cpu',
-                           progress=False)
+    load_and_run_inference(
+        CONFIG,
+        checkpoint,
+        str(folder),
+        str(folder / 'drawn'),
+        device='cpu',
+        progress=False)
     assert {p.name: p.read_bytes() for p in folder.glob('*.jpg')} == \
         originals
     assert sorted(p.name for p in (folder / 'drawn').glob('*.jpg')) == \
@@ -294,8 +323,12 @@ def test_bbox_off_the_image_is_refused_before_the_model_loads(
         data, other_family, tmp_path, capsys):
     image = sorted((data['root'] / 'data/val').iterdir())[0]
     height, width = cv2.imread(str(image)).shape[:2]
-    error = cli_error(other_family, image, tmp_path / 'out', capsys,
-                      bbox_xywh=(width + 10, 5, 20, 20))
+    error = cli_error(
+        other_family,
+        image,
+        tmp_path / 'out',
+        capsys,
+        bbox_xywh=(width + 10, 5, 20, 20))
     assert error == (f'error: --bbox {width + 10} 5 20 20 lies outside the '
                      f'image {image} ({width}x{height} pixels).')
     assert not (tmp_path / 'out').exists()
@@ -304,16 +337,16 @@ def test_bbox_off_the_image_is_refused_before_the_model_loads(
 def test_bbox_off_some_images_of_a_folder_skips_them(model, tmp_path):
     folder = tmp_path / 'mixed'
     folder.mkdir()
-    cv2.imwrite(str(folder / 'large.png'), np.full((200, 160, 3), 90,
-                                                   np.uint8))
-    cv2.imwrite(str(folder / 'small.png'), np.full((40, 30, 3), 90,
-                                                   np.uint8))
+    cv2.imwrite(
+        str(folder / 'large.png'), np.full((200, 160, 3), 90, np.uint8))
+    cv2.imwrite(str(folder / 'small.png'), np.full((40, 30, 3), 90, np.uint8))
     boxes = PersonBoxes(bbox_xywh=(60, 80, 50, 100))
-    summary = run_inference(model, str(folder), str(tmp_path / 'out'),
-                            boxes, progress=False)
+    summary = run_inference(
+        model, str(folder), str(tmp_path / 'out'), boxes, progress=False)
     assert [p['file_name'] for p in summary.predictions] == ['large.png']
     assert summary.skipped == [(str(folder / 'small.png'),
                                 '--bbox outside the image')]
     with pytest.raises(ConfigError, match='lies outside every image'):
-        check_request(str(folder), PersonBoxes(bbox_xywh=(300, 0, 9, 9)),
-                      str(tmp_path / 'out'))
+        check_request(
+            str(folder), PersonBoxes(bbox_xywh=(300, 0, 9, 9)),
+            str(tmp_path / 'out'))

@@ -15,10 +15,13 @@ MMPOSE_TRAIN = Path(mmpose.__file__).parent / '.mim' / 'tools' / 'train.py'
 def train_options() -> dict:
     """The quickstart config on the COCO excerpt: 2 epochs of 2 iterations,
     with validation, a checkpoint each epoch, one worker process."""
-    return dict(coco_excerpt_options(), **{
-        'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 1,
-        'train_dataloader.num_workers': 1,
-        'default_hooks.checkpoint.max_keep_ckpts': 1})
+    return dict(
+        coco_excerpt_options(), **{
+            'train_cfg.max_epochs': 2,
+            'train_cfg.val_interval': 1,
+            'train_dataloader.num_workers': 1,
+            'default_hooks.checkpoint.max_keep_ckpts': 1
+        })
 
 
 def final_weights(work_dir: Path) -> dict:
@@ -30,20 +33,26 @@ def test_mmpose_train_tool_trains_as_ours(tmp_path):
     """Bit for bit: ``--deterministic`` here is the seed, PyTorch's
     deterministic algorithms and non-persistent workers, which MMPose's
     tool gets as the equivalent config options."""
-    ours = run_tool(['tools/train.py', str(QUICKSTART_CONFIG), '--work-dir',
-                     str(tmp_path / 'ours'), '--deterministic'] +
-                    as_cli(train_options()))
+    ours = run_tool([
+        'tools/train.py',
+        str(QUICKSTART_CONFIG), '--work-dir',
+        str(tmp_path / 'ours'), '--deterministic'
+    ] + as_cli(train_options()))
     assert ours.returncode == 0, ours.stderr[-3000:]
-    theirs = run_tool([str(MMPOSE_TRAIN), str(QUICKSTART_CONFIG), '--work-dir',
-                       str(tmp_path / 'mmpose')] + as_cli(dict(
-                           train_options(), **{
-                               'randomness.seed': 0,
-                               'randomness.deterministic': True,
-                               'train_dataloader.persistent_workers': False
-                           })))
+    theirs = run_tool([
+        str(MMPOSE_TRAIN),
+        str(QUICKSTART_CONFIG), '--work-dir',
+        str(tmp_path / 'mmpose')
+    ] + as_cli(
+        dict(
+            train_options(), **{
+                'randomness.seed': 0,
+                'randomness.deterministic': True,
+                'train_dataloader.persistent_workers': False
+            })))
     assert theirs.returncode == 0, theirs.stderr[-3000:]
-    ours, theirs = (final_weights(tmp_path / name) for name in ('ours',
-                                                                 'mmpose'))
+    ours, theirs = (
+        final_weights(tmp_path / name) for name in ('ours', 'mmpose'))
     assert ours['meta']['iter'] == theirs['meta']['iter'] > 2
     assert ours['state_dict'].keys() == theirs['state_dict'].keys()
     for key, value in ours['state_dict'].items():

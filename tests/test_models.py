@@ -12,10 +12,10 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import MODELS
 
-from conftest import GOLDEN, REPO
 from sspose_mm.models.backbones import HRNetS
 from sspose_mm.models.utils import (MultiheadSelfAttention,
                                     sine_position_embedding)
+from conftest import GOLDEN, REPO
 
 CONFIGS = {
     'transpose-r-a3': 'td-hm_transpose-r-a3_1xb28-230e_coco-256x192.py',
@@ -64,8 +64,10 @@ def test_state_dict_matches_official_layout(variant):
         (GOLDEN / 'transpose' / f'{variant}.manifest.json').read_text())
     official = {e['key']: tuple(e['shape']) for e in manifest['keys']}
     assert official.pop('pos_embedding')
-    ours = {official_key(k): tuple(v.shape)
-            for k, v in build(variant).state_dict().items()}
+    ours = {
+        official_key(k): tuple(v.shape)
+        for k, v in build(variant).state_dict().items()
+    }
     assert ours == official
 
 
@@ -129,10 +131,9 @@ def test_attention_matches_torch_multihead_attention():
                                      x.transpose(0, 1))
     ours.record_attention = True
     out, weights = ours(x + pos, x + pos, x)
-    torch.testing.assert_close(out, expected.transpose(0, 1), atol=1e-6,
-                               rtol=1e-5)
-    torch.testing.assert_close(weights, expected_weights, atol=1e-6,
-                               rtol=1e-5)
+    torch.testing.assert_close(
+        out, expected.transpose(0, 1), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(weights, expected_weights, atol=1e-6, rtol=1e-5)
 
 
 def test_hrnet_s_rejects_stage4_and_freezes():

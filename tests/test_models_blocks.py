@@ -36,8 +36,8 @@ def test_timm_layout_is_timm_attention(qkv_bias):
     what it computes."""
     torch.manual_seed(0)
     ref = Attention(32, 4, qkv_bias=qkv_bias).eval()
-    ours = MultiheadSelfAttention(32, 4, qkv_bias=qkv_bias,
-                                  layout='timm').eval()
+    ours = MultiheadSelfAttention(
+        32, 4, qkv_bias=qkv_bias, layout='timm').eval()
     ours.load_state_dict(ref.state_dict(), strict=True)
     x = torch.randn(2, 10, 32)
     out, weights = ours(x)
@@ -71,9 +71,13 @@ def test_vit_position_table_of_no_square_grid_is_refused(tmp_path):
     ``1 + S*S`` positions cannot be resized: named, not reshaped."""
     path = tmp_path / 'vit.pth'
     torch.save({'model': {'pos_embed': torch.zeros(1, 1 + 14, 32)}}, path)
-    backbone = MODELS.build(dict(
-        type='SHaRPoseViT', img_sizes=((64, 48), (128, 96)), embed_dims=32,
-        depth=2, num_heads=4, init_cfg=dict(type='Pretrained',
-                                            checkpoint=str(path))))
+    backbone = MODELS.build(
+        dict(
+            type='SHaRPoseViT',
+            img_sizes=((64, 48), (128, 96)),
+            embed_dims=32,
+            depth=2,
+            num_heads=4,
+            init_cfg=dict(type='Pretrained', checkpoint=str(path))))
     with pytest.raises(CheckpointError, match='pos_embed has 15 positions'):
         backbone.init_weights()

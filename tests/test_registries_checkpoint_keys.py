@@ -12,8 +12,8 @@ def test_a_data_parallel_state_dict_loads_into_the_bare_model():
     """Keys and the BatchNorm version metadata lose ``module.``, in place;
     a strict load then fits."""
     bare = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
-    wrapped = nn.DataParallel(nn.Sequential(nn.Linear(3, 4),
-                                            nn.BatchNorm1d(4)))
+    wrapped = nn.DataParallel(
+        nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)))
     state_dict = wrapped.state_dict()
     assert all(k.startswith('module.') for k in state_dict)
     assert strip_prefixes(state_dict) is state_dict
@@ -33,8 +33,7 @@ def test_keypoint_transfer_hook_reads_a_data_parallel_checkpoint():
     """The hook strips ``module.`` before comparing with the model (the
     runner strips it only later) and drops the changed last layer."""
     model = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
-    trained = nn.DataParallel(nn.Sequential(nn.Linear(3, 4),
-                                            nn.Linear(4, 5)))
+    trained = nn.DataParallel(nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 5)))
     checkpoint = {'state_dict': trained.state_dict()}
     KeypointTransferHook(reinit=['1.']).after_load_checkpoint(
         SimpleNamespace(model=model), checkpoint)

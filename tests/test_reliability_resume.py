@@ -19,18 +19,20 @@ import pytest
 import torch
 from mmengine.logging import MessageHub, MMLogger
 
+from sspose_mm.cli.launch import find_resume_checkpoint
+from sspose_mm.engine.hooks import AtomicCheckpointHook
+from sspose_mm.fileio import atomic_write
 from conftest import (QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
                       run_tool, started, tool_command, tool_env)
-from sspose_mm.cli.launch import find_resume_checkpoint
-from sspose_mm.fileio import atomic_write
-from sspose_mm.engine.hooks import AtomicCheckpointHook
 
 EPOCHS = 2
 ITERS = 3 * EPOCHS
 
 
-def write_tiny_config(folder: Path, augment: bool = True,
-                      heatmap_size: tuple = (12, 16), extra: str = '') -> str:
+def write_tiny_config(folder: Path,
+                      augment: bool = True,
+                      heatmap_size: tuple = (12, 16),
+                      extra: str = '') -> str:
     """The quickstart config at input 64x48 (heatmaps 16x12); without
     ``augment`` training crops are the plain box crops."""
     augmentation = """
@@ -38,7 +40,8 @@ def write_tiny_config(folder: Path, augment: bool = True,
             dict(type='ClippedRandomBBoxTransform', rotate_sigma=15,
                  rotate_factor=30),""" if augment else ''
     path = folder / 'tiny_transpose_64x48.py'
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         _base_ = [{str(QUICKSTART_CONFIG)!r}]
         input_size = (48, 64)
         codec = dict(type='TransPoseHeatmap', input_size=input_size,
@@ -62,41 +65,47 @@ def write_tiny_config(folder: Path, augment: bool = True,
 
 
 def tiny_options(**overrides) -> dict:
-    options = dict(coco_excerpt_options(), **{
-        'train_cfg.max_epochs': EPOCHS,
-        'train_dataloader.num_workers': 1,
-        'train_dataloader.persistent_workers': True,
-        'default_hooks.checkpoint.by_epoch': False,
-        'default_hooks.checkpoint.interval': 2,
-        # All of a tiny run's checkpoints: the tests compare them.
-        'default_hooks.checkpoint.max_keep_ckpts': ITERS // 2,
-        'default_hooks.logger.interval': 1,
-    })
+    options = dict(
+        coco_excerpt_options(),
+        **{
+            'train_cfg.max_epochs': EPOCHS,
+            'train_dataloader.num_workers': 1,
+            'train_dataloader.persistent_workers': True,
+            'default_hooks.checkpoint.by_epoch': False,
+            'default_hooks.checkpoint.interval': 2,
+            # All of a tiny run's checkpoints: the tests compare them.
+            'default_hooks.checkpoint.max_keep_ckpts': ITERS // 2,
+            'default_hooks.logger.interval': 1,
+        })
     options.update(overrides)
     return options
 
 
 def train_command(config: str, work_dir: Path, *extra: str) -> list:
-    return (['tools/train.py', config, '--work-dir', str(work_dir),
-             '--deterministic', '--no-validate', *extra] +
-            as_cli(tiny_options()))
+    return ([
+        'tools/train.py', config, '--work-dir',
+        str(work_dir), '--deterministic', '--no-validate', *extra
+    ] + as_cli(tiny_options()))
 
 
 def check_ok(result):
-    assert result.returncode == 0, (result.stdout[-3000:] +
-                                    result.stderr[-3000:])
+    assert result.returncode == 0, (
+        result.stdout[-3000:] + result.stderr[-3000:])
     return result.stdout + result.stderr
 
 
-def assert_same_training_state(path_a: Path, path_b: Path,
+def assert_same_training_state(path_a: Path,
+                               path_b: Path,
                                iters: int = ITERS) -> None:
     """Weights, buffers and optimizer state bit for bit, after ``iters``."""
     a = torch.load(path_a, weights_only=True)
     b = torch.load(path_b, weights_only=True)
     assert a['meta']['iter'] == b['meta']['iter'] == iters
     assert a['state_dict'].keys() == b['state_dict'].keys()
-    differing = [k for k in a['state_dict']
-                 if not torch.equal(a['state_dict'][k], b['state_dict'][k])]
+    differing = [
+        k for k in a['state_dict']
+        if not torch.equal(a['state_dict'][k], b['state_dict'][k])
+    ]
     assert differing == []
     state_a, state_b = a['optimizer']['state'], b['optimizer']['state']
     assert state_a.keys() == state_b.keys()
@@ -122,13 +131,16 @@ def test_deterministic_runs_give_bit_identical_weights(uninterrupted,
 
 
 @pytest.mark.slow
-def test_run_killed_mid_epoch_resumes_to_the_same_weights(uninterrupted,
-                                                          tmp_path):
+def test_run_killed_mid_epoch_resumes_to_the_same_weights(
+        uninterrupted, tmp_path):
     config, final = uninterrupted
     command = tool_command(train_command(config, tmp_path))
     # Same environment as run_tool: bit-identity needs equal thread counts.
-    with started(command, env=tool_env(), stdout=subprocess.DEVNULL,
-                 stderr=subprocess.DEVNULL) as process:
+    with started(
+            command,
+            env=tool_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL) as process:
         # iter_2.pth lies inside epoch 1 (3 iterations per epoch); kill as
         # soon as last_checkpoint (written after it, atomically) exists.
         deadline = time.monotonic() + 300
@@ -205,8 +217,8 @@ def test_resume_with_a_missing_or_dangling_pointer(tmp_path):
     assert 'epoch_3.pth, which is incomplete;' in find_resume_checkpoint(
         str(tmp_path))[1]
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_2.pth'))
-    assert find_resume_checkpoint(str(tmp_path)) == (
-        str(tmp_path / 'epoch_2.pth'), None)
+    assert find_resume_checkpoint(str(tmp_path)) == (str(tmp_path /
+                                                         'epoch_2.pth'), None)
 
 
 class Killed(BaseException):
@@ -218,7 +230,8 @@ def test_last_checkpoint_is_never_left_empty(tmp_path, monkeypatch):
     ``last_checkpoint`` for writing (which empties the file) and before it
     wrote: the work dir's pointer still names the previous checkpoint."""
     runner = SimpleNamespace(
-        work_dir=str(tmp_path), logger=MMLogger.get_current_instance(),
+        work_dir=str(tmp_path),
+        logger=MMLogger.get_current_instance(),
         message_hub=MessageHub.get_instance('test_last_checkpoint'),
         save_checkpoint=lambda out_dir, filename, *args, **kwargs:
         atomic_write(os.path.join(out_dir, filename), b'weights'))
@@ -229,6 +242,7 @@ def test_last_checkpoint_is_never_left_empty(tmp_path, monkeypatch):
     assert pointer.read_text() == str(tmp_path / 'iter_1.pth')
 
     class DiesBeforeWriting:
+
         def __init__(self, file):
             self.file = file
 
@@ -286,8 +300,10 @@ def test_checkpoint_killed_while_being_written_keeps_the_last_good_one(
     """mmengine's own ``save_checkpoint``, SIGKILLed between writing the
     bytes and making them the checkpoint: the previous file survives."""
     target = tmp_path / 'epoch_1.pth'
-    with started([sys.executable, '-c', _WRITER, str(target)],
-                 stdout=subprocess.PIPE, text=True) as process:
+    with started([sys.executable, '-c', _WRITER,
+                  str(target)],
+                 stdout=subprocess.PIPE,
+                 text=True) as process:
         lines = []
         while 'writing' not in lines:
             line = process.stdout.readline()

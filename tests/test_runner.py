@@ -13,8 +13,8 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import DATASETS, METRICS
 
-from conftest import (COCO, QUICKSTART_CONFIG, as_cli,
-                      coco_excerpt_options, run_tool)
+from conftest import (COCO, QUICKSTART_CONFIG, as_cli, coco_excerpt_options,
+                      run_tool)
 
 CONFIG = str(QUICKSTART_CONFIG)
 
@@ -26,7 +26,8 @@ def excerpt_config(bbox_file: bool = False) -> Config:
 
 
 def check_ok(result):
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0, (
+        result.stdout[-3000:] + result.stderr[-3000:])
     return result.stdout + result.stderr
 
 
@@ -34,10 +35,13 @@ def check_ok(result):
 def trained(tmp_path_factory):
     """Two epochs (3 iterations each) on the 12 excerpt people."""
     work_dir = tmp_path_factory.mktemp('train')
-    options = dict(coco_excerpt_options(), **{'train_cfg.max_epochs': 2,
-                                              'train_cfg.val_interval': 2})
-    check_ok(run_tool(['tools/train.py', CONFIG, '--work-dir', str(work_dir)]
-                      + as_cli(options)))
+    options = dict(coco_excerpt_options(), **{
+        'train_cfg.max_epochs': 2,
+        'train_cfg.val_interval': 2
+    })
+    check_ok(
+        run_tool(['tools/train.py', CONFIG, '--work-dir',
+                  str(work_dir)] + as_cli(options)))
     return work_dir, options
 
 
@@ -46,8 +50,9 @@ def test_training_writes_checkpoints_that_load_weights_only(trained):
     work_dir, _ = trained
     checkpoint = torch.load(work_dir / 'epoch_2.pth', weights_only=True)
     assert checkpoint['meta']['epoch'] == 2
-    assert any(k.startswith('neck.layers.0.self_attn') for k in
-               checkpoint['state_dict'])
+    assert any(
+        k.startswith('neck.layers.0.self_attn')
+        for k in checkpoint['state_dict'])
     # Atomic writes leave no temporary files behind.
     assert not list(work_dir.glob('.*.tmp'))
     last = (work_dir / 'last_checkpoint').read_text().strip()
@@ -64,9 +69,11 @@ def test_resume_restores_optimizer_and_continues(trained, tmp_path):
     checkpoint.write_bytes((work_dir / 'epoch_2.pth').read_bytes())
     (resume_dir / 'last_checkpoint').write_text(str(checkpoint))
     options = dict(options, **{'train_cfg.max_epochs': 3})
-    log = check_ok(run_tool([
-        'tools/train.py', CONFIG, '--work-dir', str(resume_dir), '--resume'
-    ] + as_cli(options)))
+    log = check_ok(
+        run_tool([
+            'tools/train.py', CONFIG, '--work-dir',
+            str(resume_dir), '--resume'
+        ] + as_cli(options)))
     assert 'resumed epoch: 2, iter: 6' in log
     state = torch.load(resume_dir / 'epoch_3.pth', weights_only=True)
     steps = {int(s['step']) for s in state['optimizer']['state'].values()}
@@ -77,12 +84,14 @@ def test_resume_restores_optimizer_and_continues(trained, tmp_path):
 @pytest.mark.slow
 def test_vis_predictions_draws_every_person(trained, tmp_path):
     work_dir, _ = trained
-    log = check_ok(run_tool([
-        'tools/vis_predictions.py', CONFIG, str(work_dir / 'epoch_2.pth'),
-        '--out-dir', str(tmp_path), '--ann-file',
-        str(COCO / 'test_coco.json'), '--img-dir', str(COCO),
-        '--num-images', '2'
-    ]))
+    log = check_ok(
+        run_tool([
+            'tools/vis_predictions.py', CONFIG,
+            str(work_dir / 'epoch_2.pth'), '--out-dir',
+            str(tmp_path), '--ann-file',
+            str(COCO / 'test_coco.json'), '--img-dir',
+            str(COCO), '--num-images', '2'
+        ]))
     # The excerpt's first two images have 1 and 2 people with keypoints.
     assert '000000000785.jpg (1 people)' in log
     assert '000000040083.jpg (2 people)' in log
@@ -96,10 +105,13 @@ def test_vis_predictions_draws_every_person(trained, tmp_path):
 def test_test_tool_reports_coco_metrics(trained, tmp_path, bbox_file):
     work_dir, _ = trained
     out = tmp_path / 'metrics.json'
-    check_ok(run_tool([
-        'tools/test.py', CONFIG, str(work_dir / 'epoch_2.pth'), '--work-dir',
-        str(tmp_path), '--out', str(out)
-    ] + as_cli(coco_excerpt_options(bbox_file))))
+    check_ok(
+        run_tool([
+            'tools/test.py', CONFIG,
+            str(work_dir / 'epoch_2.pth'), '--work-dir',
+            str(tmp_path), '--out',
+            str(out)
+        ] + as_cli(coco_excerpt_options(bbox_file))))
     metrics = json.loads(out.read_text())
     assert {'coco/AP', 'coco/AR', 'coco/AP .5'} <= set(metrics)
     assert all(0.0 <= v <= 1.0 for v in metrics.values())
@@ -118,21 +130,22 @@ def test_fast_path_gives_the_same_predictions(trained, tmp_path):
     predictions = {}
     for name, extra in (('plain', []), ('fast', ['--fast'])):
         prefix = tmp_path / name
-        check_ok(run_tool([
-            'tools/test.py', CONFIG, str(work_dir / 'epoch_2.pth'),
-            '--work-dir', str(tmp_path / name)] + extra + as_cli(dict(
-                coco_excerpt_options(),
-                **{'test_evaluator.outfile_prefix': str(prefix)}))))
-        results = json.loads(
-            Path(f'{prefix}.keypoints.json').read_text())
-        predictions[name] = sorted(results, key=lambda r: (
-            r['image_id'], r['keypoints'][:2]))
+        check_ok(
+            run_tool([
+                'tools/test.py', CONFIG,
+                str(work_dir / 'epoch_2.pth'), '--work-dir',
+                str(tmp_path / name)
+            ] + extra + as_cli(
+                dict(coco_excerpt_options(), **
+                     {'test_evaluator.outfile_prefix': str(prefix)}))))
+        results = json.loads(Path(f'{prefix}.keypoints.json').read_text())
+        predictions[name] = sorted(
+            results, key=lambda r: (r['image_id'], r['keypoints'][:2]))
     plain, fast = predictions['plain'], predictions['fast']
     assert len(plain) == len(fast) > 0
     for a, b in zip(plain, fast):
         assert a['image_id'] == b['image_id']
-        np.testing.assert_allclose(b['keypoints'], a['keypoints'],
-                                   atol=0.05)
+        np.testing.assert_allclose(b['keypoints'], a['keypoints'], atol=0.05)
         assert abs(a['score'] - b['score']) < 1e-4
 
 
@@ -145,19 +158,30 @@ def free_port() -> str:
 @pytest.mark.slow
 def test_distributed_train_and_test_on_two_cpu_processes(tmp_path):
     env = {'PORT': free_port()}
-    options = dict(coco_excerpt_options(True), **{
-        'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1})
-    log = check_ok(run_tool(['./dist_train.sh', CONFIG, '2', '--work-dir',
-                             str(tmp_path)] + as_cli(options), env=env))
+    options = dict(
+        coco_excerpt_options(True), **{
+            'train_cfg.max_epochs': 1,
+            'train_cfg.val_interval': 1
+        })
+    log = check_ok(
+        run_tool(
+            ['./dist_train.sh', CONFIG, '2', '--work-dir',
+             str(tmp_path)] + as_cli(options),
+            env=env))
     assert 'Distributed training: True' in log
     assert "backend='gloo'" in log or 'gloo' in log
     # The trained checkpoint, and the untrained model (each process must
     # initialise the same weights before the wrapper splits the data).
     for checkpoint in (str(tmp_path / 'epoch_1.pth'), 'none'):
         out = tmp_path / 'metrics.json'
-        check_ok(run_tool(['./dist_test.sh', CONFIG, checkpoint, '2', '--out',
-                           str(out), '--work-dir', str(tmp_path)] +
-                          as_cli(options), env=env))
+        check_ok(
+            run_tool(
+                [
+                    './dist_test.sh', CONFIG, checkpoint, '2', '--out',
+                    str(out), '--work-dir',
+                    str(tmp_path)
+                ] + as_cli(options),
+                env=env))
         assert 'coco/AP' in json.loads(out.read_text())
         out.unlink()
 
@@ -174,12 +198,14 @@ def gt_as_predictions(dataset) -> list:
     samples = []
     for index in range(len(dataset)):
         info = dataset.get_data_info(index)
-        samples.append(dict(
-            id=info['id'], img_id=info['img_id'],
-            pred_instances=dict(
-                keypoints=info['keypoints'].copy(),
-                keypoint_scores=np.ones(info['keypoints'].shape[:2])),
-            gt_instances=dict(bbox_scores=np.ones(1))))
+        samples.append(
+            dict(
+                id=info['id'],
+                img_id=info['img_id'],
+                pred_instances=dict(
+                    keypoints=info['keypoints'].copy(),
+                    keypoint_scores=np.ones(info['keypoints'].shape[:2])),
+                gt_instances=dict(bbox_scores=np.ones(1))))
     return samples
 
 
@@ -225,7 +251,7 @@ def test_synthetic_ground_truth_scores_ap_one_with_the_quickstart_config(
     cfg = Config.fromfile(CONFIG)
     cfg.test_dataloader.dataset.data_root = str(tmp_path)
     cfg.test_dataloader.dataset.bbox_file = None
-    cfg.test_evaluator.ann_file = str(
-        tmp_path / 'annotations/person_keypoints_val.json')
+    cfg.test_evaluator.ann_file = str(tmp_path /
+                                      'annotations/person_keypoints_val.json')
     metrics = evaluate_gt(cfg)
     assert metrics['coco/AP'] == pytest.approx(1.0)

@@ -14,14 +14,14 @@ FOLDER = REPO / 'configs/sharpose'
 #        epochs, batch per GPU)
 RECIPES = {
     'td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py':
-        (768, (128, 96), (256, 192), (48, 64), 2, 0.4, 0.99, 180, 180, 0.75,
-         210, 64),
+    (768, (128, 96), (256, 192), (48, 64), 2, 0.4, 0.99, 180, 180, 0.75, 210,
+     64),
     'td-hm_sharpose-b-a0.3_4xb64-210e_coco-384x288.py':
-        (768, (192, 144), (384, 288), (72, 96), 3, 0.3, 1.2, 90, 180, 0.7,
-         210, 64),
+    (768, (192, 144), (384, 288), (72, 96), 3, 0.3, 1.2, 90, 180, 0.7, 210,
+     64),
     'td-hm_sharpose-s-a0.5_4xb128-250e_coco-256x192.py':
-        (384, (128, 96), (256, 192), (48, 64), 2, 0.5, 0.99, 210, 210, 0.8,
-         250, 128),
+    (384, (128, 96), (256, 192), (48, 64), 2, 0.5, 0.99, 210, 210, 0.8, 250,
+     128),
 }
 QUICKSTART = 'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py'
 SMALL = 'td-hm_sharpose-s-a0.5_4xb128-250e_coco-256x192.py'
@@ -37,18 +37,33 @@ MPII = 'td-hm_sharpose-b-a0.4_4xb64-210e_mpii-256x192.py'
 # P(randn < 0.5) = 0.69 when it has at least 3 visible joints, and pads the
 # part's box by 1.5. MMPose 1.x applies shift, scale and rotation in one
 # step, after the half-body crop.
-PIPELINE_ORDER = ['LoadImageOrSkip', 'GetBBoxCenterScale', 'RandomFlip',
-                  'RandomHalfBody', 'ClippedRandomBBoxTransform',
-                  'TopdownAffine', 'GenerateTarget', 'PackPoseInputs']
+PIPELINE_ORDER = [
+    'LoadImageOrSkip', 'GetBBoxCenterScale', 'RandomFlip', 'RandomHalfBody',
+    'ClippedRandomBBoxTransform', 'TopdownAffine', 'GenerateTarget',
+    'PackPoseInputs'
+]
 AUGMENTATION = {
-    'GetBBoxCenterScale': dict(padding=1.25),
-    'RandomFlip': dict(prob=0.5, direction='horizontal'),
-    'RandomHalfBody': dict(min_total_keypoints=9, min_upper_keypoints=3,
-                           min_lower_keypoints=3, prob=0.3,
-                           upper_prioritized_prob=0.69, padding=1.5),
-    'ClippedRandomBBoxTransform': dict(
-        shift_factor=0.16, shift_prob=0.3, scale_factor=(0.5, 1.5),
-        scale_prob=1.0, rotate_sigma=40, rotate_factor=80, rotate_prob=0.6),
+    'GetBBoxCenterScale':
+    dict(padding=1.25),
+    'RandomFlip':
+    dict(prob=0.5, direction='horizontal'),
+    'RandomHalfBody':
+    dict(
+        min_total_keypoints=9,
+        min_upper_keypoints=3,
+        min_lower_keypoints=3,
+        prob=0.3,
+        upper_prioritized_prob=0.69,
+        padding=1.5),
+    'ClippedRandomBBoxTransform':
+    dict(
+        shift_factor=0.16,
+        shift_prob=0.3,
+        scale_factor=(0.5, 1.5),
+        scale_prob=1.0,
+        rotate_sigma=40,
+        rotate_factor=80,
+        rotate_prob=0.6),
 }
 # ImageNet mean and std of RGB in [0, 1] (spec 1.9: "normalize ImageNet
 # mean/std"), on the 0-255 pixels that MMPose 1.x normalises.
@@ -67,22 +82,22 @@ def test_official_recipe(name):
      head_start, decay, epochs, batch) = RECIPES[name]
     cfg = Config.fromfile(FOLDER / name)
     backbone, head = cfg.model.backbone, cfg.model.head
-    assert (backbone.embed_dims, backbone.depth, backbone.num_heads) == (
-        dims, 12, 12)
+    assert (backbone.embed_dims, backbone.depth,
+            backbone.num_heads) == (dims, 12, 12)
     assert tuple(map(tuple, backbone.img_sizes)) == (coarse, fine)
     assert (backbone.alpha, backbone.qp_threshold, backbone.qp_start_epoch,
             backbone.drop_path_rate) == (alpha, threshold, backbone_start, 0.1)
     assert head.in_channels == dims
-    assert (head.quality_loss_weight,
-            head.qp_start_epoch) == (0.03, head_start)
+    assert (head.quality_loss_weight, head.qp_start_epoch) == (0.03,
+                                                               head_start)
     assert tuple(head.heatmap_size) == heatmap
     assert (cfg.codec.type, cfg.codec.sigma) == ('UDPHeatmap', sigma)
     assert backbone.init_cfg.type == 'Pretrained'
     optimizer = cfg.optim_wrapper.optimizer
     assert (optimizer.type, optimizer.lr, tuple(optimizer.betas),
             optimizer.weight_decay) == ('AdamW', 5e-4, (0.9, 0.999), 0.1)
-    assert cfg.optim_wrapper.paramwise_cfg == dict(num_layers=12,
-                                                   layer_decay_rate=decay)
+    assert cfg.optim_wrapper.paramwise_cfg == dict(
+        num_layers=12, layer_decay_rate=decay)
     warmup, steps = cfg.param_scheduler
     assert (warmup.type, warmup.start_factor, warmup.end,
             warmup.by_epoch) == ('LinearLR', 1e-3, 500, False)
@@ -104,11 +119,12 @@ def test_official_augmentation(name):
         if step['type'] in AUGMENTATION:
             transform = TRANSFORMS.build(step)
             for key, expected in AUGMENTATION[step['type']].items():
-                assert getattr(transform, key) == expected, (step['type'],
-                                                             key)
+                assert getattr(transform, key) == expected, (step['type'], key)
     test_steps = [step['type'] for step in cfg.val_dataloader.dataset.pipeline]
-    assert test_steps == ['LoadImageOrSkip', 'GetBBoxCenterScale',
-                          'TopdownAffine', 'PackPoseInputs']
+    assert test_steps == [
+        'LoadImageOrSkip', 'GetBBoxCenterScale', 'TopdownAffine',
+        'PackPoseInputs'
+    ]
     assert cfg.val_dataloader.dataset.pipeline[1].padding == 1.25
     preprocessor = cfg.model.data_preprocessor
     np.testing.assert_allclose(preprocessor.mean, IMAGENET_MEAN)
@@ -136,12 +152,12 @@ def test_official_evaluation(name):
         metric = METRICS.build(dict(evaluator, ann_file=None))
         assert type(metric).__name__ == 'CocoMetric'
         assert (metric.nms_mode, metric.nms_thr) == ('oks_nms', 0.9)
-        assert (metric.score_mode, metric.keypoint_score_thr) == (
-            'bbox_keypoint', 0.2)
+        assert (metric.score_mode,
+                metric.keypoint_score_thr) == ('bbox_keypoint', 0.2)
     assert cfg.train_cfg.val_interval == 10
     checkpoint = cfg.default_hooks.checkpoint
-    assert (checkpoint.interval, checkpoint.save_best, checkpoint.rule) == (
-        10, 'coco/AP', 'greater')
+    assert (checkpoint.interval, checkpoint.save_best,
+            checkpoint.rule) == (10, 'coco/AP', 'greater')
 
 
 @pytest.mark.parametrize('name', sorted([*RECIPES, QUICKSTART, MPII]))
@@ -156,8 +172,10 @@ def test_sizes_agree(name):
         affine, = [s for s in pipeline if s['type'] == 'TopdownAffine']
         assert tuple(affine.input_size) == tuple(codec.input_size)
         assert affine.use_udp
-    target, = [s for s in cfg.train_dataloader.dataset.pipeline
-               if s['type'] == 'GenerateTarget']
+    target, = [
+        s for s in cfg.train_dataloader.dataset.pipeline
+        if s['type'] == 'GenerateTarget'
+    ]
     assert target.encoder == codec
     assert 'SHaRPoseQualityHook' in [h['type'] for h in cfg.custom_hooks]
 
@@ -166,8 +184,13 @@ def test_quickstart_keeps_the_small_model():
     quick = Config.fromfile(FOLDER / QUICKSTART).model
     small = Config.fromfile(FOLDER / SMALL).model
     changed = {'img_sizes', 'qp_start_epoch', 'init_cfg'}
-    assert {k: v for k, v in quick.backbone.items() if k not in changed} == {
-        k: v for k, v in small.backbone.items() if k not in changed}
+    assert {
+        k: v
+        for k, v in quick.backbone.items() if k not in changed
+    } == {
+        k: v
+        for k, v in small.backbone.items() if k not in changed
+    }
     assert quick.backbone.init_cfg is None
     assert quick.head.loss == small.head.loss
     assert quick.head.in_channels == small.head.in_channels

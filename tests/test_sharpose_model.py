@@ -20,35 +20,54 @@ from mmpose.codecs import UDPHeatmap
 from mmpose.registry import MODELS
 from mmpose.structures import PoseDataSample
 
-from conftest import REPO
 from sspose_mm.apis import collect_attention, recording_attention
 from sspose_mm.apis.convert import convert_state_dict
 from sspose_mm.engine.hooks import SHaRPoseQualityHook
 from sspose_mm.errors import CheckpointError, ConfigError
+from conftest import REPO
 
 COCO_META = dict(from_file='configs/_base_/datasets/coco.py')
 # COCO's OKS sigmas (cocodataset.org keypoint evaluation), 17 keypoints.
-COCO_SIGMAS = np.array([.26, .25, .25, .35, .35, .79, .79, .72, .72, .62,
-                        .62, 1.07, 1.07, .87, .87, .89, .89]) / 10.0
+COCO_SIGMAS = np.array([
+    .26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62, 1.07, 1.07, .87,
+    .87, .89, .89
+]) / 10.0
 
 
 def tiny_backbone(**overrides) -> dict:
     """A small SHaRPoseViT: 128x96 input, 4x3 coarse / 8x6 fine patches."""
-    return dict(dict(type='SHaRPoseViT', img_sizes=((64, 48), (128, 96)),
-                     num_keypoints=17, embed_dims=32, depth=4, num_heads=4,
-                     drop_path_rate=0., alpha=0.5, qp_start_epoch=1),
-                **overrides)
+    return dict(
+        dict(
+            type='SHaRPoseViT',
+            img_sizes=((64, 48), (128, 96)),
+            num_keypoints=17,
+            embed_dims=32,
+            depth=4,
+            num_heads=4,
+            drop_path_rate=0.,
+            alpha=0.5,
+            qp_start_epoch=1), **overrides)
 
 
 def tiny_model(backbone: dict = None, **head) -> torch.nn.Module:
-    codec = dict(type='UDPHeatmap', input_size=(96, 128),
-                 heatmap_size=(24, 32), sigma=2)
-    model = MODELS.build(dict(
-        type='TopdownPoseEstimator',
-        backbone=backbone or tiny_backbone(),
-        head=dict(dict(type='SHaRPoseHead', in_channels=32, out_channels=17,
-                       heatmap_size=(24, 32), decoder=codec,
-                       metainfo=COCO_META, qp_start_epoch=2), **head)))
+    codec = dict(
+        type='UDPHeatmap',
+        input_size=(96, 128),
+        heatmap_size=(24, 32),
+        sigma=2)
+    model = MODELS.build(
+        dict(
+            type='TopdownPoseEstimator',
+            backbone=backbone or tiny_backbone(),
+            head=dict(
+                dict(
+                    type='SHaRPoseHead',
+                    in_channels=32,
+                    out_channels=17,
+                    heatmap_size=(24, 32),
+                    decoder=codec,
+                    metainfo=COCO_META,
+                    qp_start_epoch=2), **head)))
     torch.manual_seed(0)
     model.backbone.init_weights()
     # The official init leaves tokens and position embeddings at zero, which
@@ -67,8 +86,8 @@ def model() -> torch.nn.Module:
 
 
 def images(batch: int, seed: int = 1) -> torch.Tensor:
-    return torch.randn(batch, 3, 128, 96,
-                       generator=torch.Generator().manual_seed(seed))
+    return torch.randn(
+        batch, 3, 128, 96, generator=torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize('config,coarse,fine', [
@@ -101,8 +120,9 @@ def test_selection_picks_highest_scoring_patches(score_all_keypoints):
     attention accumulated (EMA 0.99, blocks depth//4..) over the coarse
     pass, recomputed here from the recorded attention maps; the official
     rows skip the last keypoint, the switch uses all."""
-    model = tiny_model(tiny_backbone(
-        depth=8, score_all_keypoints=score_all_keypoints)).eval()
+    model = tiny_model(
+        tiny_backbone(depth=8,
+                      score_all_keypoints=score_all_keypoints)).eval()
     backbone = model.backbone
     backbone.train_epoch = 0
     with recording_attention(model) as maps, torch.no_grad():
@@ -128,9 +148,12 @@ def test_selected_count_rounds_alpha_times_n0_as_the_official_code():
     assert math.ceil(alpha * h0 * w0) == 7  # the case discriminates
     expected = math.ceil(alpha * (h0 * w0))
     assert expected == 6
-    backbone = MODELS.build(tiny_backbone(
-        img_sizes=((4 * h0, 4 * w0), (8 * h0, 8 * w0)), patch_size=4,
-        alpha=alpha, depth=1)).eval()
+    backbone = MODELS.build(
+        tiny_backbone(
+            img_sizes=((4 * h0, 4 * w0), (8 * h0, 8 * w0)),
+            patch_size=4,
+            alpha=alpha,
+            depth=1)).eval()
     backbone.train_epoch = 0  # validation before qp_start_epoch: all refine
     with torch.no_grad():
         feats = backbone(torch.randn(1, 3, 8 * h0, 8 * w0))
@@ -167,8 +190,9 @@ def test_fine_sequence_reassembles_the_selected_regions(model):
     fine_input = captured[backbone.fine_sequence_length]
     k = backbone.num_selected
     with torch.no_grad():
-        coarse_embed = backbone.patch_embed(F.interpolate(
-            x, size=(64, 48), mode='bilinear')) + backbone.pos_embed_list[0]
+        coarse_embed = backbone.patch_embed(
+            F.interpolate(x, size=(64, 48),
+                          mode='bilinear')) + backbone.pos_embed_list[0]
         fine_embed = backbone.patch_embed(x) + backbone.pos_embed_list[1]
         reused = backbone.reuse_block(captured['coarse_out'][:, 18:])
     torch.testing.assert_close(fine_input[:, :17],
@@ -205,25 +229,27 @@ def test_gated_off_instances_keep_coarse_results(model):
     finally:
         backbone.qp_threshold = 0.99
     mask = gated.refine_mask
-    assert mask.tolist() == (ungated.quality < ungated.quality.median()
-                             ).tolist()
+    assert mask.tolist() == (ungated.quality
+                             < ungated.quality.median()).tolist()
     assert 0 < mask.sum() < 4
     assert torch.equal(gated.fine_tokens[~mask], gated.coarse_tokens[~mask])
     assert torch.equal(fine[~mask], coarse[~mask])
     # Refined instances get what they get without the gate (another batch
     # composition: float round-off only).
-    torch.testing.assert_close(gated.fine_tokens[mask],
-                               ungated.fine_tokens[mask], rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        gated.fine_tokens[mask], ungated.fine_tokens[mask], rtol=0, atol=1e-5)
     assert gated.selected_patches.shape == (int(mask.sum()),
                                             backbone.num_selected)
 
 
-@pytest.mark.parametrize('training,train_epoch,gated', [
-    (True, 5, False),   # training forwards are never gated
-    (False, 1, False),  # validation up to qp_start_epoch (1): all refined
-    (False, 2, True),   # validation after it: gated
-    (False, None, True),  # standalone testing: gated
-])
+@pytest.mark.parametrize(
+    'training,train_epoch,gated',
+    [
+        (True, 5, False),  # training forwards are never gated
+        (False, 1, False),  # validation up to qp_start_epoch (1): all refined
+        (False, 2, True),  # validation after it: gated
+        (False, None, True),  # standalone testing: gated
+    ])
 def test_gate_modes(model, training, train_epoch, gated):
     backbone = model.backbone
     backbone.train(training)
@@ -241,8 +267,10 @@ def test_gate_modes(model, training, train_epoch, gated):
 
 
 def about_the_hook(records) -> list:
-    return [r.getMessage() for r in records
-            if 'SHaRPoseQualityHook' in r.getMessage()]
+    return [
+        r.getMessage() for r in records
+        if 'SHaRPoseQualityHook' in r.getMessage()
+    ]
 
 
 def test_training_without_the_epoch_hook_warns_once(logged_warnings):
@@ -292,9 +320,10 @@ def data_samples(batch: int, seed: int = 0) -> list:
         keypoints = rng.uniform([5, 5], [90, 120], (1, 17, 2))
         visible = (rng.uniform(size=(1, 17)) > 0.2).astype(np.float32)
         encoded = codec.encode(keypoints, visible)
-        sample = PoseDataSample(metainfo=dict(
-            input_center=rng.uniform(100, 300, 2).astype(np.float32),
-            input_scale=np.array([150., 200.], dtype=np.float32)))
+        sample = PoseDataSample(
+            metainfo=dict(
+                input_center=rng.uniform(100, 300, 2).astype(np.float32),
+                input_scale=np.array([150., 200.], dtype=np.float32)))
         sample.gt_fields = PixelData(
             heatmaps=torch.from_numpy(encoded['heatmaps']))
         sample.gt_instance_labels = InstanceData(
@@ -326,9 +355,10 @@ def test_quality_loss_zero_before_its_epoch_and_on_after():
         else:
             assert losses['loss_quality'] == 0
             assert last_layer.grad.abs().max() == 0
-    assert set(losses) >= {'loss_kpt_coarse', 'loss_kpt_fine',
-                           'loss_quality', 'oks_coarse', 'refine_rate',
-                           'acc_pose'}
+    assert set(losses) >= {
+        'loss_kpt_coarse', 'loss_kpt_fine', 'loss_quality', 'oks_coarse',
+        'refine_rate', 'acc_pose'
+    }
     assert losses['refine_rate'] == 1  # training is never gated
 
 
@@ -379,8 +409,11 @@ def test_layer_decay_groups_follow_the_official_rule():
     cfg = Config.fromfile(REPO / 'configs/sharpose/'
                           'td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py')
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    groups = {name: group for group in wrapper.optimizer.param_groups
-              for name in group['param_names']}
+    groups = {
+        name: group
+        for group in wrapper.optimizer.param_groups
+        for name in group['param_names']
+    }
     assert set(groups) == {n for n, _ in model.named_parameters()}
     expected = {  # name: (layer id, weight decay)
         'backbone.keypoint_tokens': (0, 0.), 'backbone.quality_token': (0, 0.),
@@ -409,15 +442,20 @@ def test_mae_weights_load_with_resized_position_embeddings(tmp_path):
     name; the 4x4 (+ class) position table is resized bicubically to each
     grid; its keypoint tokens (if any) and decoder are ignored."""
     from timm.models.vision_transformer import VisionTransformer
-    vit = VisionTransformer(img_size=64, patch_size=16, embed_dim=32,
-                            depth=4, num_heads=4, qkv_bias=True)
+    vit = VisionTransformer(
+        img_size=64,
+        patch_size=16,
+        embed_dim=32,
+        depth=4,
+        num_heads=4,
+        qkv_bias=True)
     weights = {f'module.{k}': v for k, v in vit.state_dict().items()}
     weights['module.keypoint_tokens'] = torch.ones(1, 17, 32)
     weights['module.decoder_embed.weight'] = torch.ones(8, 32)
     path = tmp_path / 'mae.pth'
     torch.save({'model': weights}, path)
-    backbone = MODELS.build(tiny_backbone(init_cfg=dict(
-        type='Pretrained', checkpoint=str(path))))
+    backbone = MODELS.build(
+        tiny_backbone(init_cfg=dict(type='Pretrained', checkpoint=str(path))))
     backbone.init_weights()
     ours = backbone.state_dict()
     for key in ('blocks.3.attn.qkv.weight', 'blocks.0.mlp.fc1.bias',
@@ -425,24 +463,27 @@ def test_mae_weights_load_with_resized_position_embeddings(tmp_path):
         assert torch.equal(ours[key], vit.state_dict()[key]), key
     grid = vit.pos_embed[:, 1:].reshape(1, 4, 4, 32).permute(0, 3, 1, 2)
     for stage, size in enumerate(((4, 3), (8, 6))):
-        expected = F.interpolate(grid, size=size, mode='bicubic',
-                                 align_corners=False)
-        torch.testing.assert_close(
-            ours[f'pos_embed_list.{stage}'],
-            expected.flatten(2).transpose(1, 2))
+        expected = F.interpolate(
+            grid, size=size, mode='bicubic', align_corners=False)
+        torch.testing.assert_close(ours[f'pos_embed_list.{stage}'],
+                                   expected.flatten(2).transpose(1, 2))
     assert not ours['keypoint_tokens'].any()
 
-    missing = MODELS.build(tiny_backbone(init_cfg=dict(
-        type='Pretrained', checkpoint=str(tmp_path / 'nowhere.pth'))))
+    missing = MODELS.build(
+        tiny_backbone(
+            init_cfg=dict(
+                type='Pretrained', checkpoint=str(tmp_path / 'nowhere.pth'))))
     with pytest.raises(CheckpointError, match='nowhere.pth does not exist'):
         missing.init_weights()
 
 
 def official_layout(model) -> dict:
     """Our state dict under the official TopDown names."""
-    return {k.replace('head.', 'keypoint_head.', 1)
-            if k.startswith('head.') else k: v
-            for k, v in model.state_dict().items()}
+    renamed = {'head.': 'keypoint_head.'}
+    return {
+        renamed.get(k[:5], k[:5]) + k[5:]: v
+        for k, v in model.state_dict().items()
+    }
 
 
 def test_layout_converts_and_refuses_wrong_keys(model):
@@ -504,14 +545,18 @@ def test_benchmark_macs_grow_with_refinement_and_count_attention():
     from sspose_mm.benchmarks.sharpose import (DENSE, build_model,
                                                compared_runs,
                                                macs_per_instance)
-    model = build_model(str(REPO / 'configs/sharpose/td-hm_sharpose-s-a0.5_'
-                                   '2xb8-12e_synthetic-128x96.py'))
-    inputs = torch.randn(2, 3, *model.backbone.img_sizes[1],
-                         generator=torch.Generator().manual_seed(0))
+    model = build_model(
+        str(REPO / 'configs/sharpose/td-hm_sharpose-s-a0.5_'
+            '2xb8-12e_synthetic-128x96.py'))
+    inputs = torch.randn(
+        2,
+        3,
+        *model.backbone.img_sizes[1],
+        generator=torch.Generator().manual_seed(0))
     runs = compared_runs(model, inputs)
     macs = macs_per_instance(runs, batch=2)
-    none, half, full = (macs[f'SHaRPose, {share} refined']
-                        for share in ('0%', '50%', '100%'))
+    none, half, full = (
+        macs[f'SHaRPose, {share} refined'] for share in ('0%', '50%', '100%'))
     assert none < half < full
     assert none < macs[DENSE]
     with sdpa_kernel(SDPBackend.MATH):
@@ -533,8 +578,8 @@ def test_collect_attention_returns_both_passes(model):
     finally:
         model.backbone.qp_threshold = 0.99
     assert torch.equal(recorded, plain)  # recording changes nothing
-    assert [tuple(m.shape) for m in maps] == [(2, 30, 30)] * 4 + [
-        (2, 47, 47)] * 4
+    assert [tuple(m.shape)
+            for m in maps] == [(2, 30, 30)] * 4 + [(2, 47, 47)] * 4
     for attention in maps:  # rows are softmax distributions
-        torch.testing.assert_close(attention.sum(-1),
-                                   torch.ones(attention.shape[:2]))
+        torch.testing.assert_close(
+            attention.sum(-1), torch.ones(attention.shape[:2]))

@@ -22,16 +22,19 @@ from mmengine.config import Config
 from mmpose.apis import init_model
 from mmpose.registry import MODELS
 
-from conftest import GOLDEN, REPO
 from sspose_mm.apis import recording_attention
 from sspose_mm.apis.convert import convert_checkpoint, convert_state_dict
 from sspose_mm.fileio import safe_torch_load
+from conftest import GOLDEN, REPO
 from test_transpose_parity import refweights
 
 CONFIGS = {
-    'sharpose-b-256x192-a0.4': 'td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py',
-    'sharpose-s-256x192-a0.5': 'td-hm_sharpose-s-a0.5_4xb128-250e_coco-256x192.py',
-    'sharpose-b-384x288-a0.3': 'td-hm_sharpose-b-a0.3_4xb64-210e_coco-384x288.py',
+    'sharpose-b-256x192-a0.4':
+    'td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py',
+    'sharpose-s-256x192-a0.5':
+    'td-hm_sharpose-s-a0.5_4xb128-250e_coco-256x192.py',
+    'sharpose-b-384x288-a0.3':
+    'td-hm_sharpose-b-a0.3_4xb64-210e_coco-384x288.py',
 }
 FILE_VARIANT = 'sharpose-s-256x192-a0.5'
 MODES = ('gated', 'all', 'mixed')
@@ -61,8 +64,8 @@ def official_state_dict(variant: str) -> Dict[str, torch.Tensor]:
 
 def set_mode(backbone, mode: str, data: Dict[str, np.ndarray]) -> None:
     backbone.train_epoch = 0 if mode == 'all' else None
-    backbone.qp_threshold = float(data[
-        'mixed_qp_threshold' if mode == 'mixed' else 'qp_threshold'])
+    backbone.qp_threshold = float(
+        data['mixed_qp_threshold' if mode == 'mixed' else 'qp_threshold'])
 
 
 @pytest.fixture(scope='module', params=sorted(CONFIGS))
@@ -102,13 +105,18 @@ def run(request, tmp_path_factory) -> SimpleNamespace:
             feats = model.backbone(inputs)
             outputs[mode] = (feats, model.head.forward_stages(feats))
         recorded[mode] = maps
-    return SimpleNamespace(variant=variant, model=model, golden=data,
-                           inputs=inputs, outputs=outputs, recorded=recorded)
+    return SimpleNamespace(
+        variant=variant,
+        model=model,
+        golden=data,
+        inputs=inputs,
+        outputs=outputs,
+        recorded=recorded)
 
 
 def relative_error(actual: torch.Tensor, expected: np.ndarray) -> float:
-    return float(np.abs(actual.numpy() - expected).max() /
-                 np.abs(expected).max())
+    return float(
+        np.abs(actual.numpy() - expected).max() / np.abs(expected).max())
 
 
 @pytest.mark.parametrize('mode', MODES)
@@ -124,10 +132,10 @@ def test_outputs_match_official(run, mode):
                                       g[f'{mode}_tokens_fine']),
     }
     assert max(errors.values()) <= RTOL, (run.variant, mode, errors)
-    np.testing.assert_allclose(feats.quality.numpy(), g['quality'], rtol=0,
-                               atol=QUALITY_ATOL)
-    np.testing.assert_allclose(feats.patch_scores.numpy(), g['patch_score'],
-                               rtol=0, atol=SCORE_ATOL)
+    np.testing.assert_allclose(
+        feats.quality.numpy(), g['quality'], rtol=0, atol=QUALITY_ATOL)
+    np.testing.assert_allclose(
+        feats.patch_scores.numpy(), g['patch_score'], rtol=0, atol=SCORE_ATOL)
 
 
 @pytest.mark.parametrize('mode', MODES)
@@ -139,8 +147,8 @@ def test_gate_and_selection_match_official(run, mode):
     assert run.model.backbone.num_selected == int(g['num_selected'])
     expected = g[f'{mode}_selected_patches']
     assert feats.selected_patches.shape == expected.shape
-    assert [set(row) for row in feats.selected_patches.tolist()] == [
-        set(row) for row in expected.tolist()]
+    assert [set(row) for row in feats.selected_patches.tolist()
+            ] == [set(row) for row in expected.tolist()]
     # The fine-grid expansion, fed the official selection order.
     fine_index = run.model.backbone.fine_patch_index(
         torch.from_numpy(expected))
@@ -174,8 +182,9 @@ def test_last_keypoint_quirk_switch(run):
         backbone.score_all_keypoints = False
     fixed = scores.topk(backbone.num_selected, dim=1).indices
     official = run.golden['all_selected_patches']
-    changed = sum(len(set(a) - set(b)) for a, b in zip(fixed.tolist(),
-                                                      official.tolist()))
+    changed = sum(
+        len(set(a) - set(b))
+        for a, b in zip(fixed.tolist(), official.tolist()))
     assert changed == (0 if run.variant == 'sharpose-b-256x192-a0.4' else 1)
 
 
@@ -188,13 +197,15 @@ def test_recorded_attention_covers_both_passes(run):
     maps = run.recorded['mixed']
     coarse = backbone.coarse_sequence_length
     fine = backbone.fine_sequence_length
-    assert [tuple(m.shape) for m in maps] == (
-        [(2, coarse, coarse)] * 12 + [(1, fine, fine)] * 12)
+    assert [tuple(m.shape) for m in maps
+            ] == ([(2, coarse, coarse)] * 12 + [(1, fine, fine)] * 12)
     # The ranking is the EMA of these coarse maps (head-averaged, blocks
     # 3..11), keypoint rows 1..16 and patch columns; recomputed here.
     ema = torch.zeros(())
     for attention in maps[3:12]:
         ema = 0.99 * ema + 0.01 * attention
-    np.testing.assert_allclose(ema[:, 1:17, 18:].sum(1).numpy(),
-                               run.golden['patch_score'], rtol=0,
-                               atol=SCORE_ATOL)
+    np.testing.assert_allclose(
+        ema[:, 1:17, 18:].sum(1).numpy(),
+        run.golden['patch_score'],
+        rtol=0,
+        atol=SCORE_ATOL)

@@ -13,22 +13,25 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from conftest import REPO, as_cli, coco_excerpt_options, run_tool
 from sspose_mm.cli import load_config
+from conftest import REPO, as_cli, coco_excerpt_options, run_tool
 
 CONFIG = str(REPO / 'configs/sharpose/'
              'td-hm_sharpose-s-a0.5_2xb8-12e_synthetic-128x96.py')
 # A threshold below the GELU quality's minimum (about -0.17) makes the gate
 # refine nobody, so whether a forward was gated shows in its refine mask.
-OPTIONS = {'model.backbone.qp_start_epoch': 1, 'model.head.qp_start_epoch': 1,
-           'model.backbone.qp_threshold': -1.0}
+OPTIONS = {
+    'model.backbone.qp_start_epoch': 1,
+    'model.head.qp_start_epoch': 1,
+    'model.backbone.qp_threshold': -1.0
+}
 LOSS = re.compile(
     r'Epoch\(train\) \[(\d)\]\[\d/3\].*?loss_quality: ([\d.e-]+)')
 
 
 def check_ok(result):
-    assert result.returncode == 0, (result.stdout[-3000:] +
-                                    result.stderr[-3000:])
+    assert result.returncode == 0, (
+        result.stdout[-3000:] + result.stderr[-3000:])
     return result.stdout + result.stderr
 
 
@@ -37,22 +40,23 @@ def trained(tmp_path_factory):
     """Work dir, log text and, per backbone forward, (training mode,
     train_epoch, refine mask)."""
     work_dir = tmp_path_factory.mktemp('sharpose')
-    options = dict(coco_excerpt_options(), **OPTIONS, **{
-        'train_cfg.max_epochs': 2, 'train_cfg.val_interval': 1,
-        'default_hooks.logger.interval': 1})
-    cfg = load_config(CONFIG, options, str(work_dir), 'none',
-                      ['train', 'val'])
+    options = dict(
+        coco_excerpt_options(), **OPTIONS, **{
+            'train_cfg.max_epochs': 2,
+            'train_cfg.val_interval': 1,
+            'default_hooks.logger.interval': 1
+        })
+    cfg = load_config(CONFIG, options, str(work_dir), 'none', ['train', 'val'])
     forwards = []
     with pytest.MonkeyPatch.context() as patch:
         # The runner formats its config with yapf to log and dump it, most
         # of this tiny run's time on 2 cores; the raw text serves as well.
-        patch.setattr(Config, 'pretty_text',
-                      property(lambda self: self.text))
+        patch.setattr(Config, 'pretty_text', property(lambda self: self.text))
         runner = Runner.from_cfg(cfg)
         runner.model.backbone.register_forward_hook(
             lambda module, _inputs, feats: forwards.append(
-                (module.training, module.train_epoch,
-                 feats.refine_mask.tolist())))
+                (module.training, module.train_epoch, feats.refine_mask.tolist(
+                ))))
         runner.train()
     log = next(work_dir.rglob('*.log')).read_text()
     return work_dir, log, forwards
@@ -95,9 +99,13 @@ def test_checkpoint_keeps_every_part_and_tests(trained, tmp_path):
     assert 'backbone.reuse_block.1.fc2.weight' in keys
     assert 'head.heatmap_mlp.1.weight' in keys
     out = tmp_path / 'metrics.json'
-    check_ok(run_tool(['tools/test.py', CONFIG, str(work_dir / 'epoch_2.pth'),
-                       '--work-dir', str(tmp_path), '--out', str(out)] +
-                      as_cli(coco_excerpt_options())))
+    check_ok(
+        run_tool([
+            'tools/test.py', CONFIG,
+            str(work_dir / 'epoch_2.pth'), '--work-dir',
+            str(tmp_path), '--out',
+            str(out)
+        ] + as_cli(coco_excerpt_options())))
     metrics = json.loads(out.read_text())
     assert {'coco/AP', 'coco/AR'} <= set(metrics)
     assert all(0.0 <= v <= 1.0 for v in metrics.values())

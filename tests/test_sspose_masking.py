@@ -6,27 +6,30 @@ import torch.nn.functional as F
 
 from sspose_mm.models.backbones.sspose_convvit import MaskedConvBlock
 from sspose_mm.models.pretrainers.sspose_mae import (SSposeMAE, patchify,
-                                                      random_masking,
-                                                      unpatchify)
+                                                     random_masking,
+                                                     unpatchify)
 
 # Small but with the pose configuration's structure: strides 2/4/8, fusion
 # before the transformer, 64x48 input -> 8x6 = 48 tokens.
-TINY_BACKBONE = dict(type='SSposeConvViT', img_size=(64, 48),
-                     patch_sizes=(2, 2, 2), embed_dims=(8, 16, 24),
-                     depths=(1, 1, 2), num_heads=2,
-                     fusion='before_transformer')
+TINY_BACKBONE = dict(
+    type='SSposeConvViT',
+    img_size=(64, 48),
+    patch_sizes=(2, 2, 2),
+    embed_dims=(8, 16, 24),
+    depths=(1, 1, 2),
+    num_heads=2,
+    fusion='before_transformer')
 TINY_DECODER = dict(embed_dims=16, depth=1, num_heads=2)
 
 
 def tiny_mae(**kwargs) -> SSposeMAE:
     torch.manual_seed(0)
-    return SSposeMAE(backbone=TINY_BACKBONE, decoder=TINY_DECODER,
-                     **kwargs).eval()
+    return SSposeMAE(
+        backbone=TINY_BACKBONE, decoder=TINY_DECODER, **kwargs).eval()
 
 
 @pytest.mark.parametrize('num_tokens,ratio', [(196, 0.75), (48, 0.75),
-                                              (192, 0.6), (7, 0.5),
-                                              (10, 0.0)])
+                                              (192, 0.6), (7, 0.5), (10, 0.0)])
 def test_mask_ratio_is_exact_in_every_sample(num_tokens, ratio):
     torch.manual_seed(1)
     ids_keep, ids_restore, mask = random_masking(5, num_tokens, ratio)
@@ -38,8 +41,9 @@ def test_mask_ratio_is_exact_in_every_sample(num_tokens, ratio):
         assert sorted(row_ids.tolist()) == torch.nonzero(
             row_mask == 0).flatten().tolist()
     # ids_restore undoes the shuffle: kept tokens come first.
-    assert torch.equal(torch.gather(mask, 1, torch.argsort(ids_restore, 1))
-                       [:, :num_keep], torch.zeros(5, num_keep))
+    assert torch.equal(
+        torch.gather(mask, 1, torch.argsort(ids_restore, 1))[:, :num_keep],
+        torch.zeros(5, num_keep))
 
 
 def test_mask_differs_between_samples_and_follows_the_noise():
@@ -68,8 +72,8 @@ def test_mask_levels_are_aligned_and_keep_the_ratio():
     for level, cell in ((stage2, 2), (stage1, 4)):
         assert torch.equal(level.mean(dim=(1, 2, 3)), visible.mean((1, 2)))
         # Constant inside each aligned cell x cell block, equal to the token.
-        assert torch.equal(F.max_pool2d(level, cell), -F.max_pool2d(
-            -level, cell))
+        assert torch.equal(
+            F.max_pool2d(level, cell), -F.max_pool2d(-level, cell))
         assert torch.equal(F.max_pool2d(level, cell)[:, 0], visible)
 
 
@@ -102,8 +106,9 @@ def test_masked_pixels_cannot_influence_the_visible_latent(hierarchical):
     images = torch.randn(2, 3, 64, 48)
     noise = torch.rand(2, model.num_tokens)
     _, _, mask = random_masking(2, model.num_tokens, 0.75, noise)
-    pixel_mask = mask.reshape(2, 1, 8, 6).repeat_interleave(
-        8, 2).repeat_interleave(8, 3)
+    pixel_mask = mask.reshape(2, 1, 8,
+                              6).repeat_interleave(8,
+                                                   2).repeat_interleave(8, 3)
     changed = images + 3 * torch.randn_like(images) * pixel_mask
     with torch.no_grad():
         latent = model.forward_encoder(images, noise)[0]
@@ -111,8 +116,7 @@ def test_masked_pixels_cannot_influence_the_visible_latent(hierarchical):
     assert latent.shape == (2, 12, 24)
     if hierarchical:
         # Not bitwise: the transformer's matmuls may block differently.
-        torch.testing.assert_close(latent_changed, latent, rtol=0,
-                                   atol=1e-6)
+        torch.testing.assert_close(latent_changed, latent, rtol=0, atol=1e-6)
     else:
         assert (latent_changed - latent).abs().max() > 1e-3
 
@@ -134,8 +138,8 @@ def test_loss_counts_masked_patches_only():
 
 
 def test_patchify_round_trip_and_layout():
-    images = torch.arange(2 * 3 * 16 * 8, dtype=torch.float).reshape(
-        2, 3, 16, 8)
+    images = torch.arange(
+        2 * 3 * 16 * 8, dtype=torch.float).reshape(2, 3, 16, 8)
     patches = patchify(images, 4)
     assert patches.shape == (2, 8, 48)
     # Patch 1 is row 0, column 1; channel-last inside the patch.

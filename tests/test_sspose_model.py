@@ -10,10 +10,10 @@ from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
 from mmpose.registry import DATASETS, MODELS, TRANSFORMS
 
-from conftest import COCO, REPO
 from sspose_mm.apis import collect_attention, recording_attention
 from sspose_mm.errors import CheckpointError, ConfigError, DataError
 from sspose_mm.models.heads import SSposeHead
+from conftest import COCO, REPO
 
 CONFIGS = REPO / 'configs/sspose'
 POSE_CONFIG = CONFIGS / 'td-hm_sspose-b_8xb64-210e_coco-256x192.py'
@@ -59,9 +59,11 @@ def test_layer_decay_gives_what_feeds_the_transformer_id_0(config):
     rate = cfg.optim_wrapper.paramwise_cfg.layer_decay_rate
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
     base_lr = cfg.optim_wrapper.optimizer.lr
-    scale = {name: group['lr'] / base_lr
-             for group in wrapper.optimizer.param_groups
-             for name in group['param_names']}
+    scale = {
+        name: group['lr'] / base_lr
+        for group in wrapper.optimizer.param_groups
+        for name in group['param_names']
+    }
     assert len(scale) == sum(1 for p in model.parameters() if p.requires_grad)
 
     transformer_input = []
@@ -69,19 +71,24 @@ def test_layer_decay_gives_what_feeds_the_transformer_id_0(config):
         lambda layer, args: transformer_input.append(args[0]))
     model.backbone(torch.randn(1, 3, 64, 48))
     transformer_input[0].sum().backward()
-    feeding = {'backbone.' + name
-               for name, param in model.backbone.named_parameters()
-               if param.grad is not None}
+    feeding = {
+        'backbone.' + name
+        for name, param in model.backbone.named_parameters()
+        if param.grad is not None
+    }
     assert 'backbone.patch_embed.fusion.stage1.weight' in feeding
-    assert {name for name, value in scale.items()
-            if value == pytest.approx(rate**(depth + 1))} == feeding
+    assert {
+        name
+        for name, value in scale.items()
+        if value == pytest.approx(rate**(depth + 1))
+    } == feeding
     for name, value in scale.items():
         if name.startswith('backbone.layers.'):
             layer = int(name.split('.')[2])
             assert value == pytest.approx(rate**(depth - layer)), name
         elif name not in feeding:
-            assert name.split('.')[:2] in (['backbone', 'norm'],
-                                           ['head', 'deconv_layers'],
+            assert name.split('.')[:2] in (['backbone',
+                                            'norm'], ['head', 'deconv_layers'],
                                            ['head', 'final_layer']), name
             assert value == 1., name
 
@@ -103,8 +110,7 @@ def test_keypoint_dependency_is_the_attention_row_at_the_peak():
     heatmaps[0, 0, 9, 5] = 1  # token (4, 2) of a 16x12 grid
     heatmaps[0, 1, 31, 23] = 1  # token (15, 11)
     attention = torch.rand(1, 192, 192).softmax(-1)
-    dependency = SSposeHead.keypoint_dependency(heatmaps, attention,
-                                                (16, 12))
+    dependency = SSposeHead.keypoint_dependency(heatmaps, attention, (16, 12))
     assert dependency.shape == (1, 2, 16, 12)
     assert torch.equal(dependency[0, 0].flatten(), attention[0, 4 * 12 + 2])
     assert torch.equal(dependency[0, 1].flatten(), attention[0, 191])
@@ -144,9 +150,10 @@ def test_unloadable_position_tables_are_explained():
     backbone_cfg = dict(pose_config(QUICKSTART).model.backbone)
     backbone = MODELS.build(backbone_cfg)
     wider = MODELS.build(dict(backbone_cfg, embed_dims=(64, 128, 240)))
-    with pytest.raises(CheckpointError,
-                       match="embedding width 240 differs from this "
-                       "model's 192"):
+    with pytest.raises(
+            CheckpointError,
+            match="embedding width 240 differs from this "
+            "model's 192"):
         backbone.load_state_dict(wider.state_dict())
     state = backbone.state_dict()
     state['pos_embed'] = torch.zeros(1, 10, 192)  # neither 4:3 nor square
@@ -170,30 +177,39 @@ def test_missing_encoder_checkpoint_is_explained():
 def test_unlabeled_images_from_a_coco_file_and_a_folder(tmp_path):
     coco = COCO
     images = json.loads((coco / 'test_coco.json').read_text())['images']
-    pipeline = [dict(type='LoadImage'),
-                dict(type='RandomResizedCrop', input_size=(48, 64)),
-                dict(type='PackPoseInputs')]
-    from_json = DATASETS.build(dict(
-        type='UnlabeledImageDataset', data_root=str(coco),
-        ann_file='test_coco.json', pipeline=pipeline))
+    pipeline = [
+        dict(type='LoadImage'),
+        dict(type='RandomResizedCrop', input_size=(48, 64)),
+        dict(type='PackPoseInputs')
+    ]
+    from_json = DATASETS.build(
+        dict(
+            type='UnlabeledImageDataset',
+            data_root=str(coco),
+            ann_file='test_coco.json',
+            pipeline=pipeline))
     assert len(from_json) == len(images)
     sample = from_json[0]
     assert sample['inputs'].shape == (3, 64, 48)
-    from_folder = DATASETS.build(dict(
-        type='UnlabeledImageDataset', data_prefix=dict(img=str(coco))))
+    from_folder = DATASETS.build(
+        dict(type='UnlabeledImageDataset', data_prefix=dict(img=str(coco))))
     assert sorted(d['img_path'] for d in from_folder) == sorted(
         str(coco / i['file_name']) for i in images)
     with pytest.raises(DataError, match='found no images'):
-        DATASETS.build(dict(type='UnlabeledImageDataset',
-                            data_prefix=dict(img=str(tmp_path))))
+        DATASETS.build(
+            dict(
+                type='UnlabeledImageDataset',
+                data_prefix=dict(img=str(tmp_path))))
     with pytest.raises(DataError, match='does not exist'):
-        DATASETS.build(dict(type='UnlabeledImageDataset',
-                            data_prefix=dict(img=str(tmp_path / 'none'))))
+        DATASETS.build(
+            dict(
+                type='UnlabeledImageDataset',
+                data_prefix=dict(img=str(tmp_path / 'none'))))
 
 
 def test_random_resized_crop_keeps_area_and_aspect_ranges():
-    crop = TRANSFORMS.build(dict(type='RandomResizedCrop',
-                                 input_size=(96, 128), scale=(0.2, 1.0)))
+    crop = TRANSFORMS.build(
+        dict(type='RandomResizedCrop', input_size=(96, 128), scale=(0.2, 1.0)))
     np.random.seed(0)
     boxes = np.array([crop.crop_box(300, 500) for _ in range(300)])
     area = boxes[:, 2] * boxes[:, 3] / (300 * 500)
@@ -201,8 +217,8 @@ def test_random_resized_crop_keeps_area_and_aspect_ranges():
     # Rounding the sides to pixels moves area and aspect by < 2%.
     assert area.min() >= 0.2 * 0.98 and area.max() <= 1.0
     assert aspect.min() >= 0.75 * 0.98 and aspect.max() <= 4 / 3 * 1.02
-    assert ((boxes[:, :2] >= 0) & (boxes[:, :2] + boxes[:, 2:] <=
-                                   [500, 300])).all()
+    assert ((boxes[:, :2] >= 0) &
+            (boxes[:, :2] + boxes[:, 2:] <= [500, 300])).all()
     out = crop.transform(dict(img=np.zeros((300, 500, 3), np.uint8)))
     assert out['img'].shape == (128, 96, 3) and out['img_shape'] == (128, 96)
 
@@ -223,15 +239,16 @@ FINE_TUNING_ONLY = ('init_cfg', 'drop_path_rate', 'trainable_pos_embed',
 
 @pytest.mark.parametrize('pretrain,pose', CONFIG_PAIRS)
 def test_pose_configs_fine_tune_their_pretraining_encoder(pretrain, pose):
-    mae_cfg, pose_cfg = (Config.fromfile(CONFIGS / name)
-                         for name in (pretrain, pose))
+    mae_cfg, pose_cfg = (
+        Config.fromfile(CONFIGS / name) for name in (pretrain, pose))
     assert mae_cfg.model.type == 'SSposeMAE'
     assert pose_cfg.model.type == 'TopdownPoseEstimator'
     for cfg in (mae_cfg, pose_cfg):
         assert cfg.custom_imports['imports'] == ['sspose_mm']
-    mae_backbone, pose_backbone = ({k: v for k, v in cfg.model.backbone.items()
-                                    if k not in FINE_TUNING_ONLY}
-                                   for cfg in (mae_cfg, pose_cfg))
+    mae_backbone, pose_backbone = ({
+        k: v
+        for k, v in cfg.model.backbone.items() if k not in FINE_TUNING_ONLY
+    } for cfg in (mae_cfg, pose_cfg))
     assert mae_backbone == pose_backbone
     assert pose_cfg.model.backbone.init_cfg.prefix == 'backbone.'
     assert (pose_cfg.model.head.in_channels ==

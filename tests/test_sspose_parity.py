@@ -20,10 +20,10 @@ import torch
 from mmengine.config import Config
 from mmpose.registry import MODELS
 
-from conftest import GOLDEN, REPO
 from sspose_mm.apis import convert_state_dict
 from sspose_mm.errors import CheckpointError
 from sspose_mm.models.utils import resize_position_embedding
+from conftest import GOLDEN, REPO
 
 CONFIGS = REPO / 'configs/sspose'
 PRETRAIN_CONFIG = CONFIGS / 'mae_sspose-convvit-b_24xb128-800e_in1k-224.py'
@@ -40,21 +40,24 @@ def load_golden():
     manifest = json.loads(
         (folder / 'sspose-convmae-b-pretrain.manifest.json').read_text())
     golden = dict(np.load(folder / 'sspose-convmae-b_seed0.npz'))
-    spec = importlib.util.spec_from_file_location(
-        'refweights', GOLDEN / 'refweights.py')
+    spec = importlib.util.spec_from_file_location('refweights',
+                                                  GOLDEN / 'refweights.py')
     refweights = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(refweights)
     arrays = refweights.reference_state_dict(
-        manifest['keys'], seed=0,
-        fixed={key: golden[f'fixed/{key}']
-               for key in ('pos_embed', 'decoder_pos_embed')})
+        manifest['keys'],
+        seed=0,
+        fixed={
+            key: golden[f'fixed/{key}']
+            for key in ('pos_embed', 'decoder_pos_embed')
+        })
     official = {k: torch.from_numpy(v) for k, v in arrays.items()}
     return manifest, golden, official
 
 
 def relative_error(actual: torch.Tensor, expected: np.ndarray) -> float:
-    return float(np.abs(actual.numpy() - expected).max() /
-                 np.abs(expected).max())
+    return float(
+        np.abs(actual.numpy() - expected).max() / np.abs(expected).max())
 
 
 @pytest.fixture(scope='module')
@@ -76,11 +79,20 @@ def run():
         loss = model.patch_loss(images, pred, mask)
         model.norm_pix_loss = True
         loss_norm_pix = model.patch_loss(images, pred, mask)
-    return SimpleNamespace(manifest=manifest, golden=golden, layout=layout,
-                           dropped=dropped,
-                           converted=converted, model=model, tokens=tokens,
-                           latent=latent, mask=mask, ids_restore=ids_restore,
-                           pred=pred, loss=loss, loss_norm_pix=loss_norm_pix)
+    return SimpleNamespace(
+        manifest=manifest,
+        golden=golden,
+        layout=layout,
+        dropped=dropped,
+        converted=converted,
+        model=model,
+        tokens=tokens,
+        latent=latent,
+        mask=mask,
+        ids_restore=ids_restore,
+        pred=pred,
+        loss=loss,
+        loss_norm_pix=loss_norm_pix)
 
 
 def test_conversion_keeps_every_key(run):
@@ -117,8 +129,8 @@ def test_masked_latent_and_prediction_match_official(run):
 
 
 def test_losses_match_official(run):
-    for ours, key in ((run.loss, 'mae_loss'),
-                      (run.loss_norm_pix, 'mae_loss_norm_pix')):
+    for ours, key in ((run.loss, 'mae_loss'), (run.loss_norm_pix,
+                                               'mae_loss_norm_pix')):
         expected = float(run.golden[key])
         assert abs(ours.item() - expected) <= RTOL * expected, key
 
@@ -126,8 +138,10 @@ def test_losses_match_official(run):
 def test_converted_encoder_initialises_the_pose_backbone(run):
     """Every converted backbone key fits the pose backbone on the released
     trunk; pos_embed is resized 14x14 -> 16x12 while loading."""
-    encoder = {k[len('backbone.'):]: v for k, v in run.converted.items()
-               if k.startswith('backbone.')}
+    encoder = {
+        k[len('backbone.'):]: v
+        for k, v in run.converted.items() if k.startswith('backbone.')
+    }
     cfg = Config.fromfile(POSE_CONFIG)
     cfg.model.backbone.init_cfg = None
     backbone = MODELS.build(cfg.model.backbone)
@@ -143,8 +157,10 @@ def test_converted_encoder_initialises_the_pose_backbone(run):
 
 
 def test_converter_names_unknown_and_missing_keys(run):
-    official = {k: torch.zeros(1) for k in
-                (e['key'] for e in run.manifest['keys'])}
+    official = {
+        k: torch.zeros(1)
+        for k in (e['key'] for e in run.manifest['keys'])
+    }
     del official['blocks3.4.attn.qkv.bias']
     official['blocks3.4.attn.relative_bias'] = torch.zeros(1)
     with pytest.raises(CheckpointError) as error:

@@ -18,12 +18,12 @@ from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmpose.registry import MODELS
 
-from conftest import COCO, REPO, as_cli, run_tool
-from sspose_mm.fileio import safe_torch_load
-from sspose_mm.synthetic import ensure_synthetic_coco
 from sspose_mm.engine.hooks import EncoderCheckpointHook
 from sspose_mm.errors import ConfigError
+from sspose_mm.fileio import safe_torch_load
 from sspose_mm.models.utils import resize_position_embedding
+from sspose_mm.synthetic import ensure_synthetic_coco
+from conftest import COCO, REPO, as_cli, run_tool
 
 PRETRAIN_CONFIG = 'configs/sspose/mae_sspose-t_1xb16-20e_synthetic-128x96.py'
 POSE_CONFIG = 'configs/sspose/td-hm_sspose-t_1xb8-10e_synthetic-128x96.py'
@@ -42,9 +42,11 @@ def test_pretraining_decays_weight_matrices_only(config):
     cfg = Config.fromfile(REPO / config)
     model = MODELS.build(cfg.model)
     wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    decay = {id(param): group['weight_decay']
-             for group in wrapper.optimizer.param_groups
-             for param in group['params']}
+    decay = {
+        id(param): group['weight_decay']
+        for group in wrapper.optimizer.param_groups
+        for param in group['params']
+    }
     base = cfg.optim_wrapper.optimizer.weight_decay
     assert base == 0.05
     trainable = [(name, param) for name, param in model.named_parameters()
@@ -71,18 +73,21 @@ def pretrained(tmp_path_factory):
         'model.backbone.img_size': '"(64,48)"',
         'train_dataloader.dataset.pipeline.1.input_size': '"(48,64)"',
     }
-    result = run_tool(['tools/train.py', PRETRAIN_CONFIG, '--work-dir',
-                       str(work_dir)] + as_cli(options))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[
-        -3000:]
+    result = run_tool(
+        ['tools/train.py', PRETRAIN_CONFIG, '--work-dir',
+         str(work_dir)] + as_cli(options))
+    assert result.returncode == 0, (
+        result.stdout[-3000:] + result.stderr[-3000:])
     return work_dir
 
 
 @pytest.mark.slow
 def test_loss_falls(pretrained):
     (log, ) = pretrained.glob('*/vis_data/scalars.json')
-    losses = [json.loads(line)['loss'] for line in log.read_text().split(
-        '\n') if '"loss"' in line]
+    losses = [
+        json.loads(line)['loss'] for line in log.read_text().split('\n')
+        if '"loss"' in line
+    ]
     assert len(losses) == 2 * EPOCHS
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     # Norm-pix MSE starts near 1 (unit-variance targets, small predictions);
@@ -95,16 +100,17 @@ def test_loss_falls(pretrained):
 def test_encoder_checkpoints_hold_the_backbone_only(pretrained):
     saved = sorted(p.name for p in pretrained.glob('encoder_*.pth'))
     assert saved == [f'encoder_epoch_{e}.pth' for e in (10, 15, 5)]
-    checkpoint = torch.load(pretrained / f'encoder_epoch_{EPOCHS}.pth',
-                            weights_only=True)
+    checkpoint = torch.load(
+        pretrained / f'encoder_epoch_{EPOCHS}.pth', weights_only=True)
     assert checkpoint['meta']['epoch'] == EPOCHS
     assert checkpoint['meta']['iter'] == 2 * EPOCHS
-    full = torch.load(pretrained / f'epoch_{EPOCHS}.pth',
-                      weights_only=True)['state_dict']
+    full = torch.load(
+        pretrained / f'epoch_{EPOCHS}.pth', weights_only=True)['state_dict']
     backbone = {k: v for k, v in full.items() if k.startswith('backbone.')}
     assert set(checkpoint['state_dict']) == set(backbone)
-    assert all(torch.equal(v, backbone[k])
-               for k, v in checkpoint['state_dict'].items())
+    assert all(
+        torch.equal(v, backbone[k])
+        for k, v in checkpoint['state_dict'].items())
 
 
 @pytest.mark.slow
@@ -137,28 +143,36 @@ def test_pose_model_loads_every_encoder_key(pretrained):
         torch.nn.init.zeros_(param)
     model.init_weights()
     state = model.state_dict()
-    assert all(torch.equal(state[k], v) for k, v in encoder.items()
-               if k != 'backbone.pos_embed')
-    assert torch.equal(state['backbone.pos_embed'], resize_position_embedding(
-        encoder['backbone.pos_embed'], (8, 6), (16, 12)))
+    assert all(
+        torch.equal(state[k], v) for k, v in encoder.items()
+        if k != 'backbone.pos_embed')
+    assert torch.equal(
+        state['backbone.pos_embed'],
+        resize_position_embedding(encoder['backbone.pos_embed'], (8, 6),
+                                  (16, 12)))
     # The fine-tuning model learns its position embedding.
     assert model.backbone.pos_embed.requires_grad
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize('loading', ['init_cfg', 'load_from'])
-def test_fine_tunes_from_the_encoder_checkpoint(pretrained, tmp_path,
-                                                loading):
+def test_fine_tunes_from_the_encoder_checkpoint(pretrained, tmp_path, loading):
     """Two training iterations and a COCO evaluation of the pose model on
     the real COCO excerpt, starting from the pretrained encoder given as the
     backbone's init_cfg or (with init_cfg=None, docs/sspose.md) load_from."""
     coco = COCO
     encoder = pretrained / f'encoder_epoch_{EPOCHS}.pth'
-    options = ({'model.backbone.init_cfg.checkpoint': str(encoder)}
-               if loading == 'init_cfg' else
-               {'load_from': str(encoder), 'model.backbone.init_cfg': None})
-    options.update({'train_cfg.max_epochs': 1, 'train_cfg.val_interval': 1,
-                    'default_hooks.logger.interval': 1})
+    options = ({
+        'model.backbone.init_cfg.checkpoint': str(encoder)
+    } if loading == 'init_cfg' else {
+        'load_from': str(encoder),
+        'model.backbone.init_cfg': None
+    })
+    options.update({
+        'train_cfg.max_epochs': 1,
+        'train_cfg.val_interval': 1,
+        'default_hooks.logger.interval': 1
+    })
     for loader in ('train', 'val'):
         options.update({
             f'{loader}_dataloader.dataset.data_root': str(coco),
@@ -166,11 +180,13 @@ def test_fine_tunes_from_the_encoder_checkpoint(pretrained, tmp_path,
             f'{loader}_dataloader.dataset.data_prefix.img': '',
             f'{loader}_dataloader.batch_size': 6,
             f'{loader}_dataloader.num_workers': 0,
-            f'{loader}_dataloader.persistent_workers': False})
+            f'{loader}_dataloader.persistent_workers': False
+        })
     options['val_dataloader.dataset.bbox_file'] = None
     options['val_evaluator.ann_file'] = str(coco / 'test_coco.json')
-    result = run_tool(['tools/train.py', POSE_CONFIG, '--work-dir',
-                       str(tmp_path)] + as_cli(options))
+    result = run_tool(
+        ['tools/train.py', POSE_CONFIG, '--work-dir',
+         str(tmp_path)] + as_cli(options))
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-3000:]
     if loading == 'init_cfg':
@@ -193,19 +209,22 @@ def test_encoder_checkpoints_by_iteration(tmp_path):
     model = torch.nn.Module()
     model.backbone = torch.nn.Linear(2, 2)
     model.decoder = torch.nn.Linear(2, 2)
-    runner = SimpleNamespace(model=model, work_dir=str(tmp_path), epoch=0,
-                             max_iters=7,
-                             logger=MMLogger.get_current_instance())
+    runner = SimpleNamespace(
+        model=model,
+        work_dir=str(tmp_path),
+        epoch=0,
+        max_iters=7,
+        logger=MMLogger.get_current_instance())
     hook = EncoderCheckpointHook(interval=3, by_epoch=False)
     for runner.iter in range(7):
         hook.after_train_iter(runner, runner.iter)
         hook.after_train_epoch(runner)  # by iteration: never saves
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        'encoder_iter_3.pth', 'encoder_iter_6.pth', 'encoder_iter_7.pth']
-    checkpoint = torch.load(tmp_path / 'encoder_iter_7.pth',
-                            weights_only=True)
-    assert set(checkpoint['state_dict']) == {'backbone.weight',
-                                             'backbone.bias'}
+        'encoder_iter_3.pth', 'encoder_iter_6.pth', 'encoder_iter_7.pth'
+    ]
+    checkpoint = torch.load(tmp_path / 'encoder_iter_7.pth', weights_only=True)
+    assert set(
+        checkpoint['state_dict']) == {'backbone.weight', 'backbone.bias'}
     assert checkpoint['meta']['iter'] == 7
     with pytest.raises(ConfigError, match='no parameters named'):
         EncoderCheckpointHook(prefix='encoder.').save(runner, 1, 7)

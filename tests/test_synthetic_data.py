@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import run_tool
 from sspose_mm.synthetic import (COCO_LAYOUT, SkeletonLayout,
                                  ensure_synthetic_coco,
                                  generate_synthetic_coco, render_scene,
                                  split_image_ids)
+from conftest import run_tool
 
 SPLITS = {'train': 24, 'val': 4}
 SEED = 3
@@ -20,8 +20,9 @@ W, H = 320, 256
 def coco_dataset_cls():
     """mmpose's CocoDataset; importing sspose_mm first applies its compat
     fixes (the mmcv._ext placeholder) that mmpose's imports need."""
-    import sspose_mm  # noqa: F401
     from mmpose.datasets import CocoDataset
+
+    import sspose_mm  # noqa: F401
     return CocoDataset
 
 
@@ -46,8 +47,10 @@ def all_annotations(out):
 
 
 def file_bytes(root: Path) -> dict:
-    return {str(p.relative_to(root)): p.read_bytes()
-            for p in sorted(root.rglob('*')) if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob('*')) if p.is_file()
+    }
 
 
 def test_layout_on_disk(dataset):
@@ -56,10 +59,10 @@ def test_layout_on_disk(dataset):
     for split, n in SPLITS.items():
         info = result['splits'][split]
         assert info['num_images'] == n
-        assert info['ann_file'] == (out / 'annotations' /
-                                    f'person_keypoints_{split}.json')
-        assert info['bbox_file'] == (out / 'person_detection_results' /
-                                     f'{split}_detections.json')
+        assert info['ann_file'] == (
+            out / 'annotations' / f'person_keypoints_{split}.json')
+        assert info['bbox_file'] == (
+            out / 'person_detection_results' / f'{split}_detections.json')
         names = sorted(p.name for p in (out / split).iterdir())
         assert names == [f'{i:06d}.jpg' for i in ids[split]]
     assert not set(ids['train']) & set(ids['val'])
@@ -72,12 +75,12 @@ def test_same_seed_same_bytes_other_seed_differs(dataset, tmp_path):
     assert file_bytes(tmp_path / 'again') == file_bytes(out)
 
     # An image does not depend on the other splits or generation order.
-    generate_synthetic_coco(tmp_path / 'val_only', {'val': SPLITS['val']},
-                            seed=SEED)
+    generate_synthetic_coco(
+        tmp_path / 'val_only', {'val': SPLITS['val']}, seed=SEED)
     for name in ('val/200000.jpg', 'val/200003.jpg',
                  'annotations/person_keypoints_val.json'):
-        assert ((tmp_path / 'val_only' / name).read_bytes() ==
-                (out / name).read_bytes())
+        assert ((tmp_path / 'val_only' /
+                 name).read_bytes() == (out / name).read_bytes())
 
     generate_synthetic_coco(tmp_path / 'other', SPLITS, seed=SEED + 1)
     a = load_json(out / 'annotations/person_keypoints_train.json')
@@ -101,8 +104,9 @@ def test_annotations_are_valid_coco(dataset):
         assert all(1 <= i <= 17 for pair in cat['skeleton'] for i in pair)
         for img in coco.loadImgs(coco.getImgIds()):
             assert (img['width'], img['height']) == (W, H)
-            assert cv2.imread(str(out / split / img['file_name'])).shape == (
-                H, W, 3)
+            assert cv2.imread(str(out / split / img['file_name'])).shape == (H,
+                                                                             W,
+                                                                             3)
         ids = [a['id'] for a in coco.dataset['annotations']]
         assert len(ids) == len(set(ids))
         for ann in coco.dataset['annotations']:
@@ -136,10 +140,13 @@ def test_mmpose_cocodataset_loads_unchanged(dataset):
     anns = load_json(out / 'annotations/person_keypoints_train.json')
     anns = anns['annotations']
 
-    ds = CocoDataset(data_root=str(out),
-                     ann_file='annotations/person_keypoints_train.json',
-                     data_prefix=dict(img='train/'), data_mode='topdown',
-                     test_mode=False, pipeline=[LoadImage()])
+    ds = CocoDataset(
+        data_root=str(out),
+        ann_file='annotations/person_keypoints_train.json',
+        data_prefix=dict(img='train/'),
+        data_mode='topdown',
+        test_mode=False,
+        pipeline=[LoadImage()])
     assert len(ds) == sum(a['num_keypoints'] > 0 for a in anns)
     assert len(ds) > SPLITS['train']  # several people per image
     item = ds[0]
@@ -150,10 +157,14 @@ def test_mmpose_cocodataset_loads_unchanged(dataset):
     # test mode with a detection file: false positives have low scores
     dets = load_json(out / 'person_detection_results/train_detections.json')
     bbox_file = str(out / 'person_detection_results/train_detections.json')
-    kwargs = dict(data_root=str(out),
-                  ann_file='annotations/person_keypoints_train.json',
-                  data_prefix=dict(img='train/'), data_mode='topdown',
-                  test_mode=True, bbox_file=bbox_file, pipeline=[])
+    kwargs = dict(
+        data_root=str(out),
+        ann_file='annotations/person_keypoints_train.json',
+        data_prefix=dict(img='train/'),
+        data_mode='topdown',
+        test_mode=True,
+        bbox_file=bbox_file,
+        pipeline=[])
     assert len(CocoDataset(**kwargs)) == len(dets) > len(anns)
     filtered = CocoDataset(filter_cfg=dict(bbox_score_thr=0.5), **kwargs)
     assert len(filtered) == len(anns)
@@ -186,8 +197,9 @@ def test_occlusion_truncation_crowds_and_scales(dataset):
         return (min(a[0] + a[2], b[0] + b[2]) > max(a[0], b[0])
                 and min(a[1] + a[3], b[1] + b[3]) > max(a[1], b[1]))
 
-    assert any(overlap(a, b) for bs in per_image.values()
-               for i, a in enumerate(bs) for b in bs[i + 1:])
+    assert any(
+        overlap(a, b) for bs in per_image.values() for i, a in enumerate(bs)
+        for b in bs[i + 1:])
     heights = boxes[:, 3]
     assert heights.max() / heights.min() > 2
 
@@ -227,8 +239,8 @@ def test_people_are_drawn_where_the_keypoints_are(dataset):
                           np.ones((9, 9), np.uint8))
         ys, xs = np.nonzero(empty)
         pick = np.linspace(0, len(xs) - 1, 50).astype(int)
-        far.append(_diff_at(img, scene.background,
-                            np.stack([xs[pick], ys[pick]], 1)))
+        far.append(
+            _diff_at(img, scene.background, np.stack([xs[pick], ys[pick]], 1)))
     at_kpt, shifted, far = map(np.concatenate, (at_kpt, shifted, far))
     assert len(at_kpt) > 100
     assert np.mean(at_kpt > 15) > 0.9
@@ -243,8 +255,8 @@ def test_custom_layout_reads_the_same_bodies():
         skeleton=((0, 1), (0, 2), (0, 3)),
         flip_pairs=((1, 2), ),
         placement=((('left_shoulder', 0.5), ('right_shoulder', 0.5)),
-                   (('left_wrist', 1.0), ), (('right_wrist', 1.0), ),
-                   (('pelvis', 1.0), )))
+                   (('left_wrist', 1.0), ), (('right_wrist',
+                                              1.0), ), (('pelvis', 1.0), )))
     assert layout.flip_indices == [0, 2, 1, 3]
     assert layout.coco_category()['skeleton'] == [[1, 2], [1, 3], [1, 4]]
     coco = render_scene(SEED, 100005)
@@ -254,8 +266,8 @@ def test_custom_layout_reads_the_same_bodies():
     np.testing.assert_array_equal(mini.keypoints[:, 1], coco.keypoints[:, 9])
     shoulders = coco.keypoints[:, 5:7]
     both = (shoulders[..., 2] > 0).all(1) & (mini.keypoints[:, 0, 2] > 0)
-    np.testing.assert_allclose(mini.keypoints[both, 0, :2],
-                               shoulders[both, :, :2].mean(1), atol=0.02)
+    np.testing.assert_allclose(
+        mini.keypoints[both, 0, :2], shoulders[both, :, :2].mean(1), atol=0.02)
 
     with pytest.raises(ValueError, match='unknown anchors'):
         SkeletonLayout('bad', ('nose', 'tail'), (), ())
@@ -293,13 +305,18 @@ def test_ensure_is_idempotent_and_removes_stale_files(tmp_path):
 
 
 @pytest.mark.parametrize('bad, message', [
-    (dict(splits={'train': -1, 'val': 64}), "split 'train': -1 images"),
+    (dict(splits={
+        'train': -1,
+        'val': 64
+    }), "split 'train': -1 images"),
     (dict(seed=-3), 'seed must be a non-negative integer'),
     (dict(image_size=(10, 10)), 'image_size must be'),
-    (dict(splits={'train': 0, 'val': 0}), 'all splits have 0 images'),
+    (dict(splits={
+        'train': 0,
+        'val': 0
+    }), 'all splits have 0 images'),
 ])
-def test_ensure_rejects_bad_parameters_before_writing(tmp_path, bad,
-                                                      message):
+def test_ensure_rejects_bad_parameters_before_writing(tmp_path, bad, message):
     args = {'splits': {'train': 320, 'val': 64}, **bad}
     with pytest.raises(ValueError, match=message):
         ensure_synthetic_coco(tmp_path / 'x', **args)
@@ -311,8 +328,10 @@ def test_ensure_rejects_bad_parameters_before_writing(tmp_path, bad,
 def test_cli_rejects_bad_args_in_one_line(tmp_path, bad):
     """A parameter the generator refuses (the other bad parameters take
     the same path: the test above) and one argparse refuses."""
-    result = run_tool(['tools/make_synthetic_data.py', '--out',
-                       str(tmp_path / 'x')] + bad, timeout=120)
+    result = run_tool(
+        ['tools/make_synthetic_data.py', '--out',
+         str(tmp_path / 'x')] + bad,
+        timeout=120)
     assert result.returncode == 2
     assert result.stderr.count('\n') == 1 and 'error' in result.stderr
     assert not (tmp_path / 'x').exists()

@@ -25,8 +25,8 @@ def test_scale_is_a_normal_clipped_at_one_sigma():
     _, scale, _ = draw(scale_factor=(0.65, 1.35))  # TransPose's 0.35 sigma
     scale = scale[:, 0]
     assert scale.min() == np.float32(0.65) and scale.max() == np.float32(1.35)
-    at_bounds = np.mean((scale == np.float32(0.65)) |
-                        (scale == np.float32(1.35)))
+    at_bounds = np.mean((scale == np.float32(0.65))
+                        | (scale == np.float32(1.35)))
     assert abs(at_bounds - 2 * norm.sf(1)) < 0.005
     inside = scale[(scale > 0.65) & (scale < 1.35)]
     # The unclipped part keeps the normal's shape: half of it lies within

@@ -20,11 +20,11 @@ from mmpose.apis import init_model
 from mmpose.registry import MODELS
 from torch import Tensor
 
-from conftest import GOLDEN, REPO, run_tool
 from sspose_mm.apis import (collect_attention, convert_checkpoint,
                             recording_attention)
 from sspose_mm.fileio import safe_torch_load
 from sspose_mm.models.utils import MultiheadSelfAttention
+from conftest import GOLDEN, REPO, run_tool
 from test_models import CONFIGS
 
 CLI_VARIANT = 'transpose-r-a3'
@@ -65,7 +65,8 @@ def official_state_dict(variant: str) -> Dict[str, Tensor]:
     manifest = json.loads(
         (GOLDEN / 'transpose' / f'{variant}.manifest.json').read_text())
     arrays = refweights().reference_state_dict(
-        manifest['keys'], seed=0,
+        manifest['keys'],
+        seed=0,
         fixed={'pos_embedding': golden(variant)['fixed/pos_embedding']})
     return {key: torch.from_numpy(value) for key, value in arrays.items()}
 
@@ -87,8 +88,10 @@ def run(request, tmp_path_factory) -> SimpleNamespace:
     official, converted = folder / 'official.pth', folder / 'converted.pth'
     torch.save(official_state_dict(variant), official)
     convert_checkpoint(str(official), str(converted))
-    model = init_model(str(REPO / 'configs/transpose' / CONFIGS[variant]),
-                       str(converted), device='cpu')
+    model = init_model(
+        str(REPO / 'configs/transpose' / CONFIGS[variant]),
+        str(converted),
+        device='cpu')
     model.eval()
     data = golden(variant)
     inputs = torch.from_numpy(data['input'])
@@ -96,8 +99,8 @@ def run(request, tmp_path_factory) -> SimpleNamespace:
 
     def golden_rows(maps):
         # Full -H maps are 6 x 2 x 3072^2 floats (450 MB): keep the rows.
-        return [tuple(m.shape) for m in maps], torch.stack(
-            [attention[:, queries] for attention in maps])
+        return [tuple(m.shape) for m in maps
+                ], torch.stack([attention[:, queries] for attention in maps])
 
     with torch.no_grad():
         heatmaps = model(inputs, None, mode='tensor')
@@ -105,11 +108,16 @@ def run(request, tmp_path_factory) -> SimpleNamespace:
     with recording_attention(model) as recorded, torch.no_grad():
         recorded_heatmaps = model(inputs, None, mode='tensor')
     _, recorded_rows = golden_rows(recorded)
-    return SimpleNamespace(variant=variant, model=model, golden=data,
-                           checkpoint=converted, heatmaps=heatmaps,
-                           map_shapes=map_shapes, rows=rows,
-                           recorded_heatmaps=recorded_heatmaps,
-                           recorded_rows=recorded_rows)
+    return SimpleNamespace(
+        variant=variant,
+        model=model,
+        golden=data,
+        checkpoint=converted,
+        heatmaps=heatmaps,
+        map_shapes=map_shapes,
+        rows=rows,
+        recorded_heatmaps=recorded_heatmaps,
+        recorded_rows=recorded_rows)
 
 
 def test_converted_checkpoint_loads_strictly(run):
@@ -139,8 +147,8 @@ def test_recording_keeps_outputs(run):
     """Predictions and attention from one forward: recording computes the
     weights beside the fused kernel, so the heatmaps are bit-identical, and
     its maps are those collect_attention returns."""
-    torch.testing.assert_close(run.recorded_heatmaps, run.heatmaps,
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        run.recorded_heatmaps, run.heatmaps, rtol=0, atol=0)
     torch.testing.assert_close(run.recorded_rows, run.rows, rtol=0, atol=0)
 
 
@@ -148,8 +156,8 @@ def test_recording_keeps_outputs(run):
 def test_cli_converts_as_the_api(tmp_path):
     """tools/convert_ckpt.py, as a user runs it on a released file, writes
     the same tensors as the ``convert_checkpoint`` the parity runs use."""
-    official, cli, api = (tmp_path / name
-                          for name in ('official.pth', 'cli.pth', 'api.pth'))
+    official, cli, api = (
+        tmp_path / name for name in ('official.pth', 'cli.pth', 'api.pth'))
     torch.save(official_state_dict(CLI_VARIANT), official)
     result = run_tool(['tools/convert_ckpt.py', str(official), str(cli)])
     assert result.returncode == 0, result.stderr
@@ -173,8 +181,9 @@ def small_model() -> torch.nn.Module:
 
 
 def attention_modules(model):
-    return [m for m in model.modules()
-            if isinstance(m, MultiheadSelfAttention)]
+    return [
+        m for m in model.modules() if isinstance(m, MultiheadSelfAttention)
+    ]
 
 
 def test_ordinary_forward_uses_fused_attention(small_model, monkeypatch):
@@ -191,8 +200,10 @@ def test_ordinary_forward_uses_fused_attention(small_model, monkeypatch):
     monkeypatch.setattr(torch.nn.functional, 'scaled_dot_product_attention',
                         counting)
     modules = attention_modules(small_model)
-    handles = [m.register_forward_hook(
-        lambda _m, _a, output: weights.append(output[1])) for m in modules]
+    handles = [
+        m.register_forward_hook(
+            lambda _m, _a, output: weights.append(output[1])) for m in modules
+    ]
     inputs = torch.randn(1, 3, 64, 48)
     try:
         with torch.no_grad():

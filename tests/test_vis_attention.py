@@ -9,15 +9,14 @@ import struct
 import numpy as np
 import pytest
 import torch
-from conftest import QUICKSTART_CONFIG, run_tool
+from mmpose.apis import init_model
 
 from sspose_mm.apis.attention_figure import (attention_for_crop,
                                              draw_attention_figure,
                                              figure_inches, query_maps,
                                              short_keypoint_name)
 from sspose_mm.errors import ConfigError
-
-from mmpose.apis import init_model
+from conftest import QUICKSTART_CONFIG, run_tool
 
 
 def png_size(path) -> tuple:
@@ -41,10 +40,13 @@ def setup(tmp_path_factory):
     model = init_model(str(QUICKSTART_CONFIG), None, device='cpu')
     checkpoint = root / 'init.pth'
     torch.save({'state_dict': model.state_dict()}, checkpoint)
-    return dict(root=root, model=model, checkpoint=checkpoint,
-                image=str(split['img_dir'] / image['file_name']),
-                image_wh=(image['width'], image['height']),
-                bbox=ann['bbox'])
+    return dict(
+        root=root,
+        model=model,
+        checkpoint=checkpoint,
+        image=str(split['img_dir'] / image['file_name']),
+        image_wh=(image['width'], image['height']),
+        bbox=ann['bbox'])
 
 
 @pytest.fixture(scope='module')
@@ -84,10 +86,11 @@ def test_query_cells_are_the_predicted_keypoints_cells(setup, result):
                      [0, factor, (128 - 1) / 2 - factor * center[1]]])
     kpts = result['keypoints'].astype(np.float64)
     in_crop = kpts @ warp[:, :2].T + warp[:, 2]
-    np.testing.assert_allclose(result['keypoints_in_crop'], in_crop,
-                               atol=1e-2)
-    cells = np.stack([np.clip((in_crop[:, 0] / 8).astype(int), 0, 11),
-                      np.clip((in_crop[:, 1] / 8).astype(int), 0, 15)], 1)
+    np.testing.assert_allclose(result['keypoints_in_crop'], in_crop, atol=1e-2)
+    cells = np.stack([
+        np.clip((in_crop[:, 0] / 8).astype(int), 0, 11),
+        np.clip((in_crop[:, 1] / 8).astype(int), 0, 15)
+    ], 1)
     np.testing.assert_array_equal(result['query_cells'], cells)
 
 
@@ -101,8 +104,10 @@ def test_modes_pick_row_or_column(result):
     q = row * 12 + col
     att = result['maps'][2]
     small = torch.nn.functional.interpolate(
-        torch.from_numpy(att[q].reshape(1, 1, 16, 12)), size=(128, 96),
-        mode='bilinear', align_corners=False)[0, 0].numpy()
+        torch.from_numpy(att[q].reshape(1, 1, 16, 12)),
+        size=(128, 96),
+        mode='bilinear',
+        align_corners=False)[0, 0].numpy()
     np.testing.assert_allclose(dep[0], small, atol=1e-6)
     assert np.isclose(aff[0].mean(), att[:, q].mean(), rtol=0.05)
     # Threshold hides small values only.
@@ -128,8 +133,11 @@ def test_bad_boxes_and_models(setup, tmp_path):
         attention_for_crop(plain, image)
     result = attention_for_crop(model, image, setup['bbox'])
     with pytest.raises(ConfigError, match='3 encoder layers'):
-        draw_attention_figure(result, model.dataset_meta, layers=[3],
-                              out_file=str(tmp_path / 'x.png'))
+        draw_attention_figure(
+            result,
+            model.dataset_meta,
+            layers=[3],
+            out_file=str(tmp_path / 'x.png'))
 
 
 def test_short_names():
@@ -142,11 +150,13 @@ def test_short_names():
 def test_cli_whole_image_figure(setup, tmp_path):
     out = tmp_path / 'sub' / 'fig.png'
     proc = run_tool([
-        'tools/vis_attention.py', str(QUICKSTART_CONFIG),
+        'tools/vis_attention.py',
+        str(QUICKSTART_CONFIG),
         str(setup['checkpoint']), setup['image'], '--layers', '0', '2',
-        '--mode', 'affect', '--threshold', '0.001', '--device', 'cpu',
-        '--out', str(out)
-    ], timeout=120)
+        '--mode', 'affect', '--threshold', '0.001', '--device', 'cpu', '--out',
+        str(out)
+    ],
+                    timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f'saved {out}' in proc.stdout
     # Two rows (layers), 1 + 17 columns of 128x96 panels, 100 dpi.
@@ -159,11 +169,13 @@ def test_cli_whole_image_figure(setup, tmp_path):
 @pytest.mark.slow
 def test_cli_layer_out_of_range(setup, tmp_path):
     proc = run_tool([
-        'tools/vis_attention.py', str(QUICKSTART_CONFIG),
+        'tools/vis_attention.py',
+        str(QUICKSTART_CONFIG),
         str(setup['checkpoint']), setup['image'], '--bbox',
         *map(str, setup['bbox']), '--layers', '99', '--out',
         str(tmp_path / 'fig.png')
-    ], timeout=120)
+    ],
+                    timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error: ')
@@ -209,17 +221,20 @@ def test_keypoint_token_models_show_each_tokens_map_over_the_patches(
         y, x = np.unravel_index(dependency[k].argmax(), (128, 96))
         assert (y // 32) * 3 + x // 32 == row_of[k].argmax()
     affect = query_maps(result, 11, 'affect')
-    assert np.isclose(affect[0].mean(), result['maps'][11][18:, 1].mean(),
-                      rtol=0.05)
+    assert np.isclose(
+        affect[0].mean(), result['maps'][11][18:, 1].mean(), rtol=0.05)
 
 
 @pytest.mark.slow
 def test_cli_figure_of_a_keypoint_token_model(setup, sharpose, tmp_path):
     out = tmp_path / 'sharpose.png'
     proc = run_tool([
-        'tools/vis_attention.py', SHARPOSE_CONFIG, str(sharpose[1]),
-        setup['image'], '--bbox', *map(str, setup['bbox']), '--layers', '0',
-        '11', '--out', str(out)], timeout=120)
+        'tools/vis_attention.py', SHARPOSE_CONFIG,
+        str(sharpose[1]), setup['image'], '--bbox', *map(str, setup['bbox']),
+        '--layers', '0', '11', '--out',
+        str(out)
+    ],
+                    timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     fig_w, fig_h = figure_inches(2, 18, (128, 96))
     assert png_size(out) == (round(fig_w * 100), round(fig_h * 100))
@@ -231,7 +246,9 @@ def test_cli_refuses_bottom_up_models(setup, tmp_path):
         'tools/vis_attention.py', 'configs/higherpose/'
         'ae_higherpose-w32_2xb8-4e_synthetic-128x128.py',
         str(setup['checkpoint']), setup['image'], '--out',
-        str(tmp_path / 'fig.png')], timeout=120)
+        str(tmp_path / 'fig.png')
+    ],
+                    timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith(
         'error: tools/vis_attention.py is top-down only')

@@ -8,15 +8,14 @@ Runs each chosen suite (default: speed) on the model of CONFIG (random
 weights unless --checkpoint is given: timings do not depend on the weights)
 and prints a report; --json writes it for records. --list shows the suites.
 """
+import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
 import sys
 from typing import List, Optional
 
 import torch
 
-import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
-from sspose_mm.benchmarks.core import (format_suite_list, parse_size,
-                                       run_suites)
+from sspose_mm.benchmarks.core import format_suite_list, parse_size, run_suites
 from sspose_mm.cli import run_cli
 
 
@@ -27,25 +26,45 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         epilog='\n'.join(__doc__.split('\n')[2:]))
     parser.add_argument('config', nargs='?', help='model config')
     parser.add_argument('--checkpoint', help='weights (default: random)')
-    parser.add_argument('--suite', nargs='+', default=['speed'],
-                        help='suites to run (default: speed)')
-    parser.add_argument('--batch', type=int, default=8,
-                        help='crops per forward pass (default: 8)')
-    parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
-                        help='torch CPU threads (default: %(default)s)')
-    parser.add_argument('--input', type=parse_size, metavar='HxW',
-                        help="input size (default: the config's)")
-    parser.add_argument('--repeat', type=int, default=3,
-                        help='timed calls per measurement, median reported '
-                        '(default: 3)')
-    parser.add_argument('--compile', action='store_true',
-                        help='speed: also time the fast path with '
-                        'torch.compile')
-    parser.add_argument('--no-steps', dest='steps', action='store_false',
-                        help='speed: skip the step-by-step breakdown')
+    parser.add_argument(
+        '--suite',
+        nargs='+',
+        default=['speed'],
+        help='suites to run (default: speed)')
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=8,
+        help='crops per forward pass (default: 8)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=torch.get_num_threads(),
+        help='torch CPU threads (default: %(default)s)')
+    parser.add_argument(
+        '--input',
+        type=parse_size,
+        metavar='HxW',
+        help="input size (default: the config's)")
+    parser.add_argument(
+        '--repeat',
+        type=int,
+        default=3,
+        help='timed calls per measurement, median reported '
+        '(default: 3)')
+    parser.add_argument(
+        '--compile',
+        action='store_true',
+        help='speed: also time the fast path with '
+        'torch.compile')
+    parser.add_argument(
+        '--no-steps',
+        dest='steps',
+        action='store_false',
+        help='speed: skip the step-by-step breakdown')
     parser.add_argument('--json', metavar='OUT', help='write the report here')
-    parser.add_argument('--list', action='store_true',
-                        help='list the suites and exit')
+    parser.add_argument(
+        '--list', action='store_true', help='list the suites and exit')
     return parser.parse_args(argv)
 
 

@@ -11,36 +11,42 @@ dataset: missing images, keypoint count mismatches, bad flip pairs, boxes
 outside images, bad visibility flags, duplicate ids. Exit status 1 when a
 check fails (warnings alone exit 0), 2 on unusable input.
 """
+import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
 import os.path as osp
 import sys
 
-import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.config import Config
 from mmpose.registry import DATASETS
 
+from sspose_mm.cli import run_cli
 from sspose_mm.datasets.custom import (Finding, check_keypoint_dataset,
                                        dataset_files, findings_table,
                                        load_keypoint_file)
-from sspose_mm.cli import run_cli
 from sspose_mm.errors import ConfigError
 
 
 def parse_args():
     parser = argparse.ArgumentParser(
         description='Check a COCO-format keypoint dataset before training')
-    parser.add_argument('config', nargs='?', help='config whose datasets to '
-                        'check')
-    parser.add_argument('--phase', nargs='+', default=['train', 'val'],
-                        choices=['train', 'val', 'test'],
-                        help='dataloaders of the config to check '
-                        '(default: train val)')
+    parser.add_argument(
+        'config', nargs='?', help='config whose datasets to '
+        'check')
+    parser.add_argument(
+        '--phase',
+        nargs='+',
+        default=['train', 'val'],
+        choices=['train', 'val', 'test'],
+        help='dataloaders of the config to check '
+        '(default: train val)')
     parser.add_argument('--ann-file', help='COCO-format annotation json')
     parser.add_argument('--img-dir', help='folder of the images')
-    parser.add_argument('--keypoints', help='keypoint file (names, skeleton, '
-                        'flip pairs, sigmas; docs/datasets.md)')
-    parser.add_argument('--num-keypoints', type=int,
-                        help='keypoints the model predicts')
+    parser.add_argument(
+        '--keypoints',
+        help='keypoint file (names, skeleton, '
+        'flip pairs, sigmas; docs/datasets.md)')
+    parser.add_argument(
+        '--num-keypoints', type=int, help='keypoints the model predicts')
     args = parser.parse_args()
     direct = (args.ann_file, args.img_dir, args.keypoints)
     if args.config is None and not all(direct):
@@ -99,9 +105,11 @@ def main():
     failed = False
     for title, ann_file, img_dir, keypoint_file, model_k in datasets_to_check(
             args):
-        findings = check_keypoint_dataset(ann_file, img_dir,
-                                          load_keypoint_file(keypoint_file),
-                                          model_keypoints=model_k)
+        findings = check_keypoint_dataset(
+            ann_file,
+            img_dir,
+            load_keypoint_file(keypoint_file),
+            model_keypoints=model_k)
         errors = sum(f.severity == Finding.ERROR for f in findings)
         warnings = sum(f.severity == Finding.WARNING for f in findings)
         print(f'{title}\n{findings_table(findings)}\n'

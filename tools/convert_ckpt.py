@@ -11,9 +11,9 @@ the tools read safely). Every key is mapped; an unknown or missing key stops
 the conversion with the list of them. The output loads with
 ``sspose_mm.apis.init_model(config, OUT)`` and ``load_from``.
 """
+import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
 
-import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from sspose_mm.apis import CHECKPOINT_LAYOUTS, convert_checkpoint
 from sspose_mm.cli import run_cli
 
@@ -27,11 +27,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('input', help='official checkpoint (.pth)')
     parser.add_argument('output', help='converted checkpoint to write')
     parser.add_argument(
-        '--trust-checkpoint', action='store_true',
+        '--trust-checkpoint',
+        action='store_true',
         help='unpickle the input in full although it holds Python objects '
         '(they can run code: only for a file you trust)')
     parser.add_argument(
-        '--layout', default='auto',
+        '--layout',
+        default='auto',
         choices=['auto', *CHECKPOINT_LAYOUTS.module_dict],
         help=f'checkpoint layout; auto recognises it by its keys ({layouts})')
     return parser.parse_args()
@@ -44,8 +46,8 @@ def main() -> None:
     print(f'layout: {summary["layout"]}')
     print(f'keys written: {summary["num_keys"]}')
     if summary['dropped']:
-        print('dropped (verified equal to what the model computes): '
-              + ', '.join(summary['dropped']))
+        print('dropped (verified equal to what the model computes): ' +
+              ', '.join(summary['dropped']))
     print(f'saved: {summary["out_path"]}')
 
 

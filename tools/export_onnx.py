@@ -13,6 +13,7 @@ the exported H x W, which the graph then requires; B is fixed to --batch
 unless --dynamic-batch. After export, onnxruntime (CPU) is run on random
 crops and must match PyTorch; both speeds are printed.
 """
+import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
 import copy
 import os.path as osp
@@ -22,7 +23,6 @@ from typing import List, Optional
 import torch
 from torch import nn
 
-import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from sspose_mm.apis.export import build_exported, export_onnx, verify
 from sspose_mm.apis.fast_inference import (model_input_size,
                                            prepare_for_inference)
@@ -40,20 +40,36 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('checkpoint', help='weights, or "none"')
     parser.add_argument('out', help='the .onnx file to write')
-    parser.add_argument('--dynamic-batch', action='store_true',
-                        help='any batch size (else fixed to --batch)')
-    parser.add_argument('--input', type=parse_size, metavar='HxW',
-                        help="crop size (default: the config's)")
-    parser.add_argument('--with-decode', action='store_true',
-                        help='also output keypoints and scores (argmax)')
-    parser.add_argument('--batch', type=int, default=1,
-                        help='batch size exported, checked and timed '
-                        '(default: 1)')
-    parser.add_argument('--repeat', type=int, default=3,
-                        help='timed calls per speed (default: 3)')
-    parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
-                        help='CPU threads of both runtimes when timing '
-                        '(default: %(default)s)')
+    parser.add_argument(
+        '--dynamic-batch',
+        action='store_true',
+        help='any batch size (else fixed to --batch)')
+    parser.add_argument(
+        '--input',
+        type=parse_size,
+        metavar='HxW',
+        help="crop size (default: the config's)")
+    parser.add_argument(
+        '--with-decode',
+        action='store_true',
+        help='also output keypoints and scores (argmax)')
+    parser.add_argument(
+        '--batch',
+        type=int,
+        default=1,
+        help='batch size exported, checked and timed '
+        '(default: 1)')
+    parser.add_argument(
+        '--repeat',
+        type=int,
+        default=3,
+        help='timed calls per speed (default: 3)')
+    parser.add_argument(
+        '--threads',
+        type=int,
+        default=torch.get_num_threads(),
+        help='CPU threads of both runtimes when timing '
+        '(default: %(default)s)')
     parser.add_argument('--opset', type=int, default=18)
     return parser.parse_args(argv)
 
@@ -79,9 +95,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     exported = build_exported(model, size, args.with_decode)
     generator = torch.Generator().manual_seed(0)
     crops = torch.randn(args.batch, 3, *size, generator=generator)
-    print(f'exporting {osp.basename(args.config)} at {size[0]}x{size[1]}, '
-          f'batch {"dynamic" if args.dynamic_batch else args.batch} ...',
-          file=sys.stderr)
+    print(
+        f'exporting {osp.basename(args.config)} at {size[0]}x{size[1]}, '
+        f'batch {"dynamic" if args.dynamic_batch else args.batch} ...',
+        file=sys.stderr)
     outputs = export_onnx(exported, crops, args.out, args.dynamic_batch,
                           args.opset)
     torch.set_num_threads(args.threads)
@@ -94,8 +111,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         args.out, options, providers=['CPUExecutionProvider'])
     checks = [crops]
     if args.dynamic_batch:
-        checks.append(torch.randn(args.batch + 1, 3, *size,
-                                  generator=generator))
+        checks.append(
+            torch.randn(args.batch + 1, 3, *size, generator=generator))
     for batch in checks:
         difference = verify(session, exported, batch)
         print(f'onnxruntime matches PyTorch at batch {len(batch)}: max '
@@ -108,11 +125,14 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     # Interleaved, so that other load on the machine hits both alike.
     seconds = interleaved_times(
-        {'pytorch': pytorch_call,
-         'onnxruntime': lambda: session.run(None, feed)},
-        repeat=args.repeat, label='speed')
-    torch_rate, ort_rate = (args.batch / seconds[k]
-                            for k in ('pytorch', 'onnxruntime'))
+        {
+            'pytorch': pytorch_call,
+            'onnxruntime': lambda: session.run(None, feed)
+        },
+        repeat=args.repeat,
+        label='speed')
+    torch_rate, ort_rate = (
+        args.batch / seconds[k] for k in ('pytorch', 'onnxruntime'))
     print(f'wrote {args.out} (outputs: {", ".join(outputs)}; '
           f'{osp.getsize(args.out) / 2**20:.1f} MiB)')
     print(f'speed at batch {args.batch}, {torch.get_num_threads()} threads: '

@@ -25,21 +25,38 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = _Parser(
         prog='make_synthetic_data.py',
         description='Generate the synthetic-people COCO keypoint dataset.')
-    parser.add_argument('--out', default='data/synthetic',
-                        help='output data root (default: data/synthetic)')
-    parser.add_argument('--train', type=int, default=320,
-                        help='training images (default: 320)')
-    parser.add_argument('--val', type=int, default=64,
-                        help='validation images (default: 64)')
-    parser.add_argument('--seed', type=int, default=0,
-                        help='non-negative random seed (default: 0)')
-    parser.add_argument('--image-size', type=int, nargs=2, default=(320, 256),
-                        metavar=('W', 'H'),
-                        help='image width and height (default: 320 256)')
-    parser.add_argument('--max-people', type=int, default=4,
-                        help='most people per image (default: 4)')
-    parser.add_argument('--force', action='store_true',
-                        help='regenerate even if the output is up to date')
+    parser.add_argument(
+        '--out',
+        default='data/synthetic',
+        help='output data root (default: data/synthetic)')
+    parser.add_argument(
+        '--train',
+        type=int,
+        default=320,
+        help='training images (default: 320)')
+    parser.add_argument(
+        '--val', type=int, default=64, help='validation images (default: 64)')
+    parser.add_argument(
+        '--seed',
+        type=int,
+        default=0,
+        help='non-negative random seed (default: 0)')
+    parser.add_argument(
+        '--image-size',
+        type=int,
+        nargs=2,
+        default=(320, 256),
+        metavar=('W', 'H'),
+        help='image width and height (default: 320 256)')
+    parser.add_argument(
+        '--max-people',
+        type=int,
+        default=4,
+        help='most people per image (default: 4)')
+    parser.add_argument(
+        '--force',
+        action='store_true',
+        help='regenerate even if the output is up to date')
     return parser.parse_args(argv)
 
 
@@ -48,9 +65,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     splits = {'train': args.train, 'val': args.val}
     try:
         result, generated = ensure_synthetic_coco(
-            args.out, splits, seed=args.seed,
-            image_size=tuple(args.image_size), max_people=args.max_people,
-            force=args.force, progress=True)
+            args.out,
+            splits,
+            seed=args.seed,
+            image_size=tuple(args.image_size),
+            max_people=args.max_people,
+            force=args.force,
+            progress=True)
     except ValueError as error:
         print(f'make_synthetic_data.py: error: {error}', file=sys.stderr)
         return 2

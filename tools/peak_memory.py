@@ -67,8 +67,8 @@ def synthetic_options(num_crops: int, folder: str) -> Dict[str, str]:
     from sspose_mm.synthetic import generate_synthetic_coco
     images = math.ceil(num_crops / PEOPLE_PER_IMAGE)
     print(f'generating {images} synthetic validation images in {folder}')
-    made = generate_synthetic_coco(folder, {'val': images}, seed=0,
-                                   progress=True)['splits']['val']
+    made = generate_synthetic_coco(
+        folder, {'val': images}, seed=0, progress=True)['splits']['val']
     print(f'{made["num_annotations"]} people')
     return {
         'test_dataloader.dataset.data_root': folder,
@@ -82,14 +82,25 @@ def synthetic_options(num_crops: int, folder: str) -> Dict[str, str]:
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config')
-    parser.add_argument('checkpoint', nargs='?', default='none',
-                        help='checkpoint, or "none" (untrained model)')
-    parser.add_argument('--num-crops', type=int,
-                        help='test on a synthetic set of about N people')
-    parser.add_argument('--interval', type=float, default=0.5,
-                        help='seconds between memory samples')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
-                        help='passed on to tools/test.py')
+    parser.add_argument(
+        'checkpoint',
+        nargs='?',
+        default='none',
+        help='checkpoint, or "none" (untrained model)')
+    parser.add_argument(
+        '--num-crops',
+        type=int,
+        help='test on a synthetic set of about N people')
+    parser.add_argument(
+        '--interval',
+        type=float,
+        default=0.5,
+        help='seconds between memory samples')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        default=[],
+        help='passed on to tools/test.py')
     return parser.parse_args()
 
 
@@ -98,18 +109,24 @@ def main():
     if not osp.isfile(args.config):
         raise ConfigError(f'config file "{args.config}" does not exist.')
     with tempfile.TemporaryDirectory() as folder:
-        options = [f'{k}={v}' for k, v in (synthetic_options(
-            args.num_crops, folder) if args.num_crops else {}).items()]
-        command = [sys.executable, osp.join(ROOT, 'tools/test.py'),
-                   args.config, args.checkpoint, '--work-dir',
-                   osp.join(folder, 'work')]
+        options = [
+            f'{k}={v}'
+            for k, v in (synthetic_options(args.num_crops, folder) if args.
+                         num_crops else {}).items()
+        ]
+        command = [
+            sys.executable,
+            osp.join(ROOT, 'tools/test.py'), args.config, args.checkpoint,
+            '--work-dir',
+            osp.join(folder, 'work')
+        ]
         if options or args.cfg_options:
             command += ['--cfg-options'] + options + args.cfg_options
         samples: List[Tuple[float, int, int]] = []
         done = threading.Event()
         child = subprocess.Popen(command, cwd=ROOT)
-        sampler = threading.Thread(target=sample, args=(
-            child.pid, args.interval, samples, done))
+        sampler = threading.Thread(
+            target=sample, args=(child.pid, args.interval, samples, done))
         sampler.start()
         child.wait()
         done.set()

@@ -5,11 +5,11 @@ The checkpoint is loaded with ``torch.load(weights_only=True)``. Pass
 ``none`` as checkpoint to evaluate the freshly initialised model (the
 untrained baseline).
 """
+import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
 import json
 import os
 
-import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.dist import broadcast
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -26,13 +26,16 @@ from sspose_mm.errors import ConfigError
 def parse_args():
     parser = argparse.ArgumentParser(description='Evaluate a pose model')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint',
-                        help='checkpoint file, or "none" for the untrained '
-                        'model')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint file, or "none" for the untrained '
+        'model')
     parser.add_argument('--out', help='write the metrics to this json file')
-    parser.add_argument('--fast', action='store_true',
-                        help='fast inference path: batch norms folded, '
-                        'channels-last (see docs/speed.md)')
+    parser.add_argument(
+        '--fast',
+        action='store_true',
+        help='fast inference path: batch norms folded, '
+        'channels-last (see docs/speed.md)')
     add_runner_arguments(parser, 'prediction')
     return parse_runner_arguments(parser)
 
@@ -48,8 +51,9 @@ def main():
     enable_visualization(cfg, args.show_dir, args.show, args.interval,
                          args.wait_time)
     runner = Runner.from_cfg(cfg)
-    model = (runner.model.module
-             if is_model_wrapper(runner.model) else runner.model)
+    model = (
+        runner.model.module
+        if is_model_wrapper(runner.model) else runner.model)
     if untrained:
         model.init_weights()
         # Every process must evaluate the same random model.

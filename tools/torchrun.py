@@ -34,11 +34,12 @@ def main() -> None:
         rank, failure = error.get_first_failure()
         if failure.exitcode >= 0:
             sys.exit(failure.exitcode)
-        print(f'error: process {rank} of the distributed run (pid '
-              f'{failure.pid}) was killed by signal {failure.signal_name()} '
-              'without a word (a SIGKILL is often the out-of-memory killer: '
-              'see dmesg); the other processes were stopped.',
-              file=sys.stderr)
+        print(
+            f'error: process {rank} of the distributed run (pid '
+            f'{failure.pid}) was killed by signal {failure.signal_name()} '
+            'without a word (a SIGKILL is often the out-of-memory killer: '
+            'see dmesg); the other processes were stopped.',
+            file=sys.stderr)
         sys.exit(128 - failure.exitcode)
 
 

@@ -4,11 +4,11 @@ Runs on CUDA as usual and, without CUDA, on CPU (gloo for
 ``--launcher pytorch``). Files a config needs are checked before anything
 starts; user errors end with one line instead of a traceback.
 """
+import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
 import logging
 import os
 
-import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 import torch
 from mmengine.logging import print_log
 from mmengine.runner import Runner
@@ -25,23 +25,32 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Train a pose model')
     parser.add_argument('config', help='train config file path')
     parser.add_argument(
-        '--resume', nargs='?', type=str, const='auto',
+        '--resume',
+        nargs='?',
+        type=str,
+        const='auto',
         help='resume from this checkpoint, or without a value from the '
         'latest checkpoint in the work dir')
     parser.add_argument(
-        '--trust-checkpoint', action='store_true',
+        '--trust-checkpoint',
+        action='store_true',
         help='with --resume: also read a checkpoint that holds pickled Python '
         'objects (one written without this package\'s PlainCheckpointHook, '
         'e.g. by plain MMPose). Unpickling can run code: only for your own '
         'files')
-    parser.add_argument('--amp', action='store_true',
-                        help='automatic mixed precision (CUDA)')
-    parser.add_argument('--no-validate', action='store_true',
-                        help='do not evaluate checkpoints during training')
-    parser.add_argument('--auto-scale-lr', action='store_true',
-                        help='scale the lr by the actual total batch size')
     parser.add_argument(
-        '--deterministic', action='store_true',
+        '--amp', action='store_true', help='automatic mixed precision (CUDA)')
+    parser.add_argument(
+        '--no-validate',
+        action='store_true',
+        help='do not evaluate checkpoints during training')
+    parser.add_argument(
+        '--auto-scale-lr',
+        action='store_true',
+        help='scale the lr by the actual total batch size')
+    parser.add_argument(
+        '--deterministic',
+        action='store_true',
         help='bit-identical runs: fixed seed (the config\'s, else 0), '
         'deterministic algorithms, workers re-seeded every epoch')
     add_runner_arguments(parser, 'validation')

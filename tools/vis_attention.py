@@ -9,10 +9,10 @@ skeleton, then one column per keypoint with the attention map of the token
 under the model's own prediction (white star). CHECKPOINT must fit the
 config's model exactly; "none" shows the untrained model's attention.
 """
+import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
 import os.path as osp
 
-import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.config import Config
 
 from sspose_mm.apis.attention_figure import (MODES, attention_for_crop,
@@ -29,18 +29,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint, or "none"')
     parser.add_argument('image')
     parser.add_argument('--out', required=True, help='output picture')
-    parser.add_argument('--bbox', type=float, nargs=4,
-                        metavar=('X', 'Y', 'W', 'H'),
-                        help='person box in image pixels (default: the '
-                        'whole image)')
-    parser.add_argument('--mode', choices=MODES, default='dependency',
-                        help='dependency: what each keypoint attends to; '
-                        'affect: what attends to it')
-    parser.add_argument('--threshold', type=float, default=0.,
-                        help='hide attention values <= this (uniform '
-                        'attention is 1/#tokens)')
-    parser.add_argument('--layers', type=int, nargs='+',
-                        help='encoder layers to show (default: all)')
+    parser.add_argument(
+        '--bbox',
+        type=float,
+        nargs=4,
+        metavar=('X', 'Y', 'W', 'H'),
+        help='person box in image pixels (default: the '
+        'whole image)')
+    parser.add_argument(
+        '--mode',
+        choices=MODES,
+        default='dependency',
+        help='dependency: what each keypoint attends to; '
+        'affect: what attends to it')
+    parser.add_argument(
+        '--threshold',
+        type=float,
+        default=0.,
+        help='hide attention values <= this (uniform '
+        'attention is 1/#tokens)')
+    parser.add_argument(
+        '--layers',
+        type=int,
+        nargs='+',
+        help='encoder layers to show (default: all)')
     parser.add_argument('--device', help='default: cuda:0 if available')
     return parser.parse_args()
 

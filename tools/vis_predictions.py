@@ -8,11 +8,11 @@ dataset of the config by default); one picture per image shows every person.
 CHECKPOINT must fit the config's model exactly; "none" draws the untrained
 model's (random) predictions.
 """
+import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
 import os
 import os.path as osp
 
-import sspose_mm  # noqa: F401  (before mmpose: makes it importable)
 from mmengine.config import Config
 
 from sspose_mm.apis import coco_images_with_boxes, draw_topdown_predictions
@@ -27,10 +27,14 @@ def parse_args():
     parser.add_argument('config')
     parser.add_argument('checkpoint', help='checkpoint, or "none"')
     parser.add_argument('--out-dir', required=True)
-    parser.add_argument('--ann-file', help='COCO keypoint annotation file '
-                        '(default: the config\'s test annotation file)')
-    parser.add_argument('--img-dir', help='its image folder (default: the '
-                        'config\'s test image folder)')
+    parser.add_argument(
+        '--ann-file',
+        help='COCO keypoint annotation file '
+        '(default: the config\'s test annotation file)')
+    parser.add_argument(
+        '--img-dir',
+        help='its image folder (default: the '
+        'config\'s test image folder)')
     parser.add_argument('--num-images', type=int, default=4)
     parser.add_argument('--kpt-thr', type=float, default=0.3)
     parser.add_argument('--device', help='default: cuda:0 if available')

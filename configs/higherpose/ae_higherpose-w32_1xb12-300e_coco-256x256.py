@@ -11,8 +11,8 @@ codec = dict(
     higher_heatmap_sizes=[(128, 128)])
 model = dict(
     backbone=dict(input_size=input_size),
-    head=dict(decoder=dict(
-        codec, heatmap_size=input_size, higher_heatmap_sizes=[])))
+    head=dict(
+        decoder=dict(codec, heatmap_size=input_size, higher_heatmap_sizes=[])))
 
 train_pipeline = [
     *_base_.train_pipeline[:1],

@@ -12,8 +12,10 @@
 # never stepped the scheduler), 12 images per batch on one GPU, a
 # checkpoint every 10 epochs and the augmentation: rotation +-30 deg, scale
 # 0.75-1.5 of the short side, shift 0.2, horizontal flip.
-_base_ = ['mmpose::body_2d_keypoint/associative_embedding/coco/'
-          'ae_hrnet-w32_8xb24-300e_coco-512x512.py']
+_base_ = [
+    'mmpose::body_2d_keypoint/associative_embedding/coco/'
+    'ae_hrnet-w32_8xb24-300e_coco-512x512.py'
+]
 
 # The package's runtime (configs/_base_/default_runtime.py says why each
 # hook) over the recipe's MMPose runtime: mmengine merges no two bases that

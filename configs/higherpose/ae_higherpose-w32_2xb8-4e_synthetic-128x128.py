@@ -30,8 +30,8 @@ model = dict(
             dict(type='Kaiming', layer=['Conv2d']),
             dict(type='Constant', val=1, layer=['_BatchNorm', 'GroupNorm'])
         ]),
-    head=dict(decoder=dict(
-        codec, heatmap_size=input_size, higher_heatmap_sizes=[])))
+    head=dict(
+        decoder=dict(codec, heatmap_size=input_size, higher_heatmap_sizes=[])))
 
 train_pipeline = [
     *_base_.train_pipeline[:1],
@@ -60,8 +60,13 @@ max_epochs = 4
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, begin=0, end=50, by_epoch=False),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[3],
-         gamma=0.1, by_epoch=True)
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=max_epochs,
+        milestones=[3],
+        gamma=0.1,
+        by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=16)
 randomness = dict(seed=0)

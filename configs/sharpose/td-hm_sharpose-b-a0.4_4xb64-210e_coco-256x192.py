@@ -10,8 +10,10 @@
 # and every checkpoint kept. The quality loss (0.03 x MSE to the coarse
 # pose's OKS) starts after epoch 180; validation is gated after epoch 180
 # too.
-_base_ = ['mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-          'td-hm_ViTPose-base_8xb64-210e_coco-256x192.py']
+_base_ = [
+    'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
+    'td-hm_ViTPose-base_8xb64-210e_coco-256x192.py'
+]
 
 # The package's runtime (configs/_base_/default_runtime.py says why each
 # hook) over the recipe's MMPose runtime: mmengine merges no two bases that

@@ -11,10 +11,14 @@ max_epochs = 250
 train_cfg = dict(max_epochs=max_epochs)
 optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.8))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, begin=0, end=500,
-         by_epoch=False),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[170, 200],
-         gamma=0.1, by_epoch=True)
+    dict(type='LinearLR', start_factor=1e-3, begin=0, end=500, by_epoch=False),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=max_epochs,
+        milestones=[170, 200],
+        gamma=0.1,
+        by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=512)
 

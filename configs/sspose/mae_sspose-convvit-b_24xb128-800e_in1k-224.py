@@ -9,8 +9,11 @@ _base_ = ['./_base_/mae_runtime.py']
 
 input_size = (224, 224)
 model = dict(
-    backbone=dict(img_size=(224, 224), patch_sizes=(4, 2, 2),
-                  embed_dims=(256, 384, 768), fusion='after_transformer'))
+    backbone=dict(
+        img_size=(224, 224),
+        patch_sizes=(4, 2, 2),
+        embed_dims=(256, 384, 768),
+        fusion='after_transformer'))
 train_pipeline = [
     _base_.train_pipeline[0],
     dict(_base_.train_pipeline[1], input_size=input_size),
@@ -19,8 +22,9 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=128,
     num_workers=10,
-    dataset=dict(data_root='data/imagenet/',
-                 data_prefix=dict(img='train/'),
-                 pipeline=train_pipeline))
+    dataset=dict(
+        data_root='data/imagenet/',
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
 optim_wrapper = dict(optimizer=dict(lr=1.5e-4 * 3072 / 256))
 auto_scale_lr = dict(base_batch_size=3072)

@@ -10,8 +10,11 @@ _base_ = ['./_base_/mae_runtime.py', '../_base_/datasets/synthetic.py']
 
 input_size = (96, 128)
 model = dict(
-    backbone=dict(img_size=(128, 96), embed_dims=(64, 128, 192),
-                  depths=(2, 2, 4), num_heads=6),
+    backbone=dict(
+        img_size=(128, 96),
+        embed_dims=(64, 128, 192),
+        depths=(2, 2, 4),
+        num_heads=6),
     decoder=dict(embed_dims=128, depth=2, num_heads=4))
 train_pipeline = [
     _base_.train_pipeline[0],
@@ -21,25 +24,36 @@ train_pipeline = [
 train_dataloader = dict(
     batch_size=16,
     num_workers=1,
-    dataset=dict(data_root=_base_.synthetic_data_root,
-                 data_prefix=dict(img='train/'),
-                 pipeline=train_pipeline))
+    dataset=dict(
+        data_root=_base_.synthetic_data_root,
+        data_prefix=dict(img='train/'),
+        pipeline=train_pipeline))
 
 max_epochs = 20
 warmup_epochs = 1
 train_cfg = dict(max_epochs=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-2, begin=0, end=warmup_epochs,
-         by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
-         eta_min=0., begin=warmup_epochs, end=max_epochs, by_epoch=True,
-         convert_to_iter_based=True)
+    dict(
+        type='LinearLR',
+        start_factor=1e-2,
+        begin=0,
+        end=warmup_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
+        eta_min=0.,
+        begin=warmup_epochs,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True)
 ]
 auto_scale_lr = dict(base_batch_size=16)
 randomness = dict(seed=0)
-default_hooks = dict(logger=dict(interval=10),
-                     checkpoint=dict(interval=5, max_keep_ckpts=1))
+default_hooks = dict(
+    logger=dict(interval=10), checkpoint=dict(interval=5, max_keep_ckpts=1))
 custom_hooks = [
     dict(type='EncoderCheckpointHook', interval=5),
     dict(type='ReconstructionVisHook', interval=100),

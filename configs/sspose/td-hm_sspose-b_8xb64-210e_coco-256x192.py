@@ -27,8 +27,8 @@ model = dict(
     backbone=dict(
         drop_path_rate=0.3,
         trainable_pos_embed=True,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained,
-                      prefix='backbone.')),
+        init_cfg=dict(
+            type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
     head=dict(
         type='SSposeHead',
         in_channels=540,
@@ -55,8 +55,8 @@ val_pipeline = [
     dict(type='TopdownAffine', input_size=codec['input_size'], use_udp=True),
     dict(type='PackPoseInputs')
 ]
-train_dataloader = dict(batch_size=64, num_workers=4,
-                        dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(
+    batch_size=64, num_workers=4, dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
@@ -75,10 +75,15 @@ optim_wrapper = dict(
     paramwise_cfg=dict(num_layers=11, layer_decay_rate=0.75),
     clip_grad=dict(max_norm=1., norm_type=2))
 param_scheduler = [
-    dict(type='LinearLR', begin=0, end=500, start_factor=0.001,
-         by_epoch=False),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[170, 200],
-         gamma=0.1, by_epoch=True)
+    dict(
+        type='LinearLR', begin=0, end=500, start_factor=0.001, by_epoch=False),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=max_epochs,
+        milestones=[170, 200],
+        gamma=0.1,
+        by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=512)
 default_hooks = dict(

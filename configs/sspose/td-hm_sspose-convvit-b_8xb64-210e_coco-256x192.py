@@ -15,5 +15,7 @@ model = dict(
         fusion='after_transformer',
         init_cfg=dict(checkpoint='checkpoints/sspose-b_pretrain_'
                       'converted.pth')),
-    head=dict(in_channels=768, deconv_out_channels=(256, 256),
-              deconv_kernel_sizes=(4, 4)))
+    head=dict(
+        in_channels=768,
+        deconv_out_channels=(256, 256),
+        deconv_kernel_sizes=(4, 4)))

@@ -8,13 +8,12 @@ model = dict(
     backbone=dict(
         extra=dict(
             stage2=dict(num_channels=(hrnet_width, hrnet_width * 2)),
-            stage3=dict(num_channels=(hrnet_width, hrnet_width * 2,
-                                      hrnet_width * 4))),
-        init_cfg=dict(
-            checkpoint='https://download.openmmlab.com/mmpose/'
-            'pretrain_models/hrnet_w48-8ef0771d.pth')),
-    neck=dict(in_channels=hrnet_width, embed_dims=96,
-              feedforward_channels=192),
+            stage3=dict(
+                num_channels=(hrnet_width, hrnet_width * 2, hrnet_width * 4))),
+        init_cfg=dict(checkpoint='https://download.openmmlab.com/mmpose/'
+                      'pretrain_models/hrnet_w48-8ef0771d.pth')),
+    neck=dict(
+        in_channels=hrnet_width, embed_dims=96, feedforward_channels=192),
     head=dict(in_channels=96))
 
 train_dataloader = dict(batch_size=14)

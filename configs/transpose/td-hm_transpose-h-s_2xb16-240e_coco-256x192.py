@@ -7,8 +7,13 @@ _base_ = './_base_/transpose_coco-256x192.py'
 max_epochs = 240
 train_cfg = dict(max_epochs=max_epochs)
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5,
-         begin=0, end=max_epochs, by_epoch=True)
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs,
+        eta_min=1e-5,
+        begin=0,
+        end=max_epochs,
+        by_epoch=True)
 ]
 
 hrnet_width = 32
@@ -33,8 +38,7 @@ model = dict(
                 num_branches=3,
                 block='BASIC',
                 num_blocks=(4, 4, 4),
-                num_channels=(hrnet_width, hrnet_width * 2,
-                              hrnet_width * 4))),
+                num_channels=(hrnet_width, hrnet_width * 2, hrnet_width * 4))),
         init_cfg=dict(
             type='Pretrained',
             checkpoint='https://download.openmmlab.com/mmpose/'

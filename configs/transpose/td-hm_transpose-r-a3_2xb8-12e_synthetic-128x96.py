@@ -60,11 +60,15 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, begin=0, end=50, by_epoch=False),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5,
-         begin=0, end=max_epochs, by_epoch=True)
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs,
+        eta_min=1e-5,
+        begin=0,
+        end=max_epochs,
+        by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=16)
 randomness = dict(seed=0)
 default_hooks = dict(
-    logger=dict(interval=20),
-    checkpoint=dict(interval=4, max_keep_ckpts=1))
+    logger=dict(interval=20), checkpoint=dict(interval=4, max_keep_ckpts=1))

@@ -35,8 +35,9 @@ def recording_attention(model: nn.Module) -> Iterator[List[Tensor]]:
     Raises:
         ValueError: The model has no attention module.
     """
-    modules = [m for m in model.modules()
-               if isinstance(m, MultiheadSelfAttention)]
+    modules = [
+        m for m in model.modules() if isinstance(m, MultiheadSelfAttention)
+    ]
     if not modules:
         raise ValueError(f'{type(model).__name__} has no attention module '
                          '(MultiheadSelfAttention) whose maps could be '

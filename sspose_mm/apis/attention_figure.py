@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.dataset import Compose, pseudo_collate
-
 from mmpose.datasets.transforms import TopdownAffine
 from mmpose.structures.bbox import get_udp_warp_matrix, get_warp_matrix
+
 from ..datasets.transforms import TransPoseAffine
 from ..errors import ConfigError
 from .attention import recording_attention
@@ -112,8 +112,10 @@ def attention_for_crop(model: torch.nn.Module,
 
     pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
     affine = _affine_step(pipeline)
-    data_info = dict(img_path=image_path, bbox=bbox,
-                     bbox_score=np.ones(1, dtype=np.float32))
+    data_info = dict(
+        img_path=image_path,
+        bbox=bbox,
+        bbox_score=np.ones(1, dtype=np.float32))
     # flip_indices etc. come from the dataset meta, as in inference_topdown.
     data_info.update(model.dataset_meta)
     batch = pseudo_collate([pipeline(data_info)])
@@ -156,21 +158,23 @@ def attention_for_crop(model: torch.nn.Module,
     stride = W / w
 
     warp = _crop_warp(affine, sample.metainfo)
-    keypoints = np.asarray(sample.pred_instances.keypoints[0],
-                           dtype=np.float64)
+    keypoints = np.asarray(
+        sample.pred_instances.keypoints[0], dtype=np.float64)
     in_crop = keypoints @ warp[:, :2].T + warp[:, 2]
     cells = np.stack([
         np.clip((in_crop[:, 0] / stride).astype(int), 0, w - 1),
         np.clip((in_crop[:, 1] / stride).astype(int), 0, h - 1)
-    ], axis=1)
-    query_tokens = (patch_tokens[0] + cells[:, 1] * w + cells[:, 0]
-                    if layout is None else np.asarray(layout['query_tokens']))
+    ],
+                     axis=1)
+    query_tokens = (
+        patch_tokens[0] + cells[:, 1] * w +
+        cells[:, 0] if layout is None else np.asarray(layout['query_tokens']))
     return dict(
         crop=crop,
         keypoints=keypoints.astype(np.float32),
         keypoints_in_crop=in_crop.astype(np.float32),
-        scores=np.asarray(sample.pred_instances.keypoint_scores[0],
-                          dtype=np.float32),
+        scores=np.asarray(
+            sample.pred_instances.keypoint_scores[0], dtype=np.float32),
         maps=maps,
         feature_size=(h, w),
         stride=stride,
@@ -180,7 +184,9 @@ def attention_for_crop(model: torch.nn.Module,
         bbox_xyxy=bbox[0])
 
 
-def query_maps(result: dict, layer: int, mode: str = 'dependency',
+def query_maps(result: dict,
+               layer: int,
+               mode: str = 'dependency',
                threshold: Optional[float] = None) -> np.ndarray:
     """Per-keypoint attention maps of one layer, upsampled to the crop.
 
@@ -204,12 +210,15 @@ def query_maps(result: dict, layer: int, mode: str = 'dependency',
     queries = result['query_tokens']
     patches = slice(*result['patch_tokens'])
     att = result['maps'][layer]
-    picked = (att[queries, patches] if mode == 'dependency' else
-              att[patches, queries].T)
+    picked = (
+        att[queries, patches] if mode == 'dependency' else att[patches,
+                                                               queries].T)
     # Bilinear as upstream's F.interpolate(scale_factor=down_rate).
-    up = F.interpolate(torch.from_numpy(np.ascontiguousarray(picked))
-                       .reshape(-1, 1, h, w), size=(H, W), mode='bilinear',
-                       align_corners=False)[:, 0].numpy()
+    up = F.interpolate(
+        torch.from_numpy(np.ascontiguousarray(picked)).reshape(-1, 1, h, w),
+        size=(H, W),
+        mode='bilinear',
+        align_corners=False)[:, 0].numpy()
     if threshold is not None:
         up[up <= threshold] = 0
     return up
@@ -233,7 +242,7 @@ PANEL_WIDTH = 1.25
 GAP = 0.06
 MARGIN_LEFT = 0.45
 MARGIN_RIGHT = 0.95  # colour bar and its label
-MARGIN_TOP = 0.75    # figure title and column titles
+MARGIN_TOP = 0.75  # figure title and column titles
 MARGIN_BOTTOM = 0.15
 
 
@@ -241,10 +250,11 @@ def figure_inches(num_rows: int, num_cols: int,
                   crop_hw: Tuple[int, int]) -> Tuple[float, float]:
     """``(width, height)`` of the figure for a grid of crop-shaped panels."""
     panel_h = PANEL_WIDTH * crop_hw[0] / crop_hw[1]
-    width = (MARGIN_LEFT + num_cols * PANEL_WIDTH + (num_cols - 1) * GAP +
-             MARGIN_RIGHT)
-    height = (MARGIN_TOP + num_rows * panel_h + (num_rows - 1) * GAP +
-              MARGIN_BOTTOM)
+    width = (
+        MARGIN_LEFT + num_cols * PANEL_WIDTH + (num_cols - 1) * GAP +
+        MARGIN_RIGHT)
+    height = (
+        MARGIN_TOP + num_rows * panel_h + (num_rows - 1) * GAP + MARGIN_BOTTOM)
     return width, height
 
 
@@ -323,8 +333,10 @@ def draw_attention_figure(result: dict,
     def panel(row: int, col: int):
         left = MARGIN_LEFT + col * (PANEL_WIDTH + GAP)
         top = MARGIN_TOP + row * (panel_h + GAP)
-        ax = fig.add_axes([left / fig_w, 1 - (top + panel_h) / fig_h,
-                           PANEL_WIDTH / fig_w, panel_h / fig_h])
+        ax = fig.add_axes([
+            left / fig_w, 1 - (top + panel_h) / fig_h, PANEL_WIDTH / fig_w,
+            panel_h / fig_h
+        ])
         ax.set_xticks([])
         ax.set_yticks([])
         return ax
@@ -334,14 +346,24 @@ def draw_attention_figure(result: dict,
     for row, layer in enumerate(layers):
         ax = panel(row, 0)
         ax.imshow(crop)
-        for link, (a, b) in enumerate(dataset_meta.get('skeleton_links',
-                                                       [])):
-            ax.plot(kpts[[a, b], 0], kpts[[a, b], 1], lw=1.5,
-                    color=_rgb01(dataset_meta['skeleton_link_colors'], link))
-        colors = [_rgb01(dataset_meta.get('keypoint_colors', [[255] * 3]), k)
-                  for k in range(K)]
-        ax.scatter(kpts[:, 0], kpts[:, 1], s=9, c=colors, edgecolors='k',
-                   linewidths=0.3, zorder=3)
+        for link, (a, b) in enumerate(dataset_meta.get('skeleton_links', [])):
+            ax.plot(
+                kpts[[a, b], 0],
+                kpts[[a, b], 1],
+                lw=1.5,
+                color=_rgb01(dataset_meta['skeleton_link_colors'], link))
+        colors = [
+            _rgb01(dataset_meta.get('keypoint_colors', [[255] * 3]), k)
+            for k in range(K)
+        ]
+        ax.scatter(
+            kpts[:, 0],
+            kpts[:, 1],
+            s=9,
+            c=colors,
+            edgecolors='k',
+            linewidths=0.3,
+            zorder=3)
         ax.set_xlim(-0.5, W - 0.5)
         ax.set_ylim(H - 0.5, -0.5)
         ax.set_ylabel(f'layer {layer}', fontsize=11)
@@ -357,12 +379,23 @@ def draw_attention_figure(result: dict,
             peak = float(maps[k].max())
             shown = np.where(maps[k] > threshold, maps[k], 0.)
             shown = shown / peak if peak > 0 else shown
-            image = ax.imshow(shown, cmap='nipy_spectral', norm=norm,
-                              alpha=0.8)
-            ax.scatter([kpts[k, 0]], [kpts[k, 1]], marker='*', s=70,
-                       c='white', edgecolors='k', linewidths=0.4, zorder=3)
-            ax.text(0.03, 0.02, f'max {peak:.2g}', transform=ax.transAxes,
-                    fontsize=6.5, color='white', va='bottom')
+            image = ax.imshow(
+                shown, cmap='nipy_spectral', norm=norm, alpha=0.8)
+            ax.scatter([kpts[k, 0]], [kpts[k, 1]],
+                       marker='*',
+                       s=70,
+                       c='white',
+                       edgecolors='k',
+                       linewidths=0.4,
+                       zorder=3)
+            ax.text(
+                0.03,
+                0.02,
+                f'max {peak:.2g}',
+                transform=ax.transAxes,
+                fontsize=6.5,
+                color='white',
+                va='bottom')
             ax.set_xlim(-0.5, W - 0.5)
             ax.set_ylim(H - 0.5, -0.5)
             if row == 0:
@@ -377,10 +410,14 @@ def draw_attention_figure(result: dict,
     what = ('what the keypoint attends to (row of A)' if mode == 'dependency'
             else 'how much each location attends to the keypoint (column '
             'of A)')
-    fig.suptitle(title or f'{mode}: {what}; {h}x{w} tokens, stride '
-                 f'{result["stride"]:g}; values <= {threshold:g} hidden',
-                 x=MARGIN_LEFT / fig_w, ha='left',
-                 y=1 - 0.12 / fig_h, va='top', fontsize=11)
+    fig.suptitle(
+        title or f'{mode}: {what}; {h}x{w} tokens, stride '
+        f'{result["stride"]:g}; values <= {threshold:g} hidden',
+        x=MARGIN_LEFT / fig_w,
+        ha='left',
+        y=1 - 0.12 / fig_h,
+        va='top',
+        fontsize=11)
     folder = osp.dirname(osp.abspath(out_file))
     os.makedirs(folder, exist_ok=True)
     fig.savefig(out_file, dpi=dpi)

@@ -26,8 +26,8 @@ from mmengine.registry import Registry
 from numpy.core.multiarray import scalar as numpy_scalar
 from torch import Tensor
 
-from ..fileio import atomic_write, safe_torch_load, unsafe_global
 from ..errors import CheckpointError
+from ..fileio import atomic_write, safe_torch_load, unsafe_global
 from ..utils import strip_prefixes
 from ..version import __version__
 
@@ -127,8 +127,10 @@ def plain_state_dict(loaded: Any) -> StateDict:
         raise CheckpointError(
             'it holds no state dict (expected a dict of tensors, or one '
             'under "state_dict" or "model").')
-    not_tensors = [str(k) for k, v in loaded.items()
-                   if not isinstance(k, str) or not isinstance(v, Tensor)]
+    not_tensors = [
+        str(k) for k, v in loaded.items()
+        if not isinstance(k, str) or not isinstance(v, Tensor)
+    ]
     if not_tensors:
         raise CheckpointError('its state dict has entries that are not named '
                               f'tensors: {listing(not_tensors)}.')
@@ -137,7 +139,8 @@ def plain_state_dict(loaded: Any) -> StateDict:
     return loaded
 
 
-def convert_state_dict(state_dict: StateDict, layout: str = 'auto'
+def convert_state_dict(state_dict: StateDict,
+                       layout: str = 'auto'
                        ) -> Tuple[StateDict, str, List[str]]:
     """Convert an official state dict in memory.
 
@@ -159,8 +162,8 @@ def convert_state_dict(state_dict: StateDict, layout: str = 'auto'
     if layout == 'auto':
         if len(fitting) != 1:
             found = (f'its keys fit {len(fitting)} layouts '
-                     f'({", ".join(fitting)})' if fitting else
-                     'its keys fit no known layout')
+                     f'({", ".join(fitting)})'
+                     if fitting else 'its keys fit no known layout')
             raise CheckpointError(
                 f'cannot tell the checkpoint layout: {found}; known layouts: '
                 f'{known}. First keys: {listing(list(state_dict), 8)}.')
@@ -170,13 +173,12 @@ def convert_state_dict(state_dict: StateDict, layout: str = 'auto'
             f'unknown checkpoint layout {layout!r}; use auto or one of '
             f'{known}.')
     elif layout not in fitting:
-        found = (f'they look like {" or ".join(fitting)}' if fitting else
-                 'they fit no known layout')
+        found = (f'they look like {" or ".join(fitting)}'
+                 if fitting else 'they fit no known layout')
         raise CheckpointError(f'the keys do not fit the {layout} layout '
                               f'({found}).')
     converter = CHECKPOINT_LAYOUTS.build(dict(type=layout))
-    require_exact_keys(layout, state_dict,
-                       converter.expected_keys(state_dict))
+    require_exact_keys(layout, state_dict, converter.expected_keys(state_dict))
     converted, dropped = converter.convert(state_dict)
     return converted, layout, dropped
 
@@ -223,12 +225,12 @@ MODEL_FAMILIES = (
     ModelFamily('HigherPose', ('backbone.global_transformer.', ),
                 'backbone.global_transformer.layers',
                 ('head.highres_final_layer.weight', 0)),
-    ModelFamily('SSpose MAE pretraining', ('backbone.patch_embed.embed1.',
-                                           'decoder.mask_token'),
+    ModelFamily('SSpose MAE pretraining',
+                ('backbone.patch_embed.embed1.', 'decoder.mask_token'),
                 'backbone.layers', None),
-    ModelFamily('SSpose-ConvViT', ('backbone.patch_embed.embed1.',
-                                   'backbone.fusion.'), 'backbone.layers',
-                ('head.final_layer.weight', 0)),
+    ModelFamily('SSpose-ConvViT',
+                ('backbone.patch_embed.embed1.', 'backbone.fusion.'),
+                'backbone.layers', ('head.final_layer.weight', 0)),
     ModelFamily('SSpose', ('backbone.patch_embed.embed1.', ),
                 'backbone.layers', ('head.final_layer.weight', 0)),
     ModelFamily('TransPose-H', ('neck.reduce.', 'backbone.stage3.'),
@@ -244,8 +246,10 @@ _MMPOSE_PREFIXES = ('backbone.', 'neck.', 'head.', 'decoder.',
 
 def official_layouts(keys: Collection[str]) -> List[str]:
     """Names of the official layouts whose markers the keys have."""
-    return [name for name, layout in CHECKPOINT_LAYOUTS.module_dict.items()
-            if layout().matches(keys)]
+    return [
+        name for name, layout in CHECKPOINT_LAYOUTS.module_dict.items()
+        if layout().matches(keys)
+    ]
 
 
 def in_package_layout(keys: Collection[str]) -> bool:
@@ -279,7 +283,8 @@ def describe_state_dict(state: Mapping[str, Any]) -> str:
 # scalars in ``meta`` (best scores, seeds). Unpickling these builds data
 # only, so the converter admits exactly them; any other global is refused.
 RELEASE_METADATA_GLOBALS = [argparse.Namespace, numpy_scalar, np.dtype] + [
-    type(np.dtype(code)) for code in '?bhilqBHILQefdgFDG']
+    type(np.dtype(code)) for code in '?bhilqBHILQefdgFDG'
+]
 
 
 def _load(path: str, trust: bool) -> Tuple[Any, bool]:
@@ -300,8 +305,8 @@ def _load(path: str, trust: bool) -> Tuple[Any, bool]:
             # This one read only: trusting the path for the whole process
             # would also unpickle whatever is written there later.
             try:
-                return torch.load(path, map_location='cpu',
-                                  weights_only=False), True
+                return torch.load(
+                    path, map_location='cpu', weights_only=False), True
             except (ImportError, AttributeError) as missing:
                 raise CheckpointError(
                     f'{path} cannot be unpickled here ({missing}): it needs '
@@ -330,7 +335,9 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def convert_checkpoint(in_path: str, out_path: str, layout: str = 'auto',
+def convert_checkpoint(in_path: str,
+                       out_path: str,
+                       layout: str = 'auto',
                        trust: bool = False) -> Dict[str, Any]:
     """Convert an official checkpoint file into an MMPose checkpoint.
 
@@ -386,8 +393,8 @@ def convert_checkpoint(in_path: str, out_path: str, layout: str = 'auto',
                     '(tools, load_from); there is nothing to convert.')
             layout, dropped = 'mmpose', []
         else:
-            state_dict, layout, dropped = convert_state_dict(state_dict,
-                                                             layout)
+            state_dict, layout, dropped = convert_state_dict(
+                state_dict, layout)
     except CheckpointError as error:
         raise CheckpointError(f'{in_path}: {error}') from error
     sha256 = _sha256(in_path)
@@ -403,5 +410,9 @@ def convert_checkpoint(in_path: str, out_path: str, layout: str = 'auto',
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
     atomic_write(out_path, buffer.getvalue())
-    return dict(layout=layout, num_keys=len(state_dict), dropped=dropped,
-                out_path=out_path, source_sha256=sha256)
+    return dict(
+        layout=layout,
+        num_keys=len(state_dict),
+        dropped=dropped,
+        out_path=out_path,
+        source_sha256=sha256)

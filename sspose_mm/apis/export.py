@@ -52,8 +52,9 @@ class HeatmapDecoder(nn.Module):
         return grid.to(heatmaps.dtype) * self.scale + self.offset, scores
 
 
-def codec_grid_mapping(codec, heatmap_size: Tuple[int, int]
-                       ) -> Tuple[Tuple[float, float], Tuple[float, float]]:
+def codec_grid_mapping(
+    codec, heatmap_size: Tuple[int, int]
+) -> Tuple[Tuple[float, float], Tuple[float, float]]:
     """Scale and offset of the codec's heatmap-pixel -> crop-pixel mapping.
 
     Decodes symmetric Gaussian bumps at two grid points and fits the affine
@@ -83,7 +84,8 @@ def codec_grid_mapping(codec, heatmap_size: Tuple[int, int]
 class ExportedPoseModel(nn.Module):
     """Crops in, heatmaps (and decoded keypoints) out: what is exported."""
 
-    def __init__(self, model: nn.Module,
+    def __init__(self,
+                 model: nn.Module,
                  decoder: Optional[HeatmapDecoder] = None) -> None:
         super().__init__()
         self.model = model
@@ -114,8 +116,8 @@ def build_exported(model: nn.Module, size: Tuple[int, int],
                               '(model.head.decoder in the config).')
         # The codec's mapping for the exported size, not the config's.
         heatmap_size = tuple(heatmaps.shape[-2:])
-        codec_cfg = dict(codec_cfg, input_size=size[::-1],
-                         heatmap_size=heatmap_size[::-1])
+        codec_cfg = dict(
+            codec_cfg, input_size=size[::-1], heatmap_size=heatmap_size[::-1])
         if 'blur_kernel_size' in codec_cfg:
             codec_cfg['blur_kernel_size'] = 3  # see codec_grid_mapping
         codec = KEYPOINT_CODECS.build(codec_cfg)
@@ -152,10 +154,16 @@ def export_onnx(exported: ExportedPoseModel, crops: Tensor, out: str,
             crops = crops.repeat(2, 1, 1, 1)
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     try:
-        torch.onnx.export(exported, (crops, ), out, input_names=['input'],
-                          output_names=outputs, dynamic_shapes=dynamic_shapes,
-                          opset_version=opset, dynamo=True,
-                          external_data=False, verbose=False)
+        torch.onnx.export(
+            exported, (crops, ),
+            out,
+            input_names=['input'],
+            output_names=outputs,
+            dynamic_shapes=dynamic_shapes,
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False)
     except Exception as error:  # noqa: BLE001 - re-raised unless explained
         if not _DATA_DEPENDENT.search(_chain_text(error)):
             raise
@@ -191,16 +199,16 @@ def verify(session, exported: ExportedPoseModel, crops: Tensor) -> float:
 
 
 def _check_decoding(keypoints: np.ndarray, scores: np.ndarray,
-                    expected: Tuple[Tensor, ...],
-                    heatmaps: np.ndarray) -> None:
+                    expected: Tuple[Tensor,
+                                    ...], heatmaps: np.ndarray) -> None:
     """Keypoints must agree except where two heatmap maxima are closer than
     the heatmaps' own round-off (then either argmax is right)."""
     flat = np.sort(expected[0].flatten(2).numpy(), axis=-1)
     margin = flat[..., -1] - flat[..., -2]
     scale = float(np.abs(heatmaps).max()) or 1.
     clear = margin > 2 * RELATIVE_TOLERANCE * scale
-    same = np.all(np.isclose(keypoints, expected[1].numpy(), atol=1e-3),
-                  axis=-1)
+    same = np.all(
+        np.isclose(keypoints, expected[1].numpy(), atol=1e-3), axis=-1)
     if not np.all(same[clear]) or not np.allclose(
             scores, expected[2].numpy(), atol=RELATIVE_TOLERANCE * scale):
         raise RuntimeError('onnxruntime keypoints or scores differ from '

@@ -98,8 +98,10 @@ def fold_batch_norms(model: nn.Module, example: Tensor) -> int:
 
     leaves = [m for m in model.modules() if not list(m.children())]
     handles = [m.register_forward_pre_hook(before) for m in leaves]
-    handles += [m.register_forward_hook(after) for m in leaves
-                if isinstance(m, _CONVS)]
+    handles += [
+        m.register_forward_hook(after) for m in leaves
+        if isinstance(m, _CONVS)
+    ]
     try:
         with torch.no_grad():
             model(example, None, mode='tensor')
@@ -132,15 +134,21 @@ def _fold_into_conv(conv: nn.Module, norm: _BatchNorm) -> None:
     if transposed:
         # (in, out / groups, kh, kw): torch scales axis 1 as the output
         # channels, so the groups' blocks of them are laid out along it.
-        weight = weight.unflatten(0, (conv.groups, -1)).transpose(
-            0, 1).flatten(1, 2)
+        weight = weight.unflatten(0, (conv.groups,
+                                      -1)).transpose(0, 1).flatten(1, 2)
     weight, conv.bias = fuse_conv_bn_weights(
-        weight, conv.bias, norm.running_mean, norm.running_var, norm.eps,
-        norm.weight, norm.bias, transpose=transposed)
+        weight,
+        conv.bias,
+        norm.running_mean,
+        norm.running_var,
+        norm.eps,
+        norm.weight,
+        norm.bias,
+        transpose=transposed)
     if transposed:
         weight = nn.Parameter(
-            weight.unflatten(1, (conv.groups, -1)).transpose(0, 1).flatten(
-                0, 1))
+            weight.unflatten(1, (conv.groups, -1)).transpose(0,
+                                                             1).flatten(0, 1))
     conv.weight = weight
 
 
@@ -173,8 +181,8 @@ def prepare_for_inference(model: nn.Module,
     if fold_bn:
         height, width = input_size or model_input_size(model)
         param = next(model.parameters())
-        example = torch.zeros(1, 3, height, width, dtype=param.dtype,
-                              device=param.device)
+        example = torch.zeros(
+            1, 3, height, width, dtype=param.dtype, device=param.device)
         fold_batch_norms(model, example)
     if channels_last:
         model.to(memory_format=torch.channels_last)
@@ -209,8 +217,8 @@ def explicit_attention(query: Tensor,
     logits = (query * scale) @ key.transpose(-2, -1)
     if is_causal:
         length, source = logits.shape[-2:]
-        allowed = torch.ones(length, source, dtype=torch.bool,
-                             device=logits.device).tril()
+        allowed = torch.ones(
+            length, source, dtype=torch.bool, device=logits.device).tril()
         logits = logits.masked_fill(~allowed, -math.inf)
     if attn_mask is not None:
         if attn_mask.dtype == torch.bool:

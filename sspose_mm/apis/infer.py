@@ -25,14 +25,13 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
-from PIL import Image
-from tqdm import tqdm
-
 from mmengine.config import Config
 from mmpose.apis import inference_topdown
 from mmpose.models import TopdownPoseEstimator
 from mmpose.registry import MODELS, VISUALIZERS
 from mmpose.structures import PoseDataSample, merge_data_samples
+from PIL import Image
+from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
 from .fast_inference import prepare_for_inference
@@ -84,8 +83,7 @@ class PersonBoxes:
 
     def fits(self, height: int, width: int) -> bool:
         """False only for a fixed box lying wholly outside the image."""
-        return self.fixed is None or box_on_image(self.fixed[0], height,
-                                                  width)
+        return self.fixed is None or box_on_image(self.fixed[0], height, width)
 
     def require_fit(self, path: str, height: int, width: int) -> None:
         """Stop when a fixed box lies wholly outside the image ``path``."""
@@ -97,8 +95,8 @@ class PersonBoxes:
         detection file whose annotation file does not list the image)."""
         return self.by_name is None or osp.basename(file_name) in self.by_name
 
-    def lookup(self, file_name: Optional[str], height: int, width: int
-               ) -> Tuple[Optional[int], np.ndarray, np.ndarray]:
+    def lookup(self, file_name: Optional[str], height: int,
+               width: int) -> Tuple[Optional[int], np.ndarray, np.ndarray]:
         """``(coco_image_id or None, boxes_xyxy (N, 4), box_scores (N,))``."""
         if self.by_name is not None:
             return self.by_name[osp.basename(file_name)]
@@ -153,8 +151,10 @@ def _load_detections(det_file: str, ann_file: str, det_thr: float
         raise DataError(f'annotation file "{ann_file}" has no "images" list '
                         '(a COCO annotation file is expected).')
     try:
-        names = {int(im['id']): osp.basename(im['file_name'])
-                 for im in ann['images']}
+        names = {
+            int(im['id']): osp.basename(im['file_name'])
+            for im in ann['images']
+        }
     except (KeyError, TypeError, ValueError):
         raise DataError(f'annotation file "{ann_file}": every image needs an '
                         '"id" and a "file_name".')
@@ -194,8 +194,8 @@ def require_topdown(cfg: Config, tool: str) -> None:
     model loads. An unknown model type passes: building reports it.
     """
     model_type = cfg.model.get('type')
-    estimator = (MODELS.get(model_type) if isinstance(model_type, str)
-                 else model_type)
+    estimator = (
+        MODELS.get(model_type) if isinstance(model_type, str) else model_type)
     if estimator is None or issubclass(estimator, TopdownPoseEstimator):
         return
     raise ConfigError(
@@ -217,9 +217,8 @@ def find_inputs(input_path: str) -> Tuple[str, List[str]]:
             if name.lower().endswith(IMAGE_EXTENSIONS)
             and osp.isfile(osp.join(input_path, name)))
         if not files:
-            raise DataError(
-                f'folder "{input_path}" has no images '
-                f'({", ".join(e[1:] for e in IMAGE_EXTENSIONS)}).')
+            raise DataError(f'folder "{input_path}" has no images '
+                            f'({", ".join(e[1:] for e in IMAGE_EXTENSIONS)}).')
         return 'folder', files
     if not osp.exists(input_path):
         raise DataError(f'input "{input_path}" does not exist.')
@@ -246,8 +245,8 @@ def read_image(path: str) -> Optional[np.ndarray]:
     return cv2.imdecode(data, cv2.IMREAD_COLOR)
 
 
-def predict_people(model, image_bgr: np.ndarray, boxes_xyxy: np.ndarray
-                   ) -> List[PoseDataSample]:
+def predict_people(model, image_bgr: np.ndarray,
+                   boxes_xyxy: np.ndarray) -> List[PoseDataSample]:
     """One data sample per box; none when there are no boxes.
 
     ``inference_topdown`` treats an empty box list as "the whole image", which
@@ -272,11 +271,14 @@ def coco_results(samples: Sequence[PoseDataSample], box_scores: np.ndarray,
         scores = np.asarray(inst.keypoint_scores[0], dtype=np.float64)
         x1, y1, x2, y2 = (float(v) for v in inst.bboxes[0])
         flat = np.concatenate([keypoints, scores[:, None]], axis=1).ravel()
-        entries.append(dict(
-            image_id=int(image_id), **extra, category_id=1,
-            keypoints=[round(float(v), 4) for v in flat],
-            score=round(float(scores.mean() * box_score), 6),
-            bbox=[round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)]))
+        entries.append(
+            dict(
+                image_id=int(image_id),
+                **extra,
+                category_id=1,
+                keypoints=[round(float(v), 4) for v in flat],
+                score=round(float(scores.mean() * box_score), 6),
+                bbox=[round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)]))
     return entries
 
 
@@ -292,14 +294,16 @@ def pose_visualizer(model, name: str = 'sspose_infer'):
         visualizer = PoseLocalVisualizer.get_instance(name)
     else:
         visualizer = VISUALIZERS.build(
-            dict(type='PoseLocalVisualizer', radius=3, line_width=2,
-                 name=name))
+            dict(
+                type='PoseLocalVisualizer', radius=3, line_width=2, name=name))
     visualizer.set_dataset_meta(model.dataset_meta)
     return visualizer
 
 
-def draw_people(model, image_bgr: np.ndarray,
-                samples: Sequence[PoseDataSample], kpt_thr: float = 0.3,
+def draw_people(model,
+                image_bgr: np.ndarray,
+                samples: Sequence[PoseDataSample],
+                kpt_thr: float = 0.3,
                 visualizer=None) -> np.ndarray:
     """The image (RGB) with boxes and skeletons drawn by MMPose.
 
@@ -313,8 +317,12 @@ def draw_people(model, image_bgr: np.ndarray,
         return image_rgb
     visualizer = visualizer or pose_visualizer(model)
     return visualizer.add_datasample(
-        'prediction', image_rgb, merge_data_samples(list(samples)),
-        draw_gt=False, draw_bbox=True, kpt_thr=kpt_thr)
+        'prediction',
+        image_rgb,
+        merge_data_samples(list(samples)),
+        draw_gt=False,
+        draw_bbox=True,
+        kpt_thr=kpt_thr)
 
 
 @dataclass
@@ -362,8 +370,8 @@ def header_size(path: str, kind: str) -> Optional[Tuple[int, int]]:
         return None
 
 
-def check_request(input_path: str, boxes: PersonBoxes, out_dir: str
-                  ) -> Tuple[str, List[str]]:
+def check_request(input_path: str, boxes: PersonBoxes,
+                  out_dir: str) -> Tuple[str, List[str]]:
     """:func:`find_inputs`, plus the box source fitting the input kind and
     the outputs leaving the inputs alone.
 
@@ -375,8 +383,8 @@ def check_request(input_path: str, boxes: PersonBoxes, out_dir: str
         raise ConfigError('--det-file matches boxes to image files; for a '
                           'video use --bbox or the whole frame.')
     for path in files:
-        if osp.realpath(output_path(kind, out_dir, path)) == osp.realpath(
-                path):
+        if osp.realpath(output_path(kind, out_dir,
+                                    path)) == osp.realpath(path):
             raise ConfigError(
                 f'--out-dir {out_dir} holds the input {path}, which its '
                 'drawing (same file name) would overwrite: choose another '
@@ -424,8 +432,7 @@ def run_inference(model,
     os.makedirs(out_dir, exist_ok=True)
     summary = InferenceSummary(kind=kind)
     if kind == 'video':
-        _run_video(model, files[0], out_dir, boxes, kpt_thr, progress,
-                   summary)
+        _run_video(model, files[0], out_dir, boxes, kpt_thr, progress, summary)
     else:
         _run_images(model, files, kind, out_dir, boxes, kpt_thr, progress,
                     summary)
@@ -461,8 +468,7 @@ def load_and_run_inference(config: str,
     model = init_model(cfg, checkpoint, device)
     if fast:
         prepare_for_inference(model)
-    return run_inference(model, input_path, out_dir, boxes, kpt_thr,
-                         progress)
+    return run_inference(model, input_path, out_dir, boxes, kpt_thr, progress)
 
 
 def _run_images(model, files: List[str], kind: str, out_dir: str,
@@ -474,8 +480,11 @@ def _run_images(model, files: List[str], kind: str, out_dir: str,
             '--ann-file, so no detection can be matched to them (images are '
             'matched by file name).')
     visualizer = pose_visualizer(model)
-    bar = tqdm(files, desc='images', unit='img',
-               disable=not progress or kind != 'folder')
+    bar = tqdm(
+        files,
+        desc='images',
+        unit='img',
+        disable=not progress or kind != 'folder')
     for index, path in enumerate(bar):
         name = osp.basename(path)
         if not boxes.knows(path):
@@ -560,8 +569,8 @@ def _run_video(model, path: str, out_dir: str, boxes: PersonBoxes,
         try:
             visualizer = pose_visualizer(model)
             frames = _video_frames(cap)
-            bar = tqdm(total=count, desc='frames', unit='frame',
-                       disable=not progress)
+            bar = tqdm(
+                total=count, desc='frames', unit='frame', disable=not progress)
             frame = first
             index = 0
             while frame is not None:
@@ -569,8 +578,7 @@ def _run_video(model, path: str, out_dir: str, boxes: PersonBoxes,
                 samples = predict_people(model, frame, xyxy)
                 summary.predictions += coco_results(samples, scores, index,
                                                     dict(frame=index))
-                drawn = draw_people(model, frame, samples, kpt_thr,
-                                    visualizer)
+                drawn = draw_people(model, frame, samples, kpt_thr, visualizer)
                 writer.write(np.ascontiguousarray(drawn[..., ::-1]))
                 index += 1
                 bar.update(1)
@@ -588,13 +596,17 @@ def print_summary(summary: InferenceSummary, file=sys.stdout) -> None:
     """What was written, and the skipped-images warning on stderr."""
     people = len(summary.predictions)
     what = 'frames' if summary.kind == 'video' else 'images'
-    print(f'{summary.num_frames} {what}, {people} people; wrote '
-          f'{summary.predictions_file}', file=file)
+    print(
+        f'{summary.num_frames} {what}, {people} people; wrote '
+        f'{summary.predictions_file}',
+        file=file)
     if summary.kind == 'video':
         print(f'wrote {summary.outputs[0]}', file=file)
     else:
-        print(f'wrote {len(summary.outputs)} picture(s) to '
-              f'{osp.dirname(summary.predictions_file)}', file=file)
+        print(
+            f'wrote {len(summary.outputs)} picture(s) to '
+            f'{osp.dirname(summary.predictions_file)}',
+            file=file)
     warning = skipped_warning(summary)
     if warning:
         print(warning, file=sys.stderr)

@@ -47,9 +47,9 @@ def coco_images_with_boxes(ann_file: str,
             continue
         boxes = np.array(boxes, dtype=np.float32)
         boxes[:, 2:] += boxes[:, :2]
-        items.append((osp.join(img_dir,
-                               coco.loadImgs(image_id)[0]['file_name']),
-                      boxes))
+        items.append(
+            (osp.join(img_dir,
+                      coco.loadImgs(image_id)[0]['file_name']), boxes))
         if num_images and len(items) == num_images:
             break
     return items

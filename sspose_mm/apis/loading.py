@@ -50,15 +50,17 @@ def unwrap_state_dict(loaded: Any, path: str) -> Dict[str, Tensor]:
         raise CheckpointError(f'the checkpoint {path}: {error}') from error
 
 
-def fit_problems(state: Mapping[str, Any],
-                 own: Mapping[str, Tensor]) -> List[str]:
+def fit_problems(state: Mapping[str, Any], own: Mapping[str,
+                                                        Tensor]) -> List[str]:
     """Tensors of the model a state dict lacks, has in excess or has with
     another shape, as phrases (empty when it fits exactly)."""
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    reshaped = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}'
-                for k in own if k in state and hasattr(state[k], 'shape')
-                and tuple(state[k].shape) != tuple(own[k].shape)]
+    reshaped = [
+        f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in own
+        if k in state and hasattr(state[k], 'shape')
+        and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     problems = []
     if missing:
         problems.append(f'{len(missing)} of the model\'s {len(own)} tensors '
@@ -110,7 +112,8 @@ def load_checkpoint_exactly(model: nn.Module, path: str) -> Dict[str, Any]:
     return loaded
 
 
-def init_model(config, checkpoint: Optional[str] = None,
+def init_model(config,
+               checkpoint: Optional[str] = None,
                device: Optional[str] = None,
                cfg_options: Optional[dict] = None) -> nn.Module:
     """``mmpose.apis.init_model`` that loads all of the checkpoint or stops.
@@ -131,12 +134,14 @@ def init_model(config, checkpoint: Optional[str] = None,
             unreadable or refused (see :func:`check_checkpoint_fits`).
     """
     from mmpose.apis import init_model as mmpose_init_model
-    model = mmpose_init_model(config, None, device='cpu',
-                              cfg_options=cfg_options)
+    model = mmpose_init_model(
+        config, None, device='cpu', cfg_options=cfg_options)
     if is_untrained(checkpoint):
-        print_log('no checkpoint: the weights are random (untrained), and '
-                  'so are the predictions.', logger='current',
-                  level=logging.WARNING)
+        print_log(
+            'no checkpoint: the weights are random (untrained), and '
+            'so are the predictions.',
+            logger='current',
+            level=logging.WARNING)
     else:
         loaded = load_checkpoint_exactly(model, checkpoint)
         meta = loaded.get('meta') if isinstance(loaded, dict) else None

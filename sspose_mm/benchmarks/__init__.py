@@ -4,8 +4,8 @@ Each module below registers its suites in
 :data:`~sspose_mm.benchmarks.core.BENCHMARKS` when imported.
 """
 from . import core  # noqa: F401
-from . import speed  # noqa: F401
-from .core import BENCHMARKS, Report  # noqa: F401
 from . import higherpose  # noqa: F401
-from . import sspose  # noqa: F401
 from . import sharpose  # noqa: F401
+from . import speed  # noqa: F401
+from . import sspose  # noqa: F401
+from .core import BENCHMARKS, Report  # noqa: F401

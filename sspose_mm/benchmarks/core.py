@@ -57,9 +57,9 @@ def get_benchmark(name: str) -> BenchmarkFn:
 def format_suite_list() -> str:
     """One line per suite: its name and help (the first paragraph of its
     docstring), as ``tools/benchmark.py --list`` prints them."""
-    return '\n'.join(
-        f'{name:<24s} ' + ' '.join(suite.__doc__.split('\n\n')[0].split())
-        for name, suite in sorted(BENCHMARKS.module_dict.items()))
+    return '\n'.join(f'{name:<24s} ' +
+                     ' '.join(suite.__doc__.split('\n\n')[0].split())
+                     for name, suite in sorted(BENCHMARKS.module_dict.items()))
 
 
 def run_suites(args: argparse.Namespace) -> 'Report':
@@ -142,8 +142,10 @@ class Report:
         raise KeyError(f'no row "{what}" in section "{section}"')
 
     def to_dict(self) -> Dict[str, Any]:
-        return {'machine': self.machine,
-                'sections': [asdict(sec) for sec in self.sections]}
+        return {
+            'machine': self.machine,
+            'sections': [asdict(sec) for sec in self.sections]
+        }
 
     def dump_json(self, path: str) -> None:
         """Write :meth:`to_dict` to ``path`` (the ``--json`` record)."""
@@ -152,8 +154,10 @@ class Report:
 
     def format(self) -> str:
         """The whole report as text tables, machine description first."""
-        lines = ['machine: ' + ', '.join(f'{k} {v}'
-                                         for k, v in self.machine.items())]
+        lines = [
+            'machine: ' + ', '.join(f'{k} {v}'
+                                    for k, v in self.machine.items())
+        ]
         for sec in self.sections:
             lines.append(f'\n== {sec.title}')
             lines.extend(_format_row(row) for row in sec.rows)
@@ -193,10 +197,13 @@ def describe_machine() -> Dict[str, Any]:
                     break
     except OSError:
         pass
-    machine = {'cpu': cpu, 'cores': os.cpu_count(),
-               'torch_threads': torch.get_num_threads(),
-               'torch': torch.__version__,
-               'python': platform.python_version()}
+    machine = {
+        'cpu': cpu,
+        'cores': os.cpu_count(),
+        'torch_threads': torch.get_num_threads(),
+        'torch': torch.__version__,
+        'python': platform.python_version()
+    }
     if hasattr(os, 'getloadavg'):
         machine['load_1min_at_start'] = round(os.getloadavg()[0], 2)
     if torch.cuda.is_available():
@@ -240,8 +247,13 @@ def interleaved_times(calls: Dict[str, Callable[[], Any]],
     sync = torch.cuda.synchronize if torch.cuda.is_initialized() else (
         lambda: None)
     seconds: Dict[str, List[float]] = {name: [] for name in calls}
-    with tqdm(total=(warmup + repeat) * len(calls), desc=label, unit='call',
-              leave=False, file=sys.stderr, disable=None) as bar:
+    with tqdm(
+            total=(warmup + repeat) * len(calls),
+            desc=label,
+            unit='call',
+            leave=False,
+            file=sys.stderr,
+            disable=None) as bar:
         for round_index in range(warmup + repeat):
             for name, fn in calls.items():
                 bar.set_postfix_str(name)
@@ -340,8 +352,8 @@ def sgemm_gflops(n: int = 2048, repeat: int = 5) -> float:
     the same run (so under the same load).
     """
     call, flops = sgemm_call(n)
-    return flops / time_per_call(call, warmup=1, repeat=repeat,
-                                 label=f'sgemm {n}x{n}') / 1e9
+    return flops / time_per_call(
+        call, warmup=1, repeat=repeat, label=f'sgemm {n}x{n}') / 1e9
 
 
 def sgemm_call(n: int = 2048) -> Tuple[Callable[[], Any], int]:
@@ -384,8 +396,8 @@ def count_flops(fn: Callable[[], Any]) -> int:
         aten._scaled_dot_product_flash_attention_for_cpu_backward:
         _cpu_attention_backward_flops,
     }
-    with FlopCounterMode(display=False,
-                         custom_mapping=cpu_attention) as counter:
+    with FlopCounterMode(
+            display=False, custom_mapping=cpu_attention) as counter:
         fn()
     return counter.get_total_flops()
 
@@ -426,16 +438,16 @@ def randomise_norm_statistics(model: nn.Module, seed: int = 0) -> None:
     for module in model.modules():
         if not isinstance(module, _BatchNorm) or module.running_mean is None:
             continue
-        for tensor, low_high in ((module.running_var, (0.5, 1.5)),
-                                 (module.weight, (0.5, 1.5)),
-                                 (module.running_mean, None),
-                                 (module.bias, None)):
+        for tensor, low_high in ((module.running_var,
+                                  (0.5, 1.5)), (module.weight, (0.5, 1.5)),
+                                 (module.running_mean, None), (module.bias,
+                                                               None)):
             if tensor is None:
                 continue
             if low_high is None:
                 values = torch.randn(tensor.shape, generator=generator) * 0.1
             else:
                 low, high = low_high
-                values = low + (high - low) * torch.rand(tensor.shape,
-                                                         generator=generator)
+                values = low + (high - low) * torch.rand(
+                    tensor.shape, generator=generator)
             tensor.copy_(values)

@@ -17,8 +17,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS
 
-from .core import (BENCHMARKS, Report, count_flops, peak_rss_of,
-                   time_per_call)
+from .core import BENCHMARKS, Report, count_flops, peak_rss_of, time_per_call
 
 DEFAULT_CONFIG = ('configs/higherpose/'
                   'ae_higherpose-w32_1xb12-300e_coco-512x512.py')
@@ -46,19 +45,23 @@ def training_step(model: torch.nn.Module,
     """Forward and backward of the network on ``images`` (the loss is a
     stand-in: the sum of the outputs; the real losses are cheap next to
     the network)."""
+
     def step() -> None:
         model.train()
         heatmaps, tags = model(images, None, mode='tensor')
         (heatmaps.sum() + tags.sum()).backward()
+
     return step
 
 
 def inference(model: torch.nn.Module,
               images: torch.Tensor) -> Callable[[], None]:
+
     def run() -> None:
         model.eval()
         with torch.no_grad():
             model(images, None, mode='tensor')
+
     return run
 
 
@@ -69,8 +72,8 @@ def bench(args: argparse.Namespace, report: Report) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     config = args.config or DEFAULT_CONFIG
-    models = dict(zip(('HigherPose', 'without transformers'),
-                      build_pair(config)))
+    models = dict(
+        zip(('HigherPose', 'without transformers'), build_pair(config)))
     sizes = [args.input] if args.input else [(256, 256), (512, 512)]
     inputs = {size: torch.randn(args.batch, 3, *size) for size in sizes}
     # Memory first: each measurement runs in a forked child, which reuses
@@ -79,8 +82,8 @@ def bench(args: argparse.Namespace, report: Report) -> None:
     peaks = {}
     for size, images in inputs.items():
         for name, model in models.items():
-            for what, step in (('inference', inference),
-                               ('training step', training_step)):
+            for what, step in (('inference', inference), ('training step',
+                                                          training_step)):
                 peaks[size, name, what] = (
                     peak_rss_of(step(model, images)) -
                     peak_rss_of(lambda: None))
@@ -90,11 +93,12 @@ def bench(args: argparse.Namespace, report: Report) -> None:
                        f'{args.threads} threads; {tokens} tokens at 1/4')
         for name, model in models.items():
             start = time.process_time()
-            seconds = time_per_call(inference(model, images),
-                                    repeat=args.repeat,
-                                    label=f'{name} {height}')
-            cpu_seconds = ((time.process_time() - start) /
-                           (args.repeat + 1) / args.batch)
+            seconds = time_per_call(
+                inference(model, images),
+                repeat=args.repeat,
+                label=f'{name} {height}')
+            cpu_seconds = ((time.process_time() - start) / (args.repeat + 1) /
+                           args.batch)
             report.row(f'{name}: inference', args.batch / seconds, 'img/s',
                        f'{seconds * 1000:.0f} ms per batch (wall)')
             # CPU time hardly depends on other processes sharing the cores,
@@ -106,10 +110,11 @@ def bench(args: argparse.Namespace, report: Report) -> None:
             report.row(f'{name}: FLOPs per image', flops / 1e9, 'GFLOP',
                        'matmuls, convolutions and attention')
             for what in ('inference', 'training step'):
-                report.row(f'{name}: peak memory, {what}',
-                           peaks[(height, width), name, what] / GIB, 'GiB',
-                           'added to the process with the models built; '
-                           'one thread')
+                report.row(
+                    f'{name}: peak memory, {what}',
+                    peaks[(height, width), name, what] / GIB, 'GiB',
+                    'added to the process with the models built; '
+                    'one thread')
         attention_bytes = 4 * 4 * tokens**2 * args.batch
         report.row('N x N weights of one local layer (not held)',
                    attention_bytes / GIB, 'GiB',

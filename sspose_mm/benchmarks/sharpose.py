@@ -34,15 +34,16 @@ def dense_forward(model: nn.Module, inputs: Tensor) -> Tensor:
     tokens = torch.cat([
         backbone.keypoint_tokens.expand(inputs.shape[0], -1, -1),
         backbone.patch_embed(inputs) + backbone.pos_embed_list[1]
-    ], dim=1)
+    ],
+                       dim=1)
     for block in backbone.blocks:
         tokens, _ = block(tokens)
     keypoints = backbone.norm(tokens[:, :backbone.num_keypoints])
     return model.head.tokens_to_heatmaps(keypoints)
 
 
-def gated_forward(model: nn.Module, inputs: Tensor, refine_rate: float
-                  ) -> Tuple[Callable[[], Tensor], float]:
+def gated_forward(model: nn.Module, inputs: Tensor,
+                  refine_rate: float) -> Tuple[Callable[[], Tensor], float]:
     """The gated model (standalone-test mode) with the quality threshold set
     so that ``refine_rate`` of the instances are refined (as near as the
     batch allows), and the share that the gate then refines."""
@@ -75,8 +76,8 @@ def build_model(config: str) -> nn.Module:
     return MODELS.build(cfg.model).eval()
 
 
-def compared_runs(model: nn.Module, inputs: Tensor
-                  ) -> Dict[str, Callable[[], Tensor]]:
+def compared_runs(model: nn.Module,
+                  inputs: Tensor) -> Dict[str, Callable[[], Tensor]]:
     """The dense baseline (:data:`DENSE`) and the gated model at each of
     :data:`REFINE_RATES`, keyed ``'SHaRPose, 50% refined'`` etc. by the
     share actually refined."""
@@ -88,14 +89,16 @@ def compared_runs(model: nn.Module, inputs: Tensor
     return runs
 
 
-def macs_per_instance(runs: Dict[str, Callable[[], Tensor]], batch: int
-                      ) -> Dict[str, float]:
+def macs_per_instance(runs: Dict[str, Callable[[], Tensor]],
+                      batch: int) -> Dict[str, float]:
     """MACs of one instance for each run (torch flop counter / 2: matrix
     products and attention, see :func:`~sspose_mm.benchmarks.core
     .count_flops`)."""
     with torch.no_grad():
-        return {what: count_flops(run) / 2 / batch
-                for what, run in runs.items()}
+        return {
+            what: count_flops(run) / 2 / batch
+            for what, run in runs.items()
+        }
 
 
 @BENCHMARKS.register_module('sharpose-sparse')
@@ -110,17 +113,21 @@ def bench(args: argparse.Namespace, report: Report) -> None:
         # Position embeddings are per-grid parameters: other sizes would
         # be resized, not measured as configured.
         report.section(f'{config}: --input ignored, runs at {height}x{width}')
-    inputs = torch.randn(args.batch, 3, height, width,
-                         generator=torch.Generator().manual_seed(0))
+    inputs = torch.randn(
+        args.batch,
+        3,
+        height,
+        width,
+        generator=torch.Generator().manual_seed(0))
     (h0, w0), (h1, w1) = backbone.grids
     report.section(
         f'{config}: {height}x{width}, alpha {backbone.alpha} '
         f'({backbone.num_selected} of {h0 * w0} coarse patches), batch '
         f'{args.batch}, {args.threads} threads')
-    report.row('sequence length coarse / fine',
-               backbone.coarse_sequence_length, 'tokens',
-               f'fine pass {backbone.fine_sequence_length}, dense '
-               f'{backbone.num_keypoints + h1 * w1}')
+    report.row(
+        'sequence length coarse / fine', backbone.coarse_sequence_length,
+        'tokens', f'fine pass {backbone.fine_sequence_length}, dense '
+        f'{backbone.num_keypoints + h1 * w1}')
 
     runs = compared_runs(model, inputs)
     macs = macs_per_instance(runs, args.batch)
@@ -130,19 +137,21 @@ def bench(args: argparse.Namespace, report: Report) -> None:
         seconds = {what: [] for what in runs}
         for round_ in range(args.repeat + 1):
             for what, run in runs.items():
-                elapsed = time_per_call(run, warmup=0, repeat=1,
-                                        label=f'{what} ({round_})')
+                elapsed = time_per_call(
+                    run, warmup=0, repeat=1, label=f'{what} ({round_})')
                 if round_:
                     seconds[what].append(elapsed)
     for what in runs:
         throughput = args.batch / statistics.median(seconds[what])
-        report.row(what, macs[what] / 1e9, 'GMACs/inst',
-                   'matrix products and attention (torch flop counter / 2)'
-                   if what == DENSE else '')
+        report.row(
+            what, macs[what] / 1e9, 'GMACs/inst',
+            'matrix products and attention (torch flop counter / 2)'
+            if what == DENSE else '')
         report.row(what, throughput, 'inst/s')
         if what != DENSE:
             report.row(what + ': dense / sparse MACs',
                        macs[DENSE] / macs[what], 'x')
-            report.row(what + ': sparse / dense throughput',
-                       statistics.median(seconds[DENSE]) /
-                       statistics.median(seconds[what]), 'x')
+            report.row(
+                what + ': sparse / dense throughput',
+                statistics.median(seconds[DENSE]) /
+                statistics.median(seconds[what]), 'x')

@@ -40,8 +40,8 @@ STEPS = [
     ('+ BN folded', dict(fold_bn=True, channels_last=False)),
     ('+ channels-last', dict(fold_bn=True, channels_last=True)),
 ]
-COMPILE_STEP = ('+ torch.compile', dict(fold_bn=True, channels_last=True,
-                                        compile=True))
+COMPILE_STEP = ('+ torch.compile',
+                dict(fold_bn=True, channels_last=True, compile=True))
 # Fused and unfused attention sum in different orders and folded norms round
 # differently; float32 round-off through ~20 layers stays far below this
 # share of the largest heatmap value, while any real error (a wrong fold, a
@@ -59,8 +59,9 @@ def heatmaps_of(model: nn.Module, inputs: Tensor) -> List[Tensor]:
 def max_difference(outputs: List[Tensor], reference: List[Tensor]) -> float:
     """Largest absolute difference, relative to the largest |reference|."""
     scale = max(float(r.abs().max()) for r in reference) or 1.
-    return max(float((o.float() - r.float()).abs().max())
-               for o, r in zip(outputs, reference)) / scale
+    return max(
+        float((o.float() - r.float()).abs().max())
+        for o, r in zip(outputs, reference)) / scale
 
 
 @BENCHMARKS.register_module('speed')
@@ -69,9 +70,12 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
     weights), GFLOP/crop, share of the sgemm rate."""
     model, (height, width) = load_model(args)
     param = next(model.parameters())
-    inputs = torch.randn(args.batch, 3, height, width,
-                         generator=torch.Generator().manual_seed(0)).to(
-                             param.device)
+    inputs = torch.randn(
+        args.batch,
+        3,
+        height,
+        width,
+        generator=torch.Generator().manual_seed(0)).to(param.device)
     name = osp.splitext(osp.basename(args.config))[0]
     report.section(f'speed: {name}, batch {args.batch}, {height}x{width}, '
                    f'{torch.get_num_threads()} threads')
@@ -80,9 +84,10 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
         flops = count_flops(lambda: heatmaps_of(model, inputs[:1]))
         reference = heatmaps_of(model, inputs)
     gflop = flops / 1e9
-    report.row('work per crop', gflop, 'GFLOP',
-               'torch.utils.flop_counter: conv/matmul/attention, '
-               '1 multiply-add = 2 FLOP')
+    report.row(
+        'work per crop', gflop, 'GFLOP',
+        'torch.utils.flop_counter: conv/matmul/attention, '
+        '1 multiply-add = 2 FLOP')
 
     def original() -> List[Tensor]:
         with original_computation():
@@ -95,14 +100,14 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
         steps = steps + [COMPILE_STEP]
     differences = {}
     for label, options in steps:
-        fast_model = prepare_for_inference(copy.deepcopy(model),
-                                           (height, width), **options)
+        fast_model = prepare_for_inference(
+            copy.deepcopy(model), (height, width), **options)
         calls[label] = partial(heatmaps_of, fast_model, inputs)
         if not options.get('compile'):  # compiled at its warm-up call
             differences[label] = max_difference(calls[label](), reference)
 
-    seconds = interleaved_times(calls, warmup=1, repeat=args.repeat,
-                                label='speed')
+    seconds = interleaved_times(
+        calls, warmup=1, repeat=args.repeat, label='speed')
     for label, options in steps:
         if options.get('compile'):  # compiled by now: checked like the rest
             differences[label] = max_difference(calls[label](), reference)

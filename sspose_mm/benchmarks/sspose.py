@@ -35,8 +35,8 @@ def build_models(config: str, input_size: Tuple[int, int]
     return MODELS.build(cfg.model), MODELS.build(pose)
 
 
-def training_step(model: torch.nn.Module, loss: Callable[[], torch.Tensor]
-                  ) -> Callable[[], None]:
+def training_step(model: torch.nn.Module,
+                  loss: Callable[[], torch.Tensor]) -> Callable[[], None]:
     """One optimisation step: ``loss()``, backward, AdamW."""
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=1e-6)
@@ -46,6 +46,7 @@ def training_step(model: torch.nn.Module, loss: Callable[[], torch.Tensor]
         optimizer.zero_grad(set_to_none=True)
         loss().backward()
         optimizer.step()
+
     return step
 
 
@@ -53,8 +54,9 @@ def training_step(model: torch.nn.Module, loss: Callable[[], torch.Tensor]
 def bench(args: argparse.Namespace, report: Report) -> None:
     """SSpose MAE pretraining and fine-tuning images/s."""
     config = args.config or DEFAULT_CONFIG
-    mae, pose = build_models(config, args.input or tuple(
-        Config.fromfile(config).model.backbone.img_size))
+    mae, pose = build_models(
+        config, args.input
+        or tuple(Config.fromfile(config).model.backbone.img_size))
     h, w = mae.backbone.img_size
     images = torch.randn(args.batch, 3, h, w)
     ratio = mae.mask_ratio
@@ -66,28 +68,31 @@ def bench(args: argparse.Namespace, report: Report) -> None:
                sum(p.numel() for p in pose.parameters()) / 1e6, 'M')
     with torch.no_grad():
         pose.eval()
-        pose_macs = count_flops(lambda: pose(images[:1], None,
-                                             mode='tensor')) / 2
+        pose_macs = count_flops(
+            lambda: pose(images[:1], None, mode='tensor')) / 2
         mae.eval()
         mae_macs = count_flops(lambda: mae(images[:1], mode='tensor')) / 2
-    report.row('pose model forward', pose_macs / 1e9, 'GMACs',
-               'torch.utils.flop_counter / 2, attention included; the '
-               'unit of the "GFLOPs" of the TransPose table')
+    report.row(
+        'pose model forward', pose_macs / 1e9, 'GMACs',
+        'torch.utils.flop_counter / 2, attention included; the '
+        'unit of the "GFLOPs" of the TransPose table')
     report.row(f'pretraining forward, mask ratio {ratio}', mae_macs / 1e9,
                'GMACs')
     for mask_ratio in (ratio, 0.):
         mae.mask_ratio = mask_ratio
         seconds = time_per_call(
             training_step(mae, lambda: mae(images, mode='loss')['loss']),
-            repeat=args.repeat, label=f'pretraining step, ratio {mask_ratio}')
+            repeat=args.repeat,
+            label=f'pretraining step, ratio {mask_ratio}')
         report.row(f'pretraining step, mask ratio {mask_ratio}',
                    args.batch / seconds, 'images/s',
                    'forward + backward + AdamW')
     mae.mask_ratio = ratio
     seconds = time_per_call(
-        training_step(pose, lambda: pose(images, None,
-                                         mode='tensor').square().mean()),
-        repeat=args.repeat, label='fine-tuning step')
+        training_step(
+            pose, lambda: pose(images, None, mode='tensor').square().mean()),
+        repeat=args.repeat,
+        label='fine-tuning step')
     report.row('fine-tuning step', args.batch / seconds, 'images/s',
                'forward + backward (MSE stand-in loss) + AdamW')
 
@@ -95,6 +100,7 @@ def bench(args: argparse.Namespace, report: Report) -> None:
         pose.eval()
         with torch.no_grad():
             pose(images, None, mode='tensor')
-    seconds = time_per_call(inference, repeat=args.repeat,
-                            label='pose inference')
+
+    seconds = time_per_call(
+        inference, repeat=args.repeat, label='pose inference')
     report.row('pose inference', args.batch / seconds, 'images/s')

@@ -54,7 +54,8 @@ def registered(type_name: str) -> Optional[Any]:
     return None
 
 
-def closest_registered(type_name: str, registry_name: Optional[str] = None,
+def closest_registered(type_name: str,
+                       registry_name: Optional[str] = None,
                        cutoff: float = 0.6) -> Optional[str]:
     """The registered name most like ``type_name`` (in registries called
     ``registry_name``, e.g. 'model', if given), or None."""
@@ -62,8 +63,8 @@ def closest_registered(type_name: str, registry_name: Optional[str] = None,
     for registry in _registries():
         if registry_name is None or registry.name == registry_name:
             names.extend(registry.module_dict)
-    close = difflib.get_close_matches(type_name, sorted(set(names)), n=1,
-                                      cutoff=cutoff)
+    close = difflib.get_close_matches(
+        type_name, sorted(set(names)), n=1, cutoff=cutoff)
     return close[0] if close else None
 
 
@@ -142,8 +143,8 @@ def _builder(node: dict, path: str) -> Optional[Callable]:
         return torch.utils.data.DataLoader
     implied = {'optim_wrapper': 'OptimWrapper'}
     if path == 'train_cfg' and 'by_epoch' in node:
-        implied['train_cfg'] = ('EpochBasedTrainLoop' if node['by_epoch']
-                                else 'IterBasedTrainLoop')
+        implied['train_cfg'] = ('EpochBasedTrainLoop'
+                                if node['by_epoch'] else 'IterBasedTrainLoop')
     return registered(implied[path]) if path in implied else None
 
 
@@ -182,8 +183,8 @@ def check_value_types(cfg: Config,
             kinds.setdefault(name, _number_kind(annotation))
         for key, value in node.items():
             kind = kinds.get(key)
-            if kind is None or value is None or (
-                    isinstance(value, kind if kind is int else (int, float))):
+            if kind is None or value is None or (isinstance(
+                    value, kind if kind is int else (int, float))):
                 continue
             where = f'{path}.{key}'
             source = (f'set by --cfg-options for {cfg.filename}' if any(
@@ -217,13 +218,12 @@ def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
         except SyntaxError as error:
             code = (error.text or '').strip()
             return (f'syntax error in the config file {path}, line '
-                    f'{error.lineno}: {error.msg}'
-                    + (f' ({code})' if code else '')
-                    + (f'; it is a _base_ of {child}' if child else '')
-                    + '.')
+                    f'{error.lineno}: {error.msg}' +
+                    (f' ({code})' if code else '') +
+                    (f'; it is a _base_ of {child}' if child else '') + '.')
     for base in Config._get_base_files(path):
-        found = syntax_error_in(Config._get_cfg_path(base, path)[0],
-                                child or path)
+        found = syntax_error_in(
+            Config._get_cfg_path(base, path)[0], child or path)
         if found:
             return found
     return None
@@ -251,8 +251,8 @@ def check_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:
                 node = node[int(part)]
             elif isinstance(node, dict) and part in node:
                 node = node[part]
-            elif isinstance(node, dict) and _is_constructor_argument(node,
-                                                                     part):
+            elif isinstance(node, dict) and _is_constructor_argument(
+                    node, part):
                 break
             else:
                 siblings = list(node.keys()) if isinstance(node, dict) else []

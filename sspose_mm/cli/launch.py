@@ -24,23 +24,32 @@ def add_runner_arguments(parser: argparse.ArgumentParser,
     """The options MMPose's train and test tools share."""
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--show-dir', help=f'save {show_what} pictures here')
-    parser.add_argument('--show', action='store_true',
-                        help=f'show {show_what} pictures in a window')
-    parser.add_argument('--interval', type=int, default=1,
-                        help='visualize every n-th sample')
-    parser.add_argument('--wait-time', type=float, default=1,
-                        help='seconds each shown picture stays')
     parser.add_argument(
-        '--cfg-options', nargs='+', action=DictAction,
+        '--show',
+        action='store_true',
+        help=f'show {show_what} pictures in a window')
+    parser.add_argument(
+        '--interval', type=int, default=1, help='visualize every n-th sample')
+    parser.add_argument(
+        '--wait-time',
+        type=float,
+        default=1,
+        help='seconds each shown picture stays')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
         help='override config entries, key=value (e.g. '
         'train_dataloader.batch_size=8)')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument(
+        '--launcher',
+        default='none',
+        choices=['none', 'pytorch', 'slurm', 'mpi'])
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
-def parse_runner_arguments(
-        parser: argparse.ArgumentParser) -> argparse.Namespace:
+def parse_runner_arguments(parser: argparse.ArgumentParser
+                           ) -> argparse.Namespace:
     args = parser.parse_args()
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -99,13 +108,15 @@ def keep_no_workers_alive(cfg: Config) -> None:
     """
     for phase in ('train', 'val', 'test'):
         loader = cfg.get(f'{phase}_dataloader')
-        if loader and loader.get('persistent_workers') and not loader.get(
-                'num_workers'):
+        if loader and loader.get(
+                'persistent_workers') and not loader.get('num_workers'):
             loader.persistent_workers = False
-            print_log(f'{phase}_dataloader.num_workers=0: no worker '
-                      'processes, so persistent_workers=True does not apply '
-                      '(set to False).', logger='current',
-                      level=logging.WARNING)
+            print_log(
+                f'{phase}_dataloader.num_workers=0: no worker '
+                'processes, so persistent_workers=True does not apply '
+                '(set to False).',
+                logger='current',
+                level=logging.WARNING)
 
 
 def enable_visualization(cfg: Config, show_dir: Optional[str], show: bool,
@@ -118,7 +129,10 @@ def enable_visualization(cfg: Config, show_dir: Optional[str], show: bool,
         raise ConfigError('--show/--show-dir need a PoseVisualizationHook in '
                           'default_hooks.visualization of the config.')
     hooks.visualization.update(
-        enable=True, show=show, wait_time=wait_time, out_dir=show_dir,
+        enable=True,
+        show=show,
+        wait_time=wait_time,
+        out_dir=show_dir,
         interval=interval)
 
 
@@ -152,8 +166,8 @@ def _complete(path: str) -> bool:
     return osp.isfile(path) and zipfile.is_zipfile(path)
 
 
-def find_resume_checkpoint(
-        work_dir: str) -> Tuple[Optional[str], Optional[str]]:
+def find_resume_checkpoint(work_dir: str
+                           ) -> Tuple[Optional[str], Optional[str]]:
     """The checkpoint ``--resume`` (without a file) continues from, and a
     sentence when it is not the one ``last_checkpoint`` names.
 
@@ -172,12 +186,13 @@ def find_resume_checkpoint(
             named = f.read().strip()
         if _complete(named):
             return named, None
-        reason = (f'{pointer} is empty' if not named else
-                  f'{pointer} names {named}, which '
-                  + ('is incomplete' if osp.exists(named) else
-                     'does not exist'))
-    found = [osp.join(work_dir, name) for name in os.listdir(work_dir)
-             if _RESUMABLE.fullmatch(name)] if osp.isdir(work_dir) else []
+        reason = (f'{pointer} is empty'
+                  if not named else f'{pointer} names {named}, which ' +
+                  ('is incomplete' if osp.exists(named) else 'does not exist'))
+    found = [
+        osp.join(work_dir, name) for name in os.listdir(work_dir)
+        if _RESUMABLE.fullmatch(name)
+    ] if osp.isdir(work_dir) else []
     found = [path for path in found if _complete(path)]
     if not found:
         return None, (f'--resume: {reason} and no complete checkpoint '

@@ -51,8 +51,8 @@ def explain(error: BaseException) -> Optional[str]:
         type_name, registry = match.group(1), match.group(3)
         close = closest_registered(type_name, registry)
         return (f'unknown module type "{type_name}" in the config (no '
-                f'{registry} of that name is registered)'
-                + (f': did you mean "{close}"?' if close else '.'))
+                f'{registry} of that name is registered)' +
+                (f': did you mean "{close}"?' if close else '.'))
     if isinstance(error, URLError) or 'urlopen error' in text:
         reason = getattr(error, 'reason', None) or text.splitlines()[-1]
         return (f'a download failed ({str(reason)[:120]}): the config names '

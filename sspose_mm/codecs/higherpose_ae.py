@@ -52,10 +52,11 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
         **kwargs: The parent's ``use_udp`` and ``decode_*`` arguments.
     """
 
-    field_mapping_table = dict(heatmaps='heatmaps',
-                               heatmap_mask='heatmap_mask')
-    label_mapping_table = dict(keypoint_indices='keypoint_indices',
-                               keypoint_weights='keypoint_weights')
+    field_mapping_table = dict(
+        heatmaps='heatmaps', heatmap_mask='heatmap_mask')
+    label_mapping_table = dict(
+        keypoint_indices='keypoint_indices',
+        keypoint_weights='keypoint_weights')
 
     def __init__(self,
                  input_size: Tuple[int, int],
@@ -77,10 +78,11 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
         return keypoints * size / input_size - 0.5
 
     def _heatmaps(self, keypoints: np.ndarray, keypoints_visible: np.ndarray,
-                  heatmap_size: Tuple[int, int]) -> Tuple[np.ndarray,
-                                                          np.ndarray]:
-        generate = (generate_udp_gaussian_heatmaps
-                    if self.use_udp else generate_gaussian_heatmaps)
+                  heatmap_size: Tuple[int,
+                                      int]) -> Tuple[np.ndarray, np.ndarray]:
+        generate = (
+            generate_udp_gaussian_heatmaps
+            if self.use_udp else generate_gaussian_heatmaps)
         return generate(
             heatmap_size=heatmap_size,
             keypoints=self._heatmap_keypoints(keypoints, heatmap_size),

@@ -6,10 +6,10 @@ from mmpose.codecs.utils import get_heatmap_maximum, refine_keypoints_dark
 from mmpose.registry import KEYPOINT_CODECS
 
 
-def generate_full_gaussian_heatmaps(
-        heatmap_size: Tuple[int, int], keypoints: np.ndarray,
-        keypoints_visible: np.ndarray,
-        sigma: float) -> Tuple[np.ndarray, np.ndarray]:
+def generate_full_gaussian_heatmaps(heatmap_size: Tuple[int, int],
+                                    keypoints: np.ndarray,
+                                    keypoints_visible: np.ndarray, sigma: float
+                                    ) -> Tuple[np.ndarray, np.ndarray]:
     """Untruncated Gaussians at sub-pixel centres (DarkPose/TransPose target).
 
     Args:
@@ -75,8 +75,11 @@ class TransPoseHeatmap(UDPHeatmap):
                  heatmap_size: Tuple[int, int],
                  sigma: float = 2.,
                  blur_kernel_size: int = 11) -> None:
-        super().__init__(input_size=input_size, heatmap_size=heatmap_size,
-                         sigma=sigma, blur_kernel_size=blur_kernel_size)
+        super().__init__(
+            input_size=input_size,
+            heatmap_size=heatmap_size,
+            sigma=sigma,
+            blur_kernel_size=blur_kernel_size)
 
     def encode(self,
                keypoints: np.ndarray,

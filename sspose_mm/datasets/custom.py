@@ -100,18 +100,23 @@ def keypoint_dataset_info(spec: dict, source: str = 'keypoint file') -> dict:
             'start')
     weights = spec.get('joint_weights', [1.0] * k)
     for key, values in (('sigmas', sigmas), ('joint_weights', weights)):
-        if (not isinstance(values, (list, tuple)) or len(values) != k
-                or not all(isinstance(v, (int, float)) and v > 0
-                           for v in values)):
+        if (not isinstance(values, (list, tuple)) or len(values) != k or
+                not all(isinstance(v, (int, float)) and v > 0
+                        for v in values)):
             raise DataError(f'{source}: "{key}" must be {k} positive numbers '
                             'in keypoint order')
-    upper = {_index(n, names, f'{source}: upper_body')
-             for n in spec.get('upper_body') or ()}
+    upper = {
+        _index(n, names, f'{source}: upper_body')
+        for n in spec.get('upper_body') or ()
+    }
     keypoint_info = {
-        i: dict(name=name, id=i,
-                color=list(_PALETTE[1 + (i > swap[i]) if i in swap else 0]),
-                type=('upper' if i in upper else 'lower') if upper else '',
-                swap=names[swap[i]] if i in swap else '')
+        i:
+        dict(
+            name=name,
+            id=i,
+            color=list(_PALETTE[1 + (i > swap[i]) if i in swap else 0]),
+            type=('upper' if i in upper else 'lower') if upper else '',
+            swap=names[swap[i]] if i in swap else '')
         for i, name in enumerate(names)
     }
     skeleton_info = {
@@ -137,8 +142,7 @@ def load_keypoint_file(path: str) -> dict:
                         f'{error}') from error
     if 'dataset_info' in raw:
         return raw['dataset_info']
-    raw.setdefault('dataset_name',
-                   osp.splitext(osp.basename(path))[0])
+    raw.setdefault('dataset_name', osp.splitext(osp.basename(path))[0])
     return keypoint_dataset_info(raw, source=path)
 
 
@@ -245,19 +249,20 @@ def check_keypoint_dataset(ann_file: str,
     except ValueError as error:
         raise DataError(f'annotation file "{ann_file}" is not valid json: '
                         f'{error}') from error
-    if not isinstance(coco, dict) or not {'images', 'annotations'} <= set(
-            coco):
+    if not isinstance(coco, dict) or not {'images', 'annotations'
+                                          } <= set(coco):
         raise DataError(f'annotation file "{ann_file}" is not COCO format '
                         '(needs "images" and "annotations")')
     k = len(dataset_info['keypoint_info'])
     images = {img.get('id'): img for img in coco['images']}
     findings = []
 
-    missing = [img.get('file_name', f'id {img.get("id")}')
-               for img in coco['images']
-               if not osp.isfile(osp.join(img_dir, img.get('file_name', '')))]
-    findings.append(_finding(f'images exist in {img_dir}', missing,
-                             Finding.ERROR))
+    missing = [
+        img.get('file_name', f'id {img.get("id")}') for img in coco['images']
+        if not osp.isfile(osp.join(img_dir, img.get('file_name', '')))
+    ]
+    findings.append(
+        _finding(f'images exist in {img_dir}', missing, Finding.ERROR))
 
     count = []
     for ann in coco['annotations']:
@@ -274,17 +279,22 @@ def check_keypoint_dataset(ann_file: str,
         count.append(f'the model predicts {model_keypoints}')
     findings.append(_finding(f'keypoint count is {k}', count, Finding.ERROR))
 
-    findings.append(_finding('flip pairs are symmetric left/right',
-                             _check_flip_pairs(dataset_info), Finding.ERROR))
+    findings.append(
+        _finding('flip pairs are symmetric left/right',
+                 _check_flip_pairs(dataset_info), Finding.ERROR))
 
     ids = Counter(ann.get('id') for ann in coco['annotations'])
-    id_problems = [f'annotation id {i} used {c} times'
-                   for i, c in ids.items() if c > 1]
-    id_problems += [f'annotation {ann.get("id")}: unknown image '
-                    f'{ann.get("image_id")}' for ann in coco['annotations']
-                    if ann.get('image_id') not in images]
-    findings.append(_finding('ids are unique and images known', id_problems,
-                             Finding.ERROR))
+    id_problems = [
+        f'annotation id {i} used {c} times' for i, c in ids.items() if c > 1
+    ]
+    id_problems += [
+        f'annotation {ann.get("id")}: unknown image '
+        f'{ann.get("image_id")}' for ann in coco['annotations']
+        if ann.get('image_id') not in images
+    ]
+    findings.append(
+        _finding('ids are unique and images known', id_problems,
+                 Finding.ERROR))
 
     boxes, flags, outside = [], [], []
     for ann in coco['annotations']:
@@ -296,8 +306,8 @@ def check_keypoint_dataset(ann_file: str,
         bbox = ann.get('bbox')
         if bbox is not None:
             x, y, bw, bh = bbox
-            if (bw <= 0 or bh <= 0 or x < -box_tolerance
-                    or y < -box_tolerance or x + bw > w + box_tolerance
+            if (bw <= 0 or bh <= 0 or x < -box_tolerance or y < -box_tolerance
+                    or x + bw > w + box_tolerance
                     or y + bh > h + box_tolerance):
                 boxes.append(f'annotation {ann["id"]}: box {bbox} in '
                              f'{w}x{h} image {img.get("file_name")}')
@@ -306,24 +316,27 @@ def check_keypoint_dataset(ann_file: str,
             flags.append(f'annotation {ann["id"]}: visibility '
                          f'{sorted(set(kpts[:, 2].tolist()) - {0, 1, 2})}')
         labelled = kpts[kpts[:, 2] > 0, :2]
-        off = ((labelled < 0) | (labelled > [w - 1 + box_tolerance,
-                                             h - 1 + box_tolerance])).any(1)
+        off = ((labelled < 0) |
+               (labelled > [w - 1 + box_tolerance, h - 1 + box_tolerance
+                            ])).any(1)
         if off.any():
             outside.append(f'annotation {ann["id"]}: {int(off.sum())} '
                            'keypoints outside the image')
-    findings.append(_finding('boxes inside their images', boxes,
-                             Finding.ERROR))
-    findings.append(_finding('visibility flags are 0, 1 or 2', flags,
-                             Finding.ERROR))
-    findings.append(_finding('labelled keypoints inside their images',
-                             outside, Finding.WARNING))
+    findings.append(
+        _finding('boxes inside their images', boxes, Finding.ERROR))
+    findings.append(
+        _finding('visibility flags are 0, 1 or 2', flags, Finding.ERROR))
+    findings.append(
+        _finding('labelled keypoints inside their images', outside,
+                 Finding.WARNING))
     unlabelled = sum(1 for ann in coco['annotations']
                      if not any(ann.get('keypoints', [])[2::3]))
     findings.append(
-        Finding('annotations with keypoints', Finding.WARNING
-                if unlabelled else Finding.OK, unlabelled,
-                [f'{unlabelled} of {len(coco["annotations"])} have none '
-                 '(skipped in training)'] if unlabelled else []))
+        Finding('annotations with keypoints',
+                Finding.WARNING if unlabelled else Finding.OK, unlabelled, [
+                    f'{unlabelled} of {len(coco["annotations"])} have none '
+                    '(skipped in training)'
+                ] if unlabelled else []))
     return findings
 
 
@@ -331,13 +344,14 @@ def findings_table(findings: Sequence[Finding]) -> str:
     """The findings as one plain-text table."""
     rows = [('check', 'result', 'count', 'examples')]
     for f in findings:
-        rows.append((f.check, f.severity.upper() if f.severity != Finding.OK
-                     else 'ok', str(f.count), '; '.join(f.examples)))
+        rows.append(
+            (f.check, f.severity.upper() if f.severity != Finding.OK else 'ok',
+             str(f.count), '; '.join(f.examples)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = []
     for i, row in enumerate(rows):
-        lines.append('  '.join(c.ljust(w) for c, w in zip(row, widths)) +
-                     '  ' + row[3])
+        lines.append('  '.join(c.ljust(w)
+                               for c, w in zip(row, widths)) + '  ' + row[3])
         if i == 0:
             lines.append('  '.join('-' * w for w in widths) + '  ' + '-' * 8)
     return '\n'.join(line.rstrip() for line in lines)

@@ -56,8 +56,9 @@ def shared_keypoint_mappings(dataset: Sequence[str],
     if not shared:
         raise ConfigError('the dataset and the model share no keypoint name')
     return dict(
-        gt_converter=dict(num_keypoints=len(shared),
-                          mapping=[(d, j) for j, d in enumerate(shared)]),
+        gt_converter=dict(
+            num_keypoints=len(shared),
+            mapping=[(d, j) for j, d in enumerate(shared)]),
         pred_converter=dict(
             num_keypoints=len(shared),
             mapping=[(model_index[dataset[d]], j)
@@ -67,8 +68,10 @@ def shared_keypoint_mappings(dataset: Sequence[str],
 def pipeline_num_keypoints(pipeline: Sequence[dict]) -> Optional[int]:
     """Keypoint count the model sees when ``pipeline`` (a dataset config's
     list of transform dicts) converts the layout, else None."""
-    counts = [len(keypoint_names(step['target'])) for step in pipeline
-              if step.get('type') == 'ToKeypointLayout']
+    counts = [
+        len(keypoint_names(step['target'])) for step in pipeline
+        if step.get('type') == 'ToKeypointLayout'
+    ]
     return counts[-1] if counts else None
 
 
@@ -121,8 +124,7 @@ class ToKeypointLayout(BaseTransform):
             (len(keypoints), self.num_keypoints) + visible.shape[2:],
             dtype=visible.dtype)
         converted[:, self.target_index] = keypoints[:, self.source_index]
-        converted_visible[:, self.target_index] = visible[:,
-                                                          self.source_index]
+        converted_visible[:, self.target_index] = visible[:, self.source_index]
         results['keypoints'] = converted
         results['keypoints_visible'] = converted_visible
         for field in self._LAYOUT_FIELDS:

@@ -20,8 +20,7 @@ from mmpose.registry import DATASETS, TRANSFORMS
 
 from ..errors import DataError
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif',
-                    '.tiff')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 
 
 @DATASETS.register_module()
@@ -52,8 +51,11 @@ class UnlabeledImageDataset(BaseDataset):
                  extensions: Sequence[str] = IMAGE_EXTENSIONS,
                  **kwargs) -> None:
         self.extensions = tuple(e.lower() for e in extensions)
-        super().__init__(data_root=data_root, ann_file=ann_file,
-                         data_prefix=data_prefix or dict(img=''), **kwargs)
+        super().__init__(
+            data_root=data_root,
+            ann_file=ann_file,
+            data_prefix=data_prefix or dict(img=''),
+            **kwargs)
 
     def load_data_list(self) -> List[dict]:
         folder = self.data_prefix.get('img', '')
@@ -85,8 +87,10 @@ class UnlabeledImageDataset(BaseDataset):
         paths = []
         for root, dirs, files in os.walk(folder, followlinks=True):
             dirs.sort()
-            paths += [osp.join(root, name) for name in sorted(files)
-                      if name.lower().endswith(self.extensions)]
+            paths += [
+                osp.join(root, name) for name in sorted(files)
+                if name.lower().endswith(self.extensions)
+            ]
         return paths
 
 
@@ -109,8 +113,10 @@ class RandomResizedCrop(BaseTransform):
         interpolation (str): ``'bicubic'``, ``'bilinear'`` or ``'area'``.
     """
 
-    _INTERPOLATIONS = dict(bicubic=cv2.INTER_CUBIC, bilinear=cv2.INTER_LINEAR,
-                           area=cv2.INTER_AREA)
+    _INTERPOLATIONS = dict(
+        bicubic=cv2.INTER_CUBIC,
+        bilinear=cv2.INTER_LINEAR,
+        area=cv2.INTER_AREA)
 
     def __init__(self,
                  input_size: Tuple[int, int],
@@ -151,7 +157,9 @@ class RandomResizedCrop(BaseTransform):
     def transform(self, results: dict) -> dict:
         img = results['img']
         x, y, w, h = self.crop_box(*img.shape[:2])
-        results['img'] = cv2.resize(img[y:y + h, x:x + w], self.input_size,
-                                    interpolation=self.interpolation)
+        results['img'] = cv2.resize(
+            img[y:y + h, x:x + w],
+            self.input_size,
+            interpolation=self.interpolation)
         results['img_shape'] = results['img'].shape[:2]
         return results

@@ -7,9 +7,9 @@ from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 from ..errors import CheckpointError
 
 
-def strip_prefixes(state_dict: Dict[str, Any],
-                   prefixes: Sequence[str] = ('module.', )
-                   ) -> Dict[str, Any]:
+def strip_prefixes(
+    state_dict: Dict[str, Any], prefixes: Sequence[str] = ('module.', )
+) -> Dict[str, Any]:
     """Remove each prefix in turn from the keys that start with it, in
     place: ``module.`` of a (Distributed)DataParallel model, ``backbone.``
     of a pose model's weights given to a backbone.
@@ -26,10 +26,9 @@ def _shape(value) -> Tuple[int, ...]:
     return tuple(getattr(value, 'shape', ()))
 
 
-def drop_reinitialised_keys(
-        state_dict: Dict[str, torch.Tensor],
-        model_state: Mapping[str, torch.Tensor],
-        reinit: Sequence[str]) -> List[str]:
+def drop_reinitialised_keys(state_dict: Dict[str, torch.Tensor],
+                            model_state: Mapping[str, torch.Tensor],
+                            reinit: Sequence[str]) -> List[str]:
     """Remove the entries of ``state_dict`` the model must re-initialise.
 
     An entry is dropped when its key starts with one of the ``reinit``
@@ -72,8 +71,10 @@ def drop_reinitialised_keys(
             f'model (checkpoint vs model shape): {"; ".join(conflicts[:5])}'
             f'{" ..." if len(conflicts) > 5 else ""}. The checkpoint is for '
             'another architecture or input size.')
-    missing = [k for k in model_state
-               if k not in state_dict and not k.startswith(prefixes)]
+    missing = [
+        k for k in model_state
+        if k not in state_dict and not k.startswith(prefixes)
+    ]
     if missing:
         raise CheckpointError(
             f'the checkpoint lacks {len(missing)} weights of the model '

@@ -16,5 +16,5 @@ synthetic_topdown_val = dict(
     synthetic_val,
     bbox_file=synthetic_data_root +
     'person_detection_results/val_detections.json')
-synthetic_evaluator = dict(
-    ann_file=synthetic_data_root + 'annotations/person_keypoints_val.json')
+synthetic_evaluator = dict(ann_file=synthetic_data_root +
+                           'annotations/person_keypoints_val.json')

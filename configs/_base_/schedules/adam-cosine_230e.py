@@ -13,6 +13,11 @@ train_cfg = dict(
     val_interval=1)
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-4))
 param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5,
-         begin=0, end=max_epochs, by_epoch=True)
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs,
+        eta_min=1e-5,
+        begin=0,
+        end=max_epochs,
+        by_epoch=True)
 ]

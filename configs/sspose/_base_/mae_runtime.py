@@ -19,8 +19,11 @@ model = dict(
 
 train_pipeline = [
     dict(type='LoadImageOrSkip', skip=True),
-    dict(type='RandomResizedCrop', input_size={{_base_.input_size}},
-         scale=(0.2, 1.0), interpolation='bicubic'),
+    dict(
+        type='RandomResizedCrop',
+        input_size={{_base_.input_size}},
+        scale=(0.2, 1.0),
+        interpolation='bicubic'),
     dict(type='RandomFlip', direction='horizontal'),
     dict(type='PackPoseInputs')
 ]
@@ -42,18 +45,31 @@ train_cfg = dict(
     type='ExactResumeEpochBasedTrainLoop',
     max_epochs=max_epochs)
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=1.5e-4 * 512 / 256, betas=(0.9, 0.95),
-                   weight_decay=0.05),
+    optimizer=dict(
+        type='AdamW',
+        lr=1.5e-4 * 512 / 256,
+        betas=(0.9, 0.95),
+        weight_decay=0.05),
     # The official groups (timm's add_weight_decay) exempt every 1-D tensor;
     # mmengine's bias_decay_mult would match only parameters named exactly
     # 'bias' and miss the attention's in_proj_bias. Every bias here is 1-D.
     paramwise_cfg=dict(flat_decay_mult=0.))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-4, begin=0, end=warmup_epochs,
-         by_epoch=True, convert_to_iter_based=True),
-    dict(type='CosineAnnealingLR', T_max=max_epochs - warmup_epochs,
-         eta_min=0., begin=warmup_epochs, end=max_epochs, by_epoch=True,
-         convert_to_iter_based=True)
+    dict(
+        type='LinearLR',
+        start_factor=1e-4,
+        begin=0,
+        end=warmup_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True),
+    dict(
+        type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
+        eta_min=0.,
+        begin=warmup_epochs,
+        end=max_epochs,
+        by_epoch=True,
+        convert_to_iter_based=True)
 ]
 auto_scale_lr = dict(base_batch_size=512)
 

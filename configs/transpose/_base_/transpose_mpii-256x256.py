@@ -29,8 +29,11 @@ mpii_train_pipeline = [
     dict(type='LoadImageOrSkip', skip=True),
     dict(type='GetBBoxCenterScale', padding=1.25),
     dict(type='RandomFlip', direction='horizontal'),
-    dict(type='ClippedRandomBBoxTransform', scale_factor=(0.75, 1.25),
-         rotate_sigma=30, rotate_factor=60),
+    dict(
+        type='ClippedRandomBBoxTransform',
+        scale_factor=(0.75, 1.25),
+        rotate_sigma=30,
+        rotate_factor=60),
     dict(
         type='TransPoseAffine',
         input_size=mpii_input_size,
@@ -69,8 +72,13 @@ mpii_val_dataloader = dict(
 mpii_max_epochs = 100
 mpii_train_cfg = dict(max_epochs=mpii_max_epochs)
 mpii_param_scheduler = [
-    dict(type='CosineAnnealingLR', T_max=mpii_max_epochs, eta_min=1e-5,
-         begin=0, end=mpii_max_epochs, by_epoch=True)
+    dict(
+        type='CosineAnnealingLR',
+        T_max=mpii_max_epochs,
+        eta_min=1e-5,
+        begin=0,
+        end=mpii_max_epochs,
+        by_epoch=True)
 ]
 mpii_default_hooks = dict(checkpoint=dict(save_best='PCK', rule='greater'))
 mpii_custom_hooks = [

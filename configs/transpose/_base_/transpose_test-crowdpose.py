@@ -15,11 +15,12 @@ coco_metainfo = dict(from_file='configs/_base_/datasets/coco.py')
 crowdpose_test_pipeline = [
     dict(type='LoadImageOrSkip', skip=False),
     dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='ToKeypointLayout', source=crowdpose_metainfo,
-         target=coco_metainfo),
+    dict(
+        type='ToKeypointLayout',
+        source=crowdpose_metainfo,
+        target=coco_metainfo),
     # The crop and heatmap sizes of every COCO TransPose config.
-    dict(type='TransPoseAffine', input_size=(192, 256),
-         heatmap_size=(48, 64)),
+    dict(type='TransPoseAffine', input_size=(192, 256), heatmap_size=(48, 64)),
     dict(type='PackPoseInputs')
 ]
 crowdpose_test_dataloader = dict(

@@ -21,13 +21,12 @@ from ...errors import CheckpointError
 from ...models.backbones import HRNetS
 from ...models.necks import TransPoseEncoder
 from ...models.utils import sine_position_embedding
-from ..convert import (CHECKPOINT_LAYOUTS, CheckpointLayout, StateDict,
-                       rename)
+from ..convert import CHECKPOINT_LAYOUTS, CheckpointLayout, StateDict, rename
 
 # Official key prefix -> ours; the first match wins, in both directions.
 PREFIXES = (('global_encoder.layers.', 'neck.layers.'),
-            ('reduce.', 'neck.reduce.'),
-            ('deconv_layers.', 'head.deconv_layers.'),
+            ('reduce.', 'neck.reduce.'), ('deconv_layers.',
+                                          'head.deconv_layers.'),
             ('final_layer.', 'head.final_layer.'), ('', 'backbone.'))
 _ENCODER_INDEX = re.compile(r'global_encoder\.layers\.(\d+)\.')
 
@@ -53,19 +52,23 @@ class TransPoseLayout(CheckpointLayout):
     def expected_keys(self, keys: Collection[str]) -> List[str]:
         # Layers 0..max must all be there; with none at all, listing layer
         # 0 as missing says what is wrong.
-        indices = {int(m.group(1)) for m in map(_ENCODER_INDEX.match, keys)
-                   if m}
+        indices = {
+            int(m.group(1))
+            for m in map(_ENCODER_INDEX.match, keys) if m
+        }
         with torch.device('meta'):
             model = self.official_modules(max(indices, default=0) + 1)
         ours_to_official = [(ours, official) for official, ours in PREFIXES]
-        return ['pos_embedding'] + [rename(key, ours_to_official)
-                                    for key in model.state_dict()]
+        return ['pos_embedding'] + [
+            rename(key, ours_to_official) for key in model.state_dict()
+        ]
 
     def convert(self, state_dict: StateDict) -> Tuple[StateDict, List[str]]:
         self._check_sine_table(state_dict['pos_embedding'])
-        return {rename(key, PREFIXES): value
-                for key, value in state_dict.items()
-                if key != 'pos_embedding'}, ['pos_embedding']
+        return {
+            rename(key, PREFIXES): value
+            for key, value in state_dict.items() if key != 'pos_embedding'
+        }, ['pos_embedding']
 
     def _check_sine_table(self, table: Tensor) -> None:
         """The neck computes the sine table instead of storing it, so a
@@ -98,12 +101,20 @@ class TransPoseRLayout(TransPoseLayout):
 
     def official_modules(self, num_layers: int) -> nn.ModuleDict:
         # ResNet-S: the ResNet-50 stem and its first 3+4 Bottlenecks.
-        return nn.ModuleDict(dict(
-            backbone=ResNet(50, num_stages=2, strides=(1, 2),
-                            dilations=(1, 1), out_indices=(1, )),
-            neck=TransPoseEncoder(512, 256, num_layers, 8, 1024),
-            head=HeatmapHead(256, 17, deconv_out_channels=(256, ),
-                             deconv_kernel_sizes=(4, ))))
+        return nn.ModuleDict(
+            dict(
+                backbone=ResNet(
+                    50,
+                    num_stages=2,
+                    strides=(1, 2),
+                    dilations=(1, 1),
+                    out_indices=(1, )),
+                neck=TransPoseEncoder(512, 256, num_layers, 8, 1024),
+                head=HeatmapHead(
+                    256,
+                    17,
+                    deconv_out_channels=(256, ),
+                    deconv_kernel_sizes=(4, ))))
 
 
 @CHECKPOINT_LAYOUTS.register_module('transpose-h')
@@ -114,13 +125,26 @@ class TransPoseHLayout(TransPoseLayout):
 
     def official_modules(self, num_layers: int) -> nn.ModuleDict:
         stages = dict(
-            stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
-                        num_blocks=(4, ), num_channels=(64, )),
-            stage2=dict(num_modules=1, num_branches=2, block='BASIC',
-                        num_blocks=(4, 4), num_channels=(32, 64)),
-            stage3=dict(num_modules=4, num_branches=3, block='BASIC',
-                        num_blocks=(4, 4, 4), num_channels=(32, 64, 128)))
-        return nn.ModuleDict(dict(
-            backbone=HRNetS(stages),
-            neck=TransPoseEncoder(32, 64, num_layers, 1, 128),
-            head=HeatmapHead(64, 17, deconv_out_channels=None)))
+            stage1=dict(
+                num_modules=1,
+                num_branches=1,
+                block='BOTTLENECK',
+                num_blocks=(4, ),
+                num_channels=(64, )),
+            stage2=dict(
+                num_modules=1,
+                num_branches=2,
+                block='BASIC',
+                num_blocks=(4, 4),
+                num_channels=(32, 64)),
+            stage3=dict(
+                num_modules=4,
+                num_branches=3,
+                block='BASIC',
+                num_blocks=(4, 4, 4),
+                num_channels=(32, 64, 128)))
+        return nn.ModuleDict(
+            dict(
+                backbone=HRNetS(stages),
+                neck=TransPoseEncoder(32, 64, num_layers, 1, 128),
+                head=HeatmapHead(64, 17, deconv_out_channels=None)))

@@ -38,9 +38,13 @@ class ClippedRandomBBoxTransform(RandomBBoxTransform):
                  rotate_sigma: float = 45.,
                  rotate_factor: float = 90.,
                  rotate_prob: float = 0.6) -> None:
-        super().__init__(shift_factor=shift_factor, shift_prob=shift_prob,
-                         scale_factor=scale_factor, scale_prob=scale_prob,
-                         rotate_factor=rotate_factor, rotate_prob=rotate_prob)
+        super().__init__(
+            shift_factor=shift_factor,
+            shift_prob=shift_prob,
+            scale_factor=scale_factor,
+            scale_prob=scale_prob,
+            rotate_factor=rotate_factor,
+            rotate_prob=rotate_prob)
         self.rotate_sigma = rotate_sigma
 
     @cache_randomness
@@ -51,8 +55,8 @@ class ClippedRandomBBoxTransform(RandomBBoxTransform):
             np.random.rand(num_bboxes, 1) < self.shift_prob, offset, 0.)
         scale_min, scale_max = self.scale_factor
         mu, sigma = (scale_max + scale_min) / 2, (scale_max - scale_min) / 2
-        scale = np.clip(np.random.randn(num_bboxes, 1) * sigma + mu,
-                        scale_min, scale_max)
+        scale = np.clip(
+            np.random.randn(num_bboxes, 1) * sigma + mu, scale_min, scale_max)
         scale = np.where(
             np.random.rand(num_bboxes, 1) < self.scale_prob, scale, 1.)
         rotate = np.clip(

@@ -5,7 +5,6 @@ import mmcv
 import numpy as np
 from mmengine import fileio
 from mmengine.logging import print_log
-
 from mmpose.datasets.transforms import LoadImage
 from mmpose.registry import TRANSFORMS
 
@@ -75,7 +74,9 @@ class LoadImageOrSkip(LoadImage):
         if not self.skip:
             raise DataError(f'the image {path} {problem}.')
         self.skipped += 1
-        print_log(f'skipped a sample: the image {path} {problem} '
-                  f'({self.skipped} skipped so far by this process)',
-                  logger='current', level=30)
+        print_log(
+            f'skipped a sample: the image {path} {problem} '
+            f'({self.skipped} skipped so far by this process)',
+            logger='current',
+            level=30)
         return None

@@ -43,7 +43,9 @@ class TransPoseAffine(TopdownAffine):
         super().__init__(input_size=input_size, use_udp=True)
         self.heatmap_size = heatmap_size
 
-    def warp_matrix(self, center: np.ndarray, box_width: float,
+    def warp_matrix(self,
+                    center: np.ndarray,
+                    box_width: float,
                     rotation: float = 0.) -> np.ndarray:
         """``(2, 3)`` image -> input warp for an aspect-fixed box
         ``box_width`` pixels wide (``input_scale[0] + 1``)."""
@@ -52,8 +54,8 @@ class TransPoseAffine(TopdownAffine):
         mapped_box = np.array(
             [box_width - 1, (box_width - 1) * (h - 1) / (w - 1)],
             dtype=np.float32)
-        return get_udp_warp_matrix(center, mapped_box, rotation,
-                                   output_size=(w, h))
+        return get_udp_warp_matrix(
+            center, mapped_box, rotation, output_size=(w, h))
 
     def transform(self, results: Dict) -> Optional[dict]:
         w, h = self.input_size
@@ -69,18 +71,18 @@ class TransPoseAffine(TopdownAffine):
         warp_mat = self.warp_matrix(center, box_width, rotation)
 
         def warp(image: np.ndarray) -> np.ndarray:
-            return cv2.warpAffine(image, warp_mat, (int(w), int(h)),
-                                  flags=cv2.INTER_LINEAR)
+            return cv2.warpAffine(
+                image, warp_mat, (int(w), int(h)), flags=cv2.INTER_LINEAR)
 
         images = results['img']
-        results['img'] = ([warp(image) for image in images]
-                          if isinstance(images, list) else warp(images))
+        results['img'] = ([warp(image) for image in images] if isinstance(
+            images, list) else warp(images))
         if results.get('keypoints') is not None:
             transformed = results.get('transformed_keypoints')
-            transformed = (results['keypoints'] if transformed is None
-                           else transformed).copy()
-            transformed[..., :2] = cv2.transform(
-                results['keypoints'][..., :2], warp_mat)
+            transformed = (results['keypoints']
+                           if transformed is None else transformed).copy()
+            transformed[..., :2] = cv2.transform(results['keypoints'][..., :2],
+                                                 warp_mat)
             results['transformed_keypoints'] = transformed
         else:
             results['transformed_keypoints'] = np.zeros([])

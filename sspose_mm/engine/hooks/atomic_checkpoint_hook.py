@@ -6,7 +6,6 @@ from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
-
 from mmpose.registry import HOOKS
 
 from ...fileio import atomic_write
@@ -43,20 +42,27 @@ class AtomicCheckpointHook(CheckpointHook):
     ``CheckpointHook``'s.
     """
 
-    def __init__(self, *args, out_dir: Optional[str] = None,
+    def __init__(self,
+                 *args,
+                 out_dir: Optional[str] = None,
                  backend_args: Optional[dict] = None,
-                 file_client_args: Optional[dict] = None, **kwargs) -> None:
+                 file_client_args: Optional[dict] = None,
+                 **kwargs) -> None:
         local = out_dir is None or '://' not in str(out_dir)
         if local and backend_args is None and file_client_args is None:
             backend_args = dict(backend='atomic_local')
         super().__init__(
-            *args, out_dir=out_dir, backend_args=backend_args,
-            file_client_args=file_client_args, **kwargs)
+            *args,
+            out_dir=out_dir,
+            backend_args=backend_args,
+            file_client_args=file_client_args,
+            **kwargs)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         with tempfile.TemporaryDirectory() as scratch:
             super()._save_checkpoint_with_step(
                 _WorkDirElsewhere(runner, scratch), step, meta)
         if is_main_process():
-            atomic_write(osp.join(runner.work_dir, 'last_checkpoint'),
-                         self.last_ckpt.encode())
+            atomic_write(
+                osp.join(runner.work_dir, 'last_checkpoint'),
+                self.last_ckpt.encode())

@@ -9,8 +9,8 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
-from ...fileio import atomic_write
 from ...errors import ConfigError
+from ...fileio import atomic_write
 
 
 @HOOKS.register_module()
@@ -39,7 +39,9 @@ class EncoderCheckpointHook(Hook):
 
     priority = 'LOW'
 
-    def __init__(self, interval: int = 1, by_epoch: bool = True,
+    def __init__(self,
+                 interval: int = 1,
+                 by_epoch: bool = True,
                  prefix: str = 'backbone.',
                  out_dir: Optional[str] = None) -> None:
         if interval < 1:
@@ -57,11 +59,13 @@ class EncoderCheckpointHook(Hook):
             # before it.
             self.save(runner, runner.epoch + 1, runner.iter)
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
                          outputs=None) -> None:
-        if not self.by_epoch and (
-                self.every_n_train_iters(runner, self.interval)
-                or self.is_last_train_iter(runner)):
+        if not self.by_epoch and (self.every_n_train_iters(
+                runner, self.interval) or self.is_last_train_iter(runner)):
             self.save(runner, runner.epoch, runner.iter + 1)
 
     @master_only
@@ -70,17 +74,21 @@ class EncoderCheckpointHook(Hook):
         iterations."""
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        state_dict = {k: v.detach().cpu().clone()
-                      for k, v in model.state_dict().items()
-                      if k.startswith(self.prefix)}
+        state_dict = {
+            k: v.detach().cpu().clone()
+            for k, v in model.state_dict().items() if k.startswith(self.prefix)
+        }
         if not state_dict:
             raise ConfigError(f'EncoderCheckpointHook: the model has no '
                               f'parameters named {self.prefix}*')
-        checkpoint = dict(state_dict=state_dict, meta=dict(
-            epoch=epoch, iter=iteration,
-            source=osp.basename(runner.work_dir)))
-        filename = (f'encoder_epoch_{epoch}.pth' if self.by_epoch else
-                    f'encoder_iter_{iteration}.pth')
+        checkpoint = dict(
+            state_dict=state_dict,
+            meta=dict(
+                epoch=epoch,
+                iter=iteration,
+                source=osp.basename(runner.work_dir)))
+        filename = (f'encoder_epoch_{epoch}.pth'
+                    if self.by_epoch else f'encoder_iter_{iteration}.pth')
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         path = osp.join(self.out_dir or runner.work_dir, filename)

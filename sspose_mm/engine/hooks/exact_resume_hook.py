@@ -30,7 +30,6 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
-
 from mmpose.registry import HOOKS, LOOPS
 
 
@@ -60,11 +59,12 @@ def set_rng_state(state: dict) -> None:
     loads checkpoints onto CUDA); random states are set from host copies, as
     ``torch.set_rng_state`` and numpy need them.
     """
-    state = {key: [s.cpu() for s in value] if key == 'cuda' else
-             value.cpu() if torch.is_tensor(value) else value
-             for key, value in state.items()}
-    random.setstate((state['python_version'],
-                     tuple(state['python'].tolist()),
+    state = {
+        key: [s.cpu() for s in value]
+        if key == 'cuda' else value.cpu() if torch.is_tensor(value) else value
+        for key, value in state.items()
+    }
+    random.setstate((state['python_version'], tuple(state['python'].tolist()),
                      state['python_gauss_next']))
     np.random.set_state(
         (state['numpy_kind'], state['numpy'].numpy().astype(np.uint32),
@@ -84,8 +84,8 @@ def seed_everything(seed: int, epoch: int, rank: int = 0) -> None:
     eighth of the global batch. Process ``rank`` takes word ``rank`` of the
     seed sequence's output, so rank 0 draws what a single process draws.
     """
-    epoch_seed = int(np.random.SeedSequence(
-        [seed, epoch]).generate_state(rank + 1)[rank])
+    epoch_seed = int(
+        np.random.SeedSequence([seed, epoch]).generate_state(rank + 1)[rank])
     random.seed(epoch_seed)
     np.random.seed(epoch_seed)
     torch.manual_seed(epoch_seed)
@@ -94,8 +94,8 @@ def seed_everything(seed: int, epoch: int, rank: int = 0) -> None:
 def _saves_after_this_iter(hook: CheckpointHook, runner) -> bool:
     """``CheckpointHook.after_train_iter``'s condition for saving."""
     return not hook.by_epoch and (
-        hook.every_n_train_iters(runner, hook.interval, hook.save_begin)
-        or (hook.save_last and hook.is_last_train_iter(runner)))
+        hook.every_n_train_iters(runner, hook.interval, hook.save_begin) or
+        (hook.save_last and hook.is_last_train_iter(runner)))
 
 
 @HOOKS.register_module()
@@ -132,7 +132,10 @@ class ExactResumeHook(Hook):
             # IterBasedTrainLoop: one epoch for the whole run, entered once.
             self.restore_pending(runner)
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
                          outputs=None) -> None:
         if not self.enable:
             return
@@ -140,8 +143,8 @@ class ExactResumeHook(Hook):
         # the states of all ranks are gathered here, by every rank, when a
         # CheckpointHook (priority VERY_LOW, after this hook) saves next.
         if get_world_size() > 1 and any(
-                _saves_after_this_iter(hook, runner) for hook in runner.hooks
-                if isinstance(hook, CheckpointHook)):
+                _saves_after_this_iter(hook, runner)
+                for hook in runner.hooks if isinstance(hook, CheckpointHook)):
             self.gathered = (runner.iter + 1,
                              all_gather_object(get_rng_state()))
 
@@ -165,7 +168,9 @@ class ExactResumeHook(Hook):
                 f'The checkpoint holds the random states of {len(states)} '
                 f'processes but {get_world_size()} run now: augmentations and '
                 'dropout continue with other random numbers than an '
-                'uninterrupted run would.', logger='current', level=30)
+                'uninterrupted run would.',
+                logger='current',
+                level=30)
             return
         self.pending_state = states[get_rank()]
         loader = runner.train_loop.dataloader
@@ -175,7 +180,9 @@ class ExactResumeHook(Hook):
                 'processes keep random states no checkpoint holds, so the '
                 'resumed run draws other augmentations than an uninterrupted '
                 'one (train with --deterministic, or persistent_workers=False,'
-                ' for exact resumes).', logger='current', level=30)
+                ' for exact resumes).',
+                logger='current',
+                level=30)
 
     def restore_pending(self, runner) -> None:
         """Restore the resumed random states (once, after skipping data)."""
@@ -199,9 +206,10 @@ class ExactResumeEpochBasedTrainLoop(EpochBasedTrainLoop):
         self.runner.model.train()
         done = self._iter - self._epoch * len(self.dataloader)
         if done > 0:
-            print_log(f'Resuming inside epoch {self._epoch + 1}: skipping '
-                      f'its {done} batches already trained on.',
-                      logger='current')
+            print_log(
+                f'Resuming inside epoch {self._epoch + 1}: skipping '
+                f'its {done} batches already trained on.',
+                logger='current')
         if done < len(self.dataloader):
             for idx, data_batch in enumerate(self.dataloader):
                 if idx < done:

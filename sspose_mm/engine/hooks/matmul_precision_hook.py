@@ -1,6 +1,5 @@
 import torch
 from mmengine.hooks import Hook
-
 from mmpose.registry import HOOKS
 
 from ...errors import ConfigError
@@ -25,9 +24,8 @@ class MatmulPrecisionHook(Hook):
 
     def __init__(self, precision: str = 'high') -> None:
         if precision not in PRECISIONS:
-            raise ConfigError(
-                f'MatmulPrecisionHook: precision must be one of '
-                f'{", ".join(PRECISIONS)}, got {precision!r}')
+            raise ConfigError(f'MatmulPrecisionHook: precision must be one of '
+                              f'{", ".join(PRECISIONS)}, got {precision!r}')
         self.precision = precision
 
     def before_run(self, runner) -> None:

@@ -7,7 +7,6 @@ import torch
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-
 from mmpose.registry import HOOKS
 
 from ...errors import TrainingDiverged
@@ -53,12 +52,18 @@ class NanGuardHook(Hook):
         self.enable = enable
         self.amp_skips = 0
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
                          outputs: Optional[dict] = None) -> None:
         if not self.enable:
             return
-        losses = {k: v for k, v in (outputs or {}).items()
-                  if k.startswith('loss') and isinstance(v, torch.Tensor)}
+        losses = {
+            k: v
+            for k, v in (outputs or {}).items()
+            if k.startswith('loss') and isinstance(v, torch.Tensor)
+        }
         local_bad = not all(torch.isfinite(v).all() for v in losses.values())
         bad = torch.tensor([float(local_bad)])
         all_reduce(bad, op='max')
@@ -69,15 +74,16 @@ class NanGuardHook(Hook):
                           for k, v in losses.items())
         where = (f'iteration {runner.iter + 1} (epoch {runner.epoch + 1}, '
                  f'batch {batch_idx + 1})')
-        scaler = getattr(getattr(runner, 'optim_wrapper', None),
-                         'loss_scaler', None)
+        scaler = getattr(
+            getattr(runner, 'optim_wrapper', None), 'loss_scaler', None)
         if scaler is not None and scaler.is_enabled():
             self.amp_skips += 1
             if self.amp_skips < self.max_amp_skips:
                 print_log(
                     f'The loss is not finite at {where} ({terms}): a mixed '
                     'precision overflow; the loss scaler skipped this update '
-                    f'(scale now {scaler.get_scale():g}).', logger='current',
+                    f'(scale now {scaler.get_scale():g}).',
+                    logger='current',
                     level=30)
                 return
             raise TrainingDiverged(
@@ -97,13 +103,15 @@ class NanGuardHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if not self.enable:
             return
-        bad = [name for name, value in checkpoint.get('state_dict', {}).items()
-               if torch.is_tensor(value) and value.is_floating_point()
-               and not torch.isfinite(value).all()]
+        bad = [
+            name for name, value in checkpoint.get('state_dict', {}).items()
+            if torch.is_tensor(value) and value.is_floating_point()
+            and not torch.isfinite(value).all()
+        ]
         if not bad:
             return
-        shown = ', '.join(bad[:3]) + (f' and {len(bad) - 3} more'
-                                      if len(bad) > 3 else '')
+        shown = ', '.join(
+            bad[:3]) + (f' and {len(bad) - 3} more' if len(bad) > 3 else '')
         raise TrainingDiverged(
             'the weights are not finite after iteration '
             f'{checkpoint["meta"]["iter"]} (epoch {runner.epoch + 1}) '

@@ -4,7 +4,6 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
-
 from mmpose.registry import HOOKS
 
 _HISTORY_TAG = '__history_buffer__'
@@ -18,9 +17,12 @@ def to_plain(obj: Any) -> Any:
     """
     if isinstance(obj, HistoryBuffer):
         log, count = obj.data
-        return {_HISTORY_TAG: True, 'log': torch.from_numpy(np.array(log)),
-                'count': torch.from_numpy(np.array(count)),
-                'max_length': obj.max_length}
+        return {
+            _HISTORY_TAG: True,
+            'log': torch.from_numpy(np.array(log)),
+            'count': torch.from_numpy(np.array(count)),
+            'max_length': obj.max_length
+        }
     if isinstance(obj, np.ndarray):
         return torch.from_numpy(obj.copy())
     if isinstance(obj, np.generic):

@@ -35,7 +35,9 @@ class ReconstructionVisHook(Hook):
 
     priority = 'LOW'
 
-    def __init__(self, interval: int = 500, num_images: int = 4,
+    def __init__(self,
+                 interval: int = 500,
+                 num_images: int = 4,
                  seed: int = 0) -> None:
         if interval < 1 or num_images < 1:
             raise ConfigError('ReconstructionVisHook needs interval >= 1 and '
@@ -44,11 +46,13 @@ class ReconstructionVisHook(Hook):
         self.num_images = num_images
         self.seed = seed
 
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+    def after_train_iter(self,
+                         runner,
+                         batch_idx: int,
+                         data_batch=None,
                          outputs=None) -> None:
-        if data_batch is not None and (
-                self.every_n_train_iters(runner, self.interval)
-                or self.is_last_train_iter(runner)):
+        if data_batch is not None and (self.every_n_train_iters(
+                runner, self.interval) or self.is_last_train_iter(runner)):
             self.show(runner, data_batch)
 
     @master_only
@@ -58,20 +62,22 @@ class ReconstructionVisHook(Hook):
         images = model.data_preprocessor(data_batch,
                                          False)['inputs'][:self.num_images]
         generator = torch.Generator().manual_seed(self.seed)
-        noise = torch.rand(len(images), model.num_tokens,
-                           generator=generator).to(images.device)
+        noise = torch.rand(
+            len(images), model.num_tokens,
+            generator=generator).to(images.device)
         was_training = model.training
         model.eval()
         try:
             parts = model.reconstruct(images, noise)
         finally:
             model.train(was_training)
-        columns = [images, parts['masked'], parts['reconstruction'],
-                   parts['pasted']]
+        columns = [
+            images, parts['masked'], parts['reconstruction'], parts['pasted']
+        ]
         picture = self.to_picture(columns, model.data_preprocessor.mean,
                                   model.data_preprocessor.std)
-        runner.visualizer.add_image('reconstruction', picture,
-                                    step=runner.iter + 1)
+        runner.visualizer.add_image(
+            'reconstruction', picture, step=runner.iter + 1)
 
     @staticmethod
     def to_picture(columns: list, mean: Tensor, std: Tensor) -> np.ndarray:
@@ -81,8 +87,9 @@ class ReconstructionVisHook(Hook):
         for row in zip(*columns):
             cells = [(image * std + mean).clamp(0, 255) for image in row]
             gap = torch.full_like(cells[0][:, :, :2], 255)
-            rows.append(torch.cat([c for cell in cells
-                                   for c in (cell, gap)][:-1], dim=2))
+            rows.append(
+                torch.cat(
+                    [c for cell in cells for c in (cell, gap)][:-1], dim=2))
             rows.append(torch.full_like(rows[-1][:, :2], 255))
         grid = torch.cat(rows[:-1], dim=1)
         return grid.permute(1, 2, 0).byte().cpu().numpy()

@@ -27,8 +27,10 @@ class SHaRPoseQualityHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         epoch = runner.epoch + 1
-        targets = [m for m in model.modules()
-                   if isinstance(m, (SHaRPoseViT, SHaRPoseHead))]
+        targets = [
+            m for m in model.modules()
+            if isinstance(m, (SHaRPoseViT, SHaRPoseHead))
+        ]
         if not targets:
             raise ConfigError('SHaRPoseQualityHook is configured but the '
                               f'model ({type(model).__name__}) has no '
@@ -38,6 +40,7 @@ class SHaRPoseQualityHook(Hook):
         head = getattr(model, 'head', None)
         if (isinstance(head, SHaRPoseHead) and head.quality_loss_weight > 0
                 and epoch == head.qp_start_epoch + 1):
-            print_log(f'SHaRPose: quality loss (weight '
-                      f'{head.quality_loss_weight}) on from epoch {epoch}',
-                      logger='current')
+            print_log(
+                f'SHaRPose: quality loss (weight '
+                f'{head.quality_loss_weight}) on from epoch {epoch}',
+                logger='current')

@@ -48,8 +48,11 @@ class SHaRPoseLayerDecayOptimWrapperConstructor(
             return int(name.split('.')[2]) + 1
         return max_layer_id
 
-    def add_params(self, params: List[dict], module: nn.Module,
-                   prefix: str = '', lr: Optional[float] = None) -> None:
+    def add_params(self,
+                   params: List[dict],
+                   module: nn.Module,
+                   prefix: str = '',
+                   lr: Optional[float] = None) -> None:
         for key in ('num_layers', 'layer_decay_rate'):
             if key not in self.paramwise_cfg:
                 raise ConfigError(f'{type(self).__name__} needs paramwise_cfg.'
@@ -60,16 +63,20 @@ class SHaRPoseLayerDecayOptimWrapperConstructor(
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
-            no_decay = (param.ndim == 1 or name.endswith('.bias') or any(
-                part in name for part in self.NO_DECAY_NAMES))
+            no_decay = (
+                param.ndim == 1 or name.endswith('.bias')
+                or any(part in name for part in self.NO_DECAY_NAMES))
             layer = self.layer_id(name, max_layer_id)
             group_name = f'layer_{layer}_{"no_decay" if no_decay else "decay"}'
             if group_name not in groups:
                 scale = rate**(max_layer_id - layer)
                 groups[group_name] = dict(
                     weight_decay=0. if no_decay else self.base_wd,
-                    params=[], param_names=[], lr_scale=scale,
-                    group_name=group_name, lr=scale * self.base_lr)
+                    params=[],
+                    param_names=[],
+                    lr_scale=scale,
+                    group_name=group_name,
+                    lr=scale * self.base_lr)
             groups[group_name]['params'].append(param)
             groups[group_name]['param_names'].append(name)
         params.extend(groups.values())

@@ -1,5 +1,5 @@
-from .hrnet_s import HRNetS
 from .higherpose_hrnet import HigherPoseHRNet  # noqa: F401
+from .hrnet_s import HRNetS
 from .sharpose_vit import SHaRPoseViT  # noqa: F401
 from .sspose_convvit import SSposeConvViT  # noqa: F401
 

@@ -109,10 +109,9 @@ class StructureAwareTransformer(nn.Module):
             raise ValueError('a learnable position embedding needs the '
                              'grid size (the backbone\'s input_size)')
         self.layers = nn.ModuleList(
-            StructureAwareTransformerLayer(embed_dims, num_heads,
-                                           feedforward_channels, dropout,
-                                           attn_drop)
-            for _ in range(num_layers))
+            StructureAwareTransformerLayer(
+                embed_dims, num_heads, feedforward_channels, dropout,
+                attn_drop) for _ in range(num_layers))
         self.pos_embedding = None
         if pos_embedding == 'learnable':
             self.pos_embedding = nn.Parameter(
@@ -120,9 +119,12 @@ class StructureAwareTransformer(nn.Module):
 
     def _position(self, height: int, width: int, like: Tensor) -> Tensor:
         if self.pos_embedding is None:
-            return sine_position_embedding(height, width, like.shape[1],
-                                           device=like.device,
-                                           dtype=like.dtype)
+            return sine_position_embedding(
+                height,
+                width,
+                like.shape[1],
+                device=like.device,
+                dtype=like.dtype)
         table = self.pos_embedding
         if table.shape[2:] != (height, width):
             table = F.interpolate(
@@ -202,9 +204,9 @@ class HigherPoseHRNet(HRNet):
             raise ValueError('HigherPoseHRNet fuses the 1/4 branch only: set '
                              'extra.stage4.multiscale_output=False')
         super().__init__(extra, **kwargs)
-        stem_channels = (extra['stage1']['num_channels'][0] *
-                         get_expansion(self.blocks_dict[
-                             extra['stage1']['block']]))
+        stem_channels = (
+            extra['stage1']['num_channels'][0] *
+            get_expansion(self.blocks_dict[extra['stage1']['block']]))
         out_channels = extra['stage4']['num_channels'][0]
         global_grid = local_grid = None
         if input_size is not None:
@@ -222,7 +224,11 @@ class HigherPoseHRNet(HRNet):
         self.global_transformer = StructureAwareTransformer(
             embed_dims=global_channels, grid_size=global_grid, **transformer)
         self.global_upsample = nn.ConvTranspose2d(
-            global_channels, global_channels, 4, stride=2, padding=1,
+            global_channels,
+            global_channels,
+            4,
+            stride=2,
+            padding=1,
             bias=False)
         self.fusion = nn.Conv2d(out_channels + global_channels, out_channels,
                                 1)

@@ -42,8 +42,10 @@ class HRNetS(HRNet):
                  frozen_stages: int = -1,
                  init_cfg=[
                      dict(type='Normal', std=0.001, layer=['Conv2d']),
-                     dict(type='Constant', val=1,
-                          layer=['_BatchNorm', 'GroupNorm'])
+                     dict(
+                         type='Constant',
+                         val=1,
+                         layer=['_BatchNorm', 'GroupNorm'])
                  ]):
         if 'stage4' in extra:
             raise ValueError('HRNetS stops after stage 3; remove `stage4` '
@@ -61,16 +63,16 @@ class HRNetS(HRNet):
         self.with_cp = with_cp
         self.zero_init_residual = zero_init_residual
         self.frozen_stages = frozen_stages
-        self.upsample_cfg = extra.get('upsample', dict(mode='nearest',
-                                                       align_corners=None))
+        self.upsample_cfg = extra.get('upsample',
+                                      dict(mode='nearest', align_corners=None))
 
         self.norm1_name, norm1 = build_norm_layer(self.norm_cfg, 64, postfix=1)
         self.norm2_name, norm2 = build_norm_layer(self.norm_cfg, 64, postfix=2)
-        self.conv1 = build_conv_layer(conv_cfg, in_channels, 64, 3, stride=2,
-                                      padding=1, bias=False)
+        self.conv1 = build_conv_layer(
+            conv_cfg, in_channels, 64, 3, stride=2, padding=1, bias=False)
         self.add_module(self.norm1_name, norm1)
-        self.conv2 = build_conv_layer(conv_cfg, 64, 64, 3, stride=2,
-                                      padding=1, bias=False)
+        self.conv2 = build_conv_layer(
+            conv_cfg, 64, 64, 3, stride=2, padding=1, bias=False)
         self.add_module(self.norm2_name, norm2)
         self.relu = nn.ReLU(inplace=True)
 
@@ -117,8 +119,8 @@ class HRNetS(HRNet):
         x = self.relu(self.norm1(self.conv1(x)))
         x = self.relu(self.norm2(self.conv2(x)))
         x = self.layer1(x)
-        y_list = self.stage2([
-            x if t is None else t(x) for t in self.transition1])
+        y_list = self.stage2(
+            [x if t is None else t(x) for t in self.transition1])
         x_list = [
             y_list[i] if t is None else t(y_list[-1])
             for i, t in enumerate(self.transition2)

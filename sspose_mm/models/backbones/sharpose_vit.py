@@ -46,7 +46,9 @@ class QualityPredictor(nn.Module):
         activation (str): ``'gelu'`` (official) or ``'sigmoid'``.
     """
 
-    def __init__(self, embed_dims: int, drop_rate: float = 0.,
+    def __init__(self,
+                 embed_dims: int,
+                 drop_rate: float = 0.,
                  activation: str = 'gelu') -> None:
         super().__init__()
         activations = {'gelu': nn.GELU, 'sigmoid': nn.Sigmoid}
@@ -55,10 +57,11 @@ class QualityPredictor(nn.Module):
                               f'{sorted(activations)}, got {activation!r}')
         self.norm = nn.LayerNorm(embed_dims)
         self.mlp = nn.Sequential(
-            nn.Linear(embed_dims, embed_dims), nn.GELU(),
-            nn.Dropout(drop_rate), nn.Linear(embed_dims, embed_dims),
-            nn.GELU(), nn.Dropout(drop_rate), nn.Linear(embed_dims, 1),
-            activations[activation]())
+            nn.Linear(embed_dims,
+                      embed_dims), nn.GELU(), nn.Dropout(drop_rate),
+            nn.Linear(embed_dims,
+                      embed_dims), nn.GELU(), nn.Dropout(drop_rate),
+            nn.Linear(embed_dims, 1), activations[activation]())
 
     def forward(self, tokens: Tensor) -> Tensor:
         """``(B, T, C)`` quality tokens -> ``(B,)`` predicted quality."""
@@ -211,9 +214,12 @@ class SHaRPoseViT(BaseModule):
         # for some grids (0.05*12*10 = 6.000000000000001 -> 7, not 6).
         self.num_selected = math.ceil(alpha * (h0 * w0))
 
-        self.patch_embed = PatchEmbed(img_size=None, patch_size=patch_size,
-                                      in_chans=3, embed_dim=embed_dims,
-                                      strict_img_size=False)
+        self.patch_embed = PatchEmbed(
+            img_size=None,
+            patch_size=patch_size,
+            in_chans=3,
+            embed_dim=embed_dims,
+            strict_img_size=False)
         self.pos_embed_list = nn.ParameterList([
             nn.Parameter(torch.zeros(1, h * w, embed_dims))
             for h, w in self.grids
@@ -223,9 +229,16 @@ class SHaRPoseViT(BaseModule):
         self.quality_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
         rates = torch.linspace(0, drop_path_rate, depth).tolist()
         self.blocks = nn.ModuleList([
-            ViTBlock(embed_dims, num_heads, mlp_ratio, qkv_bias, drop_rate,
-                     attn_drop_rate, rate, layout='timm', norm_eps=1e-5)
-            for rate in rates
+            ViTBlock(
+                embed_dims,
+                num_heads,
+                mlp_ratio,
+                qkv_bias,
+                drop_rate,
+                attn_drop_rate,
+                rate,
+                layout='timm',
+                norm_eps=1e-5) for rate in rates
         ])
         self.norm = nn.LayerNorm(embed_dims)
         reuse_hidden = int(embed_dims * (reuse_mlp_ratio or mlp_ratio))
@@ -262,8 +275,8 @@ class SHaRPoseViT(BaseModule):
     def fine_sequence_length(self) -> int:
         """Tokens of the fine pass: K keypoints, 4k fine, N0-k coarse."""
         h0, w0 = self.grids[0]
-        return (self.num_keypoints + 4 * self.num_selected +
-                h0 * w0 - self.num_selected)
+        return (self.num_keypoints + 4 * self.num_selected + h0 * w0 -
+                self.num_selected)
 
     @property
     def keypoint_attention_layout(self) -> dict:
@@ -275,9 +288,11 @@ class SHaRPoseViT(BaseModule):
         image grid can show its maps."""
         h0, w0 = self.grids[0]
         K = self.num_keypoints
-        return dict(num_maps=self.depth, grid=(h0, w0),
-                    query_tokens=list(range(1, 1 + K)),
-                    patch_tokens=(1 + K, 1 + K + h0 * w0))
+        return dict(
+            num_maps=self.depth,
+            grid=(h0, w0),
+            query_tokens=list(range(1, 1 + K)),
+            patch_tokens=(1 + K, 1 + K + h0 * w0))
 
     def gate_enabled(self) -> bool:
         """Whether the quality predictor decides which instances refine."""
@@ -299,7 +314,8 @@ class SHaRPoseViT(BaseModule):
             'skip the fine pass (DDP may then stop on unused parameters) and '
             'the head never switches its quality loss on. Add '
             'SHaRPoseQualityHook, which sets train_epoch every epoch.',
-            logger='current', level=logging.WARNING)
+            logger='current',
+            level=logging.WARNING)
 
     def init_weights(self) -> None:
         """The official init, then the MAE/ViT weights if configured."""
@@ -311,8 +327,11 @@ class SHaRPoseViT(BaseModule):
     def _embed(self, images: Tensor, stage: int) -> Tensor:
         """Patch embedding + position embedding of one pass, ``(B, N, C)``."""
         if tuple(images.shape[-2:]) != self.img_sizes[stage]:
-            images = F.interpolate(images, size=self.img_sizes[stage],
-                                   mode='bilinear', align_corners=False)
+            images = F.interpolate(
+                images,
+                size=self.img_sizes[stage],
+                mode='bilinear',
+                align_corners=False)
         return self.patch_embed(images) + self.pos_embed_list[stage]
 
     def forward(self, inputs: Tensor) -> SHaRPoseFeatures:
@@ -349,10 +368,9 @@ class SHaRPoseViT(BaseModule):
         else:
             refined_tokens = self._fine_pass(inputs[refined],
                                              coarse_embed[refined],
-                                             coarse_patches[refined],
-                                             selected, unselected)
-            fine_tokens = coarse_tokens.index_put((refined, ),
-                                                  refined_tokens)
+                                             coarse_patches[refined], selected,
+                                             unselected)
+            fine_tokens = coarse_tokens.index_put((refined, ), refined_tokens)
         return SHaRPoseFeatures(coarse_tokens, fine_tokens, quality,
                                 refine_mask, patch_scores, selected)
 
@@ -360,8 +378,10 @@ class SHaRPoseViT(BaseModule):
         """Blocks and norm on [quality, keypoints, patches]; returns the
         ``(B, 1+K+N0, C)`` output and the attention EMA ``(B, L, L)``."""
         B = coarse_embed.shape[0]
-        x = torch.cat([self.quality_token.expand(B, -1, -1),
-                       self.keypoint_tokens.expand(B, -1, -1), coarse_embed],
+        x = torch.cat([
+            self.quality_token.expand(B, -1, -1),
+            self.keypoint_tokens.expand(B, -1, -1), coarse_embed
+        ],
                       dim=1)
         accumulated = torch.zeros((), device=x.device)
         m = self.attention_momentum
@@ -402,7 +422,8 @@ class SHaRPoseViT(BaseModule):
             self.keypoint_tokens.expand(R, -1, -1),
             gather(fine_embed, self.fine_patch_index(selected)),
             gather(coarse_embed, unselected)
-        ], dim=1)
+        ],
+                      dim=1)
         for block in self.blocks:
             x, _ = block(x)
         return self.norm(x[:, :self.num_keypoints])
@@ -465,18 +486,22 @@ def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
             state_dict[f'pos_embed_list.{stage}'] = resize_position_embedding(
                 pos_embed, (side, side), grid)
     own = backbone.state_dict()
-    mismatched = [k for k, v in state_dict.items()
-                  if k in own and own[k].shape != v.shape]
+    mismatched = [
+        k for k, v in state_dict.items()
+        if k in own and own[k].shape != v.shape
+    ]
     if mismatched:
-        raise CheckpointError(
-            f'{path}: shapes differ from the backbone for '
-            + ', '.join(f'{k} {tuple(state_dict[k].shape)} vs '
-                        f'{tuple(own[k].shape)}' for k in mismatched[:5]))
+        raise CheckpointError(f'{path}: shapes differ from the backbone for ' +
+                              ', '.join(f'{k} {tuple(state_dict[k].shape)} vs '
+                                        f'{tuple(own[k].shape)}'
+                                        for k in mismatched[:5]))
     result = backbone.load_state_dict(state_dict, strict=False)
     loaded_keys = len(own) - len(result.missing_keys)
     if loaded_keys == 0:
         raise CheckpointError(f'{path}: none of its keys is a SHaRPoseViT '
                               'parameter; is it a ViT checkpoint?')
-    print_log(f'SHaRPoseViT: loaded {loaded_keys} tensors from {path}; '
-              f'new: {", ".join(result.missing_keys) or "none"}; ignored: '
-              f'{len(result.unexpected_keys)} keys', logger='current')
+    print_log(
+        f'SHaRPoseViT: loaded {loaded_keys} tensors from {path}; '
+        f'new: {", ".join(result.missing_keys) or "none"}; ignored: '
+        f'{len(result.unexpected_keys)} keys',
+        logger='current')

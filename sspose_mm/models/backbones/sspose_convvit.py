@@ -26,8 +26,7 @@ from timm.layers import DropPath, Mlp
 from torch import Tensor, nn
 
 from ...errors import CheckpointError, ConfigError
-from ..utils import (MultiheadSelfAttention, ViTBlock,
-                     resize_position_embedding)
+from ..utils import MultiheadSelfAttention, ViTBlock, resize_position_embedding
 
 FUSION_POSITIONS = ('before_transformer', 'after_transformer', 'none')
 
@@ -51,8 +50,10 @@ def mae_sincos_position_embedding(h: int, w: int, dims: int) -> Tensor:
         angles = np.outer(positions.reshape(-1), omega)
         return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
 
-    rows, cols = np.meshgrid(np.arange(h, dtype=np.float64),
-                             np.arange(w, dtype=np.float64), indexing='ij')
+    rows, cols = np.meshgrid(
+        np.arange(h, dtype=np.float64),
+        np.arange(w, dtype=np.float64),
+        indexing='ij')
     table = np.concatenate([encode(cols), encode(rows)], axis=1)
     return torch.from_numpy(table).float()
 
@@ -76,8 +77,8 @@ class ConvPatchEmbed(nn.Module):
     def __init__(self, in_channels: int, embed_dims: int,
                  patch_size: int) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(in_channels, embed_dims, patch_size,
-                              stride=patch_size)
+        self.proj = nn.Conv2d(
+            in_channels, embed_dims, patch_size, stride=patch_size)
         self.norm = ChannelLastLayerNorm(embed_dims)
         self.act = nn.GELU()
 
@@ -101,7 +102,9 @@ class MaskedConvBlock(nn.Module):
         drop_path (float): Stochastic depth rate of both branches.
     """
 
-    def __init__(self, dims: int, mlp_ratio: float = 4.,
+    def __init__(self,
+                 dims: int,
+                 mlp_ratio: float = 4.,
                  drop_path: float = 0.) -> None:
         super().__init__()
         self.norm1 = ChannelLastLayerNorm(dims)
@@ -110,8 +113,8 @@ class MaskedConvBlock(nn.Module):
         self.proj = nn.Conv2d(dims, dims, 1)
         self.norm2 = ChannelLastLayerNorm(dims)
         self.mlp = Mlp(dims, int(dims * mlp_ratio), use_conv=True)
-        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
-                          nn.Identity())
+        self.drop_path = (
+            DropPath(drop_path) if drop_path > 0 else nn.Identity())
 
     def forward(self, x: Tensor, visible: Optional[Tensor] = None) -> Tensor:
         """
@@ -175,11 +178,13 @@ class HybridPatchEmbed(nn.Module):
             MaskedConvBlock(c2, mlp_ratio, drop_paths[depths[0] + i])
             for i in range(depths[1]))
         self.embed3 = ConvPatchEmbed(c2, c3, p3)
-        self.fusion = (MultiScaleFusion(embed_dims, patch_sizes) if fuse
-                       else None)
+        self.fusion = (
+            MultiScaleFusion(embed_dims, patch_sizes) if fuse else None)
         self.linear = nn.Linear(c3, c3)
 
-    def forward(self, x: Tensor, visible: Optional[List[Tensor]] = None
+    def forward(self,
+                x: Tensor,
+                visible: Optional[List[Tensor]] = None
                 ) -> Tuple[Tensor, Tensor, Tensor]:
         """Stage outputs ``(B, C1, H/p1, ...)``, ``(B, C2, ...)`` and the
         ``(B, h*w, C3)`` tokens after ``linear``; ``visible`` holds the
@@ -269,17 +274,25 @@ class SSposeConvViT(BaseModule):
         self.embed_dims = embed_dims[-1]
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
         self.patch_embed = HybridPatchEmbed(
-            embed_dims, depths[:2], patch_sizes, mlp_ratio, rates,
+            embed_dims,
+            depths[:2],
+            patch_sizes,
+            mlp_ratio,
+            rates,
             fuse=fusion == 'before_transformer')
         self.pos_embed = nn.Parameter(
             mae_sincos_position_embedding(*self.grid, self.embed_dims)[None],
             requires_grad=trainable_pos_embed)
         self.layers = nn.ModuleList(
-            ViTBlock(self.embed_dims, num_heads, mlp_ratio,
-                     drop_path=rates[sum(depths[:2]) + i])
+            ViTBlock(
+                self.embed_dims,
+                num_heads,
+                mlp_ratio,
+                drop_path=rates[sum(depths[:2]) + i])
             for i in range(depths[2]))
-        self.fusion = (MultiScaleFusion(embed_dims, patch_sizes)
-                       if fusion == 'after_transformer' else None)
+        self.fusion = (
+            MultiScaleFusion(embed_dims, patch_sizes)
+            if fusion == 'after_transformer' else None)
         self.norm = nn.LayerNorm(self.embed_dims, eps=1e-6)
         self._init_like_mae()
 
@@ -308,8 +321,9 @@ class SSposeConvViT(BaseModule):
         so a config's default ``init_cfg`` is read (and must exist) even
         when ``load_from`` names the encoder: the message says to drop it.
         """
-        checkpoint = (self.init_cfg.get('checkpoint') if isinstance(
-            self.init_cfg, dict) else None)
+        checkpoint = (
+            self.init_cfg.get('checkpoint')
+            if isinstance(self.init_cfg, dict) else None)
         if (isinstance(checkpoint, str) and '://' not in checkpoint
                 and not osp.isfile(checkpoint)):
             raise CheckpointError(
@@ -332,7 +346,9 @@ class SSposeConvViT(BaseModule):
         stage1 = stage2.repeat_interleave(p2, 2).repeat_interleave(p2, 3)
         return [stage1, stage2]
 
-    def forward_tokens(self, x: Tensor, ids_keep: Optional[Tensor] = None,
+    def forward_tokens(self,
+                       x: Tensor,
+                       ids_keep: Optional[Tensor] = None,
                        visible: Optional[Tensor] = None) -> Tensor:
         """Encode, optionally keeping only some tokens (MAE).
 
@@ -360,8 +376,8 @@ class SSposeConvViT(BaseModule):
             tokens, _ = layer(tokens)
         if self.fusion is not None:
             fused = self.fusion(stage1, stage2)
-            tokens = tokens + (fused if ids_keep is None else
-                               gather_tokens(fused, ids_keep))
+            tokens = tokens + (
+                fused if ids_keep is None else gather_tokens(fused, ids_keep))
         return self.norm(tokens)
 
     def forward(self, x: Tensor) -> Tuple[Tensor]:
@@ -394,8 +410,8 @@ class SSposeConvViT(BaseModule):
                     f'{key} has shape {tuple(table.shape)}: not a grid of '
                     f'the aspect ratio of {self.grid} nor a square one, so '
                     'it cannot be resized to this model\'s token grid')
-            state_dict[key] = resize_position_embedding(table, source,
-                                                        self.grid)
+            state_dict[key] = resize_position_embedding(
+                table, source, self.grid)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _source_grid(self, table: Tensor) -> Optional[Tuple[int, int]]:
@@ -413,5 +429,5 @@ class SSposeConvViT(BaseModule):
 
 def gather_tokens(tokens: Tensor, ids: Tensor) -> Tensor:
     """``tokens[b, ids[b]]`` for ``(B, N, C)`` tokens and ``(B, n)`` ids."""
-    return torch.gather(tokens, 1,
-                        ids[..., None].expand(-1, -1, tokens.shape[-1]))
+    return torch.gather(tokens, 1, ids[...,
+                                       None].expand(-1, -1, tokens.shape[-1]))

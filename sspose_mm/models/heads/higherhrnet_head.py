@@ -78,9 +78,14 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
             init_cfg=init_cfg)
         quarter_channels = in_channels + num_keypoints * (1 + tag_dim)
         self.upsample_layers = nn.Sequential(
-            nn.ConvTranspose2d(quarter_channels, upsample_channels, 4,
-                               stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(upsample_channels), nn.ReLU(inplace=True), *[
+            nn.ConvTranspose2d(
+                quarter_channels,
+                upsample_channels,
+                4,
+                stride=2,
+                padding=1,
+                bias=False), nn.BatchNorm2d(upsample_channels),
+            nn.ReLU(inplace=True), *[
                 BasicBlock(upsample_channels, upsample_channels)
                 for _ in range(num_upsample_blocks)
             ])

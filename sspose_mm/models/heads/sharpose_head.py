@@ -69,25 +69,31 @@ class SHaRPoseHead(HeatmapHead):
                  in_channels: int,
                  out_channels: int,
                  heatmap_size: Sequence[int],
-                 loss: ConfigType = dict(type='KeypointMSELoss',
-                                         use_target_weight=True),
+                 loss: ConfigType = dict(
+                     type='KeypointMSELoss', use_target_weight=True),
                  decoder: OptConfigType = None,
                  metainfo: Optional[dict] = None,
                  quality_loss_weight: float = 0.03,
                  qp_start_epoch: int = 0,
                  oks_swap_heatmap_axes: bool = True,
                  init_cfg: OptConfigType = None) -> None:
-        super().__init__(in_channels, out_channels, deconv_out_channels=None,
-                         conv_out_channels=None, final_layer=None, loss=loss,
-                         decoder=decoder, init_cfg=init_cfg)
+        super().__init__(
+            in_channels,
+            out_channels,
+            deconv_out_channels=None,
+            conv_out_channels=None,
+            final_layer=None,
+            loss=loss,
+            decoder=decoder,
+            init_cfg=init_cfg)
         if len(heatmap_size) != 2:
             raise ConfigError(f'SHaRPoseHead heatmap_size must be (w, h), '
                               f'got {heatmap_size!r}')
         self.heatmap_size = tuple(heatmap_size)
         w, h = self.heatmap_size
         if in_channels >= h * w // 4:
-            self.heatmap_mlp = nn.Sequential(nn.LayerNorm(in_channels),
-                                             nn.Linear(in_channels, h * w))
+            self.heatmap_mlp = nn.Sequential(
+                nn.LayerNorm(in_channels), nn.Linear(in_channels, h * w))
         else:
             hidden = h * w // 2
             self.heatmap_mlp = nn.Sequential(
@@ -130,8 +136,10 @@ class SHaRPoseHead(HeatmapHead):
 
     def forward_stages(self, feats: SHaRPoseFeatures) -> List[Tensor]:
         """Coarse and fine heatmaps, each ``(B, K, h, w)``."""
-        return [self.tokens_to_heatmaps(feats.coarse_tokens),
-                self.tokens_to_heatmaps(feats.fine_tokens)]
+        return [
+            self.tokens_to_heatmaps(feats.coarse_tokens),
+            self.tokens_to_heatmaps(feats.fine_tokens)
+        ]
 
     def forward(self, feats: SHaRPoseFeatures) -> Tensor:
         """Fine (final) heatmaps ``(B, K, h, w)``, used for inference."""
@@ -167,7 +175,8 @@ class SHaRPoseHead(HeatmapHead):
         # The crop box in pixels; its centre cancels in the OKS offsets.
         box_sizes = torch.as_tensor(
             np.stack([d.metainfo['input_scale'] for d in batch_data_samples]),
-            dtype=torch.float32, device=coarse.device).reshape(-1, 2)
+            dtype=torch.float32,
+            device=coarse.device).reshape(-1, 2)
         oks, valid = self.instance_oks(coarse.detach(), gt_heatmaps,
                                        keypoint_weights, box_sizes)
         quality = feats.quality
@@ -177,19 +186,20 @@ class SHaRPoseHead(HeatmapHead):
         # (and DDP's gradients) when none is valid.
         losses['loss_quality'] = factor * (
             squared[valid].mean() if valid.any() else 0. * squared.sum())
-        losses['oks_coarse'] = (oks[valid].mean() if valid.any() else
-                                oks.new_zeros(()))
+        losses['oks_coarse'] = (
+            oks[valid].mean() if valid.any() else oks.new_zeros(()))
         losses['refine_rate'] = feats.refine_mask.float().mean()
         if train_cfg.get('compute_acc', True):
             _, avg_acc, _ = pose_pck_accuracy(
-                output=to_numpy(fine), target=to_numpy(gt_heatmaps),
+                output=to_numpy(fine),
+                target=to_numpy(gt_heatmaps),
                 mask=to_numpy(keypoint_weights) > 0)
             losses['acc_pose'] = torch.tensor(avg_acc, device=fine.device)
         return losses
 
     def instance_oks(self, heatmaps: Tensor, target_heatmaps: Tensor,
-                     keypoint_weights: Tensor, box_sizes: Tensor
-                     ) -> Tuple[Tensor, Tensor]:
+                     keypoint_weights: Tensor,
+                     box_sizes: Tensor) -> Tuple[Tensor, Tensor]:
         """Per-instance OKS of heatmap argmaxes against target argmaxes.
 
         As the official ``eval_utils``: integer argmax positions (those of
@@ -208,8 +218,9 @@ class SHaRPoseHead(HeatmapHead):
             least one weighted keypoint.
         """
         w, h = self.heatmap_size
-        per_pixel = box_sizes / (box_sizes.new_tensor(
-            [h, w] if self.oks_swap_heatmap_axes else [w, h]))
+        per_pixel = box_sizes / (
+            box_sizes.new_tensor(
+                [h, w] if self.oks_swap_heatmap_axes else [w, h]))
         offsets = (_argmax_xy(heatmaps) -
                    _argmax_xy(target_heatmaps)) * per_pixel[:, None]
         area = box_sizes.prod(dim=1, keepdim=True)

@@ -49,6 +49,6 @@ class SSposeHead(HeatmapHead):
         rows = (peak // hm_w) * h // hm_h
         cols = (peak % hm_w) * w // hm_w
         queries = rows * w + cols  # (B, K) token under each maximum
-        dependency = torch.gather(
-            attention, 1, queries[..., None].expand(-1, -1, h * w))
+        dependency = torch.gather(attention, 1,
+                                  queries[..., None].expand(-1, -1, h * w))
         return dependency.reshape(b, k, h, w)

@@ -30,8 +30,8 @@ class BatchedAssociativeEmbeddingLoss(AssociativeEmbeddingLoss):
     """
 
     def forward(self, tags: Tensor,
-                keypoint_indices: Union[List[Tensor], Tensor]
-                ) -> Tuple[Tensor, Tensor]:
+                keypoint_indices: Union[List[Tensor],
+                                        Tensor]) -> Tuple[Tensor, Tensor]:
         """Pull and push losses summed over the images of the batch.
 
         Args:

@@ -1,10 +1,10 @@
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple
 
 from mmengine.model import BaseModule
-from torch import Tensor, nn
-
 from mmpose.registry import MODELS
 from mmpose.utils.typing import OptConfigType
+from torch import Tensor, nn
+
 from ..utils import PostNormEncoderLayer, sine_position_embedding
 
 
@@ -62,8 +62,7 @@ class TransPoseEncoder(BaseModule):
         """Encode the last feature map of ``inputs``; returns a 1-tuple."""
         x = self.reduce(inputs[-1])
         B, C, h, w = x.shape
-        pos = sine_position_embedding(h, w, C, device=x.device,
-                                      dtype=x.dtype)
+        pos = sine_position_embedding(h, w, C, device=x.device, dtype=x.dtype)
         tokens = x.flatten(2).transpose(1, 2)
         for layer in self.layers:
             tokens = layer(tokens, pos)

@@ -20,7 +20,9 @@ from ..backbones.sspose_convvit import (SSposeConvViT,
 from ..utils import ViTBlock
 
 
-def random_masking(batch: int, num_tokens: int, mask_ratio: float,
+def random_masking(batch: int,
+                   num_tokens: int,
+                   mask_ratio: float,
                    noise: Optional[Tensor] = None,
                    device: Union[str, torch.device] = 'cpu'
                    ) -> Tuple[Tensor, Tensor, Tensor]:
@@ -93,8 +95,13 @@ class MAEDecoder(nn.Module):
         mlp_ratio (float): MLP width of the layers.
     """
 
-    def __init__(self, grid: Tuple[int, int], in_dims: int, embed_dims: int,
-                 depth: int, num_heads: int, out_dims: int,
+    def __init__(self,
+                 grid: Tuple[int, int],
+                 in_dims: int,
+                 embed_dims: int,
+                 depth: int,
+                 num_heads: int,
+                 out_dims: int,
                  mlp_ratio: float = 4.) -> None:
         super().__init__()
         self.embed = nn.Linear(in_dims, embed_dims)
@@ -103,8 +110,7 @@ class MAEDecoder(nn.Module):
             mae_sincos_position_embedding(*grid, embed_dims)[None],
             requires_grad=False)
         self.layers = nn.ModuleList(
-            ViTBlock(embed_dims, num_heads, mlp_ratio)
-            for _ in range(depth))
+            ViTBlock(embed_dims, num_heads, mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(embed_dims, eps=1e-6)
         self.pred = nn.Linear(embed_dims, out_dims)
         for module in self.modules():
@@ -168,8 +174,8 @@ class SSposeMAE(BaseModel):
                  norm_pix_loss: bool = True,
                  data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None) -> None:
-        super().__init__(data_preprocessor=data_preprocessor,
-                         init_cfg=init_cfg)
+        super().__init__(
+            data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if not 0 <= mask_ratio < 1:
             raise ConfigError(f'SSposeMAE.mask_ratio must be in [0, 1), got '
                               f'{mask_ratio}')
@@ -183,16 +189,22 @@ class SSposeMAE(BaseModel):
         self.hierarchical_mask = hierarchical_mask
         self.norm_pix_loss = norm_pix_loss
         self.patch = self.backbone.stride
-        decoder = dict(dict(embed_dims=512, depth=8, num_heads=16,
-                            mlp_ratio=4.), **(decoder or {}))
-        self.decoder = MAEDecoder(self.backbone.grid, self.backbone.embed_dims,
-                                  out_dims=self.patch**2 * 3, **decoder)
+        decoder = dict(
+            dict(embed_dims=512, depth=8, num_heads=16, mlp_ratio=4.),
+            **(decoder or {}))
+        self.decoder = MAEDecoder(
+            self.backbone.grid,
+            self.backbone.embed_dims,
+            out_dims=self.patch**2 * 3,
+            **decoder)
 
     @property
     def num_tokens(self) -> int:
         return math.prod(self.backbone.grid)
 
-    def forward_encoder(self, images: Tensor, noise: Optional[Tensor] = None
+    def forward_encoder(self,
+                        images: Tensor,
+                        noise: Optional[Tensor] = None
                         ) -> Tuple[Tensor, Tensor, Tensor]:
         """Mask and encode.
 
@@ -214,8 +226,7 @@ class SSposeMAE(BaseModel):
         latent = self.backbone.forward_tokens(images, ids_keep, visible)
         return latent, mask, ids_restore
 
-    def patch_loss(self, images: Tensor, pred: Tensor,
-                   mask: Tensor) -> Tensor:
+    def patch_loss(self, images: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
         """Mean over removed patches of the per-patch pixel MSE."""
         target = patchify(images, self.patch)
         if self.norm_pix_loss:
@@ -223,7 +234,9 @@ class SSposeMAE(BaseModel):
         per_patch = ((pred - target)**2).mean(dim=-1)
         return (per_patch * mask).sum() / mask.sum()
 
-    def forward(self, inputs: Tensor, data_samples: Optional[list] = None,
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[list] = None,
                 mode: str = 'loss') -> Union[Dict[str, Tensor], Tensor]:
         """mmengine's entry point.
 
@@ -242,8 +255,9 @@ class SSposeMAE(BaseModel):
         raise ValueError(f'SSposeMAE.forward: unknown mode {mode!r}')
 
     @torch.no_grad()
-    def reconstruct(self, images: Tensor, noise: Optional[Tensor] = None
-                    ) -> Dict[str, Tensor]:
+    def reconstruct(self,
+                    images: Tensor,
+                    noise: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Images for inspection, all ``(B, 3, H, W)`` in the normalised
         space of ``images``.
 
@@ -274,5 +288,7 @@ class SSposeMAE(BaseModel):
     def encoder_state_dict(self) -> Dict[str, Tensor]:
         """The ``backbone.*`` entries of the state dict: what a pose model
         with the same backbone config loads."""
-        return {k: v for k, v in self.state_dict().items()
-                if k.startswith('backbone.')}
+        return {
+            k: v
+            for k, v in self.state_dict().items() if k.startswith('backbone.')
+        }

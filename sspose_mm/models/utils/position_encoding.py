@@ -12,8 +12,8 @@ def _sine_table(height: int, width: int, dims: int, temperature: float,
                 dtype: torch.dtype) -> torch.Tensor:
     """The table on ``device``: cached there, so a model on a GPU does not
     copy it from the host (and wait for the GPU) in every forward."""
-    return _cpu_sine_table(height, width, dims, temperature, scale,
-                           eps).to(device=device, dtype=dtype)
+    return _cpu_sine_table(height, width, dims, temperature, scale, eps).to(
+        device=device, dtype=dtype)
 
 
 def _cpu_sine_table(height: int, width: int, dims: int, temperature: float,
@@ -24,8 +24,8 @@ def _cpu_sine_table(height: int, width: int, dims: int, temperature: float,
     x = (x / (width + eps) * scale)[None, :].expand(height, width)
     half = dims // 2
     steps = torch.arange(half, dtype=torch.float32)
-    freqs = temperature**(
-        2 * torch.div(steps, 2, rounding_mode='floor') / half)
+    freqs = temperature**(2 * torch.div(steps, 2, rounding_mode='floor') /
+                          half)
 
     def encode(coord: torch.Tensor) -> torch.Tensor:
         angles = coord[..., None] / freqs
@@ -33,8 +33,8 @@ def _cpu_sine_table(height: int, width: int, dims: int, temperature: float,
         return torch.stack((angles[..., 0::2].sin(), angles[..., 1::2].cos()),
                            dim=3).flatten(2)
 
-    return torch.cat((encode(y), encode(x)), dim=2).reshape(
-        height * width, dims)
+    return torch.cat((encode(y), encode(x)),
+                     dim=2).reshape(height * width, dims)
 
 
 def sine_position_embedding(height: int,
@@ -77,6 +77,10 @@ def resize_position_embedding(table: torch.Tensor, src_grid: Tuple[int, int],
     align_corners False and without antialiasing, as MAE's and SHaRPose's
     loaders interpolate (timm's antialiased default weights the neighbours
     differently even when upsampling)."""
-    return resample_abs_pos_embed(table, dst_grid, src_grid,
-                                  num_prefix_tokens=0, antialias=False,
-                                  align_corners=False)
+    return resample_abs_pos_embed(
+        table,
+        dst_grid,
+        src_grid,
+        num_prefix_tokens=0,
+        antialias=False,
+        align_corners=False)

@@ -17,7 +17,9 @@ ALIGNED_ATTENTION_DEVICES = ('cuda', )
 HEAD_DIM_MULTIPLE = 8
 
 
-def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor,
+def scaled_dot_product_attention(q: Tensor,
+                                 k: Tensor,
+                                 v: Tensor,
                                  dropout_p: float = 0.) -> Tensor:
     """``F.scaled_dot_product_attention`` of ``(B, heads, N, d)`` tensors,
     with ``d`` zero-padded to a multiple of 8 on devices in
@@ -92,8 +94,8 @@ class MultiheadSelfAttention(nn.Module):
             return
         self.in_proj_weight = nn.Parameter(
             torch.empty(3 * embed_dims, embed_dims))
-        self.in_proj_bias = (nn.Parameter(torch.zeros(3 * embed_dims))
-                             if qkv_bias else None)
+        self.in_proj_bias = (
+            nn.Parameter(torch.zeros(3 * embed_dims)) if qkv_bias else None)
         self.out_proj = nn.Linear(embed_dims, embed_dims)
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.out_proj.bias)
@@ -102,8 +104,7 @@ class MultiheadSelfAttention(nn.Module):
                 query: Tensor,
                 key: Optional[Tensor] = None,
                 value: Optional[Tensor] = None,
-                need_weights: bool = False
-                ) -> Tuple[Tensor, Optional[Tensor]]:
+                need_weights: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
         """
         Args:
             query (Tensor): Query tokens ``(B, N, C)``.
@@ -139,9 +140,9 @@ class MultiheadSelfAttention(nn.Module):
                                       end - first, dim=-1)
             first = end
         B, N, _ = query.shape
-        q, k, v = (t.reshape(B, t.shape[1], self.num_heads,
-                             C // self.num_heads).transpose(1, 2)
-                   for t in projected)
+        q, k, v = (
+            t.reshape(B, t.shape[1], self.num_heads,
+                      C // self.num_heads).transpose(1, 2) for t in projected)
         drop = self.attn_drop if self.training else 0.
         out = scaled_dot_product_attention(q, k, v, dropout_p=drop)
         attention = None
@@ -191,18 +192,18 @@ class ViTBlock(nn.Module):
         self.attn = MultiheadSelfAttention(embed_dims, num_heads,
                                            attn_drop_rate, qkv_bias, layout)
         self.proj_drop = nn.Dropout(drop_rate)
-        self.drop_path = (DropPath(drop_path) if drop_path > 0 else
-                          nn.Identity())
+        self.drop_path = (
+            DropPath(drop_path) if drop_path > 0 else nn.Identity())
         self.norm2 = nn.LayerNorm(embed_dims, eps=norm_eps)
-        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio),
-                       drop=drop_rate)
+        self.mlp = Mlp(embed_dims, int(embed_dims * mlp_ratio), drop=drop_rate)
 
-    def forward(self, x: Tensor, need_weights: bool = False
-                ) -> Tuple[Tensor, Optional[Tensor]]:
+    def forward(self,
+                x: Tensor,
+                need_weights: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
         """``(B, N, C)`` in and out, plus the attention as
         :meth:`MultiheadSelfAttention.forward` returns it."""
-        attended, attention = self.attn(self.norm1(x),
-                                        need_weights=need_weights)
+        attended, attention = self.attn(
+            self.norm1(x), need_weights=need_weights)
         x = x + self.drop_path(self.proj_drop(attended))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return x, attention
@@ -235,8 +236,8 @@ class PostNormEncoderLayer(nn.Module):
         if activation not in activations:
             raise ValueError(f'activation must be one of {sorted(activations)}'
                              f', got {activation!r}')
-        self.self_attn = MultiheadSelfAttention(embed_dims, num_heads,
-                                                attn_drop=dropout)
+        self.self_attn = MultiheadSelfAttention(
+            embed_dims, num_heads, attn_drop=dropout)
         self.linear1 = nn.Linear(embed_dims, feedforward_channels)
         self.linear2 = nn.Linear(feedforward_channels, embed_dims)
         self.norm1 = nn.LayerNorm(embed_dims)
