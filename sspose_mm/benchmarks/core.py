@@ -329,11 +329,14 @@ def _reset_peak_rss() -> None:
 
 def _release_free_heap() -> None:
     """Give the heap memory this process freed but kept back to the system
-    (glibc's ``malloc_trim``), so that ``fn`` in the child counts all the
-    memory it needs instead of reusing pages freed earlier (by a test run
-    before it, say). Without glibc nothing is released."""
+    (glibc's ``malloc_trim``) and start the peak resident memory from what
+    is left (Linux's ``clear_refs``), so that ``fn`` in the child counts all
+    the memory it needs instead of reusing pages freed earlier (by a test
+    run before it, say). Elsewhere nothing is released or reset."""
     try:
         ctypes.CDLL(None).malloc_trim(0)
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
     except (AttributeError, OSError):
         pass
 
