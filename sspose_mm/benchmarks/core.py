@@ -291,7 +291,7 @@ def peak_rss_of(fn: Callable[[], Any]) -> int:
             # parallel region of the child would wait forever for the
             # parent's threads. One thread never enters such a region.
             torch.set_num_threads(1)
-            _release_free_heap()
+            _release_heap_and_reset_peak()
             fn()
         except BaseException as error:  # noqa: BLE001 - passed to parent
             message = pickle.dumps(f'{type(error).__name__}: {error}')
@@ -311,23 +311,7 @@ def peak_rss_of(fn: Callable[[], Any]) -> int:
     return _maxrss_bytes(usage.ru_maxrss)
 
 
-def _reset_peak_rss() -> None:
-    """Start this process's peak resident memory from its current one.
-
-    Linux copies the parent's high-water mark into a forked child, so
-    without this the child's peak would be at least the parent's highest
-    ever (e.g. of a larger model measured before), not what it uses now.
-    Writing 5 to ``clear_refs`` resets it (Linux >= 4.0; elsewhere the
-    file is absent and nothing is reset).
-    """
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-    except OSError:
-        pass
-
-
-def _release_free_heap() -> None:
+def _release_heap_and_reset_peak() -> None:
     """Give the heap memory this process freed but kept back to the system
     (glibc's ``malloc_trim``) and start the peak resident memory from what
     is left (Linux's ``clear_refs``), so that ``fn`` in the child counts all
