@@ -47,9 +47,10 @@ PACKAGE = 'this package'
 # layers and batch norms in training mode, whose backward amplifies it where
 # a tensor's gradient is small, the more so in small batches). Measured at
 # 256x192: 5e-5 (R-A3, batch 4), 1.3e-6 (SHaRPose-B, batch 2), 2.6e-4 (H-S,
-# batch 2) of a tensor's gradient norm. A real difference (a wrong scale,
-# mask or missing term) changes a gradient by a sizeable part of itself: an
-# attention off by 1% fails (tests/test_benchmark_train_step.py).
+# SSpose-B, batch 2) of a tensor's gradient norm. A real difference (a
+# wrong scale, mask or missing term) changes a gradient by a sizeable part
+# of itself: an attention off by 1% fails
+# (tests/test_benchmark_train_step.py).
 RELATIVE_TOLERANCE = 1e-3
 # Gradients smaller than this share of the largest tensor's gradient norm
 # are compared against that floor instead (a gradient that is zero in exact
