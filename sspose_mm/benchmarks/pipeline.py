@@ -89,17 +89,18 @@ def stock_targets(step: dict) -> List[dict]:
             dict(step, encoder=dict(codec, type='MSRAHeatmap', unbiased=True))
         ]
     if codec['type'] == 'MultiResolutionAssociativeEmbedding':
+        # The encoding settings only: decoding options of ours are not
+        # MMPose's.
         ours = KEYPOINT_CODECS.build(codec)
         encoders = [
             dict(
-                codec,
                 type='AssociativeEmbedding',
+                input_size=ours.input_size,
                 heatmap_size=size,
-                sigma=ours.sigma)
+                sigma=ours.sigma,
+                use_udp=ours.use_udp)
             for size in [ours.heatmap_size] + ours.higher_heatmap_sizes
         ]
-        for encoder in encoders:
-            encoder.pop('higher_heatmap_sizes', None)
         if len(encoders) == 1:
             return [dict(step, encoder=encoders[0])]
         return [dict(step, encoder=encoders, multilevel=True)]
