@@ -166,13 +166,6 @@ def test_suite_reports_rates_and_a_split_that_adds_up(config, codecs,
             assert len(steps) == num_steps + 1 and min(steps) > 0
             assert rows[f'{variant}: sum of steps'].value == pytest.approx(
                 sum(steps))
-            # CPU time of the same work in two passes, a few ms a sample, on
-            # shared cores: within 18% of each other at a load of 14 on 2
-            # cores (medians of 3 rounds). 40% still fails a split that
-            # misses or double-counts one of the main steps (decoding, the
-            # crop: 25-40% each); the fake-clock test above checks the
-            # accounting exactly.
-            assert sum(steps) == pytest.approx(whole, rel=0.4)
         assert rows['speed-up, ours / stock'].value == pytest.approx(
             rows['stock: whole pipeline'].value /
             rows['ours: whole pipeline'].value)
