@@ -1,14 +1,14 @@
 """SSpose pose model: layer-wise lr decay, attention and dependency maps,
 keypoint counts, input errors; the unlabeled-image dataset and its crop
-(sizing: tests/test_sspose_sizing.py)."""
+(sizing: tests/test_sspose_sizing.py, the crop itself:
+tests/test_sspose_crop.py)."""
 import json
 
-import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmpose.registry import DATASETS, MODELS, TRANSFORMS
+from mmpose.registry import DATASETS, MODELS
 
 from sspose_mm.apis import collect_attention, recording_attention
 from sspose_mm.errors import CheckpointError, ConfigError, DataError
@@ -193,22 +193,6 @@ def test_unlabeled_images_from_a_coco_file_and_a_folder(tmp_path):
             dict(
                 type='UnlabeledImageDataset',
                 data_prefix=dict(img=str(tmp_path / 'none'))))
-
-
-def test_random_resized_crop_keeps_area_and_aspect_ranges():
-    crop = TRANSFORMS.build(
-        dict(type='RandomResizedCrop', input_size=(96, 128), scale=(0.2, 1.0)))
-    np.random.seed(0)
-    boxes = np.array([crop.crop_box(300, 500) for _ in range(300)])
-    area = boxes[:, 2] * boxes[:, 3] / (300 * 500)
-    aspect = boxes[:, 2] / boxes[:, 3] / (96 / 128)
-    # Rounding the sides to pixels moves area and aspect by < 2%.
-    assert area.min() >= 0.2 * 0.98 and area.max() <= 1.0
-    assert aspect.min() >= 0.75 * 0.98 and aspect.max() <= 4 / 3 * 1.02
-    assert ((boxes[:, :2] >= 0) &
-            (boxes[:, :2] + boxes[:, 2:] <= [500, 300])).all()
-    out = crop.transform(dict(img=np.zeros((300, 500, 3), np.uint8)))
-    assert out['img'].shape == (128, 96, 3) and out['img_shape'] == (128, 96)
 
 
 # Each pretraining config and the pose config that fine-tunes its encoder.
