@@ -4,9 +4,10 @@ then the central crop) from torch's random generator, resized bicubically
 with antialiasing, as PIL resized it in the official pipeline.
 
 The boxes are checked against a computation of torchvision's documented
-sampling written here (the same draws from the same seed), the pixels
-against ``F.interpolate(mode='bicubic', antialias=True)`` and PIL's bicubic
-resize of that box.
+sampling written here (the same draws from the same seed): float images
+against ``F.interpolate(mode='bicubic', antialias=True)`` of that box (the
+resize the transform runs, so only the box can differ), uint8 images
+against PIL's bicubic resize of it (what the official pipeline ran).
 """
 import math
 from typing import Tuple
@@ -107,10 +108,11 @@ def test_uint8_crops_equal_pils_bicubic_resize():
             Image.fromarray(image).crop((left, top, left + w, top + h)).resize(
                 (48, 64), Image.BICUBIC))
         difference = np.abs(out.astype(int) - pil.astype(int))
-        # PIL rounds its horizontal pass to 8 bits before the vertical one,
-        # torch keeps floats: measured at most 2 levels on 0.5% of pixels;
-        # cv2's INTER_CUBIC (no antialiasing) differs by up to 150 levels.
-        assert difference.max() <= 2
+        # Both round to 8 bits, in their own order of operations: measured
+        # 1 level on at most 0.45% of the pixels; torchvision's v1 resize
+        # (through float) differs on 11%, cv2's INTER_CUBIC (no
+        # antialiasing) by up to 150 levels.
+        assert difference.max() <= 1
         differing.append((difference > 0).mean())
     assert np.mean(differing) < 0.01, differing
 
