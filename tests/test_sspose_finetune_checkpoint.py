@@ -13,12 +13,10 @@ one value per tensor, in the official file format (``model``, ``epoch``,
 """
 import argparse
 import json
-import logging.handlers
 
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 from mmpose.registry import MODELS
 
 from sspose_mm.apis import convert_checkpoint, convert_state_dict
@@ -53,18 +51,8 @@ def official_finetune_shapes() -> dict:
     return {**shapes, **FINETUNING_ONLY}
 
 
-@pytest.fixture
-def logged():
-    """Everything from INFO up that reaches mmengine's current logger."""
-    handler = logging.handlers.BufferingHandler(capacity=1000)
-    handler.setLevel(logging.INFO)
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    yield handler.buffer
-    logger.removeHandler(handler)
-
-
-def test_finetuned_checkpoint_initialises_the_whole_backbone(tmp_path, logged):
+def test_finetuned_checkpoint_initialises_the_whole_backbone(
+        tmp_path, logged_warnings):
     # One distinct value per key, as a stride-0 view of one number: every
     # tensor has its official shape, the files stay kilobytes instead of
     # 350 MB, and a key renamed to another's place shows as a wrong value.
@@ -90,11 +78,12 @@ def test_finetuned_checkpoint_initialises_the_whole_backbone(tmp_path, logged):
     model = MODELS.build(cfg.model)
     backbone_keys = {'backbone.' + k for k in model.backbone.state_dict()}
     assert set(converted) == backbone_keys  # no fusion in either
+    del logged_warnings[:]  # the conversion's registry-scope note
     model.init_weights()
-    messages = [record.getMessage() for record in logged]
-    assert f'load backbone. in model from: {out}' in messages
-    # mmengine's note on missing, unexpected or reshaped keys is absent.
-    assert not any('do not match exactly' in m for m in messages), messages
+    # The loading report: mmengine warns "The model and loaded state dict do
+    # not match exactly" with the missing, unexpected or reshaped keys
+    # (tests/test_sspose_pretrain.py sees it name the head); here nothing.
+    assert not [r.getMessage() for r in logged_warnings]
     state = model.state_dict()
     for key, value in converted.items():
         if key != 'backbone.pos_embed':
