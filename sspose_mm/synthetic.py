@@ -3,8 +3,10 @@
 The generator poses a simple 3D stick body (torso, head, limbs with human
 proportions) by forward kinematics, turns it to a random view (front, back,
 left or right profile), projects it orthographically and paints it with OpenCV
-on a cluttered background. Everything an annotation needs is known exactly, so
-the labels follow COCO conventions without manual work:
+on a background whose clutter a :class:`SceneStyle` sets (``STYLES``: the
+default ``'cluttered'``, or ``'clean'`` for the TransPose quickstart).
+Everything an annotation needs is known exactly, so the labels follow COCO
+conventions without manual work:
 
 * ``keypoints``: ``(x, y, v)`` per keypoint of the :class:`SkeletonLayout`.
   ``v=0`` (and ``x=y=0``) when the point lies outside the image or is a face
@@ -46,9 +48,10 @@ from .fileio import atomic_write
 
 __all__ = [
     'SkeletonLayout', 'COCO_LAYOUT', 'MPII_LAYOUT', 'COCO_FEET_LAYOUT',
-    'LAYOUTS', 'BODY_ANCHORS', 'GENERATOR_VERSION', 'keypoint_file_path',
-    'generate_synthetic_coco', 'ensure_synthetic_coco', 'generation_params',
-    'is_generated', 'render_scene', 'Scene', 'split_image_ids'
+    'LAYOUTS', 'BODY_ANCHORS', 'SceneStyle', 'STYLES', 'GENERATOR_VERSION',
+    'keypoint_file_path', 'generate_synthetic_coco', 'ensure_synthetic_coco',
+    'generation_params', 'is_generated', 'render_scene', 'Scene',
+    'split_image_ids'
 ]
 
 # Bump when the output for a given seed changes, so that stale data
@@ -353,6 +356,71 @@ _SHOULDER_HALF, _HIP_HALF, _SPINE = 0.115, 0.075, 0.29
 _HEAD_R = 0.062
 
 
+@dataclass(frozen=True)
+class SceneStyle:
+    """How hard the scenes are: clutter, occlusion, views and poses.
+
+    Attributes:
+        name: Stored in ``generation.json``.
+        background_shapes: ``[lo, hi)`` random shapes painted on the
+            background.
+        limb_bars: Whether thick lines (limb-like distractors) are among them.
+        occluder_prob: Probability that objects are drawn in front of people.
+        overlap_prob: Probability that a person stands next to an earlier one
+            on purpose (overlapping boxes).
+        heights: Person height range as fractions of the image height (drawn
+            log-uniformly).
+        noise: ``[lo, hi)`` of the pixel noise standard deviation.
+        blur_prob: Probability of a Gaussian blur of the whole image.
+        pose_probs: Probabilities of the pose families of
+            :func:`_sample_pose` (stand, walk, arms_up, reach, sit, lean,
+            random).
+        view_probs: Probabilities of the front, back and profile views.
+    """
+
+    name: str
+    background_shapes: Tuple[int, int]
+    limb_bars: bool
+    occluder_prob: float
+    overlap_prob: float
+    heights: Tuple[float, float]
+    noise: Tuple[float, float]
+    blur_prob: float
+    pose_probs: Tuple[float, ...]
+    view_probs: Tuple[float, float, float]
+
+
+# The default: crowded, cluttered scenes with every view and pose family.
+CLUTTERED = SceneStyle(
+    name='cluttered',
+    background_shapes=(6, 20),
+    limb_bars=True,
+    occluder_prob=0.25,
+    overlap_prob=0.4,
+    heights=(0.35, 0.95),
+    noise=(2, 7),
+    blur_prob=0.3,
+    pose_probs=(0.2, 0.2, 0.13, 0.13, 0.1, 0.1, 0.14),
+    view_probs=(0.45, 0.2, 0.35))
+# The TransPose quickstart's: a model trained from scratch for minutes on a
+# CPU learns the people themselves instead of the clutter. Same bodies,
+# proportions and labelling rules; a calmer background without limb-like
+# bars, no occluders, rarer deliberate overlaps, larger people, fewer profile
+# views (where the two arms and legs overlap) and no free-form poses.
+CLEAN = SceneStyle(
+    name='clean',
+    background_shapes=(0, 5),
+    limb_bars=False,
+    occluder_prob=0.0,
+    overlap_prob=0.15,
+    heights=(0.5, 0.95),
+    noise=(1, 3),
+    blur_prob=0.0,
+    pose_probs=(0.25, 0.25, 0.15, 0.15, 0.1, 0.1, 0.0),
+    view_probs=(0.6, 0.2, 0.2))
+STYLES: Dict[str, SceneStyle] = {s.name: s for s in (CLUTTERED, CLEAN)}
+
+
 def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
     """Rotation matrix about a unit axis (right-hand rule)."""
     x, y, z = axis / np.linalg.norm(axis)
@@ -389,11 +457,10 @@ def _relaxed_leg(rng: np.random.Generator) -> Tuple[float, ...]:
     return (_deg(rng, 0, 9), _deg(rng, -40, 40), _deg(rng, 0, 12))
 
 
-def _sample_pose(rng: np.random.Generator) -> _Pose:
+def _sample_pose(rng: np.random.Generator, style: SceneStyle) -> _Pose:
     """A random pose from a few families, so poses are varied but human."""
     kinds = ('stand', 'walk', 'arms_up', 'reach', 'sit', 'lean', 'random')
-    kind = kinds[rng.choice(
-        len(kinds), p=(0.2, 0.2, 0.13, 0.13, 0.1, 0.1, 0.14))]
+    kind = kinds[rng.choice(len(kinds), p=style.pose_probs)]
     arms = {s: _relaxed_arm(rng) for s in ('left', 'right')}
     legs = {s: _relaxed_leg(rng) for s in ('left', 'right')}
     torso = (_deg(rng, -5, 8), _deg(rng, -5, 5), _deg(rng, -10, 10))
@@ -443,9 +510,10 @@ def _sample_pose(rng: np.random.Generator) -> _Pose:
         torso = (_deg(rng, -15, 30), _deg(rng, -15, 15), _deg(rng, -20, 20))
 
     view = rng.random()
-    if view < 0.45:
+    front, back, _ = style.view_probs
+    if view < front:
         yaw = _deg(rng, -35, 35)
-    elif view < 0.65:
+    elif view < front + back:
         yaw = math.pi + _deg(rng, -35, 35)
     else:
         yaw = rng.choice((-1.0, 1.0)) * _deg(rng, 65, 115)
@@ -673,7 +741,8 @@ class _Canvas:
                    -1, cv2.LINE_AA, _SUBPIX)
 
 
-def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+def _background(rng: np.random.Generator, w: int, h: int,
+                style: SceneStyle) -> np.ndarray:
     """Gradient + texture + random shapes, so people cannot be thresholded."""
     c0 = np.array(_hsv(rng, (0, 200), (40, 235)), np.float32)
     c1 = np.array(_hsv(rng, (0, 200), (40, 235)), np.float32)
@@ -687,9 +756,11 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
         blotches.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
     img = np.clip(img, 0, 255).astype(np.uint8)
 
-    for _ in range(int(rng.integers(6, 20))):
+    for _ in range(int(rng.integers(*style.background_shapes))):
         colour = _hsv(rng, (0, 256), (20, 256))
-        kind = rng.integers(5)
+        kind = rng.integers(5 if style.limb_bars else 4)
+        if not style.limb_bars and kind == 3:
+            kind = 4
         x0, y0 = rng.uniform(-0.1, 1.1) * w, rng.uniform(-0.1, 1.1) * h
         size = rng.uniform(0.04, 0.45) * min(w, h)
         fill = -1 if rng.random() < 0.7 else int(rng.integers(1, 4))
@@ -809,16 +880,18 @@ def _draw_head(canvas: _Canvas, person: _Person, head: Tuple[np.ndarray,
             canvas.dot(pts[eye], max(0.13 * r, 0.8), (25, 20, 20))
 
 
-def _sample_people(rng: np.random.Generator, w: int, h: int,
-                   max_people: int) -> List[_Person]:
+def _sample_people(rng: np.random.Generator, w: int, h: int, max_people: int,
+                   style: SceneStyle) -> List[_Person]:
     """1..max_people posed people, sorted far (drawn first) to near."""
     weights = np.array([0.3, 0.3, 0.25, 0.15] + [0.1] * max(0, max_people - 4))
     weights = weights[:max_people] / weights[:max_people].sum()
     n = int(rng.choice(np.arange(1, max_people + 1), p=weights))
     people: List[Tuple[float, _Person]] = []
     for i in range(n):
-        height = h * math.exp(rng.uniform(math.log(0.35), math.log(0.95)))
-        if i > 0 and rng.random() < 0.4:  # deliberately overlap a neighbour
+        height = h * math.exp(
+            rng.uniform(*(math.log(f) for f in style.heights)))
+        # deliberately overlap a neighbour
+        if i > 0 and rng.random() < style.overlap_prob:
             ox = people[int(rng.integers(i))][1].origin[0]
             dx = rng.choice((-1.0, 1.0)) * rng.uniform(0.1, 0.35) * height
             x = float(np.clip(ox + dx, 0.06 * w, 0.94 * w))
@@ -827,7 +900,7 @@ def _sample_people(rng: np.random.Generator, w: int, h: int,
         lo, hi = 0.37 * height, h - 0.43 * height
         y = rng.uniform(min(lo, hi), max(lo, hi))
         y = float(np.clip(y, 0.12 * h, 0.88 * h))
-        pose = _sample_pose(rng)
+        pose = _sample_pose(rng, style)
         person = _Person(
             _pose_body(pose), height, (x, y), _outfit(rng), roll=pose.roll)
         depth = height * rng.uniform(0.85, 1.15)  # bigger is usually nearer
@@ -837,9 +910,9 @@ def _sample_people(rng: np.random.Generator, w: int, h: int,
 
 
 def _draw_occluders(rng: np.random.Generator, canvas: _Canvas,
-                    people: List[_Person]) -> None:
+                    people: List[_Person], style: SceneStyle) -> None:
     """Objects in front of the people (boxes, poles, blobs) in some images."""
-    if rng.random() >= 0.25:
+    if rng.random() >= style.occluder_prob:
         return
     for _ in range(int(rng.integers(1, 3))):
         person = people[int(rng.integers(len(people)))]
@@ -930,26 +1003,30 @@ def render_scene(seed: int,
                  image_id: int,
                  image_size: Tuple[int, int] = (320, 256),
                  layout: SkeletonLayout = COCO_LAYOUT,
-                 max_people: int = 4) -> Scene:
+                 max_people: int = 4,
+                 style: str = 'cluttered') -> Scene:
     """Render image ``image_id`` of the dataset with ``seed``.
 
-    The pixels depend only on ``(seed, image_id, image_size, max_people)``;
-    the layout only changes which keypoints are read off the bodies.
+    The pixels depend only on ``(seed, image_id, image_size, max_people,
+    style)``; the layout only changes which keypoints are read off the
+    bodies. ``style`` names one of :data:`STYLES`.
     """
     w, h = image_size
+    style = STYLES[style]
     rng = np.random.default_rng([seed, image_id])
-    background = _background(rng, w, h)
+    background = _background(rng, w, h, style)
     canvas = _Canvas(background.copy())
-    people = _sample_people(rng, w, h, max_people)
+    people = _sample_people(rng, w, h, max_people, style)
     masks = []
     for i, person in enumerate(people):
         mask = np.zeros((h, w), np.uint8)
         _draw_person(canvas, person, i, mask)
         masks.append(mask)
-    _draw_occluders(rng, canvas, people)
+    _draw_occluders(rng, canvas, people, style)
 
-    noise = rng.normal(0, rng.uniform(2, 7), (h, w, 3)).astype(np.float32)
-    blur = rng.uniform(0.5, 1.0) if rng.random() < 0.3 else 0.0
+    noise = rng.normal(0, rng.uniform(*style.noise),
+                       (h, w, 3)).astype(np.float32)
+    blur = rng.uniform(0.5, 1.0) if rng.random() < style.blur_prob else 0.0
 
     def finish(img: np.ndarray) -> np.ndarray:
         img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
@@ -989,8 +1066,9 @@ def split_image_ids(splits: Mapping[str, int]) -> Dict[str, List[int]]:
     }
 
 
-def _validate(splits: Mapping[str, int], seed: int,
-              image_size: Tuple[int, int], max_people: int) -> None:
+def _validate(splits: Mapping[str, int], seed: int, image_size: Tuple[int,
+                                                                      int],
+              max_people: int, style: str) -> None:
     if not splits:
         raise ValueError('splits is empty: give e.g. {"train": 320}')
     others = [s for s in splits if s not in _STANDARD_SPLITS]
@@ -1013,13 +1091,17 @@ def _validate(splits: Mapping[str, int], seed: int,
                          f'[64, 4096], got {tuple(image_size)}')
     if int(max_people) != max_people or not 1 <= max_people <= 20:
         raise ValueError(f'max_people must be in [1, 20], got {max_people}')
+    if style not in STYLES:
+        raise ValueError(f'style must be one of {sorted(STYLES)}, got '
+                         f'{style!r}')
 
 
 def generation_params(splits: Mapping[str, int],
                       seed: int = 0,
                       image_size: Tuple[int, int] = (320, 256),
                       layout: SkeletonLayout = COCO_LAYOUT,
-                      max_people: int = 4) -> dict:
+                      max_people: int = 4,
+                      style: str = 'cluttered') -> dict:
     """What ``generation.json`` records; equal params mean equal output.
 
     Splits with 0 images are left out: they write no files.
@@ -1035,6 +1117,7 @@ def generation_params(splits: Mapping[str, int],
         'image_size': [int(image_size[0]),
                        int(image_size[1])],
         'max_people': int(max_people),
+        'style': str(style),
         'layout': layout.to_json(),
     }
 
@@ -1158,6 +1241,7 @@ def generate_synthetic_coco(out_dir: PathLike,
                             image_size: Tuple[int, int] = (320, 256),
                             layout: SkeletonLayout = COCO_LAYOUT,
                             max_people: int = 4,
+                            style: str = 'cluttered',
                             progress: bool = False) -> dict:
     """Write the synthetic-people dataset to ``out_dir`` (always regenerates).
 
@@ -1175,6 +1259,8 @@ def generate_synthetic_coco(out_dir: PathLike,
             :data:`COCO_LAYOUT` (which MMPose's ``CocoDataset`` describes)
             its keypoint file is written to :func:`keypoint_file_path`.
         max_people: Most people per image (at least one).
+        style: Name of a :data:`STYLES` entry: ``'cluttered'`` (the
+            default) or ``'clean'``.
         progress: Show a tqdm progress bar per split.
 
     Returns:
@@ -1183,9 +1269,10 @@ def generate_synthetic_coco(out_dir: PathLike,
         'num_annotations', 'num_detections': int}}}``, plus
         ``'keypoint_file': Path`` for layouts other than COCO's.
     """
-    _validate(splits, seed, image_size, max_people)
+    _validate(splits, seed, image_size, max_people, style)
     out_dir = Path(out_dir)
-    params = generation_params(splits, seed, image_size, layout, max_people)
+    params = generation_params(splits, seed, image_size, layout, max_people,
+                               style)
     old = _load_generation(out_dir)
     old_splits = list((old or {}).get('params', {}).get('splits', {}))
     if (out_dir / 'generation.json').is_file():
@@ -1208,7 +1295,8 @@ def generate_synthetic_coco(out_dir: PathLike,
             from tqdm import tqdm
             iterator = tqdm(ids, desc=f'synthetic {split}', unit='img')
         for image_id in iterator:
-            scene = render_scene(seed, image_id, (w, h), layout, max_people)
+            scene = render_scene(seed, image_id, (w, h), layout, max_people,
+                                 style)
             file_name = f'{image_id:06d}.jpg'
             cv2.imwrite(
                 str(paths['img_dir'] / file_name), scene.image,
@@ -1275,6 +1363,7 @@ def ensure_synthetic_coco(out_dir: PathLike,
                           image_size: Tuple[int, int] = (320, 256),
                           layout: SkeletonLayout = COCO_LAYOUT,
                           max_people: int = 4,
+                          style: str = 'cluttered',
                           force: bool = False,
                           progress: bool = False) -> Tuple[dict, bool]:
     """Generate unless ``out_dir`` already holds this exact generation.
@@ -1283,8 +1372,9 @@ def ensure_synthetic_coco(out_dir: PathLike,
     :func:`generate_synthetic_coco` (counts read back from the files when
     nothing was generated).
     """
-    _validate(splits, seed, image_size, max_people)
-    params = generation_params(splits, seed, image_size, layout, max_people)
+    _validate(splits, seed, image_size, max_people, style)
+    params = generation_params(splits, seed, image_size, layout, max_people,
+                               style)
     if not force and is_generated(out_dir, params):
         out_dir = Path(out_dir)
         result = {
@@ -1307,4 +1397,4 @@ def ensure_synthetic_coco(out_dir: PathLike,
                 num_detections=num_dets)
         return result, False
     return generate_synthetic_coco(out_dir, splits, seed, image_size, layout,
-                                   max_people, progress), True
+                                   max_people, style, progress), True

@@ -35,7 +35,7 @@ COCO = DATA / 'coco'
 GOLDEN = DATA / 'golden'
 QUICKSTART_CONFIG = (
     REPO / 'configs/transpose/'
-    'td-hm_transpose-r-a3_2xb8-12e_synthetic-128x96.py')
+    'td-hm_transpose-r-a3_2xb8-7e_synthetic-clean-96x72.py')
 
 
 def coco_excerpt_options(bbox_file: bool = False) -> dict:

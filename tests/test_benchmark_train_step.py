@@ -6,6 +6,7 @@ import argparse
 
 import pytest
 import torch
+from mmengine.config import Config
 from torch.profiler import ProfilerActivity, profile
 
 from sspose_mm.apis import fast_inference
@@ -37,7 +38,8 @@ def test_train_step_suite_runs_and_both_computations_agree():
     report = run_suites(suite_args())
     (section, ) = report.sections
     assert section.title.startswith('train-step: td-hm_transpose-r-a3')
-    assert 'batch 2 (recipe: 8 per GPU)' in section.title
+    recipe = Config.fromfile(QUICKSTART_CONFIG).train_dataloader.batch_size
+    assert f'batch 2 (recipe: {recipe} per GPU)' in section.title
     rows = {row.what: row for row in section.rows}
     for what in (ORIGINAL, PACKAGE):
         assert rows[what].unit == 'crops/s' and rows[what].value > 0

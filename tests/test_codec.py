@@ -1,11 +1,19 @@
-"""TransPoseHeatmap: the original's target and decoding."""
+"""TransPoseHeatmap: the original's target and decoding; the vectorised
+target generation of TransPose's and HigherPose's codecs against the
+per-keypoint loops it replaces; TransPoseAffine's crop."""
 import numpy as np
 import pytest
 import torch
 from mmengine.dataset import Compose
 from mmpose.apis import init_model
+from mmpose.codecs import AssociativeEmbedding
+from mmpose.codecs.utils import (generate_gaussian_heatmaps,
+                                 generate_udp_gaussian_heatmaps)
 
-from sspose_mm.codecs import TransPoseHeatmap
+from sspose_mm.codecs import (MultiResolutionAssociativeEmbedding,
+                              TransPoseHeatmap,
+                              generate_full_gaussian_heatmaps)
+from sspose_mm.codecs.higherpose_ae import generate_gaussian_heatmaps_at_once
 from sspose_mm.datasets.transforms import TransPoseAffine
 from conftest import GOLDEN, REPO
 
@@ -81,6 +89,96 @@ def test_decode_reproduces_official_dark_on_golden_heatmaps():
         np.testing.assert_array_equal(scores[0], golden['maxvals'][i, :, 0])
 
 
+def full_gaussians_one_by_one(heatmap_size, keypoints, keypoints_visible,
+                              sigma):
+    """generate_full_gaussian_heatmaps as it was written first, one keypoint
+    at a time (the reference of the vectorised one)."""
+    W, H = heatmap_size
+    K = keypoints.shape[1]
+    heatmaps = np.zeros((K, H, W), dtype=np.float32)
+    weights = keypoints_visible.astype(np.float32, copy=True)
+    xs = np.arange(W, dtype=np.float32)
+    ys = np.arange(H, dtype=np.float32)[:, None]
+    radius = 3 * sigma
+    for k in range(K):
+        if weights[0, k] <= 0.5:
+            continue
+        mu_x, mu_y = keypoints[0, k]
+        left, top = int(mu_x - radius), int(mu_y - radius)
+        right, bottom = int(mu_x + radius + 1), int(mu_y + radius + 1)
+        if left >= W or top >= H or right < 0 or bottom < 0:
+            weights[0, k] = 0
+            continue
+        heatmaps[k] = np.exp(-((xs - mu_x)**2 + (ys - mu_y)**2) /
+                             (2 * sigma**2))
+    return heatmaps, weights
+
+
+def random_keypoints(rng, num_instances, size, dtype):
+    """``(N, 17, 2)`` keypoints in and around a map of ``size`` (W, H): up
+    to 25 pixels beyond each border (boxes wholly and partly outside), some
+    on whole and half pixels (where truncation and rounding turn), and
+    visibilities 0, 0.3, 0.5 (the thresholds), 1 and 2."""
+    keypoints = rng.uniform(-25,
+                            np.array(size) + 25,
+                            (num_instances, 17, 2)).astype(dtype)
+    keypoints[:, :4] = np.round(keypoints[:, :4] * 2) / 2
+    visible = rng.choice([0., 0.3, 0.5, 1., 2.], (num_instances, 17))
+    return keypoints, visible.astype(np.float32)
+
+
+@pytest.mark.parametrize('dtype', [np.float32, np.float64])
+def test_full_gaussians_equal_the_one_by_one_computation(dtype):
+    """Bit for bit: the same float32 operations on every pixel."""
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        keypoints, visible = random_keypoints(rng, 1, (48, 64), dtype)
+        sigma = rng.choice([2, 2., 1.5, 3.])
+        expected = full_gaussians_one_by_one((48, 64), keypoints, visible,
+                                             sigma)
+        result = generate_full_gaussian_heatmaps((48, 64), keypoints, visible,
+                                                 sigma)
+        for got, want in zip(result, expected):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize('use_udp, mmpose_loop',
+                         [(False, generate_gaussian_heatmaps),
+                          (True, generate_udp_gaussian_heatmaps)])
+def test_ae_heatmaps_at_once_equal_mmpose_loops(use_udp, mmpose_loop):
+    """Bit for bit MMPose's per-keypoint functions, with 0 to 12 people,
+    overlapping Gaussians, non-integer radii and either float type."""
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        size = tuple(rng.choice([16, 32, 128], 2))
+        keypoints, visible = random_keypoints(
+            rng, rng.integers(0, 13), size,
+            rng.choice([np.float32, np.float64]))
+        sigma = rng.choice([1., 1.5, 2.])
+        expected = mmpose_loop(size, keypoints, visible, sigma)
+        result = generate_gaussian_heatmaps_at_once(size, keypoints, visible,
+                                                    sigma, use_udp)
+        for got, want in zip(result, expected):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+
+def test_ae_keypoint_indices_equal_mmpose_loop():
+    rng = np.random.default_rng(2)
+    ours = MultiResolutionAssociativeEmbedding((128, 96), (32, 24), sigma=2)
+    stock = AssociativeEmbedding((128, 96), (32, 24),
+                                 sigma=2,
+                                 decode_keypoint_order=[])
+    for num_instances in (0, 1, 7):
+        keypoints, visible = random_keypoints(rng, num_instances, (32, 24),
+                                              np.float32)
+        expected = stock._encode_keypoint_indices((32, 24), keypoints, visible)
+        result = ours._encode_keypoint_indices((32, 24), keypoints, visible)
+        assert result.dtype == expected.dtype
+        np.testing.assert_array_equal(result, expected)
+
+
 def test_encode_rejects_several_instances():
     with pytest.raises(ValueError, match='one instance'):
         TransPoseHeatmap(**CODEC).encode(np.zeros((2, 17, 2)))
@@ -153,3 +251,24 @@ def test_crop_is_the_official_width_set_similarity():
     np.testing.assert_allclose(results['bbox_scale'], [[180, 240]])
     np.testing.assert_allclose(
         results['input_scale'], [179, 179 * 63 / 47], rtol=1e-6)
+
+
+@pytest.mark.parametrize('flip', [(slice(None), slice(None, None, -1)),
+                                  (slice(None, None, -1), slice(None)),
+                                  (slice(None, None, -1), ) * 2])
+def test_crop_of_a_mirrored_view_equals_that_of_its_copy(flip):
+    """RandomFlip mirrors as a view; the crop copies it its own (faster)
+    way, to the same pixels."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    affine = TransPoseAffine(input_size=(48, 64), heatmap_size=(12, 16))
+    crops = []
+    for img in (image[flip], np.ascontiguousarray(image[flip])):
+        results = affine.transform(
+            dict(
+                img=img,
+                bbox_center=np.array([[40.3, 61.7]], np.float32),
+                bbox_scale=np.array([[70., 90.]], np.float32),
+                bbox_rotation=np.array([25.], np.float32)))
+        crops.append(results['img'])
+    np.testing.assert_array_equal(crops[0], crops[1])

@@ -14,7 +14,7 @@ from conftest import QUICKSTART_CONFIG, REPO, coco_excerpt_options
 
 CONFIGS = sorted(
     p for p in (REPO / 'configs/transpose').glob('*.py')
-    if p.stem.endswith(('_coco-256x192', '_synthetic-128x96')))
+    if p.stem.endswith(('_coco-256x192', '_synthetic-clean-96x72')))
 
 
 def test_every_transpose_variant_has_a_config():

@@ -239,7 +239,16 @@ def run_check_tool(args):
     return result.returncode, result
 
 
+# The tool's table, exit statuses and config reading do not depend on the
+# layout (check_keypoint_dataset's findings for both layouts are
+# test_check_finds_each_kind_of_problem's): the command-line tests, a few
+# tool processes each, run on one layout.
+ONE_LAYOUT = pytest.mark.parametrize(
+    'generated', [MPII_LAYOUT], indirect=True, ids=['K16'])
+
+
 @pytest.mark.slow
+@ONE_LAYOUT
 def test_check_tool_prints_one_table_and_fails_on_errors(generated, tmp_path):
     layout, out, _ = generated
     args = [
@@ -337,6 +346,7 @@ def test_documented_custom_config_fine_tunes_through_the_runner(
 
 
 @pytest.mark.slow
+@ONE_LAYOUT
 def test_check_tool_reads_the_datasets_and_model_of_a_config(
         generated, tmp_path):
     from test_datasets_benchmarks import COCO_R_A4

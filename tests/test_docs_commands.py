@@ -65,7 +65,7 @@ ASSIGNMENT = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*=')
 # any more fails test_exclusions_are_still_in_the_documents.
 EXCLUDED = {
     'make quickstart':
-    'trains for about 10 minutes on data it generates; what make runs for '
+    'trains for about 5 minutes on data it generates; what make runs for '
     'it, and that make -n only prints, is test_make_quickstart_*',
     'make test':
     'runs the whole suite, this module included; what make runs for it is '

@@ -173,7 +173,8 @@ def test_both_paths_reproduce_official_heatmaps(variant, tmp_path):
 
 def test_model_input_size_from_codec_and_error():
     model = init_model(str(QUICKSTART_CONFIG), None, device='cpu')
-    assert model_input_size(model) == (128, 96)
+    # (H, W) of the quickstart codec's input_size (72, 96), which is (W, H)
+    assert model_input_size(model) == (96, 72)
     with pytest.raises(ConfigError, match='input size'):
         model_input_size(Toy())
 

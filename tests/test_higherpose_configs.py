@@ -17,8 +17,10 @@ QUICKSTART = REPO / ('configs/higherpose/'
 
 
 def test_every_setting_has_a_config():
-    # COCO and CrowdPose at 512 and 256, and the quickstart.
-    assert len(CONFIGS) == 5
+    # COCO and CrowdPose at 512 and 256, the quickstart, and COCO and
+    # CrowdPose at 512 with the released attention and with the released
+    # square test input.
+    assert len(CONFIGS) == 9
 
 
 def step(pipeline, name):
@@ -45,7 +47,10 @@ def test_config_builds_with_consistent_sizes(path: Path):
                                                                 height // 2)]
     affine = step(cfg.train_dataloader.dataset.pipeline,
                   'BottomupRandomAffine')
-    resize = step(cfg.test_dataloader.dataset.pipeline, 'BottomupResize')
+    resize, = [
+        s for s in cfg.test_dataloader.dataset.pipeline
+        if s['type'] in ('BottomupResize', 'BottomupSquareResize')
+    ]
     assert tuple(affine.input_size) == tuple(
         resize.input_size) == (width, height)
     decoder = cfg.model.head.decoder

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmpose.codecs.associative_embedding import _group_keypoints_by_tags
 from mmpose.registry import DATASETS, KEYPOINT_CODECS, METRICS, MODELS
 
+from sspose_mm.codecs.higherpose_ae import group_keypoints_by_tags
 from conftest import DATA, REPO
 
 CONFIGS = {
@@ -126,3 +128,71 @@ def test_swapped_tags_lower_ap(monkeypatch):
 
     metrics, _ = evaluate_ground_truth('coco', monkeypatch, swap_left_tags)
     assert metrics['coco/AP'] < 0.9
+
+
+def crowd_candidates(num_keypoints: int, people: int = 30):
+    """Top-k candidates ``(K, M)``, ``(K, M, 1)``, ``(K, M, 2)`` of a crowd
+    of 2 x ``people``: the first keypoint type in the grouping order shows
+    ``people`` people (tags 1, 3, 5, ...), the second as many others (tags
+    from 101, further than the tag threshold from all), the third the
+    second's people again with tags 0.3 off theirs (within the threshold).
+    Other types have no candidate above the threshold."""
+    vals = np.zeros((num_keypoints, people), np.float32)
+    tags = np.zeros((num_keypoints, people, 1), np.float32)
+    locs = np.zeros((num_keypoints, people, 2), np.int64)
+    person = np.arange(people)
+    for k, first_tag in ((0, 1.), (1, 101.), (2, 101.3)):
+        vals[k] = 0.9 - 0.01 * person
+        tags[k, :, 0] = first_tag + 2 * person
+        locs[k] = np.stack([10 * person + k, np.full(people, 7 * k)], -1)
+    return vals, tags, locs
+
+
+def test_grouping_caps_the_matching_at_30_and_keeps_every_group():
+    """HigherHRNet's rule (MAX_NUM_PEOPLE 30): the third type's candidates
+    are matched against the first 30 groups only (the first type's
+    people, too far), so they start 30 groups of their own; every group is
+    returned. MMPose's rule (``decode_max_instances=30``) would match them
+    to the second type's groups and return the first 30 groups only."""
+    cfg = Config.fromfile(REPO / 'configs/higherpose' / CONFIGS['coco'][0])
+    codec = KEYPOINT_CODECS.build(
+        dict(cfg.model.head.decoder, decode_keypoint_order=list(range(17))))
+    vals, tags, locs = crowd_candidates(17)
+    groups, = codec._group_keypoints(vals[None], tags[None], locs[None])
+    assert groups.shape == (90, 17, 3)
+    for k in range(3):
+        block = groups[30 * k:30 * (k + 1)]
+        # Each block holds one type's candidates, in candidate order.
+        assert np.array_equal(block[:, k, :2], locs[k])
+        assert np.array_equal(block[:, k, 2], vals[k])
+        others = np.delete(block, k, axis=1)
+        assert not others.any()
+
+
+def test_grouping_below_the_cap_is_mmposes():
+    """Under the cap the rule is MMPose's (the same HigherHRNet matching):
+    random crowds of up to 12 people, each seen by most keypoint types with
+    a noisy tag, among 30 candidates per type (the rest below the score
+    threshold), group identically."""
+    rng = np.random.default_rng(0)
+    order = [0, 1, 2, 3, 4, 5, 6, 11, 12, 7, 8, 9, 10, 13, 14, 15, 16]
+    for _ in range(20):
+        people = rng.integers(1, 13)
+        person_tags = rng.permutation(people) * 1.5
+        tags = rng.normal(0, 0.3, (17, 30, 1)).astype(np.float32)
+        tags[:, :people, 0] += person_tags
+        vals = rng.uniform(0, 0.1, (17, 30)).astype(np.float32)
+        vals[:, :people] = rng.uniform(0, 1, (17, people))
+        locs = rng.integers(0, 128, (17, 30, 2))
+        ours = group_keypoints_by_tags(
+            vals,
+            tags,
+            locs,
+            order,
+            val_thr=0.1,
+            tag_thr=1.0,
+            max_matched_groups=30)
+        mmpose = _group_keypoints_by_tags(
+            vals, tags, locs, order, val_thr=0.1, tag_thr=1.0)
+        assert len(mmpose) <= 30
+        np.testing.assert_array_equal(ours, mmpose)

@@ -46,8 +46,8 @@ def main() -> None:
     print(f'layout: {summary["layout"]}')
     print(f'keys written: {summary["num_keys"]}')
     if summary['dropped']:
-        print('dropped (verified equal to what the model computes): ' +
-              ', '.join(summary['dropped']))
+        why = CHECKPOINT_LAYOUTS.get(summary['layout']).dropped_reason
+        print(f'dropped ({why}): ' + ', '.join(summary['dropped']))
     print(f'saved: {summary["out_path"]}')
 
 

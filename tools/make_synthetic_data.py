@@ -1,7 +1,8 @@
 """Generate the synthetic-people COCO keypoint dataset (the default data).
 
     python tools/make_synthetic_data.py [--out data/synthetic] [--train 320]
-        [--val 64] [--seed 0] [--image-size W H] [--max-people 4] [--force]
+        [--val 64] [--seed 0] [--image-size W H] [--max-people 4]
+        [--style cluttered|clean] [--force]
 
 Does nothing when ``--out`` already holds a complete generation with the same
 parameters (recorded in ``OUT/generation.json``); otherwise regenerates,
@@ -11,7 +12,7 @@ import argparse
 import sys
 from typing import List, Optional
 
-from sspose_mm.synthetic import ensure_synthetic_coco
+from sspose_mm.synthetic import STYLES, ensure_synthetic_coco
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +55,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         default=4,
         help='most people per image (default: 4)')
     parser.add_argument(
+        '--style',
+        choices=sorted(STYLES),
+        default='cluttered',
+        help='scene style: crowded, cluttered scenes with every view, or '
+        'clean ones with fewer distractors, overlaps and profile views '
+        '(the TransPose quickstart\'s); default: cluttered')
+    parser.add_argument(
         '--force',
         action='store_true',
         help='regenerate even if the output is up to date')
@@ -70,6 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             seed=args.seed,
             image_size=tuple(args.image_size),
             max_people=args.max_people,
+            style=args.style,
             force=args.force,
             progress=True)
     except ValueError as error:
@@ -77,7 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     state = 'wrote' if generated else 'up to date, skipped generation of'
     print(f'{state} {result["out_dir"]} (seed {args.seed}, image size '
-          f'{args.image_size[0]}x{args.image_size[1]})')
+          f'{args.image_size[0]}x{args.image_size[1]}, {args.style} scenes)')
     for split, info in result['splits'].items():
         print(f'  {split}: {info["num_images"]} images, '
               f'{info["num_annotations"]} people, '

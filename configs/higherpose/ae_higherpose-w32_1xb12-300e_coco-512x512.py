@@ -52,13 +52,18 @@ param_scheduler = [
 auto_scale_lr = dict(base_batch_size=12)
 
 input_size = (512, 512)
+# Grouping as HigherHRNet: keypoints are matched against the first 30 groups
+# (MAX_NUM_PEOPLE) and every group is kept; MMPose's recipe matches against
+# all and keeps the first 30 (decode_max_instances).
 codec = dict(
     _base_.codec,
     type='MultiResolutionAssociativeEmbedding',
     higher_heatmap_sizes=[(256, 256)],
     decode_nms_kernel=5,
     decode_keypoint_thr=0.1,
-    decode_tag_thr=1.0)
+    decode_tag_thr=1.0,
+    decode_max_instances=None,
+    decode_max_matched_groups=30)
 
 model = dict(
     backbone=dict(

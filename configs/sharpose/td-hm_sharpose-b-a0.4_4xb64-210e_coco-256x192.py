@@ -64,6 +64,12 @@ model = dict(
         alpha=0.4,
         qp_threshold=0.99,
         qp_start_epoch=180,
+        # The official options and ablation switches, as the official
+        # configs leave them (docs/sharpose.md, "Options and ablations").
+        replace_oks=False,
+        qp_abs=False,
+        feature_reuse=True,
+        patch_selection='attention',
         # MAE's ViT-B (github.com/facebookresearch/mae, "pretrain"
         # checkpoint); its 14x14 position table is resized to both grids.
         init_cfg=dict(
@@ -79,7 +85,11 @@ model = dict(
         decoder=codec,
         metainfo=dict(from_file='configs/_base_/datasets/coco.py'),
         quality_loss_weight=0.03,
-        qp_start_epoch=180))
+        qp_start_epoch=180,
+        qp_type='oks',
+        qp_abs=False,
+        replace_oks=False,
+        loss_distill=None))
 
 # The original's ViTPose pipeline: box shift (0.16, p 0.3), flip, half body
 # (> 8 visible joints, p 0.3), scale and rotation, UDP affine and target.

@@ -16,7 +16,11 @@ model = dict(
         fusion='after_transformer'))
 train_pipeline = [
     _base_.train_pipeline[0],
-    dict(_base_.train_pipeline[1], input_size=input_size),
+    # Square output: the official ratio range of the crop's w/h.
+    dict(
+        _base_.train_pipeline[1],
+        input_size=input_size,
+        ratio=(3. / 4., 4. / 3.)),
     *_base_.train_pipeline[2:],
 ]
 train_dataloader = dict(

@@ -50,10 +50,12 @@ class CheckpointLayout:
     Attributes:
         description (str): One line for the command-line help.
         markers (tuple[str]): Key prefixes that all occur in this layout.
+        dropped_reason (str): Why :meth:`convert` drops what it drops.
     """
 
     description: str = ''
     markers: Tuple[str, ...] = ()
+    dropped_reason: str = 'verified equal to what the model computes'
 
     def matches(self, keys: Collection[str]) -> bool:
         """Whether a state dict with these keys is of this layout."""

@@ -5,6 +5,7 @@ Each module below registers its suites in
 """
 from . import core  # noqa: F401
 from . import higherpose  # noqa: F401
+from . import pipeline  # noqa: F401
 from . import sharpose  # noqa: F401
 from . import speed  # noqa: F401
 from . import sspose  # noqa: F401

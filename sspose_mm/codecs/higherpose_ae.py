@@ -1,12 +1,151 @@
-"""Associative-embedding targets at several heatmap resolutions."""
-from typing import Optional, Sequence, Tuple
+"""Associative-embedding targets at several heatmap resolutions, and
+HigherHRNet's grouping."""
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmpose.codecs import AssociativeEmbedding
-from mmpose.codecs.utils import (generate_gaussian_heatmaps,
-                                 generate_udp_gaussian_heatmaps)
 from mmpose.registry import KEYPOINT_CODECS
+from munkres import Munkres
 from torch import Tensor
+
+
+def generate_gaussian_heatmaps_at_once(heatmap_size: Tuple[int, int],
+                                       keypoints: np.ndarray,
+                                       keypoints_visible: np.ndarray,
+                                       sigma: float, use_udp: bool
+                                       ) -> Tuple[np.ndarray, np.ndarray]:
+    """MMPose's ``generate_gaussian_heatmaps`` (``use_udp=False``) or
+    ``generate_udp_gaussian_heatmaps`` (``use_udp=True``), the same numbers,
+    for all instances and keypoints in one array operation instead of a
+    Python loop over them (a bottom-up image of 10 people has 170).
+
+    Each labelled keypoint whose 3-sigma box touches the map pastes a
+    ``(2r+1) x (2r+1)`` Gaussian patch (``r = 3 sigma``) at its integer
+    position ``int(x + 0.5)`` (centred on the pixel, or on the sub-pixel
+    position with UDP); overlapping patches of one keypoint type keep the
+    maximum (``np.maximum.at`` over the pasted pixels).
+
+    Args:
+        heatmap_size (tuple): ``(W, H)``.
+        keypoints (np.ndarray): ``(N, K, 2)`` in heatmap pixels.
+        keypoints_visible (np.ndarray): ``(N, K)``.
+        sigma (float): Gaussian sigma in heatmap pixels.
+        use_udp (bool): Sub-pixel patch centres (UDP).
+
+    Returns:
+        tuple: heatmaps ``(K, H, W)`` float32 and weights ``(N, K)`` (the
+        visibilities, 0 where the box lies outside the map).
+    """
+    K = keypoints.shape[1]
+    W, H = heatmap_size
+    heatmaps = np.zeros((K, H, W), dtype=np.float32)
+    weights = keypoints_visible.copy()
+    radius = sigma * 3
+    grid = np.arange(0, 2 * radius + 1, 1, dtype=np.float32)
+    centre = (keypoints + 0.5).astype(np.int64)
+    # Boxes as MMPose computes them: float bounds truncated towards zero.
+    start = (centre - radius).astype(np.int64)
+    end = (centre + radius + 1).astype(np.int64)
+    labelled = keypoints_visible >= 0.5
+    touches = (start < [W, H]).all(-1) & (end >= 0).all(-1)
+    weights[labelled & ~touches] = 0
+    n, k = np.nonzero(labelled & touches)
+    offset = (2 * radius + 1) // 2
+    if use_udp:  # each patch centred on its keypoint's sub-pixel position
+        shift = keypoints[n, k] - centre[n, k]
+        x0, y0 = (offset + shift).astype(np.float32).T[..., None, None]
+        patches = np.exp(-((grid - x0)**2 + (grid[:, None] - y0)**2) /
+                         (2 * sigma**2))
+    else:  # one patch for all
+        patches = np.broadcast_to(
+            np.exp(-((grid - offset)**2 + (grid[:, None] - offset)**2) /
+                   (2 * sigma**2)), (len(n), len(grid), len(grid)))
+    # Pixel coordinates of every patch row and column, (M, 2r+1), kept
+    # where inside the map and before the box's end.
+    x = start[n, k, 0, None] + np.arange(len(grid))
+    y = start[n, k, 1, None] + np.arange(len(grid))
+    inside = (((y >= 0) & (y < np.minimum(H, end[n, k, 1, None])))[:, :, None]
+              & ((x >= 0) & (x < np.minimum(W, end[n, k, 0, None])))[:, None])
+    flat = (k[:, None, None] * H + y[:, :, None]) * W + x[:, None, :]
+    np.maximum.at(heatmaps.reshape(-1), flat[inside], patches[inside])
+    return heatmaps, weights
+
+
+def group_keypoints_by_tags(vals: np.ndarray,
+                            tags: np.ndarray,
+                            locs: np.ndarray,
+                            keypoint_order: Sequence[int],
+                            val_thr: float,
+                            tag_thr: float,
+                            max_matched_groups: Optional[int] = None
+                            ) -> np.ndarray:
+    """Greedy associative-embedding grouping of HigherHRNet (and HigherPose,
+    LitePose): keypoint types in ``keypoint_order``; each type's candidates
+    above ``val_thr`` are assigned (Hungarian, cost ``round(tag distance) *
+    100 - score``) to the existing groups by their mean tag, a candidate
+    further than ``tag_thr`` from its group starts a new one.
+
+    ``max_matched_groups`` caps only the matching, as HigherHRNet's
+    ``MAX_NUM_PEOPLE``: candidates are matched against the first
+    ``max_matched_groups`` groups (in the order they were started), later
+    groups take no more keypoints, and every group is returned. MMPose's
+    ``decode_max_instances`` instead matches against all groups and returns
+    the first ones, which drops whole people once more than that many groups
+    exist. As in both, a group is keyed by the first tag value of the
+    candidate that started it, so a new group whose key exists already
+    joins that group.
+
+    Args:
+        vals (np.ndarray): Candidate scores ``(K, M)``.
+        tags (np.ndarray): Candidate tags ``(K, M, L)``.
+        locs (np.ndarray): Candidate locations ``(K, M, D)``.
+        keypoint_order (sequence of int): The order keypoint types are
+            grouped in, one entry per type.
+        val_thr (float): Candidates scoring at most this are ignored.
+        tag_thr (float): Largest tag distance to join a group.
+        max_matched_groups (int, optional): The matching cap. ``None``
+            matches against every group.
+
+    Returns:
+        np.ndarray: ``(G, K, D + 1)`` groups, locations and scores (zero
+        where a group has no keypoint of a type).
+    """
+    num_keypoints, _, dim = locs.shape
+    groups: Dict[float, np.ndarray] = {}
+    group_tags: Dict[float, List[np.ndarray]] = {}
+    for k in keypoint_order:
+        keep = vals[k] > val_thr
+        points = np.concatenate([locs[k], vals[k, :, None]], axis=1)[keep]
+        point_tags = tags[k][keep]
+        keys = list(groups)[:max_matched_groups]
+        matched: Dict[int, float] = {}
+        if len(points) and keys:
+            mean_tags = np.stack([np.mean(group_tags[key], 0) for key in keys])
+            distance = np.linalg.norm(
+                point_tags[:, None] - mean_tags[None], axis=2)
+            # The score only breaks ties between groups at the same rounded
+            # distance; surplus candidates get impossible dummy groups.
+            cost = np.round(distance) * 100 - points[:, dim:]
+            surplus = len(points) - len(keys)
+            if surplus > 0:
+                cost = np.pad(
+                    cost, ((0, 0), (0, surplus)), constant_values=1e10)
+            matched = {
+                row: keys[col]
+                for row, col in Munkres().compute(cost)
+                if col < len(keys) and distance[row, col] < tag_thr
+            }
+        for row, (point, tag) in enumerate(zip(points, point_tags)):
+            key = matched.get(row, tag[0])
+            groups.setdefault(key, np.zeros((num_keypoints, dim + 1)))[k] = \
+                point
+            if row in matched:
+                group_tags[key].append(tag)
+            else:
+                group_tags[key] = [tag]
+    if not groups:
+        return np.zeros((0, num_keypoints, dim + 1), np.float32)
+    return np.stack(list(groups.values())).astype(np.float32)
 
 
 @KEYPOINT_CODECS.register_module()
@@ -17,7 +156,10 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
     ``heatmap_size`` is the resolution of the tags (and of the first heatmap
     target); ``higher_heatmap_sizes`` add heatmap targets at higher
     resolutions, each a Gaussian of the same ``sigma`` in its own pixels.
-    Decoding is MMPose's, unchanged.
+    Decoding is MMPose's except the grouping, HigherHRNet's
+    (:func:`group_keypoints_by_tags`): with ``decode_max_matched_groups``
+    keypoints are matched against the first that many groups only, and every
+    group is kept.
 
     Two differences to the parent, both needed for bottom-up training:
 
@@ -49,6 +191,8 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
             ``(W, H)``, increasing. Defaults to none (plain AE targets).
         sigma (float, optional): Gaussian sigma in heatmap pixels at every
             resolution. Defaults to the parent's size-dependent value.
+        decode_max_matched_groups (int, optional): HigherHRNet's matching
+            cap (``MAX_NUM_PEOPLE``). Defaults to none.
         **kwargs: The parent's ``use_udp`` and ``decode_*`` arguments.
     """
 
@@ -63,9 +207,11 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
                  heatmap_size: Tuple[int, int],
                  higher_heatmap_sizes: Sequence[Tuple[int, int]] = (),
                  sigma: Optional[float] = None,
+                 decode_max_matched_groups: Optional[int] = None,
                  **kwargs) -> None:
         super().__init__(input_size, heatmap_size, sigma=sigma, **kwargs)
         self.higher_heatmap_sizes = [tuple(s) for s in higher_heatmap_sizes]
+        self.decode_max_matched_groups = decode_max_matched_groups
 
     def _heatmap_keypoints(self, keypoints: np.ndarray,
                            heatmap_size: Tuple[int, int]) -> np.ndarray:
@@ -80,14 +226,22 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
     def _heatmaps(self, keypoints: np.ndarray, keypoints_visible: np.ndarray,
                   heatmap_size: Tuple[int,
                                       int]) -> Tuple[np.ndarray, np.ndarray]:
-        generate = (
-            generate_udp_gaussian_heatmaps
-            if self.use_udp else generate_gaussian_heatmaps)
-        return generate(
-            heatmap_size=heatmap_size,
-            keypoints=self._heatmap_keypoints(keypoints, heatmap_size),
-            keypoints_visible=keypoints_visible,
-            sigma=self.sigma)
+        return generate_gaussian_heatmaps_at_once(
+            heatmap_size, self._heatmap_keypoints(keypoints, heatmap_size),
+            keypoints_visible, self.sigma, self.use_udp)
+
+    def _encode_keypoint_indices(self, heatmap_size: Tuple[int, int],
+                                 keypoints: np.ndarray,
+                                 keypoints_visible: np.ndarray) -> np.ndarray:
+        """The parent's ``(N, K, 2)`` ``[y * W + x, visible]`` at the pixel
+        ``int(p + 0.5)`` of each ``(N, K, 2)`` keypoint, without its Python
+        loop over them."""
+        w, h = heatmap_size
+        cells = (keypoints + 0.5).astype(np.int64)
+        x, y = cells[..., 0], cells[..., 1]
+        visible = ((keypoints_visible > 0.5) & (x >= 0) & (x < w) & (y >= 0)
+                   & (y < h))
+        return np.stack([y * w + x, visible], axis=-1).astype(np.int64)
 
     def encode(self,
                keypoints: np.ndarray,
@@ -111,6 +265,24 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
             heatmaps=heatmaps,
             keypoint_indices=keypoint_indices,
             keypoint_weights=keypoint_weights)
+
+    def _group_keypoints(self, batch_vals: np.ndarray, batch_tags: np.ndarray,
+                         batch_locs: np.ndarray) -> List[np.ndarray]:
+        """:func:`group_keypoints_by_tags` for each image of the batch
+        (``(B, K, M)``, ``(B, K, M, L)``, ``(B, K, M, 2)``), then the
+        parent's ``decode_max_instances`` cut, if any."""
+        return [
+            group_keypoints_by_tags(
+                vals,
+                tags,
+                locs,
+                keypoint_order=self.decode_keypoint_order,
+                val_thr=self.decode_keypoint_thr,
+                tag_thr=self.decode_tag_thr,
+                max_matched_groups=self.decode_max_matched_groups)
+            [:self.decode_max_instances]
+            for vals, tags, locs in zip(batch_vals, batch_tags, batch_locs)
+        ]
 
     def batch_decode(self, batch_heatmaps: Tensor, batch_tags: Tensor):
         """The parent's decoding; without a ``decode_keypoint_order`` the

@@ -12,6 +12,9 @@ def generate_full_gaussian_heatmaps(heatmap_size: Tuple[int, int],
                                     ) -> Tuple[np.ndarray, np.ndarray]:
     """Untruncated Gaussians at sub-pixel centres (DarkPose/TransPose target).
 
+    All keypoints in one array operation, no Python loop over them: a
+    data-loading worker computes this for every crop.
+
     Args:
         heatmap_size (tuple): ``(W, H)``.
         keypoints (np.ndarray): ``(1, K, 2)`` in heatmap pixels.
@@ -24,24 +27,22 @@ def generate_full_gaussian_heatmaps(heatmap_size: Tuple[int, int],
         and an empty map, as in the original.
     """
     W, H = heatmap_size
-    K = keypoints.shape[1]
-    heatmaps = np.zeros((K, H, W), dtype=np.float32)
     weights = keypoints_visible.astype(np.float32, copy=True)
-    xs = np.arange(W, dtype=np.float32)
-    ys = np.arange(H, dtype=np.float32)[:, None]
     radius = 3 * sigma
-    for k in range(K):
-        if weights[0, k] <= 0.5:
-            continue
-        mu_x, mu_y = keypoints[0, k]
-        # Same integer box test as the original (int() truncates to zero).
-        left, top = int(mu_x - radius), int(mu_y - radius)
-        right, bottom = int(mu_x + radius + 1), int(mu_y + radius + 1)
-        if left >= W or top >= H or right < 0 or bottom < 0:
-            weights[0, k] = 0
-            continue
-        heatmaps[k] = np.exp(-((xs - mu_x)**2 + (ys - mu_y)**2) /
-                             (2 * sigma**2))
+    # The original's integer box test (int() truncates towards zero), in the
+    # keypoints' own precision.
+    left_top = np.trunc(keypoints[0] - radius)
+    right_bottom = np.trunc(keypoints[0] + radius + 1)
+    outside = (left_top >= [W, H]).any(-1) | (right_bottom < 0).any(-1)
+    weights[0, (weights[0] > 0.5) & outside] = 0
+    # float32 arithmetic whatever the keypoints' type, as numpy 1.x computes
+    # a float32 grid minus a float64 scalar: the numbers of the one keypoint
+    # at a time form, bit for bit.
+    mu = keypoints[0].astype(np.float32)
+    dx2 = (np.arange(W, dtype=np.float32) - mu[:, 0, None, None])**2
+    dy2 = (np.arange(H, dtype=np.float32)[:, None] - mu[:, 1, None, None])**2
+    heatmaps = np.exp(-(dx2 + dy2) / (2 * sigma**2))
+    heatmaps[weights[0] <= 0.5] = 0
     return heatmaps, weights
 
 

@@ -1,4 +1,5 @@
 """Checkpoint state dicts as the models and hooks read them."""
+import re
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import torch
@@ -20,6 +21,36 @@ def strip_prefixes(
     for prefix in prefixes:
         consume_prefix_in_state_dict_if_present(state_dict, prefix)
     return state_dict
+
+
+# mmpretrain's VisionTransformer (the MAE weights of MMPose's ViTPose
+# configs) -> timm's names (facebookresearch's MAE, SHaRPoseViT).
+_MMPRETRAIN_VIT_NAMES = tuple(
+    (re.compile(old), new)
+    for old, new in ((r'^layers\.(\d+)\.ln([12])\.', r'blocks.\1.norm\2.'),
+                     (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.',
+                      r'blocks.\1.mlp.fc1.'),
+                     (r'^layers\.(\d+)\.ffn\.layers\.1\.',
+                      r'blocks.\1.mlp.fc2.'), (r'^layers\.(\d+)\.attn\.',
+                                               r'blocks.\1.attn.'),
+                     (r'^patch_embed\.projection\.',
+                      'patch_embed.proj.'), (r'^ln1\.', 'norm.')))
+
+
+def timm_vit_names(state_dict: Dict[str, Any]) -> Dict[str, Any]:
+    """A ViT state dict (keys without ``backbone.``) with mmpretrain's names
+    (``layers.i.ln1``, ``layers.i.ffn.layers.0.0``, ``patch_embed.projection``,
+    the final ``ln1``) renamed to timm's (``blocks.i.norm1``,
+    ``blocks.i.mlp.fc1``, ``patch_embed.proj``, ``norm``); other keys, timm's
+    and ``cls_token``/``pos_embed`` (named alike in both), unchanged."""
+    renamed = {}
+    for key, value in state_dict.items():
+        for pattern, new in _MMPRETRAIN_VIT_NAMES:
+            key, found = pattern.subn(new, key)
+            if found:
+                break
+        renamed[key] = value
+    return renamed
 
 
 def _shape(value) -> Tuple[int, ...]:

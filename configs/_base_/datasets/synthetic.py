@@ -18,3 +18,17 @@ synthetic_topdown_val = dict(
     'person_detection_results/val_detections.json')
 synthetic_evaluator = dict(ann_file=synthetic_data_root +
                            'annotations/person_keypoints_val.json')
+
+# The clean scenes of the TransPose quickstart (tools/quickstart.py runs
+# `tools/make_synthetic_data.py --style clean --out data/synthetic_clean`),
+# in a data root of their own so that they never replace the cluttered
+# scenes that the other synthetic configs read.
+synthetic_clean_root = 'data/synthetic_clean/'
+synthetic_clean_train = dict(synthetic_train, data_root=synthetic_clean_root)
+synthetic_clean_topdown_val = dict(
+    synthetic_topdown_val,
+    data_root=synthetic_clean_root,
+    bbox_file=synthetic_clean_root +
+    'person_detection_results/val_detections.json')
+synthetic_clean_evaluator = dict(ann_file=synthetic_clean_root +
+                                 'annotations/person_keypoints_val.json')

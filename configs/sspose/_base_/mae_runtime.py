@@ -17,12 +17,18 @@ model = dict(
         std=[58.395, 57.12, 57.375],
         bgr_to_rgb=True))
 
+# The official crop: torchvision's RandomResizedCrop, area 0.2-1 of the
+# image, bicubic with antialiasing. Its ratio is the crop's own w/h: the
+# official (3/4, 4/3) around 1 for square outputs, here around the output's
+# 192/256 = 3/4, i.e. (3/4, 4/3) x 3/4, so that crops are not stretched on
+# average (configs of another output aspect state their own).
 train_pipeline = [
     dict(type='LoadImageOrSkip', skip=True),
     dict(
         type='RandomResizedCrop',
         input_size={{_base_.input_size}},
         scale=(0.2, 1.0),
+        ratio=(0.5625, 1.0),
         interpolation='bicubic'),
     dict(type='RandomFlip', direction='horizontal'),
     dict(type='PackPoseInputs')

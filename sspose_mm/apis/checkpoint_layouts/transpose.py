@@ -120,7 +120,8 @@ class TransPoseRLayout(TransPoseLayout):
 @CHECKPOINT_LAYOUTS.register_module('transpose-h')
 class TransPoseHLayout(TransPoseLayout):
     description = 'TransPose-H (HRNet-S up to stage 3, encoder, 1x1 head)'
-    markers = ('transition1.', 'stage3.', 'global_encoder.')
+    # HigherPose's HRNet and encoder have the first three too.
+    markers = ('transition1.', 'stage3.', 'global_encoder.', 'reduce.')
     stride = 4
 
     def official_modules(self, num_layers: int) -> nn.ModuleDict:

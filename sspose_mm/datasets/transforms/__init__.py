@@ -1,5 +1,8 @@
 from .bbox_transforms import ClippedRandomBBoxTransform
+from .bottomup_square_resize import BottomupSquareResize
 from .loading import LoadImageOrSkip  # noqa: F401
 from .transpose_affine import TransPoseAffine
 
-__all__ = ['ClippedRandomBBoxTransform', 'TransPoseAffine']
+__all__ = [
+    'BottomupSquareResize', 'ClippedRandomBBoxTransform', 'TransPoseAffine'
+]

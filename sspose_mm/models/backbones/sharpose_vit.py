@@ -27,45 +27,65 @@ from torch import Tensor, nn
 
 from ...errors import CheckpointError, ConfigError
 from ...fileio import safe_torch_load
-from ...utils import strip_prefixes
+from ...utils import strip_prefixes, timm_vit_names
 from ..utils import ViTBlock, resize_position_embedding
 
 
 class QualityPredictor(nn.Module):
-    """Pose-quality regressor on the coarse pass's quality token.
+    """Pose-quality predictor on a pass's quality token.
 
-    Mean over its tokens, LayerNorm, then Linear-GELU-Dropout twice and
-    Linear(C, 1) followed by ``activation``. The official model ends in a
-    GELU (upstream quirk 3: the "quality" is not bounded to [0, 1], which is
-    why the 384x288 config's threshold 1.2 means "always refine");
-    ``activation='sigmoid'`` bounds it.
+    Mean over its tokens, LayerNorm, then Linear-GELU-Dropout twice and a
+    last Linear followed by the activation. The official model regresses
+    with ``Linear(C, 1)`` and a GELU (upstream quirk 3: the "quality" is not
+    bounded to [0, 1], which is why the 384x288 config's threshold 1.2 means
+    "always refine"); ``activation='sigmoid'`` bounds it. ``classify=True``
+    is the official ``qp_abs`` option: ``Linear(C, 2)`` and a softmax, a
+    two-class "good enough / refine" classifier whose quality is the
+    probability of class 1 ("good enough").
 
     Args:
         embed_dims (int): Token dimension ``C``.
         drop_rate (float): Dropout after the hidden activations.
-        activation (str): ``'gelu'`` (official) or ``'sigmoid'``.
+        activation (str): ``'gelu'`` (official) or ``'sigmoid'``; must stay
+            ``'gelu'`` with ``classify``, which replaces it by the softmax.
+        classify (bool): The two-class predictor (``qp_abs``).
     """
 
     def __init__(self,
                  embed_dims: int,
                  drop_rate: float = 0.,
-                 activation: str = 'gelu') -> None:
+                 activation: str = 'gelu',
+                 classify: bool = False) -> None:
         super().__init__()
         activations = {'gelu': nn.GELU, 'sigmoid': nn.Sigmoid}
         if activation not in activations:
             raise ConfigError(f'quality_activation must be one of '
                               f'{sorted(activations)}, got {activation!r}')
+        if classify and activation != 'gelu':
+            raise ConfigError(
+                'SHaRPoseViT qp_abs=True makes the quality predictor a '
+                'two-class softmax; leave quality_activation at "gelu", got '
+                f'{activation!r}')
         self.norm = nn.LayerNorm(embed_dims)
         self.mlp = nn.Sequential(
             nn.Linear(embed_dims,
                       embed_dims), nn.GELU(), nn.Dropout(drop_rate),
-            nn.Linear(embed_dims,
-                      embed_dims), nn.GELU(), nn.Dropout(drop_rate),
-            nn.Linear(embed_dims, 1), activations[activation]())
+            nn.Linear(embed_dims, embed_dims), nn.GELU(),
+            nn.Dropout(drop_rate), nn.Linear(embed_dims, 2 if classify else 1),
+            nn.Softmax(dim=-1) if classify else activations[activation]())
+
+    def logits(self, tokens: Tensor) -> Tensor:
+        """``(B, T, C)`` quality tokens -> ``(B, 1)`` (regression) or
+        ``(B, 2)`` (classifier) outputs before the last activation."""
+        return self.mlp[:-1](self.norm(tokens.mean(dim=1)))
+
+    def activate(self, logits: Tensor) -> Tensor:
+        """:meth:`logits` -> ``(B,)`` predicted quality."""
+        return self.mlp[-1](logits)[:, -1]
 
     def forward(self, tokens: Tensor) -> Tensor:
         """``(B, T, C)`` quality tokens -> ``(B,)`` predicted quality."""
-        return self.mlp(self.norm(tokens.mean(dim=1)))[:, 0]
+        return self.activate(self.logits(tokens))
 
 
 class SHaRPoseFeatures(NamedTuple):
@@ -83,7 +103,16 @@ class SHaRPoseFeatures(NamedTuple):
             each coarse patch (row-major coarse grid), the ranking score.
         selected_patches (Tensor): ``(R, k)`` int64, the coarse patches
             re-tokenised at full resolution for the R refined instances in
-            batch order, in descending score order.
+            batch order, in descending score order (in random order with
+            ``patch_selection='random'``).
+        quality_logits (Tensor, optional): ``(B, 1)``, or ``(B, 2)`` with
+            ``qp_abs``: the quality predictor's output before its last
+            activation (the two-class loss needs the logits).
+        fine_quality (Tensor, optional): ``(B,)`` with ``replace_oks``: the
+            quality predicted from the fine pass's quality token for refined
+            instances, ``quality`` for the others; else None.
+        fine_quality_logits (Tensor, optional): ``fine_quality`` before the
+            last activation, as ``quality_logits``; else None.
     """
 
     coarse_tokens: Tensor
@@ -92,6 +121,9 @@ class SHaRPoseFeatures(NamedTuple):
     refine_mask: Tensor
     patch_scores: Tensor
     selected_patches: Tensor
+    quality_logits: Optional[Tensor] = None
+    fine_quality: Optional[Tensor] = None
+    fine_quality_logits: Optional[Tensor] = None
 
 
 @MODELS.register_module()
@@ -132,6 +164,27 @@ class SHaRPoseViT(BaseModule):
     - ``reuse_mlp_ratio`` (None = ``mlp_ratio``): the reuse MLP's hidden
       width, ``4C`` in the official model.
 
+    Official options, off by default as upstream (docs/sharpose.md says
+    where the spec leaves a detail open and which reading is taken):
+
+    - ``replace_oks``: the quality token (the learned parameter again, as
+      the keypoint tokens; the spec does not say which copy) also enters
+      the fine pass, first, and the same quality predictor reads its output:
+      ``fine_quality``, which :class:`SHaRPoseHead` trains and reports as
+      the keypoint scores.
+    - ``qp_abs``: the quality predictor is a two-class softmax classifier
+      (:class:`QualityPredictor`); the gate compares the probability of
+      "good enough" with ``qp_threshold``.
+
+    Ablation switches (the paper's ablations, not in the official configs):
+
+    - ``feature_reuse=False``: no ``reuse_block``; fine patches are the
+      patch and position embeddings alone.
+    - ``patch_selection='random'``: the refined coarse patches are drawn
+      uniformly at random (as many, per instance and forward) instead of
+      ranked by keypoint attention. ``attention_momentum=0`` ranks by the
+      last block's attention alone, ``score_all_keypoints`` by all K rows.
+
     Args:
         img_sizes (Sequence[Sequence[int]]): ``(H, W)`` of the coarse and the
             fine pass; the fine token grid must be twice the coarse one.
@@ -157,6 +210,11 @@ class SHaRPoseViT(BaseModule):
         quality_activation (str): ``'gelu'`` (official) or ``'sigmoid'``.
         reuse_mlp_ratio (float, optional): Hidden width / ``C`` of the reuse
             MLP; None means ``mlp_ratio``.
+        replace_oks (bool): Quality token in the fine pass too (see above).
+        qp_abs (bool): Two-class quality predictor (see above).
+        feature_reuse (bool): Add the coarse pass's features to the fine
+            patches (official: True).
+        patch_selection (str): ``'attention'`` (official) or ``'random'``.
         init_cfg (dict, optional): ``dict(type='Pretrained',
             checkpoint=PATH)`` loads MAE/timm ViT weights with the position
             embedding interpolated to both grids (see
@@ -184,6 +242,10 @@ class SHaRPoseViT(BaseModule):
                  score_all_keypoints: bool = False,
                  quality_activation: str = 'gelu',
                  reuse_mlp_ratio: Optional[float] = None,
+                 replace_oks: bool = False,
+                 qp_abs: bool = False,
+                 feature_reuse: bool = True,
+                 patch_selection: str = 'attention',
                  init_cfg: Optional[dict] = None) -> None:
         self.pretrained = None
         if init_cfg is not None:
@@ -198,6 +260,10 @@ class SHaRPoseViT(BaseModule):
         if not 0 < alpha <= 1:
             raise ConfigError(f'SHaRPoseViT alpha must be in (0, 1], got '
                               f'{alpha}')
+        if patch_selection not in ('attention', 'random'):
+            raise ConfigError('SHaRPoseViT patch_selection must be '
+                              '"attention" or "random", got '
+                              f'{patch_selection!r}')
         self.img_sizes = tuple(tuple(size) for size in img_sizes)
         self.num_keypoints = num_keypoints
         self.depth = depth
@@ -206,6 +272,8 @@ class SHaRPoseViT(BaseModule):
         self.qp_start_epoch = qp_start_epoch
         self.attention_momentum = attention_momentum
         self.score_all_keypoints = score_all_keypoints
+        self.replace_oks = replace_oks
+        self.patch_selection = patch_selection
         self.train_epoch: Optional[int] = None
         self._warned_no_train_epoch = False
         (h0, w0), (h1, w1) = self.grids
@@ -241,11 +309,15 @@ class SHaRPoseViT(BaseModule):
                 norm_eps=1e-5) for rate in rates
         ])
         self.norm = nn.LayerNorm(embed_dims)
-        reuse_hidden = int(embed_dims * (reuse_mlp_ratio or mlp_ratio))
-        self.reuse_block = nn.Sequential(
-            nn.LayerNorm(embed_dims), Mlp(embed_dims, reuse_hidden))
+        # Not built without reuse: an unused module would hold parameters
+        # that DDP waits for.
+        self.reuse_block = None
+        if feature_reuse:
+            reuse_hidden = int(embed_dims * (reuse_mlp_ratio or mlp_ratio))
+            self.reuse_block = nn.Sequential(
+                nn.LayerNorm(embed_dims), Mlp(embed_dims, reuse_hidden))
         self.quality_predictor = QualityPredictor(embed_dims, drop_rate,
-                                                  quality_activation)
+                                                  quality_activation, qp_abs)
 
     @staticmethod
     def _token_grids(img_sizes: Sequence[Sequence[int]], patch_size: int
@@ -273,10 +345,11 @@ class SHaRPoseViT(BaseModule):
 
     @property
     def fine_sequence_length(self) -> int:
-        """Tokens of the fine pass: K keypoints, 4k fine, N0-k coarse."""
+        """Tokens of the fine pass: [quality with ``replace_oks``], K
+        keypoints, 4k fine, N0-k coarse."""
         h0, w0 = self.grids[0]
-        return (self.num_keypoints + 4 * self.num_selected + h0 * w0 -
-                self.num_selected)
+        return (int(self.replace_oks) + self.num_keypoints +
+                4 * self.num_selected + h0 * w0 - self.num_selected)
 
     @property
     def keypoint_attention_layout(self) -> dict:
@@ -351,7 +424,8 @@ class SHaRPoseViT(BaseModule):
         x, accumulated = self._coarse_pass(coarse_embed)
         quality_token, coarse_tokens, coarse_patches = x.split(
             [1, K, x.shape[1] - 1 - K], dim=1)
-        quality = self.quality_predictor(quality_token)
+        quality_logits = self.quality_predictor.logits(quality_token)
+        quality = self.quality_predictor.activate(quality_logits)
         rows = slice(1, K + 1) if self.score_all_keypoints else slice(1, K)
         patch_scores = accumulated[:, rows, K + 1:].sum(dim=1)
 
@@ -360,19 +434,35 @@ class SHaRPoseViT(BaseModule):
         else:
             refine_mask = torch.ones(B, dtype=torch.bool, device=x.device)
         refined = refine_mask.nonzero()[:, 0]
-        order = patch_scores[refined].argsort(dim=1, descending=True)
+        order = self._rank_patches(patch_scores[refined])
         selected, unselected = order.split(
             [self.num_selected, order.shape[1] - self.num_selected], dim=1)
-        if len(refined) == 0:
-            fine_tokens = coarse_tokens
-        else:
-            refined_tokens = self._fine_pass(inputs[refined],
-                                             coarse_embed[refined],
-                                             coarse_patches[refined], selected,
-                                             unselected)
+        fine_tokens, fine_logits = coarse_tokens, quality_logits
+        if len(refined):
+            refined_tokens, refined_logits = self._fine_pass(
+                inputs[refined], coarse_embed[refined],
+                coarse_patches[refined], selected, unselected)
             fine_tokens = coarse_tokens.index_put((refined, ), refined_tokens)
+            if self.replace_oks:
+                fine_logits = quality_logits.index_put((refined, ),
+                                                       refined_logits)
+        fine_quality = fine_quality_logits = None
+        if self.replace_oks:
+            fine_quality_logits = fine_logits
+            fine_quality = self.quality_predictor.activate(fine_logits)
         return SHaRPoseFeatures(coarse_tokens, fine_tokens, quality,
-                                refine_mask, patch_scores, selected)
+                                refine_mask, patch_scores, selected,
+                                quality_logits, fine_quality,
+                                fine_quality_logits)
+
+    def _rank_patches(self, patch_scores: Tensor) -> Tensor:
+        """``(R, N0)`` scores -> ``(R, N0)`` coarse patch indices, those to
+        refine first."""
+        if self.patch_selection == 'random':
+            # The ablation's baseline: as many patches, chosen blindly.
+            return torch.rand(
+                patch_scores.shape, device=patch_scores.device).argsort(dim=1)
+        return patch_scores.argsort(dim=1, descending=True)
 
     def _coarse_pass(self, coarse_embed: Tensor) -> Tuple[Tensor, Tensor]:
         """Blocks and norm on [quality, keypoints, patches]; returns the
@@ -405,28 +495,38 @@ class SHaRPoseViT(BaseModule):
 
     def _fine_pass(self, inputs: Tensor, coarse_embed: Tensor,
                    coarse_patches: Tensor, selected: Tensor,
-                   unselected: Tensor) -> Tensor:
+                   unselected: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         """Keypoint tokens ``(R, K, C)`` of the sparse full-resolution pass of
-        the R refined instances (inputs as in :meth:`forward`)."""
+        the R refined instances (inputs as in :meth:`forward`), and with
+        ``replace_oks`` the quality logits of its quality token (else
+        None)."""
         R, _, C = coarse_embed.shape
         (h0, w0), (h1, w1) = self.grids
-        reused = self.reuse_block(coarse_patches).transpose(1, 2).reshape(
-            R, C, h0, w0)
-        reused = F.interpolate(reused, size=(h1, w1), mode='nearest')
-        fine_embed = self._embed(inputs, 1) + reused.flatten(2).transpose(1, 2)
+        fine_embed = self._embed(inputs, 1)
+        if self.reuse_block is not None:
+            reused = self.reuse_block(coarse_patches).transpose(1, 2).reshape(
+                R, C, h0, w0)
+            reused = F.interpolate(reused, size=(h1, w1), mode='nearest')
+            fine_embed = fine_embed + reused.flatten(2).transpose(1, 2)
 
         def gather(tokens: Tensor, index: Tensor) -> Tensor:
             return tokens.gather(1, index[..., None].expand(-1, -1, C))
 
-        x = torch.cat([
-            self.keypoint_tokens.expand(R, -1, -1),
-            gather(fine_embed, self.fine_patch_index(selected)),
-            gather(coarse_embed, unselected)
-        ],
-                      dim=1)
+        lead = [self.quality_token.expand(R, -1, -1)
+                ] if self.replace_oks else []
+        x = torch.cat(
+            lead + [
+                self.keypoint_tokens.expand(R, -1, -1),
+                gather(fine_embed, self.fine_patch_index(selected)),
+                gather(coarse_embed, unselected)
+            ],
+            dim=1)
         for block in self.blocks:
             x, _ = block(x)
-        return self.norm(x[:, :self.num_keypoints])
+        x = self.norm(x[:, :len(lead) + self.num_keypoints])
+        quality_logits = (
+            self.quality_predictor.logits(x[:, :1]) if lead else None)
+        return x[:, len(lead):], quality_logits
 
 
 def _init_official(module: nn.Module) -> None:
@@ -454,18 +554,23 @@ def _square_grid(pos_embed: Tensor, path: str) -> Tuple[Tensor, int]:
 
 
 def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
-    """Load MAE/timm ViT weights into a :class:`SHaRPoseViT`.
+    """Load MAE/ViT weights into a :class:`SHaRPoseViT`.
 
     As the official loader: the state dict under ``model``/``state_dict``
     (or plain), ``module.``/``backbone.`` prefixes removed, keypoint tokens
     dropped (they are learned from zero), ``pos_embed`` without its class
     row bicubically resized to both token grids; the rest loads by name,
     non-strictly (tokens, reuse block and quality predictor are new; MAE's
-    decoder is ignored). What did not load is logged.
+    decoder is ignored). Beyond it, mmpretrain's ViT names (MMPose's own
+    ViTPose MAE weights) are read as timm's
+    (:func:`~sspose_mm.utils.timm_vit_names`), and a file that leaves any
+    transformer block or the patch embedding random stops the run instead
+    of training from a silently random ViT. The log line counts loaded,
+    missing and unexpected tensors.
 
     Raises:
-        CheckpointError: The file is missing or unreadable, or nothing of it
-            fits the backbone.
+        CheckpointError: The file is missing or unreadable, a shape differs,
+            or a block or patch-embedding weight is not in it.
     """
     if not osp.isfile(path):
         raise CheckpointError(
@@ -477,7 +582,8 @@ def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]
             break
-    state_dict = strip_prefixes(loaded, ('module.', 'backbone.'))
+    state_dict = timm_vit_names(
+        strip_prefixes(loaded, ('module.', 'backbone.')))
     state_dict.pop('keypoint_tokens', None)
     pos_embed = state_dict.pop('pos_embed', None)
     if pos_embed is not None:
@@ -495,13 +601,26 @@ def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
                               ', '.join(f'{k} {tuple(state_dict[k].shape)} vs '
                                         f'{tuple(own[k].shape)}'
                                         for k in mismatched[:5]))
-    result = backbone.load_state_dict(state_dict, strict=False)
-    loaded_keys = len(own) - len(result.missing_keys)
-    if loaded_keys == 0:
-        raise CheckpointError(f'{path}: none of its keys is a SHaRPoseViT '
-                              'parameter; is it a ViT checkpoint?')
+    missing = [k for k in own if k not in state_dict]
+    # The pretrained ViT itself: without it the run would train from random
+    # blocks while the log says "loaded".
+    vit_missing = [
+        k for k in missing if k.startswith(('blocks.', 'patch_embed.'))
+    ]
+    if vit_missing:
+        raise CheckpointError(
+            f'{path}: {len(vit_missing)} weights of the {backbone.depth} '
+            'transformer blocks and the patch embedding are not in it (e.g. '
+            f'{", ".join(vit_missing[:3])}), so they would stay random; its '
+            f'keys read as {", ".join(sorted(state_dict)[:3]) or "nothing"}'
+            '. Expected a ViT with as many blocks, named as MAE/timm '
+            '(blocks.0.norm1.weight) or mmpretrain (layers.0.ln1.weight).')
+    unexpected = [k for k in state_dict if k not in own]
+    backbone.load_state_dict(state_dict, strict=False)
     print_log(
-        f'SHaRPoseViT: loaded {loaded_keys} tensors from {path}; '
-        f'new: {", ".join(result.missing_keys) or "none"}; ignored: '
-        f'{len(result.unexpected_keys)} keys',
+        f'SHaRPoseViT: {path}: loaded {len(own) - len(missing)} tensors, '
+        f'missing {len(missing)} (new: {", ".join(missing) or "none"}), '
+        f'unexpected {len(unexpected)} (ignored'
+        f'{": " + ", ".join(unexpected[:5]) if unexpected else ""}'
+        f'{" ..." if len(unexpected) > 5 else ""})',
         logger='current')

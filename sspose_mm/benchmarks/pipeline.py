@@ -1,0 +1,436 @@
+"""Suite ``pipeline``: a family's training data pipeline, ours vs MMPose's.
+
+For each config (``CONFIG``, or one per family: :data:`DEFAULT_CONFIGS`) the
+training dataset is built through MMPose's builders, with the config's
+training pipeline, on two sources: MMPose's COCO excerpt (``tests/data/coco``
+of a source checkout: real photographs, 12 people top-down, 4 images
+bottom-up) and synthetic people (:func:`~sspose_mm.synthetic.
+generate_synthetic_coco`, 640x480 JPEGs, rendered into a temporary folder).
+Each sample is what a data-loading worker makes of one index:
+``dataset.prepare_data(i)``, from the stored annotation through decoding,
+the affine crop, the augmentations and target encoding to the packed sample.
+
+Two pipelines run, in interleaved rounds:
+
+* *ours*: the config's pipeline;
+* *stock*: the same pipeline with MMPose's transforms and codecs where the
+  package replaces them (:func:`stock_pipeline`): ``LoadImage``,
+  ``RandomBBoxTransform``, ``TopdownAffine(use_udp=True)``, ``UDPHeatmap``,
+  an ``AssociativeEmbedding`` per heatmap resolution (:func:`stock_step`).
+
+Time is the CPU time of this process, which runs on one thread as a worker
+does (torch and OpenCV are set to one thread): a worker's rate on a core of
+its own, and much less disturbed than wall time when other processes share
+the cores.
+Each pass is timed whole and, separately, transform by transform (the
+pipeline's own transforms, called in turn as ``Compose`` does); both passes
+draw the same random augmentation (numpy and ``random`` reseeded per sample),
+so the steps of the split must add up to the whole. The first round warms up
+(file cache, lazy initialisation) and is not counted; the figures are
+medians over ``--repeat`` rounds, per sample. Target encoding is also timed
+alone, for our codec and each MMPose codec that could stand in for it, on the
+same keypoints (``encode:`` rows).
+
+``--batch`` is the number of samples of each source (the excerpt's are
+reused in turn when it has fewer); ``--threads`` and ``--input`` do not
+apply (one thread per worker, the config's sizes).
+"""
+import argparse
+import contextlib
+import copy
+import os.path as osp
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List
+
+import cv2
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.dataset import BaseDataset, Compose
+from mmengine.registry import init_default_scope
+from mmpose.registry import DATASETS, KEYPOINT_CODECS, TRANSFORMS
+
+from ..errors import ConfigError
+from .core import BENCHMARKS, Report
+
+REPO = Path(__file__).resolve().parents[2]
+COCO_EXCERPT = REPO / 'tests' / 'data' / 'coco'
+# One training config per family (SSpose: fine-tuning; its MAE pretraining
+# pipeline has no MMPose counterpart to compare with).
+DEFAULT_CONFIGS = (
+    'configs/transpose/td-hm_transpose-r-a4_1xb20-230e_coco-256x192.py',
+    'configs/sharpose/td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py',
+    'configs/sspose/td-hm_sspose-b_8xb64-210e_coco-256x192.py',
+    'configs/higherpose/ae_higherpose-w32_1xb12-300e_coco-512x512.py',
+)
+# COCO's most common image size.
+SYNTHETIC_IMAGE_SIZE = (640, 480)
+DATA_INFO = 'data info'
+
+
+def stock_targets(step: dict) -> List[dict]:
+    """MMPose's ``GenerateTarget`` steps that could stand in for ``step``,
+    the stock pipeline's first; none where its codec is MMPose's.
+
+    TransPose: ``UDPHeatmap`` has its coordinates but a Gaussian cut at 3
+    sigma; ``MSRAHeatmap(unbiased=True)`` is DarkPose's untruncated
+    Gaussian with MMPose's non-UDP coordinates. HigherPose: one
+    ``AssociativeEmbedding`` per heatmap resolution, ``multilevel`` (the
+    same targets but for the keypoints' rounding, which costs the same).
+    """
+    codec = step['encoder']
+    if codec['type'] == 'TransPoseHeatmap':
+        return [
+            dict(step, encoder=dict(codec, type='UDPHeatmap')),
+            dict(step, encoder=dict(codec, type='MSRAHeatmap', unbiased=True))
+        ]
+    if codec['type'] == 'MultiResolutionAssociativeEmbedding':
+        # The encoding settings only: decoding options of ours are not
+        # MMPose's.
+        ours = KEYPOINT_CODECS.build(codec)
+        encoders = [
+            dict(
+                type='AssociativeEmbedding',
+                input_size=ours.input_size,
+                heatmap_size=size,
+                sigma=ours.sigma,
+                use_udp=ours.use_udp)
+            for size in [ours.heatmap_size] + ours.higher_heatmap_sizes
+        ]
+        if len(encoders) == 1:
+            return [dict(step, encoder=encoders[0])]
+        return [dict(step, encoder=encoders, multilevel=True)]
+    return []
+
+
+def stock_step(step: dict) -> dict:
+    """The MMPose transform that ``step`` (a pipeline entry) replaces, with
+    the same settings; ``step`` itself when it is MMPose's or has no MMPose
+    counterpart."""
+    kind = step['type']
+    if kind == 'LoadImageOrSkip':
+        return {
+            key: value
+            for key, value in dict(step, type='LoadImage').items()
+            if key != 'skip'
+        }
+    if kind == 'ClippedRandomBBoxTransform':
+        # The same probabilities and bounds (MMPose draws truncated normals).
+        ours = TRANSFORMS.build(step)
+        return dict(
+            type='RandomBBoxTransform',
+            **{
+                name: getattr(ours, name)
+                for name in ('shift_factor', 'shift_prob', 'scale_factor',
+                             'scale_prob', 'rotate_factor', 'rotate_prob')
+            })
+    if kind == 'TransPoseAffine':
+        return dict(
+            type='TopdownAffine', input_size=step['input_size'], use_udp=True)
+    if kind == 'GenerateTarget':
+        return (stock_targets(step) or [step])[0]
+    return step
+
+
+def stock_pipeline(pipeline: List[dict]) -> List[dict]:
+    """``pipeline`` with MMPose's transforms and codecs for ours."""
+    return [stock_step(step) for step in pipeline]
+
+
+def step_name(step: dict) -> str:
+    """``'LoadImage'``, ``'GenerateTarget(UDPHeatmap)'``,
+    ``'GenerateTarget(AssociativeEmbedding x2)'``: a pipeline entry as the
+    report names it."""
+    if step['type'] != 'GenerateTarget':
+        return step['type']
+    encoders = step['encoder']
+    if isinstance(encoders, dict):
+        codec = encoders['type']
+    else:
+        codec = f'{encoders[0]["type"]} x{len(encoders)}'
+    if isinstance(encoders, dict) and encoders.get('unbiased'):
+        codec += ', unbiased'
+    return f'GenerateTarget({codec})'
+
+
+class TimedCompose:
+    """``Compose(transforms)`` that adds each transform's CPU seconds to
+    :attr:`seconds` (one entry per transform)."""
+
+    def __init__(self, compose: Compose) -> None:
+        self.transforms = compose.transforms
+        self.seconds = [0.] * len(self.transforms)
+
+    def __call__(self, data: dict) -> dict:
+        for index, transform in enumerate(self.transforms):
+            start = time.process_time()
+            data = transform(data)
+            self.seconds[index] += time.process_time() - start
+            if data is None:  # Compose's rule: a dropped sample stops here
+                return None
+        return data
+
+
+def _reseed(index: int) -> None:
+    """The augmentations' random draws of sample ``index``: mmcv's and
+    MMPose's transforms draw from numpy's and Python's global generators."""
+    np.random.seed(index)
+    random.seed(index)
+
+
+def _prepare(dataset: BaseDataset, index: int) -> float:
+    """CPU seconds of ``dataset.prepare_data(index)`` after reseeding."""
+    _reseed(index)
+    start = time.process_time()
+    sample = dataset.prepare_data(index)
+    seconds = time.process_time() - start
+    if sample is None:
+        raise RuntimeError(f'the pipeline dropped sample {index} of '
+                           f'{dataset.ann_file}')
+    return seconds
+
+
+def whole_pass(dataset: BaseDataset,
+               indices: List[int]) -> Callable[[], Dict[str, float]]:
+    """A call that runs the samples ``indices`` and returns their total CPU
+    seconds as ``{'whole': s}``."""
+    return lambda: {'whole': sum(_prepare(dataset, i) for i in indices)}
+
+
+def split_pass(dataset: BaseDataset, names: List[str],
+               indices: List[int]) -> Callable[[], Dict[str, float]]:
+    """A call that runs the samples ``indices`` transform by transform and
+    returns the CPU seconds of each (named by ``names``), and of what
+    ``prepare_data`` does besides (:data:`DATA_INFO`: reading the stored
+    annotation, adding the dataset's meta information)."""
+    compose = dataset.pipeline
+
+    def run() -> Dict[str, float]:
+        timed = TimedCompose(compose)
+        dataset.pipeline = timed
+        try:
+            total = sum(_prepare(dataset, i) for i in indices)
+        finally:
+            dataset.pipeline = compose
+        return {
+            DATA_INFO: total - sum(timed.seconds),
+            **dict(zip(names, timed.seconds))
+        }
+
+    return run
+
+
+def encode_pass(transform: Callable,
+                inputs: List[dict]) -> Callable[[], Dict[str, float]]:
+    """A call that applies ``transform`` (a ``GenerateTarget``) to a fresh
+    copy of each of ``inputs`` and returns its total CPU seconds."""
+
+    def run() -> Dict[str, float]:
+        seconds = 0.
+        for results in inputs:
+            results = dict(results)  # it only adds keys: a shallow copy
+            start = time.process_time()
+            transform(results)
+            seconds += time.process_time() - start
+        return {'encode': seconds}
+
+    return run
+
+
+def interleaved_medians(calls: Dict[str, Callable[[], Dict[str, float]]],
+                        warmup: int,
+                        repeat: int) -> Dict[str, Dict[str, float]]:
+    """Call each of ``calls`` once per round, ``warmup + repeat`` rounds,
+    and return the median over the counted rounds of every time each call
+    reports (interleaved, so a change of the machine's load over the run
+    affects all of them alike)."""
+    times: Dict[str, Dict[str, List[float]]] = {name: {} for name in calls}
+    for round_index in range(warmup + repeat):
+        for name, call in calls.items():
+            measured = call()
+            if round_index >= warmup:
+                for key, seconds in measured.items():
+                    times[name].setdefault(key, []).append(seconds)
+    return {
+        name: {
+            key: statistics.median(values)
+            for key, values in measured.items()
+        }
+        for name, measured in times.items()
+    }
+
+
+@contextlib.contextmanager
+def worker_process() -> Iterator[None]:
+    """One thread for torch and OpenCV, as in a data-loading worker
+    (MMPose's runtime sets OpenCV to 0 threads: no thread pool), and the
+    random generators' states given back afterwards."""
+    threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
+    states = np.random.get_state(), random.getstate()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(0)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv2_threads)
+        np.random.set_state(states[0])
+        random.setstate(states[1])
+
+
+@contextlib.contextmanager
+def data_sources(num_images: int) -> Iterator[Dict[str, dict]]:
+    """Where the datasets come from, as ``data_root``/``ann_file``/
+    ``data_prefix`` settings: the COCO excerpt and ``num_images`` synthetic
+    images (written to a temporary folder, removed afterwards).
+
+    Raises:
+        ConfigError: The COCO excerpt is not there (an installed package
+            without the repository's ``tests/data``).
+    """
+    from ..synthetic import generate_synthetic_coco
+    if not (COCO_EXCERPT / 'test_coco.json').is_file():
+        raise ConfigError(f'the pipeline suite reads the COCO excerpt at '
+                          f'{COCO_EXCERPT} (a source checkout has it).')
+    with tempfile.TemporaryDirectory(prefix='sspose-pipeline-') as folder:
+        generate_synthetic_coco(
+            folder, {'train': num_images}, image_size=SYNTHETIC_IMAGE_SIZE)
+        yield {
+            'COCO excerpt':
+            dict(
+                data_root=str(COCO_EXCERPT),
+                ann_file='test_coco.json',
+                data_prefix=dict(img='')),
+            f'synthetic {SYNTHETIC_IMAGE_SIZE[0]}x{SYNTHETIC_IMAGE_SIZE[1]}':
+            dict(
+                data_root=folder,
+                ann_file='annotations/person_keypoints_train.json',
+                data_prefix=dict(img='train/')),
+        }
+
+
+def training_dataset_cfg(cfg: Config) -> dict:
+    """The config's training dataset, inside any wrappers (RepeatDataset)."""
+    dataset_cfg = cfg.train_dataloader.dataset
+    while 'dataset' in dataset_cfg:
+        dataset_cfg = dataset_cfg.dataset
+    return dataset_cfg
+
+
+def build_datasets(dataset_cfg: dict, source: dict,
+                   pipelines: Dict[str, List[dict]]) -> Dict[str, BaseDataset]:
+    """``dataset_cfg`` on ``source`` (its data settings), once with each of
+    ``pipelines``: one dataset, and shallow copies of it that differ in
+    their pipelines only (building one costs seconds: mmengine collects
+    garbage after storing the annotations)."""
+    first, *others = pipelines
+    dataset = DATASETS.build(
+        dict(copy.deepcopy(dataset_cfg), **source, pipeline=pipelines[first]))
+    datasets = {first: dataset}
+    for name in others:
+        datasets[name] = copy.copy(dataset)
+        datasets[name].pipeline = Compose(pipelines[name])
+    return datasets
+
+
+def bench_config(config: str, sources: Dict[str, dict],
+                 args: argparse.Namespace, report: Report) -> None:
+    """The report sections of one config: one per data source."""
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmpose'))
+    dataset_cfg = training_dataset_cfg(cfg)
+    pipelines = {'ours': list(dataset_cfg.pipeline)}
+    pipelines['stock'] = stock_pipeline(pipelines['ours'])
+    names = {
+        variant: [f'{i} {step_name(step)}' for i, step in enumerate(steps)]
+        for variant, steps in pipelines.items()
+    }
+    replaced = [
+        f'{step_name(a)} -> {step_name(b)}'
+        for a, b in zip(pipelines['ours'], pipelines['stock']) if a != b
+    ]
+    name = osp.splitext(osp.basename(config))[0]
+    for title, source in sources.items():
+        datasets = build_datasets(dataset_cfg, source, pipelines)
+        indices = [i % len(datasets['ours']) for i in range(args.batch)]
+        calls = {}
+        for variant, dataset in datasets.items():
+            calls[f'{variant} split'] = split_pass(dataset, names[variant],
+                                                   indices)
+            calls[variant] = whole_pass(dataset, indices)
+        calls.update(
+            encode_calls(datasets['ours'], pipelines['ours'], indices))
+        medians = interleaved_medians(calls, warmup=1, repeat=args.repeat)
+        report.section(f'pipeline: {name} on {title}, {args.batch} samples, '
+                       f'one worker process (CPU time, median of '
+                       f'{args.repeat})')
+        per_sample = 1000 / args.batch  # seconds in total -> ms per sample
+        whole = {
+            variant: medians[variant]['whole'] * per_sample
+            for variant in pipelines
+        }
+        for variant in pipelines:
+            report.row(f'{variant}: samples/s per worker',
+                       1000 / whole[variant], 'samples/s')
+        report.row('speed-up, ours / stock', whole['stock'] / whole['ours'],
+                   'x', 'replaced: ' + (', '.join(replaced) or 'nothing'))
+        for variant in pipelines:
+            split = medians[f'{variant} split']
+            report.row(f'{variant}: whole pipeline', whole[variant],
+                       'ms/sample')
+            report.row(f'{variant}: sum of steps',
+                       sum(split.values()) * per_sample, 'ms/sample')
+            for step, seconds in split.items():
+                report.row(f'{variant} step: {step}', seconds * per_sample,
+                           'ms/sample')
+        for label, times in medians.items():
+            if label.startswith('encode: '):
+                report.row(label, times['encode'] * per_sample, 'ms/sample',
+                           'target encoding alone, same keypoints')
+
+
+def encode_calls(dataset: BaseDataset, pipeline: List[dict],
+                 indices: List[int]) -> Dict[str, Callable]:
+    """``encode: GenerateTarget(CODEC)`` calls timing the ``GenerateTarget``
+    of ``pipeline``, if its codec is ours, and each of :func:`stock_targets`
+    for it, on what reaches it for the samples ``indices``."""
+    position = next(
+        (i for i, step in enumerate(pipeline)
+         if step['type'] == 'GenerateTarget' and stock_targets(step)), None)
+    if position is None:
+        return {}
+    compose = dataset.pipeline
+    dataset.pipeline = Compose(compose.transforms[:position])
+    try:
+        inputs = []
+        for index in indices:
+            _reseed(index)
+            inputs.append(dataset.prepare_data(index))
+    finally:
+        dataset.pipeline = compose
+    steps = [pipeline[position]] + stock_targets(pipeline[position])
+    return {
+        f'encode: {step_name(step)}':
+        encode_pass(TRANSFORMS.build(step), inputs)
+        for step in steps
+    }
+
+
+@BENCHMARKS.register_module('pipeline')
+def bench(args: argparse.Namespace, report: Report) -> None:
+    """samples/s per data-loading worker of each family's training pipeline
+    vs the same with MMPose's stock transforms and codecs, split by
+    transform, on the COCO excerpt and synthetic images."""
+    configs = [args.config] if args.config else [
+        str(REPO / config) for config in DEFAULT_CONFIGS
+    ]
+    for config in configs:
+        if not osp.isfile(config):
+            raise ConfigError(f'config "{config}" does not exist.')
+    with worker_process(), data_sources(args.batch) as sources:
+        for config in configs:
+            bench_config(config, sources, args, report)
