@@ -15,7 +15,6 @@ modules always use it. :func:`original_computation` undoes that for the
 duration of a ``with`` block (attention weights materialised as the official
 implementations do) so the benchmark can time both on the same weights.
 """
-import math
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -26,6 +25,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from ..errors import ConfigError
+# Re-exported: original_computation swaps it in for the fused kernel.
+from ..models.utils.transformer import explicit_attention  # noqa: F401
 
 _CONVS = (nn.Conv2d, nn.ConvTranspose2d)
 
@@ -196,39 +197,6 @@ def prepare_for_inference(model: nn.Module,
             # The estimator calls head.forward directly, not head(...).
             head.forward = torch.compile(head.forward)
     return model
-
-
-def explicit_attention(query: Tensor,
-                       key: Tensor,
-                       value: Tensor,
-                       attn_mask: Optional[Tensor] = None,
-                       dropout_p: float = 0.,
-                       is_causal: bool = False,
-                       scale: Optional[float] = None,
-                       enable_gqa: bool = False) -> Tensor:
-    """``F.scaled_dot_product_attention`` computed step by step, holding
-    the ``(..., L, S)`` weights as ``nn.MultiheadAttention`` does; the
-    same arguments and result."""
-    if enable_gqa and key.shape[-3] != query.shape[-3]:
-        repeats = query.shape[-3] // key.shape[-3]
-        key = key.repeat_interleave(repeats, dim=-3)
-        value = value.repeat_interleave(repeats, dim=-3)
-    scale = query.shape[-1]**-0.5 if scale is None else scale
-    logits = (query * scale) @ key.transpose(-2, -1)
-    if is_causal:
-        length, source = logits.shape[-2:]
-        allowed = torch.ones(
-            length, source, dtype=torch.bool, device=logits.device).tril()
-        logits = logits.masked_fill(~allowed, -math.inf)
-    if attn_mask is not None:
-        if attn_mask.dtype == torch.bool:
-            logits = logits.masked_fill(~attn_mask, -math.inf)
-        else:
-            logits = logits + attn_mask
-    weights = logits.softmax(dim=-1)
-    if dropout_p > 0:
-        weights = F.dropout(weights, dropout_p)
-    return weights @ value
 
 
 @contextmanager

@@ -9,4 +9,5 @@ from . import pipeline  # noqa: F401
 from . import sharpose  # noqa: F401
 from . import speed  # noqa: F401
 from . import sspose  # noqa: F401
+from . import train_step  # noqa: F401
 from .core import BENCHMARKS, Report  # noqa: F401

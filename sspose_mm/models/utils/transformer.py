@@ -1,3 +1,4 @@
+import math
 from typing import Optional, Tuple
 
 import torch
@@ -15,6 +16,45 @@ from ...errors import ConfigError
 # padding there would only add work (8x for a head dim of 1).
 ALIGNED_ATTENTION_DEVICES = ('cuda', )
 HEAD_DIM_MULTIPLE = 8
+# Devices whose fused attention kernels take dropout. PyTorch's CPU kernel
+# does not: with dropout it falls back to its math kernel, which holds the
+# N x N weights as the explicit computation does and adds a "safe softmax"
+# (two more passes over them, for fully masked rows that these modules never
+# have), so there the explicit computation is the faster of the two.
+FUSED_DROPOUT_DEVICES = ('cuda', )
+
+
+def explicit_attention(query: Tensor,
+                       key: Tensor,
+                       value: Tensor,
+                       attn_mask: Optional[Tensor] = None,
+                       dropout_p: float = 0.,
+                       is_causal: bool = False,
+                       scale: Optional[float] = None,
+                       enable_gqa: bool = False) -> Tensor:
+    """``F.scaled_dot_product_attention`` computed step by step, holding
+    the ``(..., L, S)`` weights as ``nn.MultiheadAttention`` does; the
+    same arguments and result."""
+    if enable_gqa and key.shape[-3] != query.shape[-3]:
+        repeats = query.shape[-3] // key.shape[-3]
+        key = key.repeat_interleave(repeats, dim=-3)
+        value = value.repeat_interleave(repeats, dim=-3)
+    scale = query.shape[-1]**-0.5 if scale is None else scale
+    logits = (query * scale) @ key.transpose(-2, -1)
+    if is_causal:
+        length, source = logits.shape[-2:]
+        allowed = torch.ones(
+            length, source, dtype=torch.bool, device=logits.device).tril()
+        logits = logits.masked_fill(~allowed, -math.inf)
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            logits = logits.masked_fill(~attn_mask, -math.inf)
+        else:
+            logits = logits + attn_mask
+    weights = logits.softmax(dim=-1)
+    if dropout_p > 0:
+        weights = F.dropout(weights, dropout_p)
+    return weights @ value
 
 
 def scaled_dot_product_attention(q: Tensor,
@@ -25,10 +65,15 @@ def scaled_dot_product_attention(q: Tensor,
     with ``d`` zero-padded to a multiple of 8 on devices in
     :data:`ALIGNED_ATTENTION_DEVICES`, so that the fused kernels run there.
 
+    With dropout on a device whose fused kernels take none (the CPU), the
+    weights are computed explicitly (:func:`explicit_attention`).
+
     Same mathematics: zero columns of ``q`` and ``k`` add nothing to the dot
     products, the scale stays ``1 / sqrt(d)`` of the original size, and the
     zero columns of ``v`` only produce output columns that are cut off.
     """
+    if dropout_p > 0 and q.device.type not in FUSED_DROPOUT_DEVICES:
+        return explicit_attention(q, k, v, dropout_p=dropout_p)
     head_dim = q.shape[-1]
     padding = -head_dim % HEAD_DIM_MULTIPLE
     if q.device.type not in ALIGNED_ATTENTION_DEVICES or not padding:

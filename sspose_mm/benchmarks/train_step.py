@@ -1,0 +1,275 @@
+"""Suite ``train-step``: one training step against the original computation.
+
+For one top-down model (TransPose, SSpose fine-tuning, SHaRPose) and one
+batch of random crops with targets encoded by the model's own codec, in one
+run and on the same weights:
+
+1. the step of this package: ``model(inputs, samples, mode='loss')``, the
+   config's optimiser wrapper (``update_params``: backward, gradient
+   clipping where configured, update), the model as ``tools/train.py``
+   builds it (train mode, the recipe's dropout and drop path);
+2. the same step as the original implementations compute it: attention
+   unfused, its ``N x N`` weights materialised
+   (:func:`~sspose_mm.apis.fast_inference.original_computation`, as in the
+   ``speed`` suite).
+
+Both must give the same loss and gradients (checked before timing, with
+dropout and drop path off: random masks cannot be compared between two
+computations). Reported: crops/s of both and their ratio (timed in
+interleaved rounds, :func:`~.core.interleaved_times`), the peak memory of one
+step of each (:func:`~.core.peak_rss_of`), and the operations that take the
+most time in each, by ``torch.profiler``.
+"""
+import argparse
+import os.path as osp
+from contextlib import contextmanager, nullcontext
+from typing import Callable, Dict, Iterator, List, Tuple
+
+import numpy as np
+import torch
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import InstanceData, PixelData
+from mmpose.structures import PoseDataSample
+from timm.layers import DropPath
+from torch import Tensor, nn
+from torch.profiler import ProfilerActivity, profile
+
+from ..apis.fast_inference import original_computation
+from ..errors import ConfigError
+from ..models.utils import MultiheadSelfAttention
+from .core import (BENCHMARKS, Report, interleaved_times, load_model,
+                   peak_rss_of)
+
+ORIGINAL = 'original computation'
+PACKAGE = 'this package'
+# Loss and gradients of the two computations differ by float32 round-off
+# only (fused and explicit attention sum in different orders, through ~20
+# layers and batch norms in training mode, whose backward amplifies it where
+# a tensor's gradient is small, the more so in small batches). Measured at
+# 256x192: 5e-5 (R-A3, batch 4), 1.3e-6 (SHaRPose-B, batch 2), 2.6e-4 (H-S,
+# SSpose-B, batch 2) of a tensor's gradient norm. A real difference (a
+# wrong scale, mask or missing term) changes a gradient by a sizeable part
+# of itself: an attention off by 1% fails
+# (tests/test_benchmark_train_step.py).
+RELATIVE_TOLERANCE = 1e-3
+# Gradients smaller than this share of the largest tensor's gradient norm
+# are compared against that floor instead (a gradient that is zero in exact
+# arithmetic, e.g. of a bias before a batch norm, is round-off on both sides).
+GRADIENT_FLOOR = 1e-3
+TOP_OPERATIONS = 6
+GIB = 1024**3
+
+
+def training_batch(model: nn.Module,
+                   batch: int,
+                   size: Tuple[int, int],
+                   seed: int = 0) -> Tuple[Tensor, List[PoseDataSample]]:
+    """Random normalised crops ``(batch, 3, H, W)`` and their data samples:
+    one person each, with random keypoints (a fifth of them invisible,
+    one per output channel of the head)
+    encoded by the head's codec into heatmaps and keypoint weights, as
+    ``GenerateTarget`` and ``PackPoseInputs`` give them."""
+    codec = model.head.decoder
+    num_keypoints = model.head.out_channels
+    height, width = size
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(batch):
+        keypoints = rng.uniform((0, 0), (width, height), (1, num_keypoints, 2))
+        visible = (rng.uniform(size=(1, num_keypoints))
+                   > 0.2).astype(np.float32)
+        encoded = codec.encode(keypoints.astype(np.float32), visible)
+        sample = PoseDataSample(
+            metainfo=dict(
+                input_size=(width, height),
+                input_center=np.array([width / 2, height / 2], np.float32),
+                input_scale=np.array([width, height], np.float32)))
+        sample.gt_fields = PixelData(
+            heatmaps=torch.from_numpy(encoded['heatmaps']))
+        sample.gt_instance_labels = InstanceData(
+            keypoint_weights=torch.from_numpy(encoded['keypoint_weights']))
+        sample.gt_instances = InstanceData(
+            keypoints=keypoints.astype(np.float32),
+            keypoints_visible=visible,
+            bboxes=np.array([[0, 0, width, height]], np.float32),
+            areas=np.array([width * height], np.float32))
+        samples.append(sample)
+    param = next(model.parameters())
+    inputs = torch.randn(
+        batch, 3, height, width,
+        generator=torch.Generator().manual_seed(seed)).to(param.device)
+    return inputs, samples
+
+
+def step_loss(model: nn.Module, inputs: Tensor,
+              samples: List[PoseDataSample]) -> Tensor:
+    """The summed training loss of one forward pass, as the runner's
+    ``train_step`` forms it."""
+    loss, _ = model.parse_losses(model(inputs, samples, mode='loss'))
+    return loss
+
+
+@contextmanager
+def without_randomness(model: nn.Module) -> Iterator[None]:
+    """Dropout, drop path and attention dropout off inside the block (their
+    modules in eval mode), batch norms still in training mode."""
+    random = [
+        m for m in model.modules()
+        if isinstance(m, (nn.Dropout, DropPath,
+                          MultiheadSelfAttention)) and m.training
+    ]
+    for module in random:
+        module.training = False
+    try:
+        yield
+    finally:
+        for module in random:
+            module.training = True
+
+
+def loss_and_gradients(model: nn.Module, inputs: Tensor,
+                       samples: List[PoseDataSample]
+                       ) -> Tuple[float, Dict[str, Tensor]]:
+    """Loss and the gradient of every trained parameter, by name (none of
+    them kept on the model)."""
+    model.zero_grad(set_to_none=True)
+    loss = step_loss(model, inputs, samples)
+    loss.backward()
+    gradients = {
+        name: p.grad.detach().clone()
+        for name, p in model.named_parameters() if p.grad is not None
+    }
+    model.zero_grad(set_to_none=True)
+    return float(loss.detach()), gradients
+
+
+def gradient_difference(gradients: Dict[str, Tensor],
+                        reference: Dict[str, Tensor]) -> Tuple[float, str]:
+    """Worst ``||g - g_ref|| / ||g_ref||`` over the tensors (the norm at
+    least :data:`GRADIENT_FLOOR` of the largest one), and its tensor.
+
+    Raises:
+        RuntimeError: The two computations give gradients to different
+            parameters.
+    """
+    if gradients.keys() != reference.keys():
+        raise RuntimeError(
+            'the two computations train different parameters: ' +
+            ', '.join(sorted(gradients.keys() ^ reference.keys())[:5]))
+    norms = {name: float(g.norm()) for name, g in reference.items()}
+    floor = GRADIENT_FLOOR * max(norms.values(), default=0.)
+    worst, where = 0., ''
+    for name, gradient in gradients.items():
+        difference = float((gradient - reference[name]).norm())
+        relative = difference / max(norms[name], floor, 1e-30)
+        if relative >= worst:
+            worst, where = relative, name
+    return worst, where
+
+
+def check_same_step(model: nn.Module, inputs: Tensor,
+                    samples: List[PoseDataSample]) -> Tuple[float, float, str]:
+    """Relative difference of the losses and the worst gradient difference
+    (and its tensor) between this package's step and the original
+    computation, randomness off.
+
+    Raises:
+        RuntimeError: Either exceeds :data:`RELATIVE_TOLERANCE`.
+    """
+    with without_randomness(model):
+        loss, gradients = loss_and_gradients(model, inputs, samples)
+        with original_computation():
+            reference_loss, reference = loss_and_gradients(
+                model, inputs, samples)
+    loss_difference = abs(loss - reference_loss) / max(
+        abs(reference_loss), 1e-30)
+    gradient, where = gradient_difference(gradients, reference)
+    if max(loss_difference, gradient) > RELATIVE_TOLERANCE:
+        raise RuntimeError(
+            f'the training step does not reproduce the original '
+            f'computation: loss {loss:.6g} vs {reference_loss:.6g}, '
+            f'gradient of {where} differs by {gradient:.2e} of its norm '
+            f'(tolerance {RELATIVE_TOLERANCE:g}).')
+    return loss_difference, gradient, where
+
+
+def top_operations(step: Callable[[], None]) -> List[Tuple[str, float]]:
+    """The :data:`TOP_OPERATIONS` operations of one ``step()`` with the
+    most self CPU time, with their share of the total, by torch.profiler."""
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        step()
+    events = [e for e in profiler.key_averages() if e.self_cpu_time_total]
+    total = sum(e.self_cpu_time_total for e in events) or 1.
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [(e.key, e.self_cpu_time_total / total)
+            for e in events[:TOP_OPERATIONS]]
+
+
+def set_last_epoch(model: nn.Module, cfg) -> None:
+    """What a run's hooks tell the model at the last epoch (SHaRPose's
+    ``train_epoch``, set by ``SHaRPoseQualityHook``), so that every loss of
+    the recipe is on and no instance is gated in training."""
+    epoch = cfg.get('train_cfg', {}).get('max_epochs', 1)
+    for module in model.modules():
+        if hasattr(module, 'train_epoch'):
+            module.train_epoch = epoch
+
+
+@BENCHMARKS.register_module('train-step')
+def bench_train_step(args: argparse.Namespace, report: Report) -> None:
+    """crops/s and peak memory of a training step (forward, loss, backward,
+    update) vs the original computation; equal losses and gradients."""
+    model, size = load_model(args)
+    cfg = model.cfg
+    codec_size = tuple(model.head.decoder.input_size[::-1])
+    if size != codec_size:
+        raise ConfigError(
+            f'train-step runs at the input size of the config\'s codec '
+            f'({codec_size[0]}x{codec_size[1]}: its targets are made for it), '
+            f'not --input {size[0]}x{size[1]}.')
+    set_last_epoch(model, cfg)
+    model.train()
+    inputs, samples = training_batch(model, args.batch, size)
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+
+    def step(original: bool) -> Callable[[], None]:
+
+        def run() -> None:
+            with original_computation() if original else nullcontext():
+                optim_wrapper.update_params(step_loss(model, inputs, samples))
+
+        return run
+
+    calls = {ORIGINAL: step(True), PACKAGE: step(False)}
+    name = osp.splitext(osp.basename(args.config))[0]
+    recipe_batch = cfg.get('train_dataloader', {}).get('batch_size')
+    report.section(
+        f'train-step: {name}, batch {args.batch} (recipe: {recipe_batch} '
+        f'per GPU), {size[0]}x{size[1]}, {torch.get_num_threads()} threads')
+    # Memory first: each measurement runs in a forked child, which reuses
+    # heap pages the parent has freed but kept (as in higherpose-memory).
+    empty = peak_rss_of(lambda: None)
+    peaks = {what: peak_rss_of(call) - empty for what, call in calls.items()}
+    loss_difference, gradient, where = check_same_step(model, inputs, samples)
+    seconds = interleaved_times(
+        calls, warmup=1, repeat=args.repeat, label='train-step')
+    for what in calls:
+        note = ('attention unfused, weights materialised' if what == ORIGINAL
+                else f'{seconds[ORIGINAL] / seconds[what]:.2f}x original')
+        report.row(what, args.batch / seconds[what], 'crops/s', note)
+    report.row('speed-up, package / original',
+               seconds[ORIGINAL] / seconds[PACKAGE], 'x',
+               'forward, loss, backward, optimiser update')
+    for what in calls:
+        report.row(
+            f'peak memory, {what}', peaks[what] / GIB, 'GiB',
+            'one step incl. optimiser state, added to the process '
+            'with the model built; one thread')
+    report.row('loss, |package - original|', loss_difference, 'of the loss',
+               f'tolerance {RELATIVE_TOLERANCE:g}; dropout off')
+    report.row('gradients, worst |package - original|', gradient,
+               'of the norm', f'{where}; tolerance {RELATIVE_TOLERANCE:g}')
+    for what, call in calls.items():
+        for operation, share in top_operations(call):
+            report.row(f'profile, {what}: {operation}', 100 * share,
+                       '% of self CPU time')
