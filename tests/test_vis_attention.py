@@ -1,7 +1,8 @@
 """The attention figure (issue 3, part 4): API and tools/vis_attention.py.
 
-A freshly initialised quickstart model (3 encoder layers, 128x96 input,
-16x12 tokens) on a generated synthetic image; no trained checkpoint needed.
+A freshly initialised quickstart model (3 encoder layers, stride 8: an
+``H x W`` input has ``H/8 x W/8`` tokens) on a generated synthetic image; no
+trained checkpoint needed.
 """
 import json
 import struct
@@ -9,6 +10,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmpose.apis import init_model
 
 from sspose_mm.apis.attention_figure import (attention_for_crop,
@@ -17,6 +19,10 @@ from sspose_mm.apis.attention_figure import (attention_for_crop,
                                              short_keypoint_name)
 from sspose_mm.errors import ConfigError
 from conftest import QUICKSTART_CONFIG, run_tool
+
+# The quickstart's crop, and its token grid at stride 8.
+W, H = Config.fromfile(QUICKSTART_CONFIG).codec.input_size
+GW, GH = W // 8, H // 8
 
 
 def png_size(path) -> tuple:
@@ -55,14 +61,14 @@ def result(setup):
 
 
 def test_maps_shapes_and_row_stochastic(result):
-    assert result['crop'].shape == (128, 96, 3)
+    assert result['crop'].shape == (H, W, 3)
     assert result['crop'].dtype == np.uint8
-    assert result['feature_size'] == (16, 12)
+    assert result['feature_size'] == (GH, GW)
     assert result['stride'] == 8
     # Flip test is on: only the plain pass's 3 layers are kept.
     assert len(result['maps']) == 3
     for att in result['maps']:
-        assert att.shape == (192, 192)
+        assert att.shape == (GH * GW, GH * GW)
         np.testing.assert_allclose(att.sum(1), 1, atol=1e-4)
         assert (att >= 0).all()
     assert result['keypoints_in_crop'].shape == (17, 2)
@@ -77,19 +83,19 @@ def test_query_cells_are_the_predicted_keypoints_cells(setup, result):
     # GetBBoxCenterScale(padding=1.25) then the aspect fix of TopdownAffine
     center = np.array([x + w / 2, y + h / 2], dtype=np.float32)
     scale = np.array([w, h], dtype=np.float32) * 1.25
-    if scale[0] > scale[1] * 96 / 128:
-        scale[1] = scale[0] * 128 / 96
+    if scale[0] > scale[1] * W / H:
+        scale[1] = scale[0] * H / W
     else:
-        scale[0] = scale[1] * 96 / 128
-    factor = (96 - 1) / (scale[0] - 1)
-    warp = np.array([[factor, 0, (96 - 1) / 2 - factor * center[0]],
-                     [0, factor, (128 - 1) / 2 - factor * center[1]]])
+        scale[0] = scale[1] * W / H
+    factor = (W - 1) / (scale[0] - 1)
+    warp = np.array([[factor, 0, (W - 1) / 2 - factor * center[0]],
+                     [0, factor, (H - 1) / 2 - factor * center[1]]])
     kpts = result['keypoints'].astype(np.float64)
     in_crop = kpts @ warp[:, :2].T + warp[:, 2]
     np.testing.assert_allclose(result['keypoints_in_crop'], in_crop, atol=1e-2)
     cells = np.stack([
-        np.clip((in_crop[:, 0] / 8).astype(int), 0, 11),
-        np.clip((in_crop[:, 1] / 8).astype(int), 0, 15)
+        np.clip((in_crop[:, 0] / 8).astype(int), 0, GW - 1),
+        np.clip((in_crop[:, 1] / 8).astype(int), 0, GH - 1)
     ], 1)
     np.testing.assert_array_equal(result['query_cells'], cells)
 
@@ -97,15 +103,15 @@ def test_query_cells_are_the_predicted_keypoints_cells(setup, result):
 def test_modes_pick_row_or_column(result):
     dep = query_maps(result, 2, 'dependency')
     aff = query_maps(result, 2, 'affect')
-    assert dep.shape == aff.shape == (17, 128, 96)
+    assert dep.shape == aff.shape == (17, H, W)
     assert not np.allclose(dep, aff)
     # Before upsampling: the row / the column of the query token.
     col, row = result['query_cells'][0]
-    q = row * 12 + col
+    q = row * GW + col
     att = result['maps'][2]
     small = torch.nn.functional.interpolate(
-        torch.from_numpy(att[q].reshape(1, 1, 16, 12)),
-        size=(128, 96),
+        torch.from_numpy(att[q].reshape(1, 1, GH, GW)),
+        size=(H, W),
         mode='bilinear',
         align_corners=False)[0, 0].numpy()
     np.testing.assert_allclose(dep[0], small, atol=1e-6)
@@ -159,10 +165,10 @@ def test_cli_whole_image_figure(setup, tmp_path):
                     timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f'saved {out}' in proc.stdout
-    # Two rows (layers), 1 + 17 columns of 128x96 panels, 100 dpi.
-    fig_w, fig_h = figure_inches(2, 18, (128, 96))
+    # Two rows (layers), 1 + 17 columns of H x W panels, 100 dpi.
+    fig_w, fig_h = figure_inches(2, 18, (H, W))
     assert png_size(out) == (round(fig_w * 100), round(fig_h * 100))
-    three = figure_inches(3, 18, (128, 96))
+    three = figure_inches(3, 18, (H, W))
     assert three[1] > fig_h and three[0] == fig_w
 
 
