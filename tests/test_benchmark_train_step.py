@@ -1,5 +1,5 @@
 """The ``train-step`` suite on the smallest TransPose (synthetic recipe,
-128x96, batch 2), its check that both computations give the same loss and
+96x72, batch 2), its check that both computations give the same loss and
 gradients, and what the attention runs in training. Nothing here asserts a
 speed."""
 import argparse
@@ -43,7 +43,7 @@ def test_train_step_suite_runs_and_both_computations_agree():
     rows = {row.what: row for row in section.rows}
     for what in (ORIGINAL, PACKAGE):
         assert rows[what].unit == 'crops/s' and rows[what].value > 0
-        # A step of R-A3 at 128x96 allocates tens of MiB at least.
+        # A step of R-A3 at 96x72 allocates tens of MiB at least.
         assert rows[f'peak memory, {what}'].value > 0.01
         assert any(row.startswith(f'profile, {what}: aten::') for row in rows)
     assert rows['speed-up, package / original'].value > 0
