@@ -300,3 +300,30 @@ def test_unknown_position_embedding_is_refused():
     with pytest.raises(ValueError, match='grid size'):
         StructureAwareTransformer(
             1, 32, 4, 64, 0.1, 0., pos_embedding='learnable')
+
+
+@pytest.mark.parametrize('flip_test', [True, False])
+def test_estimator_predicts_with_and_without_flip_test(flip_test):
+    """The whole test path of the estimator (MMPose's BottomupPoseEstimator
+    and our head) on a packed test sample, with the config's flip testing and
+    with ``model.test_cfg.flip_test=False``."""
+    from mmcv.transforms import Compose
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    from mmpose.registry import DATASETS
+
+    model = build(COCO_256, extra=shallow_hrnet(COCO_256))
+    model.test_cfg['flip_test'] = flip_test
+    cfg = Config.fromfile(COCO_256)
+    metainfo = parse_pose_metainfo(DATASETS.get('CocoDataset').METAINFO)
+    packed = Compose(cfg.test_dataloader.dataset.pipeline[1:])(
+        dict(
+            img=np.random.default_rng(0).integers(0, 255, (240, 320, 3),
+                                                  np.uint8),
+            ori_shape=(240, 320),
+            img_shape=(240, 320),
+            flip_indices=metainfo['flip_indices']))
+    with torch.no_grad():
+        result, = model.predict(packed['inputs'][None].float(),
+                                [packed['data_samples']])
+    keypoints = result.pred_instances.keypoints
+    assert keypoints.ndim == 3 and keypoints.shape[1:] == (17, 2)

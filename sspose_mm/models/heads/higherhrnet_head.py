@@ -7,7 +7,7 @@ from mmpose.models.backbones.resnet import BasicBlock
 from mmpose.models.heads import AssociativeEmbeddingHead
 from mmpose.registry import MODELS
 from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
-                                 OptSampleList)
+                                 OptSampleList, Predictions)
 from torch import Tensor, nn
 
 
@@ -118,6 +118,23 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
             quarter, size, mode='bilinear', align_corners=False)
         tags = F.interpolate(tags, size, mode='bilinear', align_corners=False)
         return (quarter + half) / 2, tags
+
+    def predict(self,
+                feats: Features,
+                batch_data_samples: OptSampleList,
+                test_cfg: ConfigType = {}) -> Predictions:
+        """MMPose's prediction, also without flip testing.
+
+        Differs from MMPose's head in one point: without flip (and
+        multi-scale) testing, MMPose's ``BottomupPoseEstimator`` passes the
+        backbone's tuple of features, which ``AssociativeEmbeddingHead``
+        accepts only as a list (MMPose's own AE configs always flip), so
+        ``model.test_cfg.flip_test=False`` stopped with an AssertionError.
+        """
+        if not (test_cfg.get('flip_test', False)
+                or test_cfg.get('multiscale_test', False)):
+            feats = list(feats)
+        return super().predict(feats, batch_data_samples, test_cfg)
 
     def loss(self,
              feats: Features,
