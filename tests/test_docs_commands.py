@@ -14,11 +14,12 @@ What the substitutions change, and why: placeholders (CONFIG, CHECKPOINT,
 IMAGE, ...) become the quickstart config, checkpoints that are the config's
 own model and files in a temporary folder; data becomes the excerpt of the
 config's dataset in tests/data, one sample, batch 1; training runs one
-epoch (one iteration) without downloading pretrained weights; process
-counts become 1; benchmarks and exports run at batch 1, one repeat, a small
-input; outputs go to the temporary folder, so nothing is written into the
-repository. Official checkpoints for the converter are the golden reference
-weights in the official layouts (tests/data/golden).
+epoch (one iteration) without downloading pretrained weights; tests run
+without flip testing; process counts become 1; benchmarks and exports run
+at batch 1, one repeat, a small input; outputs go to the temporary folder,
+so nothing is written into the repository. Official checkpoints for the
+converter are the golden reference weights in the official layouts
+(tests/data/golden).
 
 Run time: the 40 runs (42 variants, 2 alike once substituted) and the
 fixtures' training run take 660 to 760 CPU seconds; about 8 s of each run
@@ -27,9 +28,9 @@ shared with other jobs: the whole module in 8.1 minutes at load 3 to 4
 (661 CPU s), the runs one at a time in 15 minutes at load 1 to 3. Two run at
 a time (``PARALLEL``, one per core left by pytest-xdist's other workers), so
 an idle 2-core machine needs about 6 minutes, over
-the 4 aimed at: the two HigherPose 512x512 commands alone are 210 CPU s (one
-training step and one flip-tested image at 512, attention over 16384
-positions).
+the 4 aimed at: the two HigherPose 512x512 commands alone were 210 CPU s
+(one training step and one flip-tested image at 512, attention over 16384
+positions) before the tests ran without flip.
 """
 import itertools
 import json
@@ -509,9 +510,15 @@ def _dist_train(args: List[str], ws: Workspace) -> Run:
 def _test(args: List[str], ws: Workspace) -> Run:
     config = args[0]
     args[1] = ws.checkpoint_arg(args[1], config)
+    options = excerpt_options(config, ws)
+    # The flipped pass is the same forward on a mirrored image, and the
+    # family runner tests (test_runner.py, test_higherpose_runner.py) test
+    # with their configs' flip; without it a HigherPose 512 test costs half
+    # of its ~100 CPU s.
+    if Config.fromfile(str(REPO / config)).model.test_cfg.get('flip_test'):
+        options['model.test_cfg.flip_test'] = False
     return with_options(
-        set_option(args, '--work-dir', str(ws.fresh('work'))),
-        excerpt_options(config, ws)), {}
+        set_option(args, '--work-dir', str(ws.fresh('work'))), options), {}
 
 
 def _dist_test(args: List[str], ws: Workspace) -> Run:
