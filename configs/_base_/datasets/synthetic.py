@@ -20,7 +20,8 @@ synthetic_evaluator = dict(ann_file=synthetic_data_root +
                            'annotations/person_keypoints_val.json')
 
 # The clean scenes of the TransPose quickstart (tools/quickstart.py runs
-# `tools/make_synthetic_data.py --style clean --out data/synthetic_clean`),
+# `tools/make_synthetic_data.py --style clean --max-people 1 --out
+# data/synthetic_clean`),
 # in a data root of their own so that they never replace the cluttered
 # scenes that the other synthetic configs read.
 synthetic_clean_root = 'data/synthetic_clean/'
