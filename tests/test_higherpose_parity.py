@@ -373,8 +373,9 @@ def test_both_modes_reach_the_fused_kernel_with_aligned_heads(
         calls.append((tuple(q.shape), dropout_p))
         return fused(q, k, v, dropout_p=dropout_p, **kwargs)
 
-    monkeypatch.setattr(transformer_module, 'ALIGNED_ATTENTION_DEVICES',
-                        ('cpu', ))
+    # The CPU treated as CUDA: heads aligned, dropout in the fused kernel.
+    for devices in ('ALIGNED_ATTENTION_DEVICES', 'FUSED_DROPOUT_DEVICES'):
+        monkeypatch.setattr(transformer_module, devices, ('cpu', ))
     monkeypatch.setattr(torch.nn.functional, 'scaled_dot_product_attention',
                         recording)
     padded = head_outputs(model, inputs)
