@@ -227,26 +227,30 @@ def time_per_call(fn: Callable[[], Any],
     return interleaved_times({label: fn}, warmup, repeat, label)[label]
 
 
-def interleaved_times(calls: Dict[str, Callable[[], Any]],
-                      warmup: int = 1,
-                      repeat: int = 3,
-                      label: str = 'timing') -> Dict[str, float]:
-    """Median seconds of each of several calls, timed in interleaved rounds.
+def interleaved_medians(calls: Dict[str, Callable[[], Dict[str, float]]],
+                        warmup: int = 1,
+                        repeat: int = 3,
+                        label: str = 'timing') -> Dict[str, Dict[str, float]]:
+    """Medians of the times several calls measure, in interleaved rounds.
 
     Each round calls every function once, in order, so that a change of the
     machine's load during the measurement (other processes on shared cores)
     affects all of them alike and their ratios stay meaningful; separate
-    :func:`time_per_call` runs would each see a different load.
+    :func:`time_per_call` runs would each see a different load. Each call
+    returns the seconds it measured, by name (several per call: the
+    pipeline suite's CPU time of each transform).
 
     Returns:
-        dict: The median for each key of ``calls``.
+        dict: For each key of ``calls``, the median of each time it
+        reported over the rounds after the ``warmup`` ones.
+
+    Raises:
+        ValueError: ``repeat`` is below 1 or ``warmup`` below 0.
     """
     if repeat < 1 or warmup < 0:
         raise ValueError(f'interleaved_times needs repeat >= 1 and warmup '
                          f'>= 0, got repeat={repeat}, warmup={warmup}')
-    sync = torch.cuda.synchronize if torch.cuda.is_initialized() else (
-        lambda: None)
-    seconds: Dict[str, List[float]] = {name: [] for name in calls}
+    times: Dict[str, Dict[str, List[float]]] = {name: {} for name in calls}
     with tqdm(
             total=(warmup + repeat) * len(calls),
             desc=label,
@@ -255,16 +259,53 @@ def interleaved_times(calls: Dict[str, Callable[[], Any]],
             file=sys.stderr,
             disable=None) as bar:
         for round_index in range(warmup + repeat):
-            for name, fn in calls.items():
+            for name, call in calls.items():
                 bar.set_postfix_str(name)
-                sync()
-                start = time.perf_counter()
-                fn()
-                sync()
+                measured = call()
                 if round_index >= warmup:
-                    seconds[name].append(time.perf_counter() - start)
+                    for key, seconds in measured.items():
+                        times[name].setdefault(key, []).append(seconds)
                 bar.update()
-    return {name: statistics.median(times) for name, times in seconds.items()}
+    return {
+        name: {
+            key: statistics.median(values)
+            for key, values in measured.items()
+        }
+        for name, measured in times.items()
+    }
+
+
+def interleaved_times(calls: Dict[str, Callable[[], Any]],
+                      warmup: int = 1,
+                      repeat: int = 3,
+                      label: str = 'timing') -> Dict[str, float]:
+    """Median wall-clock seconds of each of several calls, timed in
+    interleaved rounds (:func:`interleaved_medians`; CUDA synchronised
+    around each call when in use).
+
+    Returns:
+        dict: The median for each key of ``calls``.
+    """
+    sync = torch.cuda.synchronize if torch.cuda.is_initialized() else (
+        lambda: None)
+
+    def timed(fn: Callable[[], Any]) -> Callable[[], Dict[str, float]]:
+
+        def run() -> Dict[str, float]:
+            sync()
+            start = time.perf_counter()
+            fn()
+            sync()
+            return {'seconds': time.perf_counter() - start}
+
+        return run
+
+    medians = interleaved_medians(
+        {
+            name: timed(fn)
+            for name, fn in calls.items()
+        }, warmup, repeat, label)
+    return {name: median['seconds'] for name, median in medians.items()}
 
 
 def peak_rss_of(fn: Callable[[], Any]) -> int:

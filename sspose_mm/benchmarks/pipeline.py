@@ -40,7 +40,6 @@ import contextlib
 import copy
 import os.path as osp
 import random
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -55,7 +54,7 @@ from mmengine.registry import init_default_scope
 from mmpose.registry import DATASETS, KEYPOINT_CODECS, TRANSFORMS
 
 from ..errors import ConfigError
-from .core import BENCHMARKS, Report
+from .core import BENCHMARKS, Report, interleaved_medians
 
 REPO = Path(__file__).resolve().parents[2]
 COCO_EXCERPT = REPO / 'tests' / 'data' / 'coco'
@@ -239,29 +238,6 @@ def encode_pass(transform: Callable,
         return {'encode': seconds}
 
     return run
-
-
-def interleaved_medians(calls: Dict[str, Callable[[], Dict[str, float]]],
-                        warmup: int,
-                        repeat: int) -> Dict[str, Dict[str, float]]:
-    """Call each of ``calls`` once per round, ``warmup + repeat`` rounds,
-    and return the median over the counted rounds of every time each call
-    reports (interleaved, so a change of the machine's load over the run
-    affects all of them alike)."""
-    times: Dict[str, Dict[str, List[float]]] = {name: {} for name in calls}
-    for round_index in range(warmup + repeat):
-        for name, call in calls.items():
-            measured = call()
-            if round_index >= warmup:
-                for key, seconds in measured.items():
-                    times[name].setdefault(key, []).append(seconds)
-    return {
-        name: {
-            key: statistics.median(values)
-            for key, values in measured.items()
-        }
-        for name, measured in times.items()
-    }
 
 
 @contextlib.contextmanager
