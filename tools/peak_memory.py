@@ -18,7 +18,6 @@ import os.path as osp
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from typing import Dict, List, Tuple
 
@@ -35,13 +34,10 @@ PEOPLE_PER_IMAGE = 2.22
 
 def rss_bytes(pid: int) -> int:
     try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1]) * 1024
+        with open(f'/proc/{pid}/statm') as f:  # sizes in pages
+            return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
     except OSError:  # the process ended
-        pass
-    return 0
+        return 0
 
 
 def children(pid: int) -> List[int]:
@@ -52,15 +48,20 @@ def children(pid: int) -> List[int]:
         return []
 
 
-def sample(pid: int, interval: float, samples: List[Tuple[float, int, int]],
-           done: threading.Event) -> None:
-    """Append (seconds, main RSS, main + workers RSS) until ``done``."""
-    start = time.time()
-    while not done.is_set():
-        main = rss_bytes(pid)
-        workers = sum(rss_bytes(child) for child in children(pid))
+def sample(child: subprocess.Popen,
+           interval: float) -> List[Tuple[float, int, int]]:
+    """(seconds, main RSS, main + workers RSS) every ``interval`` seconds
+    until ``child`` ends."""
+    samples, start = [], time.time()
+    while child.poll() is None:
+        main = rss_bytes(child.pid)
+        workers = sum(rss_bytes(pid) for pid in children(child.pid))
         samples.append((time.time() - start, main, main + workers))
-        done.wait(interval)
+        try:
+            child.wait(interval)
+        except subprocess.TimeoutExpired:
+            pass
+    return samples
 
 
 def synthetic_options(num_crops: int, folder: str) -> Dict[str, str]:
@@ -122,15 +123,8 @@ def main():
         ]
         if options or args.cfg_options:
             command += ['--cfg-options'] + options + args.cfg_options
-        samples: List[Tuple[float, int, int]] = []
-        done = threading.Event()
         child = subprocess.Popen(command, cwd=ROOT)
-        sampler = threading.Thread(
-            target=sample, args=(child.pid, args.interval, samples, done))
-        sampler.start()
-        child.wait()
-        done.set()
-        sampler.join()
+        samples = sample(child, args.interval)
     if child.returncode != 0:
         sys.exit(child.returncode)
     report(samples)

@@ -3,7 +3,6 @@
 Each module below registers its suites in
 :data:`~sspose_mm.benchmarks.core.BENCHMARKS` when imported.
 """
-from . import core  # noqa: F401
 from . import higherpose  # noqa: F401
 from . import pipeline  # noqa: F401
 from . import sharpose  # noqa: F401

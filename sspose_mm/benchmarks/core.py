@@ -29,17 +29,22 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Tuple
+from functools import partial
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
-from mmengine.registry import Registry
-from torch import nn
+from mmengine.config import Config
+from mmengine.optim import OptimWrapper
+from mmengine.registry import Registry, init_default_scope
+from mmpose.registry import MODELS
+from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from tqdm import tqdm
 
 from ..errors import ConfigError
 
 BenchmarkFn = Callable[[argparse.Namespace, 'Report'], None]
+GIB = 1024**3
 
 # Suites by name; a suite's docstring (first paragraph) is its --list help.
 BENCHMARKS = Registry('benchmark suite')
@@ -77,8 +82,7 @@ def run_suites(args: argparse.Namespace) -> 'Report':
             raise ConfigError(f'--{name} must be at least 1, got {value}.')
     torch.set_num_threads(args.threads)
     report = Report()
-    print('machine: ' + ', '.join(f'{k} {v}'
-                                  for k, v in report.machine.items()))
+    print(report.format())  # no sections yet: the machine line
     for suite in suites:
         suite(args, report)
     return report
@@ -105,15 +109,14 @@ class Report:
     results as it goes; :meth:`format` gives the whole report at the end.
 
     Args:
-        live (bool): Print each section title and row when it is added.
-        stream: Where live output goes. Defaults to stdout.
+        live (bool): Print each section title and row (to stdout) when it
+            is added.
     """
 
-    def __init__(self, live: bool = True, stream=None) -> None:
+    def __init__(self, live: bool = True) -> None:
         self.sections: List[Section] = []
         self.machine = describe_machine()
         self.live = live
-        self.stream = stream
 
     def section(self, title: str) -> None:
         """Start a new table; following rows belong to it."""
@@ -141,16 +144,13 @@ class Report:
                         return row
         raise KeyError(f'no row "{what}" in section "{section}"')
 
-    def to_dict(self) -> Dict[str, Any]:
-        return {
-            'machine': self.machine,
-            'sections': [asdict(sec) for sec in self.sections]
-        }
-
     def dump_json(self, path: str) -> None:
-        """Write :meth:`to_dict` to ``path`` (the ``--json`` record)."""
+        """Write the machine and the sections to ``path`` (the ``--json``
+        record)."""
+        sections = [asdict(sec) for sec in self.sections]
         with open(path, 'w') as f:
-            json.dump(self.to_dict(), f, indent=2)
+            json.dump(
+                dict(machine=self.machine, sections=sections), f, indent=2)
 
     def format(self) -> str:
         """The whole report as text tables, machine description first."""
@@ -165,7 +165,7 @@ class Report:
 
     def _print(self, text: str) -> None:
         if self.live:
-            print(text, file=self.stream or sys.stdout, flush=True)
+            print(text, flush=True)
 
 
 def _format_row(row: Row) -> str:
@@ -289,20 +289,16 @@ def interleaved_times(calls: Dict[str, Callable[[], Any]],
     sync = torch.cuda.synchronize if torch.cuda.is_initialized() else (
         lambda: None)
 
-    def timed(fn: Callable[[], Any]) -> Callable[[], Dict[str, float]]:
-
-        def run() -> Dict[str, float]:
-            sync()
-            start = time.perf_counter()
-            fn()
-            sync()
-            return {'seconds': time.perf_counter() - start}
-
-        return run
+    def timed(fn: Callable[[], Any]) -> Dict[str, float]:
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        return {'seconds': time.perf_counter() - start}
 
     medians = interleaved_medians(
         {
-            name: timed(fn)
+            name: partial(timed, fn)
             for name, fn in calls.items()
         }, warmup, repeat, label)
     return {name: median['seconds'] for name, median in medians.items()}
@@ -349,7 +345,22 @@ def peak_rss_of(fn: Callable[[], Any]) -> int:
     if status != 0:
         raise RuntimeError(f'peak_rss_of: the child process died '
                            f'(wait status {status}).')
-    return _maxrss_bytes(usage.ru_maxrss)
+    # Linux reports kilobytes, macOS bytes.
+    return usage.ru_maxrss * (1 if sys.platform == 'darwin' else 1024)
+
+
+def peak_memory_added(calls: Dict[str, Callable[[], Any]]) -> Dict[str, float]:
+    """GiB that each call adds at its peak to this process as it is
+    (:func:`peak_rss_of` of the call less that of an empty one).
+
+    Measure before the process computes anything: each call runs in a
+    forked child, which reuses heap pages the parent has freed but kept.
+    """
+    empty = peak_rss_of(lambda: None)
+    return {
+        name: (peak_rss_of(call) - empty) / GIB
+        for name, call in calls.items()
+    }
 
 
 def _release_heap_and_reset_peak() -> None:
@@ -366,43 +377,12 @@ def _release_heap_and_reset_peak() -> None:
         pass
 
 
-def _maxrss_bytes(maxrss: int) -> int:
-    # Linux reports kilobytes, macOS bytes.
-    return maxrss if sys.platform == 'darwin' else maxrss * 1024
-
-
-def sgemm_gflops(n: int = 2048, repeat: int = 5) -> float:
-    """Measured float32 ``n x n`` matrix-multiply rate, GFLOP/s (2n^3 FLOPs).
-
-    It is the reference for "share of the machine's peak": a model's
-    achieved GFLOP/s divided by this says how well its kernels use the CPU
-    compared with the best-case dense kernel, with the same threads and in
-    the same run (so under the same load).
-    """
-    call, flops = sgemm_call(n)
-    return flops / time_per_call(
-        call, warmup=1, repeat=repeat, label=f'sgemm {n}x{n}') / 1e9
-
-
 def sgemm_call(n: int = 2048) -> Tuple[Callable[[], Any], int]:
     """One ``n x n`` float32 matrix product to time, and its FLOPs."""
     a = torch.randn(n, n)
     b = torch.randn(n, n)
     out = torch.empty(n, n)
     return (lambda: torch.mm(a, b, out=out)), 2 * n**3
-
-
-def _cpu_attention_flops(query_shape, key_shape, value_shape, *args,
-                         **kwargs) -> int:
-    from torch.utils.flop_counter import sdpa_flop_count
-    return sdpa_flop_count(query_shape, key_shape, value_shape)
-
-
-def _cpu_attention_backward_flops(grad_out_shape, query_shape, key_shape,
-                                  value_shape, *args, **kwargs) -> int:
-    from torch.utils.flop_counter import sdpa_backward_flop_count
-    return sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape,
-                                    value_shape)
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -416,13 +396,18 @@ def count_flops(fn: Callable[[], Any]) -> int:
     not the CPU one, which the package's attention runs on CPU; its
     formula (``4 N_q N_k C`` per head and image) is added for that kernel.
     """
-    from torch.utils.flop_counter import FlopCounterMode
+    from torch.utils.flop_counter import (FlopCounterMode,
+                                          sdpa_backward_flop_count,
+                                          sdpa_flop_count)
     aten = torch.ops.aten
+    # The CPU kernels' arguments start like the CUDA ones': (grad_out,)
+    # query, key, value, then options the formula does not need.
     cpu_attention = {
         aten._scaled_dot_product_flash_attention_for_cpu:
-        _cpu_attention_flops,
+        lambda q, k, v, *_, **__: sdpa_flop_count(q, k, v),
         aten._scaled_dot_product_flash_attention_for_cpu_backward:
-        _cpu_attention_backward_flops,
+        lambda grad, q, k, v, *_, **__: sdpa_backward_flop_count(
+            grad, q, k, v),
     }
     with FlopCounterMode(
             display=False, custom_mapping=cpu_attention) as counter:
@@ -479,3 +464,55 @@ def randomise_norm_statistics(model: nn.Module, seed: int = 0) -> None:
                 values = low + (high - low) * torch.rand(
                     tensor.shape, generator=generator)
             tensor.copy_(values)
+
+
+def build_model(config: Union[str, Config]) -> nn.Module:
+    """The eval-mode model of ``config`` with random weights, without the
+    backbone's pretrained file (speed, FLOPs and memory do not depend on
+    the weights)."""
+    cfg = Config.fromfile(config) if isinstance(config, str) else config
+    init_default_scope(cfg.get('default_scope', 'mmpose'))
+    cfg.model.backbone.init_cfg = None
+    return MODELS.build(cfg.model).eval()
+
+
+def random_crops(batch: int,
+                 size: Tuple[int, int],
+                 model: Optional[nn.Module] = None,
+                 seed: int = 0) -> Tensor:
+    """``(batch, 3, H, W)`` standard-normal crops (as normalised images
+    are), the same for a seed, on the device of ``model``."""
+    crops = torch.randn(
+        batch, 3, *size, generator=torch.Generator().manual_seed(seed))
+    return crops if model is None else crops.to(
+        next(model.parameters()).device)
+
+
+def inference(model: nn.Module, inputs: Tensor) -> Callable[[], Any]:
+    """A call of the model's forward pass (``mode='tensor'``: the network
+    only, no decoding) on ``inputs``, in eval mode and without gradients."""
+
+    def run() -> Any:
+        model.eval()
+        with torch.no_grad():
+            return model(inputs, None, mode='tensor')
+
+    return run
+
+
+def training_step(model: nn.Module,
+                  loss: Callable[[], Tensor],
+                  optim_wrapper: Optional[OptimWrapper] = None
+                  ) -> Callable[[], None]:
+    """A call of one training step in train mode: ``loss()`` and its
+    backward, and the update by ``optim_wrapper`` (its ``update_params``)
+    when one is given."""
+
+    def step() -> None:
+        model.train()
+        if optim_wrapper is None:
+            loss().backward()
+        else:
+            optim_wrapper.update_params(loss())
+
+    return step

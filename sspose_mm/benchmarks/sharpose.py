@@ -11,16 +11,13 @@ dense / sparse, so above 1 means SHaRPose is cheaper.
 """
 import argparse
 import math
-import statistics
 from typing import Callable, Dict, Tuple
 
 import torch
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmpose.registry import MODELS
 from torch import Tensor, nn
 
-from .core import BENCHMARKS, Report, count_flops, time_per_call
+from .core import (BENCHMARKS, Report, build_model, count_flops,
+                   interleaved_times, random_crops)
 
 DEFAULT_CONFIG = ('configs/sharpose/'
                   'td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py')
@@ -67,15 +64,6 @@ def gated_forward(model: nn.Module, inputs: Tensor,
     return run, float(backbone(inputs).refine_mask.float().mean())
 
 
-def build_model(config: str) -> nn.Module:
-    """The eval-mode model of a SHaRPose config with random weights (speed
-    and MACs do not depend on them; no MAE file needed)."""
-    cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmpose'))
-    cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model).eval()
-
-
 def compared_runs(model: nn.Module,
                   inputs: Tensor) -> Dict[str, Callable[[], Tensor]]:
     """The dense baseline (:data:`DENSE`) and the gated model at each of
@@ -113,12 +101,7 @@ def bench(args: argparse.Namespace, report: Report) -> None:
         # Position embeddings are per-grid parameters: other sizes would
         # be resized, not measured as configured.
         report.section(f'{config}: --input ignored, runs at {height}x{width}')
-    inputs = torch.randn(
-        args.batch,
-        3,
-        height,
-        width,
-        generator=torch.Generator().manual_seed(0))
+    inputs = random_crops(args.batch, (height, width))
     (h0, w0), (h1, w1) = backbone.grids
     report.section(
         f'{config}: {height}x{width}, alpha {backbone.alpha} '
@@ -132,26 +115,16 @@ def bench(args: argparse.Namespace, report: Report) -> None:
     runs = compared_runs(model, inputs)
     macs = macs_per_instance(runs, args.batch)
     with torch.no_grad():
-        # Round-robin, so that every variant sees the same background load
-        # (medians over rounds; the first round is warm-up).
-        seconds = {what: [] for what in runs}
-        for round_ in range(args.repeat + 1):
-            for what, run in runs.items():
-                elapsed = time_per_call(
-                    run, warmup=0, repeat=1, label=f'{what} ({round_})')
-                if round_:
-                    seconds[what].append(elapsed)
+        seconds = interleaved_times(
+            runs, warmup=1, repeat=args.repeat, label='sharpose-sparse')
     for what in runs:
-        throughput = args.batch / statistics.median(seconds[what])
         report.row(
             what, macs[what] / 1e9, 'GMACs/inst',
             'matrix products and attention (torch flop counter / 2)'
             if what == DENSE else '')
-        report.row(what, throughput, 'inst/s')
+        report.row(what, args.batch / seconds[what], 'inst/s')
         if what != DENSE:
             report.row(what + ': dense / sparse MACs',
                        macs[DENSE] / macs[what], 'x')
-            report.row(
-                what + ': sparse / dense throughput',
-                statistics.median(seconds[DENSE]) /
-                statistics.median(seconds[what]), 'x')
+            report.row(what + ': sparse / dense throughput',
+                       seconds[DENSE] / seconds[what], 'x')

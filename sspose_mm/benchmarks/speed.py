@@ -23,15 +23,14 @@ mode='tensor')`` returns heatmaps (a tensor or a tuple of them).
 import argparse
 import copy
 import os.path as osp
-from functools import partial
-from typing import List
+from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..apis.fast_inference import original_computation, prepare_for_inference
-from .core import (BENCHMARKS, Report, count_flops, interleaved_times,
-                   load_model, sgemm_call)
+from .core import (BENCHMARKS, Report, count_flops, inference,
+                   interleaved_times, load_model, random_crops, sgemm_call)
 
 # Steps of the fast path: label, prepare_for_inference options. Each adds one
 # change to the previous, so the report shows what every step buys.
@@ -49,15 +48,11 @@ COMPILE_STEP = ('+ torch.compile',
 RELATIVE_TOLERANCE = 1e-4
 
 
-def heatmaps_of(model: nn.Module, inputs: Tensor) -> List[Tensor]:
-    """The model's ``mode='tensor'`` output as a list of tensors."""
-    with torch.no_grad():
-        output = model(inputs, None, mode='tensor')
-    return list(output) if isinstance(output, (tuple, list)) else [output]
-
-
-def max_difference(outputs: List[Tensor], reference: List[Tensor]) -> float:
-    """Largest absolute difference, relative to the largest |reference|."""
+def max_difference(outputs: Any, reference: Any) -> float:
+    """Largest absolute difference of two ``mode='tensor'`` outputs (each
+    a tensor or a tuple of them), relative to the largest |reference|."""
+    outputs, reference = ([o] if isinstance(o, Tensor) else list(o)
+                          for o in (outputs, reference))
     scale = max(float(r.abs().max()) for r in reference) or 1.
     return max(
         float((o.float() - r.float()).abs().max())
@@ -69,55 +64,52 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
     """crops/s of the fast inference path vs the original computation (same
     weights), GFLOP/crop, share of the sgemm rate."""
     model, (height, width) = load_model(args)
-    param = next(model.parameters())
-    inputs = torch.randn(
-        args.batch,
-        3,
-        height,
-        width,
-        generator=torch.Generator().manual_seed(0)).to(param.device)
+    inputs = random_crops(args.batch, (height, width), model)
     name = osp.splitext(osp.basename(args.config))[0]
     report.section(f'speed: {name}, batch {args.batch}, {height}x{width}, '
                    f'{torch.get_num_threads()} threads')
 
+    forward = inference(model, inputs)
     with original_computation():
-        flops = count_flops(lambda: heatmaps_of(model, inputs[:1]))
-        reference = heatmaps_of(model, inputs)
+        flops = count_flops(inference(model, inputs[:1]))
+        reference = forward()
     gflop = flops / 1e9
     report.row(
         'work per crop', gflop, 'GFLOP',
         'torch.utils.flop_counter: conv/matmul/attention, '
         '1 multiply-add = 2 FLOP')
 
-    def original() -> List[Tensor]:
+    def original() -> Any:
         with original_computation():
-            return heatmaps_of(model, inputs)
+            return forward()
 
     sgemm, sgemm_flops = sgemm_call()
     calls = {'sgemm': sgemm, 'original computation': original}
     steps = STEPS if args.steps else STEPS[-1:]
     if getattr(args, 'compile', False):
         steps = steps + [COMPILE_STEP]
-    differences = {}
     for label, options in steps:
         fast_model = prepare_for_inference(
             copy.deepcopy(model), (height, width), **options)
-        calls[label] = partial(heatmaps_of, fast_model, inputs)
-        if not options.get('compile'):  # compiled at its warm-up call
-            differences[label] = max_difference(calls[label](), reference)
+        calls[label] = inference(fast_model, inputs)
 
     seconds = interleaved_times(
         calls, warmup=1, repeat=args.repeat, label='speed')
-    for label, options in steps:
-        if options.get('compile'):  # compiled by now: checked like the rest
-            differences[label] = max_difference(calls[label](), reference)
+    # Checked after the timing, which compiles a compiled path (at its
+    # warm-up call) once only.
+    differences = {
+        label: max_difference(calls[label](), reference)
+        for label, _ in steps
+    }
     sgemm_rate = sgemm_flops / seconds.pop('sgemm') / 1e9
     report.row('sgemm 2048x2048 float32', sgemm_rate, 'GFLOP/s',
                'timed in the same rounds as the models')
     rates = {label: args.batch / time for label, time in seconds.items()}
     baseline = rates['original computation']
     for label, rate in rates.items():
-        note = _rate_note(rate, gflop, sgemm_rate)
+        achieved = rate * gflop
+        note = (f'{achieved:.0f} GFLOP/s = {100 * achieved / sgemm_rate:.0f}% '
+                'of sgemm')
         if label == 'original computation':
             note += ', attention unfused, BN not folded'
         else:
@@ -129,7 +121,7 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
     report.row('speed-up, fast path / original', fast / baseline, 'x')
     report.row('fast path, share of sgemm rate',
                100 * fast * gflop / sgemm_rate, '%')
-    worst = max(differences.values()) if differences else 0.
+    worst = max(differences.values())
     report.row('heatmaps, max |fast - original|', worst, 'of max |heatmap|',
                f'tolerance {RELATIVE_TOLERANCE:g}')
     if worst > RELATIVE_TOLERANCE:
@@ -137,8 +129,3 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
             f'the fast path of {name} does not reproduce the original '
             f'heatmaps: max difference {worst:.2e} of the largest value '
             f'(tolerance {RELATIVE_TOLERANCE:g}).')
-
-
-def _rate_note(crops_per_second: float, gflop: float, sgemm: float) -> str:
-    achieved = crops_per_second * gflop
-    return f'{achieved:.0f} GFLOP/s = {100 * achieved / sgemm:.0f}% of sgemm'

@@ -12,10 +12,10 @@ from typing import Callable, Tuple
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
-from mmpose.registry import MODELS
+from mmengine.optim import build_optim_wrapper
 
-from .core import BENCHMARKS, Report, count_flops, time_per_call
+from .core import (BENCHMARKS, Report, build_model, count_flops, inference,
+                   random_crops, time_per_call, training_step)
 
 DEFAULT_CONFIG = 'configs/sspose/mae_sspose-b_8xb64-800e_coco-256x192.py'
 POSE_CONFIG = 'configs/sspose/td-hm_sspose-b_8xb64-210e_coco-256x192.py'
@@ -26,28 +26,19 @@ def build_models(config: str, input_size: Tuple[int, int]
     """The pretraining model of ``config`` and the pose model of
     ``POSE_CONFIG`` with the same encoder, both for ``input_size``."""
     cfg = Config.fromfile(config)
-    init_default_scope(cfg.get('default_scope', 'mmpose'))
     cfg.model.backbone.img_size = input_size
-    pose = Config.fromfile(POSE_CONFIG).model
-    pose.backbone = copy.deepcopy(cfg.model.backbone)
-    pose.backbone.trainable_pos_embed = True
-    pose.head.in_channels = cfg.model.backbone.embed_dims[-1]
-    return MODELS.build(cfg.model), MODELS.build(pose)
+    pose = Config.fromfile(POSE_CONFIG)
+    pose.model.backbone = copy.deepcopy(cfg.model.backbone)
+    pose.model.backbone.trainable_pos_embed = True
+    pose.model.head.in_channels = cfg.model.backbone.embed_dims[-1]
+    return build_model(cfg), build_model(pose)
 
 
-def training_step(model: torch.nn.Module,
-                  loss: Callable[[], torch.Tensor]) -> Callable[[], None]:
+def adamw_step(model: torch.nn.Module,
+               loss: Callable[[], torch.Tensor]) -> Callable[[], None]:
     """One optimisation step: ``loss()``, backward, AdamW."""
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=1e-6)
-
-    def step() -> None:
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        loss().backward()
-        optimizer.step()
-
-    return step
+    adamw = dict(optimizer=dict(type='AdamW', lr=1e-6))
+    return training_step(model, loss, build_optim_wrapper(model, adamw))
 
 
 @BENCHMARKS.register_module('sspose-pretrain')
@@ -58,19 +49,15 @@ def bench(args: argparse.Namespace, report: Report) -> None:
         config, args.input
         or tuple(Config.fromfile(config).model.backbone.img_size))
     h, w = mae.backbone.img_size
-    images = torch.randn(args.batch, 3, h, w)
+    images = random_crops(args.batch, (h, w))
     ratio = mae.mask_ratio
     report.section(f'{config}: {h}x{w}, batch {args.batch}, '
                    f'{args.threads} threads')
-    report.row('pretraining model parameters',
-               sum(p.numel() for p in mae.parameters()) / 1e6, 'M')
-    report.row('pose model parameters',
-               sum(p.numel() for p in pose.parameters()) / 1e6, 'M')
+    for what, model in (('pretraining', mae), ('pose', pose)):
+        report.row(f'{what} model parameters',
+                   sum(p.numel() for p in model.parameters()) / 1e6, 'M')
+    pose_macs = count_flops(inference(pose, images[:1])) / 2
     with torch.no_grad():
-        pose.eval()
-        pose_macs = count_flops(
-            lambda: pose(images[:1], None, mode='tensor')) / 2
-        mae.eval()
         mae_macs = count_flops(lambda: mae(images[:1], mode='tensor')) / 2
     report.row(
         'pose model forward', pose_macs / 1e9, 'GMACs',
@@ -81,7 +68,7 @@ def bench(args: argparse.Namespace, report: Report) -> None:
     for mask_ratio in (ratio, 0.):
         mae.mask_ratio = mask_ratio
         seconds = time_per_call(
-            training_step(mae, lambda: mae(images, mode='loss')['loss']),
+            adamw_step(mae, lambda: mae(images, mode='loss')['loss']),
             repeat=args.repeat,
             label=f'pretraining step, ratio {mask_ratio}')
         report.row(f'pretraining step, mask ratio {mask_ratio}',
@@ -89,18 +76,13 @@ def bench(args: argparse.Namespace, report: Report) -> None:
                    'forward + backward + AdamW')
     mae.mask_ratio = ratio
     seconds = time_per_call(
-        training_step(
-            pose, lambda: pose(images, None, mode='tensor').square().mean()),
+        adamw_step(pose,
+                   lambda: pose(images, None, mode='tensor').square().mean()),
         repeat=args.repeat,
         label='fine-tuning step')
     report.row('fine-tuning step', args.batch / seconds, 'images/s',
                'forward + backward (MSE stand-in loss) + AdamW')
 
-    def inference() -> None:
-        pose.eval()
-        with torch.no_grad():
-            pose(images, None, mode='tensor')
-
     seconds = time_per_call(
-        inference, repeat=args.repeat, label='pose inference')
+        inference(pose, images), repeat=args.repeat, label='pose inference')
     report.row('pose inference', args.batch / seconds, 'images/s')

@@ -22,7 +22,8 @@ most time in each, by ``torch.profiler``.
 """
 import argparse
 import os.path as osp
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from functools import partial
 from typing import Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
@@ -38,7 +39,7 @@ from ..apis.fast_inference import original_computation
 from ..errors import ConfigError
 from ..models.utils import MultiheadSelfAttention
 from .core import (BENCHMARKS, Report, interleaved_times, load_model,
-                   peak_rss_of)
+                   peak_memory_added, random_crops, training_step)
 
 ORIGINAL = 'original computation'
 PACKAGE = 'this package'
@@ -57,7 +58,6 @@ RELATIVE_TOLERANCE = 1e-3
 # arithmetic, e.g. of a bias before a batch norm, is round-off on both sides).
 GRADIENT_FLOOR = 1e-3
 TOP_OPERATIONS = 6
-GIB = 1024**3
 
 
 def training_batch(model: nn.Module,
@@ -94,11 +94,7 @@ def training_batch(model: nn.Module,
             bboxes=np.array([[0, 0, width, height]], np.float32),
             areas=np.array([width * height], np.float32))
         samples.append(sample)
-    param = next(model.parameters())
-    inputs = torch.randn(
-        batch, 3, height, width,
-        generator=torch.Generator().manual_seed(seed)).to(param.device)
-    return inputs, samples
+    return random_crops(batch, size, model, seed), samples
 
 
 def step_loss(model: nn.Module, inputs: Tensor,
@@ -232,24 +228,23 @@ def bench_train_step(args: argparse.Namespace, report: Report) -> None:
     inputs, samples = training_batch(model, args.batch, size)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
 
-    def step(original: bool) -> Callable[[], None]:
+    def original_loss() -> Tensor:
+        with original_computation():  # the backward follows its graph
+            return step_loss(model, inputs, samples)
 
-        def run() -> None:
-            with original_computation() if original else nullcontext():
-                optim_wrapper.update_params(step_loss(model, inputs, samples))
-
-        return run
-
-    calls = {ORIGINAL: step(True), PACKAGE: step(False)}
+    calls = {
+        ORIGINAL:
+        training_step(model, original_loss, optim_wrapper),
+        PACKAGE:
+        training_step(model, partial(step_loss, model, inputs, samples),
+                      optim_wrapper)
+    }
     name = osp.splitext(osp.basename(args.config))[0]
     recipe_batch = cfg.get('train_dataloader', {}).get('batch_size')
     report.section(
         f'train-step: {name}, batch {args.batch} (recipe: {recipe_batch} '
         f'per GPU), {size[0]}x{size[1]}, {torch.get_num_threads()} threads')
-    # Memory first: each measurement runs in a forked child, which reuses
-    # heap pages the parent has freed but kept (as in higherpose-memory).
-    empty = peak_rss_of(lambda: None)
-    peaks = {what: peak_rss_of(call) - empty for what, call in calls.items()}
+    peaks = peak_memory_added(calls)  # first: nothing computed yet
     loss_difference, gradient, where = check_same_step(model, inputs, samples)
     seconds = interleaved_times(
         calls, warmup=1, repeat=args.repeat, label='train-step')
@@ -262,7 +257,7 @@ def bench_train_step(args: argparse.Namespace, report: Report) -> None:
                'forward, loss, backward, optimiser update')
     for what in calls:
         report.row(
-            f'peak memory, {what}', peaks[what] / GIB, 'GiB',
+            f'peak memory, {what}', peaks[what], 'GiB',
             'one step incl. optimiser state, added to the process '
             'with the model built; one thread')
     report.row('loss, |package - original|', loss_difference, 'of the loss',
