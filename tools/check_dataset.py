@@ -20,9 +20,9 @@ from mmengine.config import Config
 from mmpose.registry import DATASETS
 
 from sspose_mm.cli import run_cli
+from sspose_mm.cli.checks import dataset_files, leaf_datasets
 from sspose_mm.datasets.custom import (Finding, check_keypoint_dataset,
-                                       dataset_files, findings_table,
-                                       load_keypoint_file)
+                                       findings_table, load_keypoint_file)
 from sspose_mm.errors import ConfigError
 
 
@@ -91,13 +91,11 @@ def datasets_to_check(args):
         loader = cfg.get(f'{phase}_dataloader')
         if not loader:
             continue
-        dataset = loader['dataset']
-        while 'dataset' in dataset:  # wrappers such as RepeatDataset
-            dataset = dataset['dataset']
-        where = f'{phase}_dataloader.dataset'
-        files = dataset_files(dataset)
-        yield (f'{where} ({files["ann_file"]})', files['ann_file'],
-               files['img_dir'], keypoint_file_of(dataset, where), model_k)
+        for dataset, where in leaf_datasets(loader['dataset'],
+                                            f'{phase}_dataloader.dataset'):
+            files = dataset_files(dataset)
+            yield (f'{where} ({files["ann_file"]})', files['ann_file'],
+                   files['img_dir'], keypoint_file_of(dataset, where), model_k)
 
 
 def main():

@@ -277,37 +277,45 @@ def leaf_datasets(dataset_cfg: dict, where: str) -> Iterable:
         yield dataset_cfg, where
 
 
-def _resolve(data_root: str, path: str) -> str:
-    return path if osp.isabs(path) or not data_root else osp.join(
-        data_root, path)
+def dataset_files(leaf: dict) -> Dict[str, str]:
+    """``ann_file``, ``bbox_file`` and image folder ``img_dir`` of a leaf
+    dataset config as the dataset reads them ('' where it names none):
+    mmengine joins the annotation file and ``data_prefix.img`` to
+    ``data_root`` unless absolute, MMPose reads the detection file as given.
+    """
+    root = leaf.get('data_root') or ''
+    ann_file = leaf.get('ann_file')
+    return dict(
+        ann_file=osp.join(root, ann_file) if ann_file else '',
+        bbox_file=leaf.get('bbox_file') or '',
+        img_dir=osp.join(root, (leaf.get('data_prefix') or {}).get('img', '')))
 
 
 def check_dataset_files(dataset_cfg: dict, where: str) -> None:
     """Every file a dataset config names must exist."""
     for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
-        data_root = leaf.get('data_root', '') or ''
+        data_root = leaf.get('data_root') or ''
         if data_root and not osp.isdir(data_root):
             raise ConfigError(f'data_root "{data_root}" of {leaf_where} does '
                               f'not exist. {COCO_HINT}')
-        ann_file = leaf.get('ann_file')
-        if ann_file and not osp.isfile(_resolve(data_root, ann_file)):
+        files = dataset_files(leaf)
+        ann_file, bbox_file = files['ann_file'], files['bbox_file']
+        if ann_file and not osp.isfile(ann_file):
             raise ConfigError(
-                f'annotation file "{_resolve(data_root, ann_file)}" of '
-                f'{leaf_where}.ann_file does not exist. {COCO_HINT}')
-        if ann_file and osp.getsize(_resolve(data_root, ann_file)) == 0:
+                f'annotation file "{ann_file}" of {leaf_where}.ann_file does '
+                f'not exist. {COCO_HINT}')
+        if ann_file and osp.getsize(ann_file) == 0:
             raise DataError(
-                f'annotation file "{_resolve(data_root, ann_file)}" of '
-                f'{leaf_where}.ann_file is empty (0 bytes): get it again.')
-        bbox_file = leaf.get('bbox_file')
+                f'annotation file "{ann_file}" of {leaf_where}.ann_file is '
+                'empty (0 bytes): get it again.')
         if bbox_file and not osp.isfile(bbox_file):
             raise ConfigError(
                 f'person detection file "{bbox_file}" of '
                 f'{leaf_where}.bbox_file does not exist (set it to None to '
                 f'test with ground-truth boxes). {COCO_HINT}')
-        img_dir = (leaf.get('data_prefix') or {}).get('img')
-        if img_dir is not None and not osp.isdir(_resolve(data_root, img_dir)):
+        if files['img_dir'] and not osp.isdir(files['img_dir']):
             raise ConfigError(
-                f'image folder "{_resolve(data_root, img_dir)}" of '
+                f'image folder "{files["img_dir"]}" of '
                 f'{leaf_where}.data_prefix.img does not exist. {COCO_HINT}')
 
 
@@ -367,15 +375,12 @@ def annotation_files(cfg: Config) -> List[str]:
         loader = cfg.get(f'{phase}_dataloader')
         leaves = leaf_datasets(loader['dataset'], phase) if loader else []
         for leaf, _ in leaves:
-            data_root = leaf.get('data_root', '') or ''
-            if leaf.get('ann_file'):
-                files.append(_resolve(data_root, leaf['ann_file']))
-            if leaf.get('bbox_file'):
-                files.append(leaf['bbox_file'])
+            named = dataset_files(leaf)
+            files += [named['ann_file'], named['bbox_file']]
         evaluator = cfg.get(f'{phase}_evaluator')
         if isinstance(evaluator, dict) and evaluator.get('ann_file'):
             files.append(evaluator['ann_file'])
-    return list(dict.fromkeys(files))
+    return [path for path in dict.fromkeys(files) if path]
 
 
 def find_malformed_json(cfg: Config) -> Optional[str]:
@@ -397,10 +402,10 @@ def find_malformed_json(cfg: Config) -> Optional[str]:
 def check_detections_match_images(dataset_cfg: dict, where: str) -> None:
     """A person-detection file must name images of the annotation file."""
     for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
-        bbox_file, ann_file = leaf.get('bbox_file'), leaf.get('ann_file')
+        files = dataset_files(leaf)
+        ann_file, bbox_file = files['ann_file'], files['bbox_file']
         if not bbox_file or not ann_file:
             continue
-        ann_file = _resolve(leaf.get('data_root', '') or '', ann_file)
         try:
             with open(ann_file) as f:
                 image_ids = {image['id'] for image in json.load(f)['images']}

@@ -27,7 +27,7 @@ import json
 import os.path as osp
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import ClassVar, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.config import Config
@@ -38,8 +38,7 @@ from ..errors import DataError
 
 __all__ = [
     'CustomKeypointDataset', 'Finding', 'check_keypoint_dataset',
-    'dataset_files', 'findings_table', 'keypoint_dataset_info',
-    'load_keypoint_file'
+    'findings_table', 'keypoint_dataset_info', 'load_keypoint_file'
 ]
 
 _PALETTE = ((255, 128, 0), (51, 153, 255), (0, 255, 0), (255, 51, 255))
@@ -355,14 +354,3 @@ def findings_table(findings: Sequence[Finding]) -> str:
         if i == 0:
             lines.append('  '.join('-' * w for w in widths) + '  ' + '-' * 8)
     return '\n'.join(line.rstrip() for line in lines)
-
-
-def dataset_files(dataset_cfg: dict) -> Dict[str, Optional[str]]:
-    """``ann_file``, image folder and keypoint file of a dataset config."""
-    root = dataset_cfg.get('data_root') or ''
-    ann = dataset_cfg.get('ann_file', '')
-    img = (dataset_cfg.get('data_prefix') or {}).get('img', '')
-    return dict(
-        ann_file=ann if osp.isabs(ann) else osp.join(root, ann),
-        img_dir=img if osp.isabs(img) else osp.join(root, img),
-        keypoint_file=(dataset_cfg.get('metainfo') or {}).get('from_file'))
