@@ -367,9 +367,10 @@ def check_config(cfg: Config, phases: Iterable[str]) -> None:
                     f'ann_file does not exist. {COCO_HINT}')
 
 
-def annotation_files(cfg: Config) -> List[str]:
-    """The annotation and detection files the config's dataloaders and
-    evaluators read."""
+def find_malformed_json(cfg: Config) -> Optional[str]:
+    """The first annotation or detection file of the config's dataloaders
+    and evaluators that is not valid JSON, with the parser's complaint, as
+    one sentence; None if all parse."""
     files = []
     for phase in ('train', 'val', 'test'):
         loader = cfg.get(f'{phase}_dataloader')
@@ -378,15 +379,9 @@ def annotation_files(cfg: Config) -> List[str]:
             named = dataset_files(leaf)
             files += [named['ann_file'], named['bbox_file']]
         evaluator = cfg.get(f'{phase}_evaluator')
-        if isinstance(evaluator, dict) and evaluator.get('ann_file'):
-            files.append(evaluator['ann_file'])
-    return [path for path in dict.fromkeys(files) if path]
-
-
-def find_malformed_json(cfg: Config) -> Optional[str]:
-    """The first annotation file of ``cfg`` that is not valid JSON, with the
-    parser's complaint, as one sentence; None if all parse."""
-    for path in annotation_files(cfg):
+        if isinstance(evaluator, dict):
+            files.append(evaluator.get('ann_file') or '')
+    for path in dict.fromkeys(files):
         if not path.endswith('.json') or not osp.isfile(path):
             continue
         try:
