@@ -319,17 +319,17 @@ def check_dataset_files(dataset_cfg: dict, where: str) -> None:
                 f'{leaf_where}.data_prefix.img does not exist. {COCO_HINT}')
 
 
-def dataset_num_keypoints(dataset_cfg: dict) -> Optional[int]:
-    """Keypoint count of a dataset config's metainfo, if it declares one."""
+def dataset_metainfo(leaf: dict) -> dict:
+    """The metainfo the dataset of a leaf dataset config gets from its
+    class's ``_load_metainfo`` (MMPose's parsed keypoint layout for pose
+    datasets, with ``num_keypoints``); {} for a type no registry knows."""
     from mmpose.registry import DATASETS
-    leaf, _ = next(iter(leaf_datasets(dataset_cfg, '')))
     dataset_cls = DATASETS.get(leaf.get('type', ''))
     if dataset_cls is None or not hasattr(dataset_cls, '_load_metainfo'):
-        return None
+        return {}
     metainfo = leaf.get('metainfo')
-    metainfo = dataset_cls._load_metainfo(
+    return dataset_cls._load_metainfo(
         dict(metainfo) if metainfo is not None else None)
-    return metainfo.get('num_keypoints')
 
 
 def check_keypoint_count(cfg: Config, dataset_cfg: dict, where: str) -> None:
@@ -339,7 +339,8 @@ def check_keypoint_count(cfg: Config, dataset_cfg: dict, where: str) -> None:
     model_k = head.get('out_channels', head.get('num_keypoints'))
     data_k = pipeline_num_keypoints(dataset_cfg.get('pipeline') or [])
     if data_k is None:
-        data_k = dataset_num_keypoints(dataset_cfg)
+        leaf, _ = next(iter(leaf_datasets(dataset_cfg, '')))
+        data_k = dataset_metainfo(leaf).get('num_keypoints')
     if model_k is not None and data_k is not None and model_k != data_k:
         raise ConfigError(
             f'the dataset of {where} has {data_k} keypoints but the model '
