@@ -292,7 +292,8 @@ def dataset_files(leaf: dict) -> Dict[str, str]:
 
 
 def check_dataset_files(dataset_cfg: dict, where: str) -> None:
-    """Every file a dataset config names must exist."""
+    """Every file a dataset config (or an evaluator's ``ann_file``) names
+    must exist."""
     for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
         data_root = leaf.get('data_root') or ''
         if data_root and not osp.isdir(data_root):
@@ -361,11 +362,8 @@ def check_config(cfg: Config, phases: Iterable[str]) -> None:
             check_detections_match_images(loader['dataset'], where)
         evaluator = cfg.get(f'{phase}_evaluator')
         if phase != 'train' and isinstance(evaluator, dict):
-            ann_file = evaluator.get('ann_file')
-            if ann_file and not osp.isfile(ann_file):
-                raise ConfigError(
-                    f'annotation file "{ann_file}" of {phase}_evaluator.'
-                    f'ann_file does not exist. {COCO_HINT}')
+            check_dataset_files(
+                dict(ann_file=evaluator.get('ann_file')), f'{phase}_evaluator')
 
 
 def find_malformed_json(cfg: Config) -> Optional[str]:
