@@ -173,13 +173,10 @@ def check_value_types(cfg: Config,
     where it was set and what it needs.
     """
     given = options or {}
-
-    def check(node: dict, path: str) -> None:
+    for path, node in config_dicts(cfg):
         built = _builder(node, path)
-        if built is None:
-            return
         kinds: Dict[str, Optional[type]] = {}
-        for name, annotation in _arguments(built):
+        for name, annotation in _arguments(built) if built else ():
             kinds.setdefault(name, _number_kind(annotation))
         for key, value in node.items():
             kind = kinds.get(key)
@@ -195,9 +192,6 @@ def check_value_types(cfg: Config,
                 f'{"a whole number" if kind is int else "a number"}: {key} '
                 f'of {getattr(built, "__name__", built)} takes '
                 f'{"an int" if kind is int else "a float"}.')
-
-    for path, node in config_dicts(cfg):
-        check(node, path)
 
 
 def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
