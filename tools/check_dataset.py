@@ -4,9 +4,10 @@
     python tools/check_dataset.py --ann-file ANN.json --img-dir IMAGES \
         --keypoints KEYPOINTS.json [--num-keypoints K]
 
-With a config, every dataset of the given phases is checked against its
-keypoint file (``metainfo.from_file``, or the dataset class's own) and the
-model's keypoint count (``model.head.out_channels``). Prints one table per
+With a config, every dataset of the given phases is checked against the
+keypoint layout its class loads (MMPose's ``_load_metainfo``: the
+``metainfo.from_file``, or the class's own) and the model's keypoint count
+(``model.head.out_channels``). Prints one table per
 dataset: missing images, keypoint count mismatches, bad flip pairs, boxes
 outside images, bad visibility flags, duplicate ids. Exit status 1 when a
 check fails (warnings alone exit 0), 2 on unusable input.
@@ -17,12 +18,11 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config
-from mmpose.registry import DATASETS
 
 from sspose_mm.cli import run_cli
+from sspose_mm.cli.checks import dataset_files, dataset_metainfo, leaf_datasets
 from sspose_mm.datasets.custom import (Finding, check_keypoint_dataset,
-                                       dataset_files, findings_table,
-                                       load_keypoint_file)
+                                       findings_table, load_keypoint_file)
 from sspose_mm.errors import ConfigError
 
 
@@ -58,29 +58,11 @@ def parse_args():
     return args
 
 
-def keypoint_file_of(dataset_cfg: dict, where: str) -> str:
-    """The dataset's keypoint file: its ``metainfo`` or its class's."""
-    path = (dataset_cfg.get('metainfo') or {}).get('from_file')
-    if path is None:
-        dataset_cls = DATASETS.get(dataset_cfg.get('type', ''))
-        path = getattr(dataset_cls, 'METAINFO', {}).get('from_file')
-    if path is None:
-        raise ConfigError(f'{where} names no keypoint file '
-                          '(metainfo=dict(from_file=...))')
-    if not osp.isfile(path):
-        # MMPose's own dataset classes name files of its source tree, which
-        # an installed mmpose keeps under .mim.
-        import mmpose
-        packaged = osp.join(osp.dirname(mmpose.__file__), '.mim', path)
-        path = packaged if osp.isfile(packaged) else path
-    return path
-
-
 def datasets_to_check(args):
-    """``(title, ann_file, img_dir, keypoint file, model K)`` to check."""
+    """``(title, ann_file, img_dir, keypoint layout, model K)`` to check."""
     if args.config is None:
-        yield (args.ann_file, args.ann_file, args.img_dir, args.keypoints,
-               args.num_keypoints)
+        yield (args.ann_file, args.ann_file, args.img_dir,
+               load_keypoint_file(args.keypoints), args.num_keypoints)
         return
     if not osp.isfile(args.config):
         raise ConfigError(f'config file "{args.config}" does not exist.')
@@ -91,25 +73,23 @@ def datasets_to_check(args):
         loader = cfg.get(f'{phase}_dataloader')
         if not loader:
             continue
-        dataset = loader['dataset']
-        while 'dataset' in dataset:  # wrappers such as RepeatDataset
-            dataset = dataset['dataset']
-        where = f'{phase}_dataloader.dataset'
-        files = dataset_files(dataset)
-        yield (f'{where} ({files["ann_file"]})', files['ann_file'],
-               files['img_dir'], keypoint_file_of(dataset, where), model_k)
+        for dataset, where in leaf_datasets(loader['dataset'],
+                                            f'{phase}_dataloader.dataset'):
+            metainfo = dataset_metainfo(dataset)
+            if 'num_keypoints' not in metainfo:
+                raise ConfigError(f'{where} names no keypoint layout '
+                                  '(metainfo=dict(from_file=...))')
+            files = dataset_files(dataset)
+            yield (f'{where} ({files["ann_file"]})', files['ann_file'],
+                   files['img_dir'], metainfo, model_k)
 
 
 def main():
     args = parse_args()
     failed = False
-    for title, ann_file, img_dir, keypoint_file, model_k in datasets_to_check(
-            args):
+    for title, ann_file, img_dir, metainfo, model_k in datasets_to_check(args):
         findings = check_keypoint_dataset(
-            ann_file,
-            img_dir,
-            load_keypoint_file(keypoint_file),
-            model_keypoints=model_k)
+            ann_file, img_dir, metainfo, model_keypoints=model_k)
         errors = sum(f.severity == Finding.ERROR for f in findings)
         warnings = sum(f.severity == Finding.WARNING for f in findings)
         print(f'{title}\n{findings_table(findings)}\n'

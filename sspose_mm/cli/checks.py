@@ -173,13 +173,10 @@ def check_value_types(cfg: Config,
     where it was set and what it needs.
     """
     given = options or {}
-
-    def check(node: dict, path: str) -> None:
+    for path, node in config_dicts(cfg):
         built = _builder(node, path)
-        if built is None:
-            return
         kinds: Dict[str, Optional[type]] = {}
-        for name, annotation in _arguments(built):
+        for name, annotation in _arguments(built) if built else ():
             kinds.setdefault(name, _number_kind(annotation))
         for key, value in node.items():
             kind = kinds.get(key)
@@ -195,9 +192,6 @@ def check_value_types(cfg: Config,
                 f'{"a whole number" if kind is int else "a number"}: {key} '
                 f'of {getattr(built, "__name__", built)} takes '
                 f'{"an int" if kind is int else "a float"}.')
-
-    for path, node in config_dicts(cfg):
-        check(node, path)
 
 
 def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
@@ -277,51 +271,60 @@ def leaf_datasets(dataset_cfg: dict, where: str) -> Iterable:
         yield dataset_cfg, where
 
 
-def _resolve(data_root: str, path: str) -> str:
-    return path if osp.isabs(path) or not data_root else osp.join(
-        data_root, path)
+def dataset_files(leaf: dict) -> Dict[str, str]:
+    """``ann_file``, ``bbox_file`` and image folder ``img_dir`` of a leaf
+    dataset config as the dataset reads them ('' where it names none):
+    mmengine joins the annotation file and ``data_prefix.img`` to
+    ``data_root`` unless absolute, MMPose reads the detection file as given.
+    """
+    root = leaf.get('data_root') or ''
+    ann_file = leaf.get('ann_file')
+    return dict(
+        ann_file=osp.join(root, ann_file) if ann_file else '',
+        bbox_file=leaf.get('bbox_file') or '',
+        img_dir=osp.join(root, (leaf.get('data_prefix') or {}).get('img', '')))
 
 
 def check_dataset_files(dataset_cfg: dict, where: str) -> None:
-    """Every file a dataset config names must exist."""
+    """Every file a dataset config (or an evaluator's ``ann_file``) names
+    must exist."""
     for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
-        data_root = leaf.get('data_root', '') or ''
+        data_root = leaf.get('data_root') or ''
         if data_root and not osp.isdir(data_root):
             raise ConfigError(f'data_root "{data_root}" of {leaf_where} does '
                               f'not exist. {COCO_HINT}')
-        ann_file = leaf.get('ann_file')
-        if ann_file and not osp.isfile(_resolve(data_root, ann_file)):
+        files = dataset_files(leaf)
+        ann_file, bbox_file = files['ann_file'], files['bbox_file']
+        if ann_file and not osp.isfile(ann_file):
             raise ConfigError(
-                f'annotation file "{_resolve(data_root, ann_file)}" of '
-                f'{leaf_where}.ann_file does not exist. {COCO_HINT}')
-        if ann_file and osp.getsize(_resolve(data_root, ann_file)) == 0:
+                f'annotation file "{ann_file}" of {leaf_where}.ann_file does '
+                f'not exist. {COCO_HINT}')
+        if ann_file and osp.getsize(ann_file) == 0:
             raise DataError(
-                f'annotation file "{_resolve(data_root, ann_file)}" of '
-                f'{leaf_where}.ann_file is empty (0 bytes): get it again.')
-        bbox_file = leaf.get('bbox_file')
+                f'annotation file "{ann_file}" of {leaf_where}.ann_file is '
+                'empty (0 bytes): get it again.')
         if bbox_file and not osp.isfile(bbox_file):
             raise ConfigError(
                 f'person detection file "{bbox_file}" of '
                 f'{leaf_where}.bbox_file does not exist (set it to None to '
                 f'test with ground-truth boxes). {COCO_HINT}')
-        img_dir = (leaf.get('data_prefix') or {}).get('img')
-        if img_dir is not None and not osp.isdir(_resolve(data_root, img_dir)):
+        if files['img_dir'] and not osp.isdir(files['img_dir']):
             raise ConfigError(
-                f'image folder "{_resolve(data_root, img_dir)}" of '
+                f'image folder "{files["img_dir"]}" of '
                 f'{leaf_where}.data_prefix.img does not exist. {COCO_HINT}')
 
 
-def dataset_num_keypoints(dataset_cfg: dict) -> Optional[int]:
-    """Keypoint count of a dataset config's metainfo, if it declares one."""
+def dataset_metainfo(leaf: dict) -> dict:
+    """The metainfo the dataset of a leaf dataset config gets from its
+    class's ``_load_metainfo`` (MMPose's parsed keypoint layout for pose
+    datasets, with ``num_keypoints``); {} for a type no registry knows."""
     from mmpose.registry import DATASETS
-    leaf, _ = next(iter(leaf_datasets(dataset_cfg, '')))
     dataset_cls = DATASETS.get(leaf.get('type', ''))
     if dataset_cls is None or not hasattr(dataset_cls, '_load_metainfo'):
-        return None
+        return {}
     metainfo = leaf.get('metainfo')
-    metainfo = dataset_cls._load_metainfo(
+    return dataset_cls._load_metainfo(
         dict(metainfo) if metainfo is not None else None)
-    return metainfo.get('num_keypoints')
 
 
 def check_keypoint_count(cfg: Config, dataset_cfg: dict, where: str) -> None:
@@ -331,7 +334,8 @@ def check_keypoint_count(cfg: Config, dataset_cfg: dict, where: str) -> None:
     model_k = head.get('out_channels', head.get('num_keypoints'))
     data_k = pipeline_num_keypoints(dataset_cfg.get('pipeline') or [])
     if data_k is None:
-        data_k = dataset_num_keypoints(dataset_cfg)
+        leaf, _ = next(iter(leaf_datasets(dataset_cfg, '')))
+        data_k = dataset_metainfo(leaf).get('num_keypoints')
     if model_k is not None and data_k is not None and model_k != data_k:
         raise ConfigError(
             f'the dataset of {where} has {data_k} keypoints but the model '
@@ -352,36 +356,25 @@ def check_config(cfg: Config, phases: Iterable[str]) -> None:
             check_detections_match_images(loader['dataset'], where)
         evaluator = cfg.get(f'{phase}_evaluator')
         if phase != 'train' and isinstance(evaluator, dict):
-            ann_file = evaluator.get('ann_file')
-            if ann_file and not osp.isfile(ann_file):
-                raise ConfigError(
-                    f'annotation file "{ann_file}" of {phase}_evaluator.'
-                    f'ann_file does not exist. {COCO_HINT}')
+            check_dataset_files(
+                dict(ann_file=evaluator.get('ann_file')), f'{phase}_evaluator')
 
 
-def annotation_files(cfg: Config) -> List[str]:
-    """The annotation and detection files the config's dataloaders and
-    evaluators read."""
+def find_malformed_json(cfg: Config) -> Optional[str]:
+    """The first annotation or detection file of the config's dataloaders
+    and evaluators that is not valid JSON, with the parser's complaint, as
+    one sentence; None if all parse."""
     files = []
     for phase in ('train', 'val', 'test'):
         loader = cfg.get(f'{phase}_dataloader')
         leaves = leaf_datasets(loader['dataset'], phase) if loader else []
         for leaf, _ in leaves:
-            data_root = leaf.get('data_root', '') or ''
-            if leaf.get('ann_file'):
-                files.append(_resolve(data_root, leaf['ann_file']))
-            if leaf.get('bbox_file'):
-                files.append(leaf['bbox_file'])
+            named = dataset_files(leaf)
+            files += [named['ann_file'], named['bbox_file']]
         evaluator = cfg.get(f'{phase}_evaluator')
-        if isinstance(evaluator, dict) and evaluator.get('ann_file'):
-            files.append(evaluator['ann_file'])
-    return list(dict.fromkeys(files))
-
-
-def find_malformed_json(cfg: Config) -> Optional[str]:
-    """The first annotation file of ``cfg`` that is not valid JSON, with the
-    parser's complaint, as one sentence; None if all parse."""
-    for path in annotation_files(cfg):
+        if isinstance(evaluator, dict):
+            files.append(evaluator.get('ann_file') or '')
+    for path in dict.fromkeys(files):
         if not path.endswith('.json') or not osp.isfile(path):
             continue
         try:
@@ -397,10 +390,10 @@ def find_malformed_json(cfg: Config) -> Optional[str]:
 def check_detections_match_images(dataset_cfg: dict, where: str) -> None:
     """A person-detection file must name images of the annotation file."""
     for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
-        bbox_file, ann_file = leaf.get('bbox_file'), leaf.get('ann_file')
+        files = dataset_files(leaf)
+        ann_file, bbox_file = files['ann_file'], files['bbox_file']
         if not bbox_file or not ann_file:
             continue
-        ann_file = _resolve(leaf.get('data_root', '') or '', ann_file)
         try:
             with open(ann_file) as f:
                 image_ids = {image['id'] for image in json.load(f)['images']}

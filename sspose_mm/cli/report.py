@@ -62,7 +62,8 @@ def explain(error: BaseException) -> Optional[str]:
                 'you can and set that init_cfg.checkpoint to its local path, '
                 'or set the init_cfg to None to start from scratch.')
     match = _PEER_LOST.search(text)
-    if isinstance(error, RuntimeError) and match and _distributed():
+    distributed = int(os.environ.get('WORLD_SIZE', '1')) > 1
+    if isinstance(error, RuntimeError) and match and distributed:
         rank = os.environ.get('RANK', '?')
         return (f'process {rank} of a distributed run lost its peers '
                 f'({match.group(0)[:160].strip()}): another process died or '
@@ -70,10 +71,6 @@ def explain(error: BaseException) -> Optional[str]:
                 ' instead of waiting (the wait is bounded by '
                 'env_cfg.dist_cfg.timeout, in seconds).')
     return None
-
-
-def _distributed() -> bool:
-    return int(os.environ.get('WORLD_SIZE', '1')) > 1
 
 
 def run_cli(main: Callable[[], None]) -> None:

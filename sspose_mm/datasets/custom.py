@@ -27,19 +27,20 @@ import json
 import os.path as osp
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import ClassVar, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.config import Config
 from mmpose.datasets.datasets.base import BaseCocoStyleDataset
+from mmpose.datasets.datasets.utils import parse_pose_metainfo
 from mmpose.registry import DATASETS
 
 from ..errors import DataError
+from .keypoint_layout import keypoint_names
 
 __all__ = [
     'CustomKeypointDataset', 'Finding', 'check_keypoint_dataset',
-    'dataset_files', 'findings_table', 'keypoint_dataset_info',
-    'load_keypoint_file'
+    'findings_table', 'keypoint_dataset_info', 'load_keypoint_file'
 ]
 
 _PALETTE = ((255, 128, 0), (51, 153, 255), (0, 255, 0), (255, 51, 255))
@@ -206,29 +207,27 @@ def _finding(check: str, problems: List[str], severity: str) -> Finding:
     return Finding(check, severity, len(problems), problems[:3])
 
 
-def _check_flip_pairs(info: dict) -> List[str]:
-    """Left/right names that are not flip pairs of each other."""
-    names = [kp['name'] for kp in info['keypoint_info'].values()]
-    swap = {kp['name']: kp['swap'] for kp in info['keypoint_info'].values()}
+def _check_flip_pairs(metainfo: dict) -> List[str]:
+    """Left/right names that are not flip pairs of each other, and pairs
+    that are not mutual, in MMPose's parsed ``metainfo``."""
+    names, flip = keypoint_names(metainfo), metainfo['flip_indices']
     problems = []
-    for name in names:
+    for i, name in enumerate(names):
+        partner = names[flip[i]]
         for side, other in (('left', 'right'), ('right', 'left')):
             mirror = name.replace(side, other)
-            if side in name and mirror in names and swap[name] != mirror:
-                problems.append(f'"{name}" flips to "{swap[name] or name}", '
-                                f'not "{mirror}"')
-    for name, partner in swap.items():
-        if partner and partner not in swap:
-            problems.append(f'"{name}" flips to unknown "{partner}"')
-        elif partner and swap[partner] != name:
+            if side in name and mirror in names and partner != mirror:
+                problems.append(f'"{name}" flips to "{partner}", not '
+                                f'"{mirror}"')
+        if flip[flip[i]] != i:
             problems.append(f'"{name}" flips to "{partner}", which flips to '
-                            f'"{swap[partner]}"')
+                            f'"{names[flip[flip[i]]]}"')
     return problems
 
 
 def check_keypoint_dataset(ann_file: str,
                            img_dir: str,
-                           dataset_info: dict,
+                           metainfo: dict,
                            model_keypoints: Optional[int] = None,
                            box_tolerance: float = 1.0) -> List[Finding]:
     """Check a COCO-format keypoint dataset; one :class:`Finding` per check.
@@ -237,6 +236,8 @@ def check_keypoint_dataset(ann_file: str,
     sigmas, the model), visibility flags, flip pairs (left/right names that
     are not swapped, asymmetric pairs), boxes inside their image (up to
     ``box_tolerance`` pixels), keypoints inside their image, ids.
+    ``metainfo`` is the layout as a dataset's ``metainfo`` holds it (MMPose's
+    parsed form) or an MMPose ``dataset_info``.
 
     Raises:
         DataError: ``ann_file`` is missing or not COCO-format json.
@@ -253,7 +254,9 @@ def check_keypoint_dataset(ann_file: str,
                                           } <= set(coco):
         raise DataError(f'annotation file "{ann_file}" is not COCO format '
                         '(needs "images" and "annotations")')
-    k = len(dataset_info['keypoint_info'])
+    if 'keypoint_id2name' not in metainfo:  # not parsed yet
+        metainfo = parse_pose_metainfo(dict(metainfo))
+    k = metainfo['num_keypoints']
     images = {img.get('id'): img for img in coco['images']}
     findings = []
 
@@ -273,15 +276,15 @@ def check_keypoint_dataset(ann_file: str,
         if 'keypoints' in cat and len(cat['keypoints']) != k:
             count.append(f'category {cat.get("id")} names '
                          f'{len(cat["keypoints"])} keypoints')
-    if len(dataset_info['sigmas']) != k:
-        count.append(f'{len(dataset_info["sigmas"])} sigmas')
+    if len(metainfo['sigmas']) != k:
+        count.append(f'{len(metainfo["sigmas"])} sigmas')
     if model_keypoints is not None and model_keypoints != k:
         count.append(f'the model predicts {model_keypoints}')
     findings.append(_finding(f'keypoint count is {k}', count, Finding.ERROR))
 
     findings.append(
         _finding('flip pairs are symmetric left/right',
-                 _check_flip_pairs(dataset_info), Finding.ERROR))
+                 _check_flip_pairs(metainfo), Finding.ERROR))
 
     ids = Counter(ann.get('id') for ann in coco['annotations'])
     id_problems = [
@@ -355,14 +358,3 @@ def findings_table(findings: Sequence[Finding]) -> str:
         if i == 0:
             lines.append('  '.join('-' * w for w in widths) + '  ' + '-' * 8)
     return '\n'.join(line.rstrip() for line in lines)
-
-
-def dataset_files(dataset_cfg: dict) -> Dict[str, Optional[str]]:
-    """``ann_file``, image folder and keypoint file of a dataset config."""
-    root = dataset_cfg.get('data_root') or ''
-    ann = dataset_cfg.get('ann_file', '')
-    img = (dataset_cfg.get('data_prefix') or {}).get('img', '')
-    return dict(
-        ann_file=ann if osp.isabs(ann) else osp.join(root, ann),
-        img_dir=img if osp.isabs(img) else osp.join(root, img),
-        keypoint_file=(dataset_cfg.get('metainfo') or {}).get('from_file'))

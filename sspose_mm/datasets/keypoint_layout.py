@@ -51,18 +51,16 @@ def shared_keypoint_mappings(dataset: Sequence[str],
 
     The metric's sigmas follow ``gt_converter`` from the dataset's.
     """
-    model_index = {name: i for i, name in enumerate(model)}
-    shared = [i for i, name in enumerate(dataset) if name in model_index]
+    shared = name_mapping(dataset, model)
     if not shared:
         raise ConfigError('the dataset and the model share no keypoint name')
     return dict(
         gt_converter=dict(
             num_keypoints=len(shared),
-            mapping=[(d, j) for j, d in enumerate(shared)]),
+            mapping=[(d, j) for j, (d, _) in enumerate(shared)]),
         pred_converter=dict(
             num_keypoints=len(shared),
-            mapping=[(model_index[dataset[d]], j)
-                     for j, d in enumerate(shared)]))
+            mapping=[(m, j) for j, (_, m) in enumerate(shared)]))
 
 
 def pipeline_num_keypoints(pipeline: Sequence[dict]) -> Optional[int]:

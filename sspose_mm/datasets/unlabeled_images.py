@@ -8,7 +8,6 @@ is the MAE augmentation: torchvision's, on the pipeline's numpy images
 (mmcv lite has none).
 """
 import json
-import os
 import os.path as osp
 from typing import List, Optional, Sequence, Tuple
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from mmcv.transforms import BaseTransform
 from mmengine.dataset import BaseDataset
+from mmengine.utils import scandir
 from mmpose.registry import DATASETS, TRANSFORMS
 from torch.nn import functional as F
 from torchvision.transforms import \
@@ -38,7 +38,8 @@ class UnlabeledImageDataset(BaseDataset):
             recursively when there is no ``ann_file``).
         ann_file (str): Optional COCO-style JSON; its ``images[*].file_name``
             (relative to ``data_prefix.img``) are the samples, its
-            annotations are not read. Empty: list the folder instead.
+            annotations are not read. Empty: list the folder instead
+            (sorted, hidden files left out).
         extensions (Sequence[str]): File endings taken from a folder
             (case-insensitive).
         **kwargs: ``pipeline``, ``indices``, ``test_mode``... of mmengine's
@@ -87,14 +88,9 @@ class UnlabeledImageDataset(BaseDataset):
     def _folder_images(self, folder: str) -> List[str]:
         if not osp.isdir(folder):
             raise DataError(f'image folder {folder} does not exist.')
-        paths = []
-        for root, dirs, files in os.walk(folder, followlinks=True):
-            dirs.sort()
-            paths += [
-                osp.join(root, name) for name in sorted(files)
-                if name.lower().endswith(self.extensions)
-            ]
-        return paths
+        found = scandir(
+            folder, self.extensions, recursive=True, case_sensitive=False)
+        return [osp.join(folder, path) for path in sorted(found)]
 
 
 @TRANSFORMS.register_module()
