@@ -3,7 +3,7 @@ and treat an evaluator's annotation file as a dataset's."""
 import pytest
 
 from sspose_mm.cli import load_config
-from sspose_mm.cli.checks import dataset_files
+from sspose_mm.cli.checks import dataset_files, dataset_metainfo
 from sspose_mm.errors import DataError
 from conftest import COCO, QUICKSTART_CONFIG, coco_excerpt_options
 
@@ -35,3 +35,21 @@ def test_an_empty_evaluator_annotation_file_is_named(tmp_path):
     # The same config with the excerpt's file passes.
     options['val_evaluator.ann_file'] = str(COCO / 'test_coco.json')
     load_config(str(QUICKSTART_CONFIG), options, phases=['val'])
+
+
+def test_a_layout_naming_an_unknown_swap_partner_is_one_line(tmp_path):
+    # MMPose's own parser raises a bare KeyError('elbow') for this file.
+    layout = tmp_path / 'layout.py'
+    layout.write_text(
+        'dataset_info = dict(dataset_name="two", keypoint_info={\n'
+        '    0: dict(name="a", id=0, color=[0, 0, 0], type="upper",'
+        ' swap="b"),\n'
+        '    1: dict(name="b", id=1, color=[0, 0, 0], type="upper",'
+        ' swap="elbow")},\n'
+        '    skeleton_info={}, joint_weights=[1., 1.], sigmas=[.1, .1])\n')
+    leaf = dict(type='CocoDataset', metainfo=dict(from_file=str(layout)))
+    with pytest.raises(
+            DataError, match=r"cannot be read by MMPose "
+            r"\(KeyError: 'elbow'\)") as caught:
+        dataset_metainfo(leaf)
+    assert str(layout) in str(caught.value)

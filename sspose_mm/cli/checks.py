@@ -323,8 +323,15 @@ def dataset_metainfo(leaf: dict) -> dict:
     if dataset_cls is None or not hasattr(dataset_cls, '_load_metainfo'):
         return {}
     metainfo = leaf.get('metainfo')
-    return dataset_cls._load_metainfo(
-        dict(metainfo) if metainfo is not None else None)
+    try:
+        return dataset_cls._load_metainfo(
+            dict(metainfo) if metainfo is not None else None)
+    except (KeyError, ValueError, TypeError) as error:
+        # MMPose's parser fails with a bare KeyError on a swap or skeleton
+        # entry naming a keypoint the file does not define.
+        raise DataError(f'the keypoint layout {dict(metainfo or {})} of '
+                        f'{leaf.get("type")} cannot be read by MMPose '
+                        f'({type(error).__name__}: {error}).') from error
 
 
 def check_keypoint_count(cfg: Config, dataset_cfg: dict, where: str) -> None:
