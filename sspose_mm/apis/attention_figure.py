@@ -316,8 +316,6 @@ def draw_attention_figure(result: dict,
         raise ConfigError(f'--layers {" ".join(map(str, bad))}: the model '
                           f'has {num_layers} encoder layers (0 to '
                           f'{num_layers - 1}).')
-    if mode not in MODES:
-        raise ConfigError(f'mode "{mode}" is not one of {", ".join(MODES)}.')
 
     crop = result['crop']
     H, W = crop.shape[:2]

@@ -598,15 +598,6 @@ def _skip_text(skipped: List[Tuple[str, str]]) -> str:
                      for reason, names in reasons.items())
 
 
-def skipped_warning(summary: InferenceSummary) -> Optional[str]:
-    """One line on the folder images left out, or None."""
-    if not summary.skipped:
-        return None
-    total = summary.num_frames + len(summary.skipped)
-    return (f'warning: skipped {len(summary.skipped)} of {total} images '
-            f'({_skip_text(summary.skipped)}).')
-
-
 def _run_video(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
                out_dir: str, boxes: PersonBoxes, kpt_thr: float,
                progress: bool, summary: InferenceSummary) -> None:
@@ -648,6 +639,9 @@ def print_summary(summary: InferenceSummary, file=sys.stdout) -> None:
             f'wrote {len(summary.outputs)} picture(s) to '
             f'{osp.dirname(summary.predictions_file)}',
             file=file)
-    warning = skipped_warning(summary)
-    if warning:
-        print(warning, file=sys.stderr)
+    if summary.skipped:
+        print(
+            f'warning: skipped {len(summary.skipped)} of '
+            f'{summary.num_frames + len(summary.skipped)} images '
+            f'({_skip_text(summary.skipped)}).',
+            file=sys.stderr)
