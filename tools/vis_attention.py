@@ -11,16 +11,15 @@ config's model exactly; "none" shows the untrained model's attention.
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
-import os.path as osp
 
 from mmengine.config import Config
 
 from sspose_mm.apis.attention_figure import (MODES, attention_for_crop,
-                                             draw_attention_figure)
-from sspose_mm.apis.infer import check_bbox, read_image, require_topdown
+                                             draw_attention_figure,
+                                             read_person)
+from sspose_mm.apis.infer import require_topdown
 from sspose_mm.apis.loading import check_model_files, init_model
 from sspose_mm.cli import run_cli
-from sspose_mm.errors import ConfigError, DataError
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,15 +59,8 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     check_model_files(args.config, args.checkpoint)
-    if not osp.isfile(args.image):
-        raise ConfigError(f'image "{args.image}" does not exist.')
     # The image and the box are checked before the model loads.
-    image = read_image(args.image)
-    if image is None:
-        raise DataError(f'the image {args.image} could not be read or '
-                        'decoded (empty or corrupt file).')
-    if args.bbox is not None:
-        check_bbox(args.bbox, image.shape[:2], args.image)
+    read_person(args.image, args.bbox)
     cfg = Config.fromfile(args.config)
     require_topdown(cfg, 'tools/vis_attention.py')
     model = init_model(cfg, args.checkpoint, args.device)

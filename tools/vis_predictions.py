@@ -10,12 +10,12 @@ model's (random) predictions.
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
-import os
 import os.path as osp
 
+import mmcv
 from mmengine.config import Config
 
-from sspose_mm.apis import coco_images_with_boxes, draw_topdown_predictions
+from sspose_mm.apis import BoxedPoseInferencer, coco_images_with_boxes
 from sspose_mm.apis.infer import require_topdown
 from sspose_mm.apis.loading import check_model_files, init_model
 from sspose_mm.cli import run_cli
@@ -54,13 +54,14 @@ def main():
         raise ConfigError(f'annotation file "{ann_file}" does not exist.')
     if not osp.isdir(img_dir):
         raise ConfigError(f'image folder "{img_dir}" does not exist.')
-    model = init_model(cfg, args.checkpoint, args.device)
-    os.makedirs(args.out_dir, exist_ok=True)
+    inferencer = BoxedPoseInferencer(
+        init_model(cfg, args.checkpoint, args.device))
     for image_path, boxes in coco_images_with_boxes(ann_file, img_dir,
                                                     args.num_images):
+        inferencer.predict(
+            mmcv.imread(image_path), image_path, args.out_dir, boxes,
+            args.kpt_thr)
         out_file = osp.join(args.out_dir, osp.basename(image_path))
-        draw_topdown_predictions(model, image_path, boxes, out_file,
-                                 args.kpt_thr)
         print(f'saved {out_file} ({len(boxes)} people)')
 
 

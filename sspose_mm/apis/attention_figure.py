@@ -15,7 +15,6 @@ import os.path as osp
 from contextlib import ExitStack
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import mmcv
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,9 +23,9 @@ from mmpose.datasets.transforms import TopdownAffine
 from mmpose.structures.bbox import get_udp_warp_matrix, get_warp_matrix
 
 from ..datasets.transforms import TransPoseAffine
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .attention import recording_attention
-from .infer import check_bbox
+from .infer import check_bbox, read_image
 
 MODES = ('dependency', 'affect')
 
@@ -50,6 +49,25 @@ def _crop_warp(affine: TopdownAffine, meta: dict) -> np.ndarray:
         return affine.warp_matrix(center, float(scale[0]) + 1)
     warp_fn = get_udp_warp_matrix if affine.use_udp else get_warp_matrix
     return warp_fn(center, scale, 0., affine.input_size)
+
+
+def read_person(image_path: str,
+                bbox_xywh: Optional[Sequence[float]] = None
+                ) -> Tuple[np.ndarray, np.ndarray]:
+    """The image (BGR) and the ``(1, 4)`` xyxy box of one person, by default
+    the whole image (as ``mmpose.apis.inference_topdown``); stops at a
+    missing or undecodable image and a bad box. Cheap: a tool calls it
+    before loading the model."""
+    if not osp.isfile(image_path):
+        raise ConfigError(f'image "{image_path}" does not exist.')
+    image = read_image(image_path)
+    if image is None:
+        raise DataError(f'the image {image_path} could not be read or '
+                        'decoded (empty or corrupt file).')
+    img_h, img_w = image.shape[:2]
+    if bbox_xywh is None:
+        bbox_xywh = (0, 0, img_w, img_h)
+    return image, check_bbox(bbox_xywh, (img_h, img_w), image_path)
 
 
 def attention_for_crop(model: torch.nn.Module,
@@ -98,21 +116,13 @@ def attention_for_crop(model: torch.nn.Module,
 
     Raises:
         ConfigError: Missing image, bad box, or a model without attention.
+        DataError: An image that does not decode.
     """
-    if not osp.isfile(image_path):
-        raise ConfigError(f'image "{image_path}" does not exist.')
-    image = mmcv.imread(image_path)
-    if image is None:
-        raise ConfigError(f'image "{image_path}" could not be decoded.')
-    img_h, img_w = image.shape[:2]
-    if bbox_xywh is None:
-        # Same default as mmpose.apis.inference_topdown.
-        bbox_xywh = (0, 0, img_w, img_h)
-    bbox = check_bbox(bbox_xywh, (img_h, img_w), image_path)
-
+    image, bbox = read_person(image_path, bbox_xywh)
     pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
     affine = _affine_step(pipeline)
     data_info = dict(
+        img=image,
         img_path=image_path,
         bbox=bbox,
         bbox_score=np.ones(1, dtype=np.float32))
@@ -316,8 +326,6 @@ def draw_attention_figure(result: dict,
         raise ConfigError(f'--layers {" ".join(map(str, bad))}: the model '
                           f'has {num_layers} encoder layers (0 to '
                           f'{num_layers - 1}).')
-    if mode not in MODES:
-        raise ConfigError(f'mode "{mode}" is not one of {", ".join(MODES)}.')
 
     crop = result['crop']
     H, W = crop.shape[:2]

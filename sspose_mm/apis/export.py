@@ -8,6 +8,7 @@ onnxruntime's results with PyTorch's (:func:`verify`).
 import os
 import os.path as osp
 import re
+from traceback import format_exception
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -130,14 +131,6 @@ _DATA_DEPENDENT = re.compile(r'GuardOnDataDependentSymNode|data-dependent|'
                              r'data dependent')
 
 
-def _chain_text(error: BaseException) -> str:
-    texts = []
-    while error is not None:
-        texts.append(f'{type(error).__name__}: {error}')
-        error = error.__cause__ or error.__context__
-    return '\n'.join(texts)
-
-
 def export_onnx(exported: ExportedPoseModel, crops: Tensor, out: str,
                 dynamic_batch: bool, opset: int) -> List[str]:
     """Write the ONNX file; returns the output names."""
@@ -165,7 +158,8 @@ def export_onnx(exported: ExportedPoseModel, crops: Tensor, out: str,
             external_data=False,
             verbose=False)
     except Exception as error:  # noqa: BLE001 - re-raised unless explained
-        if not _DATA_DEPENDENT.search(_chain_text(error)):
+        # The reason may be any exception of the chain: search them all.
+        if not _DATA_DEPENDENT.search(''.join(format_exception(error))):
             raise
         raise ConfigError(
             f'{type(exported.model.backbone).__name__} decides per crop, '

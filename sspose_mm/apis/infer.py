@@ -14,23 +14,34 @@ Person boxes come from one of three sources (:class:`PersonBoxes`):
 Outputs (:func:`run_inference`) go to one folder: a picture per image (same
 file name) or a video (``<stem>.mp4``, mp4v, same fps and size) with the
 skeletons drawn by MMPose's ``PoseLocalVisualizer``, and ``predictions.json``
-in COCO results format, one entry per person.
+in COCO results format, one entry per person (MMPose's inferencer writes one
+JSON per image in its own layout instead).
+
+Predicting and drawing is MMPose's ``Pose2DInferencer`` (its pipeline,
+forward, visualizer, image saving and video reading and writing) through
+:class:`BoxedPoseInferencer`; what stays here is what it does not do: boxes
+from ``--bbox`` or a detection file, skipping the unusable images of a
+folder, the refusals before the model loads and the COCO-results file.
 """
 import json
 import os
 import os.path as osp
 import sys
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
+import mmcv
 import numpy as np
 from mmengine.config import Config
-from mmpose.apis import inference_topdown
+from mmengine.dataset import pseudo_collate
+from mmengine.structures import InstanceData
+from mmpose.apis.inferencers import Pose2DInferencer
 from mmpose.models import TopdownPoseEstimator
-from mmpose.registry import MODELS, VISUALIZERS
-from mmpose.structures import PoseDataSample, merge_data_samples
+from mmpose.registry import MODELS
+from mmpose.structures.bbox import bbox_xywh2xyxy
 from PIL import Image
+from pycocotools.coco import COCO
 from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
@@ -40,6 +51,8 @@ from .loading import check_model_files, init_model
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv')
 PREDICTIONS_FILE = 'predictions.json'
+# How pictures and videos are drawn: boxes, 3-pixel keypoints, 2-pixel limbs.
+DRAW_OPTIONS = dict(draw_bbox=True, radius=3, thickness=2)
 
 
 class PersonBoxes:
@@ -71,9 +84,8 @@ class PersonBoxes:
         self.fixed: Optional[np.ndarray] = None
         if bbox_xywh is not None:
             self.fixed = check_bbox(bbox_xywh)
-        # base file name -> (image_id, boxes xyxy (N, 4), scores (N,))
-        self.by_name: Optional[Dict[str, Tuple[int, np.ndarray,
-                                               np.ndarray]]] = None
+        # base file name -> (image_id, boxes (N, 5) xyxy and score)
+        self.by_name: Optional[Dict[str, Tuple[int, np.ndarray]]] = None
         if det_file is not None:
             self.by_name = _load_detections(det_file, ann_file, det_thr)
 
@@ -95,15 +107,13 @@ class PersonBoxes:
         detection file whose annotation file does not list the image)."""
         return self.by_name is None or osp.basename(file_name) in self.by_name
 
-    def lookup(self, file_name: Optional[str], height: int,
-               width: int) -> Tuple[Optional[int], np.ndarray, np.ndarray]:
-        """``(coco_image_id or None, boxes_xyxy (N, 4), box_scores (N,))``."""
+    def lookup(self, file_name: Optional[str]
+               ) -> Tuple[Optional[int], Optional[np.ndarray]]:
+        """``(coco_image_id or None, boxes)``: the fixed ``(1, 4)`` box, the
+        ``(N, 5)`` detections (xyxy and score), or None: the whole image."""
         if self.by_name is not None:
             return self.by_name[osp.basename(file_name)]
-        if self.fixed is not None:
-            return None, self.fixed.copy(), np.ones(1, np.float32)
-        whole = np.array([[0, 0, width, height]], dtype=np.float32)
-        return None, whole, np.ones(1, np.float32)
+        return None, self.fixed
 
 
 def box_on_image(xyxy: Sequence[float], height: int, width: int) -> bool:
@@ -143,8 +153,8 @@ def _read_json(path: str, what: str):
         raise DataError(f'{what} "{path}" is not valid JSON: {error}.')
 
 
-def _load_detections(det_file: str, ann_file: str, det_thr: float
-                     ) -> Dict[str, Tuple[int, np.ndarray, np.ndarray]]:
+def _load_detections(det_file: str, ann_file: str,
+                     det_thr: float) -> Dict[str, Tuple[int, np.ndarray]]:
     """Detections above ``det_thr`` grouped by the base name of the image."""
     ann = _read_json(ann_file, 'annotation file')
     if not isinstance(ann, dict) or not isinstance(ann.get('images'), list):
@@ -162,7 +172,7 @@ def _load_detections(det_file: str, ann_file: str, det_thr: float
     if not isinstance(dets, list):
         raise DataError(f'detection file "{det_file}" must be a list of '
                         '{"image_id", "bbox", "score"} (COCO results format).')
-    grouped: Dict[int, List[Tuple[List[float], float]]] = {}
+    grouped: Dict[int, List[List[float]]] = {}
     for i, det in enumerate(dets):
         try:
             image_id = int(det['image_id'])
@@ -176,14 +186,12 @@ def _load_detections(det_file: str, ann_file: str, det_thr: float
         # a zero-size box cannot be cropped.
         if category != 1 or score <= det_thr or w <= 0 or h <= 0:
             continue
-        grouped.setdefault(image_id, []).append(([x, y, x + w, y + h], score))
-    by_name = {}
-    for image_id, name in names.items():
-        found = grouped.get(image_id, [])
-        boxes = np.array([b for b, _ in found], np.float32).reshape(-1, 4)
-        scores = np.array([s for _, s in found], np.float32)
-        by_name[name] = (image_id, boxes, scores)
-    return by_name
+        grouped.setdefault(image_id, []).append([x, y, x + w, y + h, score])
+    return {
+        name: (image_id, np.array(grouped.get(image_id, []),
+                                  np.float32).reshape(-1, 5))
+        for image_id, name in names.items()
+    }
 
 
 def require_topdown(cfg: Config, tool: str) -> None:
@@ -245,31 +253,121 @@ def read_image(path: str) -> Optional[np.ndarray]:
     return cv2.imdecode(data, cv2.IMREAD_COLOR)
 
 
-def predict_people(model, image_bgr: np.ndarray,
-                   boxes_xyxy: np.ndarray) -> List[PoseDataSample]:
-    """One data sample per box; none when there are no boxes.
+class BoxedPoseInferencer(Pose2DInferencer):
+    """MMPose's ``Pose2DInferencer`` on a model already loaded, with person
+    boxes given by the caller instead of a detector.
 
-    ``inference_topdown`` treats an empty box list as "the whole image", which
-    would invent a person in an image where the detector found nobody.
+    The inferencer would build its model from the config and load what fits
+    of a checkpoint (:mod:`.loading` loads all of it or stops), and it takes
+    boxes only from a detector or the whole image: MMPose 1.3.2 drops its
+    ``bboxes`` argument for top-down models. Everything else is MMPose's:
+    the test pipeline, the forward pass, the drawing, saving pictures and
+    reading and writing videos.
+
+    Call it like MMPose's with one image (BGR array) or a video path, and
+    with ``person_boxes`` for every image or frame of the call: ``(N, 4)``
+    xyxy or ``(N, 5)`` xyxy and score (1 when absent), None for the whole
+    image; and ``img_path``, the name of an image's picture in
+    ``vis_out_dir``.
+
+    Args:
+        model: A top-down estimator from
+            :func:`~sspose_mm.apis.loading.init_model`.
     """
-    if len(boxes_xyxy) == 0:
-        return []
-    return inference_topdown(model, image_bgr, boxes_xyxy, 'xyxy')
+
+    preprocess_kwargs = Pose2DInferencer.preprocess_kwargs | {
+        'img_path', 'person_boxes'
+    }
+
+    def __init__(self, model) -> None:
+        self._loaded = model
+        super().__init__(
+            model.cfg,
+            device=str(next(model.parameters()).device),
+            det_model='whole_image')
+
+    def _init_model(self, cfg, weights, device):
+        return self._loaded
+
+    def _init_collate(self, cfg):
+        # As inference_topdown; the inferencer's lookup of the config's
+        # collate_fn warns that the mmpose scope has no function registry.
+        return pseudo_collate
+
+    def _inputs_to_list(self, inputs):
+        video = inputs
+        inputs = super()._inputs_to_list(inputs)
+        if self._video_input:
+            # The frames are read again from the start: the first is cached.
+            if inputs.read() is None:
+                raise DataError(f'the video {video} could not be opened or '
+                                'has no readable frame.')
+            # Some containers report no fps; 25 keeps the output playable.
+            self.video_info['fps'] = self.video_info['fps'] or 25.0
+        return inputs
+
+    def preprocess_single(self,
+                          input: np.ndarray,
+                          index: int,
+                          img_path: Optional[str] = None,
+                          person_boxes: Optional[np.ndarray] = None,
+                          **kwargs) -> List[dict]:
+        """The test pipeline's output for each box of one image or frame."""
+        height, width = input.shape[:2]
+        if person_boxes is None:
+            person_boxes = np.array([[0, 0, width, height]], np.float32)
+        info = dict(
+            img=input,
+            img_path=img_path or f'{index:06d}.jpg',
+            **self.model.dataset_meta)
+        return [
+            self.pipeline(
+                dict(
+                    info,
+                    bbox=box[None, :4],
+                    # The fifth column, 1 when there is none.
+                    bbox_score=np.append(box[4:], 1.0)[:1]))
+            for box in person_boxes
+        ]
+
+    def predict(self,
+                image: np.ndarray,
+                img_path: str,
+                out_dir: str,
+                person_boxes: Optional[np.ndarray] = None,
+                kpt_thr: float = 0.3) -> InstanceData:
+        """The people of one image, drawn into ``out_dir`` (same file name
+        as ``img_path``); no box (an empty array) draws and predicts
+        nobody, where MMPose would make the whole image one person."""
+        if person_boxes is not None and not len(person_boxes):
+            mmcv.imwrite(image, osp.join(out_dir, osp.basename(img_path)))
+            return InstanceData()
+        result = next(
+            self(
+                image,
+                return_datasamples=True,
+                img_path=img_path,
+                person_boxes=person_boxes,
+                # A folder: without the slash a dot in its name would read
+                # as a file extension.
+                vis_out_dir=osp.join(out_dir, ''),
+                kpt_thr=kpt_thr,
+                **DRAW_OPTIONS))
+        return result['predictions'][0].pred_instances
 
 
-def coco_results(samples: Sequence[PoseDataSample], box_scores: np.ndarray,
-                 image_id: int, extra: dict) -> List[dict]:
-    """COCO-results entries (one per person) for the samples of one image.
+def coco_results(people: InstanceData, image_id: int,
+                 extra: dict) -> List[dict]:
+    """COCO-results entries (one per person) for the people of one image.
 
     ``score`` is the mean keypoint score times the box score, as MMPose's
     top-down COCO evaluation rescores people (without its visibility cut).
     """
     entries = []
-    for sample, box_score in zip(samples, box_scores):
-        inst = sample.pred_instances
-        keypoints = np.asarray(inst.keypoints[0], dtype=np.float64)
-        scores = np.asarray(inst.keypoint_scores[0], dtype=np.float64)
-        x1, y1, x2, y2 = (float(v) for v in inst.bboxes[0])
+    for i in range(len(people)):
+        keypoints = np.asarray(people.keypoints[i], dtype=np.float64)
+        scores = np.asarray(people.keypoint_scores[i], dtype=np.float64)
+        x1, y1, x2, y2 = (float(v) for v in people.bboxes[i])
         flat = np.concatenate([keypoints, scores[:, None]], axis=1).ravel()
         entries.append(
             dict(
@@ -277,52 +375,28 @@ def coco_results(samples: Sequence[PoseDataSample], box_scores: np.ndarray,
                 **extra,
                 category_id=1,
                 keypoints=[round(float(v), 4) for v in flat],
-                score=round(float(scores.mean() * box_score), 6),
+                score=round(float(scores.mean() * people.bbox_scores[i]), 6),
                 bbox=[round(v, 2) for v in (x1, y1, x2 - x1, y2 - y1)]))
     return entries
 
 
-def pose_visualizer(model, name: str = 'sspose_infer'):
-    """MMPose's ``PoseLocalVisualizer`` set up for ``model``'s skeleton.
-
-    mmengine keeps visualizers as named global instances; building a second
-    one under the same name warns and returns the first, so an existing
-    instance is fetched instead.
-    """
-    from mmpose.visualization import PoseLocalVisualizer
-    if PoseLocalVisualizer.check_instance_created(name):
-        visualizer = PoseLocalVisualizer.get_instance(name)
-    else:
-        visualizer = VISUALIZERS.build(
-            dict(
-                type='PoseLocalVisualizer', radius=3, line_width=2, name=name))
-    visualizer.set_dataset_meta(model.dataset_meta)
-    return visualizer
-
-
-def draw_people(model,
-                image_bgr: np.ndarray,
-                samples: Sequence[PoseDataSample],
-                kpt_thr: float = 0.3,
-                visualizer=None) -> np.ndarray:
-    """The image (RGB) with boxes and skeletons drawn by MMPose.
-
-    It takes an image already in memory (a video frame has no file) and
-    predictions already made (they are also written to JSON, so the model
-    runs once per image). Pass ``visualizer`` (:func:`pose_visualizer`) to
-    set it up once for many frames.
-    """
-    image_rgb = np.ascontiguousarray(image_bgr[..., ::-1])
-    if not samples:
-        return image_rgb
-    visualizer = visualizer or pose_visualizer(model)
-    return visualizer.add_datasample(
-        'prediction',
-        image_rgb,
-        merge_data_samples(list(samples)),
-        draw_gt=False,
-        draw_bbox=True,
-        kpt_thr=kpt_thr)
+def coco_images_with_boxes(ann_file: str,
+                           img_dir: str,
+                           num_images: Optional[int] = None
+                           ) -> List[Tuple[str, np.ndarray]]:
+    """``(image_path, boxes_xyxy)`` of the first images of a COCO file that
+    have annotated people (ground-truth boxes, crowd regions left out)."""
+    coco = COCO(ann_file)
+    items = []
+    for image_id in sorted(coco.getImgIds()):
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id, iscrowd=False))
+        boxes = [a['bbox'] for a in anns if a.get('num_keypoints', 0) > 0]
+        if boxes:
+            items.append((osp.join(img_dir, coco.imgs[image_id]['file_name']),
+                          bbox_xywh2xyxy(np.array(boxes, np.float32))))
+        if num_images and len(items) == num_images:
+            break
+    return items
 
 
 @dataclass
@@ -431,11 +505,10 @@ def run_inference(model,
     kind, files = check_request(input_path, boxes, out_dir)
     os.makedirs(out_dir, exist_ok=True)
     summary = InferenceSummary(kind=kind)
-    if kind == 'video':
-        _run_video(model, files[0], out_dir, boxes, kpt_thr, progress, summary)
-    else:
-        _run_images(model, files, kind, out_dir, boxes, kpt_thr, progress,
-                    summary)
+    run = _run_video if kind == 'video' else _run_images
+    run(
+        BoxedPoseInferencer(model), files, kind, out_dir, boxes, kpt_thr,
+        progress, summary)
     summary.predictions_file = osp.join(out_dir, PREDICTIONS_FILE)
     with open(summary.predictions_file, 'w', encoding='utf-8') as f:
         json.dump(summary.predictions, f)
@@ -471,22 +544,20 @@ def load_and_run_inference(config: str,
     return run_inference(model, input_path, out_dir, boxes, kpt_thr, progress)
 
 
-def _run_images(model, files: List[str], kind: str, out_dir: str,
-                boxes: PersonBoxes, kpt_thr: float, progress: bool,
-                summary: InferenceSummary) -> None:
+def _run_images(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
+                out_dir: str, boxes: PersonBoxes, kpt_thr: float,
+                progress: bool, summary: InferenceSummary) -> None:
     if boxes.uses_detections and not any(boxes.knows(f) for f in files):
         raise DataError(
             f'none of the {len(files)} input image(s) is listed in the '
             '--ann-file, so no detection can be matched to them (images are '
             'matched by file name).')
-    visualizer = pose_visualizer(model)
     bar = tqdm(
         files,
         desc='images',
         unit='img',
         disable=not progress or kind != 'folder')
     for index, path in enumerate(bar):
-        name = osp.basename(path)
         if not boxes.knows(path):
             # Only reachable for a folder: a single unlisted image fails the
             # check above.
@@ -505,16 +576,13 @@ def _run_images(model, files: List[str], kind: str, out_dir: str,
                 boxes.require_fit(path, *image.shape[:2])
             summary.skipped.append((path, '--bbox outside the image'))
             continue
-        image_id, xyxy, scores = boxes.lookup(path, *image.shape[:2])
-        samples = predict_people(model, image, xyxy)
+        image_id, person_boxes = boxes.lookup(path)
+        people = inferencer.predict(image, path, out_dir, person_boxes,
+                                    kpt_thr)
         summary.predictions += coco_results(
-            samples, scores, index if image_id is None else image_id,
-            dict(file_name=name))
-        out_file = output_path(kind, out_dir, path)
-        drawn = draw_people(model, image, samples, kpt_thr, visualizer)
-        if not cv2.imwrite(out_file, np.ascontiguousarray(drawn[..., ::-1])):
-            raise DataError(f'could not write {out_file}.')
-        summary.outputs.append(out_file)
+            people, index if image_id is None else image_id,
+            dict(file_name=osp.basename(path)))
+        summary.outputs.append(output_path(kind, out_dir, path))
         summary.num_frames += 1
     bar.close()
     if summary.num_frames == 0:
@@ -530,66 +598,30 @@ def _skip_text(skipped: List[Tuple[str, str]]) -> str:
                      for reason, names in reasons.items())
 
 
-def skipped_warning(summary: InferenceSummary) -> Optional[str]:
-    """One line on the folder images left out, or None."""
-    if not summary.skipped:
-        return None
-    total = summary.num_frames + len(summary.skipped)
-    return (f'warning: skipped {len(summary.skipped)} of {total} images '
-            f'({_skip_text(summary.skipped)}).')
-
-
-def _video_frames(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return
-        yield frame
-
-
-def _run_video(model, path: str, out_dir: str, boxes: PersonBoxes,
-               kpt_thr: float, progress: bool,
-               summary: InferenceSummary) -> None:
-    cap = cv2.VideoCapture(path)
-    try:
-        ok, first = cap.read() if cap.isOpened() else (False, None)
-        if not ok:
-            raise DataError(f'the video {path} could not be opened or has no '
-                            'readable frame.')
-        # Some containers report no fps; 25 keeps the output playable.
-        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        height, width = first.shape[:2]
-        boxes.require_fit(path, height, width)
-        out_file = output_path('video', out_dir, path)
-        writer = cv2.VideoWriter(out_file, cv2.VideoWriter_fourcc(*'mp4v'),
-                                 fps, (width, height))
-        if not writer.isOpened():
-            raise DataError(f'could not open {out_file} for writing (mp4v).')
-        try:
-            visualizer = pose_visualizer(model)
-            frames = _video_frames(cap)
-            bar = tqdm(
-                total=count, desc='frames', unit='frame', disable=not progress)
-            frame = first
-            index = 0
-            while frame is not None:
-                _, xyxy, scores = boxes.lookup(None, height, width)
-                samples = predict_people(model, frame, xyxy)
-                summary.predictions += coco_results(samples, scores, index,
-                                                    dict(frame=index))
-                drawn = draw_people(model, frame, samples, kpt_thr, visualizer)
-                writer.write(np.ascontiguousarray(drawn[..., ::-1]))
-                index += 1
-                bar.update(1)
-                frame = next(frames, None)
-            bar.close()
-        finally:
-            writer.release()
-        summary.outputs.append(out_file)
-        summary.num_frames = index
-    finally:
-        cap.release()
+def _run_video(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
+               out_dir: str, boxes: PersonBoxes, kpt_thr: float,
+               progress: bool, summary: InferenceSummary) -> None:
+    out_file = output_path(kind, out_dir, files[0])
+    frames = inferencer(
+        files[0],
+        return_datasamples=True,
+        person_boxes=boxes.lookup(None)[1],
+        vis_out_dir=out_file,
+        kpt_thr=kpt_thr,
+        **DRAW_OPTIONS)
+    bar = tqdm(
+        frames,
+        total=mmcv.VideoReader(files[0]).frame_cnt or None,
+        desc='frames',
+        unit='frame',
+        disable=not progress)
+    for index, result in enumerate(bar):
+        summary.predictions += coco_results(
+            result['predictions'][0].pred_instances, index, dict(frame=index))
+        summary.num_frames += 1
+    if not osp.isfile(out_file):
+        raise DataError(f'could not write {out_file} (mp4v).')
+    summary.outputs.append(out_file)
 
 
 def print_summary(summary: InferenceSummary, file=sys.stdout) -> None:
@@ -607,6 +639,9 @@ def print_summary(summary: InferenceSummary, file=sys.stdout) -> None:
             f'wrote {len(summary.outputs)} picture(s) to '
             f'{osp.dirname(summary.predictions_file)}',
             file=file)
-    warning = skipped_warning(summary)
-    if warning:
-        print(warning, file=sys.stderr)
+    if summary.skipped:
+        print(
+            f'warning: skipped {len(summary.skipped)} of '
+            f'{summary.num_frames + len(summary.skipped)} images '
+            f'({_skip_text(summary.skipped)}).',
+            file=sys.stderr)
