@@ -84,3 +84,25 @@ def resize_position_embedding(table: torch.Tensor, src_grid: Tuple[int, int],
         num_prefix_tokens=0,
         antialias=False,
         align_corners=False)
+
+
+def stored_grid(num_positions: int,
+                grid: Tuple[int, int],
+                class_token: bool = False
+                ) -> Optional[Tuple[int, Tuple[int, int]]]:
+    """How a checkpoint's table of ``num_positions`` rows lies on a token
+    grid, for :func:`resize_position_embedding` to ``grid``: the number of
+    leading class-token rows to drop (0, else 1 if ``class_token`` allows
+    one, as timm/MAE ViTs store it) and the ``(h, w)`` of the rest, of
+    ``grid``'s aspect ratio when the count allows it, else square; None
+    when it is neither."""
+    h, w = grid
+    for prefix in (0, 1) if class_token else (0, ):
+        tokens = num_positions - prefix
+        rows = round(math.sqrt(tokens * h / w))
+        if rows and tokens % rows == 0 and rows * w == tokens // rows * h:
+            return prefix, (rows, tokens // rows)
+        side = math.isqrt(tokens)
+        if side and side * side == tokens:
+            return prefix, (side, side)
+    return None

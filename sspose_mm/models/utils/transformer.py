@@ -84,6 +84,12 @@ def scaled_dot_product_attention(q: Tensor,
     return out[..., :head_dim]
 
 
+def gather_tokens(tokens: Tensor, ids: Tensor) -> Tensor:
+    """``tokens[b, ids[b]]``: ``(B, N, C)`` tokens and ``(B, n)`` ids ->
+    ``(B, n, C)``."""
+    return tokens.gather(1, ids[..., None].expand(-1, -1, tokens.shape[-1]))
+
+
 class MultiheadSelfAttention(nn.Module):
     """The package's one multi-head attention module.
 
