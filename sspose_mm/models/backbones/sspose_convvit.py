@@ -20,7 +20,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, constant_init, xavier_init
 from mmpose.registry import MODELS
 from timm.layers import DropPath, LayerNorm2d, Mlp
 from torch import Tensor, nn
@@ -295,11 +295,9 @@ class SSposeConvViT(BaseModule):
         stage-3 conv viewed as one), LayerNorm 1/0; convs keep PyTorch's."""
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                xavier_init(module, distribution='uniform')
             elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+                constant_init(module, 1)
             elif isinstance(module, MultiheadSelfAttention):
                 # Same rule for the packed q/k/v as for timm's qkv Linear.
                 nn.init.xavier_uniform_(module.in_proj_weight)

@@ -10,7 +10,7 @@ import math
 from typing import Dict, Optional, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, xavier_init
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
@@ -115,8 +115,7 @@ class MAEDecoder(nn.Module):
         self.pred = nn.Linear(embed_dims, out_dims)
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                xavier_init(module, distribution='uniform')
         for layer in self.layers:
             nn.init.xavier_uniform_(layer.attn.in_proj_weight)
             nn.init.zeros_(layer.attn.in_proj_bias)
