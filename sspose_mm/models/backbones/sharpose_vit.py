@@ -20,9 +20,9 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, constant_init, trunc_normal_init
 from mmpose.registry import MODELS
-from timm.layers import Mlp, PatchEmbed, trunc_normal_
+from timm.layers import Mlp, PatchEmbed
 from torch import Tensor, nn
 
 from ...errors import CheckpointError, ConfigError
@@ -530,12 +530,9 @@ class SHaRPoseViT(BaseModule):
 def _init_official(module: nn.Module) -> None:
     """trunc-normal(0.02) Linear weights, zero biases, unit LayerNorms."""
     if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+        trunc_normal_init(module, std=.02)
     elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
+        constant_init(module, 1)
 
 
 def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
