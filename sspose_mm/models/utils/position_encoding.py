@@ -66,17 +66,20 @@ def stored_grid(num_positions: int,
                 ) -> Optional[Tuple[int, Tuple[int, int]]]:
     """How a checkpoint's table of ``num_positions`` rows lies on a token
     grid, for :func:`resize_position_embedding` to ``grid``: the number of
-    leading class-token rows to drop (0, else 1 if ``class_token`` allows
-    one, as timm/MAE ViTs store it) and the ``(h, w)`` of the rest, of
-    ``grid``'s aspect ratio when the count allows it, else square; None
-    when it is neither."""
+    leading class-token rows to drop (0, or 1 if ``class_token`` allows one,
+    as timm/MAE ViTs store it) and the ``(h, w)`` of the rest; None when no
+    reading fits. Square grids (what pretraining mostly uses) are read
+    first, then grids of ``grid``'s aspect ratio; without, then with a
+    class token."""
     h, w = grid
-    for prefix in (0, 1) if class_token else (0, ):
-        tokens = num_positions - prefix
-        rows = round(math.sqrt(tokens * h / w))
-        if rows and tokens % rows == 0 and rows * w == tokens // rows * h:
-            return prefix, (rows, tokens // rows)
-        side = math.isqrt(tokens)
-        if side and side * side == tokens:
-            return prefix, (side, side)
+    for square in (True, False):
+        for prefix in (0, 1) if class_token else (0, ):
+            tokens = num_positions - prefix
+            rows = (
+                math.isqrt(tokens) if square else round(
+                    math.sqrt(tokens * h / w)))
+            cols = tokens // rows if rows else 0
+            shaped = rows == cols if square else rows * w == cols * h
+            if rows and rows * cols == tokens and shaped:
+                return prefix, (rows, cols)
     return None
