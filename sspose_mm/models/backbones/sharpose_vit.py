@@ -20,15 +20,16 @@ from typing import NamedTuple, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, constant_init, trunc_normal_init
 from mmpose.registry import MODELS
-from timm.layers import Mlp, PatchEmbed, trunc_normal_
+from timm.layers import Mlp, PatchEmbed
 from torch import Tensor, nn
 
 from ...errors import CheckpointError, ConfigError
 from ...fileio import safe_torch_load
 from ...utils import strip_prefixes, timm_vit_names
-from ..utils import ViTBlock, resize_position_embedding
+from ..utils import (ViTBlock, gather_tokens, resize_position_embedding,
+                     stored_grid)
 
 
 class QualityPredictor(nn.Module):
@@ -509,16 +510,13 @@ class SHaRPoseViT(BaseModule):
             reused = F.interpolate(reused, size=(h1, w1), mode='nearest')
             fine_embed = fine_embed + reused.flatten(2).transpose(1, 2)
 
-        def gather(tokens: Tensor, index: Tensor) -> Tensor:
-            return tokens.gather(1, index[..., None].expand(-1, -1, C))
-
         lead = [self.quality_token.expand(R, -1, -1)
                 ] if self.replace_oks else []
         x = torch.cat(
             lead + [
                 self.keypoint_tokens.expand(R, -1, -1),
-                gather(fine_embed, self.fine_patch_index(selected)),
-                gather(coarse_embed, unselected)
+                gather_tokens(fine_embed, self.fine_patch_index(selected)),
+                gather_tokens(coarse_embed, unselected)
             ],
             dim=1)
         for block in self.blocks:
@@ -532,25 +530,9 @@ class SHaRPoseViT(BaseModule):
 def _init_official(module: nn.Module) -> None:
     """trunc-normal(0.02) Linear weights, zero biases, unit LayerNorms."""
     if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
+        trunc_normal_init(module, std=.02)
     elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
-
-
-def _square_grid(pos_embed: Tensor, path: str) -> Tuple[Tensor, int]:
-    """A ``(1, [1 +] S*S, C)`` ViT table without its class-token row, and
-    ``S``."""
-    length = pos_embed.shape[1]
-    for prefix in (0, 1):
-        side = math.isqrt(length - prefix)
-        if side * side == length - prefix:
-            return pos_embed[:, prefix:], side
-    raise CheckpointError(
-        f'{path}: pos_embed has {length} positions, neither a square grid '
-        'nor a class token plus a square grid.')
+        constant_init(module, 1)
 
 
 def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
@@ -587,10 +569,17 @@ def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
     state_dict.pop('keypoint_tokens', None)
     pos_embed = state_dict.pop('pos_embed', None)
     if pos_embed is not None:
-        pos_embed, side = _square_grid(pos_embed.float(), path)
+        found = stored_grid(
+            pos_embed.shape[1], backbone.grids[0], class_token=True)
+        if found is None:
+            raise CheckpointError(
+                f'{path}: pos_embed has {pos_embed.shape[1]} positions, '
+                'neither a grid nor a class token plus a grid (square, or '
+                f'of the aspect ratio of {backbone.grids[0]}).')
+        class_rows, source = found
         for stage, grid in enumerate(backbone.grids):
             state_dict[f'pos_embed_list.{stage}'] = resize_position_embedding(
-                pos_embed, (side, side), grid)
+                pos_embed[:, class_rows:].float(), source, grid)
     own = backbone.state_dict()
     mismatched = [
         k for k, v in state_dict.items()

@@ -20,13 +20,14 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.model import BaseModule
+from mmengine.model import BaseModule, constant_init, xavier_init
 from mmpose.registry import MODELS
-from timm.layers import DropPath, Mlp
+from timm.layers import DropPath, LayerNorm2d, Mlp
 from torch import Tensor, nn
 
 from ...errors import CheckpointError, ConfigError
-from ..utils import MultiheadSelfAttention, ViTBlock, resize_position_embedding
+from ..utils import (MultiheadSelfAttention, ViTBlock, gather_tokens,
+                     resize_position_embedding, stored_grid)
 
 FUSION_POSITIONS = ('before_transformer', 'after_transformer', 'none')
 
@@ -58,13 +59,6 @@ def mae_sincos_position_embedding(h: int, w: int, dims: int) -> Tensor:
     return torch.from_numpy(table).float()
 
 
-class ChannelLastLayerNorm(nn.LayerNorm):
-    """LayerNorm over the channels of a ``(B, C, H, W)`` map."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-
-
 class ConvPatchEmbed(nn.Module):
     """Non-overlapping ``patch x patch`` conv -> LayerNorm -> GELU.
 
@@ -79,7 +73,7 @@ class ConvPatchEmbed(nn.Module):
         super().__init__()
         self.proj = nn.Conv2d(
             in_channels, embed_dims, patch_size, stride=patch_size)
-        self.norm = ChannelLastLayerNorm(embed_dims)
+        self.norm = LayerNorm2d(embed_dims, eps=1e-5)
         self.act = nn.GELU()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -107,11 +101,11 @@ class MaskedConvBlock(nn.Module):
                  mlp_ratio: float = 4.,
                  drop_path: float = 0.) -> None:
         super().__init__()
-        self.norm1 = ChannelLastLayerNorm(dims)
+        self.norm1 = LayerNorm2d(dims, eps=1e-5)
         self.value = nn.Conv2d(dims, dims, 1)
         self.masked_conv = nn.Conv2d(dims, dims, 5, padding=2, groups=dims)
         self.proj = nn.Conv2d(dims, dims, 1)
-        self.norm2 = ChannelLastLayerNorm(dims)
+        self.norm2 = LayerNorm2d(dims, eps=1e-5)
         self.mlp = Mlp(dims, int(dims * mlp_ratio), use_conv=True)
         self.drop_path = (
             DropPath(drop_path) if drop_path > 0 else nn.Identity())
@@ -301,11 +295,9 @@ class SSposeConvViT(BaseModule):
         stage-3 conv viewed as one), LayerNorm 1/0; convs keep PyTorch's."""
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                xavier_init(module, distribution='uniform')
             elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+                constant_init(module, 1)
             elif isinstance(module, MultiheadSelfAttention):
                 # Same rule for the packed q/k/v as for timm's qkv Linear.
                 nn.init.xavier_uniform_(module.in_proj_weight)
@@ -404,30 +396,15 @@ class SSposeConvViT(BaseModule):
                     f'embedding width {table.shape[-1]} differs from this '
                     f'model\'s {self.embed_dims} (embed_dims[-1]); load a '
                     'checkpoint of an encoder of the same widths')
-            source = self._source_grid(table)
-            if source is None:
+            found = (
+                stored_grid(table.shape[1], self.grid)
+                if table.ndim == 3 else None)
+            if found is None:
                 raise CheckpointError(
                     f'{key} has shape {tuple(table.shape)}: not a grid of '
                     f'the aspect ratio of {self.grid} nor a square one, so '
                     'it cannot be resized to this model\'s token grid')
+            class_rows, source = found
             state_dict[key] = resize_position_embedding(
-                table, source, self.grid)
+                table[:, class_rows:], source, self.grid)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-    def _source_grid(self, table: Tensor) -> Optional[Tuple[int, int]]:
-        """The ``(h, w)`` a stored table was made for: this model's aspect
-        ratio if the token count allows it, else square, else None."""
-        if table.ndim != 3:
-            return None
-        tokens, (h, w) = table.shape[1], self.grid
-        rows = round(math.sqrt(tokens * h / w))
-        if rows and tokens % rows == 0 and rows * w == tokens // rows * h:
-            return rows, tokens // rows
-        side = math.isqrt(tokens)
-        return (side, side) if side * side == tokens else None
-
-
-def gather_tokens(tokens: Tensor, ids: Tensor) -> Tensor:
-    """``tokens[b, ids[b]]`` for ``(B, N, C)`` tokens and ``(B, n)`` ids."""
-    return torch.gather(tokens, 1, ids[...,
-                                       None].expand(-1, -1, tokens.shape[-1]))

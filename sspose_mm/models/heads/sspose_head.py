@@ -1,10 +1,11 @@
 """SSpose's heatmap head on the final attention layer's tokens."""
 from typing import Tuple
 
-import torch
 from mmpose.models.heads import HeatmapHead
 from mmpose.registry import MODELS
 from torch import Tensor
+
+from ..utils import gather_tokens
 
 
 @MODELS.register_module()
@@ -49,6 +50,4 @@ class SSposeHead(HeatmapHead):
         rows = (peak // hm_w) * h // hm_h
         cols = (peak % hm_w) * w // hm_w
         queries = rows * w + cols  # (B, K) token under each maximum
-        dependency = torch.gather(attention, 1,
-                                  queries[..., None].expand(-1, -1, h * w))
-        return dependency.reshape(b, k, h, w)
+        return gather_tokens(attention, queries).reshape(b, k, h, w)

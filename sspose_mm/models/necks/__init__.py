@@ -1,3 +1,1 @@
-from .transpose_encoder import TransPoseEncoder
-
-__all__ = ['TransPoseEncoder']
+from .transpose_encoder import TransPoseEncoder  # noqa: F401

@@ -10,14 +10,14 @@ import math
 from typing import Dict, Optional, Tuple, Union
 
 import torch
-from mmengine.model import BaseModel
+from mmengine.model import BaseModel, xavier_init
 from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from ...errors import ConfigError
 from ..backbones.sspose_convvit import (SSposeConvViT,
                                         mae_sincos_position_embedding)
-from ..utils import ViTBlock
+from ..utils import ViTBlock, gather_tokens
 
 
 def random_masking(batch: int,
@@ -73,12 +73,12 @@ def unpatchify(patches: Tensor, patch: int, grid: Tuple[int, int]) -> Tensor:
     return x.reshape(b, -1, h * patch, w * patch)
 
 
-def normalise_patches(target: Tensor) -> Tensor:
-    """Per-patch zero mean / unit variance (MAE's ``norm_pix_loss``:
-    unbiased variance, ``+1e-6`` inside the root)."""
-    mean = target.mean(dim=-1, keepdim=True)
-    var = target.var(dim=-1, keepdim=True)
-    return (target - mean) / (var + 1e-6)**.5
+def patch_statistics(patches: Tensor) -> Tuple[Tensor, Tensor]:
+    """Mean and std ``(B, L, 1)`` of each patch that MAE's
+    ``norm_pix_loss`` normalises with (unbiased variance, ``+1e-6`` inside
+    the root)."""
+    return (patches.mean(dim=-1, keepdim=True),
+            (patches.var(dim=-1, keepdim=True) + 1e-6)**.5)
 
 
 class MAEDecoder(nn.Module):
@@ -115,8 +115,7 @@ class MAEDecoder(nn.Module):
         self.pred = nn.Linear(embed_dims, out_dims)
         for module in self.modules():
             if isinstance(module, nn.Linear):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                xavier_init(module, distribution='uniform')
         for layer in self.layers:
             nn.init.xavier_uniform_(layer.attn.in_proj_weight)
             nn.init.zeros_(layer.attn.in_proj_bias)
@@ -135,7 +134,7 @@ class MAEDecoder(nn.Module):
         b, n, c = x.shape
         num_tokens = ids_restore.shape[1]
         x = torch.cat([x, self.mask_token.expand(b, num_tokens - n, c)], 1)
-        x = torch.gather(x, 1, ids_restore[..., None].expand(-1, -1, c))
+        x = gather_tokens(x, ids_restore)
         x = x + self.pos_embed
         for layer in self.layers:
             x, _ = layer(x)
@@ -230,7 +229,8 @@ class SSposeMAE(BaseModel):
         """Mean over removed patches of the per-patch pixel MSE."""
         target = patchify(images, self.patch)
         if self.norm_pix_loss:
-            target = normalise_patches(target)
+            mean, std = patch_statistics(target)
+            target = (target - mean) / std
         per_patch = ((pred - target)**2).mean(dim=-1)
         return (per_patch * mask).sum() / mask.sum()
 
@@ -274,8 +274,7 @@ class SSposeMAE(BaseModel):
         pred = self.decoder(latent, ids_restore)
         target = patchify(images, self.patch)
         if self.norm_pix_loss:
-            mean = target.mean(dim=-1, keepdim=True)
-            std = (target.var(dim=-1, keepdim=True) + 1e-6)**.5
+            mean, std = patch_statistics(target)
             pred = pred * std + mean
         removed = mask[..., None]
         grid = self.backbone.grid
@@ -284,11 +283,3 @@ class SSposeMAE(BaseModel):
             reconstruction=unpatchify(pred, self.patch, grid),
             pasted=unpatchify(target * (1 - removed) + pred * removed,
                               self.patch, grid))
-
-    def encoder_state_dict(self) -> Dict[str, Tensor]:
-        """The ``backbone.*`` entries of the state dict: what a pose model
-        with the same backbone config loads."""
-        return {
-            k: v
-            for k, v in self.state_dict().items() if k.startswith('backbone.')
-        }

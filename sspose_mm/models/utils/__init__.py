@@ -1,8 +1,10 @@
 from .position_encoding import (resize_position_embedding,
-                                sine_position_embedding)
-from .transformer import MultiheadSelfAttention, PostNormEncoderLayer, ViTBlock
+                                sine_position_embedding, stored_grid)
+from .transformer import (MultiheadSelfAttention, PostNormEncoderLayer,
+                          ViTBlock, gather_tokens)
 
 __all__ = [
-    'sine_position_embedding', 'resize_position_embedding',
-    'MultiheadSelfAttention', 'PostNormEncoderLayer', 'ViTBlock'
+    'sine_position_embedding', 'resize_position_embedding', 'stored_grid',
+    'MultiheadSelfAttention', 'PostNormEncoderLayer', 'ViTBlock',
+    'gather_tokens'
 ]

@@ -30,15 +30,11 @@ def explicit_attention(query: Tensor,
                        attn_mask: Optional[Tensor] = None,
                        dropout_p: float = 0.,
                        is_causal: bool = False,
-                       scale: Optional[float] = None,
-                       enable_gqa: bool = False) -> Tensor:
+                       scale: Optional[float] = None) -> Tensor:
     """``F.scaled_dot_product_attention`` computed step by step, holding
-    the ``(..., L, S)`` weights as ``nn.MultiheadAttention`` does; the
-    same arguments and result."""
-    if enable_gqa and key.shape[-3] != query.shape[-3]:
-        repeats = query.shape[-3] // key.shape[-3]
-        key = key.repeat_interleave(repeats, dim=-3)
-        value = value.repeat_interleave(repeats, dim=-3)
+    the ``(..., L, S)`` weights as ``nn.MultiheadAttention`` does; the same
+    result for the same arguments (all but grouped-query attention, which
+    neither this package's nor timm's attention modules use)."""
     scale = query.shape[-1]**-0.5 if scale is None else scale
     logits = (query * scale) @ key.transpose(-2, -1)
     if is_causal:
@@ -82,6 +78,12 @@ def scaled_dot_product_attention(q: Tensor,
     out = F.scaled_dot_product_attention(
         q, k, v, dropout_p=dropout_p, scale=head_dim**-0.5)
     return out[..., :head_dim]
+
+
+def gather_tokens(tokens: Tensor, ids: Tensor) -> Tensor:
+    """``tokens[b, ids[b]]``: ``(B, N, C)`` tokens and ``(B, n)`` ids ->
+    ``(B, n, C)``."""
+    return tokens.gather(1, ids[..., None].expand(-1, -1, tokens.shape[-1]))
 
 
 class MultiheadSelfAttention(nn.Module):
