@@ -37,7 +37,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -87,71 +87,43 @@ _PART_INDEX = {name: i for i, name in enumerate(PART_NAMES)}
 _CODE_STRIDE = 16
 _OCCLUDER_CODE = -1
 
-
-def _sided(parts: Sequence[str], side: str) -> frozenset:
-    return frozenset(
-        p if p in ('torso', 'neck', 'head') else f'{side}_{p}' for p in parts)
-
-
 # Points of the kinematic body a layout can place keypoints on, each with the
-# body parts whose pixels count as "this point is visible".
+# body parts whose pixels count as "this point is visible" and its OKS sigma:
+# COCO's for its 17 points; CrowdPose's for head top and neck; the nearest
+# COCO joint's for the rest (pelvis as hips, hand as wrist, heel and toe as
+# ankle). A weighted keypoint takes the weighted mean sigma.
+_ANCHORS: Dict[str, Tuple[Tuple[str, ...], float]] = {
+    'nose': (('head', ), 0.026),
+    'left_eye': (('head', ), 0.025),
+    'right_eye': (('head', ), 0.025),
+    'left_ear': (('head', ), 0.035),
+    'right_ear': (('head', ), 0.035),
+    'head_top': (('head', ), 0.079),
+    'neck': (('neck', 'torso', 'head'), 0.079),
+    'pelvis': (('torso', 'left_thigh', 'right_thigh'), 0.107),
+}
+# The anchors of each side, with the parts of that side (and the torso).
+_SIDED_ANCHORS = {
+    'shoulder': (('torso', 'upper_arm'), 0.079),
+    'elbow': (('upper_arm', 'forearm'), 0.072),
+    'wrist': (('forearm', 'hand'), 0.062),
+    'hand': (('hand', ), 0.062),
+    'hip': (('torso', 'thigh'), 0.107),
+    'knee': (('thigh', 'shin'), 0.087),
+    'ankle': (('shin', 'foot'), 0.089),
+    'heel': (('foot', ), 0.089),
+    'toe': (('foot', ), 0.089),
+}
+for _side in ('left', 'right'):
+    _ANCHORS.update({
+        f'{_side}_{joint}': (tuple(p if p == 'torso' else f'{_side}_{p}'
+                                   for p in parts), sigma)
+        for joint, (parts, sigma) in _SIDED_ANCHORS.items()
+    })
 BODY_ANCHORS: Dict[str, frozenset] = {
-    'nose': frozenset({'head'}),
-    'left_eye': frozenset({'head'}),
-    'right_eye': frozenset({'head'}),
-    'left_ear': frozenset({'head'}),
-    'right_ear': frozenset({'head'}),
-    'head_top': frozenset({'head'}),
-    'neck': frozenset({'neck', 'torso', 'head'}),
-    'pelvis': frozenset({'torso', 'left_thigh', 'right_thigh'}),
+    anchor: frozenset(parts)
+    for anchor, (parts, _) in _ANCHORS.items()
 }
-for _side in ('left', 'right'):
-    BODY_ANCHORS.update({
-        f'{_side}_shoulder':
-        _sided(('torso', 'upper_arm'), _side),
-        f'{_side}_elbow':
-        _sided(('upper_arm', 'forearm'), _side),
-        f'{_side}_wrist':
-        _sided(('forearm', 'hand'), _side),
-        f'{_side}_hand':
-        _sided(('hand', ), _side),
-        f'{_side}_hip':
-        _sided(('torso', 'thigh'), _side),
-        f'{_side}_knee':
-        _sided(('thigh', 'shin'), _side),
-        f'{_side}_ankle':
-        _sided(('shin', 'foot'), _side),
-        f'{_side}_heel':
-        _sided(('foot', ), _side),
-        f'{_side}_toe':
-        _sided(('foot', ), _side),
-    })
-
-# OKS sigma per anchor: COCO's for its 17 points; CrowdPose's for head top
-# and neck; the nearest COCO joint's for the rest (pelvis as hips, hand as
-# wrist, heel and toe as ankle). A weighted keypoint takes the weighted mean.
-_ANCHOR_SIGMAS: Dict[str, float] = {
-    'nose': 0.026,
-    'left_eye': 0.025,
-    'right_eye': 0.025,
-    'left_ear': 0.035,
-    'right_ear': 0.035,
-    'head_top': 0.079,
-    'neck': 0.079,
-    'pelvis': 0.107,
-}
-for _side in ('left', 'right'):
-    _ANCHOR_SIGMAS.update({
-        f'{_side}_shoulder': 0.079,
-        f'{_side}_elbow': 0.072,
-        f'{_side}_wrist': 0.062,
-        f'{_side}_hand': 0.062,
-        f'{_side}_hip': 0.107,
-        f'{_side}_knee': 0.087,
-        f'{_side}_ankle': 0.089,
-        f'{_side}_heel': 0.089,
-        f'{_side}_toe': 0.089,
-    })
 # Anchors above the hips: MMPose's RandomHalfBody upper-body keypoints.
 _UPPER_ANCHORS = frozenset(
     a for a in BODY_ANCHORS
@@ -248,27 +220,23 @@ class SkeletonLayout:
     def sigmas(self) -> List[float]:
         """OKS sigma per keypoint, from the anchors it is placed on."""
         return [
-            round(sum(w * _ANCHOR_SIGMAS[a] for a, w in spec), 4)
+            round(sum(w * _ANCHORS[a][1] for a, w in spec), 4)
             for spec in self.placement
         ]
 
     def keypoint_spec(self) -> dict:
         """The layout as a keypoint file (names, skeleton, flip pairs,
         sigmas, upper body) that ``CustomKeypointDataset`` reads."""
-        return {
-            'dataset_name':
-            f'synthetic_{self.name}',
-            'keypoints':
-            list(self.names),
-            'skeleton': [list(p) for p in self.skeleton],
-            'flip_pairs': [list(p) for p in self.flip_pairs],
-            'sigmas':
-            self.sigmas,
-            'upper_body': [
+        return dict(
+            dataset_name=f'synthetic_{self.name}',
+            keypoints=list(self.names),
+            skeleton=[list(p) for p in self.skeleton],
+            flip_pairs=[list(p) for p in self.flip_pairs],
+            sigmas=self.sigmas,
+            upper_body=[
                 name for name, spec in zip(self.names, self.placement)
                 if spec[0][0] in _UPPER_ANCHORS
-            ],
-        }
+            ])
 
     def coco_category(self) -> dict:
         """The ``categories`` entry of a COCO keypoint annotation file."""
@@ -281,14 +249,9 @@ class SkeletonLayout:
         }
 
     def to_json(self) -> dict:
-        return {
-            'name': self.name,
-            'names': list(self.names),
-            'skeleton': [list(p) for p in self.skeleton],
-            'flip_pairs': [list(p) for p in self.flip_pairs],
-            'placement':
-            [[[a, w] for a, w in spec] for spec in self.placement],
-        }
+        """The fields as JSON values (tuples become lists), as
+        ``generation.json`` stores and reads them back."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 _COCO_NAMES = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear',
@@ -435,6 +398,12 @@ def _deg(rng: np.random.Generator, lo: float, hi: float) -> float:
     return math.radians(rng.uniform(lo, hi))
 
 
+def _angles(rng: np.random.Generator, *ranges:
+            Tuple[float, float]) -> Tuple[float, ...]:
+    """One angle (radians) per ``(lo, hi)`` degree range, drawn in order."""
+    return tuple(_deg(rng, lo, hi) for lo, hi in ranges)
+
+
 @dataclass
 class _Pose:
     # per side: (elevation from hanging, azimuth from lateral towards
@@ -448,22 +417,19 @@ class _Pose:
     roll: float  # in-plane rotation of the whole figure
 
 
-def _relaxed_arm(rng: np.random.Generator) -> Tuple[float, ...]:
-    return (_deg(rng, 3, 28), _deg(rng, -20, 70), _deg(rng, 0,
-                                                       40), _deg(rng, -30, 30))
-
-
-def _relaxed_leg(rng: np.random.Generator) -> Tuple[float, ...]:
-    return (_deg(rng, 0, 9), _deg(rng, -40, 40), _deg(rng, 0, 12))
-
-
 def _sample_pose(rng: np.random.Generator, style: SceneStyle) -> _Pose:
     """A random pose from a few families, so poses are varied but human."""
     kinds = ('stand', 'walk', 'arms_up', 'reach', 'sit', 'lean', 'random')
     kind = kinds[rng.choice(len(kinds), p=style.pose_probs)]
-    arms = {s: _relaxed_arm(rng) for s in ('left', 'right')}
-    legs = {s: _relaxed_leg(rng) for s in ('left', 'right')}
-    torso = (_deg(rng, -5, 8), _deg(rng, -5, 5), _deg(rng, -10, 10))
+    arms = {
+        s: _angles(rng, (3, 28), (-20, 70), (0, 40), (-30, 30))
+        for s in ('left', 'right')
+    }
+    legs = {
+        s: _angles(rng, (0, 9), (-40, 40), (0, 12))
+        for s in ('left', 'right')
+    }
+    torso = _angles(rng, (-5, 8), (-5, 5), (-10, 10))
     sides = ('left', 'right') if rng.random() < 0.5 else ('right', 'left')
 
     if kind == 'walk':
@@ -474,40 +440,37 @@ def _sample_pose(rng: np.random.Generator, style: SceneStyle) -> _Pose:
                           _deg(rng, 3, 25) if fwd else _deg(rng, 15, 60))
             arms[side] = (abs(swing) * rng.uniform(0.4, 1.0),
                           math.copysign(math.pi / 2, -sign * swing),
-                          _deg(rng, 10, 60), _deg(rng, -20, 20))
+                          *_angles(rng, (10, 60), (-20, 20)))
     elif kind == 'arms_up':
         for side in (sides if rng.random() < 0.5 else sides[:1]):
-            arms[side] = (_deg(rng, 110, 178), _deg(rng, -20, 70),
-                          _deg(rng, 0, 80), _deg(rng, -40, 40))
+            arms[side] = _angles(rng, (110, 178), (-20, 70), (0, 80),
+                                 (-40, 40))
     elif kind == 'reach':
-        arms[sides[0]] = (_deg(rng, 45, 115), _deg(rng, -20, 100),
-                          _deg(rng, 0, 50), _deg(rng, -40, 40))
+        arms[sides[0]] = _angles(rng, (45, 115), (-20, 100), (0, 50),
+                                 (-40, 40))
         if rng.random() < 0.4:
-            arms[sides[1]] = (_deg(rng, 30, 100), _deg(rng, 0, 100),
-                              _deg(rng, 20, 120), _deg(rng, -40, 40))
+            arms[sides[1]] = _angles(rng, (30, 100), (0, 100), (20, 120),
+                                     (-40, 40))
     elif kind == 'sit':
         for side in ('left', 'right'):
-            legs[side] = (_deg(rng, 70, 100), _deg(rng, 70,
-                                                   110), _deg(rng, 65, 110))
-            arms[side] = (_deg(rng, 10, 60), _deg(rng, 40, 95),
-                          _deg(rng, 20, 90), _deg(rng, -30, 30))
-        torso = (_deg(rng, -15, 12), _deg(rng, -6, 6), _deg(rng, -12, 12))
+            legs[side] = _angles(rng, (70, 100), (70, 110), (65, 110))
+            arms[side] = _angles(rng, (10, 60), (40, 95), (20, 90), (-30, 30))
+        torso = _angles(rng, (-15, 12), (-6, 6), (-12, 12))
     elif kind == 'lean':
         if rng.random() < 0.6:
-            torso = (_deg(rng, 18, 50), _deg(rng, -6, 6), _deg(rng, -12, 12))
+            torso = _angles(rng, (18, 50), (-6, 6), (-12, 12))
             for side in ('left', 'right'):
-                arms[side] = (_deg(rng, 5, 60), _deg(rng, 30, 100),
-                              _deg(rng, 0, 60), _deg(rng, -30, 30))
+                arms[side] = _angles(rng, (5, 60), (30, 100), (0, 60),
+                                     (-30, 30))
         else:
             torso = (_deg(rng, -5, 10), _deg(rng, 12, 30) * rng.choice(
                 (-1.0, 1.0)), _deg(rng, -12, 12))
     elif kind == 'random':
         for side in ('left', 'right'):
-            arms[side] = (_deg(rng, 0, 170), _deg(rng, -60, 120),
-                          _deg(rng, 0, 140), _deg(rng, -45, 45))
-            legs[side] = (_deg(rng, 0, 60), _deg(rng, -80,
-                                                 100), _deg(rng, 0, 120))
-        torso = (_deg(rng, -15, 30), _deg(rng, -15, 15), _deg(rng, -20, 20))
+            arms[side] = _angles(rng, (0, 170), (-60, 120), (0, 140),
+                                 (-45, 45))
+            legs[side] = _angles(rng, (0, 60), (-80, 100), (0, 120))
+        torso = _angles(rng, (-15, 30), (-15, 15), (-20, 20))
 
     view = rng.random()
     front, back, _ = style.view_probs
@@ -517,7 +480,7 @@ def _sample_pose(rng: np.random.Generator, style: SceneStyle) -> _Pose:
         yaw = math.pi + _deg(rng, -35, 35)
     else:
         yaw = rng.choice((-1.0, 1.0)) * _deg(rng, 65, 115)
-    head = (_deg(rng, -15, 25), _deg(rng, -30, 30), _deg(rng, -12, 12))
+    head = _angles(rng, (-15, 25), (-30, 30), (-12, 12))
     roll = math.radians(float(np.clip(rng.normal(0, 7), -20, 20)))
     return _Pose(arms, legs, torso, head, float(yaw), roll)
 
@@ -554,16 +517,18 @@ def _pose_body(pose: _Pose) -> _Body:
             axis = np.cross(d, Ut)
         axis = _rot(d, s * bend_twist) @ (axis / np.linalg.norm(axis))
         d2 = _rot(axis, elbow) @ d
-        p[f'{side}_shoulder'] = sh
-        p[f'{side}_elbow'] = sh + _UPPER_ARM * d
-        p[f'{side}_wrist'] = p[f'{side}_elbow'] + _FOREARM * d2
-        p[f'{side}_hand'] = p[f'{side}_wrist'] + _HAND * d2
+        el = sh + _UPPER_ARM * d
+        wr = el + _FOREARM * d2
+        p.update({
+            f'{side}_shoulder': sh,
+            f'{side}_elbow': el,
+            f'{side}_wrist': wr,
+            f'{side}_hand': wr + _HAND * d2
+        })
         shapes += [
-            (f'{side}_upper_arm', [(sh, 0.034), (p[f'{side}_elbow'], 0.027)]),
-            (f'{side}_forearm', [(p[f'{side}_elbow'], 0.026),
-                                 (p[f'{side}_wrist'], 0.02)]),
-            (f'{side}_hand', [(p[f'{side}_wrist'], 0.02),
-                              (p[f'{side}_wrist'] + 0.035 * d2, 0.026)]),
+            (f'{side}_upper_arm', [(sh, 0.034), (el, 0.027)]),
+            (f'{side}_forearm', [(el, 0.026), (wr, 0.02)]),
+            (f'{side}_hand', [(wr, 0.02), (wr + 0.035 * d2, 0.026)]),
         ]
 
         hip = s * _HIP_HALF * _L
@@ -574,19 +539,21 @@ def _pose_body(pose: _Pose) -> _Body:
         axis /= np.linalg.norm(axis)
         d2 = _rot(axis, knee) @ d  # knees bend backwards about the hip axis
         foot = _rot(axis, -math.pi / 2 + 0.15) @ d2
-        p[f'{side}_hip'] = hip
-        p[f'{side}_knee'] = hip + _THIGH * d
-        p[f'{side}_ankle'] = p[f'{side}_knee'] + _SHIN * d2
-        base = p[f'{side}_ankle'] + 0.03 * d2
-        p[f'{side}_heel'] = base - 0.025 * foot
-        p[f'{side}_toe'] = base + 0.1 * foot
+        kn = hip + _THIGH * d
+        an = kn + _SHIN * d2
+        heel = an + 0.03 * d2 - 0.025 * foot
+        toe = an + 0.03 * d2 + 0.1 * foot
+        p.update({
+            f'{side}_hip': hip,
+            f'{side}_knee': kn,
+            f'{side}_ankle': an,
+            f'{side}_heel': heel,
+            f'{side}_toe': toe
+        })
         shapes += [
-            (f'{side}_thigh', [(hip, 0.056), (p[f'{side}_knee'], 0.04)]),
-            (f'{side}_shin', [(p[f'{side}_knee'], 0.038),
-                              (p[f'{side}_ankle'], 0.026)]),
-            (f'{side}_foot', [(p[f'{side}_ankle'], 0.026),
-                              (p[f'{side}_heel'], 0.022),
-                              (p[f'{side}_toe'], 0.02)]),
+            (f'{side}_thigh', [(hip, 0.056), (kn, 0.04)]),
+            (f'{side}_shin', [(kn, 0.038), (an, 0.026)]),
+            (f'{side}_foot', [(an, 0.026), (heel, 0.022), (toe, 0.02)]),
         ]
 
     chest = sc - 0.07 * Ut
@@ -1066,9 +1033,19 @@ def split_image_ids(splits: Mapping[str, int]) -> Dict[str, List[int]]:
     }
 
 
-def _validate(splits: Mapping[str, int], seed: int, image_size: Tuple[int,
-                                                                      int],
-              max_people: int, style: str) -> None:
+def generation_params(splits: Mapping[str, int],
+                      seed: int = 0,
+                      image_size: Tuple[int, int] = (320, 256),
+                      layout: SkeletonLayout = COCO_LAYOUT,
+                      max_people: int = 4,
+                      style: str = 'cluttered') -> dict:
+    """What ``generation.json`` records; equal params mean equal output.
+
+    Splits with 0 images are left out: they write no files.
+
+    Raises:
+        ValueError: A parameter is out of range (before anything is written).
+    """
     if not splits:
         raise ValueError('splits is empty: give e.g. {"train": 320}')
     others = [s for s in splits if s not in _STANDARD_SPLITS]
@@ -1094,18 +1071,6 @@ def _validate(splits: Mapping[str, int], seed: int, image_size: Tuple[int,
     if style not in STYLES:
         raise ValueError(f'style must be one of {sorted(STYLES)}, got '
                          f'{style!r}')
-
-
-def generation_params(splits: Mapping[str, int],
-                      seed: int = 0,
-                      image_size: Tuple[int, int] = (320, 256),
-                      layout: SkeletonLayout = COCO_LAYOUT,
-                      max_people: int = 4,
-                      style: str = 'cluttered') -> dict:
-    """What ``generation.json`` records; equal params mean equal output.
-
-    Splits with 0 images are left out: they write no files.
-    """
     return {
         'generator': 'sspose_mm.synthetic',
         'version': GENERATOR_VERSION,
@@ -1235,6 +1200,45 @@ def _write_json(path: Path, obj) -> None:
     atomic_write(str(path), json.dumps(obj, separators=(',', ':')).encode())
 
 
+def _annotation(image_id: int, index: int, scene: Scene) -> dict:
+    """COCO annotation of person ``index`` of ``scene``."""
+    kp = scene.keypoints[index]
+    return dict(
+        id=image_id * 100 + index + 1,
+        image_id=image_id,
+        category_id=1,
+        bbox=[_fmt(v) for v in scene.boxes[index]],
+        area=_fmt(scene.areas[index]),
+        iscrowd=0,
+        keypoints=[_fmt(v) for v in kp.reshape(-1)],
+        num_keypoints=int(np.count_nonzero(kp[:, 2] > 0)),
+        segmentation=[[_fmt(v) for v in poly]
+                      for poly in scene.segmentations[index]])
+
+
+def _summary(out_dir: Path, params: dict) -> dict:
+    """What :func:`generate_synthetic_coco` returns, read off the files."""
+    result = {
+        'out_dir': out_dir,
+        'generation_file': out_dir / 'generation.json',
+        'splits': {}
+    }
+    if params['layout'] != COCO_LAYOUT.to_json():
+        result['keypoint_file'] = keypoint_file_path(out_dir)
+    for split, n in params['splits'].items():
+        paths = _paths(out_dir, split)
+        with open(paths['ann_file']) as f:
+            num_anns = len(json.load(f)['annotations'])
+        with open(paths['bbox_file']) as f:
+            num_dets = len(json.load(f))
+        result['splits'][split] = dict(
+            paths,
+            num_images=n,
+            num_annotations=num_anns,
+            num_detections=num_dets)
+    return result
+
+
 def generate_synthetic_coco(out_dir: PathLike,
                             splits: Mapping[str, int],
                             seed: int = 0,
@@ -1269,10 +1273,9 @@ def generate_synthetic_coco(out_dir: PathLike,
         'num_annotations', 'num_detections': int}}}``, plus
         ``'keypoint_file': Path`` for layouts other than COCO's.
     """
-    _validate(splits, seed, image_size, max_people, style)
-    out_dir = Path(out_dir)
     params = generation_params(splits, seed, image_size, layout, max_people,
                                style)
+    out_dir = Path(out_dir)
     old = _load_generation(out_dir)
     old_splits = list((old or {}).get('params', {}).get('splits', {}))
     if (out_dir / 'generation.json').is_file():
@@ -1280,53 +1283,26 @@ def generate_synthetic_coco(out_dir: PathLike,
     _remove_generated(out_dir, sorted(set(old_splits) | set(splits)))
 
     w, h = int(image_size[0]), int(image_size[1])
-    splits = params['splits']
-    result = {
-        'out_dir': out_dir,
-        'generation_file': out_dir / 'generation.json',
-        'splits': {}
-    }
-    for split, ids in split_image_ids(splits).items():
+    for split, ids in split_image_ids(params['splits']).items():
         paths = _paths(out_dir, split)
         paths['img_dir'].mkdir(parents=True, exist_ok=True)
         images, anns, dets = [], [], []
-        iterator = ids
         if progress:
             from tqdm import tqdm
-            iterator = tqdm(ids, desc=f'synthetic {split}', unit='img')
-        for image_id in iterator:
+            ids = tqdm(ids, desc=f'synthetic {split}', unit='img')
+        for image_id in ids:
             scene = render_scene(seed, image_id, (w, h), layout, max_people,
                                  style)
             file_name = f'{image_id:06d}.jpg'
             cv2.imwrite(
                 str(paths['img_dir'] / file_name), scene.image,
                 [cv2.IMWRITE_JPEG_QUALITY, 90])
-            images.append({
-                'id': image_id,
-                'file_name': file_name,
-                'width': w,
-                'height': h
-            })
-            for i in range(len(scene.boxes)):
-                kp = scene.keypoints[i]
-                anns.append({
-                    'id':
-                    image_id * 100 + i + 1,
-                    'image_id':
-                    image_id,
-                    'category_id':
-                    1,
-                    'bbox': [_fmt(v) for v in scene.boxes[i]],
-                    'area':
-                    _fmt(scene.areas[i]),
-                    'iscrowd':
-                    0,
-                    'keypoints': [_fmt(v) for v in kp.reshape(-1)],
-                    'num_keypoints':
-                    int(np.count_nonzero(kp[:, 2] > 0)),
-                    'segmentation': [[_fmt(v) for v in poly]
-                                     for poly in scene.segmentations[i]],
-                })
+            images.append(
+                dict(id=image_id, file_name=file_name, width=w, height=h))
+            anns += [
+                _annotation(image_id, i, scene)
+                for i in range(len(scene.boxes))
+            ]
             dets += _detections(seed, image_id, scene.boxes, w, h)
         _write_json(
             paths['ann_file'], {
@@ -1341,20 +1317,14 @@ def generate_synthetic_coco(out_dir: PathLike,
                 'categories': [layout.coco_category()],
             })
         _write_json(paths['bbox_file'], dets)
-        result['splits'][split] = dict(
-            paths,
-            num_images=len(images),
-            num_annotations=len(anns),
-            num_detections=len(dets))
     if layout != COCO_LAYOUT:
-        result['keypoint_file'] = keypoint_file_path(out_dir)
         atomic_write(
-            str(result['keypoint_file']),
+            str(keypoint_file_path(out_dir)),
             json.dumps(layout.keypoint_spec(), indent=1).encode())
     with open(out_dir / 'generation.json', 'w') as f:
         json.dump({'params': params}, f, indent=2, sort_keys=True)
         f.write('\n')
-    return result
+    return _summary(out_dir, params)
 
 
 def ensure_synthetic_coco(out_dir: PathLike,
@@ -1369,32 +1339,11 @@ def ensure_synthetic_coco(out_dir: PathLike,
     """Generate unless ``out_dir`` already holds this exact generation.
 
     Returns ``(result, generated)``; ``result`` is as from
-    :func:`generate_synthetic_coco` (counts read back from the files when
-    nothing was generated).
+    :func:`generate_synthetic_coco`.
     """
-    _validate(splits, seed, image_size, max_people, style)
     params = generation_params(splits, seed, image_size, layout, max_people,
                                style)
     if not force and is_generated(out_dir, params):
-        out_dir = Path(out_dir)
-        result = {
-            'out_dir': out_dir,
-            'generation_file': out_dir / 'generation.json',
-            'splits': {}
-        }
-        if layout != COCO_LAYOUT:
-            result['keypoint_file'] = keypoint_file_path(out_dir)
-        for split, n in params['splits'].items():
-            paths = _paths(out_dir, split)
-            with open(paths['ann_file']) as f:
-                num_anns = len(json.load(f)['annotations'])
-            with open(paths['bbox_file']) as f:
-                num_dets = len(json.load(f))
-            result['splits'][split] = dict(
-                paths,
-                num_images=n,
-                num_annotations=num_anns,
-                num_detections=num_dets)
-        return result, False
+        return _summary(Path(out_dir), params), False
     return generate_synthetic_coco(out_dir, splits, seed, image_size, layout,
                                    max_people, style, progress), True
