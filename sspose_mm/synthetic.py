@@ -64,23 +64,11 @@ PathLike = Union[str, os.PathLike]
 # Kinematic body: anchors and the parts that own them
 # ---------------------------------------------------------------------------
 
-PART_NAMES: Tuple[str, ...] = (
-    'torso',
-    'neck',
-    'head',
-    'left_upper_arm',
-    'left_forearm',
-    'left_hand',
-    'right_upper_arm',
-    'right_forearm',
-    'right_hand',
-    'left_thigh',
-    'left_shin',
-    'left_foot',
-    'right_thigh',
-    'right_shin',
-    'right_foot',
-)
+PART_NAMES: Tuple[str, ...] = ('torso', 'neck', 'head', 'left_upper_arm',
+                               'left_forearm', 'left_hand', 'right_upper_arm',
+                               'right_forearm', 'right_hand', 'left_thigh',
+                               'left_shin', 'left_foot', 'right_thigh',
+                               'right_shin', 'right_foot')
 _PART_INDEX = {name: i for i, name in enumerate(PART_NAMES)}
 # Part codes in the part map: person * _CODE_STRIDE + part + 1; 0 is
 # background, _OCCLUDER_CODE an occluder object.
@@ -271,25 +259,23 @@ COCO_LAYOUT = SkeletonLayout(
 )
 
 # MPII's 16 keypoints in MPII's order (K=16): thorax on the shoulder line,
-# upper neck between it and the head top.
+# upper neck between it and the head top; the others are anchors themselves.
+_MPII_NAMES = ('right_ankle', 'right_knee', 'right_hip', 'left_hip',
+               'left_knee', 'left_ankle', 'pelvis', 'thorax', 'upper_neck',
+               'head_top', 'right_wrist', 'right_elbow', 'right_shoulder',
+               'left_shoulder', 'left_elbow', 'left_wrist')
+_MPII_NECK = {
+    'thorax': (('neck', 1.0), ),
+    'upper_neck': (('neck', 0.6), ('head_top', 0.4))
+}
 MPII_LAYOUT = SkeletonLayout(
     name='mpii',
-    names=('right_ankle', 'right_knee', 'right_hip', 'left_hip', 'left_knee',
-           'left_ankle', 'pelvis', 'thorax', 'upper_neck', 'head_top',
-           'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder',
-           'left_elbow', 'left_wrist'),
+    names=_MPII_NAMES,
     skeleton=((0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8),
               (8, 9), (7, 12), (12, 11), (11, 10), (7, 13), (13, 14), (14,
                                                                        15)),
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
-    placement=tuple(
-        ((a, 1.0), )
-        for a in ('right_ankle', 'right_knee', 'right_hip', 'left_hip',
-                  'left_knee', 'left_ankle', 'pelvis', 'neck')) +
-    ((('neck', 0.6), ('head_top', 0.4)), (('head_top', 1.0), )) + tuple(
-        ((a, 1.0), ) for a in ('right_wrist', 'right_elbow', 'right_shoulder',
-                               'left_shoulder', 'left_elbow', 'left_wrist')),
-)
+    placement=tuple(_MPII_NECK.get(n, ((n, 1.0), )) for n in _MPII_NAMES))
 
 # COCO's 17 keypoints plus heel and toe of each foot (K=21).
 COCO_FEET_LAYOUT = SkeletonLayout(
@@ -685,7 +671,7 @@ class _Canvas:
     def fill(self,
              poly: np.ndarray,
              colour: Sequence[int],
-             code: Optional[int],
+             code: int,
              mask: Optional[np.ndarray],
              outline: bool = True) -> None:
         cv2.fillConvexPoly(self.image, poly, colour, cv2.LINE_AA, _SUBPIX)
@@ -695,8 +681,7 @@ class _Canvas:
             dark = tuple(int(c * 0.55) for c in colour)
             cv2.polylines(self.image, [poly], True, dark, 1, cv2.LINE_AA,
                           _SUBPIX)
-        if code is not None:
-            cv2.fillConvexPoly(self.part_map, poly, code, cv2.LINE_8, _SUBPIX)
+        cv2.fillConvexPoly(self.part_map, poly, code, cv2.LINE_8, _SUBPIX)
         if mask is not None:
             cv2.fillConvexPoly(mask, poly, 1, cv2.LINE_8, _SUBPIX)
 
@@ -999,18 +984,14 @@ def render_scene(seed: int,
         img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
         return cv2.GaussianBlur(img, (0, 0), blur) if blur else img
 
-    kpts = np.zeros((len(people), layout.num_keypoints, 3))
-    boxes = np.zeros((len(people), 4))
-    areas = np.zeros(len(people))
-    segs = []
-    for i, person in enumerate(people):
-        kpts[i] = _keypoints(person, i, layout, canvas.part_map)
-        box, area, seg = _silhouette(masks[i])
-        boxes[i], areas[i] = box, area
-        segs.append(seg)
+    keypoints = np.stack([
+        _keypoints(person, i, layout, canvas.part_map)
+        for i, person in enumerate(people)
+    ])
+    boxes, areas, segmentations = zip(*map(_silhouette, masks))
     return Scene(
-        finish(canvas.image), finish(background), canvas.part_map, kpts, boxes,
-        areas, segs)
+        finish(canvas.image), finish(background), canvas.part_map, keypoints,
+        np.array(boxes), np.array(areas), list(segmentations))
 
 
 # ---------------------------------------------------------------------------
@@ -1020,6 +1001,7 @@ def render_scene(seed: int,
 _STANDARD_SPLITS = {'train': 1, 'val': 2, 'test': 3}
 _MAX_PER_SPLIT = 99999
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_-]+$')
+_JPEGS = '[0-9]' * 6 + '.jpg'  # the image file names a generation writes
 
 
 def split_image_ids(splits: Mapping[str, int]) -> Dict[str, List[int]]:
@@ -1123,7 +1105,7 @@ def is_generated(out_dir: PathLike, params: dict) -> bool:
         paths = _paths(out_dir, split)
         if not (paths['ann_file'].is_file() and paths['bbox_file'].is_file()):
             return False
-        if sum(1 for _ in paths['img_dir'].glob('[0-9]' * 6 + '.jpg')) != n:
+        if sum(1 for _ in paths['img_dir'].glob(_JPEGS)) != n:
             return False
     if (params['layout'] != COCO_LAYOUT.to_json()
             and not keypoint_file_path(out_dir).is_file()):
@@ -1133,22 +1115,19 @@ def is_generated(out_dir: PathLike, params: dict) -> bool:
 
 def _remove_generated(out_dir: Path, splits: Sequence[str]) -> None:
     """Delete what a generation writes for ``splits``; nothing else."""
-    jpg = re.compile(r'^\d{6}\.jpg$')
+    splits = [str(s) for s in splits if _SPLIT_NAME.match(str(s))]
+    files = [keypoint_file_path(out_dir)]
     for split in splits:
-        if not _SPLIT_NAME.match(str(split)):
-            continue
         paths = _paths(out_dir, split)
-        if paths['img_dir'].is_dir():
-            for f in paths['img_dir'].iterdir():
-                if jpg.match(f.name) and f.is_file():
-                    f.unlink()
-        for key in ('ann_file', 'bbox_file'):
-            if paths[key].is_file():
-                paths[key].unlink()
-    if keypoint_file_path(out_dir).is_file():
-        keypoint_file_path(out_dir).unlink()
+        files += [
+            *paths['img_dir'].glob(_JPEGS), paths['ann_file'],
+            paths['bbox_file']
+        ]
+    for f in files:
+        if f.is_file():
+            f.unlink()
     for sub in [*splits, 'annotations', 'person_detection_results']:
-        d = out_dir / str(sub)
+        d = out_dir / sub
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
 
@@ -1278,8 +1257,7 @@ def generate_synthetic_coco(out_dir: PathLike,
     out_dir = Path(out_dir)
     old = _load_generation(out_dir)
     old_splits = list((old or {}).get('params', {}).get('splits', {}))
-    if (out_dir / 'generation.json').is_file():
-        (out_dir / 'generation.json').unlink()
+    (out_dir / 'generation.json').unlink(missing_ok=True)
     _remove_generated(out_dir, sorted(set(old_splits) | set(splits)))
 
     w, h = int(image_size[0]), int(image_size[1])
