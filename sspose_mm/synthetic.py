@@ -228,13 +228,12 @@ class SkeletonLayout:
 
     def coco_category(self) -> dict:
         """The ``categories`` entry of a COCO keypoint annotation file."""
-        return {
-            'supercategory': 'person',
-            'id': 1,
-            'name': 'person',
-            'keypoints': list(self.names),
-            'skeleton': [[a + 1, b + 1] for a, b in self.skeleton],
-        }
+        return dict(
+            supercategory='person',
+            id=1,
+            name='person',
+            keypoints=list(self.names),
+            skeleton=[[a + 1, b + 1] for a, b in self.skeleton])
 
     def to_json(self) -> dict:
         """The fields as JSON values (tuples become lists), as
@@ -780,10 +779,10 @@ def _draw_person(canvas: _Canvas, person: _Person, index: int,
         code = index * _CODE_STRIDE + _PART_INDEX[part] + 1
         colour = person.colours[part]
         circles2d = [(person.project(c), r * k) for c, r in circles]
-        if part != 'head':
+        if part == 'head':
+            _draw_head(canvas, person, circles2d[0], code, mask)
+        else:
             canvas.fill(_hull(circles2d), colour, code, mask)
-            continue
-        _draw_head(canvas, person, circles2d[0], code, mask)
 
 
 def _draw_head(canvas: _Canvas, person: _Person, head: Tuple[np.ndarray,
@@ -969,11 +968,9 @@ def render_scene(seed: int,
     background = _background(rng, w, h, style)
     canvas = _Canvas(background.copy())
     people = _sample_people(rng, w, h, max_people, style)
-    masks = []
-    for i, person in enumerate(people):
-        mask = np.zeros((h, w), np.uint8)
+    masks = [np.zeros((h, w), np.uint8) for _ in people]
+    for i, (person, mask) in enumerate(zip(people, masks)):
         _draw_person(canvas, person, i, mask)
-        masks.append(mask)
     _draw_occluders(rng, canvas, people, style)
 
     noise = rng.normal(0, rng.uniform(*style.noise),
@@ -1149,6 +1146,10 @@ def _detections(seed: int, image_id: int, boxes: np.ndarray, w: int,
         y0, y1 = np.clip([y0, y1], 0, h)
         return [_fmt(x0), _fmt(y0), _fmt(x1 - x0), _fmt(y1 - y0)]
 
+    def detection(box: List[float], lo: float, hi: float) -> dict:
+        score = round(float(rng.uniform(lo, hi)), 4)
+        return dict(image_id=image_id, category_id=1, bbox=box, score=score)
+
     for x, y, bw, bh in boxes:
         cx = x + bw / 2 + rng.normal(0, 0.03) * bw
         cy = y + bh / 2 + rng.normal(0, 0.03) * bh
@@ -1156,22 +1157,12 @@ def _detections(seed: int, image_id: int, boxes: np.ndarray, w: int,
             rng.normal(0, 0.05))
         box = clip_box(cx - sw / 2, cy - sh / 2, cx + sw / 2, cy + sh / 2)
         if box[2] > 1 and box[3] > 1:
-            dets.append({
-                'image_id': image_id,
-                'category_id': 1,
-                'bbox': box,
-                'score': round(float(rng.uniform(0.6, 0.99)), 4)
-            })
+            dets.append(detection(box, 0.6, 0.99))
     for _ in range(int(rng.integers(1, 4))):
         bh = rng.uniform(0.15, 0.6) * h
         bw = bh * rng.uniform(0.25, 0.8)
         x0, y0 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
-        dets.append({
-            'image_id': image_id,
-            'category_id': 1,
-            'bbox': clip_box(x0, y0, x0 + bw, y0 + bh),
-            'score': round(float(rng.uniform(0.02, 0.35)), 4)
-        })
+        dets.append(detection(clip_box(x0, y0, x0 + bw, y0 + bh), 0.02, 0.35))
     return dets
 
 
