@@ -37,7 +37,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -64,94 +64,54 @@ PathLike = Union[str, os.PathLike]
 # Kinematic body: anchors and the parts that own them
 # ---------------------------------------------------------------------------
 
-PART_NAMES: Tuple[str, ...] = (
-    'torso',
-    'neck',
-    'head',
-    'left_upper_arm',
-    'left_forearm',
-    'left_hand',
-    'right_upper_arm',
-    'right_forearm',
-    'right_hand',
-    'left_thigh',
-    'left_shin',
-    'left_foot',
-    'right_thigh',
-    'right_shin',
-    'right_foot',
-)
+PART_NAMES: Tuple[str, ...] = ('torso', 'neck', 'head', 'left_upper_arm',
+                               'left_forearm', 'left_hand', 'right_upper_arm',
+                               'right_forearm', 'right_hand', 'left_thigh',
+                               'left_shin', 'left_foot', 'right_thigh',
+                               'right_shin', 'right_foot')
 _PART_INDEX = {name: i for i, name in enumerate(PART_NAMES)}
 # Part codes in the part map: person * _CODE_STRIDE + part + 1; 0 is
 # background, _OCCLUDER_CODE an occluder object.
 _CODE_STRIDE = 16
 _OCCLUDER_CODE = -1
 
-
-def _sided(parts: Sequence[str], side: str) -> frozenset:
-    return frozenset(
-        p if p in ('torso', 'neck', 'head') else f'{side}_{p}' for p in parts)
-
-
 # Points of the kinematic body a layout can place keypoints on, each with the
-# body parts whose pixels count as "this point is visible".
+# body parts whose pixels count as "this point is visible" and its OKS sigma:
+# COCO's for its 17 points; CrowdPose's for head top and neck; the nearest
+# COCO joint's for the rest (pelvis as hips, hand as wrist, heel and toe as
+# ankle). A weighted keypoint takes the weighted mean sigma.
+_ANCHORS: Dict[str, Tuple[Tuple[str, ...], float]] = {
+    'nose': (('head', ), 0.026),
+    'left_eye': (('head', ), 0.025),
+    'right_eye': (('head', ), 0.025),
+    'left_ear': (('head', ), 0.035),
+    'right_ear': (('head', ), 0.035),
+    'head_top': (('head', ), 0.079),
+    'neck': (('neck', 'torso', 'head'), 0.079),
+    'pelvis': (('torso', 'left_thigh', 'right_thigh'), 0.107),
+}
+# The anchors of each side, with the parts of that side (and the torso).
+_SIDED_ANCHORS = {
+    'shoulder': (('torso', 'upper_arm'), 0.079),
+    'elbow': (('upper_arm', 'forearm'), 0.072),
+    'wrist': (('forearm', 'hand'), 0.062),
+    'hand': (('hand', ), 0.062),
+    'hip': (('torso', 'thigh'), 0.107),
+    'knee': (('thigh', 'shin'), 0.087),
+    'ankle': (('shin', 'foot'), 0.089),
+    'heel': (('foot', ), 0.089),
+    'toe': (('foot', ), 0.089),
+}
+for _side in ('left', 'right'):
+    _ANCHORS.update({
+        f'{_side}_{joint}': (tuple(p if p == 'torso' else f'{_side}_{p}'
+                                   for p in parts), sigma)
+        for joint, (parts, sigma) in _SIDED_ANCHORS.items()
+    })
 BODY_ANCHORS: Dict[str, frozenset] = {
-    'nose': frozenset({'head'}),
-    'left_eye': frozenset({'head'}),
-    'right_eye': frozenset({'head'}),
-    'left_ear': frozenset({'head'}),
-    'right_ear': frozenset({'head'}),
-    'head_top': frozenset({'head'}),
-    'neck': frozenset({'neck', 'torso', 'head'}),
-    'pelvis': frozenset({'torso', 'left_thigh', 'right_thigh'}),
+    anchor: frozenset(parts)
+    for anchor, (parts, _) in _ANCHORS.items()
 }
-for _side in ('left', 'right'):
-    BODY_ANCHORS.update({
-        f'{_side}_shoulder':
-        _sided(('torso', 'upper_arm'), _side),
-        f'{_side}_elbow':
-        _sided(('upper_arm', 'forearm'), _side),
-        f'{_side}_wrist':
-        _sided(('forearm', 'hand'), _side),
-        f'{_side}_hand':
-        _sided(('hand', ), _side),
-        f'{_side}_hip':
-        _sided(('torso', 'thigh'), _side),
-        f'{_side}_knee':
-        _sided(('thigh', 'shin'), _side),
-        f'{_side}_ankle':
-        _sided(('shin', 'foot'), _side),
-        f'{_side}_heel':
-        _sided(('foot', ), _side),
-        f'{_side}_toe':
-        _sided(('foot', ), _side),
-    })
-
-# OKS sigma per anchor: COCO's for its 17 points; CrowdPose's for head top
-# and neck; the nearest COCO joint's for the rest (pelvis as hips, hand as
-# wrist, heel and toe as ankle). A weighted keypoint takes the weighted mean.
-_ANCHOR_SIGMAS: Dict[str, float] = {
-    'nose': 0.026,
-    'left_eye': 0.025,
-    'right_eye': 0.025,
-    'left_ear': 0.035,
-    'right_ear': 0.035,
-    'head_top': 0.079,
-    'neck': 0.079,
-    'pelvis': 0.107,
-}
-for _side in ('left', 'right'):
-    _ANCHOR_SIGMAS.update({
-        f'{_side}_shoulder': 0.079,
-        f'{_side}_elbow': 0.072,
-        f'{_side}_wrist': 0.062,
-        f'{_side}_hand': 0.062,
-        f'{_side}_hip': 0.107,
-        f'{_side}_knee': 0.087,
-        f'{_side}_ankle': 0.089,
-        f'{_side}_heel': 0.089,
-        f'{_side}_toe': 0.089,
-    })
 # Anchors above the hips: MMPose's RandomHalfBody upper-body keypoints.
 _UPPER_ANCHORS = frozenset(
     a for a in BODY_ANCHORS
@@ -248,47 +208,37 @@ class SkeletonLayout:
     def sigmas(self) -> List[float]:
         """OKS sigma per keypoint, from the anchors it is placed on."""
         return [
-            round(sum(w * _ANCHOR_SIGMAS[a] for a, w in spec), 4)
+            round(sum(w * _ANCHORS[a][1] for a, w in spec), 4)
             for spec in self.placement
         ]
 
     def keypoint_spec(self) -> dict:
         """The layout as a keypoint file (names, skeleton, flip pairs,
         sigmas, upper body) that ``CustomKeypointDataset`` reads."""
-        return {
-            'dataset_name':
-            f'synthetic_{self.name}',
-            'keypoints':
-            list(self.names),
-            'skeleton': [list(p) for p in self.skeleton],
-            'flip_pairs': [list(p) for p in self.flip_pairs],
-            'sigmas':
-            self.sigmas,
-            'upper_body': [
+        return dict(
+            dataset_name=f'synthetic_{self.name}',
+            keypoints=list(self.names),
+            skeleton=[list(p) for p in self.skeleton],
+            flip_pairs=[list(p) for p in self.flip_pairs],
+            sigmas=self.sigmas,
+            upper_body=[
                 name for name, spec in zip(self.names, self.placement)
                 if spec[0][0] in _UPPER_ANCHORS
-            ],
-        }
+            ])
 
     def coco_category(self) -> dict:
         """The ``categories`` entry of a COCO keypoint annotation file."""
-        return {
-            'supercategory': 'person',
-            'id': 1,
-            'name': 'person',
-            'keypoints': list(self.names),
-            'skeleton': [[a + 1, b + 1] for a, b in self.skeleton],
-        }
+        return dict(
+            supercategory='person',
+            id=1,
+            name='person',
+            keypoints=list(self.names),
+            skeleton=[[a + 1, b + 1] for a, b in self.skeleton])
 
     def to_json(self) -> dict:
-        return {
-            'name': self.name,
-            'names': list(self.names),
-            'skeleton': [list(p) for p in self.skeleton],
-            'flip_pairs': [list(p) for p in self.flip_pairs],
-            'placement':
-            [[[a, w] for a, w in spec] for spec in self.placement],
-        }
+        """The fields as JSON values (tuples become lists), as
+        ``generation.json`` stores and reads them back."""
+        return json.loads(json.dumps(asdict(self)))
 
 
 _COCO_NAMES = ('nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear',
@@ -308,25 +258,23 @@ COCO_LAYOUT = SkeletonLayout(
 )
 
 # MPII's 16 keypoints in MPII's order (K=16): thorax on the shoulder line,
-# upper neck between it and the head top.
+# upper neck between it and the head top; the others are anchors themselves.
+_MPII_NAMES = ('right_ankle', 'right_knee', 'right_hip', 'left_hip',
+               'left_knee', 'left_ankle', 'pelvis', 'thorax', 'upper_neck',
+               'head_top', 'right_wrist', 'right_elbow', 'right_shoulder',
+               'left_shoulder', 'left_elbow', 'left_wrist')
+_MPII_NECK = {
+    'thorax': (('neck', 1.0), ),
+    'upper_neck': (('neck', 0.6), ('head_top', 0.4))
+}
 MPII_LAYOUT = SkeletonLayout(
     name='mpii',
-    names=('right_ankle', 'right_knee', 'right_hip', 'left_hip', 'left_knee',
-           'left_ankle', 'pelvis', 'thorax', 'upper_neck', 'head_top',
-           'right_wrist', 'right_elbow', 'right_shoulder', 'left_shoulder',
-           'left_elbow', 'left_wrist'),
+    names=_MPII_NAMES,
     skeleton=((0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8),
               (8, 9), (7, 12), (12, 11), (11, 10), (7, 13), (13, 14), (14,
                                                                        15)),
     flip_pairs=((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13)),
-    placement=tuple(
-        ((a, 1.0), )
-        for a in ('right_ankle', 'right_knee', 'right_hip', 'left_hip',
-                  'left_knee', 'left_ankle', 'pelvis', 'neck')) +
-    ((('neck', 0.6), ('head_top', 0.4)), (('head_top', 1.0), )) + tuple(
-        ((a, 1.0), ) for a in ('right_wrist', 'right_elbow', 'right_shoulder',
-                               'left_shoulder', 'left_elbow', 'left_wrist')),
-)
+    placement=tuple(_MPII_NECK.get(n, ((n, 1.0), )) for n in _MPII_NAMES))
 
 # COCO's 17 keypoints plus heel and toe of each foot (K=21).
 COCO_FEET_LAYOUT = SkeletonLayout(
@@ -435,6 +383,12 @@ def _deg(rng: np.random.Generator, lo: float, hi: float) -> float:
     return math.radians(rng.uniform(lo, hi))
 
 
+def _angles(rng: np.random.Generator, *ranges:
+            Tuple[float, float]) -> Tuple[float, ...]:
+    """One angle (radians) per ``(lo, hi)`` degree range, drawn in order."""
+    return tuple(_deg(rng, lo, hi) for lo, hi in ranges)
+
+
 @dataclass
 class _Pose:
     # per side: (elevation from hanging, azimuth from lateral towards
@@ -448,22 +402,19 @@ class _Pose:
     roll: float  # in-plane rotation of the whole figure
 
 
-def _relaxed_arm(rng: np.random.Generator) -> Tuple[float, ...]:
-    return (_deg(rng, 3, 28), _deg(rng, -20, 70), _deg(rng, 0,
-                                                       40), _deg(rng, -30, 30))
-
-
-def _relaxed_leg(rng: np.random.Generator) -> Tuple[float, ...]:
-    return (_deg(rng, 0, 9), _deg(rng, -40, 40), _deg(rng, 0, 12))
-
-
 def _sample_pose(rng: np.random.Generator, style: SceneStyle) -> _Pose:
     """A random pose from a few families, so poses are varied but human."""
     kinds = ('stand', 'walk', 'arms_up', 'reach', 'sit', 'lean', 'random')
     kind = kinds[rng.choice(len(kinds), p=style.pose_probs)]
-    arms = {s: _relaxed_arm(rng) for s in ('left', 'right')}
-    legs = {s: _relaxed_leg(rng) for s in ('left', 'right')}
-    torso = (_deg(rng, -5, 8), _deg(rng, -5, 5), _deg(rng, -10, 10))
+    arms = {
+        s: _angles(rng, (3, 28), (-20, 70), (0, 40), (-30, 30))
+        for s in ('left', 'right')
+    }
+    legs = {
+        s: _angles(rng, (0, 9), (-40, 40), (0, 12))
+        for s in ('left', 'right')
+    }
+    torso = _angles(rng, (-5, 8), (-5, 5), (-10, 10))
     sides = ('left', 'right') if rng.random() < 0.5 else ('right', 'left')
 
     if kind == 'walk':
@@ -474,40 +425,37 @@ def _sample_pose(rng: np.random.Generator, style: SceneStyle) -> _Pose:
                           _deg(rng, 3, 25) if fwd else _deg(rng, 15, 60))
             arms[side] = (abs(swing) * rng.uniform(0.4, 1.0),
                           math.copysign(math.pi / 2, -sign * swing),
-                          _deg(rng, 10, 60), _deg(rng, -20, 20))
+                          *_angles(rng, (10, 60), (-20, 20)))
     elif kind == 'arms_up':
         for side in (sides if rng.random() < 0.5 else sides[:1]):
-            arms[side] = (_deg(rng, 110, 178), _deg(rng, -20, 70),
-                          _deg(rng, 0, 80), _deg(rng, -40, 40))
+            arms[side] = _angles(rng, (110, 178), (-20, 70), (0, 80),
+                                 (-40, 40))
     elif kind == 'reach':
-        arms[sides[0]] = (_deg(rng, 45, 115), _deg(rng, -20, 100),
-                          _deg(rng, 0, 50), _deg(rng, -40, 40))
+        arms[sides[0]] = _angles(rng, (45, 115), (-20, 100), (0, 50),
+                                 (-40, 40))
         if rng.random() < 0.4:
-            arms[sides[1]] = (_deg(rng, 30, 100), _deg(rng, 0, 100),
-                              _deg(rng, 20, 120), _deg(rng, -40, 40))
+            arms[sides[1]] = _angles(rng, (30, 100), (0, 100), (20, 120),
+                                     (-40, 40))
     elif kind == 'sit':
         for side in ('left', 'right'):
-            legs[side] = (_deg(rng, 70, 100), _deg(rng, 70,
-                                                   110), _deg(rng, 65, 110))
-            arms[side] = (_deg(rng, 10, 60), _deg(rng, 40, 95),
-                          _deg(rng, 20, 90), _deg(rng, -30, 30))
-        torso = (_deg(rng, -15, 12), _deg(rng, -6, 6), _deg(rng, -12, 12))
+            legs[side] = _angles(rng, (70, 100), (70, 110), (65, 110))
+            arms[side] = _angles(rng, (10, 60), (40, 95), (20, 90), (-30, 30))
+        torso = _angles(rng, (-15, 12), (-6, 6), (-12, 12))
     elif kind == 'lean':
         if rng.random() < 0.6:
-            torso = (_deg(rng, 18, 50), _deg(rng, -6, 6), _deg(rng, -12, 12))
+            torso = _angles(rng, (18, 50), (-6, 6), (-12, 12))
             for side in ('left', 'right'):
-                arms[side] = (_deg(rng, 5, 60), _deg(rng, 30, 100),
-                              _deg(rng, 0, 60), _deg(rng, -30, 30))
+                arms[side] = _angles(rng, (5, 60), (30, 100), (0, 60),
+                                     (-30, 30))
         else:
             torso = (_deg(rng, -5, 10), _deg(rng, 12, 30) * rng.choice(
                 (-1.0, 1.0)), _deg(rng, -12, 12))
     elif kind == 'random':
         for side in ('left', 'right'):
-            arms[side] = (_deg(rng, 0, 170), _deg(rng, -60, 120),
-                          _deg(rng, 0, 140), _deg(rng, -45, 45))
-            legs[side] = (_deg(rng, 0, 60), _deg(rng, -80,
-                                                 100), _deg(rng, 0, 120))
-        torso = (_deg(rng, -15, 30), _deg(rng, -15, 15), _deg(rng, -20, 20))
+            arms[side] = _angles(rng, (0, 170), (-60, 120), (0, 140),
+                                 (-45, 45))
+            legs[side] = _angles(rng, (0, 60), (-80, 100), (0, 120))
+        torso = _angles(rng, (-15, 30), (-15, 15), (-20, 20))
 
     view = rng.random()
     front, back, _ = style.view_probs
@@ -517,7 +465,7 @@ def _sample_pose(rng: np.random.Generator, style: SceneStyle) -> _Pose:
         yaw = math.pi + _deg(rng, -35, 35)
     else:
         yaw = rng.choice((-1.0, 1.0)) * _deg(rng, 65, 115)
-    head = (_deg(rng, -15, 25), _deg(rng, -30, 30), _deg(rng, -12, 12))
+    head = _angles(rng, (-15, 25), (-30, 30), (-12, 12))
     roll = math.radians(float(np.clip(rng.normal(0, 7), -20, 20)))
     return _Pose(arms, legs, torso, head, float(yaw), roll)
 
@@ -554,16 +502,18 @@ def _pose_body(pose: _Pose) -> _Body:
             axis = np.cross(d, Ut)
         axis = _rot(d, s * bend_twist) @ (axis / np.linalg.norm(axis))
         d2 = _rot(axis, elbow) @ d
-        p[f'{side}_shoulder'] = sh
-        p[f'{side}_elbow'] = sh + _UPPER_ARM * d
-        p[f'{side}_wrist'] = p[f'{side}_elbow'] + _FOREARM * d2
-        p[f'{side}_hand'] = p[f'{side}_wrist'] + _HAND * d2
+        el = sh + _UPPER_ARM * d
+        wr = el + _FOREARM * d2
+        p.update({
+            f'{side}_shoulder': sh,
+            f'{side}_elbow': el,
+            f'{side}_wrist': wr,
+            f'{side}_hand': wr + _HAND * d2
+        })
         shapes += [
-            (f'{side}_upper_arm', [(sh, 0.034), (p[f'{side}_elbow'], 0.027)]),
-            (f'{side}_forearm', [(p[f'{side}_elbow'], 0.026),
-                                 (p[f'{side}_wrist'], 0.02)]),
-            (f'{side}_hand', [(p[f'{side}_wrist'], 0.02),
-                              (p[f'{side}_wrist'] + 0.035 * d2, 0.026)]),
+            (f'{side}_upper_arm', [(sh, 0.034), (el, 0.027)]),
+            (f'{side}_forearm', [(el, 0.026), (wr, 0.02)]),
+            (f'{side}_hand', [(wr, 0.02), (wr + 0.035 * d2, 0.026)]),
         ]
 
         hip = s * _HIP_HALF * _L
@@ -574,19 +524,21 @@ def _pose_body(pose: _Pose) -> _Body:
         axis /= np.linalg.norm(axis)
         d2 = _rot(axis, knee) @ d  # knees bend backwards about the hip axis
         foot = _rot(axis, -math.pi / 2 + 0.15) @ d2
-        p[f'{side}_hip'] = hip
-        p[f'{side}_knee'] = hip + _THIGH * d
-        p[f'{side}_ankle'] = p[f'{side}_knee'] + _SHIN * d2
-        base = p[f'{side}_ankle'] + 0.03 * d2
-        p[f'{side}_heel'] = base - 0.025 * foot
-        p[f'{side}_toe'] = base + 0.1 * foot
+        kn = hip + _THIGH * d
+        an = kn + _SHIN * d2
+        heel = an + 0.03 * d2 - 0.025 * foot
+        toe = an + 0.03 * d2 + 0.1 * foot
+        p.update({
+            f'{side}_hip': hip,
+            f'{side}_knee': kn,
+            f'{side}_ankle': an,
+            f'{side}_heel': heel,
+            f'{side}_toe': toe
+        })
         shapes += [
-            (f'{side}_thigh', [(hip, 0.056), (p[f'{side}_knee'], 0.04)]),
-            (f'{side}_shin', [(p[f'{side}_knee'], 0.038),
-                              (p[f'{side}_ankle'], 0.026)]),
-            (f'{side}_foot', [(p[f'{side}_ankle'], 0.026),
-                              (p[f'{side}_heel'], 0.022),
-                              (p[f'{side}_toe'], 0.02)]),
+            (f'{side}_thigh', [(hip, 0.056), (kn, 0.04)]),
+            (f'{side}_shin', [(kn, 0.038), (an, 0.026)]),
+            (f'{side}_foot', [(an, 0.026), (heel, 0.022), (toe, 0.02)]),
         ]
 
     chest = sc - 0.07 * Ut
@@ -718,7 +670,7 @@ class _Canvas:
     def fill(self,
              poly: np.ndarray,
              colour: Sequence[int],
-             code: Optional[int],
+             code: int,
              mask: Optional[np.ndarray],
              outline: bool = True) -> None:
         cv2.fillConvexPoly(self.image, poly, colour, cv2.LINE_AA, _SUBPIX)
@@ -728,8 +680,7 @@ class _Canvas:
             dark = tuple(int(c * 0.55) for c in colour)
             cv2.polylines(self.image, [poly], True, dark, 1, cv2.LINE_AA,
                           _SUBPIX)
-        if code is not None:
-            cv2.fillConvexPoly(self.part_map, poly, code, cv2.LINE_8, _SUBPIX)
+        cv2.fillConvexPoly(self.part_map, poly, code, cv2.LINE_8, _SUBPIX)
         if mask is not None:
             cv2.fillConvexPoly(mask, poly, 1, cv2.LINE_8, _SUBPIX)
 
@@ -828,10 +779,10 @@ def _draw_person(canvas: _Canvas, person: _Person, index: int,
         code = index * _CODE_STRIDE + _PART_INDEX[part] + 1
         colour = person.colours[part]
         circles2d = [(person.project(c), r * k) for c, r in circles]
-        if part != 'head':
+        if part == 'head':
+            _draw_head(canvas, person, circles2d[0], code, mask)
+        else:
             canvas.fill(_hull(circles2d), colour, code, mask)
-            continue
-        _draw_head(canvas, person, circles2d[0], code, mask)
 
 
 def _draw_head(canvas: _Canvas, person: _Person, head: Tuple[np.ndarray,
@@ -1017,11 +968,9 @@ def render_scene(seed: int,
     background = _background(rng, w, h, style)
     canvas = _Canvas(background.copy())
     people = _sample_people(rng, w, h, max_people, style)
-    masks = []
-    for i, person in enumerate(people):
-        mask = np.zeros((h, w), np.uint8)
+    masks = [np.zeros((h, w), np.uint8) for _ in people]
+    for i, (person, mask) in enumerate(zip(people, masks)):
         _draw_person(canvas, person, i, mask)
-        masks.append(mask)
     _draw_occluders(rng, canvas, people, style)
 
     noise = rng.normal(0, rng.uniform(*style.noise),
@@ -1032,18 +981,14 @@ def render_scene(seed: int,
         img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
         return cv2.GaussianBlur(img, (0, 0), blur) if blur else img
 
-    kpts = np.zeros((len(people), layout.num_keypoints, 3))
-    boxes = np.zeros((len(people), 4))
-    areas = np.zeros(len(people))
-    segs = []
-    for i, person in enumerate(people):
-        kpts[i] = _keypoints(person, i, layout, canvas.part_map)
-        box, area, seg = _silhouette(masks[i])
-        boxes[i], areas[i] = box, area
-        segs.append(seg)
+    keypoints = np.stack([
+        _keypoints(person, i, layout, canvas.part_map)
+        for i, person in enumerate(people)
+    ])
+    boxes, areas, segmentations = zip(*map(_silhouette, masks))
     return Scene(
-        finish(canvas.image), finish(background), canvas.part_map, kpts, boxes,
-        areas, segs)
+        finish(canvas.image), finish(background), canvas.part_map, keypoints,
+        np.array(boxes), np.array(areas), list(segmentations))
 
 
 # ---------------------------------------------------------------------------
@@ -1053,6 +998,7 @@ def render_scene(seed: int,
 _STANDARD_SPLITS = {'train': 1, 'val': 2, 'test': 3}
 _MAX_PER_SPLIT = 99999
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_-]+$')
+_JPEGS = '[0-9]' * 6 + '.jpg'  # the image file names a generation writes
 
 
 def split_image_ids(splits: Mapping[str, int]) -> Dict[str, List[int]]:
@@ -1066,9 +1012,19 @@ def split_image_ids(splits: Mapping[str, int]) -> Dict[str, List[int]]:
     }
 
 
-def _validate(splits: Mapping[str, int], seed: int, image_size: Tuple[int,
-                                                                      int],
-              max_people: int, style: str) -> None:
+def generation_params(splits: Mapping[str, int],
+                      seed: int = 0,
+                      image_size: Tuple[int, int] = (320, 256),
+                      layout: SkeletonLayout = COCO_LAYOUT,
+                      max_people: int = 4,
+                      style: str = 'cluttered') -> dict:
+    """What ``generation.json`` records; equal params mean equal output.
+
+    Splits with 0 images are left out: they write no files.
+
+    Raises:
+        ValueError: A parameter is out of range (before anything is written).
+    """
     if not splits:
         raise ValueError('splits is empty: give e.g. {"train": 320}')
     others = [s for s in splits if s not in _STANDARD_SPLITS]
@@ -1094,18 +1050,6 @@ def _validate(splits: Mapping[str, int], seed: int, image_size: Tuple[int,
     if style not in STYLES:
         raise ValueError(f'style must be one of {sorted(STYLES)}, got '
                          f'{style!r}')
-
-
-def generation_params(splits: Mapping[str, int],
-                      seed: int = 0,
-                      image_size: Tuple[int, int] = (320, 256),
-                      layout: SkeletonLayout = COCO_LAYOUT,
-                      max_people: int = 4,
-                      style: str = 'cluttered') -> dict:
-    """What ``generation.json`` records; equal params mean equal output.
-
-    Splits with 0 images are left out: they write no files.
-    """
     return {
         'generator': 'sspose_mm.synthetic',
         'version': GENERATOR_VERSION,
@@ -1158,7 +1102,7 @@ def is_generated(out_dir: PathLike, params: dict) -> bool:
         paths = _paths(out_dir, split)
         if not (paths['ann_file'].is_file() and paths['bbox_file'].is_file()):
             return False
-        if sum(1 for _ in paths['img_dir'].glob('[0-9]' * 6 + '.jpg')) != n:
+        if sum(1 for _ in paths['img_dir'].glob(_JPEGS)) != n:
             return False
     if (params['layout'] != COCO_LAYOUT.to_json()
             and not keypoint_file_path(out_dir).is_file()):
@@ -1168,22 +1112,19 @@ def is_generated(out_dir: PathLike, params: dict) -> bool:
 
 def _remove_generated(out_dir: Path, splits: Sequence[str]) -> None:
     """Delete what a generation writes for ``splits``; nothing else."""
-    jpg = re.compile(r'^\d{6}\.jpg$')
+    splits = [str(s) for s in splits if _SPLIT_NAME.match(str(s))]
+    files = [keypoint_file_path(out_dir)]
     for split in splits:
-        if not _SPLIT_NAME.match(str(split)):
-            continue
         paths = _paths(out_dir, split)
-        if paths['img_dir'].is_dir():
-            for f in paths['img_dir'].iterdir():
-                if jpg.match(f.name) and f.is_file():
-                    f.unlink()
-        for key in ('ann_file', 'bbox_file'):
-            if paths[key].is_file():
-                paths[key].unlink()
-    if keypoint_file_path(out_dir).is_file():
-        keypoint_file_path(out_dir).unlink()
+        files += [
+            *paths['img_dir'].glob(_JPEGS), paths['ann_file'],
+            paths['bbox_file']
+        ]
+    for f in files:
+        if f.is_file():
+            f.unlink()
     for sub in [*splits, 'annotations', 'person_detection_results']:
-        d = out_dir / str(sub)
+        d = out_dir / sub
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
 
@@ -1205,6 +1146,10 @@ def _detections(seed: int, image_id: int, boxes: np.ndarray, w: int,
         y0, y1 = np.clip([y0, y1], 0, h)
         return [_fmt(x0), _fmt(y0), _fmt(x1 - x0), _fmt(y1 - y0)]
 
+    def detection(box: List[float], lo: float, hi: float) -> dict:
+        score = round(float(rng.uniform(lo, hi)), 4)
+        return dict(image_id=image_id, category_id=1, bbox=box, score=score)
+
     for x, y, bw, bh in boxes:
         cx = x + bw / 2 + rng.normal(0, 0.03) * bw
         cy = y + bh / 2 + rng.normal(0, 0.03) * bh
@@ -1212,27 +1157,56 @@ def _detections(seed: int, image_id: int, boxes: np.ndarray, w: int,
             rng.normal(0, 0.05))
         box = clip_box(cx - sw / 2, cy - sh / 2, cx + sw / 2, cy + sh / 2)
         if box[2] > 1 and box[3] > 1:
-            dets.append({
-                'image_id': image_id,
-                'category_id': 1,
-                'bbox': box,
-                'score': round(float(rng.uniform(0.6, 0.99)), 4)
-            })
+            dets.append(detection(box, 0.6, 0.99))
     for _ in range(int(rng.integers(1, 4))):
         bh = rng.uniform(0.15, 0.6) * h
         bw = bh * rng.uniform(0.25, 0.8)
         x0, y0 = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
-        dets.append({
-            'image_id': image_id,
-            'category_id': 1,
-            'bbox': clip_box(x0, y0, x0 + bw, y0 + bh),
-            'score': round(float(rng.uniform(0.02, 0.35)), 4)
-        })
+        dets.append(detection(clip_box(x0, y0, x0 + bw, y0 + bh), 0.02, 0.35))
     return dets
 
 
 def _write_json(path: Path, obj) -> None:
     atomic_write(str(path), json.dumps(obj, separators=(',', ':')).encode())
+
+
+def _annotation(image_id: int, index: int, scene: Scene) -> dict:
+    """COCO annotation of person ``index`` of ``scene``."""
+    kp = scene.keypoints[index]
+    return dict(
+        id=image_id * 100 + index + 1,
+        image_id=image_id,
+        category_id=1,
+        bbox=[_fmt(v) for v in scene.boxes[index]],
+        area=_fmt(scene.areas[index]),
+        iscrowd=0,
+        keypoints=[_fmt(v) for v in kp.reshape(-1)],
+        num_keypoints=int(np.count_nonzero(kp[:, 2] > 0)),
+        segmentation=[[_fmt(v) for v in poly]
+                      for poly in scene.segmentations[index]])
+
+
+def _summary(out_dir: Path, params: dict) -> dict:
+    """What :func:`generate_synthetic_coco` returns, read off the files."""
+    result = {
+        'out_dir': out_dir,
+        'generation_file': out_dir / 'generation.json',
+        'splits': {}
+    }
+    if params['layout'] != COCO_LAYOUT.to_json():
+        result['keypoint_file'] = keypoint_file_path(out_dir)
+    for split, n in params['splits'].items():
+        paths = _paths(out_dir, split)
+        with open(paths['ann_file']) as f:
+            num_anns = len(json.load(f)['annotations'])
+        with open(paths['bbox_file']) as f:
+            num_dets = len(json.load(f))
+        result['splits'][split] = dict(
+            paths,
+            num_images=n,
+            num_annotations=num_anns,
+            num_detections=num_dets)
+    return result
 
 
 def generate_synthetic_coco(out_dir: PathLike,
@@ -1269,64 +1243,35 @@ def generate_synthetic_coco(out_dir: PathLike,
         'num_annotations', 'num_detections': int}}}``, plus
         ``'keypoint_file': Path`` for layouts other than COCO's.
     """
-    _validate(splits, seed, image_size, max_people, style)
-    out_dir = Path(out_dir)
     params = generation_params(splits, seed, image_size, layout, max_people,
                                style)
+    out_dir = Path(out_dir)
     old = _load_generation(out_dir)
     old_splits = list((old or {}).get('params', {}).get('splits', {}))
-    if (out_dir / 'generation.json').is_file():
-        (out_dir / 'generation.json').unlink()
+    (out_dir / 'generation.json').unlink(missing_ok=True)
     _remove_generated(out_dir, sorted(set(old_splits) | set(splits)))
 
     w, h = int(image_size[0]), int(image_size[1])
-    splits = params['splits']
-    result = {
-        'out_dir': out_dir,
-        'generation_file': out_dir / 'generation.json',
-        'splits': {}
-    }
-    for split, ids in split_image_ids(splits).items():
+    for split, ids in split_image_ids(params['splits']).items():
         paths = _paths(out_dir, split)
         paths['img_dir'].mkdir(parents=True, exist_ok=True)
         images, anns, dets = [], [], []
-        iterator = ids
         if progress:
             from tqdm import tqdm
-            iterator = tqdm(ids, desc=f'synthetic {split}', unit='img')
-        for image_id in iterator:
+            ids = tqdm(ids, desc=f'synthetic {split}', unit='img')
+        for image_id in ids:
             scene = render_scene(seed, image_id, (w, h), layout, max_people,
                                  style)
             file_name = f'{image_id:06d}.jpg'
             cv2.imwrite(
                 str(paths['img_dir'] / file_name), scene.image,
                 [cv2.IMWRITE_JPEG_QUALITY, 90])
-            images.append({
-                'id': image_id,
-                'file_name': file_name,
-                'width': w,
-                'height': h
-            })
-            for i in range(len(scene.boxes)):
-                kp = scene.keypoints[i]
-                anns.append({
-                    'id':
-                    image_id * 100 + i + 1,
-                    'image_id':
-                    image_id,
-                    'category_id':
-                    1,
-                    'bbox': [_fmt(v) for v in scene.boxes[i]],
-                    'area':
-                    _fmt(scene.areas[i]),
-                    'iscrowd':
-                    0,
-                    'keypoints': [_fmt(v) for v in kp.reshape(-1)],
-                    'num_keypoints':
-                    int(np.count_nonzero(kp[:, 2] > 0)),
-                    'segmentation': [[_fmt(v) for v in poly]
-                                     for poly in scene.segmentations[i]],
-                })
+            images.append(
+                dict(id=image_id, file_name=file_name, width=w, height=h))
+            anns += [
+                _annotation(image_id, i, scene)
+                for i in range(len(scene.boxes))
+            ]
             dets += _detections(seed, image_id, scene.boxes, w, h)
         _write_json(
             paths['ann_file'], {
@@ -1341,20 +1286,14 @@ def generate_synthetic_coco(out_dir: PathLike,
                 'categories': [layout.coco_category()],
             })
         _write_json(paths['bbox_file'], dets)
-        result['splits'][split] = dict(
-            paths,
-            num_images=len(images),
-            num_annotations=len(anns),
-            num_detections=len(dets))
     if layout != COCO_LAYOUT:
-        result['keypoint_file'] = keypoint_file_path(out_dir)
         atomic_write(
-            str(result['keypoint_file']),
+            str(keypoint_file_path(out_dir)),
             json.dumps(layout.keypoint_spec(), indent=1).encode())
     with open(out_dir / 'generation.json', 'w') as f:
         json.dump({'params': params}, f, indent=2, sort_keys=True)
         f.write('\n')
-    return result
+    return _summary(out_dir, params)
 
 
 def ensure_synthetic_coco(out_dir: PathLike,
@@ -1369,32 +1308,11 @@ def ensure_synthetic_coco(out_dir: PathLike,
     """Generate unless ``out_dir`` already holds this exact generation.
 
     Returns ``(result, generated)``; ``result`` is as from
-    :func:`generate_synthetic_coco` (counts read back from the files when
-    nothing was generated).
+    :func:`generate_synthetic_coco`.
     """
-    _validate(splits, seed, image_size, max_people, style)
     params = generation_params(splits, seed, image_size, layout, max_people,
                                style)
     if not force and is_generated(out_dir, params):
-        out_dir = Path(out_dir)
-        result = {
-            'out_dir': out_dir,
-            'generation_file': out_dir / 'generation.json',
-            'splits': {}
-        }
-        if layout != COCO_LAYOUT:
-            result['keypoint_file'] = keypoint_file_path(out_dir)
-        for split, n in params['splits'].items():
-            paths = _paths(out_dir, split)
-            with open(paths['ann_file']) as f:
-                num_anns = len(json.load(f)['annotations'])
-            with open(paths['bbox_file']) as f:
-                num_dets = len(json.load(f))
-            result['splits'][split] = dict(
-                paths,
-                num_images=n,
-                num_annotations=num_anns,
-                num_detections=num_dets)
-        return result, False
+        return _summary(Path(out_dir), params), False
     return generate_synthetic_coco(out_dir, splits, seed, image_size, layout,
                                    max_people, style, progress), True

@@ -25,42 +25,32 @@ class _Parser(argparse.ArgumentParser):
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = _Parser(
         prog='make_synthetic_data.py',
-        description='Generate the synthetic-people COCO keypoint dataset.')
+        description='Generate the synthetic-people COCO keypoint dataset.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument(
-        '--out',
-        default='data/synthetic',
-        help='output data root (default: data/synthetic)')
+        '--out', default='data/synthetic', help='output data root')
     parser.add_argument(
-        '--train',
-        type=int,
-        default=320,
-        help='training images (default: 320)')
+        '--train', type=int, default=320, help='training images')
     parser.add_argument(
-        '--val', type=int, default=64, help='validation images (default: 64)')
+        '--val', type=int, default=64, help='validation images')
     parser.add_argument(
-        '--seed',
-        type=int,
-        default=0,
-        help='non-negative random seed (default: 0)')
+        '--seed', type=int, default=0, help='non-negative random seed')
     parser.add_argument(
         '--image-size',
         type=int,
         nargs=2,
-        default=(320, 256),
+        default=[320, 256],
         metavar=('W', 'H'),
-        help='image width and height (default: 320 256)')
+        help='image width and height')
     parser.add_argument(
-        '--max-people',
-        type=int,
-        default=4,
-        help='most people per image (default: 4)')
+        '--max-people', type=int, default=4, help='most people per image')
     parser.add_argument(
         '--style',
         choices=sorted(STYLES),
         default='cluttered',
         help='scene style: crowded, cluttered scenes with every view, or '
         'clean ones with fewer distractors, overlaps and profile views '
-        '(the TransPose quickstart\'s); default: cluttered')
+        '(the TransPose quickstart\'s)')
     parser.add_argument(
         '--force',
         action='store_true',
