@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError
 from ..fileio import atomic_write, safe_torch_load, unsafe_global
-from ..utils import strip_prefixes
+from ..utils import rename, strip_prefixes, swap
 from ..version import __version__
 
 StateDict = Dict[str, Tensor]
@@ -40,22 +40,6 @@ CHECKPOINT_LAYOUTS = Registry('checkpoint layout')
 def has_markers(keys: Collection[str], markers: Sequence[str]) -> bool:
     """Whether each marker starts at least one of the keys."""
     return all(any(k.startswith(m) for k in keys) for m in markers)
-
-
-def rename(key: str, prefixes: Sequence[Tuple[str, str]]) -> str:
-    """``key`` with the first ``(old, new)`` prefix it starts with replaced
-    (unchanged when none fits); a ``*`` in both stands for a layer index."""
-    for old, new in prefixes:
-        match = re.match(re.escape(old).replace(r'\*', r'(\d+)'), key)
-        if match:
-            index = match.group(1) if match.re.groups else ''
-            return new.replace('*', index) + key[match.end():]
-    return key
-
-
-def swap(pairs: Sequence[Tuple[str, str]]) -> Tuple[Tuple[str, str], ...]:
-    """``(old, new)`` pairs the other way round."""
-    return tuple((new, old) for old, new in pairs)
 
 
 def count_layers(keys: Collection[str], prefix: str) -> int:

@@ -39,8 +39,9 @@ from ...errors import CheckpointError
 from ...models.backbones import HigherPoseHRNet
 from ...models.heads import HigherHRNetHead
 from ...models.utils import sine_position_embedding
+from ...utils import rename
 from ..convert import (CHECKPOINT_LAYOUTS, CheckpointLayout, StateDict,
-                       count_layers, rename)
+                       count_layers)
 from .transpose import hrnet_w32_extra
 
 # Official prefix -> ours, the first match wins in both directions: within a
