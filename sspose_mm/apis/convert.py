@@ -126,6 +126,14 @@ def listing(keys: Sequence[str], limit: int = 30) -> str:
                     if len(keys) > limit else '')
 
 
+def key_differences(keys: Collection[str],
+                    expected: Collection[str]) -> Tuple[List[str], List[str]]:
+    """``(keys not expected, expected keys absent)``, in their orders."""
+    known, present = set(expected), set(keys)
+    return ([k for k in keys
+             if k not in known], [k for k in expected if k not in present])
+
+
 def require_exact_keys(layout: str, keys: Collection[str],
                        expected: Sequence[str]) -> None:
     """Stop unless ``keys`` are exactly ``expected``.
@@ -134,9 +142,7 @@ def require_exact_keys(layout: str, keys: Collection[str],
         CheckpointError: Listing the keys the layout does not know and the
             expected keys that are absent.
     """
-    known, present = set(expected), set(keys)
-    unknown = [k for k in keys if k not in known]
-    missing = [k for k in expected if k not in present]
+    unknown, missing = key_differences(keys, expected)
     problems = []
     if unknown:
         problems.append(f'{len(unknown)} key(s) the {layout} layout does not '

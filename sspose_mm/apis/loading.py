@@ -21,7 +21,8 @@ from torch import Tensor, nn
 
 from ..env import resolve_device
 from ..errors import CheckpointError, ConfigError
-from .convert import describe_state_dict, listing, plain_state_dict
+from .convert import (describe_state_dict, key_differences, listing,
+                      plain_state_dict)
 
 UNTRAINED = 'none'
 
@@ -41,21 +42,11 @@ def check_model_files(config: str, checkpoint: Optional[str]) -> None:
             raise ConfigError(f'{what} "{path}" does not exist.')
 
 
-def unwrap_state_dict(loaded: Any, path: str) -> Dict[str, Tensor]:
-    """:func:`~sspose_mm.apis.convert.plain_state_dict` of a loaded
-    checkpoint, its errors naming ``path``."""
-    try:
-        return plain_state_dict(loaded)
-    except CheckpointError as error:
-        raise CheckpointError(f'the checkpoint {path}: {error}') from error
-
-
 def fit_problems(state: Mapping[str, Any], own: Mapping[str,
                                                         Tensor]) -> List[str]:
     """Tensors of the model a state dict lacks, has in excess or has with
     another shape, as phrases (empty when it fits exactly)."""
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+    unexpected, missing = key_differences(state, own)
     reshaped = [
         f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in own
         if k in state and hasattr(state[k], 'shape')
@@ -86,7 +77,10 @@ def check_checkpoint_fits(model: nn.Module, path: str) -> Dict[str, Any]:
             what the file looks like and what the config builds.
     """
     loaded = _load_checkpoint(path, map_location='cpu')
-    state = unwrap_state_dict(loaded, path)
+    try:
+        state = plain_state_dict(loaded)
+    except CheckpointError as error:
+        raise CheckpointError(f'the checkpoint {path}: {error}') from error
     own = model.state_dict()
     problems = fit_problems(state, own)
     if not problems:
@@ -102,14 +96,6 @@ def check_checkpoint_fits(model: nn.Module, path: str) -> Dict[str, Any]:
     raise CheckpointError(
         f'the checkpoint {path} does not fit the model of this config '
         f'({type(model).__name__}): {"; ".join(problems)}. {hint}')
-
-
-def load_checkpoint_exactly(model: nn.Module, path: str) -> Dict[str, Any]:
-    """Load every tensor of ``model`` from ``path``, or stop (see
-    :func:`check_checkpoint_fits`); returns the loaded checkpoint."""
-    loaded = check_checkpoint_fits(model, path)
-    load_state_dict(model, unwrap_state_dict(loaded, path), strict=True)
-    return loaded
 
 
 def init_model(config,
@@ -143,7 +129,8 @@ def init_model(config,
             logger='current',
             level=logging.WARNING)
     else:
-        loaded = load_checkpoint_exactly(model, checkpoint)
+        loaded = check_checkpoint_fits(model, checkpoint)
+        load_state_dict(model, plain_state_dict(loaded), strict=True)
         meta = loaded.get('meta') if isinstance(loaded, dict) else None
         if isinstance(meta, dict) and 'dataset_meta' in meta:
             model.dataset_meta = meta['dataset_meta']
