@@ -63,7 +63,6 @@ param_scheduler = [
     dict(
         type='MultiStepLR',
         begin=0,
-        end=max_epochs,
         milestones=[3],
         gamma=0.1,
         by_epoch=True)

@@ -29,26 +29,12 @@ train_dataloader = dict(
         data_prefix=dict(img='train/'),
         pipeline=train_pipeline))
 
-max_epochs = 20
 warmup_epochs = 1
-train_cfg = dict(max_epochs=max_epochs)
+train_cfg = dict(max_epochs=20)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 param_scheduler = [
-    dict(
-        type='LinearLR',
-        start_factor=1e-2,
-        begin=0,
-        end=warmup_epochs,
-        by_epoch=True,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_epochs - warmup_epochs,
-        eta_min=0.,
-        begin=warmup_epochs,
-        end=max_epochs,
-        by_epoch=True,
-        convert_to_iter_based=True)
+    dict(_base_.param_scheduler[0], start_factor=1e-2, end=warmup_epochs),
+    dict(_base_.param_scheduler[1], begin=warmup_epochs),
 ]
 auto_scale_lr = dict(base_batch_size=16)
 randomness = dict(seed=0)

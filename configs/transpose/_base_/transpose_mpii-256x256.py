@@ -69,17 +69,8 @@ mpii_val_dataloader = dict(
         data_prefix=dict(img='images/'),
         pipeline=mpii_val_pipeline))
 
-mpii_max_epochs = 100
-mpii_train_cfg = dict(max_epochs=mpii_max_epochs)
-mpii_param_scheduler = [
-    dict(
-        type='CosineAnnealingLR',
-        T_max=mpii_max_epochs,
-        eta_min=1e-5,
-        begin=0,
-        end=mpii_max_epochs,
-        by_epoch=True)
-]
+# The COCO schedule's cosine follows the epochs.
+mpii_train_cfg = dict(max_epochs=100)
 mpii_default_hooks = dict(checkpoint=dict(save_best='PCK', rule='greater'))
 mpii_custom_hooks = [
     dict(type='KeypointTransferHook', reinit=['head.final_layer'])
