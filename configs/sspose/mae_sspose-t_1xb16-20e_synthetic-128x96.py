@@ -29,12 +29,20 @@ train_dataloader = dict(
         data_prefix=dict(img='train/'),
         pipeline=train_pipeline))
 
+max_epochs = 20
 warmup_epochs = 1
-train_cfg = dict(max_epochs=20)
+train_cfg = dict(max_epochs=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
+# The recipe's warm-up and cosine over these epochs. The cosine states its
+# end: left to the Runner (train_cfg.max_epochs), a run of no more epochs
+# than the warm-up would have a cosine that ends where it begins.
 param_scheduler = [
     dict(_base_.param_scheduler[0], start_factor=1e-2, end=warmup_epochs),
-    dict(_base_.param_scheduler[1], begin=warmup_epochs),
+    dict(
+        _base_.param_scheduler[1],
+        T_max=max_epochs - warmup_epochs,
+        begin=warmup_epochs,
+        end=max_epochs),
 ]
 auto_scale_lr = dict(base_batch_size=16)
 randomness = dict(seed=0)

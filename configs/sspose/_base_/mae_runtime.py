@@ -42,13 +42,14 @@ train_dataloader = dict(
 val_dataloader = val_cfg = val_evaluator = None
 test_dataloader = test_cfg = test_evaluator = None
 
+max_epochs = 800
 warmup_epochs = 40
 # mmengine refuses a loop type beside the by_epoch=True of MMPose's
 # runtime: _delete_ drops it.
 train_cfg = dict(
     _delete_=True,
     type='ExactResumeEpochBasedTrainLoop',
-    max_epochs=800)
+    max_epochs=max_epochs)
 optim_wrapper = dict(
     optimizer=dict(
         type='AdamW',
@@ -67,12 +68,12 @@ param_scheduler = [
         end=warmup_epochs,
         by_epoch=True,
         convert_to_iter_based=True),
-    # Ends at train_cfg.max_epochs (mmengine's Runner) and anneals over
-    # end - begin: a config that changes the epochs changes train_cfg alone.
     dict(
         type='CosineAnnealingLR',
+        T_max=max_epochs - warmup_epochs,
         eta_min=0.,
         begin=warmup_epochs,
+        end=max_epochs,
         by_epoch=True,
         convert_to_iter_based=True)
 ]
