@@ -60,11 +60,7 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, begin=0, end=50, by_epoch=False),
     dict(
-        type='MultiStepLR',
-        begin=0,
-        milestones=[3],
-        gamma=0.1,
-        by_epoch=True)
+        type='MultiStepLR', begin=0, milestones=[3], gamma=0.1, by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=16)
 randomness = dict(seed=0)
