@@ -38,11 +38,10 @@ from torch import Tensor, nn
 from ...errors import CheckpointError
 from ...models.backbones import HigherPoseHRNet
 from ...models.heads import HigherHRNetHead
-from ...models.utils import sine_position_embedding
 from ...utils import rename
 from ..convert import (CHECKPOINT_LAYOUTS, CheckpointLayout, StateDict,
                        count_layers)
-from .transpose import hrnet_w32_extra
+from .transpose import SINE_TOLERANCE, hrnet_w32_extra, sine_table_error
 
 # Official prefix -> ours, the first match wins in both directions: within a
 # layer of either transformer, then the transformers, then everything else
@@ -91,16 +90,6 @@ def _grid(name: str, table: Tensor) -> int:
         'of a square training input.')
 
 
-def _is_sine_table(table: Tensor, side: int) -> bool:
-    if table.shape[2] % 2:
-        return False
-    reference = sine_position_embedding(side, side, table.shape[2])
-    # The fixed tables are float32 evaluations of the same formula (equal to
-    # the last bit for the golden files); 1e-6 only allows another sin/cos
-    # library. A learned table is nowhere near it.
-    return bool((table[:, 0].float() - reference).abs().max() <= 1e-6)
-
-
 @CHECKPOINT_LAYOUTS.register_module('higherpose')
 class HigherPoseLayout(CheckpointLayout):
     """Official HigherPose checkpoints -> ``BottomupPoseEstimator`` with
@@ -146,7 +135,7 @@ class HigherPoseLayout(CheckpointLayout):
         for name, transformer in _TABLES.items():
             table = state_dict[name]
             side = _grid(name, table)
-            if _is_sine_table(table, side):
+            if sine_table_error(table, side, side) <= SINE_TOLERANCE:
                 dropped.append(name)
             else:
                 converted[f'backbone.{transformer}.pos_embedding'] = (

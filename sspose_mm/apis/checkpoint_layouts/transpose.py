@@ -15,7 +15,7 @@ from typing import Collection
 import torch
 from mmengine.hub import get_config
 from mmpose.models import HeatmapHead, ResNet
-from torch import nn
+from torch import Tensor, nn
 
 from ...errors import CheckpointError
 from ...models.backbones import HRNetS
@@ -33,6 +33,21 @@ HRNET_W32_RECIPE = ('mmpose::body_2d_keypoint/associative_embedding/coco/'
 def hrnet_w32_extra() -> dict:
     """``extra`` (stages 1-4) of MMPose's HRNet-W32."""
     return get_config(HRNET_W32_RECIPE).model.backbone.extra
+
+
+def sine_table_error(table: Tensor, h: int, w: int) -> float:
+    """Largest difference of an official ``(h*w, 1, C)`` position table from
+    the fixed 2D sine table of an ``h x w`` grid (inf for an odd ``C``)."""
+    if table.shape[2] % 2:
+        return float('inf')
+    reference = sine_position_embedding(h, w, table.shape[2])
+    return (table[:, 0].float() - reference).abs().max().item()
+
+
+# The fixed tables are float32 evaluations of the same formula (equal to the
+# last bit for the official and golden files); 1e-6 only allows another
+# sin/cos library. A learned table is nowhere near it.
+SINE_TOLERANCE = 1e-6
 
 
 class TransPoseLayout(CheckpointLayout):
@@ -75,16 +90,13 @@ class TransPoseLayout(CheckpointLayout):
                 f'({h * w}, 1, d) sine table of a {self.input_size[0]}x'
                 f'{self.input_size[1]} input ({h}x{w} tokens); other position '
                 'embeddings are not supported.')
-        reference = sine_position_embedding(h, w, table.shape[2])
-        # Both are float32 evaluations of one formula (equal to the last bit
-        # for the official files); 1e-6 only allows another sin/cos library.
-        error = (table[:, 0].float() - reference).abs().max().item()
-        if not error <= 1e-6:
+        error = sine_table_error(table, h, w)
+        if not error <= SINE_TOLERANCE:
             raise CheckpointError(
                 f'pos_embedding differs from the fixed 2D sine table by up to '
-                f'{error:.3g} (tolerance 1e-6): a learnable or otherwise '
-                'different position embedding is not supported, the model '
-                'computes the sine table itself.')
+                f'{error:.3g} (tolerance {SINE_TOLERANCE:g}): a learnable or '
+                'otherwise different position embedding is not supported, '
+                'the model computes the sine table itself.')
 
 
 @CHECKPOINT_LAYOUTS.register_module('transpose-r')
