@@ -14,10 +14,10 @@ from mmpose.registry import MODELS
 from mmpose.testing import get_packed_inputs
 
 from sspose_mm.apis.convert import convert_state_dict
-from sspose_mm.apis.partial_load import (drop_reinitialised_keys,
-                                         load_for_transfer)
+from sspose_mm.apis.loading import load_for_transfer
 from sspose_mm.cli.checks import check_keypoint_count
 from sspose_mm.errors import CheckpointError
+from sspose_mm.utils import drop_reinitialised_keys
 from conftest import GOLDEN, REPO
 from test_higherpose_model import training_sample
 from test_transpose_parity import refweights

@@ -31,20 +31,19 @@ default_hooks = dict(
 custom_hooks = []
 env_cfg = dict(cudnn_benchmark=True)
 
-max_epochs = 300
 # mmengine refuses a loop type beside the by_epoch=True of MMPose's
 # runtime: _delete_ drops it.
 train_cfg = dict(
     _delete_=True,
     type='ExactResumeEpochBasedTrainLoop',
-    max_epochs=max_epochs,
+    max_epochs=300,
     val_interval=10)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
+# Ends at train_cfg.max_epochs (mmengine's Runner sets a missing end).
 param_scheduler = [
     dict(
         type='MultiStepLR',
         begin=0,
-        end=max_epochs,
         milestones=[200, 260],
         gamma=0.1,
         by_epoch=True)

@@ -33,17 +33,16 @@ model = dict(
     head=dict(
         decoder=dict(codec, heatmap_size=input_size, higher_heatmap_sizes=[])))
 
+# The recipe's pipelines with this input size and codec wherever a step
+# takes them (mmengine evaluates a base's pipelines before this file runs).
 train_pipeline = [
-    *_base_.train_pipeline[:1],
-    dict(_base_.train_pipeline[1], input_size=input_size),
-    _base_.train_pipeline[2],
-    dict(type='GenerateTarget', encoder=codec),
-    *_base_.train_pipeline[4:],
+    dict(step, input_size=input_size) if 'input_size' in step else
+    dict(step, encoder=codec) if 'encoder' in step else step
+    for step in _base_.train_pipeline
 ]
 val_pipeline = [
-    _base_.val_pipeline[0],
-    dict(_base_.val_pipeline[1], input_size=input_size),
-    *_base_.val_pipeline[2:],
+    dict(step, input_size=input_size) if 'input_size' in step else step
+    for step in _base_.val_pipeline
 ]
 train_dataloader = dict(
     batch_size=8,
@@ -61,12 +60,7 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, begin=0, end=50, by_epoch=False),
     dict(
-        type='MultiStepLR',
-        begin=0,
-        end=max_epochs,
-        milestones=[3],
-        gamma=0.1,
-        by_epoch=True)
+        type='MultiStepLR', begin=0, milestones=[3], gamma=0.1, by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=16)
 randomness = dict(seed=0)

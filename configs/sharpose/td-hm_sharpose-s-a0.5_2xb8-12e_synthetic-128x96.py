@@ -59,7 +59,6 @@ param_scheduler = [
     dict(
         type='MultiStepLR',
         begin=0,
-        end=max_epochs,
         milestones=[9, 11],
         gamma=0.1,
         by_epoch=True)

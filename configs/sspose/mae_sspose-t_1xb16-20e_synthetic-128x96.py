@@ -33,22 +33,16 @@ max_epochs = 20
 warmup_epochs = 1
 train_cfg = dict(max_epochs=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
+# The recipe's warm-up and cosine over these epochs. The cosine states its
+# end: left to the Runner (train_cfg.max_epochs), a run of no more epochs
+# than the warm-up would have a cosine that ends where it begins.
 param_scheduler = [
+    dict(_base_.param_scheduler[0], start_factor=1e-2, end=warmup_epochs),
     dict(
-        type='LinearLR',
-        start_factor=1e-2,
-        begin=0,
-        end=warmup_epochs,
-        by_epoch=True,
-        convert_to_iter_based=True),
-    dict(
-        type='CosineAnnealingLR',
+        _base_.param_scheduler[1],
         T_max=max_epochs - warmup_epochs,
-        eta_min=0.,
         begin=warmup_epochs,
-        end=max_epochs,
-        by_epoch=True,
-        convert_to_iter_based=True)
+        end=max_epochs),
 ]
 auto_scale_lr = dict(base_batch_size=16)
 randomness = dict(seed=0)

@@ -60,13 +60,12 @@ train_dataloader = dict(
 val_dataloader = dict(dataset=dict(pipeline=val_pipeline))
 test_dataloader = val_dataloader
 
-max_epochs = 210
 # mmengine refuses a loop type beside the by_epoch=True of MMPose's
 # runtime: _delete_ drops it.
 train_cfg = dict(
     _delete_=True,
     type='ExactResumeEpochBasedTrainLoop',
-    max_epochs=max_epochs,
+    max_epochs=210,
     val_interval=10)
 optim_wrapper = dict(
     optimizer=dict(
@@ -79,8 +78,8 @@ param_scheduler = [
         type='LinearLR', begin=0, end=500, start_factor=0.001, by_epoch=False),
     dict(
         type='MultiStepLR',
+        # Ends at train_cfg.max_epochs (mmengine's Runner).
         begin=0,
-        end=max_epochs,
         milestones=[170, 200],
         gamma=0.1,
         by_epoch=True)

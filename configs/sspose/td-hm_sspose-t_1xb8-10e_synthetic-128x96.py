@@ -52,13 +52,8 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(paramwise_cfg=dict(num_layers=4))
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=50, start_factor=0.01, by_epoch=False),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_epochs,
-        eta_min=1e-6,
-        begin=0,
-        end=max_epochs,
-        by_epoch=True)
+    # Ends, and anneals over, train_cfg.max_epochs (mmengine's Runner).
+    dict(type='CosineAnnealingLR', eta_min=1e-6, begin=0, by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=8)
 randomness = dict(seed=0)

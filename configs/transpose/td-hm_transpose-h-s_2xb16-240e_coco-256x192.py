@@ -4,17 +4,7 @@
 # 2 GPUs x 16, Adam 1e-4 -> 1e-5 cosine, 240 epochs. COCO val: 74.2 AP.
 _base_ = './_base_/transpose_coco-256x192.py'
 
-max_epochs = 240
-train_cfg = dict(max_epochs=max_epochs)
-param_scheduler = [
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_epochs,
-        eta_min=1e-5,
-        begin=0,
-        end=max_epochs,
-        by_epoch=True)
-]
+train_cfg = dict(max_epochs=240)
 
 hrnet_width = 32
 model = dict(

@@ -80,13 +80,7 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 optim_wrapper = dict(optimizer=dict(lr=2e-3))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, begin=0, end=50, by_epoch=False),
-    dict(
-        type='CosineAnnealingLR',
-        T_max=max_epochs,
-        eta_min=1e-5,
-        begin=0,
-        end=max_epochs,
-        by_epoch=True)
+    *_base_.param_scheduler
 ]
 auto_scale_lr = dict(base_batch_size=16)
 randomness = dict(seed=0)

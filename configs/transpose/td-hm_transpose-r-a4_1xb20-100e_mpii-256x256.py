@@ -22,8 +22,6 @@ test_dataloader = {{_base_.mpii_val_dataloader}}
 val_evaluator = dict(
     _delete_=True, type='MpiiPCKAccuracy', thr=0.5, norm_item='head')
 test_evaluator = val_evaluator
-max_epochs = {{_base_.mpii_max_epochs}}
 train_cfg = {{_base_.mpii_train_cfg}}
-param_scheduler = {{_base_.mpii_param_scheduler}}
 default_hooks = {{_base_.mpii_default_hooks}}
 custom_hooks = {{_base_.mpii_custom_hooks}}

@@ -7,8 +7,7 @@ from .convert import (CHECKPOINT_LAYOUTS, CheckpointLayout, convert_checkpoint,
                       convert_state_dict, describe_state_dict)
 from .infer import (BoxedPoseInferencer, PersonBoxes, coco_images_with_boxes,
                     run_inference)
-from .loading import check_checkpoint_fits, init_model
-from .partial_load import load_for_transfer
+from .loading import check_checkpoint_fits, init_model, load_for_transfer
 
 __all__ = [
     'BoxedPoseInferencer', 'CHECKPOINT_LAYOUTS', 'CheckpointLayout',

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from mmengine.registry import Registry
 from numpy.core.multiarray import scalar as numpy_scalar
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import CheckpointError
 from ..fileio import atomic_write, safe_torch_load, unsafe_global
-from ..utils import strip_prefixes
+from ..utils import rename, strip_prefixes, swap
 from ..version import __version__
 
 StateDict = Dict[str, Tensor]
@@ -42,29 +42,65 @@ def has_markers(keys: Collection[str], markers: Sequence[str]) -> bool:
     return all(any(k.startswith(m) for k in keys) for m in markers)
 
 
+def count_layers(keys: Collection[str], prefix: str) -> int:
+    """Layers ``{prefix}{i}.`` in ``keys``: the highest index + 1, so that
+    every missing layer below it is listed; 1 without any, so that layer 0
+    is listed as missing."""
+    index = re.compile(re.escape(prefix) + r'(\d+)\.')
+    return max(
+        (int(m.group(1)) for m in map(index.match, keys) if m), default=0) + 1
+
+
 class CheckpointLayout:
     """A family of official checkpoints: what the converter needs of it.
 
-    Subclasses are registered in :data:`CHECKPOINT_LAYOUTS`.
+    The official key set is read off this package's modules
+    (:meth:`our_modules`, layer counts taken from the checkpoint's keys)
+    through :attr:`renames` backwards, and :meth:`convert` renames forwards:
+    nothing is listed by hand. Subclasses are registered in
+    :data:`CHECKPOINT_LAYOUTS`.
 
     Attributes:
         description (str): One line for the command-line help.
         markers (tuple[str]): Key prefixes that all occur in this layout.
+        renames (tuple): ``(official, ours)`` key prefixes, the first match
+            wins in both directions (see :func:`rename`).
+        drops (tuple[str]): Official keys not stored, after
+            :meth:`check_drops`.
         dropped_reason (str): Why :meth:`convert` drops what it drops.
     """
 
     description: str = ''
     markers: Tuple[str, ...] = ()
+    renames: Tuple[Tuple[str, str], ...] = ()
+    drops: Tuple[str, ...] = ()
     dropped_reason: str = 'verified equal to what the model computes'
 
     def matches(self, keys: Collection[str]) -> bool:
         """Whether a state dict with these keys is of this layout."""
         return has_markers(keys, self.markers)
 
-    def expected_keys(self, keys: Collection[str]) -> List[str]:
-        """Every official key, in checkpoint order, of a checkpoint of this
-        layout with the block counts found in ``keys``."""
+    def our_modules(self, keys: Collection[str]) -> nn.Module:
+        """This package's modules for an official checkpoint with these keys
+        (layer counts read off them). Only their names are used, so widths
+        can be any."""
         raise NotImplementedError
+
+    def to_official(self, key: str) -> List[str]:
+        """The official names of one of our keys."""
+        return [rename(key, swap(self.renames))]
+
+    def expected_keys(self, keys: Collection[str]) -> List[str]:
+        """Every official key of a checkpoint of this layout with the layer
+        counts found in ``keys``."""
+        return [*self.drops] + [
+            official for key in self.our_modules(keys).state_dict()
+            for official in self.to_official(key)
+        ]
+
+    def check_drops(self, state_dict: StateDict) -> None:
+        """Raise :class:`CheckpointError` unless the :attr:`drops` hold what
+        the model computes in their place."""
 
     def convert(self, state_dict: StateDict) -> Tuple[StateDict, List[str]]:
         """Official state dict with exactly :meth:`expected_keys` -> (this
@@ -74,7 +110,11 @@ class CheckpointLayout:
             CheckpointError: A dropped key does not hold what the model
                 computes in its place.
         """
-        raise NotImplementedError
+        self.check_drops(state_dict)
+        return {
+            rename(key, self.renames): value
+            for key, value in state_dict.items() if key not in self.drops
+        }, [key for key in state_dict if key in self.drops]
 
 
 def listing(keys: Sequence[str], limit: int = 30) -> str:
@@ -86,6 +126,14 @@ def listing(keys: Sequence[str], limit: int = 30) -> str:
                     if len(keys) > limit else '')
 
 
+def key_differences(keys: Collection[str],
+                    expected: Collection[str]) -> Tuple[List[str], List[str]]:
+    """``(keys not expected, expected keys absent)``, in their orders."""
+    known, present = set(expected), set(keys)
+    return ([k for k in keys
+             if k not in known], [k for k in expected if k not in present])
+
+
 def require_exact_keys(layout: str, keys: Collection[str],
                        expected: Sequence[str]) -> None:
     """Stop unless ``keys`` are exactly ``expected``.
@@ -94,9 +142,7 @@ def require_exact_keys(layout: str, keys: Collection[str],
         CheckpointError: Listing the keys the layout does not know and the
             expected keys that are absent.
     """
-    known, present = set(expected), set(keys)
-    unknown = [k for k in keys if k not in known]
-    missing = [k for k in expected if k not in present]
+    unknown, missing = key_differences(keys, expected)
     problems = []
     if unknown:
         problems.append(f'{len(unknown)} key(s) the {layout} layout does not '
@@ -106,15 +152,6 @@ def require_exact_keys(layout: str, keys: Collection[str],
                         f'missing: {listing(missing)}')
     if problems:
         raise CheckpointError('; '.join(problems) + '.')
-
-
-def rename(key: str, prefixes: Sequence[Tuple[str, str]]) -> str:
-    """``key`` with the first ``(old, new)`` prefix it starts with replaced
-    (unchanged when none fits)."""
-    for old, new in prefixes:
-        if key.startswith(old):
-            return new + key[len(old):]
-    return key
 
 
 def plain_state_dict(loaded: Any) -> StateDict:

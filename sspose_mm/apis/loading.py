@@ -1,4 +1,5 @@
-"""Loading a checkpoint into the model of a config: all or nothing.
+"""Loading a checkpoint into the model of a config: all or nothing, or all
+but the layers the user names.
 
 mmengine (and ``mmpose.apis.init_model``) load what fits, log a warning for
 the rest and leave random weights there, so a checkpoint of another model
@@ -6,14 +7,21 @@ gives confident predictions from random weights. Every tool and
 :func:`init_model` here go through :func:`check_checkpoint_fits` instead:
 each tensor of the model must be in the checkpoint with its shape, and
 nothing else may be, or loading stops with one sentence saying what the
-file looks like. Loading part of a checkpoint is only done where the user
-asks for it: :class:`~sspose_mm.engine.hooks.KeypointTransferHook` and
-:func:`~sspose_mm.apis.partial_load.load_for_transfer` (another keypoint
-count).
+file looks like.
+
+Loading part of a checkpoint is only done where the user asks for it:
+fine-tuning a COCO model (17 keypoints) on MPII (16) or a custom set keeps
+every weight except the layer that predicts one map per keypoint, whose
+shape changed. :func:`~sspose_mm.utils.drop_reinitialised_keys` decides
+which checkpoint entries cannot be used, refuses anything beyond the layers
+the user allowed to re-initialise (a wrong checkpoint must not load half-way
+in silence) and names each dropped key; :func:`load_for_transfer` applies it
+to a model, and :class:`~sspose_mm.engine.hooks.KeypointTransferHook` does
+the same for a runner's ``load_from``.
 """
 import logging
 import os.path as osp
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
@@ -21,7 +29,11 @@ from torch import Tensor, nn
 
 from ..env import resolve_device
 from ..errors import CheckpointError, ConfigError
-from .convert import describe_state_dict, listing, plain_state_dict
+from ..fileio import safe_torch_load
+from ..utils import (describe_reinitialised, drop_reinitialised_keys,
+                     strip_prefixes)
+from .convert import (describe_state_dict, key_differences, listing,
+                      plain_state_dict)
 
 UNTRAINED = 'none'
 
@@ -41,21 +53,11 @@ def check_model_files(config: str, checkpoint: Optional[str]) -> None:
             raise ConfigError(f'{what} "{path}" does not exist.')
 
 
-def unwrap_state_dict(loaded: Any, path: str) -> Dict[str, Tensor]:
-    """:func:`~sspose_mm.apis.convert.plain_state_dict` of a loaded
-    checkpoint, its errors naming ``path``."""
-    try:
-        return plain_state_dict(loaded)
-    except CheckpointError as error:
-        raise CheckpointError(f'the checkpoint {path}: {error}') from error
-
-
 def fit_problems(state: Mapping[str, Any], own: Mapping[str,
                                                         Tensor]) -> List[str]:
     """Tensors of the model a state dict lacks, has in excess or has with
     another shape, as phrases (empty when it fits exactly)."""
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+    unexpected, missing = key_differences(state, own)
     reshaped = [
         f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in own
         if k in state and hasattr(state[k], 'shape')
@@ -86,7 +88,10 @@ def check_checkpoint_fits(model: nn.Module, path: str) -> Dict[str, Any]:
             what the file looks like and what the config builds.
     """
     loaded = _load_checkpoint(path, map_location='cpu')
-    state = unwrap_state_dict(loaded, path)
+    try:
+        state = plain_state_dict(loaded)
+    except CheckpointError as error:
+        raise CheckpointError(f'the checkpoint {path}: {error}') from error
     own = model.state_dict()
     problems = fit_problems(state, own)
     if not problems:
@@ -102,14 +107,6 @@ def check_checkpoint_fits(model: nn.Module, path: str) -> Dict[str, Any]:
     raise CheckpointError(
         f'the checkpoint {path} does not fit the model of this config '
         f'({type(model).__name__}): {"; ".join(problems)}. {hint}')
-
-
-def load_checkpoint_exactly(model: nn.Module, path: str) -> Dict[str, Any]:
-    """Load every tensor of ``model`` from ``path``, or stop (see
-    :func:`check_checkpoint_fits`); returns the loaded checkpoint."""
-    loaded = check_checkpoint_fits(model, path)
-    load_state_dict(model, unwrap_state_dict(loaded, path), strict=True)
-    return loaded
 
 
 def init_model(config,
@@ -143,8 +140,27 @@ def init_model(config,
             logger='current',
             level=logging.WARNING)
     else:
-        loaded = load_checkpoint_exactly(model, checkpoint)
+        loaded = check_checkpoint_fits(model, checkpoint)
+        load_state_dict(model, plain_state_dict(loaded), strict=True)
         meta = loaded.get('meta') if isinstance(loaded, dict) else None
         if isinstance(meta, dict) and 'dataset_meta' in meta:
             model.dataset_meta = meta['dataset_meta']
     return model.to(resolve_device(device)).eval()
+
+
+def load_for_transfer(model: nn.Module,
+                      checkpoint: str,
+                      reinit: Sequence[str] = ('head.final_layer', ),
+                      logger: str = 'current') -> List[str]:
+    """Load ``checkpoint`` into ``model``, re-initialising ``reinit`` layers
+    whose shapes changed (e.g. another keypoint count).
+
+    Returns the re-initialised keys (see :func:`drop_reinitialised_keys`);
+    they are also logged.
+    """
+    loaded = safe_torch_load(checkpoint, map_location='cpu')
+    state_dict = strip_prefixes(loaded.get('state_dict', loaded))
+    dropped = drop_reinitialised_keys(state_dict, model.state_dict(), reinit)
+    print_log(describe_reinitialised(dropped), logger=logger)
+    load_state_dict(model, state_dict, strict=False, logger=logger)
+    return dropped

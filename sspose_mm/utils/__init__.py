@@ -1,9 +1,9 @@
 """Helpers below every other layer: ``models``, ``engine``, ``apis`` and
 the tools may import them; they import none of those."""
 from .checkpoint import (describe_reinitialised, drop_reinitialised_keys,
-                         strip_prefixes, timm_vit_names)
+                         rename, strip_prefixes, swap, timm_vit_names)
 
 __all__ = [
-    'describe_reinitialised', 'drop_reinitialised_keys', 'strip_prefixes',
-    'timm_vit_names'
+    'describe_reinitialised', 'drop_reinitialised_keys', 'rename',
+    'strip_prefixes', 'swap', 'timm_vit_names'
 ]

@@ -23,18 +23,32 @@ def strip_prefixes(
     return state_dict
 
 
+def rename(key: str, prefixes: Sequence[Tuple[str, str]]) -> str:
+    """``key`` with the first ``(old, new)`` prefix it starts with replaced
+    (unchanged when none fits); a ``*`` in both stands for a layer index."""
+    for old, new in prefixes:
+        match = re.match(re.escape(old).replace(r'\*', r'(\d+)'), key)
+        if match:
+            index = match.group(1) if match.re.groups else ''
+            return new.replace('*', index) + key[match.end():]
+    return key
+
+
+def swap(pairs: Sequence[Tuple[str, str]]) -> Tuple[Tuple[str, str], ...]:
+    """``(old, new)`` pairs the other way round."""
+    return tuple((new, old) for old, new in pairs)
+
+
 # mmpretrain's VisionTransformer (the MAE weights of MMPose's ViTPose
 # configs) -> timm's names (facebookresearch's MAE, SHaRPoseViT).
-_MMPRETRAIN_VIT_NAMES = tuple(
-    (re.compile(old), new)
-    for old, new in ((r'^layers\.(\d+)\.ln([12])\.', r'blocks.\1.norm\2.'),
-                     (r'^layers\.(\d+)\.ffn\.layers\.0\.0\.',
-                      r'blocks.\1.mlp.fc1.'),
-                     (r'^layers\.(\d+)\.ffn\.layers\.1\.',
-                      r'blocks.\1.mlp.fc2.'), (r'^layers\.(\d+)\.attn\.',
-                                               r'blocks.\1.attn.'),
-                     (r'^patch_embed\.projection\.',
-                      'patch_embed.proj.'), (r'^ln1\.', 'norm.')))
+_MMPRETRAIN_VIT_NAMES = (*((f'layers.*.{old}', f'blocks.*.{new}')
+                           for old, new in (('ln1.', 'norm1.'),
+                                            ('ln2.', 'norm2.'),
+                                            ('ffn.layers.0.0.', 'mlp.fc1.'),
+                                            ('ffn.layers.1.', 'mlp.fc2.'),
+                                            ('attn.', 'attn.'))),
+                         ('patch_embed.projection.',
+                          'patch_embed.proj.'), ('ln1.', 'norm.'))
 
 
 def timm_vit_names(state_dict: Dict[str, Any]) -> Dict[str, Any]:
@@ -43,14 +57,10 @@ def timm_vit_names(state_dict: Dict[str, Any]) -> Dict[str, Any]:
     the final ``ln1``) renamed to timm's (``blocks.i.norm1``,
     ``blocks.i.mlp.fc1``, ``patch_embed.proj``, ``norm``); other keys, timm's
     and ``cls_token``/``pos_embed`` (named alike in both), unchanged."""
-    renamed = {}
-    for key, value in state_dict.items():
-        for pattern, new in _MMPRETRAIN_VIT_NAMES:
-            key, found = pattern.subn(new, key)
-            if found:
-                break
-        renamed[key] = value
-    return renamed
+    return {
+        rename(key, _MMPRETRAIN_VIT_NAMES): value
+        for key, value in state_dict.items()
+    }
 
 
 def _shape(value) -> Tuple[int, ...]:

@@ -25,6 +25,11 @@ mpii_model = dict(
     backbone=dict(init_cfg=None),
     head=dict(out_channels=16, decoder=mpii_codec))
 
+# The crop of training and testing.
+mpii_affine = dict(
+    type='TransPoseAffine',
+    input_size=mpii_input_size,
+    heatmap_size=mpii_codec['heatmap_size'])
 mpii_train_pipeline = [
     dict(type='LoadImageOrSkip', skip=True),
     dict(type='GetBBoxCenterScale', padding=1.25),
@@ -33,21 +38,13 @@ mpii_train_pipeline = [
         type='ClippedRandomBBoxTransform',
         scale_factor=(0.75, 1.25),
         rotate_sigma=30,
-        rotate_factor=60),
-    dict(
-        type='TransPoseAffine',
-        input_size=mpii_input_size,
-        heatmap_size=mpii_codec['heatmap_size']),
+        rotate_factor=60), mpii_affine,
     dict(type='GenerateTarget', encoder=mpii_codec),
     dict(type='PackPoseInputs')
 ]
 mpii_val_pipeline = [
     dict(type='LoadImageOrSkip', skip=False),
-    dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(
-        type='TransPoseAffine',
-        input_size=mpii_input_size,
-        heatmap_size=mpii_codec['heatmap_size']),
+    dict(type='GetBBoxCenterScale', padding=1.25), mpii_affine,
     dict(type='PackPoseInputs')
 ]
 # Dataset entries that differ from COCO's (configs/_base_/datasets/
@@ -69,17 +66,8 @@ mpii_val_dataloader = dict(
         data_prefix=dict(img='images/'),
         pipeline=mpii_val_pipeline))
 
-mpii_max_epochs = 100
-mpii_train_cfg = dict(max_epochs=mpii_max_epochs)
-mpii_param_scheduler = [
-    dict(
-        type='CosineAnnealingLR',
-        T_max=mpii_max_epochs,
-        eta_min=1e-5,
-        begin=0,
-        end=mpii_max_epochs,
-        by_epoch=True)
-]
+# The COCO schedule's cosine follows the epochs.
+mpii_train_cfg = dict(max_epochs=100)
 mpii_default_hooks = dict(checkpoint=dict(save_best='PCK', rule='greater'))
 mpii_custom_hooks = [
     dict(type='KeypointTransferHook', reinit=['head.final_layer'])

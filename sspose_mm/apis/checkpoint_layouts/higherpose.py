@@ -33,31 +33,27 @@ import re
 from typing import Collection, List, Tuple
 
 import torch
-from mmengine.hub import get_config
-from torch import Tensor
+from torch import Tensor, nn
 
 from ...errors import CheckpointError
 from ...models.backbones import HigherPoseHRNet
 from ...models.heads import HigherHRNetHead
-from ...models.utils import sine_position_embedding
-from ..convert import CHECKPOINT_LAYOUTS, CheckpointLayout, StateDict, rename
+from ...utils import rename
+from ..convert import (CHECKPOINT_LAYOUTS, CheckpointLayout, StateDict,
+                       count_layers)
+from .transpose import SINE_TOLERANCE, hrnet_w32_extra, sine_table_error
 
-HRNET_W32_RECIPE = ('mmpose::body_2d_keypoint/associative_embedding/coco/'
-                    'ae_hrnet-w32_8xb24-300e_coco-512x512.py')
-# Official transformer prefix -> ours; within a layer, _LAYER_PARTS.
-_TRANSFORMERS = (('global_encoder.layers.',
-                  'backbone.global_transformer.layers.'),
-                 ('global_decoder.layers.',
-                  'backbone.local_transformer.layers.'))
-_LAYER_PARTS = (
-    ('self_attn.linears.3.', 'self_attn.out_proj.'),
-    ('linear1.', 'ffn.0.'),
-    ('linear2.', 'ffn.3.'),
-    ('dw.', 'depthwise.'),
-)
-# Official prefix -> ours for everything else; the first match wins, in both
-# directions ('' last: the HRNet keeps its names).
-_PREFIXES = (
+# Official prefix -> ours, the first match wins in both directions: within a
+# layer of either transformer, then the transformers, then everything else
+# ('' last: the HRNet keeps its names).
+_LAYER_PARTS = (('self_attn.linears.3.', 'self_attn.out_proj.'), ('linear1.',
+                                                                  'ffn.0.'),
+                ('linear2.', 'ffn.3.'), ('dw.', 'depthwise.'), ('', ''))
+_RENAMES = (
+    *((f'global_{official}coder.layers.*.{old}',
+       f'backbone.{ours}_transformer.layers.*.{new}')
+      for official, ours in (('en', 'global'), ('de', 'local'))
+      for old, new in _LAYER_PARTS),
     ('extration.', 'backbone.global_reduction.'),
     ('up.', 'backbone.global_upsample.'),
     ('fusion.', 'backbone.fusion.'),
@@ -80,37 +76,6 @@ _TABLES = {
 _ALIAS = 'pos_embedding'  # the same tensor as pos_embedding_de
 _QKV_KEY = re.compile(r'(?P<layer>.*\.)self_attn\.linears\.(?P<index>[012])\.'
                       r'(?P<param>weight|bias)$')
-_LAYER_INDEX = re.compile(r'global_(?:en|de)coder\.layers\.(\d+)\.')
-
-
-def _rename(key: str, prefixes: Tuple[Tuple[str, str], ...],
-            transformers: Tuple[Tuple[str, str], ...],
-            parts: Tuple[Tuple[str, str], ...]) -> str:
-    """``key`` renamed by the tables given as ``(from, to)`` pairs."""
-    for old, new in transformers:
-        if key.startswith(old):
-            index, _, rest = key[len(old):].partition('.')
-            return f'{new}{index}.{rename(rest, parts)}'
-    return rename(key, prefixes)
-
-
-def _swap(pairs: Tuple[Tuple[str, str], ...]) -> Tuple[Tuple[str, str], ...]:
-    return tuple((new, old) for old, new in pairs)
-
-
-def to_ours(key: str) -> str:
-    """Our name of an official key (the q/k/v linears excepted)."""
-    return _rename(key, _PREFIXES, _TRANSFORMERS, _LAYER_PARTS)
-
-
-def to_official(key: str) -> List[str]:
-    """The official names of one of our keys (three for a packed q/k/v)."""
-    official = _rename(key, _swap(_PREFIXES), _swap(_TRANSFORMERS),
-                       _swap(_LAYER_PARTS))
-    layer, packed, param = official.partition(_PACKED)
-    if not packed:
-        return [official]
-    return [f'{layer}{qkv}{param}' for qkv in _QKV]
 
 
 def _grid(name: str, table: Tensor) -> int:
@@ -125,16 +90,6 @@ def _grid(name: str, table: Tensor) -> int:
         'of a square training input.')
 
 
-def _is_sine_table(table: Tensor, side: int) -> bool:
-    if table.shape[2] % 2:
-        return False
-    reference = sine_position_embedding(side, side, table.shape[2])
-    # The fixed tables are float32 evaluations of the same formula (equal to
-    # the last bit for the golden files); 1e-6 only allows another sin/cos
-    # library. A learned table is nowhere near it.
-    return bool((table[:, 0].float() - reference).abs().max() <= 1e-6)
-
-
 @CHECKPOINT_LAYOUTS.register_module('higherpose')
 class HigherPoseLayout(CheckpointLayout):
     """Official HigherPose checkpoints -> ``BottomupPoseEstimator`` with
@@ -145,25 +100,29 @@ class HigherPoseLayout(CheckpointLayout):
     markers = ('extration.', 'global_encoder.layers.',
                'global_decoder.layers.', 'final_layers.')
 
-    def expected_keys(self, keys: Collection[str]) -> List[str]:
-        # Layers 0..max must all be there; with none at all, listing layer
-        # 0 as missing says what is wrong.
-        num_layers = max(
-            (int(m.group(1)) for m in map(_LAYER_INDEX.match, keys) if m),
-            default=0) + 1
-        # The HRNet-W32 of the HigherPose configs (from this MMPose recipe);
-        # the keypoint count does not change names.
-        extra = get_config(HRNET_W32_RECIPE).model.backbone.extra
+    renames = _RENAMES
+
+    def our_modules(self, keys: Collection[str]) -> nn.Module:
+        # The HRNet-W32 of the HigherPose configs; the keypoint count does
+        # not change names.
+        extra = hrnet_w32_extra()
         extra.stage4.multiscale_output = False
+        num_layers = count_layers(keys, 'global_encoder.layers.')
         with torch.device('meta'):
-            model = torch.nn.ModuleDict(
+            return nn.ModuleDict(
                 dict(
                     backbone=HigherPoseHRNet(extra, num_layers=num_layers),
                     head=HigherHRNetHead(32, 17)))
-        return [_ALIAS, *_TABLES] + [
-            official for key in model.state_dict()
-            for official in to_official(key)
-        ]
+
+    def to_official(self, key: str) -> List[str]:
+        """One name, or three for a packed q/k/v."""
+        layer, packed, param = super().to_official(key)[0].partition(_PACKED)
+        if not packed:
+            return [layer]
+        return [f'{layer}{qkv}{param}' for qkv in _QKV]
+
+    def expected_keys(self, keys: Collection[str]) -> List[str]:
+        return [_ALIAS, *_TABLES] + super().expected_keys(keys)
 
     def convert(self, state_dict: StateDict) -> Tuple[StateDict, List[str]]:
         alias, decoder_table = (state_dict[_ALIAS],
@@ -176,7 +135,7 @@ class HigherPoseLayout(CheckpointLayout):
         for name, transformer in _TABLES.items():
             table = state_dict[name]
             side = _grid(name, table)
-            if _is_sine_table(table, side):
+            if sine_table_error(table, side, side) <= SINE_TOLERANCE:
                 dropped.append(name)
             else:
                 converted[f'backbone.{transformer}.pos_embedding'] = (
@@ -186,9 +145,12 @@ class HigherPoseLayout(CheckpointLayout):
                 continue
             qkv = _QKV_KEY.match(key)
             if not qkv:
-                converted[to_ours(key)] = value
+                converted[rename(key, _RENAMES)] = value
             elif qkv['index'] == '0':  # k and v are stacked with it
                 layer, param = qkv['layer'], qkv['param']
-                converted[to_ours(f'{layer}{_PACKED}{param}')] = torch.cat(
-                    [state_dict[f'{layer}{part}{param}'] for part in _QKV])
+                converted[rename(f'{layer}{_PACKED}{param}',
+                                 _RENAMES)] = torch.cat([
+                                     state_dict[f'{layer}{part}{param}']
+                                     for part in _QKV
+                                 ])
         return converted, dropped

@@ -8,42 +8,12 @@ number of blocks is read from the keys and the head's one- or two-layer MLP
 from its keys; widths and grids must match the config (a strict load says
 where not).
 """
-import re
-from typing import Collection, Dict, List, Tuple
+from typing import Collection, List
 
-from torch import Tensor
+from torch import nn
 
-from ..convert import CHECKPOINT_LAYOUTS, CheckpointLayout, rename
-
-_PARAMS = ('weight', 'bias')
-_BLOCK = ('norm1', 'attn.qkv', 'attn.proj', 'norm2', 'mlp.fc1', 'mlp.fc2')
-_BACKBONE = ([
-    'keypoint_tokens', 'quality_token', 'patch_embed.proj.weight',
-    'patch_embed.proj.bias', 'pos_embed_list.0', 'pos_embed_list.1'
-] + [
-    f'{module}.{param}'
-    for module in ('norm', 'reuse_block.0', 'reuse_block.1.fc1',
-                   'reuse_block.1.fc2', 'quality_predictor.mlp.0',
-                   'quality_predictor.mlp.3', 'quality_predictor.mlp.6',
-                   'quality_predictor.norm') for param in _PARAMS
-])
-# heatmap_mlp: LN, Linear (one layer) or LN, Linear, GELU, LN, Linear.
-_HEAD_LAYERS = {1: ('0', '1'), 2: ('0', '1', '3', '4')}
-_BLOCK_INDEX = re.compile(r'backbone\.blocks\.(\d+)\.')
-
-
-def expected_official_keys(depth: int, head_layers: int) -> List[str]:
-    """Every official key for ``depth`` blocks and a one- or two-layer
-    heatmap MLP."""
-    blocks = [
-        f'backbone.blocks.{i}.{module}.{param}' for i in range(depth)
-        for module in _BLOCK for param in _PARAMS
-    ]
-    head = [
-        f'keypoint_head.heatmap_mlp.{layer}.{param}'
-        for layer in _HEAD_LAYERS[head_layers] for param in _PARAMS
-    ]
-    return [f'backbone.{key}' for key in _BACKBONE] + blocks + head
+from ...models.backbones import SHaRPoseViT
+from ..convert import CHECKPOINT_LAYOUTS, CheckpointLayout, count_layers
 
 
 @CHECKPOINT_LAYOUTS.register_module('sharpose')
@@ -55,18 +25,24 @@ class SHaRPoseLayout(CheckpointLayout):
                    'quality predictor, backbone.* + keypoint_head.*)')
     markers = ('backbone.pos_embed_list.', 'backbone.quality_predictor.',
                'keypoint_head.heatmap_mlp.')
+    renames = (('keypoint_head.', 'head.'), )
+
+    def our_modules(self, keys: Collection[str]) -> nn.Module:
+        # Tiny widths: only the names are used.
+        return nn.ModuleDict(
+            dict(
+                backbone=SHaRPoseViT(
+                    embed_dims=8,
+                    num_heads=1,
+                    depth=count_layers(keys, 'backbone.blocks.'))))
 
     def expected_keys(self, keys: Collection[str]) -> List[str]:
-        depth = max(
-            (int(m.group(1)) for m in map(_BLOCK_INDEX.match, keys) if m),
-            default=0) + 1
-        head_layers = 2 if any(
-            k.startswith('keypoint_head.heatmap_mlp.4.') for k in keys) else 1
-        return expected_official_keys(depth, head_layers)
-
-    def convert(self, state_dict: Dict[str, Tensor]
-                ) -> Tuple[Dict[str, Tensor], List[str]]:
-        return {
-            rename(key, (('keypoint_head.', 'head.'), )): value
-            for key, value in state_dict.items()
-        }, []
+        # heatmap_mlp: LN, Linear (one layer) or LN, Linear, GELU, LN,
+        # Linear, as SHaRPoseHead builds it for the heatmap size.
+        layers = ('0', '1', '3', '4') if any(
+            k.startswith('keypoint_head.heatmap_mlp.4.')
+            for k in keys) else ('0', '1')
+        return super().expected_keys(keys) + [
+            f'keypoint_head.heatmap_mlp.{layer}.{param}' for layer in layers
+            for param in ('weight', 'bias')
+        ]

@@ -10,10 +10,10 @@ memory) instead of being listed. The number of encoder layers is read from
 the keys. ``pos_embedding`` ``(h*w, 1, d)`` is dropped after checking it
 equals the sine table the neck computes for the training input size.
 """
-import re
-from typing import Collection, List, Tuple
+from typing import Collection
 
 import torch
+from mmengine.hub import get_config
 from mmpose.models import HeatmapHead, ResNet
 from torch import Tensor, nn
 
@@ -21,14 +21,33 @@ from ...errors import CheckpointError
 from ...models.backbones import HRNetS
 from ...models.necks import TransPoseEncoder
 from ...models.utils import sine_position_embedding
-from ..convert import CHECKPOINT_LAYOUTS, CheckpointLayout, StateDict, rename
+from ..convert import (CHECKPOINT_LAYOUTS, CheckpointLayout, StateDict,
+                       count_layers)
 
-# Official key prefix -> ours; the first match wins, in both directions.
-PREFIXES = (('global_encoder.layers.', 'neck.layers.'),
-            ('reduce.', 'neck.reduce.'), ('deconv_layers.',
-                                          'head.deconv_layers.'),
-            ('final_layer.', 'head.final_layer.'), ('', 'backbone.'))
-_ENCODER_INDEX = re.compile(r'global_encoder\.layers\.(\d+)\.')
+# HRNet-S is HRNet-W32 up to stage 3: its stages as MMPose's recipe states
+# them (the HigherPose layout builds its HRNet from the same recipe).
+HRNET_W32_RECIPE = ('mmpose::body_2d_keypoint/associative_embedding/coco/'
+                    'ae_hrnet-w32_8xb24-300e_coco-512x512.py')
+
+
+def hrnet_w32_extra() -> dict:
+    """``extra`` (stages 1-4) of MMPose's HRNet-W32."""
+    return get_config(HRNET_W32_RECIPE).model.backbone.extra
+
+
+def sine_table_error(table: Tensor, h: int, w: int) -> float:
+    """Largest difference of an official ``(h*w, 1, C)`` position table from
+    the fixed 2D sine table of an ``h x w`` grid (inf for an odd ``C``)."""
+    if table.shape[2] % 2:
+        return float('inf')
+    reference = sine_position_embedding(h, w, table.shape[2])
+    return (table[:, 0].float() - reference).abs().max().item()
+
+
+# The fixed tables are float32 evaluations of the same formula (equal to the
+# last bit for the official and golden files); 1e-6 only allows another
+# sin/cos library. A learned table is nowhere near it.
+SINE_TOLERANCE = 1e-6
 
 
 class TransPoseLayout(CheckpointLayout):
@@ -41,38 +60,28 @@ class TransPoseLayout(CheckpointLayout):
             ``pos_embedding`` was computed for.
     """
 
+    renames = (('global_encoder.layers.', 'neck.layers.'),
+               ('reduce.', 'neck.reduce.'), ('deconv_layers.',
+                                             'head.deconv_layers.'),
+               ('final_layer.', 'head.final_layer.'), ('', 'backbone.'))
+    drops = ('pos_embedding', )
     stride: int
-    input_size: Tuple[int, int] = (256, 192)
+    input_size = (256, 192)
+
+    def our_modules(self, keys: Collection[str]) -> nn.Module:
+        with torch.device('meta'):
+            return self.official_modules(
+                count_layers(keys, 'global_encoder.layers.'))
 
     def official_modules(self, num_layers: int) -> nn.ModuleDict:
-        """Backbone, neck and head of the official architecture. Only the
-        names matter: widths are those of the smallest official variant."""
+        """Backbone, neck and head of the official architecture (widths of
+        the smallest official variant)."""
         raise NotImplementedError
 
-    def expected_keys(self, keys: Collection[str]) -> List[str]:
-        # Layers 0..max must all be there; with none at all, listing layer
-        # 0 as missing says what is wrong.
-        indices = {
-            int(m.group(1))
-            for m in map(_ENCODER_INDEX.match, keys) if m
-        }
-        with torch.device('meta'):
-            model = self.official_modules(max(indices, default=0) + 1)
-        ours_to_official = [(ours, official) for official, ours in PREFIXES]
-        return ['pos_embedding'] + [
-            rename(key, ours_to_official) for key in model.state_dict()
-        ]
-
-    def convert(self, state_dict: StateDict) -> Tuple[StateDict, List[str]]:
-        self._check_sine_table(state_dict['pos_embedding'])
-        return {
-            rename(key, PREFIXES): value
-            for key, value in state_dict.items() if key != 'pos_embedding'
-        }, ['pos_embedding']
-
-    def _check_sine_table(self, table: Tensor) -> None:
+    def check_drops(self, state_dict: StateDict) -> None:
         """The neck computes the sine table instead of storing it, so a
         stored table is only droppable when it is exactly that table."""
+        table = state_dict['pos_embedding']
         h, w = (size // self.stride for size in self.input_size)
         if (table.ndim != 3 or tuple(table.shape[:2]) != (h * w, 1)
                 or table.shape[2] % 2):
@@ -81,16 +90,13 @@ class TransPoseLayout(CheckpointLayout):
                 f'({h * w}, 1, d) sine table of a {self.input_size[0]}x'
                 f'{self.input_size[1]} input ({h}x{w} tokens); other position '
                 'embeddings are not supported.')
-        reference = sine_position_embedding(h, w, table.shape[2])
-        # Both are float32 evaluations of one formula (equal to the last bit
-        # for the official files); 1e-6 only allows another sin/cos library.
-        error = (table[:, 0].float() - reference).abs().max().item()
-        if not error <= 1e-6:
+        error = sine_table_error(table, h, w)
+        if not error <= SINE_TOLERANCE:
             raise CheckpointError(
                 f'pos_embedding differs from the fixed 2D sine table by up to '
-                f'{error:.3g} (tolerance 1e-6): a learnable or otherwise '
-                'different position embedding is not supported, the model '
-                'computes the sine table itself.')
+                f'{error:.3g} (tolerance {SINE_TOLERANCE:g}): a learnable or '
+                'otherwise different position embedding is not supported, '
+                'the model computes the sine table itself.')
 
 
 @CHECKPOINT_LAYOUTS.register_module('transpose-r')
@@ -125,27 +131,10 @@ class TransPoseHLayout(TransPoseLayout):
     stride = 4
 
     def official_modules(self, num_layers: int) -> nn.ModuleDict:
-        stages = dict(
-            stage1=dict(
-                num_modules=1,
-                num_branches=1,
-                block='BOTTLENECK',
-                num_blocks=(4, ),
-                num_channels=(64, )),
-            stage2=dict(
-                num_modules=1,
-                num_branches=2,
-                block='BASIC',
-                num_blocks=(4, 4),
-                num_channels=(32, 64)),
-            stage3=dict(
-                num_modules=4,
-                num_branches=3,
-                block='BASIC',
-                num_blocks=(4, 4, 4),
-                num_channels=(32, 64, 128)))
+        extra = hrnet_w32_extra()
+        del extra['stage4']
         return nn.ModuleDict(
             dict(
-                backbone=HRNetS(stages),
+                backbone=HRNetS(extra),
                 neck=TransPoseEncoder(32, 64, num_layers, 1, 128),
                 head=HeatmapHead(64, 17, deconv_out_channels=None)))
