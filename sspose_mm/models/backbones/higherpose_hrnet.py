@@ -25,7 +25,8 @@ from mmpose.registry import MODELS
 from torch import Tensor, nn
 
 from ...errors import ConfigError
-from ..utils import MultiheadSelfAttention, sine_position_embedding
+from ..utils import (MultiheadSelfAttention, resize_position_embedding,
+                     sine_position_embedding)
 
 ATTENTION_MODES = ('spatial', 'released')
 
@@ -161,14 +162,15 @@ class StructureAwareTransformer(nn.Module):
                 like.shape[1],
                 device=like.device,
                 dtype=like.dtype)
-        table = self.pos_embedding
-        if table.shape[2:] != (height, width):
-            table = F.interpolate(
-                table, (height, width), mode='bilinear', align_corners=False)
+        table = self.pos_embedding.flatten(2).transpose(1, 2)
+        grid = tuple(self.pos_embedding.shape[2:])
+        if grid != (height, width):
+            table = resize_position_embedding(
+                table, grid, (height, width), interpolation='bilinear')
         # A copy, not a view: under no_grad a view of the parameter still
         # requires grad but has no grad_fn, which torch's module tracker
         # (FlopCounterMode, used by tools/benchmark.py) refuses.
-        return table.flatten(2)[0].transpose(0, 1).clone()
+        return table[0].clone()
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C, h, w)`` in and out."""

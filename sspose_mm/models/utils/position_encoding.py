@@ -44,18 +44,22 @@ def sine_position_embedding(height: int,
     return table.flatten(2)[0].T.to(device=device or 'cpu', dtype=dtype)
 
 
-def resize_position_embedding(table: torch.Tensor, src_grid: Tuple[int, int],
-                              dst_grid: Tuple[int, int]) -> torch.Tensor:
+def resize_position_embedding(table: torch.Tensor,
+                              src_grid: Tuple[int, int],
+                              dst_grid: Tuple[int, int],
+                              interpolation: str = 'bicubic') -> torch.Tensor:
     """A ``(1, h*w, C)`` table (row-major, no class token) resized to
-    another token grid by timm's ``resample_abs_pos_embed``: bicubic,
-    align_corners False and without antialiasing, as MAE's and SHaRPose's
-    loaders interpolate (timm's antialiased default weights the neighbours
-    differently even when upsampling)."""
+    another token grid by timm's ``resample_abs_pos_embed``, align_corners
+    False and without antialiasing (timm's antialiased default weights the
+    neighbours differently even when upsampling). ``interpolation`` is
+    bicubic as MAE's and SHaRPose's loaders interpolate; HigherPose resizes
+    its learnable table bilinearly."""
     return resample_abs_pos_embed(
         table,
         dst_grid,
         src_grid,
         num_prefix_tokens=0,
+        interpolation=interpolation,
         antialias=False,
         align_corners=False)
 

@@ -24,17 +24,15 @@ HEAD_DIM_MULTIPLE = 8
 FUSED_DROPOUT_DEVICES = ('cuda', )
 
 
-def explicit_attention(query: Tensor,
-                       key: Tensor,
-                       value: Tensor,
-                       attn_mask: Optional[Tensor] = None,
-                       dropout_p: float = 0.,
-                       is_causal: bool = False,
-                       scale: Optional[float] = None) -> Tensor:
-    """``F.scaled_dot_product_attention`` computed step by step, holding
-    the ``(..., L, S)`` weights as ``nn.MultiheadAttention`` does; the same
-    result for the same arguments (all but grouped-query attention, which
-    neither this package's nor timm's attention modules use)."""
+def attention_weights(query: Tensor,
+                      key: Tensor,
+                      attn_mask: Optional[Tensor] = None,
+                      is_causal: bool = False,
+                      scale: Optional[float] = None) -> Tensor:
+    """``(..., L, S)`` weights ``softmax(q k^T * scale + mask)`` (before
+    dropout) of ``(..., L, d)`` queries and ``(..., S, d)`` keys, as in
+    ``F.scaled_dot_product_attention``: ``scale`` 1/sqrt(d) by default, a
+    boolean ``attn_mask`` marks the allowed pairs, a float one is added."""
     scale = query.shape[-1]**-0.5 if scale is None else scale
     logits = (query * scale) @ key.transpose(-2, -1)
     if is_causal:
@@ -47,7 +45,22 @@ def explicit_attention(query: Tensor,
             logits = logits.masked_fill(~attn_mask, -math.inf)
         else:
             logits = logits + attn_mask
-    weights = logits.softmax(dim=-1)
+    return logits.softmax(dim=-1)
+
+
+def explicit_attention(query: Tensor,
+                       key: Tensor,
+                       value: Tensor,
+                       attn_mask: Optional[Tensor] = None,
+                       dropout_p: float = 0.,
+                       is_causal: bool = False,
+                       scale: Optional[float] = None) -> Tensor:
+    """``F.scaled_dot_product_attention`` computed step by step, holding
+    the ``(..., L, S)`` weights (:func:`attention_weights`) as
+    ``nn.MultiheadAttention`` does; the same result for the same arguments
+    (all but grouped-query attention, which neither this package's nor
+    timm's attention modules use)."""
+    weights = attention_weights(query, key, attn_mask, is_causal, scale)
     if dropout_p > 0:
         weights = F.dropout(weights, dropout_p)
     return weights @ value
@@ -196,8 +209,7 @@ class MultiheadSelfAttention(nn.Module):
         if self.record_attention or need_weights:
             # Computed beside the fused kernel, not instead of it, so that
             # the output is the same whether or not the weights are wanted.
-            logits = (q * q.shape[-1]**-0.5) @ k.transpose(-2, -1)
-            attention = logits.softmax(dim=-1).mean(dim=1)
+            attention = attention_weights(q, k).mean(dim=1)
         return out_proj(out.transpose(1, 2).reshape(B, N, C)), attention
 
 
