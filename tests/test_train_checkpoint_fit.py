@@ -36,12 +36,11 @@ def save(model: nn.Module, path, prefix: str = '') -> dict:
     return state
 
 
-def load(tmp_path, checkpoint, custom_hooks=(), **model_args) -> Tiny:
-    """The model of a Runner with the package's runtime hooks after it
-    loaded ``checkpoint`` as ``load_from``."""
-    torch.manual_seed(1)  # other initial weights than the saved ones
+def load(tmp_path, checkpoint, model: nn.Module, custom_hooks=()):
+    """``model`` after a Runner with the package's runtime hooks loaded
+    ``checkpoint`` as ``load_from``."""
     runner = Runner(
-        model=Tiny(**model_args),
+        model=model,
         work_dir=str(tmp_path / 'work'),
         load_from=str(checkpoint),
         default_hooks=RUNTIME.default_hooks,
@@ -49,7 +48,12 @@ def load(tmp_path, checkpoint, custom_hooks=(), **model_args) -> Tiny:
         default_scope='mmpose',
         experiment_name=tmp_path.name)  # one logger per runner
     runner.load_or_resume()
-    return runner.model
+    return model
+
+
+def fresh(**model_args) -> Tiny:
+    torch.manual_seed(1)  # other initial weights than the saved ones
+    return Tiny(**model_args)
 
 
 @pytest.mark.parametrize('model_args', [dict(width=4), dict(outputs=3)])
@@ -57,14 +61,14 @@ def test_load_from_of_another_model_stops(tmp_path, model_args):
     path = tmp_path / 'other.pth'
     save(Tiny(**model_args), path)
     with pytest.raises(CheckpointError) as error:
-        load(tmp_path, path)
+        load(tmp_path, path, fresh())
     assert f'the checkpoint {path} does not fit the model of this config ' \
         '(Tiny): ' in str(error.value)
 
 
 def test_a_fitting_checkpoint_loads_every_tensor(tmp_path):
     saved = save(Tiny(), tmp_path / 'same.pth')
-    state = load(tmp_path, tmp_path / 'same.pth').state_dict()
+    state = load(tmp_path, tmp_path / 'same.pth', fresh()).state_dict()
     assert all(torch.equal(state[k], v) for k, v in saved.items())
 
 
@@ -73,22 +77,49 @@ def test_an_encoder_checkpoint_loads_the_backbone(tmp_path):
     the head from its initialisation; another backbone stops."""
     torch.manual_seed(0)
     saved = save(Tiny(), tmp_path / 'encoder.pth', 'backbone.')
-    model = load(tmp_path, tmp_path / 'encoder.pth')
+    model = load(tmp_path, tmp_path / 'encoder.pth', fresh())
     assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
     torch.manual_seed(1)
     assert torch.equal(model.head.weight, Tiny().head.weight)
     save(Tiny(width=4), tmp_path / 'other.pth', 'backbone.')
     with pytest.raises(CheckpointError, match='does not fit'):
-        load(tmp_path, tmp_path / 'other.pth')
+        load(tmp_path, tmp_path / 'other.pth', fresh())
+
+
+class Table(nn.Module):
+    """Adapts a stored table of another length as it loads, as
+    SSposeConvViT resizes a position table pretrained at another size."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(1, 1, length))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + 'table'
+        state_dict[key] = nn.functional.interpolate(
+            state_dict[key], size=self.table.shape[-1], mode='linear')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def test_a_tensor_the_model_adapts_as_it_loads_fits(tmp_path):
+    """The shapes are those the model takes (an encoder pretrained at
+    another input size, test_sspose_pretrain)."""
+    torch.manual_seed(0)
+    pretrained = Tiny()
+    pretrained.backbone = Table(4)
+    saved = save(pretrained, tmp_path / 'encoder.pth', 'backbone.')
+    model = Tiny()
+    model.backbone = Table(8)
+    load(tmp_path, tmp_path / 'encoder.pth', model)
+    expected = nn.functional.interpolate(
+        saved['backbone.table'], size=8, mode='linear')
+    assert torch.equal(model.backbone.table, expected)
 
 
 def test_keypoint_transfer_hook_keeps_its_partial_load(tmp_path):
     torch.manual_seed(0)
     saved = save(Tiny(), tmp_path / 'coco.pth')
-    model = load(
-        tmp_path,
-        tmp_path / 'coco.pth',
-        [dict(type='KeypointTransferHook', reinit=['head.'])],
-        outputs=3)
+    model = load(tmp_path, tmp_path / 'coco.pth', fresh(outputs=3),
+                 [dict(type='KeypointTransferHook', reinit=['head.'])])
     assert torch.equal(model.backbone.weight, saved['backbone.weight'])
     assert model.head.weight.shape == (3, 3)

@@ -1,17 +1,10 @@
-"""A training run's ``load_from`` loads whole or not at all.
-
-The runtime base names this hook by its module path
-(``type='sspose_mm.apis.checkpoint_fit_hook.CheckpointFitHook'``, which
-mmengine's registries import), not by a registered name: it describes the
-file with :func:`~sspose_mm.apis.loading.check_checkpoint_fits`, which
-belongs to the API layer, and ``import sspose_mm`` (the configs'
-``custom_imports``) registers only the layers below it.
-"""
+"""A training run's ``load_from`` loads whole or not at all."""
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
 from ..engine.hooks import KeypointTransferHook
-from .loading import check_checkpoint_fits, fit_problems, unwrap_state_dict
+from ..errors import CheckpointError
+from .loading import check_checkpoint_fits, unwrap_state_dict
 
 
 class CheckpointFitHook(Hook):
@@ -20,16 +13,21 @@ class CheckpointFitHook(Hook):
     mmengine's Runner loads ``load_from`` (and a ``--resume`` file)
     non-strictly: a checkpoint of another model leaves random weights with
     a warning, and training starts from them. This hook refuses it with the
-    one line every tool gives (see
-    :func:`~sspose_mm.apis.loading.check_checkpoint_fits`). Two named paths
-    load part of a file:
+    one line of :func:`~sspose_mm.apis.loading.check_checkpoint_fits`, as
+    every tool does. Two named paths load part of a file: a config with
+    :class:`~sspose_mm.engine.hooks.KeypointTransferHook` (another keypoint
+    count; it checks the rest itself), and an encoder checkpoint (every key
+    ``backbone.*``, as ``EncoderCheckpointHook`` writes), which must hold
+    exactly the model's backbone while the head keeps its initialisation.
+    Shapes are those the model takes: a module that adapts a tensor as it
+    loads (``SSposeConvViT`` resizing ``pos_embed`` pretrained at another
+    input size) accepts it.
 
-    - a config with :class:`~sspose_mm.engine.hooks.KeypointTransferHook`
-      (another keypoint count), which checks the rest itself;
-    - an encoder checkpoint (every key ``backbone.*``, as
-      :class:`~sspose_mm.engine.hooks.EncoderCheckpointHook` writes),
-      which must hold exactly the model's backbone; the head keeps its
-      initialisation.
+    The runtime base names it by module path
+    (``sspose_mm.apis.checkpoint_fit_hook.CheckpointFitHook``, which
+    mmengine's registries import): the check belongs to the API layer, and
+    ``import sspose_mm`` (the configs' ``custom_imports``) registers only
+    the layers below it.
 
     Args:
         enable (bool): False loads as mmengine does (what fits).
@@ -52,8 +50,19 @@ class CheckpointFitHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         state = unwrap_state_dict(checkpoint, path)
-        own = model.state_dict()
-        if all(key.startswith('backbone.') for key in state):
-            own = {k: v for k, v in own.items() if k.startswith('backbone.')}
-        if fit_problems(state, own):
+        # Loaded here as the model loads itself, so that tensors its own
+        # loading adapts (a position table made for another input size) fit.
+        try:
+            loaded = model.load_state_dict(state, strict=False)
+        except CheckpointError:
+            raise  # the model's own sentence
+        except RuntimeError:  # a shape the model cannot take
+            check_checkpoint_fits(model, path)  # raises, describing the file
+            raise
+        encoder = all(key.startswith('backbone.') for key in state)
+        missing = [
+            key for key in loaded.missing_keys
+            if key.startswith('backbone.') or not encoder
+        ]
+        if missing or loaded.unexpected_keys:
             check_checkpoint_fits(model, path)  # raises, describing the file
