@@ -160,7 +160,10 @@ def setup_distributed(cfg, launcher: str) -> None:
     ``device_ids``.
     """
     cfg.launcher = launcher
-    check_gpus_usable()
+    # The GPUs are the machine's: its first process checks them (a direct
+    # torchrun launch too), the others do not repeat the nvidia-smi call.
+    if int(os.environ.get('LOCAL_RANK', 0)) == 0:
+        check_gpus_usable()
     if launcher == 'none' or torch.cuda.is_available():
         return
     if launcher != 'pytorch':

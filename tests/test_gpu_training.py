@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.logging import HistoryBuffer
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
@@ -230,6 +231,19 @@ def test_cpu_wanted_or_no_gpu_passes(gpus_present, monkeypatch):
     monkeypatch.setattr(env, 'visible_nvidia_gpus', lambda: [])
     env.check_gpus_usable()
     assert env.resolve_device() == 'cpu'
+
+
+def test_the_first_process_of_a_machine_checks_its_gpus(
+        gpus_present, monkeypatch):
+    """tools/dist_run.sh checks before torchrun starts; in the processes
+    only local rank 0 checks again (so a direct torchrun launch stops
+    too), not each of the 8 of a node."""
+    monkeypatch.setattr(torch.version, 'cuda', None)  # a CPU-only build
+    monkeypatch.setenv('LOCAL_RANK', '1')
+    env.setup_distributed(Config(), 'none')
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    with pytest.raises(DeviceError, match='it is a CPU-only build'):
+        env.setup_distributed(Config(), 'pytorch')
 
 
 def test_gpu_older_than_the_wheels_kernels_stops(gpus_present, monkeypatch):

@@ -1,16 +1,15 @@
 """Encoder-only checkpoints of a pretraining run, for pose fine-tuning."""
-import io
 import os.path as osp
 from typing import Optional
 
-import torch
 from mmengine.dist import master_only
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.runner.checkpoint import save_checkpoint
 from mmpose.registry import HOOKS
 
+from ... import fileio  # noqa: F401  (registers 'atomic_local')
 from ...errors import ConfigError
-from ...fileio import atomic_write
 
 
 @HOOKS.register_module()
@@ -89,8 +88,7 @@ class EncoderCheckpointHook(Hook):
                 source=osp.basename(runner.work_dir)))
         filename = (f'encoder_epoch_{epoch}.pth'
                     if self.by_epoch else f'encoder_iter_{iteration}.pth')
-        buffer = io.BytesIO()
-        torch.save(checkpoint, buffer)
         path = osp.join(self.out_dir or runner.work_dir, filename)
-        atomic_write(path, buffer.getvalue())
+        save_checkpoint(
+            checkpoint, path, backend_args=dict(backend='atomic_local'))
         runner.logger.info(f'encoder checkpoint saved to {path}')

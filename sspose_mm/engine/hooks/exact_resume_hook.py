@@ -30,6 +30,7 @@ from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.runner import EpochBasedTrainLoop
+from mmengine.utils import apply_to
 from mmpose.registry import HOOKS, LOOPS
 
 
@@ -59,11 +60,7 @@ def set_rng_state(state: dict) -> None:
     loads checkpoints onto CUDA); random states are set from host copies, as
     ``torch.set_rng_state`` and numpy need them.
     """
-    state = {
-        key: [s.cpu() for s in value]
-        if key == 'cuda' else value.cpu() if torch.is_tensor(value) else value
-        for key, value in state.items()
-    }
+    state = apply_to(state, torch.is_tensor, lambda tensor: tensor.cpu())
     random.setstate((state['python_version'], tuple(state['python'].tolist()),
                      state['python_gauss_next']))
     np.random.set_state(
