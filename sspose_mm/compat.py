@@ -7,18 +7,11 @@ RuntimeError that names the op and how to get compiled ops. Imported by
 ``sspose_mm/__init__.py`` before anything from mmpose, so that importing
 ``sspose_mm`` (or a config's ``custom_imports``) is all MMPose's own tools
 need. Every other environment policy is in :mod:`sspose_mm.env`.
-
-mmengine imports the deprecated ``pkg_resources``, and setuptools warns about
-it on every start of every tool; that warning (and only it) is silenced.
 """
 import importlib.machinery
 import importlib.util
 import sys
 import types
-import warnings
-
-warnings.filterwarnings(
-    'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 
 def _install_mmcv_ext_placeholder() -> None:

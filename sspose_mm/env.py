@@ -11,7 +11,9 @@
    and refused or broken files end with one clear line;
 2. logs how many people MMPose's COCO-style datasets leave out (no labelled
    keypoint, or a zero-area box, as the published trainings did): they still
-   are, but not silently.
+   are, but not silently;
+3. silences setuptools' warning that ``pkg_resources`` (which mmengine uses
+   to find ``mmpose::`` configs) is deprecated, printed on every start.
 
 Without it (MMPose's own tools) training is the same: checkpoints of this
 package hold only tensors and plain values, which torch's default
@@ -29,6 +31,7 @@ import os
 import os.path as osp
 import shutil
 import subprocess
+import warnings
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -44,6 +47,8 @@ def setup_env() -> None:
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local, force=True)
     _log_left_out_people()
+    warnings.filterwarnings(
+        'ignore', message='pkg_resources is deprecated', category=UserWarning)
 
 
 # The oldest driver each CUDA major version of a PyTorch wheel runs on
@@ -180,11 +185,14 @@ def setup_distributed(cfg, launcher: str) -> None:
         dist.init_process_group(backend='gloo', **kwargs)
     dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
     dist_cfg['backend'] = 'gloo'
+    # mmengine gives DDP device_ids=[LOCAL_RANK], which DDP refuses for a
+    # module on the CPU; the config's own wrapper settings stay.
     cfg.model_wrapper_cfg = dict(
-        type='MMDistributedDataParallel',
-        device_ids=None,
-        broadcast_buffers=False,
-        find_unused_parameters=cfg.get('find_unused_parameters', False))
+        cfg.get('model_wrapper_cfg') or dict(
+            type='MMDistributedDataParallel',
+            broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False)),
+        device_ids=None)
 
 
 def resolve_device(device: Optional[str] = None) -> str:

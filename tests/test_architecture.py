@@ -1,41 +1,69 @@
 """The layers of docs/architecture.md, and what ``import sspose_mm`` does."""
 import ast
 import json
+import re
 
 import pytest
 
 from conftest import REPO, run_tool
 
 PACKAGE = REPO / 'sspose_mm'
+ARCHITECTURE = REPO / 'docs' / 'architecture.md'
+REGISTERED = ('models', 'codecs', 'datasets', 'engine')
+UTILITIES = ('compat', 'errors', 'fileio', 'env', 'utils', 'version')
 # Bottom layers: registered modules and the utilities they use.
-BOTTOM = ('models', 'codecs', 'datasets', 'engine', 'compat', 'errors',
-          'fileio', 'env', 'utils', 'version')
-# What may be imported by whom, beyond the bottom layers: the public API
-# does not use the command-line plumbing; the plumbing may use the API.
-ABOVE = {
-    'apis': ('benchmarks', 'cli', 'synthetic'),
-    'benchmarks': ('cli', ),
-    'synthetic': ('apis', 'cli', 'benchmarks'),
-    'cli': ('benchmarks', 'synthetic')
+BOTTOM = REGISTERED + UTILITIES
+# What each layer may import besides itself: the table of
+# docs/architecture.md (test_the_documented_table_states_these_rules).
+# The utilities use only each other; the public API does not use the
+# command-line plumbing, the benchmarks or the renderer; the plumbing may
+# use the API.
+MAY_IMPORT = {
+    **{
+        layer: BOTTOM
+        for layer in REGISTERED
+    },
+    **{
+        layer: UTILITIES
+        for layer in UTILITIES
+    },
+    '__init__': BOTTOM,
+    'apis': BOTTOM,
+    'cli': BOTTOM + ('apis', ),
+    'benchmarks': BOTTOM + ('apis', 'synthetic'),
+    'synthetic': UTILITIES,
 }
+# Functions that import the module their first argument names.
+STRING_IMPORTS = ('import_module', '__import__')
 
 
 def imported_package_modules(source: str, module: tuple) -> set:
     """The ``sspose_mm`` modules that ``source``, the text of ``module``
     (('sspose_mm', 'engine', 'hooks', 'x')), imports, absolutely or
-    relatively, as first components below the package: {'apis', ...}."""
+    relatively, by statement or by name (``importlib.import_module``,
+    ``__import__``; a leading dot is taken relative to the module's
+    package), as first components below the package: {'apis', ...}."""
+    package = list(module[:-1])
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = list(module[:len(module) - node.level])
-                parts = base + (node.module.split('.') if node.module else [])
-                names = ([parts] if node.module else
-                         [parts + [alias.name] for alias in node.names])
-            else:
-                names = [(node.module or '').split('.')]
+            parts = list(module[:len(module) -
+                                node.level]) if (node.level) else []
+            parts += node.module.split('.') if node.module else []
+            # `from sspose_mm import apis`, `from ... import benchmarks`:
+            # the imported names are the modules.
+            names = ([parts + [alias.name]
+                      for alias in node.names] if len(parts) == 1 else [parts])
         elif isinstance(node, ast.Import):
             names = [alias.name.split('.') for alias in node.names]
+        elif (isinstance(node, ast.Call) and node.args
+              and getattr(node.func, 'id', getattr(node.func, 'attr', None))
+              in STRING_IMPORTS and isinstance(node.args[0], ast.Constant)
+              and isinstance(node.args[0].value, str)):
+            name = node.args[0].value
+            dots = len(name) - len(name.lstrip('.'))
+            names = [(package[:len(package) - dots + 1] if dots else []) +
+                     name.lstrip('.').split('.')]
         else:
             continue
         found |= {
@@ -45,31 +73,84 @@ def imported_package_modules(source: str, module: tuple) -> set:
     return found
 
 
+def forbidden_imports(layer: str, imported: set) -> set:
+    """What ``layer`` imports but may not (:data:`MAY_IMPORT`)."""
+    return imported - {layer} - set(MAY_IMPORT[layer])
+
+
 @pytest.mark.parametrize(
     'path',
     sorted(PACKAGE.rglob('*.py')),
     ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_no_upward_import(path):
     module = path.relative_to(REPO).with_suffix('').parts
-    layer = module[1]
-    imported = imported_package_modules(path.read_text(), module) - {layer}
-    if layer in BOTTOM:
-        assert imported <= set(BOTTOM), imported - set(BOTTOM)
-    else:
-        forbidden = set(ABOVE.get(layer, ())) & imported
-        assert not forbidden, forbidden
+    imported = imported_package_modules(path.read_text(), module)
+    assert not forbidden_imports(module[1], imported)
 
 
-def test_the_layer_check_sees_relative_and_absolute_imports():
+def test_the_layer_check_sees_relative_absolute_and_string_imports():
     """The scanner must not pass by finding nothing."""
     source = ('from ...apis import init_model\n'
               'import sspose_mm.cli.launch\n'
               'from ... import benchmarks\n'
               'from ..hooks import x\n'
-              'import torch\n')
+              'from sspose_mm import synthetic\n'
+              'import torch\n'
+              'importlib.import_module("sspose_mm.env")\n'
+              'import_module("...fileio")\n'
+              '__import__("sspose_mm.version")\n'
+              'importlib.import_module("torch.nn")\n')
     module = ('sspose_mm', 'engine', 'hooks', 'probe')
-    assert imported_package_modules(
-        source, module) == {'apis', 'cli', 'benchmarks', 'engine'}
+    assert imported_package_modules(source, module) == {
+        'apis', 'cli', 'benchmarks', 'engine', 'synthetic', 'env', 'fileio',
+        'version'
+    }
+
+
+def test_the_layer_rules_keep_utilities_below_registered_modules():
+    assert forbidden_imports('env', {'env', 'errors', 'models'}) == {'models'}
+    assert forbidden_imports('utils', {'engine', 'apis'}) == {'engine', 'apis'}
+    assert forbidden_imports('models', {'engine', 'utils'}) == set()
+    assert forbidden_imports('__init__', {'models', 'apis'}) == {'apis'}
+
+
+def _layer_names(cell: str) -> set:
+    """`models/`, `synthetic.py`, `__init__.py` in a table cell: {'models',
+    'synthetic', '__init__'}."""
+    return {
+        re.sub(r'(/|\.py)$', '', name)
+        for name in re.findall(r'`([\w./]+)`', cell)
+    }
+
+
+def test_the_documented_table_states_these_rules():
+    """docs/architecture.md's table names every layer of the package once
+    and, in "may import", exactly :data:`MAY_IMPORT` ("each other": the
+    row's own layers; "the utilities", "the registered modules": those
+    rows)."""
+    rows = [
+        line.split('|')[1:4] for line in ARCHITECTURE.read_text().splitlines()
+        if line.startswith('| `')
+    ]
+    documented = {}
+    for layers, _, may_import in rows:
+        layers = _layer_names(layers) - {'tools'}
+        allowed = _layer_names(may_import)
+        allowed |= layers if 'each other' in may_import else set()
+        allowed |= set(UTILITIES) if 'the utilities' in may_import else set()
+        allowed |= set(REGISTERED) if 'registered modules' in may_import else (
+            set())
+        documented.update({layer: allowed - {layer} for layer in layers})
+    package = {
+        path.stem if path.is_file() else path.name
+        for path in PACKAGE.iterdir()
+        if path.suffix == '.py' or (path / '__init__.py').is_file()
+    }
+    assert set(documented) == set(MAY_IMPORT) == package
+    assert documented == {
+        layer: set(allowed) - {layer}
+        for layer, allowed in MAY_IMPORT.items()
+    }
 
 
 # What importing the package adds to what registering MMPose's own modules

@@ -1,6 +1,7 @@
 """A config means the same under MMPose's own tools as under ours: the
 config names every type that runs, and our tools add only the user's
 options (and environment policies that change no result)."""
+import json
 from pathlib import Path
 
 import mmpose
@@ -9,7 +10,8 @@ import torch
 
 from conftest import QUICKSTART_CONFIG, as_cli, coco_excerpt_options, run_tool
 
-MMPOSE_TRAIN = Path(mmpose.__file__).parent / '.mim' / 'tools' / 'train.py'
+MMPOSE_TOOLS = Path(mmpose.__file__).parent / '.mim' / 'tools'
+MMPOSE_TRAIN = MMPOSE_TOOLS / 'train.py'
 
 
 def train_options() -> dict:
@@ -28,17 +30,16 @@ def final_weights(work_dir: Path) -> dict:
     return torch.load(work_dir / 'epoch_2.pth', weights_only=True)
 
 
-@pytest.mark.slow
-def test_mmpose_train_tool_trains_as_ours(tmp_path):
-    """Bit for bit: ``--deterministic`` here is the seed, PyTorch's
-    deterministic algorithms and non-persistent workers, which MMPose's
-    tool gets as the equivalent config options."""
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """The quickstart config trained by our tool and by MMPose's: the work
+    dirs' folder and the two runs (both tests below use them)."""
+    tmp_path = tmp_path_factory.mktemp('trained')
     ours = run_tool([
         'tools/train.py',
         str(QUICKSTART_CONFIG), '--work-dir',
         str(tmp_path / 'ours'), '--deterministic'
     ] + as_cli(train_options()))
-    assert ours.returncode == 0, ours.stderr[-3000:]
     theirs = run_tool([
         str(MMPOSE_TRAIN),
         str(QUICKSTART_CONFIG), '--work-dir',
@@ -50,6 +51,16 @@ def test_mmpose_train_tool_trains_as_ours(tmp_path):
                 'randomness.deterministic': True,
                 'train_dataloader.persistent_workers': False
             })))
+    return tmp_path, ours, theirs
+
+
+@pytest.mark.slow
+def test_mmpose_train_tool_trains_as_ours(trained):
+    """Bit for bit: ``--deterministic`` here is the seed, PyTorch's
+    deterministic algorithms and non-persistent workers, which MMPose's
+    tool gets as the equivalent config options."""
+    tmp_path, ours, theirs = trained
+    assert ours.returncode == 0, ours.stderr[-3000:]
     assert theirs.returncode == 0, theirs.stderr[-3000:]
     ours, theirs = (
         final_weights(tmp_path / name) for name in ('ours', 'mmpose'))
@@ -61,3 +72,35 @@ def test_mmpose_train_tool_trains_as_ours(tmp_path):
     # saved the random states, and the file loaded with weights_only=True
     # (PlainCheckpointHook; mmengine's own message hub needs unpickling).
     assert 'rng_states' in theirs
+
+
+@pytest.mark.slow
+def test_mmpose_test_tool_evaluates_as_ours(trained, tmp_path):
+    """The checkpoint our tool trained: MMPose's ``tools/test.py`` gives
+    the same metrics, bit for bit, from the same config, ``--show-dir``
+    with ``--cfg-options`` included (MMPose merges them last: the
+    interval stays 5, not ``--interval``'s default 1)."""
+    checkpoint = trained[0] / 'ours' / 'epoch_2.pth'
+    assert trained[1].returncode == 0, trained[1].stderr[-3000:]
+    options = dict(coco_excerpt_options(),
+                   **{'default_hooks.visualization.interval': 5})
+    results = {}
+    for name, tool in (('ours', 'tools/test.py'),
+                       ('mmpose', str(MMPOSE_TOOLS / 'test.py'))):
+        work_dir, out = tmp_path / name, tmp_path / f'{name}.json'
+        run = run_tool([
+            tool,
+            str(QUICKSTART_CONFIG),
+            str(checkpoint), '--work-dir',
+            str(work_dir), '--out',
+            str(out), '--show-dir', 'vis'
+        ] + as_cli(options))
+        assert run.returncode == 0, run.stderr[-3000:]
+        # The config each Runner ran, as it dumped it into the work dir.
+        ran = (work_dir / QUICKSTART_CONFIG.name).read_text().replace(
+            str(work_dir), '<work_dir>')
+        results[name] = json.loads(out.read_text()), ran
+    assert 'coco/AP' in results['ours'][0]
+    assert results['ours'][0] == results['mmpose'][0]
+    assert results['ours'][1] == results['mmpose'][1]
+    assert 'interval=5' in results['ours'][1]

@@ -18,8 +18,8 @@ from sspose_mm.apis.fast_inference import (model_input_size,
                                            prepare_for_inference)
 from sspose_mm.apis.loading import check_checkpoint_fits, is_untrained
 from sspose_mm.cli import (add_runner_arguments, enable_visualization,
-                           load_config, naming_malformed_json,
-                           parse_runner_arguments, run_cli)
+                           finish_config, naming_malformed_json,
+                           parse_runner_arguments, read_config, run_cli)
 from sspose_mm.errors import ConfigError
 
 
@@ -42,14 +42,14 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.launcher, ['test'])
+    cfg = read_config(args.config, args.cfg_options, args.work_dir)
     untrained = is_untrained(args.checkpoint)
     if not untrained and not os.path.isfile(args.checkpoint):
         raise ConfigError(f'checkpoint "{args.checkpoint}" does not exist.')
     cfg.load_from = None if untrained else args.checkpoint
     enable_visualization(cfg, args.show_dir, args.show, args.interval,
                          args.wait_time)
+    finish_config(cfg, args.cfg_options, args.launcher, ['test'])
     runner = Runner.from_cfg(cfg)
     model = (
         runner.model.module

@@ -14,9 +14,9 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from sspose_mm.cli import (add_runner_arguments, enable_visualization,
-                           find_resume_checkpoint, load_config,
+                           find_resume_checkpoint, finish_config,
                            make_deterministic, naming_malformed_json,
-                           parse_runner_arguments, run_cli)
+                           parse_runner_arguments, read_config, run_cli)
 from sspose_mm.errors import ConfigError
 from sspose_mm.fileio import trust_checkpoint
 
@@ -60,8 +60,7 @@ def parse_args():
 def main():
     args = parse_args()
     phases = ['train'] if args.no_validate else ['train', 'val']
-    cfg = load_config(args.config, args.cfg_options, args.work_dir,
-                      args.launcher, phases)
+    cfg = read_config(args.config, args.cfg_options, args.work_dir)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     if args.deterministic:
@@ -95,6 +94,7 @@ def main():
         cfg.auto_scale_lr.enable = True
     enable_visualization(cfg, args.show_dir, args.show, args.interval,
                          args.wait_time)
+    finish_config(cfg, args.cfg_options, args.launcher, phases)
     with naming_malformed_json(cfg):
         Runner.from_cfg(cfg).train()
 

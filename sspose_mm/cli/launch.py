@@ -56,20 +56,16 @@ def parse_runner_arguments(parser: argparse.ArgumentParser
     return args
 
 
-def load_config(path: str,
+def read_config(path: str,
                 cfg_options: Optional[Dict[str, Any]] = None,
-                work_dir: Optional[str] = None,
-                launcher: str = 'none',
-                phases: Iterable[str] = ()) -> Config:
-    """Read a config, apply ``--cfg-options``, check it, prepare the launcher.
+                work_dir: Optional[str] = None) -> Config:
+    """Read a config with ``--work-dir`` and ``--cfg-options`` applied.
 
     ``work_dir`` defaults to ``work_dirs/<config name>`` as in MMPose. The
-    dataloaders of ``phases`` are checked for missing files and keypoint
-    counts (see :func:`check_config`) and module types for typos. The
-    config names every type that runs; besides the user's options only a
-    dataloader without workers (:func:`keep_no_workers_alive`) and, on
-    machines without CUDA, the distributed set-up
-    (:func:`sspose_mm.env.setup_distributed`) are adapted.
+    tools then apply their own options and call :func:`finish_config`,
+    which merges ``cfg_options`` once more, last. They are merged here too,
+    so that what a tool option reads is what will run (the work dir
+    ``--resume`` looks in, the optimizer wrapper ``--amp`` changes).
     """
     if not osp.isfile(path):
         raise ConfigError(f'config file "{path}" does not exist.')
@@ -81,30 +77,77 @@ def load_config(path: str,
             raise
         raise ConfigError(message) from error
     check_cfg_options(cfg, cfg_options)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    check_module_types(cfg)
-    check_value_types(cfg, cfg_options)
-    check_switched_off_hooks(cfg)
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(path))[0])
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def finish_config(cfg: Config,
+                  cfg_options: Optional[Dict[str, Any]] = None,
+                  launcher: str = 'none',
+                  phases: Iterable[str] = ()) -> Config:
+    """Merge ``--cfg-options`` last, check the config, prepare the launcher.
+
+    As in MMPose's tools (their ``merge_args``), the user's options win over
+    the tool's own: ``--show-dir d --cfg-options
+    default_hooks.visualization.interval=5`` keeps 5. A dotted key into a
+    section a tool option set to None (``--no-validate``: ``val_cfg``,
+    ``val_dataloader``, ``val_evaluator``) is left out: mmengine cannot
+    merge into None, and MMPose's tool stops there with a TypeError.
+
+    The checks then see what will run: the dataloaders of ``phases`` are
+    checked for missing files and keypoint counts (see
+    :func:`check_config`), module types for typos. The config names every
+    type that runs; besides the user's options our tools change exactly two
+    things (docs/architecture.md): a dataloader without workers does not
+    keep them alive (:func:`keep_no_workers_alive`), and on machines
+    without CUDA ``--launcher pytorch`` runs on gloo
+    (:func:`sspose_mm.env.setup_distributed`).
+    """
+    if cfg_options:
+        cfg.merge_from_dict({
+            key: value
+            for key, value in cfg_options.items()
+            if '.' not in key or cfg.get(key.split('.')[0], {}) is not None
+        })
+    check_module_types(cfg)
+    check_value_types(cfg, cfg_options)
+    check_switched_off_hooks(cfg)
     check_config(cfg, phases)
     keep_no_workers_alive(cfg)
     setup_distributed(cfg, launcher)
     return cfg
 
 
+def load_config(path: str,
+                cfg_options: Optional[Dict[str, Any]] = None,
+                work_dir: Optional[str] = None,
+                launcher: str = 'none',
+                phases: Iterable[str] = ()) -> Config:
+    """:func:`read_config` then :func:`finish_config`, with no tool option
+    in between."""
+    return finish_config(
+        read_config(path, cfg_options, work_dir), cfg_options, launcher,
+        phases)
+
+
 def keep_no_workers_alive(cfg: Config) -> None:
     """A dataloader with ``num_workers=0`` gets ``persistent_workers=False``.
 
-    MMPose's configs keep their workers alive; with ``--cfg-options
+    One of the two changes our tools make beyond the user's options (the
+    other: :func:`sspose_mm.env.setup_distributed` on machines without
+    CUDA). MMPose's configs keep their workers alive; with ``--cfg-options
     test_dataloader.num_workers=0`` (loading in the main process) there is
     no worker to keep, but torch's DataLoader refuses the pair with a
-    ValueError only after the model is built. Loading in the main process
-    is what was asked for, so that is done, and a warning says so.
+    ValueError only after the model is built, which is where MMPose's tools
+    stop, whether the pair comes from the options or the config file.
+    Loading in the main process is what was asked for, so that is done,
+    and a warning says so.
     """
     for phase in ('train', 'val', 'test'):
         loader = cfg.get(f'{phase}_dataloader')
@@ -129,11 +172,9 @@ def enable_visualization(cfg: Config, show_dir: Optional[str], show: bool,
         raise ConfigError('--show/--show-dir need a PoseVisualizationHook in '
                           'default_hooks.visualization of the config.')
     hooks.visualization.update(
-        enable=True,
-        show=show,
-        wait_time=wait_time,
-        out_dir=show_dir,
-        interval=interval)
+        enable=True, show=show, out_dir=show_dir, interval=interval)
+    if show:  # as MMPose's tools: the config's wait_time stays otherwise
+        hooks.visualization.wait_time = wait_time
 
 
 def make_deterministic(cfg: Config) -> None:
