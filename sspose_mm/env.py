@@ -183,8 +183,11 @@ def setup_distributed(cfg, launcher: str) -> None:
             import datetime
             kwargs['timeout'] = datetime.timedelta(seconds=timeout)
         dist.init_process_group(backend='gloo', **kwargs)
-    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
-    dist_cfg['backend'] = 'gloo'
+    # Config.setdefault stores a converted copy of a new dict and returns the
+    # argument, so each level is read back before it is written.
+    cfg.setdefault('env_cfg', {})
+    cfg.env_cfg.setdefault('dist_cfg', {})
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
     # mmengine gives DDP device_ids=[LOCAL_RANK], which DDP refuses for a
     # module on the CPU; the config's own wrapper settings stay.
     cfg.model_wrapper_cfg = dict(

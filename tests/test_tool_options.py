@@ -93,6 +93,10 @@ def test_cpu_distributed_keeps_the_configs_model_wrapper(monkeypatch):
         broadcast_buffers=False,
         find_unused_parameters=True,
         device_ids=None)
+    # A config without env_cfg (not built on a runtime base) gets gloo too.
+    cfg = Config(dict(model_wrapper_cfg=own))
+    setup_distributed(cfg, 'pytorch')
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
 
 
 def test_only_the_tools_silence_the_pkg_resources_warning():
