@@ -45,7 +45,10 @@ def test_the_cosine_anneals_over_the_epochs_trained(config, tmp_path):
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=base_lr)),
         param_scheduler=cfg.param_scheduler,
         train_cfg=dict(by_epoch=True, max_epochs=EPOCHS),
-        default_hooks=dict(checkpoint=None))
+        default_hooks=dict(checkpoint=None),
+        # The package's scope: without it the Runner makes mmengine's the
+        # current one, and the tests after this build no MMPose model.
+        default_scope='mmpose')
     runner.train()
     cosine = cfg.param_scheduler[-1]
     assert cosine.type == 'CosineAnnealingLR'

@@ -9,6 +9,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch import nn
 
+from sspose_mm.apis.loading import check_checkpoint_fits
 from sspose_mm.errors import CheckpointError
 from conftest import REPO
 
@@ -123,3 +124,15 @@ def test_keypoint_transfer_hook_keeps_its_partial_load(tmp_path):
                  [dict(type='KeypointTransferHook', reinit=['head.'])])
     assert torch.equal(model.backbone.weight, saved['backbone.weight'])
     assert model.head.weight.shape == (3, 3)
+
+
+def test_training_and_the_tools_give_one_line(tmp_path):
+    """The hook's refusal is the tools' (utils.require_fit), word for
+    word, for a file of no official layout."""
+    path = tmp_path / 'other.pth'
+    save(Tiny(width=4), path)
+    with pytest.raises(CheckpointError) as in_training:
+        load(tmp_path, path, fresh())
+    with pytest.raises(CheckpointError) as in_a_tool:
+        check_checkpoint_fits(fresh(), str(path))
+    assert str(in_training.value) == str(in_a_tool.value)

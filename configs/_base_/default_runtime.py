@@ -10,8 +10,7 @@
 #                      atomically
 #   checkpoint_fit:    load_from (or --resume FILE) loads whole or stops with
 #                      one line; KeypointTransferHook and encoder checkpoints
-#                      load part by name (named by module path: it is in
-#                      sspose_mm.apis, which import sspose_mm leaves out)
+#                      load part by name
 #   plain_checkpoint:  checkpoints hold only tensors and plain values, so
 #                      they load with weights_only=True anywhere
 #   exact_resume:      --resume ends where an uninterrupted run would
@@ -25,8 +24,7 @@ _base_ = 'mmpose::_base_/default_runtime.py'
 custom_imports = dict(imports=['sspose_mm'], allow_failed_imports=False)
 default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook'),
-    checkpoint_fit=dict(
-        type='sspose_mm.apis.checkpoint_fit_hook.CheckpointFitHook'),
+    checkpoint_fit=dict(type='CheckpointFitHook'),
     sync_buffers=dict(type='SyncBuffersHook'),
     plain_checkpoint=dict(type='PlainCheckpointHook'),
     exact_resume=dict(type='ExactResumeHook'),

@@ -23,8 +23,7 @@ _base_ = [
 custom_imports = dict(imports=['sspose_mm'], allow_failed_imports=False)
 default_hooks = dict(
     checkpoint=dict(type='AtomicCheckpointHook', interval=10),
-    checkpoint_fit=dict(
-        type='sspose_mm.apis.checkpoint_fit_hook.CheckpointFitHook'),
+    checkpoint_fit=dict(type='CheckpointFitHook'),
     sync_buffers=dict(type='SyncBuffersHook'),
     plain_checkpoint=dict(type='PlainCheckpointHook'),
     exact_resume=dict(type='ExactResumeHook'),

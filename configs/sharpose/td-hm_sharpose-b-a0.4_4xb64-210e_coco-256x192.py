@@ -22,8 +22,7 @@ custom_imports = dict(imports=['sspose_mm'], allow_failed_imports=False)
 default_hooks = dict(
     # The original keeps every checkpoint (ViTPose-B the last one).
     checkpoint=dict(type='AtomicCheckpointHook', max_keep_ckpts=-1),
-    checkpoint_fit=dict(
-        type='sspose_mm.apis.checkpoint_fit_hook.CheckpointFitHook'),
+    checkpoint_fit=dict(type='CheckpointFitHook'),
     sync_buffers=dict(type='SyncBuffersHook'),
     plain_checkpoint=dict(type='PlainCheckpointHook'),
     exact_resume=dict(type='ExactResumeHook'),

@@ -16,30 +16,22 @@ import hashlib
 import io
 import os.path as osp
 import re
-from dataclasses import dataclass
-from typing import (Any, Collection, Dict, List, Mapping, Optional, Sequence,
-                    Tuple)
+from typing import Any, Collection, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import torch
 from mmengine.registry import Registry
 from numpy.core.multiarray import scalar as numpy_scalar
-from torch import Tensor, nn
+from torch import nn
 
 from ..errors import CheckpointError
 from ..fileio import atomic_write, safe_torch_load, unsafe_global
-from ..utils import rename, strip_prefixes, swap
+from ..utils import (StateDict, describe_model, has_markers, has_mmpose_names,
+                     key_differences, listing, plain_state_dict, rename, swap)
 from ..version import __version__
-
-StateDict = Dict[str, Tensor]
 
 # Layout classes by the name ``--layout`` takes; built without arguments.
 CHECKPOINT_LAYOUTS = Registry('checkpoint layout')
-
-
-def has_markers(keys: Collection[str], markers: Sequence[str]) -> bool:
-    """Whether each marker starts at least one of the keys."""
-    return all(any(k.startswith(m) for k in keys) for m in markers)
 
 
 def count_layers(keys: Collection[str], prefix: str) -> int:
@@ -117,23 +109,6 @@ class CheckpointLayout:
         }, [key for key in state_dict if key in self.drops]
 
 
-def listing(keys: Sequence[str], limit: int = 30) -> str:
-    """The first ``limit`` keys and how many more: a checkpoint of another
-    model can mismatch in hundreds of keys; the first ones and the count
-    are enough to see what went wrong."""
-    shown = ', '.join(keys[:limit])
-    return shown + (f' ... and {len(keys) - limit} more'
-                    if len(keys) > limit else '')
-
-
-def key_differences(keys: Collection[str],
-                    expected: Collection[str]) -> Tuple[List[str], List[str]]:
-    """``(keys not expected, expected keys absent)``, in their orders."""
-    known, present = set(expected), set(keys)
-    return ([k for k in keys
-             if k not in known], [k for k in expected if k not in present])
-
-
 def require_exact_keys(layout: str, keys: Collection[str],
                        expected: Sequence[str]) -> None:
     """Stop unless ``keys`` are exactly ``expected``.
@@ -152,30 +127,6 @@ def require_exact_keys(layout: str, keys: Collection[str],
                         f'missing: {listing(missing)}')
     if problems:
         raise CheckpointError('; '.join(problems) + '.')
-
-
-def plain_state_dict(loaded: Any) -> StateDict:
-    """The tensors of a plain state dict, a ``{'state_dict': ...}`` or a
-    ``{'model': ...}`` checkpoint, without a DataParallel ``module.``."""
-    if isinstance(loaded, dict):
-        for wrapper in ('state_dict', 'model'):
-            if isinstance(loaded.get(wrapper), dict):
-                loaded = loaded[wrapper]
-                break
-    if not isinstance(loaded, dict) or not loaded:
-        raise CheckpointError(
-            'it holds no state dict (expected a dict of tensors, or one '
-            'under "state_dict" or "model").')
-    not_tensors = [
-        str(k) for k, v in loaded.items()
-        if not isinstance(k, str) or not isinstance(v, Tensor)
-    ]
-    if not_tensors:
-        raise CheckpointError('its state dict has entries that are not named '
-                              f'tensors: {listing(not_tensors)}.')
-    if all(k.startswith('module.') for k in loaded):
-        strip_prefixes(loaded)
-    return loaded
 
 
 def convert_state_dict(state_dict: StateDict,
@@ -222,67 +173,6 @@ def convert_state_dict(state_dict: StateDict,
     return converted, layout, dropped
 
 
-@dataclass(frozen=True)
-class ModelFamily:
-    """How the state dict of one model family of this package is told apart.
-
-    Attributes:
-        name (str): Family name shown to the user.
-        markers (tuple[str]): Key prefixes that all occur in its state dict.
-        layers (str): Prefix of its transformer layers, ``{layers}.{i}.``;
-            each layer has a ``norm1`` giving the token width.
-        keypoints (tuple, optional): ``(key, dim)``: the keypoint count is
-            that dimension of that tensor.
-    """
-
-    name: str
-    markers: Tuple[str, ...]
-    layers: str
-    keypoints: Optional[Tuple[str, int]]
-
-    def matches(self, keys: Collection[str]) -> bool:
-        return has_markers(keys, self.markers)
-
-    def describe(self, state: Mapping[str, Any]) -> str:
-        """e.g. ``'TransPose-R (4 transformer layers of width 256, 17
-        keypoints)'``."""
-        index = re.compile(re.escape(self.layers) + r'\.(\d+)\.')
-        depth = len({m.group(1) for m in map(index.match, state) if m})
-        norm = state.get(f'{self.layers}.0.norm1.weight')
-        width = f' of width {norm.shape[0]}' if norm is not None else ''
-        parts = [f'{depth} transformer layers{width}']
-        if self.keypoints and self.keypoints[0] in state:
-            key, dim = self.keypoints
-            parts.append(f'{state[key].shape[dim]} keypoints')
-        return f'{self.name} ({", ".join(parts)})'
-
-
-# More specific families first: the first whose markers all occur is it.
-MODEL_FAMILIES = (
-    ModelFamily('SHaRPose', ('backbone.quality_token', ), 'backbone.blocks',
-                ('backbone.keypoint_tokens', 1)),
-    ModelFamily('HigherPose', ('backbone.global_transformer.', ),
-                'backbone.global_transformer.layers',
-                ('head.highres_final_layer.weight', 0)),
-    ModelFamily('SSpose MAE pretraining',
-                ('backbone.patch_embed.embed1.', 'decoder.mask_token'),
-                'backbone.layers', None),
-    ModelFamily('SSpose-ConvViT',
-                ('backbone.patch_embed.embed1.', 'backbone.fusion.'),
-                'backbone.layers', ('head.final_layer.weight', 0)),
-    ModelFamily('SSpose', ('backbone.patch_embed.embed1.', ),
-                'backbone.layers', ('head.final_layer.weight', 0)),
-    ModelFamily('TransPose-H', ('neck.reduce.', 'backbone.stage3.'),
-                'neck.layers', ('head.final_layer.weight', 0)),
-    ModelFamily('TransPose-R', ('neck.reduce.', 'backbone.layer2.'),
-                'neck.layers', ('head.final_layer.weight', 0)),
-)
-
-# Top-level module names of MMPose estimators (and this package's MAE).
-_MMPOSE_PREFIXES = ('backbone.', 'neck.', 'head.', 'decoder.',
-                    'data_preprocessor.')
-
-
 def official_layouts(keys: Collection[str]) -> List[str]:
     """Names of the official layouts whose markers the keys have."""
     return [
@@ -294,26 +184,19 @@ def official_layouts(keys: Collection[str]) -> List[str]:
 def in_package_layout(keys: Collection[str]) -> bool:
     """Whether the keys are already an MMPose estimator's (``backbone.*``,
     ``head.*``, ...), i.e. of no official layout still to convert."""
-    return bool(keys) and not official_layouts(keys) and all(
-        k.startswith(_MMPOSE_PREFIXES) for k in keys)
+    return has_mmpose_names(keys) and not official_layouts(keys)
 
 
 def describe_state_dict(state: Mapping[str, Any]) -> str:
-    """What a state dict looks like, as a phrase: a family of this package
-    with its size, an official checkpoint still to convert, an MMPose model
-    of another kind, or something else (with its first keys)."""
-    keys = list(state)
-    official = official_layouts(keys)
+    """What a state dict looks like, as a phrase: an official checkpoint
+    still to convert, or else :func:`~sspose_mm.utils.describe_model` (a
+    family of this package with its size, an MMPose model of another kind,
+    or something else)."""
+    official = official_layouts(state)
     if official:
         return (f'an official {" or ".join(official)} checkpoint, not yet '
                 'converted (tools/convert_ckpt.py converts it)')
-    for family in MODEL_FAMILIES:
-        if family.matches(keys):
-            return family.describe(state)
-    if in_package_layout(keys):
-        return ('an MMPose model this package does not know (first keys: '
-                f'{listing(keys, 3)})')
-    return f'not a pose model of this package (first keys: {listing(keys, 3)})'
+    return describe_model(state)
 
 
 # What the official training scripts store next to the weights, beyond

@@ -21,19 +21,19 @@ the same for a runner's ``load_from``.
 """
 import logging
 import os.path as osp
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
-from torch import Tensor, nn
+from torch import nn
 
 from ..env import resolve_device
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..fileio import safe_torch_load
-from ..utils import (describe_reinitialised, drop_reinitialised_keys,
+from ..utils import (checkpoint_state_dict, describe_reinitialised,
+                     drop_reinitialised_keys, plain_state_dict, require_fit,
                      strip_prefixes)
-from .convert import (describe_state_dict, key_differences, listing,
-                      plain_state_dict)
+from .convert import describe_state_dict
 
 UNTRAINED = 'none'
 
@@ -53,29 +53,6 @@ def check_model_files(config: str, checkpoint: Optional[str]) -> None:
             raise ConfigError(f'{what} "{path}" does not exist.')
 
 
-def fit_problems(state: Mapping[str, Any], own: Mapping[str,
-                                                        Tensor]) -> List[str]:
-    """Tensors of the model a state dict lacks, has in excess or has with
-    another shape, as phrases (empty when it fits exactly)."""
-    unexpected, missing = key_differences(state, own)
-    reshaped = [
-        f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in own
-        if k in state and hasattr(state[k], 'shape')
-        and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f'{len(missing)} of the model\'s {len(own)} tensors '
-                        f'are not in it ({listing(missing, 4)})')
-    if unexpected:
-        problems.append(f'{len(unexpected)} of its tensors are not in the '
-                        f'model ({listing(unexpected, 4)})')
-    if reshaped:
-        problems.append(f'{len(reshaped)} have another shape, checkpoint vs '
-                        f'model ({listing(reshaped, 4)})')
-    return problems
-
-
 def check_checkpoint_fits(model: nn.Module, path: str) -> Dict[str, Any]:
     """Read ``path`` (``weights_only``) and stop unless its state dict holds
     exactly the model's tensors with their shapes.
@@ -88,25 +65,10 @@ def check_checkpoint_fits(model: nn.Module, path: str) -> Dict[str, Any]:
             what the file looks like and what the config builds.
     """
     loaded = _load_checkpoint(path, map_location='cpu')
-    try:
-        state = plain_state_dict(loaded)
-    except CheckpointError as error:
-        raise CheckpointError(f'the checkpoint {path}: {error}') from error
-    own = model.state_dict()
-    problems = fit_problems(state, own)
-    if not problems:
-        return loaded
-    looks_like, builds = describe_state_dict(state), describe_state_dict(own)
-    if looks_like == builds:
-        hint = ('Is it a checkpoint of another input size or keypoint '
-                'count? To fine-tune on another keypoint count use '
-                'KeypointTransferHook (docs/datasets.md).')
-    else:
-        hint = (f'It looks like {looks_like}; the config builds {builds}: '
-                'use the config the checkpoint was trained with.')
-    raise CheckpointError(
-        f'the checkpoint {path} does not fit the model of this config '
-        f'({type(model).__name__}): {"; ".join(problems)}. {hint}')
+    require_fit(
+        checkpoint_state_dict(loaded, path), model.state_dict(), path,
+        type(model).__name__, describe_state_dict)
+    return loaded
 
 
 def init_model(config,

@@ -1,11 +1,18 @@
-"""Checkpoint state dicts as the models and hooks read them."""
+"""Checkpoint state dicts as the models, hooks and tools read them: key
+names, partial loading, and whether (and why not) a state dict fits a
+model."""
 import re
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from dataclasses import dataclass
+from typing import (Any, Callable, Collection, Dict, List, Mapping, Optional,
+                    Sequence, Tuple)
 
 import torch
+from torch import Tensor
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
 from ..errors import CheckpointError
+
+StateDict = Dict[str, Tensor]
 
 
 def strip_prefixes(
@@ -137,3 +144,188 @@ def describe_reinitialised(keys: Sequence[str]) -> str:
                 '(no key re-initialised)')
     return (f'keypoint transfer: {len(keys)} keys re-initialised, all other '
             f'weights loaded from the checkpoint: {", ".join(keys)}')
+
+
+def listing(keys: Sequence[str], limit: int = 30) -> str:
+    """The first ``limit`` keys and how many more: a checkpoint of another
+    model can mismatch in hundreds of keys; the first ones and the count
+    are enough to see what went wrong."""
+    shown = ', '.join(keys[:limit])
+    return shown + (f' ... and {len(keys) - limit} more'
+                    if len(keys) > limit else '')
+
+
+def key_differences(keys: Collection[str],
+                    expected: Collection[str]) -> Tuple[List[str], List[str]]:
+    """``(keys not expected, expected keys absent)``, in their orders."""
+    known, present = set(expected), set(keys)
+    return ([k for k in keys
+             if k not in known], [k for k in expected if k not in present])
+
+
+def has_markers(keys: Collection[str], markers: Sequence[str]) -> bool:
+    """Whether each marker starts at least one of the keys."""
+    return all(any(k.startswith(m) for k in keys) for m in markers)
+
+
+def plain_state_dict(loaded: Any) -> StateDict:
+    """The tensors of a plain state dict, a ``{'state_dict': ...}`` or a
+    ``{'model': ...}`` checkpoint, without a DataParallel ``module.``."""
+    if isinstance(loaded, dict):
+        for wrapper in ('state_dict', 'model'):
+            if isinstance(loaded.get(wrapper), dict):
+                loaded = loaded[wrapper]
+                break
+    if not isinstance(loaded, dict) or not loaded:
+        raise CheckpointError(
+            'it holds no state dict (expected a dict of tensors, or one '
+            'under "state_dict" or "model").')
+    not_tensors = [
+        str(k) for k, v in loaded.items()
+        if not isinstance(k, str) or not isinstance(v, Tensor)
+    ]
+    if not_tensors:
+        raise CheckpointError('its state dict has entries that are not named '
+                              f'tensors: {listing(not_tensors)}.')
+    if all(k.startswith('module.') for k in loaded):
+        strip_prefixes(loaded)
+    return loaded
+
+
+def checkpoint_state_dict(loaded: Any, path: str) -> StateDict:
+    """:func:`plain_state_dict` of the checkpoint read from ``path``, its
+    errors naming the file."""
+    try:
+        return plain_state_dict(loaded)
+    except CheckpointError as error:
+        raise CheckpointError(f'the checkpoint {path}: {error}') from error
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """How the state dict of one model family of this package is told apart.
+
+    Attributes:
+        name (str): Family name shown to the user.
+        markers (tuple[str]): Key prefixes that all occur in its state dict.
+        layers (str): Prefix of its transformer layers, ``{layers}.{i}.``;
+            each layer has a ``norm1`` giving the token width.
+        keypoints (tuple, optional): ``(key, dim)``: the keypoint count is
+            that dimension of that tensor.
+    """
+
+    name: str
+    markers: Tuple[str, ...]
+    layers: str
+    keypoints: Optional[Tuple[str, int]]
+
+    def matches(self, keys: Collection[str]) -> bool:
+        return has_markers(keys, self.markers)
+
+    def describe(self, state: Mapping[str, Any]) -> str:
+        """e.g. ``'TransPose-R (4 transformer layers of width 256, 17
+        keypoints)'``."""
+        index = re.compile(re.escape(self.layers) + r'\.(\d+)\.')
+        depth = len({m.group(1) for m in map(index.match, state) if m})
+        norm = state.get(f'{self.layers}.0.norm1.weight')
+        width = f' of width {norm.shape[0]}' if norm is not None else ''
+        parts = [f'{depth} transformer layers{width}']
+        if self.keypoints and self.keypoints[0] in state:
+            key, dim = self.keypoints
+            parts.append(f'{state[key].shape[dim]} keypoints')
+        return f'{self.name} ({", ".join(parts)})'
+
+
+# More specific families first: the first whose markers all occur is it.
+MODEL_FAMILIES = (
+    ModelFamily('SHaRPose', ('backbone.quality_token', ), 'backbone.blocks',
+                ('backbone.keypoint_tokens', 1)),
+    ModelFamily('HigherPose', ('backbone.global_transformer.', ),
+                'backbone.global_transformer.layers',
+                ('head.highres_final_layer.weight', 0)),
+    ModelFamily('SSpose MAE pretraining',
+                ('backbone.patch_embed.embed1.', 'decoder.mask_token'),
+                'backbone.layers', None),
+    ModelFamily('SSpose-ConvViT',
+                ('backbone.patch_embed.embed1.', 'backbone.fusion.'),
+                'backbone.layers', ('head.final_layer.weight', 0)),
+    ModelFamily('SSpose', ('backbone.patch_embed.embed1.', ),
+                'backbone.layers', ('head.final_layer.weight', 0)),
+    ModelFamily('TransPose-H', ('neck.reduce.', 'backbone.stage3.'),
+                'neck.layers', ('head.final_layer.weight', 0)),
+    ModelFamily('TransPose-R', ('neck.reduce.', 'backbone.layer2.'),
+                'neck.layers', ('head.final_layer.weight', 0)),
+)
+
+# Top-level module names of MMPose estimators (and this package's MAE).
+_MMPOSE_PREFIXES = ('backbone.', 'neck.', 'head.', 'decoder.',
+                    'data_preprocessor.')
+
+
+def has_mmpose_names(keys: Collection[str]) -> bool:
+    """Whether the keys are named as an MMPose estimator's modules
+    (``backbone.*``, ``head.*``, ...)."""
+    return bool(keys) and all(k.startswith(_MMPOSE_PREFIXES) for k in keys)
+
+
+def describe_model(state: Mapping[str, Any]) -> str:
+    """What a state dict looks like, as a phrase: a family of this package
+    with its size, an MMPose model of another kind, or something else (with
+    its first keys)."""
+    keys = list(state)
+    for family in MODEL_FAMILIES:
+        if family.matches(keys):
+            return family.describe(state)
+    if has_mmpose_names(keys):
+        return ('an MMPose model this package does not know (first keys: '
+                f'{listing(keys, 3)})')
+    return f'not a pose model of this package (first keys: {listing(keys, 3)})'
+
+
+def require_fit(state: Mapping[str, Any],
+                own: Mapping[str, Tensor],
+                path: str,
+                model: str,
+                describe: Callable[[Mapping[str, Any]],
+                                   str] = describe_model) -> None:
+    """Stop unless ``state``, read from ``path``, holds exactly the tensors
+    ``own`` of the model (class name ``model``) with their shapes.
+
+    Args:
+        describe: What a state dict looks like, as a phrase
+            (``apis.convert.describe_state_dict`` also knows the official
+            checkpoints still to convert).
+
+    Raises:
+        CheckpointError: One sentence: what is missing, extra or reshaped,
+            what the file looks like and what the config builds.
+    """
+    unexpected, missing = key_differences(state, own)
+    reshaped = [
+        f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in own
+        if k in state and hasattr(state[k], 'shape')
+        and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f'{len(missing)} of the model\'s {len(own)} tensors '
+                        f'are not in it ({listing(missing, 4)})')
+    if unexpected:
+        problems.append(f'{len(unexpected)} of its tensors are not in the '
+                        f'model ({listing(unexpected, 4)})')
+    if reshaped:
+        problems.append(f'{len(reshaped)} have another shape, checkpoint vs '
+                        f'model ({listing(reshaped, 4)})')
+    if not problems:
+        return
+    looks_like, builds = describe(state), describe(own)
+    if looks_like == builds:
+        hint = ('Is it a checkpoint of another input size or keypoint '
+                'count? To fine-tune on another keypoint count use '
+                'KeypointTransferHook (docs/datasets.md).')
+    else:
+        hint = (f'It looks like {looks_like}; the config builds {builds}: '
+                'use the config the checkpoint was trained with.')
+    raise CheckpointError(
+        f'the checkpoint {path} does not fit the model of this config '
+        f'({model}): {"; ".join(problems)}. {hint}')

@@ -1,4 +1,5 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
+from .checkpoint_fit_hook import CheckpointFitHook
 from .encoder_checkpoint_hook import EncoderCheckpointHook
 from .exact_resume_hook import ExactResumeEpochBasedTrainLoop, ExactResumeHook
 from .keypoint_transfer_hook import KeypointTransferHook
@@ -9,7 +10,7 @@ from .reconstruction_vis_hook import ReconstructionVisHook
 from .sharpose_quality_hook import SHaRPoseQualityHook
 
 __all__ = [
-    'AtomicCheckpointHook', 'EncoderCheckpointHook',
+    'AtomicCheckpointHook', 'CheckpointFitHook', 'EncoderCheckpointHook',
     'ExactResumeEpochBasedTrainLoop', 'ExactResumeHook',
     'KeypointTransferHook', 'MatmulPrecisionHook', 'NanGuardHook',
     'PlainCheckpointHook', 'ReconstructionVisHook', 'SHaRPoseQualityHook'

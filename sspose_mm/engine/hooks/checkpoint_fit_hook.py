@@ -1,20 +1,24 @@
 """A training run's ``load_from`` loads whole or not at all."""
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmpose.registry import HOOKS
 
-from ..engine.hooks import KeypointTransferHook
-from ..errors import CheckpointError
-from .loading import check_checkpoint_fits, unwrap_state_dict
+from ...errors import CheckpointError
+from ...utils import checkpoint_state_dict, require_fit
+from .keypoint_transfer_hook import KeypointTransferHook
 
 
+@HOOKS.register_module()
 class CheckpointFitHook(Hook):
     """Stop before a checkpoint that does not fit the model is loaded.
 
     mmengine's Runner loads ``load_from`` (and a ``--resume`` file)
     non-strictly: a checkpoint of another model leaves random weights with
     a warning, and training starts from them. This hook refuses it with the
-    one line of :func:`~sspose_mm.apis.loading.check_checkpoint_fits`, as
-    every tool does. Two named paths load part of a file: a config with
+    one line every tool gives (:func:`~sspose_mm.utils.require_fit`; the
+    tools also recognise an official checkpoint still to convert, which
+    needs the API layer: here the file is described by its keys alone).
+    Two named paths load part of a file: a config with
     :class:`~sspose_mm.engine.hooks.KeypointTransferHook` (another keypoint
     count; it checks the rest itself), and an encoder checkpoint (every key
     ``backbone.*``, as ``EncoderCheckpointHook`` writes), which must hold
@@ -22,12 +26,6 @@ class CheckpointFitHook(Hook):
     Shapes are those the model takes: a module that adapts a tensor as it
     loads (``SSposeConvViT`` resizing ``pos_embed`` pretrained at another
     input size) accepts it.
-
-    The runtime base names it by module path
-    (``sspose_mm.apis.checkpoint_fit_hook.CheckpointFitHook``, which
-    mmengine's registries import): the check belongs to the API layer, and
-    ``import sspose_mm`` (the configs' ``custom_imports``) registers only
-    the layers below it.
 
     Args:
         enable (bool): False loads as mmengine does (what fits).
@@ -49,7 +47,7 @@ class CheckpointFitHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        state = unwrap_state_dict(checkpoint, path)
+        state = checkpoint_state_dict(checkpoint, path)
         # Loaded here as the model loads itself, so that tensors its own
         # loading adapts (a position table made for another input size) fit.
         try:
@@ -57,7 +55,8 @@ class CheckpointFitHook(Hook):
         except CheckpointError:
             raise  # the model's own sentence
         except RuntimeError:  # a shape the model cannot take
-            check_checkpoint_fits(model, path)  # raises, describing the file
+            require_fit(state, model.state_dict(), path,
+                        type(model).__name__)  # raises, describing the file
             raise
         encoder = all(key.startswith('backbone.') for key in state)
         missing = [
@@ -65,4 +64,5 @@ class CheckpointFitHook(Hook):
             if key.startswith('backbone.') or not encoder
         ]
         if missing or loaded.unexpected_keys:
-            check_checkpoint_fits(model, path)  # raises, describing the file
+            require_fit(state, model.state_dict(), path,
+                        type(model).__name__)  # raises, describing the file
