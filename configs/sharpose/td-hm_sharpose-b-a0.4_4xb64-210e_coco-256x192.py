@@ -12,25 +12,20 @@
 # too.
 _base_ = [
     'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-    'td-hm_ViTPose-base_8xb64-210e_coco-256x192.py'
+    'td-hm_ViTPose-base_8xb64-210e_coco-256x192.py',
+    '../_base_/package_runtime.py'
 ]
 
-# The package's runtime (configs/_base_/default_runtime.py says why each
-# hook) over the recipe's MMPose runtime: mmengine merges no two bases that
-# set the same key. tests/test_configs_resolved.py keeps both equal.
-custom_imports = dict(imports=['sspose_mm'], allow_failed_imports=False)
+# The package's runtime over the recipe's MMPose runtime (mmengine merges no
+# two bases that set the same key); the original keeps every checkpoint
+# (ViTPose-B the last one).
+custom_imports = _base_.package_custom_imports
 default_hooks = dict(
-    # The original keeps every checkpoint (ViTPose-B the last one).
-    checkpoint=dict(type='AtomicCheckpointHook', max_keep_ckpts=-1),
-    checkpoint_fit=dict(
-        type='sspose_mm.apis.checkpoint_fit_hook.CheckpointFitHook'),
-    sync_buffers=dict(type='SyncBuffersHook'),
-    plain_checkpoint=dict(type='PlainCheckpointHook'),
-    exact_resume=dict(type='ExactResumeHook'),
-    nan_guard=dict(type='NanGuardHook'),
-    matmul_precision=dict(type='MatmulPrecisionHook', precision='high'))
+    _base_.package_default_hooks,
+    checkpoint=dict(
+        _base_.package_default_hooks.checkpoint, max_keep_ckpts=-1))
+env_cfg = _base_.package_env_cfg
 custom_hooks = [dict(type='SHaRPoseQualityHook')]
-env_cfg = dict(cudnn_benchmark=True)
 
 # mmengine refuses a loop type beside the by_epoch=True of MMPose's
 # runtime: _delete_ drops it.
