@@ -35,18 +35,14 @@ train_cfg = dict(
     max_epochs=210,
     val_interval=10)
 # SHaRPose's layer ids (its tokens, position tables and quality predictor),
-# all 1-D parameters without decay, no gradient clipping.
+# all 1-D parameters without decay (the constructor's rule replaces the
+# recipe's custom_keys), no gradient clipping.
 optim_wrapper = dict(
     _delete_=True,
-    optimizer=dict(
-        type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.1),
+    optimizer=_base_.optim_wrapper.optimizer,
     constructor='SHaRPoseLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.75))
 auto_scale_lr = dict(base_batch_size=256)
-
-input_size = (192, 256)
-codec = dict(
-    type='UDPHeatmap', input_size=input_size, heatmap_size=(48, 64), sigma=2)
 
 model = dict(
     backbone=dict(
@@ -72,14 +68,17 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/mae_pretrain_vit_base.pth')),
+    # The recipe's head (channels, loss, decoder) without its
+    # deconvolutions, which SHaRPoseHead does not take.
     head=dict(
+        {
+            k: v
+            for k, v in _base_.model.head.items()
+            if not k.startswith('deconv_')
+        },
         _delete_=True,
         type='SHaRPoseHead',
-        in_channels=768,
-        out_channels=17,
-        heatmap_size=codec['heatmap_size'],
-        loss=dict(type='KeypointMSELoss', use_target_weight=True),
-        decoder=codec,
+        heatmap_size=_base_.codec['heatmap_size'],
         metainfo=dict(from_file='configs/_base_/datasets/coco.py'),
         quality_loss_weight=0.03,
         qp_start_epoch=180,
@@ -114,15 +113,12 @@ train_pipeline = [
         scale_factor=(0.5, 1.5),
         rotate_sigma=40,
         rotate_factor=80),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs')
+    *_base_.train_pipeline[5:],
 ]
 val_pipeline = [
     dict(type='LoadImageOrSkip', skip=False),
     dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
-    dict(type='PackPoseInputs')
+    *_base_.val_pipeline[2:],
 ]
 # 8 workers per GPU with pinned memory: one worker prepares roughly 200
 # crops/s of this pipeline, a GPU trains on several hundred (docs/gpu.md).

@@ -38,4 +38,4 @@ val_evaluator = dict(
     _delete_=True, type='MpiiPCKAccuracy', thr=0.5, norm_item='head')
 test_evaluator = val_evaluator
 
-default_hooks = dict(checkpoint=dict(save_best='PCK', rule='greater'))
+default_hooks = dict(checkpoint=dict(save_best='PCK'))
