@@ -66,11 +66,12 @@ model = dict(
         num_layers=6,
         pos_embedding='sine',
         input_size=input_size),
+    # The recipe's channels and keypoints, none of its other head options.
     head=dict(
         _delete_=True,
         type='HigherHRNetHead',
-        in_channels=32,
-        num_keypoints=17,
+        **{k: _base_.model.head[k]
+           for k in ('in_channels', 'num_keypoints')},
         # Grouping runs on heatmaps and tags resized to the input.
         decoder=dict(codec, heatmap_size=input_size, higher_heatmap_sizes=[])))
 

@@ -68,16 +68,14 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/mae_pretrain_vit_base.pth')),
-    # The recipe's head (channels, loss, decoder) without its
-    # deconvolutions, which SHaRPoseHead does not take.
+    # The recipe's channels, loss and decoder, none of its deconvolutions.
     head=dict(
-        {
-            k: v
-            for k, v in _base_.model.head.items()
-            if not k.startswith('deconv_')
-        },
         _delete_=True,
         type='SHaRPoseHead',
+        **{
+            k: _base_.model.head[k]
+            for k in ('in_channels', 'out_channels', 'loss', 'decoder')
+        },
         heatmap_size=_base_.codec['heatmap_size'],
         metainfo=dict(from_file='configs/_base_/datasets/coco.py'),
         quality_loss_weight=0.03,
