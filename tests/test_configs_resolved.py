@@ -64,9 +64,10 @@ RUNTIME = Config.fromfile(REPO / 'configs/_base_/default_runtime.py')
 @pytest.mark.parametrize(
     'path', EVERY_CONFIG, ids=lambda p: str(p.relative_to(REPO / 'configs')))
 def test_config_keeps_the_package_runtime(path: Path):
-    """Configs inheriting an MMPose recipe restate the package's runtime
-    over the recipe's (mmengine merges no two bases setting one key): it
-    must stay what configs/_base_/default_runtime.py says."""
+    """Configs inheriting an MMPose recipe assign the package's runtime
+    (configs/_base_/package_runtime.py) over the recipe's (mmengine merges
+    no two bases setting one key): it must stay what
+    configs/_base_/default_runtime.py says."""
     cfg = Config.fromfile(path)
     for key in ('default_scope', 'custom_imports', 'env_cfg', 'visualizer',
                 'vis_backends', 'log_processor', 'log_level', 'backend_args'):

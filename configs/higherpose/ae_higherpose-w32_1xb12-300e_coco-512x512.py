@@ -14,23 +14,17 @@
 # 0.75-1.5 of the short side, shift 0.2, horizontal flip.
 _base_ = [
     'mmpose::body_2d_keypoint/associative_embedding/coco/'
-    'ae_hrnet-w32_8xb24-300e_coco-512x512.py'
+    'ae_hrnet-w32_8xb24-300e_coco-512x512.py', '../_base_/package_runtime.py'
 ]
 
-# The package's runtime (configs/_base_/default_runtime.py says why each
-# hook) over the recipe's MMPose runtime: mmengine merges no two bases that
-# set the same key. tests/test_configs_resolved.py keeps both equal.
-custom_imports = dict(imports=['sspose_mm'], allow_failed_imports=False)
+# The package's runtime over the recipe's MMPose runtime (mmengine merges no
+# two bases that set the same key).
+custom_imports = _base_.package_custom_imports
 default_hooks = dict(
-    checkpoint=dict(type='AtomicCheckpointHook', interval=10),
-    checkpoint_fit=dict(type='CheckpointFitHook'),
-    sync_buffers=dict(type='SyncBuffersHook'),
-    plain_checkpoint=dict(type='PlainCheckpointHook'),
-    exact_resume=dict(type='ExactResumeHook'),
-    nan_guard=dict(type='NanGuardHook'),
-    matmul_precision=dict(type='MatmulPrecisionHook', precision='high'))
+    _base_.package_default_hooks,
+    checkpoint=dict(_base_.package_default_hooks.checkpoint, interval=10))
 custom_hooks = []
-env_cfg = dict(cudnn_benchmark=True)
+env_cfg = _base_.package_env_cfg
 
 # mmengine refuses a loop type beside the by_epoch=True of MMPose's
 # runtime: _delete_ drops it.
@@ -72,11 +66,12 @@ model = dict(
         num_layers=6,
         pos_embedding='sine',
         input_size=input_size),
+    # The recipe's channels and keypoints, none of its other head options.
     head=dict(
         _delete_=True,
         type='HigherHRNetHead',
-        in_channels=32,
-        num_keypoints=17,
+        **{k: _base_.model.head[k]
+           for k in ('in_channels', 'num_keypoints')},
         # Grouping runs on heatmaps and tags resized to the input.
         decoder=dict(codec, heatmap_size=input_size, higher_heatmap_sizes=[])))
 

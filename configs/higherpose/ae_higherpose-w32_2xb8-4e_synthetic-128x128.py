@@ -63,7 +63,6 @@ param_scheduler = [
         type='MultiStepLR', begin=0, milestones=[3], gamma=0.1, by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=16)
-randomness = dict(seed=0)
 default_hooks = dict(
     logger=dict(interval=10),
     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

@@ -10,7 +10,7 @@ optim_wrapper = dict(paramwise_cfg=dict(layer_decay_rate=0.7))
 
 input_size = (288, 384)
 codec = dict(
-    type='UDPHeatmap', input_size=input_size, heatmap_size=(72, 96), sigma=3)
+    _base_.codec, input_size=input_size, heatmap_size=(72, 96), sigma=3)
 
 model = dict(
     backbone=dict(

@@ -12,24 +12,20 @@
 # too.
 _base_ = [
     'mmpose::body_2d_keypoint/topdown_heatmap/coco/'
-    'td-hm_ViTPose-base_8xb64-210e_coco-256x192.py'
+    'td-hm_ViTPose-base_8xb64-210e_coco-256x192.py',
+    '../_base_/package_runtime.py'
 ]
 
-# The package's runtime (configs/_base_/default_runtime.py says why each
-# hook) over the recipe's MMPose runtime: mmengine merges no two bases that
-# set the same key. tests/test_configs_resolved.py keeps both equal.
-custom_imports = dict(imports=['sspose_mm'], allow_failed_imports=False)
+# The package's runtime over the recipe's MMPose runtime (mmengine merges no
+# two bases that set the same key); the original keeps every checkpoint
+# (ViTPose-B the last one).
+custom_imports = _base_.package_custom_imports
 default_hooks = dict(
-    # The original keeps every checkpoint (ViTPose-B the last one).
-    checkpoint=dict(type='AtomicCheckpointHook', max_keep_ckpts=-1),
-    checkpoint_fit=dict(type='CheckpointFitHook'),
-    sync_buffers=dict(type='SyncBuffersHook'),
-    plain_checkpoint=dict(type='PlainCheckpointHook'),
-    exact_resume=dict(type='ExactResumeHook'),
-    nan_guard=dict(type='NanGuardHook'),
-    matmul_precision=dict(type='MatmulPrecisionHook', precision='high'))
+    _base_.package_default_hooks,
+    checkpoint=dict(
+        _base_.package_default_hooks.checkpoint, max_keep_ckpts=-1))
+env_cfg = _base_.package_env_cfg
 custom_hooks = [dict(type='SHaRPoseQualityHook')]
-env_cfg = dict(cudnn_benchmark=True)
 
 # mmengine refuses a loop type beside the by_epoch=True of MMPose's
 # runtime: _delete_ drops it.
@@ -39,18 +35,14 @@ train_cfg = dict(
     max_epochs=210,
     val_interval=10)
 # SHaRPose's layer ids (its tokens, position tables and quality predictor),
-# all 1-D parameters without decay, no gradient clipping.
+# all 1-D parameters without decay (the constructor's rule replaces the
+# recipe's custom_keys), no gradient clipping.
 optim_wrapper = dict(
     _delete_=True,
-    optimizer=dict(
-        type='AdamW', lr=5e-4, betas=(0.9, 0.999), weight_decay=0.1),
+    optimizer=_base_.optim_wrapper.optimizer,
     constructor='SHaRPoseLayerDecayOptimWrapperConstructor',
     paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.75))
 auto_scale_lr = dict(base_batch_size=256)
-
-input_size = (192, 256)
-codec = dict(
-    type='UDPHeatmap', input_size=input_size, heatmap_size=(48, 64), sigma=2)
 
 model = dict(
     backbone=dict(
@@ -76,14 +68,15 @@ model = dict(
         init_cfg=dict(
             type='Pretrained',
             checkpoint='checkpoints/mae_pretrain_vit_base.pth')),
+    # The recipe's channels, loss and decoder, none of its deconvolutions.
     head=dict(
         _delete_=True,
         type='SHaRPoseHead',
-        in_channels=768,
-        out_channels=17,
-        heatmap_size=codec['heatmap_size'],
-        loss=dict(type='KeypointMSELoss', use_target_weight=True),
-        decoder=codec,
+        **{
+            k: _base_.model.head[k]
+            for k in ('in_channels', 'out_channels', 'loss', 'decoder')
+        },
+        heatmap_size=_base_.codec['heatmap_size'],
         metainfo=dict(from_file='configs/_base_/datasets/coco.py'),
         quality_loss_weight=0.03,
         qp_start_epoch=180,
@@ -118,15 +111,12 @@ train_pipeline = [
         scale_factor=(0.5, 1.5),
         rotate_sigma=40,
         rotate_factor=80),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
-    dict(type='GenerateTarget', encoder=codec),
-    dict(type='PackPoseInputs')
+    *_base_.train_pipeline[5:],
 ]
 val_pipeline = [
     dict(type='LoadImageOrSkip', skip=False),
     dict(type='GetBBoxCenterScale', padding=1.25),
-    dict(type='TopdownAffine', input_size=input_size, use_udp=True),
-    dict(type='PackPoseInputs')
+    *_base_.val_pipeline[2:],
 ]
 # 8 workers per GPU with pinned memory: one worker prepares roughly 200
 # crops/s of this pipeline, a GPU trains on several hundred (docs/gpu.md).

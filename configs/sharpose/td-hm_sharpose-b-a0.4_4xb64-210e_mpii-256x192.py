@@ -6,9 +6,12 @@
 # keeps the coarse / fine grids at 8x6 / 16x12 (20 of 48 coarse patches
 # refined), the grids the MAE position table is resized to for COCO. The
 # quality target's OKS uses MMPose's 16 MPII sigmas.
-_base_ = ['./td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py']
+_base_ = [
+    './td-hm_sharpose-b-a0.4_4xb64-210e_coco-256x192.py',
+    '../_base_/datasets/mpii_topdown.py'
+]
 
-data_root = 'data/mpii/'
+data_root = _base_.mpii_data_root
 
 model = dict(
     backbone=dict(num_keypoints=16),
@@ -16,26 +19,11 @@ model = dict(
         out_channels=16,
         metainfo=dict(from_file='configs/_base_/datasets/mpii.py')))
 
-# Dataset entries that differ from COCO's (configs/_base_/datasets/
-# mpii_topdown.py lists the same MPII files); people come with annotated
-# centres and scales, so there is no detection file.
-train_dataloader = dict(
-    dataset=dict(
-        type='MpiiDataset',
-        data_root=data_root,
-        ann_file='annotations/mpii_train.json',
-        data_prefix=dict(img='images/')))
-val_dataloader = dict(
-    dataset=dict(
-        type='MpiiDataset',
-        data_root=data_root,
-        ann_file='annotations/mpii_val.json',
-        bbox_file=None,
-        headbox_file=data_root + 'annotations/mpii_gt_val.mat',
-        data_prefix=dict(img='images/')))
+train_dataloader = dict(dataset=_base_.mpii_train)
+val_dataloader = dict(dataset=_base_.mpii_val)
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    _delete_=True, type='MpiiPCKAccuracy', thr=0.5, norm_item='head')
+# MpiiPCKAccuracy takes none of the COCO metric's arguments.
+val_evaluator = dict(_base_.mpii_evaluator, _delete_=True)
 test_evaluator = val_evaluator
 
-default_hooks = dict(checkpoint=dict(save_best='PCK', rule='greater'))
+default_hooks = dict(checkpoint=dict(save_best='PCK'))

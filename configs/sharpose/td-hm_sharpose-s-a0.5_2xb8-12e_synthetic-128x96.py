@@ -43,7 +43,6 @@ train_dataloader = dict(
     pin_memory=False,
     dataset=dict(_base_.synthetic_train, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=32,
     num_workers=1,
     pin_memory=False,
     dataset=dict(_base_.synthetic_topdown_val, pipeline=val_pipeline))
@@ -64,6 +63,5 @@ param_scheduler = [
         by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=16)
-randomness = dict(seed=0)
 default_hooks = dict(
     logger=dict(interval=20), checkpoint=dict(interval=4, max_keep_ckpts=1))

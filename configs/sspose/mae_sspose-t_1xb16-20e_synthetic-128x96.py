@@ -45,7 +45,6 @@ param_scheduler = [
         end=max_epochs),
 ]
 auto_scale_lr = dict(base_batch_size=16)
-randomness = dict(seed=0)
 default_hooks = dict(
     logger=dict(interval=10), checkpoint=dict(interval=5, max_keep_ckpts=1))
 custom_hooks = [

@@ -40,7 +40,6 @@ train_dataloader = dict(
     num_workers=1,
     dataset=dict(_base_.synthetic_train, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=32,
     num_workers=1,
     dataset=dict(_base_.synthetic_topdown_val, pipeline=val_pipeline))
 test_dataloader = val_dataloader
@@ -56,6 +55,5 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min=1e-6, begin=0, by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=8)
-randomness = dict(seed=0)
 default_hooks = dict(
     logger=dict(interval=20), checkpoint=dict(interval=5, max_keep_ckpts=1))

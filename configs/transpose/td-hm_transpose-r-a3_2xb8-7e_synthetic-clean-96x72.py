@@ -68,7 +68,6 @@ train_dataloader = dict(
     num_workers=1,
     dataset=dict(_base_.synthetic_clean_train, pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=32,
     num_workers=1,
     dataset=dict(_base_.synthetic_clean_topdown_val, pipeline=val_pipeline))
 test_dataloader = val_dataloader
@@ -83,7 +82,6 @@ param_scheduler = [
     *_base_.param_scheduler
 ]
 auto_scale_lr = dict(base_batch_size=16)
-randomness = dict(seed=0)
 default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))

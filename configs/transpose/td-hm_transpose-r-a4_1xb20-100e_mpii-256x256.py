@@ -19,8 +19,8 @@ val_pipeline = {{_base_.mpii_val_pipeline}}
 train_dataloader = {{_base_.mpii_train_dataloader}}
 val_dataloader = {{_base_.mpii_val_dataloader}}
 test_dataloader = {{_base_.mpii_val_dataloader}}
-val_evaluator = dict(
-    _delete_=True, type='MpiiPCKAccuracy', thr=0.5, norm_item='head')
+# MpiiPCKAccuracy takes none of the COCO metric's arguments.
+val_evaluator = dict(_base_.mpii_evaluator, _delete_=True)
 test_evaluator = val_evaluator
 train_cfg = {{_base_.mpii_train_cfg}}
 default_hooks = {{_base_.mpii_default_hooks}}

@@ -4,42 +4,25 @@
 # Get OCHuman from https://github.com/liruilong940607/OCHumanApi (images and
 # ochuman_coco_format_{val,test}_range_0.00_1.00.json); layout in
 # docs/datasets.md.
-dataset_type = 'OCHumanDataset'
-data_mode = 'topdown'
-data_root = 'data/ochuman/'
-
-val_dataloader = dict(
-    batch_size=32,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/ochuman_coco_format_val_range_0.00_1.00.json',
-        data_prefix=dict(img='images/'),
-        test_mode=True))
-test_dataloader = dict(
-    batch_size=32,
-    num_workers=2,
-    persistent_workers=True,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False, round_up=False),
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        data_mode=data_mode,
-        ann_file='annotations/ochuman_coco_format_test_range_0.00_1.00.json',
-        data_prefix=dict(img='images/'),
-        test_mode=True))
-
-val_evaluator = dict(
+# As `ochuman_*` values that the OCHuman configs assign over their COCO
+# config's dataset entries and evaluator (mmengine does not merge two bases
+# that set the same key); the COCO config keeps data_mode, test_mode and
+# pipelines.
+ochuman_data_root = 'data/ochuman/'
+ochuman_val = dict(
+    type='OCHumanDataset',
+    data_root=ochuman_data_root,
+    ann_file='annotations/ochuman_coco_format_val_range_0.00_1.00.json',
+    # Ground-truth boxes: None clears the COCO config's detections.
+    bbox_file=None,
+    data_prefix=dict(img='images/'))
+ochuman_test = dict(
+    ochuman_val,
+    ann_file='annotations/ochuman_coco_format_test_range_0.00_1.00.json')
+ochuman_val_evaluator = dict(
     type='CocoMetric',
-    ann_file=data_root +
-    'annotations/ochuman_coco_format_val_range_0.00_1.00.json')
-test_evaluator = dict(
-    type='CocoMetric',
-    ann_file=data_root +
-    'annotations/ochuman_coco_format_test_range_0.00_1.00.json')
+    ann_file=ochuman_data_root + ochuman_val['ann_file'],
+    prefix='ochuman')
+ochuman_test_evaluator = dict(
+    ochuman_val_evaluator,
+    ann_file=ochuman_data_root + ochuman_test['ann_file'])

@@ -33,3 +33,7 @@ synthetic_clean_topdown_val = dict(
     'person_detection_results/val_detections.json')
 synthetic_clean_evaluator = dict(ann_file=synthetic_clean_root +
                                  'annotations/person_keypoints_val.json')
+
+# Seeded quickstart runs (no other base of theirs sets randomness, so it
+# needs no prefix).
+randomness = dict(seed=0)

@@ -1,10 +1,9 @@
 # CrowdPose for HigherPose, as `crowdpose_*` values that the CrowdPose
 # configs assign over their COCO config's (mmengine does not merge two bases
-# that set the same key). Trained on trainval, tested on test, as
-# HigherHRNet. Get the images from https://github.com/Jeff-sjtu/CrowdPose
-# and MMPose's converted annotations (mmpose_crowdpose_*.json); layout in
-# data/README.md.
-crowdpose_data_root = 'data/crowdpose/'
+# that set the same key): the data of ../../_base_/datasets/
+# crowdpose_topdown.py (trained on trainval, tested on test, as
+# HigherHRNet) and the model settings below.
+_base_ = '../../_base_/datasets/crowdpose_topdown.py'
 
 # The released CrowdPose config leaves the transformer settings at their
 # defaults, 4 layers and a learned position embedding. 14 keypoints,
@@ -18,22 +17,6 @@ crowdpose_model = dict(
             12, 13, 0, 1, 6, 7, 2, 3, 4, 5, 8, 9, 10, 11
         ])))
 
-crowdpose_train_dataloader = dict(
-    dataset=dict(
-        type='CrowdPoseDataset',
-        data_root=crowdpose_data_root,
-        ann_file='annotations/mmpose_crowdpose_trainval.json',
-        data_prefix=dict(img='images/')))
-crowdpose_val_dataloader = dict(
-    dataset=dict(
-        type='CrowdPoseDataset',
-        data_root=crowdpose_data_root,
-        ann_file='annotations/mmpose_crowdpose_test.json',
-        data_prefix=dict(img='images/')))
-# CrowdPose's AP (easy/medium/hard crowd index), no area ranges.
-crowdpose_evaluator = dict(
-    ann_file=crowdpose_data_root + 'annotations/mmpose_crowdpose_test.json',
-    use_area=False,
-    iou_type='keypoints_crowd',
-    prefix='crowdpose')
+crowdpose_train_dataloader = dict(dataset=_base_.crowdpose_train)
+crowdpose_val_dataloader = dict(dataset=_base_.crowdpose_test)
 crowdpose_default_hooks = dict(checkpoint=dict(save_best='crowdpose/AP'))

@@ -11,7 +11,8 @@
 # MPII augmentation (scale 0.25, rotation 30, no half-body crops) that the
 # TransPose authors point to, and the COCO recipe's Adam + cosine schedule
 # shortened to 100 epochs.
-mpii_data_root = 'data/mpii/'
+_base_ = '../../_base_/datasets/mpii_topdown.py'
+
 mpii_input_size = (256, 256)
 mpii_codec = dict(
     type='TransPoseHeatmap',
@@ -47,28 +48,14 @@ mpii_val_pipeline = [
     dict(type='GetBBoxCenterScale', padding=1.25), mpii_affine,
     dict(type='PackPoseInputs')
 ]
-# Dataset entries that differ from COCO's (configs/_base_/datasets/
-# mpii_topdown.py lists the same MPII files).
 mpii_train_dataloader = dict(
-    dataset=dict(
-        type='MpiiDataset',
-        data_root=mpii_data_root,
-        ann_file='annotations/mpii_train.json',
-        data_prefix=dict(img='images/'),
-        pipeline=mpii_train_pipeline))
+    dataset=dict(_base_.mpii_train, pipeline=mpii_train_pipeline))
 mpii_val_dataloader = dict(
-    dataset=dict(
-        type='MpiiDataset',
-        data_root=mpii_data_root,
-        ann_file='annotations/mpii_val.json',
-        bbox_file=None,
-        headbox_file=mpii_data_root + 'annotations/mpii_gt_val.mat',
-        data_prefix=dict(img='images/'),
-        pipeline=mpii_val_pipeline))
+    dataset=dict(_base_.mpii_val, pipeline=mpii_val_pipeline))
 
 # The COCO schedule's cosine follows the epochs.
 mpii_train_cfg = dict(max_epochs=100)
-mpii_default_hooks = dict(checkpoint=dict(save_best='PCK', rule='greater'))
+mpii_default_hooks = dict(checkpoint=dict(save_best='PCK'))
 mpii_custom_hooks = [
     dict(type='KeypointTransferHook', reinit=['head.final_layer'])
 ]

@@ -9,7 +9,8 @@
 # the crowd OKS AP is computed on the 12 keypoints both layouts share
 # (SharedKeypointCocoMetric). Not comparable with CrowdPose AP over all 14
 # keypoints of CrowdPose-trained models (docs/datasets.md).
-crowdpose_data_root = 'data/crowdpose/'
+_base_ = '../../_base_/datasets/crowdpose_topdown.py'
+
 crowdpose_metainfo = dict(from_file='configs/_base_/datasets/crowdpose.py')
 coco_metainfo = dict(from_file='configs/_base_/datasets/coco.py')
 crowdpose_test_pipeline = [
@@ -25,20 +26,11 @@ crowdpose_test_pipeline = [
 ]
 crowdpose_test_dataloader = dict(
     dataset=dict(
-        type='CrowdPoseDataset',
-        data_root=crowdpose_data_root,
-        ann_file='annotations/mmpose_crowdpose_test.json',
-        bbox_file=crowdpose_data_root +
-        'annotations/det_for_crowd_test_0.1_0.5.json',
-        data_prefix=dict(img='images/'),
-        pipeline=crowdpose_test_pipeline))
+        _base_.crowdpose_topdown_test, pipeline=crowdpose_test_pipeline))
 # CrowdPose indices 0-11 are COCO's 5-16 (shoulders to ankles, same order).
 crowdpose_test_evaluator = dict(
+    _base_.crowdpose_evaluator,
     type='SharedKeypointCocoMetric',
-    ann_file=crowdpose_data_root + 'annotations/mmpose_crowdpose_test.json',
-    use_area=False,
-    iou_type='keypoints_crowd',
-    prefix='crowdpose',
     gt_converter=dict(num_keypoints=12, mapping=[(i, i) for i in range(12)]),
     pred_converter=dict(
         num_keypoints=12, mapping=[(i + 5, i) for i in range(12)]))
