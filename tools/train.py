@@ -63,8 +63,6 @@ def main():
     cfg = read_config(args.config, args.cfg_options, args.work_dir)
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    if args.deterministic:
-        make_deterministic(cfg)
     if args.amp:
         if not torch.cuda.is_available():
             raise ConfigError('--amp (mixed precision) needs CUDA; without it '
@@ -95,6 +93,10 @@ def main():
     enable_visualization(cfg, args.show_dir, args.show, args.interval,
                          args.wait_time)
     finish_config(cfg, args.cfg_options, args.launcher, phases)
+    if args.deterministic:
+        # After the user's --cfg-options: bit-identical runs are what was
+        # asked for, and persistent workers (an option) would break them.
+        make_deterministic(cfg)
     with naming_malformed_json(cfg):
         Runner.from_cfg(cfg).train()
 
