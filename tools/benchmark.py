@@ -31,32 +31,24 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         nargs='+',
         default=['speed'],
         help='suites to run (default: speed)')
-    parser.add_argument(
-        '--batch',
-        type=int,
-        default=8,
-        help='crops per forward pass (default: 8)')
-    parser.add_argument(
-        '--threads',
-        type=int,
-        default=torch.get_num_threads(),
-        help='torch CPU threads (default: %(default)s)')
+    counts = (('batch', 8, 'crops per forward pass'),
+              ('threads', torch.get_num_threads(), 'torch CPU threads'),
+              ('repeat', 3, 'timed calls per measurement, median reported'))
+    for name, default, text in counts:
+        parser.add_argument(
+            f'--{name}',
+            type=int,
+            default=default,
+            help=f'{text} (default: %(default)s)')
     parser.add_argument(
         '--input',
         type=parse_size,
         metavar='HxW',
         help="input size (default: the config's)")
     parser.add_argument(
-        '--repeat',
-        type=int,
-        default=3,
-        help='timed calls per measurement, median reported '
-        '(default: 3)')
-    parser.add_argument(
         '--compile',
         action='store_true',
-        help='speed: also time the fast path with '
-        'torch.compile')
+        help='speed: also time the fast path with torch.compile')
     parser.add_argument(
         '--no-steps',
         dest='steps',

@@ -1,15 +1,14 @@
 """Resident memory of a test run over time: its peak and whether it grows.
 
-Runs ``tools/test.py CONFIG CHECKPOINT`` in a child process and samples the
-resident memory (RSS) of that process and of its dataloader workers from
-/proc (Linux) while it runs. A test that keeps nothing per image but the
-decoded keypoints holds its memory flat; one that accumulated heatmaps would
-grow by ``K x H x W x 4`` bytes per crop.
+Runs ``tools/test.py CONFIG CHECKPOINT`` and samples the resident memory
+(RSS) of that process and its dataloader workers from /proc (Linux). A test
+keeping nothing per image but the keypoints holds its memory flat; one
+accumulating heatmaps would grow by ``K x H x W x 4`` bytes per crop.
 
     python tools/peak_memory.py CONFIG [CHECKPOINT] [--num-crops N]
 
-With ``--num-crops`` the test runs on a fresh synthetic validation set of
-about N people (ground-truth boxes) instead of the config's data.
+``--num-crops`` tests on a fresh synthetic set of about N people
+(ground-truth boxes) instead of the config's data.
 """
 import argparse
 import math
@@ -19,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -50,8 +49,8 @@ def children(pid: int) -> List[int]:
 
 def sample(child: subprocess.Popen,
            interval: float) -> List[Tuple[float, int, int]]:
-    """(seconds, main RSS, main + workers RSS) every ``interval`` seconds
-    until ``child`` ends."""
+    """(seconds, main RSS, main + workers RSS) every ``interval`` s until
+    ``child`` ends."""
     samples, start = [], time.time()
     while child.poll() is None:
         main = rss_bytes(child.pid)
@@ -64,20 +63,20 @@ def sample(child: subprocess.Popen,
     return samples
 
 
-def synthetic_options(num_crops: int, folder: str) -> Dict[str, str]:
+def synthetic_options(num_crops: int, folder: str) -> List[str]:
     from sspose_mm.synthetic import generate_synthetic_coco
     images = math.ceil(num_crops / PEOPLE_PER_IMAGE)
     print(f'generating {images} synthetic validation images in {folder}')
     made = generate_synthetic_coco(
         folder, {'val': images}, seed=0, progress=True)['splits']['val']
     print(f'{made["num_annotations"]} people')
-    return {
-        'test_dataloader.dataset.data_root': folder,
-        'test_dataloader.dataset.ann_file': str(made['ann_file']),
-        'test_dataloader.dataset.data_prefix.img': str(made['img_dir']) + '/',
-        'test_dataloader.dataset.bbox_file': 'None',
-        'test_evaluator.ann_file': str(made['ann_file']),
-    }
+    return [
+        f'test_dataloader.dataset.data_root={folder}',
+        f'test_dataloader.dataset.ann_file={made["ann_file"]}',
+        f'test_dataloader.dataset.data_prefix.img={made["img_dir"]}/',
+        'test_dataloader.dataset.bbox_file=None',
+        f'test_evaluator.ann_file={made["ann_file"]}',
+    ]
 
 
 def parse_args():
@@ -89,19 +88,11 @@ def parse_args():
         default='none',
         help='checkpoint, or "none" (untrained model)')
     parser.add_argument(
-        '--num-crops',
-        type=int,
-        help='test on a synthetic set of about N people')
+        '--num-crops', type=int, help='test on a synthetic set of ~N people')
     parser.add_argument(
-        '--interval',
-        type=float,
-        default=0.5,
-        help='seconds between memory samples')
+        '--interval', type=float, default=0.5, help='seconds between samples')
     parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        default=[],
-        help='passed on to tools/test.py')
+        '--cfg-options', nargs='+', default=[], help='passed to tools/test.py')
     return parser.parse_args()
 
 
@@ -110,11 +101,9 @@ def main():
     if not osp.isfile(args.config):
         raise ConfigError(f'config file "{args.config}" does not exist.')
     with tempfile.TemporaryDirectory() as folder:
-        options = [
-            f'{k}={v}'
-            for k, v in (synthetic_options(args.num_crops, folder) if args.
-                         num_crops else {}).items()
-        ]
+        options = (
+            synthetic_options(args.num_crops, folder)
+            if args.num_crops else [])
         command = [
             sys.executable,
             osp.join(ROOT, 'tools/test.py'), args.config, args.checkpoint,

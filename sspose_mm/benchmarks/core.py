@@ -1,25 +1,15 @@
 """What every benchmark suite shares: a registry, a report, timers.
 
 A suite is a function ``bench(args, report)`` registered under a name in
-:data:`BENCHMARKS` (an mmengine ``Registry``); its docstring is its help::
-
-    @BENCHMARKS.register_module('speed')
-    def bench(args: argparse.Namespace, report: Report) -> None:
-        '''Fast path vs original computation.'''
-        report.section('TransPose-R-A4, batch 8')
-        seconds = time_per_call(lambda: model(x), label='fast path')
-        report.row('fast path', args.batch / seconds, 'crops/s')
-
-``tools/benchmark.py CONFIG --suite NAME`` runs it. ``args`` carries
-``config`` (path or None; :func:`load_model` builds it), ``checkpoint`` (path
-or None), ``batch``,
-``threads``, ``input`` (``(H, W)`` or None: the config's size) and ``repeat``.
-
-Timings are medians of wall-clock time, taken after warm-up calls, so the
-first call's allocations and one-off work (lazy init, ``torch.compile``) are
-not counted and one slow call caused by another process does not skew them.
+:data:`BENCHMARKS`; the first paragraph of its docstring is its ``--list``
+help. ``args`` carries ``config`` (path or None), ``checkpoint`` (path or
+None), ``batch``, ``threads``, ``input`` (``(H, W)`` or None: the config's)
+and ``repeat``. Timings are medians of wall-clock time after warm-up calls,
+so one-off work (lazy init, ``torch.compile``) and one call slowed by another
+process do not count.
 """
 import argparse
+import contextlib
 import ctypes
 import json
 import os
@@ -46,7 +36,6 @@ from ..errors import ConfigError
 BenchmarkFn = Callable[[argparse.Namespace, 'Report'], None]
 GIB = 1024**3
 
-# Suites by name; a suite's docstring (first paragraph) is its --list help.
 BENCHMARKS = Registry('benchmark suite')
 
 
@@ -60,16 +49,15 @@ def get_benchmark(name: str) -> BenchmarkFn:
 
 
 def format_suite_list() -> str:
-    """One line per suite: its name and help (the first paragraph of its
-    docstring), as ``tools/benchmark.py --list`` prints them."""
+    """``tools/benchmark.py --list``: one line per suite, name and help."""
     return '\n'.join(f'{name:<24s} ' +
                      ' '.join(suite.__doc__.split('\n\n')[0].split())
                      for name, suite in sorted(BENCHMARKS.module_dict.items()))
 
 
 def run_suites(args: argparse.Namespace) -> 'Report':
-    """Run the suites named in ``args.suite`` on ``args.threads`` torch
-    threads into a new report (printed as it comes).
+    """Run the suites ``args.suite`` on ``args.threads`` threads into a new
+    report (printed as it comes).
 
     Raises:
         ConfigError: An unknown suite, or ``args.batch``, ``args.threads``
@@ -103,15 +91,8 @@ class Section:
 
 
 class Report:
-    """Results of one benchmark run, printed as tables and dumped as JSON.
-
-    Rows are printed as they are added (``live``), so a long run shows its
-    results as it goes; :meth:`format` gives the whole report at the end.
-
-    Args:
-        live (bool): Print each section title and row (to stdout) when it
-            is added.
-    """
+    """Results of one run as tables, printed to stdout as they are added
+    when ``live``, and dumped as JSON."""
 
     def __init__(self, live: bool = True) -> None:
         self.sections: List[Section] = []
@@ -119,12 +100,10 @@ class Report:
         self.live = live
 
     def section(self, title: str) -> None:
-        """Start a new table; following rows belong to it."""
         self.sections.append(Section(title))
         self._print(f'\n== {title}')
 
     def row(self, what: str, value: float, unit: str, note: str = '') -> None:
-        """Add one measured value to the current section."""
         if not self.sections:
             self.section('results')
         row = Row(what, float(value), unit, note)
@@ -132,28 +111,21 @@ class Report:
         self._print(_format_row(row))
 
     def find(self, section: str, what: str) -> Row:
-        """The row ``what`` of the section titled ``section``.
-
-        Raises:
-            KeyError: There is no such row.
-        """
-        for sec in self.sections:
-            if sec.title == section:
-                for row in sec.rows:
-                    if row.what == what:
-                        return row
+        """The row ``what`` of section ``section``, or a KeyError."""
+        for row in (r for s in self.sections if s.title == section
+                    for r in s.rows):
+            if row.what == what:
+                return row
         raise KeyError(f'no row "{what}" in section "{section}"')
 
     def dump_json(self, path: str) -> None:
-        """Write the machine and the sections to ``path`` (the ``--json``
-        record)."""
+        """The ``--json`` record: the machine and the sections."""
         sections = [asdict(sec) for sec in self.sections]
         with open(path, 'w') as f:
             json.dump(
                 dict(machine=self.machine, sections=sections), f, indent=2)
 
     def format(self) -> str:
-        """The whole report as text tables, machine description first."""
         lines = [
             'machine: ' + ', '.join(f'{k} {v}'
                                     for k, v in self.machine.items())
@@ -189,14 +161,9 @@ def parse_size(text: str) -> Tuple[int, int]:
 def describe_machine() -> Dict[str, Any]:
     """What a timing depends on: CPU, threads, library versions, load."""
     cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open('/proc/cpuinfo') as f:
+        cpu = next((line.split(':', 1)[1].strip()
+                    for line in f if line.startswith('model name')), cpu)
     machine = {
         'cpu': cpu,
         'cores': os.cpu_count(),
@@ -215,15 +182,8 @@ def time_per_call(fn: Callable[[], Any],
                   warmup: int = 1,
                   repeat: int = 3,
                   label: str = 'timing') -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeat`` calls.
-
-    ``warmup`` calls run first and are not counted. On CUDA the device is
-    synchronised around every call. A progress bar on stderr shows the calls
-    when stderr is a terminal.
-
-    Raises:
-        ValueError: ``repeat`` is below 1 or ``warmup`` below 0.
-    """
+    """Median wall-clock seconds of ``fn()`` over ``repeat`` calls after
+    ``warmup`` ones (:func:`interleaved_times` of one call)."""
     return interleaved_times({label: fn}, warmup, repeat, label)[label]
 
 
@@ -231,18 +191,13 @@ def interleaved_medians(calls: Dict[str, Callable[[], Dict[str, float]]],
                         warmup: int = 1,
                         repeat: int = 3,
                         label: str = 'timing') -> Dict[str, Dict[str, float]]:
-    """Medians of the times several calls measure, in interleaved rounds.
+    """For each of ``calls``, the median of each time (seconds by name) it
+    returns, over ``repeat`` rounds after ``warmup`` ones.
 
-    Each round calls every function once, in order, so that a change of the
-    machine's load during the measurement (other processes on shared cores)
-    affects all of them alike and their ratios stay meaningful; separate
-    :func:`time_per_call` runs would each see a different load. Each call
-    returns the seconds it measured, by name (several per call: the
-    pipeline suite's CPU time of each transform).
-
-    Returns:
-        dict: For each key of ``calls``, the median of each time it
-        reported over the rounds after the ``warmup`` ones.
+    Each round calls every function once, so that a change of the machine's
+    load (other processes on shared cores) affects all alike and their
+    ratios stay meaningful. A progress bar on stderr shows the calls when
+    stderr is a terminal.
 
     Raises:
         ValueError: ``repeat`` is below 1 or ``warmup`` below 0.
@@ -279,13 +234,8 @@ def interleaved_times(calls: Dict[str, Callable[[], Any]],
                       warmup: int = 1,
                       repeat: int = 3,
                       label: str = 'timing') -> Dict[str, float]:
-    """Median wall-clock seconds of each of several calls, timed in
-    interleaved rounds (:func:`interleaved_medians`; CUDA synchronised
-    around each call when in use).
-
-    Returns:
-        dict: The median for each key of ``calls``.
-    """
+    """Median wall-clock seconds of each of ``calls``, timed in interleaved
+    rounds (:func:`interleaved_medians`; CUDA synchronised around each)."""
     sync = torch.cuda.synchronize if torch.cuda.is_initialized() else (
         lambda: None)
 
@@ -307,12 +257,10 @@ def interleaved_times(calls: Dict[str, Callable[[], Any]],
 def peak_rss_of(fn: Callable[[], Any]) -> int:
     """Peak resident memory, in bytes, of a forked child running ``fn()``.
 
-    The child runs single-threaded (see below; the thread count changes
-    memory only by per-thread scratch buffers). It starts as a copy of this
-    process, so the peak includes the memory this process has written (the
-    model, tensors); subtract ``peak_rss_of(lambda: None)`` for what ``fn``
-    itself adds. Measuring in a child keeps each measurement independent of
-    earlier ones: a process's ``ru_maxrss`` never goes down.
+    A child keeps each measurement independent (``ru_maxrss`` never goes
+    down); it runs on one thread (threads change memory only by scratch
+    buffers). The peak includes what this process has written (model,
+    tensors): subtract ``peak_rss_of(lambda: None)`` for what ``fn`` adds.
 
     Raises:
         RuntimeError: ``fn`` raised in the child (its message is passed on)
@@ -328,7 +276,13 @@ def peak_rss_of(fn: Callable[[], Any]) -> int:
             # parallel region of the child would wait forever for the
             # parent's threads. One thread never enters such a region.
             torch.set_num_threads(1)
-            _release_heap_and_reset_peak()
+            # Return freed heap to the system and restart the peak from what
+            # is left (Linux), so that fn counts all it needs instead of
+            # reusing pages freed earlier.
+            with contextlib.suppress(AttributeError, OSError):
+                ctypes.CDLL(None).malloc_trim(0)
+                with open('/proc/self/clear_refs', 'w') as f:
+                    f.write('5')
             fn()
         except BaseException as error:  # noqa: BLE001 - passed to parent
             message = pickle.dumps(f'{type(error).__name__}: {error}')
@@ -350,31 +304,16 @@ def peak_rss_of(fn: Callable[[], Any]) -> int:
 
 
 def peak_memory_added(calls: Dict[str, Callable[[], Any]]) -> Dict[str, float]:
-    """GiB that each call adds at its peak to this process as it is
-    (:func:`peak_rss_of` of the call less that of an empty one).
+    """GiB that each call adds at its peak to this process as it is.
 
-    Measure before the process computes anything: each call runs in a
-    forked child, which reuses heap pages the parent has freed but kept.
+    Measure before the process computes anything: a forked child reuses heap
+    pages the parent has freed but kept.
     """
     empty = peak_rss_of(lambda: None)
     return {
         name: (peak_rss_of(call) - empty) / GIB
         for name, call in calls.items()
     }
-
-
-def _release_heap_and_reset_peak() -> None:
-    """Give the heap memory this process freed but kept back to the system
-    (glibc's ``malloc_trim``) and start the peak resident memory from what
-    is left (Linux's ``clear_refs``), so that ``fn`` in the child counts all
-    the memory it needs instead of reusing pages freed earlier (by a test
-    run before it, say). Elsewhere nothing is released or reset."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-    except (AttributeError, OSError):
-        pass
 
 
 def sgemm_call(n: int = 2048) -> Tuple[Callable[[], Any], int]:
@@ -386,15 +325,13 @@ def sgemm_call(n: int = 2048) -> Tuple[Callable[[], Any], int]:
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
-    """FLOPs of ``fn()`` counted by ``torch.utils.flop_counter``.
+    """FLOPs of ``fn()`` by ``torch.utils.flop_counter``.
 
-    Convention: one multiply-accumulate = 2 FLOPs; only matrix products,
-    convolutions (incl. transposed) and attention are counted, not
-    normalisation, activations or additions (so it is about 2x the "GMACs"
-    of papers, and of the TransPose README, whose counter says 1 MAC = 1
-    FLOP). PyTorch's counter knows the fused attention kernels of CUDA but
-    not the CPU one, which the package's attention runs on CPU; its
-    formula (``4 N_q N_k C`` per head and image) is added for that kernel.
+    One multiply-accumulate = 2 FLOPs; only matrix products, convolutions
+    and attention count, not norms, activations or additions (so about 2x
+    the "GMACs" of papers and the TransPose README). PyTorch's counter knows
+    CUDA's fused attention but not the CPU kernel the package runs; its
+    formula (``4 N_q N_k C`` per head and image) is added for it.
     """
     from torch.utils.flop_counter import (FlopCounterMode,
                                           sdpa_backward_flop_count,
@@ -416,14 +353,13 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 
 def load_model(args: argparse.Namespace) -> Tuple[nn.Module, Tuple[int, int]]:
-    """The eval-mode model of ``args.config`` and the ``(H, W)`` to run it at.
+    """The eval-mode model of ``args.config`` and the ``(H, W)`` to run it at
+    (``args.input`` or the codec's).
 
-    Weights come from ``args.checkpoint`` when given (all of them, or it
-    stops: :func:`sspose_mm.apis.loading.init_model`); without one, or with
-    ``"none"``, they are random and the batch-norm statistics are randomised
-    too (:func:`randomise_norm_statistics`), so that checks comparing two
-    computations of the model are not blind to the norms. The size is
-    ``args.input`` or the config's codec input size.
+    Weights come from ``args.checkpoint`` (all of them, or it stops); without
+    one, or with ``"none"``, they are random and so are the batch-norm
+    statistics (:func:`randomise_norm_statistics`), so that checks comparing
+    two computations are not blind to the norms.
 
     Raises:
         ConfigError: No config, or a missing config/checkpoint file.
@@ -444,32 +380,24 @@ def load_model(args: argparse.Namespace) -> Tuple[nn.Module, Tuple[int, int]]:
 
 @torch.no_grad()
 def randomise_norm_statistics(model: nn.Module, seed: int = 0) -> None:
-    """Give every batch norm non-trivial affine parameters and running
-    statistics (scale and variance in [0.5, 1.5], shift and mean N(0, 0.1)),
-    as a trained model has, instead of the identity of a fresh one."""
+    """Give every batch norm the non-trivial statistics and affine parameters
+    of a trained model: variance and scale U(0.5, 1.5), mean and shift
+    N(0, 0.1)."""
     generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if not isinstance(module, _BatchNorm) or module.running_mean is None:
+    for m in model.modules():
+        if not isinstance(m, _BatchNorm) or m.running_mean is None:
             continue
-        for tensor, low_high in ((module.running_var,
-                                  (0.5, 1.5)), (module.weight, (0.5, 1.5)),
-                                 (module.running_mean, None), (module.bias,
-                                                               None)):
-            if tensor is None:
-                continue
-            if low_high is None:
-                values = torch.randn(tensor.shape, generator=generator) * 0.1
-            else:
-                low, high = low_high
-                values = low + (high - low) * torch.rand(
-                    tensor.shape, generator=generator)
-            tensor.copy_(values)
+        for tensor, uniform in ((m.running_var, True), (m.weight, True),
+                                (m.running_mean, False), (m.bias, False)):
+            if tensor is not None:
+                draw = torch.rand if uniform else torch.randn
+                values = draw(tensor.shape, generator=generator)
+                tensor.copy_(values + 0.5 if uniform else values * 0.1)
 
 
 def build_model(config: Union[str, Config]) -> nn.Module:
-    """The eval-mode model of ``config`` with random weights, without the
-    backbone's pretrained file (speed, FLOPs and memory do not depend on
-    the weights)."""
+    """The eval-mode model of ``config``, random weights (no pretrained
+    backbone file)."""
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     init_default_scope(cfg.get('default_scope', 'mmpose'))
     cfg.model.backbone.init_cfg = None
@@ -480,8 +408,8 @@ def random_crops(batch: int,
                  size: Tuple[int, int],
                  model: Optional[nn.Module] = None,
                  seed: int = 0) -> Tensor:
-    """``(batch, 3, H, W)`` standard-normal crops (as normalised images
-    are), the same for a seed, on the device of ``model``."""
+    """``(batch, 3, H, W)`` standard-normal crops, as normalised images are,
+    on the device of ``model``."""
     crops = torch.randn(
         batch, 3, *size, generator=torch.Generator().manual_seed(seed))
     return crops if model is None else crops.to(
@@ -489,8 +417,8 @@ def random_crops(batch: int,
 
 
 def inference(model: nn.Module, inputs: Tensor) -> Callable[[], Any]:
-    """A call of the model's forward pass (``mode='tensor'``: the network
-    only, no decoding) on ``inputs``, in eval mode and without gradients."""
+    """A call of the network alone (``mode='tensor'``) on ``inputs``, eval
+    mode, no gradients."""
 
     def run() -> Any:
         model.eval()
@@ -504,9 +432,8 @@ def training_step(model: nn.Module,
                   loss: Callable[[], Tensor],
                   optim_wrapper: Optional[OptimWrapper] = None
                   ) -> Callable[[], None]:
-    """A call of one training step in train mode: ``loss()`` and its
-    backward, and the update by ``optim_wrapper`` (its ``update_params``)
-    when one is given."""
+    """A call of one step in train mode: ``loss()``, backward and the update
+    by ``optim_wrapper`` when given."""
 
     def step() -> None:
         model.train()

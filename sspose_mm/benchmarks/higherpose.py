@@ -2,10 +2,10 @@
 
 HigherPose against the same network without its transformer modules
 (MMPose's HRNet-W32 + the same HigherHRNet head), at 256 and 512 input:
-inference throughput, FLOPs, and the peak memory of one inference and of one
-training step (forward + backward). The local transformer attends over all
-``(H/4) * (W/4)`` positions (16384 at 512); its fused attention never holds
-the ``N x N`` weights, whose size the report gives for comparison.
+inference throughput, FLOPs, and the peak memory of one inference and one
+training step. The local transformer attends over all ``(H/4) * (W/4)``
+positions (16384 at 512); its fused attention never holds the ``N x N``
+weights, whose size the report gives for comparison.
 """
 import argparse
 import copy
@@ -40,8 +40,8 @@ def build_pair(config: str) -> Tuple[torch.nn.Module, torch.nn.Module]:
 
 def stand_in_loss(model: torch.nn.Module,
                   images: torch.Tensor) -> torch.Tensor:
-    """The sum of the network's outputs: a stand-in for the real losses,
-    which are cheap next to the network."""
+    """The sum of the outputs: a stand-in for the losses, which are cheap
+    next to the network."""
     heatmaps, tags = model(images, None, mode='tensor')
     return heatmaps.sum() + tags.sum()
 
@@ -78,8 +78,7 @@ def bench(args: argparse.Namespace, report: Report) -> None:
                            args.batch)
             report.row(f'{name}: inference', args.batch / seconds, 'img/s',
                        f'{seconds * 1000:.0f} ms per batch (wall)')
-            # CPU time hardly depends on other processes sharing the cores,
-            # wall time does.
+            # Unlike wall time, hardly depends on processes sharing the cores.
             report.row(f'{name}: inference CPU time', cpu_seconds, 's/img',
                        'all threads, mean of warm-up and timed calls')
             flops = count_flops(inference(model, images[:1]))

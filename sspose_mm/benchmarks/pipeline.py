@@ -1,39 +1,26 @@
 """Suite ``pipeline``: a family's training data pipeline, ours vs MMPose's.
 
-For each config (``CONFIG``, or one per family: :data:`DEFAULT_CONFIGS`) the
-training dataset is built through MMPose's builders, with the config's
-training pipeline, on two sources: MMPose's COCO excerpt (``tests/data/coco``
-of a source checkout: real photographs, 12 people top-down, 4 images
-bottom-up) and synthetic people (:func:`~sspose_mm.synthetic.
-generate_synthetic_coco`, 640x480 JPEGs, rendered into a temporary folder).
-Each sample is what a data-loading worker makes of one index:
-``dataset.prepare_data(i)``, from the stored annotation through decoding,
-the affine crop, the augmentations and target encoding to the packed sample.
+For each config (``CONFIG``, or :data:`DEFAULT_CONFIGS`, one per family) the
+training dataset is built by MMPose's builders on two sources: MMPose's COCO
+excerpt (``tests/data/coco`` of a source checkout: 12 people top-down, 4
+images bottom-up) and synthetic 640x480 people rendered into a temporary
+folder. A sample is ``dataset.prepare_data(i)``, what a data-loading worker
+makes of an index: annotation, decoding, crop, augmentation, targets,
+packing. Two pipelines run in interleaved rounds: *ours*, the config's, and
+*stock*, the same with MMPose's transforms and codecs where the package
+replaces them (:func:`stock_step`: ``LoadImage``, ``RandomBBoxTransform``,
+``TopdownAffine(use_udp=True)``, ``UDPHeatmap``, an ``AssociativeEmbedding``
+per heatmap resolution).
 
-Two pipelines run, in interleaved rounds:
-
-* *ours*: the config's pipeline;
-* *stock*: the same pipeline with MMPose's transforms and codecs where the
-  package replaces them (:func:`stock_pipeline`): ``LoadImage``,
-  ``RandomBBoxTransform``, ``TopdownAffine(use_udp=True)``, ``UDPHeatmap``,
-  an ``AssociativeEmbedding`` per heatmap resolution (:func:`stock_step`).
-
-Time is the CPU time of this process, which runs on one thread as a worker
-does (torch and OpenCV are set to one thread): a worker's rate on a core of
-its own, and much less disturbed than wall time when other processes share
-the cores.
-Each pass is timed whole and, separately, transform by transform (the
-pipeline's own transforms, called in turn as ``Compose`` does); both passes
-draw the same random augmentation (numpy and ``random`` reseeded per sample),
-so the steps of the split must add up to the whole. The first round warms up
-(file cache, lazy initialisation) and is not counted; the figures are
-medians over ``--repeat`` rounds, per sample. Target encoding is also timed
-alone, for our codec and each MMPose codec that could stand in for it, on the
-same keypoints (``encode:`` rows).
-
-``--batch`` is the number of samples of each source (the excerpt's are
-reused in turn when it has fewer); ``--threads`` and ``--input`` do not
-apply (one thread per worker, the config's sizes).
+Time is this process's CPU time on one thread (torch and OpenCV), as a
+worker on a core of its own, far less disturbed than wall time on shared
+cores. Each pass is timed whole and, separately, transform by transform; both
+draw the same augmentation (numpy and ``random`` reseeded per sample), so the
+split adds up to the whole. Figures are medians over ``--repeat`` rounds
+after one warm-up, per sample. Target encoding is also timed alone, for our
+codec and each MMPose codec that could stand in for it (``encode:`` rows).
+``--batch`` is the samples per source (the excerpt's reused in turn);
+``--threads`` and ``--input`` do not apply.
 """
 import argparse
 import contextlib
@@ -43,7 +30,7 @@ import random
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -75,11 +62,11 @@ def stock_targets(step: dict) -> List[dict]:
     """MMPose's ``GenerateTarget`` steps that could stand in for ``step``,
     the stock pipeline's first; none where its codec is MMPose's.
 
-    TransPose: ``UDPHeatmap`` has its coordinates but a Gaussian cut at 3
-    sigma; ``MSRAHeatmap(unbiased=True)`` is DarkPose's untruncated
-    Gaussian with MMPose's non-UDP coordinates. HigherPose: one
-    ``AssociativeEmbedding`` per heatmap resolution, ``multilevel`` (the
-    same targets but for the keypoints' rounding, which costs the same).
+    TransPose: ``UDPHeatmap`` has its coordinates but cuts the Gaussian at 3
+    sigma; ``MSRAHeatmap(unbiased=True)`` is DarkPose's untruncated Gaussian
+    with non-UDP coordinates. HigherPose: one ``AssociativeEmbedding`` per
+    resolution, ``multilevel`` (the same targets but for the keypoints'
+    rounding, which costs the same).
     """
     codec = step['encoder']
     if codec['type'] == 'TransPoseHeatmap':
@@ -88,8 +75,7 @@ def stock_targets(step: dict) -> List[dict]:
             dict(step, encoder=dict(codec, type='MSRAHeatmap', unbiased=True))
         ]
     if codec['type'] == 'MultiResolutionAssociativeEmbedding':
-        # The encoding settings only: decoding options of ours are not
-        # MMPose's.
+        # Encoding settings only: our decoding options are not MMPose's.
         ours = KEYPOINT_CODECS.build(codec)
         encoders = [
             dict(
@@ -107,16 +93,13 @@ def stock_targets(step: dict) -> List[dict]:
 
 
 def stock_step(step: dict) -> dict:
-    """The MMPose transform that ``step`` (a pipeline entry) replaces, with
-    the same settings; ``step`` itself when it is MMPose's or has no MMPose
-    counterpart."""
+    """The MMPose transform that ``step`` replaces, with the same settings;
+    ``step`` itself when it is MMPose's or has no counterpart."""
     kind = step['type']
     if kind == 'LoadImageOrSkip':
-        return {
-            key: value
-            for key, value in dict(step, type='LoadImage').items()
-            if key != 'skip'
-        }
+        step = dict(step, type='LoadImage')
+        step.pop('skip', None)
+        return step
     if kind == 'ClippedRandomBBoxTransform':
         # The same probabilities and bounds (MMPose draws truncated normals).
         ours = TRANSFORMS.build(step)
@@ -136,14 +119,12 @@ def stock_step(step: dict) -> dict:
 
 
 def stock_pipeline(pipeline: List[dict]) -> List[dict]:
-    """``pipeline`` with MMPose's transforms and codecs for ours."""
     return [stock_step(step) for step in pipeline]
 
 
 def step_name(step: dict) -> str:
-    """``'LoadImage'``, ``'GenerateTarget(UDPHeatmap)'``,
-    ``'GenerateTarget(AssociativeEmbedding x2)'``: a pipeline entry as the
-    report names it."""
+    """A pipeline entry as the report names it: ``'LoadImage'``,
+    ``'GenerateTarget(AssociativeEmbedding x2)'``."""
     if step['type'] != 'GenerateTarget':
         return step['type']
     encoders = step['encoder']
@@ -156,27 +137,16 @@ def step_name(step: dict) -> str:
     return f'GenerateTarget({codec})'
 
 
-class TimedCompose:
-    """``Compose(transforms)`` that adds each transform's CPU seconds to
-    :attr:`seconds` (one entry per transform)."""
-
-    def __init__(self, compose: Compose) -> None:
-        self.transforms = compose.transforms
-        self.seconds = [0.] * len(self.transforms)
-
-    def __call__(self, data: dict) -> dict:
-        for index, transform in enumerate(self.transforms):
-            start = time.process_time()
-            data = transform(data)
-            self.seconds[index] += time.process_time() - start
-            if data is None:  # Compose's rule: a dropped sample stops here
-                return None
-        return data
+def cpu_time(fn: Callable, *args) -> Tuple[Any, float]:
+    """``fn(*args)`` and the CPU seconds it took."""
+    start = time.process_time()
+    result = fn(*args)
+    return result, time.process_time() - start
 
 
 def _reseed(index: int) -> None:
-    """The augmentations' random draws of sample ``index``: mmcv's and
-    MMPose's transforms draw from numpy's and Python's global generators."""
+    """The same augmentation for sample ``index``: mmcv's and MMPose's
+    transforms draw from numpy's and Python's global generators."""
     np.random.seed(index)
     random.seed(index)
 
@@ -184,9 +154,7 @@ def _reseed(index: int) -> None:
 def _prepare(dataset: BaseDataset, index: int) -> float:
     """CPU seconds of ``dataset.prepare_data(index)`` after reseeding."""
     _reseed(index)
-    start = time.process_time()
-    sample = dataset.prepare_data(index)
-    seconds = time.process_time() - start
+    sample, seconds = cpu_time(dataset.prepare_data, index)
     if sample is None:
         raise RuntimeError(f'the pipeline dropped sample {index} of '
                            f'{dataset.ann_file}')
@@ -195,56 +163,52 @@ def _prepare(dataset: BaseDataset, index: int) -> float:
 
 def whole_pass(dataset: BaseDataset,
                indices: List[int]) -> Callable[[], Dict[str, float]]:
-    """A call that runs the samples ``indices`` and returns their total CPU
-    seconds as ``{'whole': s}``."""
+    """A call returning the samples' total CPU seconds as ``{'whole': s}``."""
     return lambda: {'whole': sum(_prepare(dataset, i) for i in indices)}
 
 
 def split_pass(dataset: BaseDataset, names: List[str],
                indices: List[int]) -> Callable[[], Dict[str, float]]:
-    """A call that runs the samples ``indices`` transform by transform and
-    returns the CPU seconds of each (named by ``names``), and of what
-    ``prepare_data`` does besides (:data:`DATA_INFO`: reading the stored
-    annotation, adding the dataset's meta information)."""
+    """A call returning the samples' CPU seconds of each transform (by
+    ``names``) and of the rest of ``prepare_data`` (:data:`DATA_INFO`: the
+    stored annotation and meta information)."""
     compose = dataset.pipeline
 
     def run() -> Dict[str, float]:
-        timed = TimedCompose(compose)
+        seconds = [0.] * len(compose.transforms)
+
+        def timed(data: dict) -> Optional[dict]:
+            for index, transform in enumerate(compose.transforms):
+                data, took = cpu_time(transform, data)
+                seconds[index] += took
+                if data is None:  # Compose's rule: a dropped sample stops
+                    break
+            return data
+
         dataset.pipeline = timed
         try:
             total = sum(_prepare(dataset, i) for i in indices)
         finally:
             dataset.pipeline = compose
-        return {
-            DATA_INFO: total - sum(timed.seconds),
-            **dict(zip(names, timed.seconds))
-        }
+        return {DATA_INFO: total - sum(seconds), **dict(zip(names, seconds))}
 
     return run
 
 
 def encode_pass(transform: Callable,
                 inputs: List[dict]) -> Callable[[], Dict[str, float]]:
-    """A call that applies ``transform`` (a ``GenerateTarget``) to a fresh
-    copy of each of ``inputs`` and returns its total CPU seconds."""
-
-    def run() -> Dict[str, float]:
-        seconds = 0.
-        for results in inputs:
-            results = dict(results)  # it only adds keys: a shallow copy
-            start = time.process_time()
-            transform(results)
-            seconds += time.process_time() - start
-        return {'encode': seconds}
-
-    return run
+    """A call returning the CPU seconds of ``transform`` (a
+    ``GenerateTarget``) on a fresh copy of each of ``inputs`` (it only adds
+    keys: a shallow copy)."""
+    return lambda: {
+        'encode': sum(cpu_time(transform, dict(r))[1] for r in inputs)
+    }
 
 
 @contextlib.contextmanager
 def worker_process() -> Iterator[None]:
     """One thread for torch and OpenCV, as in a data-loading worker
-    (MMPose's runtime sets OpenCV to 0 threads: no thread pool), and the
-    random generators' states given back afterwards."""
+    (MMPose's runtime sets OpenCV's 0: no pool); random states restored."""
     threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
     states = np.random.get_state(), random.getstate()
     torch.set_num_threads(1)
@@ -260,13 +224,11 @@ def worker_process() -> Iterator[None]:
 
 @contextlib.contextmanager
 def data_sources(num_images: int) -> Iterator[Dict[str, dict]]:
-    """Where the datasets come from, as ``data_root``/``ann_file``/
-    ``data_prefix`` settings: the COCO excerpt and ``num_images`` synthetic
-    images (written to a temporary folder, removed afterwards).
+    """The data settings of the COCO excerpt and of ``num_images``
+    synthetic images (in a temporary folder).
 
     Raises:
-        ConfigError: The COCO excerpt is not there (an installed package
-            without the repository's ``tests/data``).
+        ConfigError: No COCO excerpt (an installed package).
     """
     from ..synthetic import generate_synthetic_coco
     if not (COCO_EXCERPT / 'test_coco.json').is_file():
@@ -290,7 +252,7 @@ def data_sources(num_images: int) -> Iterator[Dict[str, dict]]:
 
 
 def training_dataset_cfg(cfg: Config) -> dict:
-    """The config's training dataset, inside any wrappers (RepeatDataset)."""
+    """The config's training dataset, inside any wrappers."""
     dataset_cfg = cfg.train_dataloader.dataset
     while 'dataset' in dataset_cfg:
         dataset_cfg = dataset_cfg.dataset
@@ -299,9 +261,8 @@ def training_dataset_cfg(cfg: Config) -> dict:
 
 def build_datasets(dataset_cfg: dict, source: dict,
                    pipelines: Dict[str, List[dict]]) -> Dict[str, BaseDataset]:
-    """``dataset_cfg`` on ``source`` (its data settings), once with each of
-    ``pipelines``: one dataset, and shallow copies of it that differ in
-    their pipelines only (building one costs seconds: mmengine collects
+    """``dataset_cfg`` on ``source`` with each of ``pipelines``: shallow
+    copies of one dataset (building one costs seconds: mmengine collects
     garbage after storing the annotations)."""
     first, *others = pipelines
     dataset = DATASETS.build(
@@ -315,7 +276,6 @@ def build_datasets(dataset_cfg: dict, source: dict,
 
 def bench_config(config: str, sources: Dict[str, dict],
                  args: argparse.Namespace, report: Report) -> None:
-    """The report sections of one config: one per data source."""
     cfg = Config.fromfile(config)
     init_default_scope(cfg.get('default_scope', 'mmpose'))
     dataset_cfg = training_dataset_cfg(cfg)
@@ -329,7 +289,7 @@ def bench_config(config: str, sources: Dict[str, dict],
         f'{step_name(a)} -> {step_name(b)}'
         for a, b in zip(pipelines['ours'], pipelines['stock']) if a != b
     ]
-    name = osp.splitext(osp.basename(config))[0]
+    name = Path(config).stem
     for title, source in sources.items():
         datasets = build_datasets(dataset_cfg, source, pipelines)
         indices = [i % len(datasets['ours']) for i in range(args.batch)]
@@ -371,9 +331,9 @@ def bench_config(config: str, sources: Dict[str, dict],
 
 def encode_calls(dataset: BaseDataset, pipeline: List[dict],
                  indices: List[int]) -> Dict[str, Callable]:
-    """``encode: GenerateTarget(CODEC)`` calls timing the ``GenerateTarget``
-    of ``pipeline``, if its codec is ours, and each of :func:`stock_targets`
-    for it, on what reaches it for the samples ``indices``."""
+    """``encode: GenerateTarget(CODEC)`` calls timing our codec's
+    ``GenerateTarget`` of ``pipeline`` and each of :func:`stock_targets`,
+    on what reaches it for the samples ``indices``."""
     position = next(
         (i for i, step in enumerate(pipeline)
          if step['type'] == 'GenerateTarget' and stock_targets(step)), None)

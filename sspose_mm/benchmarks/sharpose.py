@@ -1,13 +1,11 @@
 """``sharpose-sparse``: what SHaRPose's gate and sparse fine pass save.
 
-For a SHaRPose config (default: base 256x192, alpha 0.4), per instance:
-MACs and CPU throughput (backbone + head, no flip, no decoding, as the
-official ``benchmark.py``) of the gated model with 0%, 50% and 100% of the
-instances refined (forced through the quality threshold), against the same
-ViT run densely at full resolution: its patch embedding, blocks, norm and
-head on [K keypoint tokens, all N1 fine patches] (what the model computes
-without the coarse pass and the sparsification; ViTPose-style). Ratios are
-dense / sparse, so above 1 means SHaRPose is cheaper.
+For a SHaRPose config (default: base 256x192, alpha 0.4), per instance: MACs
+and CPU throughput (backbone + head, no flip or decoding, as the official
+``benchmark.py``) of the gated model with 0%, 50% and 100% of the instances
+refined (forced by the quality threshold), against the same ViT run densely
+on [K keypoint tokens, all N1 fine patches] (no coarse pass, no
+sparsification; ViTPose-style). Ratios above 1 mean SHaRPose is cheaper.
 """
 import argparse
 import math
@@ -42,19 +40,19 @@ def dense_forward(model: nn.Module, inputs: Tensor) -> Tensor:
 def gated_forward(model: nn.Module, inputs: Tensor,
                   refine_rate: float) -> Tuple[Callable[[], Tensor], float]:
     """The gated model (standalone-test mode) with the quality threshold set
-    so that ``refine_rate`` of the instances are refined (as near as the
-    batch allows), and the share that the gate then refines."""
+    to refine ``refine_rate`` of the instances (as near as the batch
+    allows), and the share it then refines."""
     backbone = model.backbone
     backbone.train_epoch = None
     with torch.no_grad():
         quality = backbone(inputs).quality.sort().values
+    bounds = torch.cat([
+        quality.new_tensor([-math.inf]), quality,
+        quality.new_tensor([math.inf])
+    ])
     refined = round(refine_rate * len(quality))
-    if refined == 0:
-        threshold = -math.inf
-    elif refined == len(quality):
-        threshold = math.inf
-    else:  # between the refined-th and the next quality
-        threshold = float(quality[refined - 1] + quality[refined]) / 2
+    # Between the refined-th and the next quality (-inf: none, inf: all).
+    threshold = float(bounds[refined] + bounds[refined + 1]) / 2
 
     def run() -> Tensor:
         backbone.qp_threshold = threshold
@@ -66,7 +64,7 @@ def gated_forward(model: nn.Module, inputs: Tensor,
 
 def compared_runs(model: nn.Module,
                   inputs: Tensor) -> Dict[str, Callable[[], Tensor]]:
-    """The dense baseline (:data:`DENSE`) and the gated model at each of
+    """The dense baseline and the gated model at each of
     :data:`REFINE_RATES`, keyed ``'SHaRPose, 50% refined'`` etc. by the
     share actually refined."""
     runs = {DENSE: lambda: dense_forward(model, inputs)}
@@ -79,9 +77,7 @@ def compared_runs(model: nn.Module,
 
 def macs_per_instance(runs: Dict[str, Callable[[], Tensor]],
                       batch: int) -> Dict[str, float]:
-    """MACs of one instance for each run (torch flop counter / 2: matrix
-    products and attention, see :func:`~sspose_mm.benchmarks.core
-    .count_flops`)."""
+    """MACs of one instance for each run (:func:`~.core.count_flops` / 2)."""
     with torch.no_grad():
         return {
             what: count_flops(run) / 2 / batch
@@ -98,8 +94,7 @@ def bench(args: argparse.Namespace, report: Report) -> None:
     backbone = model.backbone
     height, width = backbone.img_sizes[1]
     if args.input and tuple(args.input) != (height, width):
-        # Position embeddings are per-grid parameters: other sizes would
-        # be resized, not measured as configured.
+        # Position embeddings are per grid: other sizes would be resized.
         report.section(f'{config}: --input ignored, runs at {height}x{width}')
     inputs = random_crops(args.batch, (height, width))
     (h0, w0), (h1, w1) = backbone.grids

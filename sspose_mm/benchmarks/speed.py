@@ -1,28 +1,19 @@
 """Suite ``speed``: the fast inference path against the original computation.
 
-For one model and one batch of random crops, in one run:
-
-1. the original computation: the model as built, batch norms not folded and
-   attention computed unfused with its ``N x N`` weights materialised
-   (:func:`~sspose_mm.apis.fast_inference.original_computation`), as the
-   official implementations do;
-2. the fast path, step by step (fused attention, + batch norms folded,
-   + channels-last, + ``torch.compile`` with ``--compile``), each checked to
-   give the original's heatmaps and timed;
-3. the work per crop (FLOPs, see :func:`~.core.count_flops` for the
-   convention) and the rate of a 2048x2048 float32 matrix product, so each
-   path's GFLOP/s reads as a share of what the CPU does at best.
-
-All paths and the matrix product are timed in interleaved rounds
-(:func:`~.core.interleaved_times`): on shared cores the load changes during
-a run, and it then changes every measurement alike.
-
-Works for any top-down model of the package whose ``model(x, None,
-mode='tensor')`` returns heatmaps (a tensor or a tuple of them).
+For one model and batch of random crops: the original computation (batch
+norms not folded, attention unfused with its ``N x N`` weights materialised,
+as the official code does: :func:`~sspose_mm.apis.fast_inference.
+original_computation`); the fast path step by step (fused attention, + BN
+folded, + channels-last, + ``torch.compile`` with ``--compile``), each
+checked to give the original's heatmaps; FLOPs per crop
+(:func:`~.core.count_flops`) and the rate of a 2048x2048 float32 matrix
+product, so each path's GFLOP/s reads as a share of the CPU's best. All are
+timed in the same interleaved rounds. Works for any top-down model whose
+``model(x, None, mode='tensor')`` returns heatmaps (a tensor or a tuple).
 """
 import argparse
 import copy
-import os.path as osp
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,8 +23,8 @@ from ..apis.fast_inference import original_computation, prepare_for_inference
 from .core import (BENCHMARKS, Report, count_flops, inference,
                    interleaved_times, load_model, random_crops, sgemm_call)
 
-# Steps of the fast path: label, prepare_for_inference options. Each adds one
-# change to the previous, so the report shows what every step buys.
+# prepare_for_inference options; each step adds one change to the previous,
+# so the report shows what every step buys.
 STEPS = [
     ('fused attention', dict(fold_bn=False, channels_last=False)),
     ('+ BN folded', dict(fold_bn=True, channels_last=False)),
@@ -41,16 +32,15 @@ STEPS = [
 ]
 COMPILE_STEP = ('+ torch.compile',
                 dict(fold_bn=True, channels_last=True, compile=True))
-# Fused and unfused attention sum in different orders and folded norms round
-# differently; float32 round-off through ~20 layers stays far below this
-# share of the largest heatmap value, while any real error (a wrong fold, a
-# wrong mask) is of the order of the heatmaps themselves.
+# Of the largest heatmap value: float32 round-off (fused attention, folded
+# norms) through ~20 layers stays far below it, a real error (a wrong fold or
+# mask) is of the order of the heatmaps.
 RELATIVE_TOLERANCE = 1e-4
 
 
 def max_difference(outputs: Any, reference: Any) -> float:
-    """Largest absolute difference of two ``mode='tensor'`` outputs (each
-    a tensor or a tuple of them), relative to the largest |reference|."""
+    """Largest |difference| of two ``mode='tensor'`` outputs (tensors or
+    tuples), relative to the largest |reference|."""
     outputs, reference = ([o] if isinstance(o, Tensor) else list(o)
                           for o in (outputs, reference))
     scale = max(float(r.abs().max()) for r in reference) or 1.
@@ -65,7 +55,7 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
     weights), GFLOP/crop, share of the sgemm rate."""
     model, (height, width) = load_model(args)
     inputs = random_crops(args.batch, (height, width), model)
-    name = osp.splitext(osp.basename(args.config))[0]
+    name = Path(args.config).stem
     report.section(f'speed: {name}, batch {args.batch}, {height}x{width}, '
                    f'{torch.get_num_threads()} threads')
 
@@ -95,8 +85,7 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
 
     seconds = interleaved_times(
         calls, warmup=1, repeat=args.repeat, label='speed')
-    # Checked after the timing, which compiles a compiled path (at its
-    # warm-up call) once only.
+    # After the timing, so that a compiled path compiles once.
     differences = {
         label: max_difference(calls[label](), reference)
         for label, _ in steps

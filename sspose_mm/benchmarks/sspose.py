@@ -1,10 +1,10 @@
 """``sspose-pretrain``: what SSpose pretraining and fine-tuning cost on CPU.
 
-For the encoder of a pretraining config (default: SSpose-B on COCO,
-256x192): MAE pretraining training steps (masked forward, backward, AdamW
-step) in images/s at the config's mask ratio and at mask ratio 0, and the
-pose model on the same encoder (the fine-tuning config's head) in training
-steps and inference, images/s; parameters and FLOPs of both.
+For the encoder of a pretraining config (default: SSpose-B, COCO 256x192),
+images/s of MAE training steps (masked forward, backward, AdamW) at the
+config's mask ratio and at 0, and of the pose model on the same encoder (the
+fine-tuning config's head) in training and inference; parameters and FLOPs
+of both.
 """
 import argparse
 import copy
@@ -24,7 +24,7 @@ POSE_CONFIG = 'configs/sspose/td-hm_sspose-b_8xb64-210e_coco-256x192.py'
 def build_models(config: str, input_size: Tuple[int, int]
                  ) -> Tuple[torch.nn.Module, torch.nn.Module]:
     """The pretraining model of ``config`` and the pose model of
-    ``POSE_CONFIG`` with the same encoder, both for ``input_size``."""
+    ``POSE_CONFIG`` on the same encoder, for ``input_size``."""
     cfg = Config.fromfile(config)
     cfg.model.backbone.img_size = input_size
     pose = Config.fromfile(POSE_CONFIG)
@@ -36,7 +36,6 @@ def build_models(config: str, input_size: Tuple[int, int]
 
 def adamw_step(model: torch.nn.Module,
                loss: Callable[[], torch.Tensor]) -> Callable[[], None]:
-    """One optimisation step: ``loss()``, backward, AdamW."""
     adamw = dict(optimizer=dict(type='AdamW', lr=1e-6))
     return training_step(model, loss, build_optim_wrapper(model, adamw))
 

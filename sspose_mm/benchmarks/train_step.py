@@ -1,29 +1,21 @@
 """Suite ``train-step``: one training step against the original computation.
 
-For one top-down model (TransPose, SSpose fine-tuning, SHaRPose) and one
-batch of random crops with targets encoded by the model's own codec, in one
-run and on the same weights:
-
-1. the step of this package: ``model(inputs, samples, mode='loss')``, the
-   config's optimiser wrapper (``update_params``: backward, gradient
-   clipping where configured, update), the model as ``tools/train.py``
-   builds it (train mode, the recipe's dropout and drop path);
-2. the same step as the original implementations compute it: attention
-   unfused, its ``N x N`` weights materialised
-   (:func:`~sspose_mm.apis.fast_inference.original_computation`, as in the
-   ``speed`` suite).
-
-Both must give the same loss and gradients (checked before timing, with
-dropout and drop path off: random masks cannot be compared between two
-computations). Reported: crops/s of both and their ratio (timed in
-interleaved rounds, :func:`~.core.interleaved_times`), the peak memory of one
-step of each (:func:`~.core.peak_rss_of`), and the operations that take the
+For one top-down model (TransPose, SSpose fine-tuning, SHaRPose) and a batch
+of random crops with targets by the model's own codec, on the same weights:
+the package's step (``model(inputs, samples, mode='loss')`` and the config's
+optimiser wrapper, the model in train mode with the recipe's dropout and drop
+path, as ``tools/train.py`` runs it) and the same step as the original code
+computes it (attention unfused, ``N x N`` weights materialised:
+:func:`~sspose_mm.apis.fast_inference.original_computation`). Both must give
+the same loss and gradients (checked first, with dropout and drop path off:
+random masks cannot be compared). Reported: crops/s of both (interleaved
+rounds), the peak memory of a step of each, and the operations that take the
 most time in each, by ``torch.profiler``.
 """
 import argparse
-import os.path as osp
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Tuple
 
 import numpy as np
@@ -43,19 +35,17 @@ from .core import (BENCHMARKS, Report, interleaved_times, load_model,
 
 ORIGINAL = 'original computation'
 PACKAGE = 'this package'
-# Loss and gradients of the two computations differ by float32 round-off
-# only (fused and explicit attention sum in different orders, through ~20
-# layers and batch norms in training mode, whose backward amplifies it where
-# a tensor's gradient is small, the more so in small batches). Measured at
-# 256x192: 5e-5 (R-A3, batch 4), 1.3e-6 (SHaRPose-B, batch 2), 2.6e-4 (H-S,
-# SSpose-B, batch 2) of a tensor's gradient norm. A real difference (a
-# wrong scale, mask or missing term) changes a gradient by a sizeable part
-# of itself: an attention off by 1% fails
-# (tests/test_benchmark_train_step.py).
+# The two computations differ by float32 round-off only (attention summed in
+# another order, through ~20 layers and training-mode batch norms, whose
+# backward amplifies it where a gradient is small, more so in small batches).
+# Measured at 256x192, of a tensor's gradient norm: 5e-5 (R-A3, batch 4),
+# 1.3e-6 (SHaRPose-B, batch 2), 2.6e-4 (H-S, SSpose-B, batch 2). A real
+# difference (a wrong scale, mask or term) changes a gradient by a sizeable
+# part of itself: an attention off by 1% fails (test_benchmark_train_step).
 RELATIVE_TOLERANCE = 1e-3
-# Gradients smaller than this share of the largest tensor's gradient norm
-# are compared against that floor instead (a gradient that is zero in exact
-# arithmetic, e.g. of a bias before a batch norm, is round-off on both sides).
+# Gradients below this share of the largest gradient norm are compared with
+# that floor (one zero in exact arithmetic, e.g. of a bias before a batch
+# norm, is round-off on both sides).
 GRADIENT_FLOOR = 1e-3
 TOP_OPERATIONS = 6
 
@@ -64,11 +54,10 @@ def training_batch(model: nn.Module,
                    batch: int,
                    size: Tuple[int, int],
                    seed: int = 0) -> Tuple[Tensor, List[PoseDataSample]]:
-    """Random normalised crops ``(batch, 3, H, W)`` and their data samples:
-    one person each, with random keypoints (a fifth of them invisible,
-    one per output channel of the head)
-    encoded by the head's codec into heatmaps and keypoint weights, as
-    ``GenerateTarget`` and ``PackPoseInputs`` give them."""
+    """Random crops ``(batch, 3, H, W)`` and their data samples, as
+    ``GenerateTarget`` and ``PackPoseInputs`` give them: one person each,
+    one random keypoint per head channel (a fifth invisible), encoded by the
+    head's codec."""
     codec = model.head.decoder
     num_keypoints = model.head.out_channels
     height, width = size
@@ -99,16 +88,15 @@ def training_batch(model: nn.Module,
 
 def step_loss(model: nn.Module, inputs: Tensor,
               samples: List[PoseDataSample]) -> Tensor:
-    """The summed training loss of one forward pass, as the runner's
-    ``train_step`` forms it."""
+    """The summed loss of one forward pass, as the runner's ``train_step``."""
     loss, _ = model.parse_losses(model(inputs, samples, mode='loss'))
     return loss
 
 
 @contextmanager
 def without_randomness(model: nn.Module) -> Iterator[None]:
-    """Dropout, drop path and attention dropout off inside the block (their
-    modules in eval mode), batch norms still in training mode."""
+    """Dropout, drop path and attention dropout off inside the block, batch
+    norms still in training mode."""
     random = [
         m for m in model.modules()
         if isinstance(m, (nn.Dropout, DropPath,
@@ -126,8 +114,8 @@ def without_randomness(model: nn.Module) -> Iterator[None]:
 def loss_and_gradients(model: nn.Module, inputs: Tensor,
                        samples: List[PoseDataSample]
                        ) -> Tuple[float, Dict[str, Tensor]]:
-    """Loss and the gradient of every trained parameter, by name (none of
-    them kept on the model)."""
+    """Loss and the gradient of every trained parameter, by name (not kept
+    on the model)."""
     model.zero_grad(set_to_none=True)
     loss = step_loss(model, inputs, samples)
     loss.backward()
@@ -145,8 +133,7 @@ def gradient_difference(gradients: Dict[str, Tensor],
     least :data:`GRADIENT_FLOOR` of the largest one), and its tensor.
 
     Raises:
-        RuntimeError: The two computations give gradients to different
-            parameters.
+        RuntimeError: The two train different parameters.
     """
     if gradients.keys() != reference.keys():
         raise RuntimeError(
@@ -165,9 +152,8 @@ def gradient_difference(gradients: Dict[str, Tensor],
 
 def check_same_step(model: nn.Module, inputs: Tensor,
                     samples: List[PoseDataSample]) -> Tuple[float, float, str]:
-    """Relative difference of the losses and the worst gradient difference
-    (and its tensor) between this package's step and the original
-    computation, randomness off.
+    """Relative loss difference and worst gradient difference (and its
+    tensor) of the package's step vs the original, randomness off.
 
     Raises:
         RuntimeError: Either exceeds :data:`RELATIVE_TOLERANCE`.
@@ -191,7 +177,7 @@ def check_same_step(model: nn.Module, inputs: Tensor,
 
 def top_operations(step: Callable[[], None]) -> List[Tuple[str, float]]:
     """The :data:`TOP_OPERATIONS` operations of one ``step()`` with the
-    most self CPU time, with their share of the total, by torch.profiler."""
+    most self CPU time, and their share of the total."""
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
         step()
     events = [e for e in profiler.key_averages() if e.self_cpu_time_total]
@@ -202,9 +188,9 @@ def top_operations(step: Callable[[], None]) -> List[Tuple[str, float]]:
 
 
 def set_last_epoch(model: nn.Module, cfg) -> None:
-    """What a run's hooks tell the model at the last epoch (SHaRPose's
-    ``train_epoch``, set by ``SHaRPoseQualityHook``), so that every loss of
-    the recipe is on and no instance is gated in training."""
+    """Set what the hooks tell the model at the last epoch (SHaRPose's
+    ``train_epoch``), so that every loss of the recipe is on and no
+    instance is gated in training."""
     epoch = cfg.get('train_cfg', {}).get('max_epochs', 1)
     for module in model.modules():
         if hasattr(module, 'train_epoch'):
@@ -239,7 +225,7 @@ def bench_train_step(args: argparse.Namespace, report: Report) -> None:
         training_step(model, partial(step_loss, model, inputs, samples),
                       optim_wrapper)
     }
-    name = osp.splitext(osp.basename(args.config))[0]
+    name = Path(args.config).stem
     recipe_batch = cfg.get('train_dataloader', {}).get('batch_size')
     report.section(
         f'train-step: {name}, batch {args.batch} (recipe: {recipe_batch} '
