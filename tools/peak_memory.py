@@ -11,6 +11,7 @@ accumulating heatmaps would grow by ``K x H x W x 4`` bytes per crop.
 (ground-truth boxes) instead of the config's data.
 """
 import argparse
+import contextlib
 import math
 import os
 import os.path as osp
@@ -56,10 +57,8 @@ def sample(child: subprocess.Popen,
         main = rss_bytes(child.pid)
         workers = sum(rss_bytes(pid) for pid in children(child.pid))
         samples.append((time.time() - start, main, main + workers))
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(interval)
-        except subprocess.TimeoutExpired:
-            pass
     return samples
 
 

@@ -1,12 +1,10 @@
 """What every benchmark suite shares: a registry, a report, timers.
 
-A suite is a function ``bench(args, report)`` registered under a name in
-:data:`BENCHMARKS`; the first paragraph of its docstring is its ``--list``
-help. ``args`` carries ``config`` (path or None), ``checkpoint`` (path or
-None), ``batch``, ``threads``, ``input`` (``(H, W)`` or None: the config's)
-and ``repeat``. Timings are medians of wall-clock time after warm-up calls,
-so one-off work (lazy init, ``torch.compile``) and one call slowed by another
-process do not count.
+A suite is a function ``bench(args, report)`` registered in
+:data:`BENCHMARKS`, its docstring's first paragraph its ``--list`` help;
+``args`` are ``tools/benchmark.py``'s (``input``: ``(H, W)`` or None).
+Timings are medians after warm-up calls, so one-off work (lazy init,
+``torch.compile``) and a call slowed by another process do not count.
 """
 import argparse
 import contextlib
@@ -57,11 +55,10 @@ def format_suite_list() -> str:
 
 def run_suites(args: argparse.Namespace) -> 'Report':
     """Run the suites ``args.suite`` on ``args.threads`` threads into a new
-    report (printed as it comes).
+    report, printed as it comes.
 
     Raises:
-        ConfigError: An unknown suite, or ``args.batch``, ``args.threads``
-            or ``args.repeat`` below 1 (checked before anything runs).
+        ConfigError: An unknown suite, or a count below 1 (before any run).
     """
     suites = [get_benchmark(name) for name in args.suite]
     for name in ('batch', 'threads', 'repeat'):
@@ -192,12 +189,10 @@ def interleaved_medians(calls: Dict[str, Callable[[], Dict[str, float]]],
                         repeat: int = 3,
                         label: str = 'timing') -> Dict[str, Dict[str, float]]:
     """For each of ``calls``, the median of each time (seconds by name) it
-    returns, over ``repeat`` rounds after ``warmup`` ones.
-
-    Each round calls every function once, so that a change of the machine's
-    load (other processes on shared cores) affects all alike and their
-    ratios stay meaningful. A progress bar on stderr shows the calls when
-    stderr is a terminal.
+    returns, over ``repeat`` rounds after ``warmup`` ones. Each round calls
+    every function once, so that a change of load (processes sharing the
+    cores) affects all alike and their ratios hold. A progress bar shows on
+    a terminal's stderr.
 
     Raises:
         ValueError: ``repeat`` is below 1 or ``warmup`` below 0.
@@ -255,12 +250,10 @@ def interleaved_times(calls: Dict[str, Callable[[], Any]],
 
 
 def peak_rss_of(fn: Callable[[], Any]) -> int:
-    """Peak resident memory, in bytes, of a forked child running ``fn()``.
-
-    A child keeps each measurement independent (``ru_maxrss`` never goes
-    down); it runs on one thread (threads change memory only by scratch
-    buffers). The peak includes what this process has written (model,
-    tensors): subtract ``peak_rss_of(lambda: None)`` for what ``fn`` adds.
+    """Peak resident bytes of a forked child running ``fn()`` on one thread
+    (``ru_maxrss`` never goes down: a child keeps measurements apart). It
+    includes what this process has written (model, tensors): subtract
+    ``peak_rss_of(lambda: None)`` for what ``fn`` adds.
 
     Raises:
         RuntimeError: ``fn`` raised in the child (its message is passed on)
@@ -316,14 +309,6 @@ def peak_memory_added(calls: Dict[str, Callable[[], Any]]) -> Dict[str, float]:
     }
 
 
-def sgemm_call(n: int = 2048) -> Tuple[Callable[[], Any], int]:
-    """One ``n x n`` float32 matrix product to time, and its FLOPs."""
-    a = torch.randn(n, n)
-    b = torch.randn(n, n)
-    out = torch.empty(n, n)
-    return (lambda: torch.mm(a, b, out=out)), 2 * n**3
-
-
 def count_flops(fn: Callable[[], Any]) -> int:
     """FLOPs of ``fn()`` by ``torch.utils.flop_counter``.
 
@@ -354,12 +339,10 @@ def count_flops(fn: Callable[[], Any]) -> int:
 
 def load_model(args: argparse.Namespace) -> Tuple[nn.Module, Tuple[int, int]]:
     """The eval-mode model of ``args.config`` and the ``(H, W)`` to run it at
-    (``args.input`` or the codec's).
-
-    Weights come from ``args.checkpoint`` (all of them, or it stops); without
-    one, or with ``"none"``, they are random and so are the batch-norm
-    statistics (:func:`randomise_norm_statistics`), so that checks comparing
-    two computations are not blind to the norms.
+    (``args.input`` or the codec's). Without ``args.checkpoint`` (or with
+    ``"none"``) weights and batch-norm statistics are random
+    (:func:`randomise_norm_statistics`), so that checks comparing two
+    computations are not blind to the norms.
 
     Raises:
         ConfigError: No config, or a missing config/checkpoint file.

@@ -1,26 +1,14 @@
 """Suite ``pipeline``: a family's training data pipeline, ours vs MMPose's.
 
-For each config (``CONFIG``, or :data:`DEFAULT_CONFIGS`, one per family) the
-training dataset is built by MMPose's builders on two sources: MMPose's COCO
-excerpt (``tests/data/coco`` of a source checkout: 12 people top-down, 4
-images bottom-up) and synthetic 640x480 people rendered into a temporary
-folder. A sample is ``dataset.prepare_data(i)``, what a data-loading worker
-makes of an index: annotation, decoding, crop, augmentation, targets,
-packing. Two pipelines run in interleaved rounds: *ours*, the config's, and
-*stock*, the same with MMPose's transforms and codecs where the package
-replaces them (:func:`stock_step`: ``LoadImage``, ``RandomBBoxTransform``,
-``TopdownAffine(use_udp=True)``, ``UDPHeatmap``, an ``AssociativeEmbedding``
-per heatmap resolution).
-
-Time is this process's CPU time on one thread (torch and OpenCV), as a
-worker on a core of its own, far less disturbed than wall time on shared
-cores. Each pass is timed whole and, separately, transform by transform; both
-draw the same augmentation (numpy and ``random`` reseeded per sample), so the
-split adds up to the whole. Figures are medians over ``--repeat`` rounds
-after one warm-up, per sample. Target encoding is also timed alone, for our
-codec and each MMPose codec that could stand in for it (``encode:`` rows).
-``--batch`` is the samples per source (the excerpt's reused in turn);
-``--threads`` and ``--input`` do not apply.
+For each config (``CONFIG``, or :data:`DEFAULT_CONFIGS`), the CPU time on one
+thread of what a data-loading worker does per sample
+(``dataset.prepare_data(i)``) on MMPose's COCO excerpt and on synthetic
+images, whole and transform by transform, against the same pipeline with
+MMPose's transforms and codecs where ours replace them (:func:`stock_step`),
+and target encoding alone (``encode:`` rows); see README.md, "Data
+pipeline". CPU time is far less disturbed than wall time on shared cores.
+``--batch`` is the samples per source; ``--threads`` and ``--input`` do not
+apply.
 """
 import argparse
 import contextlib
@@ -127,14 +115,11 @@ def step_name(step: dict) -> str:
     ``'GenerateTarget(AssociativeEmbedding x2)'``."""
     if step['type'] != 'GenerateTarget':
         return step['type']
-    encoders = step['encoder']
-    if isinstance(encoders, dict):
-        codec = encoders['type']
-    else:
-        codec = f'{encoders[0]["type"]} x{len(encoders)}'
-    if isinstance(encoders, dict) and encoders.get('unbiased'):
-        codec += ', unbiased'
-    return f'GenerateTarget({codec})'
+    codec = step['encoder']
+    if isinstance(codec, dict):
+        unbiased = ', unbiased' if codec.get('unbiased') else ''
+        return f'GenerateTarget({codec["type"]}{unbiased})'
+    return f'GenerateTarget({codec[0]["type"]} x{len(codec)})'
 
 
 def cpu_time(fn: Callable, *args) -> Tuple[Any, float]:

@@ -26,11 +26,9 @@ REFINE_RATES = (0., 0.5, 1.)
 def dense_forward(model: nn.Module, inputs: Tensor) -> Tensor:
     """Heatmaps of the model's ViT run densely on all fine patches."""
     backbone = model.backbone
-    tokens = torch.cat([
-        backbone.keypoint_tokens.expand(inputs.shape[0], -1, -1),
-        backbone.patch_embed(inputs) + backbone.pos_embed_list[1]
-    ],
-                       dim=1)
+    keypoint_tokens = backbone.keypoint_tokens.expand(len(inputs), -1, -1)
+    patches = backbone.patch_embed(inputs) + backbone.pos_embed_list[1]
+    tokens = torch.cat([keypoint_tokens, patches], dim=1)
     for block in backbone.blocks:
         tokens, _ = block(tokens)
     keypoints = backbone.norm(tokens[:, :backbone.num_keypoints])
@@ -79,10 +77,7 @@ def macs_per_instance(runs: Dict[str, Callable[[], Tensor]],
                       batch: int) -> Dict[str, float]:
     """MACs of one instance for each run (:func:`~.core.count_flops` / 2)."""
     with torch.no_grad():
-        return {
-            what: count_flops(run) / 2 / batch
-            for what, run in runs.items()
-        }
+        return {w: count_flops(r) / 2 / batch for w, r in runs.items()}
 
 
 @BENCHMARKS.register_module('sharpose-sparse')

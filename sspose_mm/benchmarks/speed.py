@@ -1,15 +1,10 @@
 """Suite ``speed``: the fast inference path against the original computation.
 
-For one model and batch of random crops: the original computation (batch
-norms not folded, attention unfused with its ``N x N`` weights materialised,
-as the official code does: :func:`~sspose_mm.apis.fast_inference.
-original_computation`); the fast path step by step (fused attention, + BN
-folded, + channels-last, + ``torch.compile`` with ``--compile``), each
-checked to give the original's heatmaps; FLOPs per crop
-(:func:`~.core.count_flops`) and the rate of a 2048x2048 float32 matrix
-product, so each path's GFLOP/s reads as a share of the CPU's best. All are
-timed in the same interleaved rounds. Works for any top-down model whose
-``model(x, None, mode='tensor')`` returns heatmaps (a tensor or a tuple).
+crops/s of the original computation and of the fast path step by step, each
+checked to give the original's heatmaps, timed in interleaved rounds with a
+float32 matrix product whose rate each path's GFLOP/s is read against; see
+docs/speed.md. Works for any top-down model whose ``model(x, None,
+mode='tensor')`` returns heatmaps (a tensor or a tuple).
 """
 import argparse
 import copy
@@ -21,7 +16,7 @@ from torch import Tensor
 
 from ..apis.fast_inference import original_computation, prepare_for_inference
 from .core import (BENCHMARKS, Report, count_flops, inference,
-                   interleaved_times, load_model, random_crops, sgemm_call)
+                   interleaved_times, load_model, random_crops)
 
 # prepare_for_inference options; each step adds one change to the previous,
 # so the report shows what every step buys.
@@ -69,12 +64,12 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
         'torch.utils.flop_counter: conv/matmul/attention, '
         '1 multiply-add = 2 FLOP')
 
-    def original() -> Any:
-        with original_computation():
-            return forward()
-
-    sgemm, sgemm_flops = sgemm_call()
-    calls = {'sgemm': sgemm, 'original computation': original}
+    a, b = torch.randn(2, 2048, 2048)  # the sgemm rate: this CPU's best
+    out = torch.empty(2048, 2048)
+    calls = {
+        'sgemm': lambda: torch.mm(a, b, out=out),
+        'original computation': original_computation()(forward)
+    }
     steps = STEPS if args.steps else STEPS[-1:]
     if getattr(args, 'compile', False):
         steps = steps + [COMPILE_STEP]
@@ -90,7 +85,7 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
         label: max_difference(calls[label](), reference)
         for label, _ in steps
     }
-    sgemm_rate = sgemm_flops / seconds.pop('sgemm') / 1e9
+    sgemm_rate = 2 * 2048**3 / seconds.pop('sgemm') / 1e9
     report.row('sgemm 2048x2048 float32', sgemm_rate, 'GFLOP/s',
                'timed in the same rounds as the models')
     rates = {label: args.batch / time for label, time in seconds.items()}

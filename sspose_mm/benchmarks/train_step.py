@@ -1,16 +1,13 @@
 """Suite ``train-step``: one training step against the original computation.
 
-For one top-down model (TransPose, SSpose fine-tuning, SHaRPose) and a batch
-of random crops with targets by the model's own codec, on the same weights:
-the package's step (``model(inputs, samples, mode='loss')`` and the config's
-optimiser wrapper, the model in train mode with the recipe's dropout and drop
-path, as ``tools/train.py`` runs it) and the same step as the original code
-computes it (attention unfused, ``N x N`` weights materialised:
-:func:`~sspose_mm.apis.fast_inference.original_computation`). Both must give
-the same loss and gradients (checked first, with dropout and drop path off:
-random masks cannot be compared). Reported: crops/s of both (interleaved
-rounds), the peak memory of a step of each, and the operations that take the
-most time in each, by ``torch.profiler``.
+For one top-down model (TransPose, SSpose fine-tuning, SHaRPose) on the same
+weights: crops/s, peak memory and costliest operations of the package's step
+(the config's loss and optimiser wrapper, recipe's dropout on, as
+``tools/train.py`` runs it) and of the same step computed as the original
+code does (attention unfused:
+:func:`~sspose_mm.apis.fast_inference.original_computation`), after checking
+that both give the same loss and gradients (dropout off: random masks cannot
+be compared); see README.md, "Training step".
 """
 import argparse
 from contextlib import contextmanager
@@ -116,56 +113,42 @@ def loss_and_gradients(model: nn.Module, inputs: Tensor,
                        ) -> Tuple[float, Dict[str, Tensor]]:
     """Loss and the gradient of every trained parameter, by name (not kept
     on the model)."""
-    model.zero_grad(set_to_none=True)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     loss = step_loss(model, inputs, samples)
-    loss.backward()
-    gradients = {
-        name: p.grad.detach().clone()
-        for name, p in model.named_parameters() if p.grad is not None
-    }
-    model.zero_grad(set_to_none=True)
-    return float(loss.detach()), gradients
-
-
-def gradient_difference(gradients: Dict[str, Tensor],
-                        reference: Dict[str, Tensor]) -> Tuple[float, str]:
-    """Worst ``||g - g_ref|| / ||g_ref||`` over the tensors (the norm at
-    least :data:`GRADIENT_FLOOR` of the largest one), and its tensor.
-
-    Raises:
-        RuntimeError: The two train different parameters.
-    """
-    if gradients.keys() != reference.keys():
-        raise RuntimeError(
-            'the two computations train different parameters: ' +
-            ', '.join(sorted(gradients.keys() ^ reference.keys())[:5]))
-    norms = {name: float(g.norm()) for name, g in reference.items()}
-    floor = GRADIENT_FLOOR * max(norms.values(), default=0.)
-    worst, where = 0., ''
-    for name, gradient in gradients.items():
-        difference = float((gradient - reference[name]).norm())
-        relative = difference / max(norms[name], floor, 1e-30)
-        if relative >= worst:
-            worst, where = relative, name
-    return worst, where
+    grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+    return float(loss), {n: g for n, g in zip(params, grads) if g is not None}
 
 
 def check_same_step(model: nn.Module, inputs: Tensor,
                     samples: List[PoseDataSample]) -> Tuple[float, float, str]:
-    """Relative loss difference and worst gradient difference (and its
-    tensor) of the package's step vs the original, randomness off.
+    """Relative loss difference and worst gradient difference
+    ``||g - g_ref|| / ||g_ref||`` (the norm at least :data:`GRADIENT_FLOOR`
+    of the largest one) with its tensor, of the package's step vs the
+    original, randomness off.
 
     Raises:
-        RuntimeError: Either exceeds :data:`RELATIVE_TOLERANCE`.
+        RuntimeError: The two train different parameters, or a difference
+            exceeds :data:`RELATIVE_TOLERANCE`.
     """
     with without_randomness(model):
         loss, gradients = loss_and_gradients(model, inputs, samples)
         with original_computation():
             reference_loss, reference = loss_and_gradients(
                 model, inputs, samples)
+    if gradients.keys() != reference.keys():
+        raise RuntimeError(
+            'the two computations train different parameters: ' +
+            ', '.join(sorted(gradients.keys() ^ reference.keys())[:5]))
+    norms = {name: float(g.norm()) for name, g in reference.items()}
+    floor = GRADIENT_FLOOR * max(norms.values(), default=0.)
+    gradient, where = 0., ''
+    for name, grad in gradients.items():
+        relative = float(
+            (grad - reference[name]).norm()) / max(norms[name], floor, 1e-30)
+        if relative >= gradient:
+            gradient, where = relative, name
     loss_difference = abs(loss - reference_loss) / max(
         abs(reference_loss), 1e-30)
-    gradient, where = gradient_difference(gradients, reference)
     if max(loss_difference, gradient) > RELATIVE_TOLERANCE:
         raise RuntimeError(
             f'the training step does not reproduce the original '
@@ -214,16 +197,12 @@ def bench_train_step(args: argparse.Namespace, report: Report) -> None:
     inputs, samples = training_batch(model, args.batch, size)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
 
-    def original_loss() -> Tensor:
-        with original_computation():  # the backward follows its graph
-            return step_loss(model, inputs, samples)
-
+    package_loss = partial(step_loss, model, inputs, samples)
+    # The backward follows the graph of the original computation.
+    original_loss = original_computation()(package_loss)
     calls = {
-        ORIGINAL:
-        training_step(model, original_loss, optim_wrapper),
-        PACKAGE:
-        training_step(model, partial(step_loss, model, inputs, samples),
-                      optim_wrapper)
+        what: training_step(model, loss, optim_wrapper)
+        for what, loss in ((ORIGINAL, original_loss), (PACKAGE, package_loss))
     }
     name = Path(args.config).stem
     recipe_batch = cfg.get('train_dataloader', {}).get('batch_size')
