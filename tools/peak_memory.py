@@ -100,15 +100,10 @@ def main():
     if not osp.isfile(args.config):
         raise ConfigError(f'config file "{args.config}" does not exist.')
     with tempfile.TemporaryDirectory() as folder:
-        options = (
-            synthetic_options(args.num_crops, folder)
-            if args.num_crops else [])
-        command = [
-            sys.executable,
-            osp.join(ROOT, 'tools/test.py'), args.config, args.checkpoint,
-            '--work-dir',
-            osp.join(folder, 'work')
-        ]
+        options = synthetic_options(args.num_crops,
+                                    folder) if args.num_crops else []
+        test = [sys.executable, osp.join(ROOT, 'tools/test.py'), args.config]
+        command = test + [args.checkpoint, '--work-dir', f'{folder}/work']
         if options or args.cfg_options:
             command += ['--cfg-options'] + options + args.cfg_options
         child = subprocess.Popen(command, cwd=ROOT)

@@ -1,8 +1,5 @@
-"""Benchmark suites, run by ``tools/benchmark.py CONFIG --suite NAME``.
-
-Each module below registers its suites in
-:data:`~sspose_mm.benchmarks.core.BENCHMARKS` when imported.
-"""
+"""Benchmark suites, run by ``tools/benchmark.py CONFIG --suite NAME``; each
+module registers its suites in :data:`~.core.BENCHMARKS` when imported."""
 from . import higherpose  # noqa: F401
 from . import pipeline  # noqa: F401
 from . import sharpose  # noqa: F401

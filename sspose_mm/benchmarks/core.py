@@ -31,13 +31,12 @@ from tqdm import tqdm
 
 from ..errors import ConfigError
 
-BenchmarkFn = Callable[[argparse.Namespace, 'Report'], None]
 GIB = 1024**3
 
 BENCHMARKS = Registry('benchmark suite')
 
 
-def get_benchmark(name: str) -> BenchmarkFn:
+def get_benchmark(name: str) -> Callable[[argparse.Namespace, 'Report'], None]:
     """The suite ``name``, or a ConfigError listing the known ones."""
     # module_dict, not BENCHMARKS.get: get imports dotted names as modules.
     if name not in BENCHMARKS.module_dict:
@@ -88,8 +87,7 @@ class Section:
 
 
 class Report:
-    """Results of one run as tables, printed to stdout as they are added
-    when ``live``, and dumped as JSON."""
+    """The result tables of a run, printed as they come when ``live``."""
 
     def __init__(self, live: bool = True) -> None:
         self.sections: List[Section] = []
@@ -123,10 +121,8 @@ class Report:
                 dict(machine=self.machine, sections=sections), f, indent=2)
 
     def format(self) -> str:
-        lines = [
-            'machine: ' + ', '.join(f'{k} {v}'
-                                    for k, v in self.machine.items())
-        ]
+        machine = ', '.join(f'{k} {v}' for k, v in self.machine.items())
+        lines = [f'machine: {machine}']
         for sec in self.sections:
             lines.append(f'\n== {sec.title}')
             lines.extend(_format_row(row) for row in sec.rows)
@@ -161,13 +157,12 @@ def describe_machine() -> Dict[str, Any]:
     with contextlib.suppress(OSError), open('/proc/cpuinfo') as f:
         cpu = next((line.split(':', 1)[1].strip()
                     for line in f if line.startswith('model name')), cpu)
-    machine = {
-        'cpu': cpu,
-        'cores': os.cpu_count(),
-        'torch_threads': torch.get_num_threads(),
-        'torch': torch.__version__,
-        'python': platform.python_version()
-    }
+    machine = dict(
+        cpu=cpu,
+        cores=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        python=platform.python_version())
     if hasattr(os, 'getloadavg'):
         machine['load_1min_at_start'] = round(os.getloadavg()[0], 2)
     if torch.cuda.is_available():
@@ -179,8 +174,7 @@ def time_per_call(fn: Callable[[], Any],
                   warmup: int = 1,
                   repeat: int = 3,
                   label: str = 'timing') -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeat`` calls after
-    ``warmup`` ones (:func:`interleaved_times` of one call)."""
+    """Median wall-clock seconds of ``fn()`` after ``warmup`` calls."""
     return interleaved_times({label: fn}, warmup, repeat, label)[label]
 
 
@@ -216,13 +210,8 @@ def interleaved_medians(calls: Dict[str, Callable[[], Dict[str, float]]],
                     for key, seconds in measured.items():
                         times[name].setdefault(key, []).append(seconds)
                 bar.update()
-    return {
-        name: {
-            key: statistics.median(values)
-            for key, values in measured.items()
-        }
-        for name, measured in times.items()
-    }
+    median = statistics.median
+    return {n: {k: median(v) for k, v in t.items()} for n, t in times.items()}
 
 
 def interleaved_times(calls: Dict[str, Callable[[], Any]],
@@ -241,11 +230,8 @@ def interleaved_times(calls: Dict[str, Callable[[], Any]],
         sync()
         return {'seconds': time.perf_counter() - start}
 
-    medians = interleaved_medians(
-        {
-            name: partial(timed, fn)
-            for name, fn in calls.items()
-        }, warmup, repeat, label)
+    timed_calls = {name: partial(timed, fn) for name, fn in calls.items()}
+    medians = interleaved_medians(timed_calls, warmup, repeat, label)
     return {name: median['seconds'] for name, median in medians.items()}
 
 
@@ -298,15 +284,10 @@ def peak_rss_of(fn: Callable[[], Any]) -> int:
 
 def peak_memory_added(calls: Dict[str, Callable[[], Any]]) -> Dict[str, float]:
     """GiB that each call adds at its peak to this process as it is.
-
-    Measure before the process computes anything: a forked child reuses heap
-    pages the parent has freed but kept.
-    """
+    Measure before computing anything: a forked child reuses heap pages the
+    parent has freed but kept."""
     empty = peak_rss_of(lambda: None)
-    return {
-        name: (peak_rss_of(call) - empty) / GIB
-        for name, call in calls.items()
-    }
+    return {n: (peak_rss_of(c) - empty) / GIB for n, c in calls.items()}
 
 
 def count_flops(fn: Callable[[], Any]) -> int:
@@ -379,8 +360,8 @@ def randomise_norm_statistics(model: nn.Module, seed: int = 0) -> None:
 
 
 def build_model(config: Union[str, Config]) -> nn.Module:
-    """The eval-mode model of ``config``, random weights (no pretrained
-    backbone file)."""
+    """The eval-mode model of ``config`` with random weights."""
+    # Without the backbone's pretrained file: speed does not depend on it.
     cfg = Config.fromfile(config) if isinstance(config, str) else config
     init_default_scope(cfg.get('default_scope', 'mmpose'))
     cfg.model.backbone.init_cfg = None
@@ -400,8 +381,7 @@ def random_crops(batch: int,
 
 
 def inference(model: nn.Module, inputs: Tensor) -> Callable[[], Any]:
-    """A call of the network alone (``mode='tensor'``) on ``inputs``, eval
-    mode, no gradients."""
+    """A call of the network alone (``mode='tensor'``), eval, no gradients."""
 
     def run() -> Any:
         model.eval()

@@ -64,7 +64,8 @@ def bench(args: argparse.Namespace, report: Report) -> None:
             calls[size, name, 'training step'] = training_step(
                 model, partial(stand_in_loss, model, images))
     peaks = peak_memory_added(calls)
-    for (height, width), images in inputs.items():
+    for size, images in inputs.items():
+        height, width = size
         tokens = (height // 4) * (width // 4)
         report.section(f'{height}x{width}, batch {args.batch}, '
                        f'{args.threads} threads; {tokens} tokens at 1/4')
@@ -86,9 +87,8 @@ def bench(args: argparse.Namespace, report: Report) -> None:
                        'matmuls, convolutions and attention')
             for what in ('inference', 'training step'):
                 report.row(
-                    f'{name}: peak memory, {what}', peaks[(height, width),
-                                                          name, what], 'GiB',
-                    'added to the process with the models built; '
+                    f'{name}: peak memory, {what}', peaks[size, name, what],
+                    'GiB', 'added to the process with the models built; '
                     'one thread')
         attention_bytes = 4 * 4 * tokens**2 * args.batch
         report.row('N x N weights of one local layer (not held)',

@@ -91,13 +91,10 @@ def stock_step(step: dict) -> dict:
     if kind == 'ClippedRandomBBoxTransform':
         # The same probabilities and bounds (MMPose draws truncated normals).
         ours = TRANSFORMS.build(step)
-        return dict(
-            type='RandomBBoxTransform',
-            **{
-                name: getattr(ours, name)
-                for name in ('shift_factor', 'shift_prob', 'scale_factor',
-                             'scale_prob', 'rotate_factor', 'rotate_prob')
-            })
+        laws = ('shift_factor', 'shift_prob', 'scale_factor', 'scale_prob',
+                'rotate_factor', 'rotate_prob')
+        settings = {name: getattr(ours, name) for name in laws}
+        return dict(type='RandomBBoxTransform', **settings)
     if kind == 'TransPoseAffine':
         return dict(
             type='TopdownAffine', input_size=step['input_size'], use_udp=True)
@@ -222,18 +219,16 @@ def data_sources(num_images: int) -> Iterator[Dict[str, dict]]:
     with tempfile.TemporaryDirectory(prefix='sspose-pipeline-') as folder:
         generate_synthetic_coco(
             folder, {'train': num_images}, image_size=SYNTHETIC_IMAGE_SIZE)
-        yield {
-            'COCO excerpt':
-            dict(
-                data_root=str(COCO_EXCERPT),
-                ann_file='test_coco.json',
-                data_prefix=dict(img='')),
-            f'synthetic {SYNTHETIC_IMAGE_SIZE[0]}x{SYNTHETIC_IMAGE_SIZE[1]}':
-            dict(
-                data_root=folder,
-                ann_file='annotations/person_keypoints_train.json',
-                data_prefix=dict(img='train/')),
-        }
+        coco = dict(
+            data_root=str(COCO_EXCERPT),
+            ann_file='test_coco.json',
+            data_prefix=dict(img=''))
+        synthetic = dict(
+            data_root=folder,
+            ann_file='annotations/person_keypoints_train.json',
+            data_prefix=dict(img='train/'))
+        width, height = SYNTHETIC_IMAGE_SIZE
+        yield {'COCO excerpt': coco, f'synthetic {width}x{height}': synthetic}
 
 
 def training_dataset_cfg(cfg: Config) -> dict:
@@ -279,10 +274,10 @@ def bench_config(config: str, sources: Dict[str, dict],
         datasets = build_datasets(dataset_cfg, source, pipelines)
         indices = [i % len(datasets['ours']) for i in range(args.batch)]
         calls = {}
-        for variant, dataset in datasets.items():
-            calls[f'{variant} split'] = split_pass(dataset, names[variant],
+        for variant, data in datasets.items():
+            calls[f'{variant} split'] = split_pass(data, names[variant],
                                                    indices)
-            calls[variant] = whole_pass(dataset, indices)
+            calls[variant] = whole_pass(data, indices)
         calls.update(
             encode_calls(datasets['ours'], pipelines['ours'], indices))
         medians = interleaved_medians(calls, warmup=1, repeat=args.repeat)
@@ -290,10 +285,7 @@ def bench_config(config: str, sources: Dict[str, dict],
                        f'one worker process (CPU time, median of '
                        f'{args.repeat})')
         per_sample = 1000 / args.batch  # seconds in total -> ms per sample
-        whole = {
-            variant: medians[variant]['whole'] * per_sample
-            for variant in pipelines
-        }
+        whole = {v: medians[v]['whole'] * per_sample for v in pipelines}
         for variant in pipelines:
             report.row(f'{variant}: samples/s per worker',
                        1000 / whole[variant], 'samples/s')
@@ -324,15 +316,12 @@ def encode_calls(dataset: BaseDataset, pipeline: List[dict],
          if step['type'] == 'GenerateTarget' and stock_targets(step)), None)
     if position is None:
         return {}
-    compose = dataset.pipeline
-    dataset.pipeline = Compose(compose.transforms[:position])
-    try:
-        inputs = []
-        for index in indices:
-            _reseed(index)
-            inputs.append(dataset.prepare_data(index))
-    finally:
-        dataset.pipeline = compose
+    before = copy.copy(dataset)
+    before.pipeline = Compose(dataset.pipeline.transforms[:position])
+    inputs = []
+    for index in indices:
+        _reseed(index)
+        inputs.append(before.prepare_data(index))
     steps = [pipeline[position]] + stock_targets(pipeline[position])
     return {
         f'encode: {step_name(step)}':
@@ -346,9 +335,8 @@ def bench(args: argparse.Namespace, report: Report) -> None:
     """samples/s per data-loading worker of each family's training pipeline
     vs the same with MMPose's stock transforms and codecs, split by
     transform, on the COCO excerpt and synthetic images."""
-    configs = [args.config] if args.config else [
-        str(REPO / config) for config in DEFAULT_CONFIGS
-    ]
+    defaults = [str(REPO / config) for config in DEFAULT_CONFIGS]
+    configs = [args.config] if args.config else defaults
     for config in configs:
         if not osp.isfile(config):
             raise ConfigError(f'config "{config}" does not exist.')

@@ -81,10 +81,7 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
     seconds = interleaved_times(
         calls, warmup=1, repeat=args.repeat, label='speed')
     # After the timing, so that a compiled path compiles once.
-    differences = {
-        label: max_difference(calls[label](), reference)
-        for label, _ in steps
-    }
+    differences = {s: max_difference(calls[s](), reference) for s, _ in steps}
     sgemm_rate = 2 * 2048**3 / seconds.pop('sgemm') / 1e9
     report.row('sgemm 2048x2048 float32', sgemm_rate, 'GFLOP/s',
                'timed in the same rounds as the models')

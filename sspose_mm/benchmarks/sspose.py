@@ -8,7 +8,7 @@ of both.
 """
 import argparse
 import copy
-from typing import Callable, Tuple
+from typing import Tuple
 
 import torch
 from mmengine.config import Config
@@ -32,12 +32,6 @@ def build_models(config: str, input_size: Tuple[int, int]
     pose.model.backbone.trainable_pos_embed = True
     pose.model.head.in_channels = cfg.model.backbone.embed_dims[-1]
     return build_model(cfg), build_model(pose)
-
-
-def adamw_step(model: torch.nn.Module,
-               loss: Callable[[], torch.Tensor]) -> Callable[[], None]:
-    adamw = dict(optimizer=dict(type='AdamW', lr=1e-6))
-    return training_step(model, loss, build_optim_wrapper(model, adamw))
 
 
 @BENCHMARKS.register_module('sspose-pretrain')
@@ -64,10 +58,12 @@ def bench(args: argparse.Namespace, report: Report) -> None:
         'unit of the "GFLOPs" of the TransPose table')
     report.row(f'pretraining forward, mask ratio {ratio}', mae_macs / 1e9,
                'GMACs')
+    adamw = dict(optimizer=dict(type='AdamW', lr=1e-6))
     for mask_ratio in (ratio, 0.):
         mae.mask_ratio = mask_ratio
         seconds = time_per_call(
-            adamw_step(mae, lambda: mae(images, mode='loss')['loss']),
+            training_step(mae, lambda: mae(images, mode='loss')['loss'],
+                          build_optim_wrapper(mae, adamw)),
             repeat=args.repeat,
             label=f'pretraining step, ratio {mask_ratio}')
         report.row(f'pretraining step, mask ratio {mask_ratio}',
@@ -75,13 +71,13 @@ def bench(args: argparse.Namespace, report: Report) -> None:
                    'forward + backward + AdamW')
     mae.mask_ratio = ratio
     seconds = time_per_call(
-        adamw_step(pose,
-                   lambda: pose(images, None, mode='tensor').square().mean()),
+        training_step(
+            pose, lambda: pose(images, None, mode='tensor').square().mean(),
+            build_optim_wrapper(pose, adamw)),
         repeat=args.repeat,
         label='fine-tuning step')
     report.row('fine-tuning step', args.batch / seconds, 'images/s',
                'forward + backward (MSE stand-in loss) + AdamW')
-
     seconds = time_per_call(
         inference(pose, images), repeat=args.repeat, label='pose inference')
     report.row('pose inference', args.batch / seconds, 'images/s')

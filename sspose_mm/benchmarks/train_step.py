@@ -111,8 +111,7 @@ def without_randomness(model: nn.Module) -> Iterator[None]:
 def loss_and_gradients(model: nn.Module, inputs: Tensor,
                        samples: List[PoseDataSample]
                        ) -> Tuple[float, Dict[str, Tensor]]:
-    """Loss and the gradient of every trained parameter, by name (not kept
-    on the model)."""
+    """Loss and each trained parameter's gradient, by name (none kept)."""
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     loss = step_loss(model, inputs, samples)
     grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
@@ -170,16 +169,6 @@ def top_operations(step: Callable[[], None]) -> List[Tuple[str, float]]:
             for e in events[:TOP_OPERATIONS]]
 
 
-def set_last_epoch(model: nn.Module, cfg) -> None:
-    """Set what the hooks tell the model at the last epoch (SHaRPose's
-    ``train_epoch``), so that every loss of the recipe is on and no
-    instance is gated in training."""
-    epoch = cfg.get('train_cfg', {}).get('max_epochs', 1)
-    for module in model.modules():
-        if hasattr(module, 'train_epoch'):
-            module.train_epoch = epoch
-
-
 @BENCHMARKS.register_module('train-step')
 def bench_train_step(args: argparse.Namespace, report: Report) -> None:
     """crops/s and peak memory of a training step (forward, loss, backward,
@@ -192,11 +181,14 @@ def bench_train_step(args: argparse.Namespace, report: Report) -> None:
             f'train-step runs at the input size of the config\'s codec '
             f'({codec_size[0]}x{codec_size[1]}: its targets are made for it), '
             f'not --input {size[0]}x{size[1]}.')
-    set_last_epoch(model, cfg)
+    # What the hooks tell the model at the last epoch (SHaRPose's
+    # train_epoch): every loss of the recipe on, no instance gated.
+    for module in model.modules():
+        if hasattr(module, 'train_epoch'):
+            module.train_epoch = cfg.get('train_cfg', {}).get('max_epochs', 1)
     model.train()
     inputs, samples = training_batch(model, args.batch, size)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-
     package_loss = partial(step_loss, model, inputs, samples)
     # The backward follows the graph of the original computation.
     original_loss = original_computation()(package_loss)
