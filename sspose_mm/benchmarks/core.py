@@ -115,10 +115,9 @@ class Report:
 
     def dump_json(self, path: str) -> None:
         """The ``--json`` record: the machine and the sections."""
-        sections = [asdict(sec) for sec in self.sections]
+        record = dict(machine=self.machine, sections=self.sections)
         with open(path, 'w') as f:
-            json.dump(
-                dict(machine=self.machine, sections=sections), f, indent=2)
+            json.dump(record, f, indent=2, default=asdict)
 
     def format(self) -> str:
         machine = ', '.join(f'{k} {v}' for k, v in self.machine.items())
@@ -251,13 +250,11 @@ def peak_rss_of(fn: Callable[[], Any]) -> int:
         os.close(read_end)
         message = b''
         try:
-            # GNU OpenMP's thread pool does not survive fork(): the first
-            # parallel region of the child would wait forever for the
-            # parent's threads. One thread never enters such a region.
+            # GNU OpenMP's thread pool does not survive fork(): a parallel
+            # region would wait forever for the parent's threads.
             torch.set_num_threads(1)
-            # Return freed heap to the system and restart the peak from what
-            # is left (Linux), so that fn counts all it needs instead of
-            # reusing pages freed earlier.
+            # Freed heap back to the system and the peak restarted (Linux),
+            # so that fn counts all it needs, not pages freed earlier.
             with contextlib.suppress(AttributeError, OSError):
                 ctypes.CDLL(None).malloc_trim(0)
                 with open('/proc/self/clear_refs', 'w') as f:

@@ -19,14 +19,13 @@ from .core import (BENCHMARKS, Report, count_flops, inference,
                    interleaved_times, load_model, random_crops)
 
 # prepare_for_inference options; each step adds one change to the previous,
-# so the report shows what every step buys.
+# so the report shows what every step buys (compile only with --compile).
 STEPS = [
     ('fused attention', dict(fold_bn=False, channels_last=False)),
     ('+ BN folded', dict(fold_bn=True, channels_last=False)),
     ('+ channels-last', dict(fold_bn=True, channels_last=True)),
+    ('+ torch.compile', dict(fold_bn=True, channels_last=True, compile=True)),
 ]
-COMPILE_STEP = ('+ torch.compile',
-                dict(fold_bn=True, channels_last=True, compile=True))
 # Of the largest heatmap value: float32 round-off (fused attention, folded
 # norms) through ~20 layers stays far below it, a real error (a wrong fold or
 # mask) is of the order of the heatmaps.
@@ -70,9 +69,9 @@ def bench_speed(args: argparse.Namespace, report: Report) -> None:
         'sgemm': lambda: torch.mm(a, b, out=out),
         'original computation': original_computation()(forward)
     }
-    steps = STEPS if args.steps else STEPS[-1:]
+    steps = STEPS[:3] if args.steps else STEPS[2:3]
     if getattr(args, 'compile', False):
-        steps = steps + [COMPILE_STEP]
+        steps = steps + STEPS[3:]
     for label, options in steps:
         fast_model = prepare_for_inference(
             copy.deepcopy(model), (height, width), **options)

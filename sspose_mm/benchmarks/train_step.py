@@ -94,17 +94,14 @@ def step_loss(model: nn.Module, inputs: Tensor,
 def without_randomness(model: nn.Module) -> Iterator[None]:
     """Dropout, drop path and attention dropout off inside the block, batch
     norms still in training mode."""
-    random = [
-        m for m in model.modules()
-        if isinstance(m, (nn.Dropout, DropPath,
-                          MultiheadSelfAttention)) and m.training
-    ]
-    for module in random:
+    kinds = (nn.Dropout, DropPath, MultiheadSelfAttention)
+    noisy = [m for m in model.modules() if isinstance(m, kinds) and m.training]
+    for module in noisy:
         module.training = False
     try:
         yield
     finally:
-        for module in random:
+        for module in noisy:
             module.training = True
 
 
