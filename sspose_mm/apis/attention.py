@@ -1,10 +1,8 @@
 """Attention maps of this package's models, for inspection and figures.
 
-Ordinary forward passes use the fused scaled-dot-product attention and never
-hold the ``N x N`` weights. Recording makes every
-:class:`~sspose_mm.models.utils.MultiheadSelfAttention` also compute its
-weights explicitly, beside the unchanged fused output, for the duration of one
-block of code only.
+Forward passes use fused attention and never hold the ``N x N`` weights;
+recording makes every :class:`~sspose_mm.models.utils.MultiheadSelfAttention`
+also compute them, beside the unchanged fused output, inside one block.
 """
 from contextlib import contextmanager
 from typing import Iterator, List
@@ -17,20 +15,13 @@ from ..models.utils import MultiheadSelfAttention
 
 @contextmanager
 def recording_attention(model: nn.Module) -> Iterator[List[Tensor]]:
-    """Record attention maps of every forward run inside the ``with`` block.
-
-    Use it to get the predictions and the attention of one and the same
-    forward pass (e.g. ``model.test_step`` with its data preprocessor).
-
-    Args:
-        model (nn.Module): Any model containing ``MultiheadSelfAttention``.
+    """Record the attention maps of every forward pass inside the block,
+    e.g. to get predictions (``model.test_step``) and attention of one pass.
 
     Yields:
         list[Tensor]: Filled during the block with one ``(B, N, N)``
         head-averaged post-softmax map per attention call, in call order
-        (for TransPose: one per encoder layer). Weights are taken before
-        attention dropout, so in training mode they differ from what was
-        applied.
+        (TransPose: one per encoder layer); taken before attention dropout.
 
     Raises:
         ValueError: The model has no attention module.
@@ -62,13 +53,9 @@ def recording_attention(model: nn.Module) -> Iterator[List[Tensor]]:
 
 
 def collect_attention(model: nn.Module, inputs: Tensor) -> List[Tensor]:
-    """Attention maps of one forward pass, e.g. for TransPose's figures.
-
-    Args:
-        model (nn.Module): A pose estimator of this package, usually in eval
-            mode (its mode is left as it is).
-        inputs (Tensor): ``(B, 3, H, W)`` already normalised images on the
-            model's device; the data preprocessor is not applied.
+    """Attention maps of one forward pass of ``inputs``, ``(B, 3, H, W)``
+    normalised images on the model's device (no data preprocessor; the
+    model's train/eval mode is kept).
 
     Returns:
         list[Tensor]: One ``(B, N, N)`` head-averaged post-softmax map per
