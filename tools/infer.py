@@ -73,17 +73,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     boxes = PersonBoxes(args.bbox, args.det_file, args.ann_file, args.det_thr)
-    print_summary(
-        load_and_run_inference(
-            args.config,
-            args.checkpoint,
-            args.input,
-            args.out_dir,
-            boxes,
-            args.kpt_thr,
-            args.device,
-            args.fast,
-            progress=not args.no_progress))
+    summary = load_and_run_inference(args.config, args.checkpoint, args.input,
+                                     args.out_dir, boxes, args.kpt_thr,
+                                     args.device, args.fast,
+                                     not args.no_progress)
+    print_summary(summary)
 
 
 if __name__ == '__main__':

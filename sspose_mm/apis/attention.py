@@ -34,21 +34,19 @@ def recording_attention(model: nn.Module) -> Iterator[List[Tensor]]:
                          '(MultiheadSelfAttention) whose maps could be '
                          'recorded.')
     maps: List[Tensor] = []
-    flags = [m.record_attention for m in modules]
-    handles = []
 
     def keep(_module: nn.Module, _args: tuple, output: tuple) -> None:
         maps.append(output[1].detach())
 
+    flags = [m.record_attention for m in modules]
+    handles = [m.register_forward_hook(keep) for m in modules]
     try:
         for module in modules:
             module.record_attention = True
-            handles.append(module.register_forward_hook(keep))
         yield maps
     finally:
-        for handle in handles:
+        for handle, module, flag in zip(handles, modules, flags):
             handle.remove()
-        for module, flag in zip(modules, flags):
             module.record_attention = flag
 
 

@@ -15,26 +15,17 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import pseudo_collate
 from mmengine.utils import mkdir_or_exist
 from mmpose.datasets.transforms import TopdownAffine
 from mmpose.structures.bbox import get_udp_warp_matrix, get_warp_matrix
 
 from ..datasets.transforms import TransPoseAffine
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from .attention import recording_attention
-from .infer import check_bbox, read_image
+from .infer import BoxedPoseInferencer, check_bbox, read_image
 
 MODES = ('dependency', 'affect')
-
-
-def _affine_step(pipeline: Compose) -> TopdownAffine:
-    """The pipeline's top-down crop (``TopdownAffine`` or a subclass)."""
-    for step in pipeline.transforms:
-        if isinstance(step, TopdownAffine):
-            return step
-    raise ConfigError('the test pipeline has no TopdownAffine step: the '
-                      'attention figure needs a top-down crop.')
 
 
 def _crop_warp(affine: TopdownAffine, meta: dict) -> np.ndarray:
@@ -57,9 +48,6 @@ def read_person(image_path: str,
     if not osp.isfile(image_path):
         raise ConfigError(f'image "{image_path}" does not exist.')
     image = read_image(image_path)
-    if image is None:
-        raise DataError(f'the image {image_path} could not be read or '
-                        'decoded (empty or corrupt file).')
     img_h, img_w = image.shape[:2]
     if bbox_xywh is None:
         bbox_xywh = (0, 0, img_w, img_h)
@@ -80,10 +68,9 @@ def attention_for_crop(model: torch.nn.Module,
     Returns:
         dict:
         - ``crop``: ``(H, W, 3)`` uint8 RGB network input (de-normalised).
-        - ``keypoints``: ``(K, 2)`` predictions in the image.
-        - ``keypoints_in_crop``: ``(K, 2)`` the same in crop pixels (pixel
-          centres at integers, as ``imshow`` draws them).
-        - ``scores``: ``(K,)`` keypoint scores.
+        - ``keypoints``, ``keypoints_in_crop``: ``(K, 2)`` predictions in
+          the image and in crop pixels (pixel centres at integers, as
+          ``imshow`` draws them); ``scores``: ``(K,)``.
         - ``maps``: one ``(N, N)`` float32 head-averaged post-softmax map per
           encoder layer; row ``q`` is what token ``q`` attends to (rows sum
           to 1). ``N = h * w`` row-major tokens, or for a model with
@@ -103,16 +90,15 @@ def attention_for_crop(model: torch.nn.Module,
         DataError: An image that does not decode.
     """
     image, bbox = read_person(image_path, bbox_xywh)
-    pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
-    affine = _affine_step(pipeline)
-    data_info = dict(
-        img=image,
-        img_path=image_path,
-        bbox=bbox,
-        bbox_score=np.ones(1, dtype=np.float32))
-    # flip_indices etc. come from the dataset meta, as in inference_topdown.
-    data_info.update(model.dataset_meta)
-    batch = pseudo_collate([pipeline(data_info)])
+    inferencer = BoxedPoseInferencer(model)
+    # TopdownAffine or a subclass: the warp of the crop.
+    affine = next((step for step in inferencer.pipeline.transforms
+                   if isinstance(step, TopdownAffine)), None)
+    if affine is None:
+        raise ConfigError('the test pipeline has no TopdownAffine step: the '
+                          'attention figure needs a top-down crop.')
+    batch = pseudo_collate(
+        inferencer.preprocess_single(image, 0, image_path, bbox))
 
     with ExitStack() as stack:
         try:
@@ -210,13 +196,10 @@ def query_maps(result: dict,
 def short_keypoint_name(name: str) -> str:
     """``'left_shoulder'`` -> ``'sho. (l)'``: fits a narrow column title."""
     side = ''
-    for prefix in ('left_', 'right_'):
-        if name.startswith(prefix):
-            side, name = f' ({prefix[0]})', name[len(prefix):]
+    if name.startswith(('left_', 'right_')):
+        side, name = f' ({name[0]})', name.split('_', 1)[1]
     name = name.replace('_', ' ')
-    if len(name) > 5:
-        name = name[:4] + '.'
-    return name + side
+    return (name[:4] + '.' if len(name) > 5 else name) + side
 
 
 # Figure layout, in inches: fixed margins make the saved size predictable
@@ -227,6 +210,11 @@ MARGIN_LEFT = 0.45
 MARGIN_RIGHT = 0.95  # colour bar and its label
 MARGIN_TOP = 0.75  # figure title and column titles
 MARGIN_BOTTOM = 0.15
+# Keypoint dots, the star of a panel's keypoint, and its peak value.
+DOT = dict(s=9, edgecolors='k', linewidths=0.3, zorder=3)
+STAR = dict(
+    marker='*', s=70, c='white', edgecolors='k', linewidths=0.4, zorder=3)
+PEAK = dict(fontsize=6.5, color='white', va='bottom')
 
 
 def figure_inches(num_rows: int, num_cols: int,
@@ -241,10 +229,11 @@ def figure_inches(num_rows: int, num_cols: int,
     return width, height
 
 
-def _rgb01(colors, index: int) -> Tuple[float, float, float]:
-    """One colour of a dataset_meta palette (RGB 0-255) for matplotlib."""
+def _rgb01(colors, index) -> np.ndarray:
+    """Colour(s) ``index`` of a dataset_meta palette (RGB 0-255, cycled) in
+    matplotlib's 0-1."""
     color = np.asarray(colors, dtype=np.float64).reshape(-1, 3)
-    return tuple(color[index % len(color)] / 255.)
+    return color[np.asarray(index) % len(color)] / 255.
 
 
 def draw_attention_figure(result: dict,
@@ -259,13 +248,11 @@ def draw_attention_figure(result: dict,
     result to ``out_file`` (folders created) and return its path.
 
     Rows are encoder ``layers`` (default all); column 0 is the crop with the
-    predicted skeleton (``dataset_meta`` names, links and colours), then per
-    keypoint the crop under the layer's map (see :func:`query_maps`) of the
-    token at that keypoint (white star). Each map is scaled to its own
-    maximum (printed in the panel corner): maxima differ by orders of
-    magnitude between layers and queries; one colour bar serves all panels.
-    Raw values ``<= threshold`` are drawn as 0 (black under
-    ``nipy_spectral``). The default ``title`` names mode and threshold.
+    predicted skeleton, then per keypoint the crop under the layer's map
+    (:func:`query_maps`) of the token at that keypoint (white star). Each
+    map is scaled to its own maximum (printed in the panel) as maxima differ
+    by orders of magnitude; one colour bar serves all panels. Raw values
+    ``<= threshold`` are drawn black.
 
     Raises:
         ConfigError: A layer index out of range or an unknown mode.
@@ -291,12 +278,11 @@ def draw_attention_figure(result: dict,
     K = len(kpts)
     id2name = dataset_meta.get('keypoint_id2name', {})
     names = [short_keypoint_name(id2name.get(k, str(k))) for k in range(K)]
-    num_cols = K + 1
-    fig_w, fig_h = figure_inches(len(layers), num_cols, (H, W))
+    fig_w, fig_h = figure_inches(len(layers), K + 1, (H, W))
     panel_h = PANEL_WIDTH * H / W
     fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
 
-    def panel(row: int, col: int):
+    def panel(row: int, col: int, title: str):
         left = MARGIN_LEFT + col * (PANEL_WIDTH + GAP)
         top = MARGIN_TOP + row * (panel_h + GAP)
         ax = fig.add_axes([
@@ -309,37 +295,25 @@ def draw_attention_figure(result: dict,
         # Fixed now, so that points drawn off the crop do not widen them.
         ax.set_xlim(-0.5, W - 0.5)
         ax.set_ylim(H - 0.5, -0.5)
+        if row == 0:
+            ax.set_title(title, fontsize=10)
         return ax
 
     norm = Normalize(0., 1.)
     image = None
-    colors = [
-        _rgb01(dataset_meta.get('keypoint_colors', [[255] * 3]), k)
-        for k in range(K)
-    ]
+    colors = _rgb01(
+        dataset_meta.get('keypoint_colors', [[255] * 3]), np.arange(K))
+    link_colors = dataset_meta.get('skeleton_link_colors')
     for row, layer in enumerate(layers):
-        ax = panel(row, 0)
+        ax = panel(row, 0, 'prediction')
         for link, (a, b) in enumerate(dataset_meta.get('skeleton_links', [])):
-            ax.plot(
-                kpts[[a, b], 0],
-                kpts[[a, b], 1],
-                lw=1.5,
-                color=_rgb01(dataset_meta['skeleton_link_colors'], link))
-        ax.scatter(
-            kpts[:, 0],
-            kpts[:, 1],
-            s=9,
-            c=colors,
-            edgecolors='k',
-            linewidths=0.3,
-            zorder=3)
+            ax.plot(*kpts[[a, b]].T, lw=1.5, color=_rgb01(link_colors, link))
+        ax.scatter(*kpts.T, c=colors, **DOT)
         ax.set_ylabel(f'layer {layer}', fontsize=11)
-        if row == 0:
-            ax.set_title('prediction', fontsize=10)
 
         maps = query_maps(result, layer, mode)
         for k in range(K):
-            ax = panel(row, k + 1)
+            ax = panel(row, k + 1, names[k])
             # The peak before thresholding: a panel whose whole map is cut
             # away stays black but still tells how weak it was.
             peak = float(maps[k].max())
@@ -347,23 +321,9 @@ def draw_attention_figure(result: dict,
             shown = shown / peak if peak > 0 else shown
             image = ax.imshow(
                 shown, cmap='nipy_spectral', norm=norm, alpha=0.8)
-            ax.scatter([kpts[k, 0]], [kpts[k, 1]],
-                       marker='*',
-                       s=70,
-                       c='white',
-                       edgecolors='k',
-                       linewidths=0.4,
-                       zorder=3)
-            ax.text(
-                0.03,
-                0.02,
-                f'max {peak:.2g}',
-                transform=ax.transAxes,
-                fontsize=6.5,
-                color='white',
-                va='bottom')
-            if row == 0:
-                ax.set_title(names[k], fontsize=10)
+            ax.scatter([kpts[k, 0]], [kpts[k, 1]], **STAR)
+            peak_text = f'max {peak:.2g}'
+            ax.text(0.03, 0.02, peak_text, transform=ax.transAxes, **PEAK)
 
     cax = fig.add_axes([(fig_w - MARGIN_RIGHT + 0.2) / fig_w,
                         MARGIN_BOTTOM / fig_h, 0.15 / fig_w,

@@ -47,13 +47,11 @@ def fold_batch_norms(model: nn.Module, example: Tensor) -> int:
     """Fold every batch norm that directly follows a (transposed)
     convolution into it, in place; returns how many were folded.
 
-    Pairs are found by running ``example`` (a ``(B, 3, H, W)`` batch for
-    ``model(example, None, mode='tensor')``) once and watching which module
-    consumes which output. A pair is folded only when the convolution and
-    the norm each run once and the convolution's output goes to no other
-    module; the norm becomes ``nn.Identity``. Uses of the output outside
-    modules (``bn(conv(x)) + conv(x)`` with one stored tensor) cannot be
-    seen: such a model must not be folded (the benchmark would show it).
+    One pass of ``example`` (``(B, 3, H, W)``) shows which module consumes
+    which output; a pair is folded (the norm becomes ``nn.Identity``) only
+    when both run once and the convolution's output feeds no other module.
+    Uses outside modules (``bn(conv(x)) + conv(x)`` on one stored tensor)
+    are unseen: such a model must not be folded (the benchmark shows it).
 
     Raises:
         ValueError: The model is in training mode (its norms still change).
@@ -109,25 +107,20 @@ def fold_batch_norms(model: nn.Module, example: Tensor) -> int:
 def _fold_into_conv(conv: nn.Module, norm: _BatchNorm) -> None:
     """``norm(conv(x)) == conv'(x)``, by torch's ``fuse_conv_bn_weights``."""
     transposed = isinstance(conv, nn.ConvTranspose2d)
-    weight = conv.weight
+    weight, groups = conv.weight, conv.groups
     if transposed:
         # (in, out / groups, kh, kw): torch scales axis 1 as the output
         # channels, so the groups' blocks of them are laid out along it.
-        weight = weight.unflatten(0, (conv.groups,
-                                      -1)).transpose(0, 1).flatten(1, 2)
-    weight, conv.bias = fuse_conv_bn_weights(
-        weight,
-        conv.bias,
-        norm.running_mean,
-        norm.running_var,
-        norm.eps,
-        norm.weight,
-        norm.bias,
-        transpose=transposed)
+        weight = weight.unflatten(0, (groups, -1)).transpose(0, 1)
+        weight = weight.flatten(1, 2)
+    weight, conv.bias = fuse_conv_bn_weights(weight, conv.bias,
+                                             norm.running_mean,
+                                             norm.running_var, norm.eps,
+                                             norm.weight, norm.bias,
+                                             transposed)
     if transposed:
-        weight = nn.Parameter(
-            weight.unflatten(1, (conv.groups, -1)).transpose(0,
-                                                             1).flatten(0, 1))
+        weight = weight.unflatten(1, (groups, -1)).transpose(0, 1)
+        weight = nn.Parameter(weight.flatten(0, 1))
     conv.weight = weight
 
 
@@ -148,9 +141,7 @@ def prepare_for_inference(model: nn.Module,
     model.eval()
     if fold_bn:
         height, width = input_size or model_input_size(model)
-        param = next(model.parameters())
-        example = torch.zeros(
-            1, 3, height, width, dtype=param.dtype, device=param.device)
+        example = next(model.parameters()).new_zeros(1, 3, height, width)
         fold_batch_norms(model, example)
     if channels_last:
         model.to(memory_format=torch.channels_last)

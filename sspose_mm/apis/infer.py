@@ -69,17 +69,12 @@ class PersonBoxes:
         """False only for a fixed box lying wholly outside the image."""
         return self.fixed is None or box_on_image(self.fixed[0], height, width)
 
-    def require_fit(self, path: str, height: int, width: int) -> None:
-        """Stop when a fixed box lies wholly outside the image ``path``."""
-        if self.fixed is not None:
-            check_bbox(self.bbox_xywh, (height, width), path)
-
     def knows(self, file_name: str) -> bool:
         """False only for an image the annotation file does not list."""
         return self.by_name is None or osp.basename(file_name) in self.by_name
 
-    def lookup(self, file_name: Optional[str]
-               ) -> Tuple[Optional[int], Optional[np.ndarray]]:
+    def lookup(self,
+               file_name: str) -> Tuple[Optional[int], Optional[np.ndarray]]:
         """``(coco_image_id or None, boxes)``: the fixed ``(1, 4)`` box, the
         ``(N, 5)`` detections (xyxy and score), or None: the whole image."""
         if self.by_name is not None:
@@ -187,26 +182,31 @@ def find_inputs(input_path: str) -> Tuple[str, List[str]]:
         f'({", ".join(e[1:] for e in VIDEO_EXTENSIONS)}) or a folder.')
 
 
-def read_image(path: str) -> Optional[np.ndarray]:
-    """The image as BGR (what MMPose's ``LoadImage`` gives the model), or
-    None when it cannot be read or decoded."""
+def read_image(path: str) -> np.ndarray:
+    """The image as BGR (what MMPose's ``LoadImage`` gives the model).
+
+    Raises:
+        DataError: It cannot be read or decoded.
+    """
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    except (OSError, cv2.error):  # unreadable, or empty
+        image = None
+    if image is None:
+        raise DataError(f'the image {path} could not be read or decoded '
+                        '(empty or corrupt file).')
+    return image
 
 
 class BoxedPoseInferencer(Pose2DInferencer):
-    """MMPose's ``Pose2DInferencer`` on a ``model`` already loaded by
-    :func:`~.loading.init_model` (MMPose's would load what fits of a
-    checkpoint), with the caller's person boxes (MMPose 1.3.2 drops its
-    ``bboxes`` argument for top-down models).
+    """MMPose's ``Pose2DInferencer`` on a ``model`` loaded by
+    :func:`~.loading.init_model` (MMPose's loads what fits of a checkpoint),
+    with the caller's boxes (MMPose 1.3.2 ignores ``bboxes`` for top-down).
 
-    Call it like MMPose's with one image (BGR array) or a video path, with
+    Call it like MMPose's with one BGR image or a video path, and
     ``person_boxes`` for every image or frame: ``(N, 4)`` xyxy or ``(N, 5)``
-    xyxy and score (1 when absent), None for the whole image; and
-    ``img_path``, the name of an image's picture in ``vis_out_dir``.
+    xyxy and score (1 when absent), None for the whole image; ``img_path``
+    names an image's picture in ``vis_out_dir``.
     """
 
     preprocess_kwargs = Pose2DInferencer.preprocess_kwargs | {
@@ -229,16 +229,15 @@ class BoxedPoseInferencer(Pose2DInferencer):
         return pseudo_collate
 
     def _inputs_to_list(self, inputs):
-        video = inputs
-        inputs = super()._inputs_to_list(inputs)
+        frames = super()._inputs_to_list(inputs)
         if self._video_input:
             # The frames are read again from the start: the first is cached.
-            if inputs.read() is None:
-                raise DataError(f'the video {video} could not be opened or '
+            if frames.read() is None:
+                raise DataError(f'the video {inputs} could not be opened or '
                                 'has no readable frame.')
             # Some containers report no fps; 25 keeps the output playable.
             self.video_info['fps'] = self.video_info['fps'] or 25.0
-        return inputs
+        return frames
 
     def preprocess_single(self,
                           input: np.ndarray,
@@ -292,11 +291,9 @@ class BoxedPoseInferencer(Pose2DInferencer):
 
 def coco_results(people: InstanceData, image_id: int,
                  extra: dict) -> List[dict]:
-    """COCO-results entries (one per person) for the people of one image.
-
-    ``score`` is the mean keypoint score times the box score, as MMPose's
-    top-down COCO evaluation rescores people (without its visibility cut).
-    """
+    """COCO-results entries of the people of one image; ``score`` is the
+    mean keypoint score times the box score, as MMPose's top-down COCO
+    evaluation rescores people (without its visibility cut)."""
     entries = []
     for i in range(len(people)):
         keypoints = np.asarray(people.keypoints[i], dtype=np.float64)
@@ -388,7 +385,7 @@ def check_request(input_path: str, boxes: PersonBoxes,
         sizes = {p: size for p in files if (size := header_size(p, kind))}
         if kind != 'folder':
             for path, size in sizes.items():
-                boxes.require_fit(path, *size)
+                check_bbox(boxes.bbox_xywh, size, path)
         elif sizes and not any(boxes.fits(*size) for size in sizes.values()):
             x, y, w, h = boxes.bbox_xywh
             raise ConfigError(
@@ -473,17 +470,17 @@ def _run_images(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
             # check above.
             summary.skipped.append((path, 'not in --ann-file'))
             continue
-        image = read_image(path)
-        if image is None:
+        try:
+            image = read_image(path)
+        except DataError:
             if kind == 'image':
-                raise DataError(f'the image {path} could not be read or '
-                                'decoded (empty or corrupt file).')
+                raise
             # One bad file should not cost the user the rest of the folder.
             summary.skipped.append((path, 'unreadable'))
             continue
         if not boxes.fits(*image.shape[:2]):
             if kind == 'image':
-                boxes.require_fit(path, *image.shape[:2])
+                check_bbox(boxes.bbox_xywh, image.shape[:2], path)
             summary.skipped.append((path, '--bbox outside the image'))
             continue
         image_id, person_boxes = boxes.lookup(path)
@@ -515,7 +512,7 @@ def _run_video(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
     frames = inferencer(
         files[0],
         return_datasamples=True,
-        person_boxes=boxes.lookup(None)[1],
+        person_boxes=boxes.fixed,
         vis_out_dir=out_file,
         kpt_thr=kpt_thr,
         **DRAW_OPTIONS)
@@ -536,19 +533,15 @@ def _run_video(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
 
 def print_summary(summary: InferenceSummary, file=sys.stdout) -> None:
     """What was written, and the skipped-images warning on stderr."""
-    people = len(summary.predictions)
-    what = 'frames' if summary.kind == 'video' else 'images'
+    video = summary.kind == 'video'
     print(
-        f'{summary.num_frames} {what}, {people} people; wrote '
-        f'{summary.predictions_file}',
+        f'{summary.num_frames} {"frames" if video else "images"}, '
+        f'{len(summary.predictions)} people; wrote {summary.predictions_file}',
         file=file)
-    if summary.kind == 'video':
-        print(f'wrote {summary.outputs[0]}', file=file)
-    else:
-        print(
-            f'wrote {len(summary.outputs)} picture(s) to '
-            f'{osp.dirname(summary.predictions_file)}',
-            file=file)
+    drawn = (
+        summary.outputs[0] if video else f'{len(summary.outputs)} '
+        f'picture(s) to {osp.dirname(summary.predictions_file)}')
+    print(f'wrote {drawn}', file=file)
     if summary.skipped:
         print(
             f'warning: skipped {len(summary.skipped)} of '

@@ -2,19 +2,11 @@
 but the layers the user names.
 
 mmengine (and ``mmpose.apis.init_model``) load what fits and leave random
-weights in the rest, so another model's checkpoint gives confident
-predictions from random weights. Here every tensor of the model must be in
-the checkpoint with its shape and nothing else may be
-(:func:`check_checkpoint_fits`), or loading stops saying what the file
-looks like.
-
-Part of a checkpoint loads only where the user asks: fine-tuning a COCO
-model (17 keypoints) on MPII (16) re-initialises the layer predicting one
-map per keypoint. :func:`~sspose_mm.utils.drop_reinitialised_keys` refuses
-anything beyond the layers allowed and names each dropped key;
-:func:`load_for_transfer` applies it to a model,
-:class:`~sspose_mm.engine.hooks.KeypointTransferHook` to a runner's
-``load_from``.
+weights in the rest; here the checkpoint must hold exactly the model's
+tensors with their shapes (:func:`check_checkpoint_fits`) or loading stops
+saying what the file looks like. Only fine-tuning on another keypoint set
+re-initialises the layers the user names (:func:`load_for_transfer`, and
+:class:`~sspose_mm.engine.hooks.KeypointTransferHook` for ``load_from``).
 """
 import logging
 import os.path as osp
@@ -44,11 +36,10 @@ def is_untrained(checkpoint: Optional[str]) -> bool:
 def check_model_files(config: str, checkpoint: Optional[str]) -> None:
     """Stop when the config, or a checkpoint other than ``none``, is not a
     file (before anything slow is built)."""
-    for path, what in ((config, 'config'),
-                       (None if is_untrained(checkpoint) else checkpoint,
-                        'checkpoint')):
-        if path is not None and not osp.isfile(path):
-            raise ConfigError(f'{what} "{path}" does not exist.')
+    if not osp.isfile(config):
+        raise ConfigError(f'config "{config}" does not exist.')
+    if not is_untrained(checkpoint) and not osp.isfile(checkpoint):
+        raise ConfigError(f'checkpoint "{checkpoint}" does not exist.')
 
 
 def require_topdown(cfg: Config, tool: str) -> None:
