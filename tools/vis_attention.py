@@ -4,10 +4,9 @@
         [--bbox X Y W H] [--mode dependency|affect] [--threshold T]
         [--layers I J ...] [--device cpu]
 
-Rows are encoder layers, the first column the crop with the predicted
-skeleton, then one column per keypoint with the attention map of the token
-under the model's own prediction (white star). CHECKPOINT must fit the
-config's model exactly; "none" shows the untrained model's attention.
+Rows are encoder layers; per keypoint, the attention map of the token under
+the model's own prediction. CHECKPOINT must fit the config's model exactly;
+"none" shows the untrained model's attention.
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse

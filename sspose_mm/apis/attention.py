@@ -51,14 +51,11 @@ def recording_attention(model: nn.Module) -> Iterator[List[Tensor]]:
 
 
 def collect_attention(model: nn.Module, inputs: Tensor) -> List[Tensor]:
-    """Attention maps of one forward pass of ``inputs``, ``(B, 3, H, W)``
-    normalised images on the model's device (no data preprocessor; the
-    model's train/eval mode is kept).
-
-    Returns:
-        list[Tensor]: One ``(B, N, N)`` head-averaged post-softmax map per
-        attention call, in order (TransPose: per encoder layer, ``N = h*w``
-        tokens in row-major order; row ``q`` is what token ``q`` attends to).
+    """The maps of :func:`recording_attention` for one forward pass of
+    ``inputs``, ``(B, 3, H, W)`` normalised images on the model's device (no
+    data preprocessor; the model's train/eval mode is kept). For TransPose
+    ``N = h*w`` tokens in row-major order; row ``q`` is what token ``q``
+    attends to.
 
     Raises:
         ValueError: The model has no attention module.

@@ -176,12 +176,10 @@ def query_maps(result: dict,
         raise ConfigError(f'mode "{mode}" is not one of {", ".join(MODES)}.')
     h, w = result['feature_size']
     H, W = result['crop'].shape[:2]
-    queries = result['query_tokens']
-    patches = slice(*result['patch_tokens'])
     att = result['maps'][layer]
-    picked = (
-        att[queries, patches] if mode == 'dependency' else att[patches,
-                                                               queries].T)
+    # 'affect': the columns A[patches, q], as rows of the transpose.
+    att = att.T if mode == 'affect' else att
+    picked = att[result['query_tokens'], slice(*result['patch_tokens'])]
     # Bilinear as upstream's F.interpolate(scale_factor=down_rate).
     up = F.interpolate(
         torch.from_numpy(np.ascontiguousarray(picked)).reshape(-1, 1, h, w),

@@ -1,16 +1,14 @@
 """Top-down pose inference on an image, a folder of images or a video.
 
-Person boxes (:class:`PersonBoxes`) are one fixed ``xywh`` box for every
-image or frame; or a COCO-results detection file, whose ``image_id`` the
-COCO annotation file maps to ``file_name`` (an input image is matched by its
-base name; boxes with ``score > det_thr`` are kept, as in MMPose's demos);
-or else the whole image or frame.
+Person boxes (:class:`PersonBoxes`): one fixed ``xywh`` box; a COCO-results
+detection file, whose ``image_id`` the COCO annotation file maps to
+``file_name`` (matched to an image by base name; ``score > det_thr`` kept,
+as in MMPose's demos); or else the whole image or frame.
 
-Predicting and drawing is MMPose's ``Pose2DInferencer`` (pipeline, forward,
-visualizer, image and video I/O) through :class:`BoxedPoseInferencer`. What
-it does not do stays here: the boxes, skipping a folder's unusable images,
-the refusals before the model loads, and one ``predictions.json`` in COCO
-results format (MMPose writes one JSON per image in its own layout).
+MMPose's ``Pose2DInferencer`` predicts and draws (through
+:class:`BoxedPoseInferencer`); here are the boxes, skipping a folder's
+unusable images, the refusals before the model loads, and one COCO-results
+``predictions.json`` (MMPose writes one JSON per image in its own layout).
 """
 import json
 import os
@@ -332,10 +330,8 @@ def coco_images_with_boxes(ann_file: str,
 
 @dataclass
 class InferenceSummary:
-    """What :func:`run_inference` did: ``kind`` of input (``'image'``,
-    ``'folder'`` or ``'video'``), the pictures or video written, the
-    COCO-results file and its entries, the images or frames predicted, and
-    ``(file, reason)`` of folder images skipped."""
+    """What :func:`run_inference` did; ``kind``: ``'image'``, ``'folder'``
+    or ``'video'``; ``skipped``: ``(file, reason)`` of folder images."""
     kind: str
     outputs: List[str] = field(default_factory=list)
     predictions_file: str = ''
@@ -491,7 +487,6 @@ def _run_images(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
             dict(file_name=osp.basename(path)))
         summary.outputs.append(output_path(kind, out_dir, path))
         summary.num_frames += 1
-    bar.close()
     if summary.num_frames == 0:
         raise DataError(f'none of the {len(files)} images could be used '
                         f'({_skip_text(summary.skipped)}).')

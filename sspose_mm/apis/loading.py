@@ -8,12 +8,11 @@ saying what the file looks like. Only fine-tuning on another keypoint set
 re-initialises the layers the user names (:func:`load_for_transfer`, and
 :class:`~sspose_mm.engine.hooks.KeypointTransferHook` for ``load_from``).
 """
-import logging
 import os.path as osp
 from typing import Any, Dict, List, Optional, Sequence
 
 from mmengine.config import Config
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 from mmpose.models import TopdownPoseEstimator
 from mmpose.registry import MODELS
@@ -69,8 +68,7 @@ def topdown_config(config: str, checkpoint: Optional[str],
 
 
 def check_checkpoint_fits(model: nn.Module, path: str) -> Dict[str, Any]:
-    """The checkpoint at ``path`` (read ``weights_only``), for the caller to
-    load.
+    """The checkpoint at ``path`` (read ``weights_only``), to load.
 
     Raises:
         CheckpointError: Its state dict does not hold exactly the model's
@@ -103,11 +101,9 @@ def init_model(config,
     model = mmpose_init_model(
         config, None, device='cpu', cfg_options=cfg_options)
     if is_untrained(checkpoint):
-        print_log(
+        MMLogger.get_current_instance().warning(
             'no checkpoint: the weights are random (untrained), and '
-            'so are the predictions.',
-            logger='current',
-            level=logging.WARNING)
+            'so are the predictions.')
     else:
         loaded = check_checkpoint_fits(model, checkpoint)
         load_state_dict(model, plain_state_dict(loaded), strict=True)
