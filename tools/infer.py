@@ -6,15 +6,14 @@
 
 INPUT is an image (jpg, jpeg, png, bmp), a folder of them (sorted by name;
 unreadable images are skipped and counted) or a video (mp4, avi, mov, mkv).
-Person boxes: --bbox gives one box for every image or frame; --det-file is a
-COCO-results detection file, matched to images by file name through the
-image_id -> file_name of --ann-file (boxes scored above --det-thr are kept);
-otherwise the whole image or frame is one person box.
+Person boxes: one --bbox for every image or frame; a COCO-results --det-file
+matched to images by file name through --ann-file's image_id -> file_name
+(boxes scored above --det-thr kept); or else the whole image or frame.
 
-Writes to --out-dir one picture per image (same name) or <stem>.mp4 for a
-video, drawn with MMPose's visualizer, and predictions.json (COCO results:
-image_id, file_name or frame, category_id, keypoints, score, bbox). An
---out-dir where a drawing would replace its input is refused.
+Writes to --out-dir one picture per image (same name; an --out-dir where it
+would replace its input is refused) or <stem>.mp4 for a video, and
+predictions.json (COCO results: image_id, file_name or frame, category_id,
+keypoints, score, bbox).
 
 CHECKPOINT must fit the config's model exactly (else it stops, saying what
 the file looks like); "none" runs the untrained model (random predictions).
@@ -74,17 +73,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
     boxes = PersonBoxes(args.bbox, args.det_file, args.ann_file, args.det_thr)
-    print_summary(
-        load_and_run_inference(
-            args.config,
-            args.checkpoint,
-            args.input,
-            args.out_dir,
-            boxes,
-            args.kpt_thr,
-            args.device,
-            args.fast,
-            progress=not args.no_progress))
+    summary = load_and_run_inference(args.config, args.checkpoint, args.input,
+                                     args.out_dir, boxes, args.kpt_thr,
+                                     args.device, args.fast,
+                                     not args.no_progress)
+    print_summary(summary)
 
 
 if __name__ == '__main__':

@@ -4,21 +4,17 @@
         [--bbox X Y W H] [--mode dependency|affect] [--threshold T]
         [--layers I J ...] [--device cpu]
 
-Rows are encoder layers, the first column the crop with the predicted
-skeleton, then one column per keypoint with the attention map of the token
-under the model's own prediction (white star). CHECKPOINT must fit the
-config's model exactly; "none" shows the untrained model's attention.
+Rows are encoder layers; per keypoint, the attention map of the token under
+the model's own prediction. CHECKPOINT must fit the config's model exactly;
+"none" shows the untrained model's attention.
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
 
-from mmengine.config import Config
-
 from sspose_mm.apis.attention_figure import (MODES, attention_for_crop,
                                              draw_attention_figure,
                                              read_person)
-from sspose_mm.apis.infer import require_topdown
-from sspose_mm.apis.loading import check_model_files, init_model
+from sspose_mm.apis.loading import init_model, topdown_config
 from sspose_mm.cli import run_cli
 
 
@@ -58,11 +54,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    check_model_files(args.config, args.checkpoint)
     # The image and the box are checked before the model loads.
     read_person(args.image, args.bbox)
-    cfg = Config.fromfile(args.config)
-    require_topdown(cfg, 'tools/vis_attention.py')
+    cfg = topdown_config(args.config, args.checkpoint,
+                         'tools/vis_attention.py')
     model = init_model(cfg, args.checkpoint, args.device)
     result = attention_for_crop(model, args.image, args.bbox)
     draw_attention_figure(result, model.dataset_meta, args.mode,

@@ -13,11 +13,9 @@ import argparse
 import os.path as osp
 
 import mmcv
-from mmengine.config import Config
 
 from sspose_mm.apis import BoxedPoseInferencer, coco_images_with_boxes
-from sspose_mm.apis.infer import require_topdown
-from sspose_mm.apis.loading import check_model_files, init_model
+from sspose_mm.apis.loading import init_model, topdown_config
 from sspose_mm.cli import run_cli
 from sspose_mm.errors import ConfigError
 
@@ -43,9 +41,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    check_model_files(args.config, args.checkpoint)
-    cfg = Config.fromfile(args.config)
-    require_topdown(cfg, 'tools/vis_predictions.py')
+    cfg = topdown_config(args.config, args.checkpoint,
+                         'tools/vis_predictions.py')
     dataset = cfg.test_dataloader.dataset
     ann_file = args.ann_file or osp.join(dataset.data_root, dataset.ann_file)
     img_dir = args.img_dir or osp.join(dataset.data_root,

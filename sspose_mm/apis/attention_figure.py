@@ -1,48 +1,36 @@
 """TransPose's attention figure: where each predicted keypoint looks.
 
-One top-down forward pass over one person crop gives both the predicted
+One top-down forward pass over one person crop gives the predicted
 keypoints and the attention maps of every encoder layer; the figure shows,
 per layer (row) and keypoint (column), the map of the token under the
-keypoint over the crop (the paper's Fig. 1/5, ``visualize.py`` upstream).
-
-Models whose keypoints are tokens of their own (SHaRPose) say where those
-tokens and the image patches sit in their maps through a backbone attribute
-``keypoint_attention_layout``; the figure then shows each keypoint token's
-attention over the patches instead.
+keypoint over the crop (the paper's Fig. 1/5). Models with keypoint tokens
+of their own (SHaRPose) show each keypoint token's attention over the
+patches instead; their backbone's ``keypoint_attention_layout`` says where
+those tokens and the patches sit in the maps.
 """
-import os
 import os.path as osp
 from contextlib import ExitStack
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import pseudo_collate
+from mmengine.utils import mkdir_or_exist
 from mmpose.datasets.transforms import TopdownAffine
 from mmpose.structures.bbox import get_udp_warp_matrix, get_warp_matrix
 
 from ..datasets.transforms import TransPoseAffine
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from .attention import recording_attention
-from .infer import check_bbox, read_image
+from .infer import BoxedPoseInferencer, check_bbox, read_image
 
 MODES = ('dependency', 'affect')
 
 
-def _affine_step(pipeline: Compose) -> TopdownAffine:
-    """The pipeline's top-down crop (``TopdownAffine`` or a subclass)."""
-    for step in pipeline.transforms:
-        if isinstance(step, TopdownAffine):
-            return step
-    raise ConfigError('the test pipeline has no TopdownAffine step: the '
-                      'attention figure needs a top-down crop.')
-
-
 def _crop_warp(affine: TopdownAffine, meta: dict) -> np.ndarray:
     """The ``(2, 3)`` image -> crop warp ``affine`` applied, rebuilt from the
-    sample's ``input_center/input_scale``, so keypoints go back into the
-    crop with the very warp that made it."""
+    sample's ``input_center/input_scale``."""
     center = np.asarray(meta['input_center'], dtype=np.float32)
     scale = np.asarray(meta['input_scale'], dtype=np.float32)
     if isinstance(affine, TransPoseAffine):
@@ -55,15 +43,11 @@ def read_person(image_path: str,
                 bbox_xywh: Optional[Sequence[float]] = None
                 ) -> Tuple[np.ndarray, np.ndarray]:
     """The image (BGR) and the ``(1, 4)`` xyxy box of one person, by default
-    the whole image (as ``mmpose.apis.inference_topdown``); stops at a
-    missing or undecodable image and a bad box. Cheap: a tool calls it
-    before loading the model."""
+    the whole image; stops at a missing or undecodable image and a bad box.
+    """
     if not osp.isfile(image_path):
         raise ConfigError(f'image "{image_path}" does not exist.')
     image = read_image(image_path)
-    if image is None:
-        raise DataError(f'the image {image_path} could not be read or '
-                        'decoded (empty or corrupt file).')
     img_h, img_w = image.shape[:2]
     if bbox_xywh is None:
         bbox_xywh = (0, 0, img_w, img_h)
@@ -73,62 +57,48 @@ def read_person(image_path: str,
 def attention_for_crop(model: torch.nn.Module,
                        image_path: str,
                        bbox_xywh: Optional[Sequence[float]] = None) -> dict:
-    """Predict one person and record the attention of the same forward pass.
+    """Predict one person (``bbox_xywh`` in image pixels, default the whole
+    image) and record the attention of the same forward pass.
 
-    The crop is made by the config's own test pipeline (``LoadImage``,
-    ``GetBBoxCenterScale``, ``TopdownAffine``, ``PackPoseInputs``) and the
-    prediction by ``model.test_step``, flip test included when the config
-    has it: the queries are then exactly the model's test-time predictions.
-    The flipped pass runs after the plain one (``TopdownPoseEstimator.
-    predict``), so the first ``L`` recorded maps are those of the crop as
-    shown, and the flipped pass's maps are dropped.
-
-    Args:
-        model: A top-down estimator of this package with self-attention
-            (e.g. TransPose) from :func:`sspose_mm.apis.init_model`; eval
-            mode.
-        image_path (str): The image.
-        bbox_xywh (sequence of 4 floats, optional): Person box in image
-            pixels. Defaults to the whole image.
+    The crop is made by the config's test pipeline and the prediction by
+    ``model.test_step``, flip test included when configured: the queries are
+    the model's test-time predictions. The flipped pass runs second
+    (``TopdownPoseEstimator.predict``), so its maps are dropped.
 
     Returns:
         dict:
-        - ``crop`` (np.ndarray): ``(H, W, 3)`` uint8 RGB network input
-          (before normalisation, i.e. de-normalised).
-        - ``keypoints`` (np.ndarray): ``(K, 2)`` predictions in the image.
-        - ``keypoints_in_crop`` (np.ndarray): ``(K, 2)`` the same in crop
-          pixels (pixel centres at integers, as ``imshow`` draws them).
-        - ``scores`` (np.ndarray): ``(K,)`` keypoint scores.
-        - ``maps`` (list[np.ndarray]): one ``(N, N)`` float32 head-averaged
-          post-softmax map per encoder layer; row ``q`` is what token ``q``
-          attends to (rows sum to 1). ``N = h * w`` row-major tokens, or for
-          a model with keypoint tokens its whole sequence.
-        - ``feature_size`` (tuple): ``(h, w)`` grid of the image tokens.
-        - ``stride`` (float): crop pixels per token, ``W / w``.
-        - ``query_cells`` (np.ndarray): ``(K, 2)`` int ``(col, row)`` token of
-          each keypoint, ``int(x / stride)``, clipped to the grid.
-        - ``query_tokens`` (np.ndarray): ``(K,)`` the token each keypoint's
-          map is the row (column) of: the token of its cell, or its own
-          keypoint token.
-        - ``patch_tokens`` (tuple): ``(start, stop)`` of the ``h * w`` image
-          tokens in the maps' sequence.
-        - ``bbox_xyxy`` (np.ndarray): ``(4,)`` the box used.
+        - ``crop``: ``(H, W, 3)`` uint8 RGB network input (de-normalised).
+        - ``keypoints``, ``keypoints_in_crop``: ``(K, 2)`` predictions in
+          the image and in crop pixels (pixel centres at integers, as
+          ``imshow`` draws them); ``scores``: ``(K,)``.
+        - ``maps``: one ``(N, N)`` float32 head-averaged post-softmax map per
+          encoder layer; row ``q`` is what token ``q`` attends to (rows sum
+          to 1). ``N = h * w`` row-major tokens, or for a model with
+          keypoint tokens its whole sequence.
+        - ``feature_size``: ``(h, w)`` grid of the image tokens.
+        - ``stride``: crop pixels per token, ``W / w``.
+        - ``query_cells``: ``(K, 2)`` int ``(col, row)`` token of each
+          keypoint, ``int(x / stride)``, clipped to the grid.
+        - ``query_tokens``: ``(K,)`` the token each keypoint's map is the row
+          (column) of: the token of its cell, or its own keypoint token.
+        - ``patch_tokens``: ``(start, stop)`` of the ``h * w`` image tokens
+          in the maps' sequence.
+        - ``bbox_xyxy``: ``(4,)`` the box used.
 
     Raises:
         ConfigError: Missing image, bad box, or a model without attention.
         DataError: An image that does not decode.
     """
     image, bbox = read_person(image_path, bbox_xywh)
-    pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
-    affine = _affine_step(pipeline)
-    data_info = dict(
-        img=image,
-        img_path=image_path,
-        bbox=bbox,
-        bbox_score=np.ones(1, dtype=np.float32))
-    # flip_indices etc. come from the dataset meta, as in inference_topdown.
-    data_info.update(model.dataset_meta)
-    batch = pseudo_collate([pipeline(data_info)])
+    inferencer = BoxedPoseInferencer(model)
+    # TopdownAffine or a subclass: the warp of the crop.
+    affine = next((step for step in inferencer.pipeline.transforms
+                   if isinstance(step, TopdownAffine)), None)
+    if affine is None:
+        raise ConfigError('the test pipeline has no TopdownAffine step: the '
+                          'attention figure needs a top-down crop.')
+    batch = pseudo_collate(
+        inferencer.preprocess_single(image, 0, image_path, bbox))
 
     with ExitStack() as stack:
         try:
@@ -171,11 +141,7 @@ def attention_for_crop(model: torch.nn.Module,
     keypoints = np.asarray(
         sample.pred_instances.keypoints[0], dtype=np.float64)
     in_crop = keypoints @ warp[:, :2].T + warp[:, 2]
-    cells = np.stack([
-        np.clip((in_crop[:, 0] / stride).astype(int), 0, w - 1),
-        np.clip((in_crop[:, 1] / stride).astype(int), 0, h - 1)
-    ],
-                     axis=1)
+    cells = np.clip((in_crop / stride).astype(int), 0, [w - 1, h - 1])
     query_tokens = (
         patch_tokens[0] + cells[:, 1] * w +
         cells[:, 0] if layout is None else np.asarray(layout['query_tokens']))
@@ -198,31 +164,22 @@ def query_maps(result: dict,
                layer: int,
                mode: str = 'dependency',
                threshold: Optional[float] = None) -> np.ndarray:
-    """Per-keypoint attention maps of one layer, upsampled to the crop.
+    """``(K, H, W)`` float32 per-keypoint maps of one ``layer`` of a
+    :func:`attention_for_crop` result, upsampled to the crop.
 
-    Args:
-        result (dict): From :func:`attention_for_crop`.
-        layer (int): Encoder layer index.
-        mode (str): ``'dependency'``: row ``A[q, patches]`` (what the
-            keypoint's token attends to); ``'affect'``: column
-            ``A[patches, q]`` (how much every image token attends to it).
-        threshold (float, optional): Upsampled values ``<= threshold``
-            become 0 (raw attention probabilities; uniform is ``1 / N``).
-            None keeps every value.
-
-    Returns:
-        np.ndarray: ``(K, H, W)`` float32.
+    ``mode`` ``'dependency'`` takes row ``A[q, patches]`` (what the
+    keypoint's token attends to), ``'affect'`` column ``A[patches, q]`` (how
+    much every image token attends to it). Upsampled values ``<= threshold``
+    (raw probabilities; uniform is ``1 / N``) become 0.
     """
     if mode not in MODES:
         raise ConfigError(f'mode "{mode}" is not one of {", ".join(MODES)}.')
     h, w = result['feature_size']
     H, W = result['crop'].shape[:2]
-    queries = result['query_tokens']
-    patches = slice(*result['patch_tokens'])
     att = result['maps'][layer]
-    picked = (
-        att[queries, patches] if mode == 'dependency' else att[patches,
-                                                               queries].T)
+    # 'affect': the columns A[patches, q], as rows of the transpose.
+    att = att.T if mode == 'affect' else att
+    picked = att[result['query_tokens'], slice(*result['patch_tokens'])]
     # Bilinear as upstream's F.interpolate(scale_factor=down_rate).
     up = F.interpolate(
         torch.from_numpy(np.ascontiguousarray(picked)).reshape(-1, 1, h, w),
@@ -237,13 +194,10 @@ def query_maps(result: dict,
 def short_keypoint_name(name: str) -> str:
     """``'left_shoulder'`` -> ``'sho. (l)'``: fits a narrow column title."""
     side = ''
-    for prefix in ('left_', 'right_'):
-        if name.startswith(prefix):
-            side, name = f' ({prefix[0]})', name[len(prefix):]
+    if name.startswith(('left_', 'right_')):
+        side, name = f' ({name[0]})', name.split('_', 1)[1]
     name = name.replace('_', ' ')
-    if len(name) > 5:
-        name = name[:4] + '.'
-    return name + side
+    return (name[:4] + '.' if len(name) > 5 else name) + side
 
 
 # Figure layout, in inches: fixed margins make the saved size predictable
@@ -254,6 +208,11 @@ MARGIN_LEFT = 0.45
 MARGIN_RIGHT = 0.95  # colour bar and its label
 MARGIN_TOP = 0.75  # figure title and column titles
 MARGIN_BOTTOM = 0.15
+# Keypoint dots, the star of a panel's keypoint, and its peak value.
+DOT = dict(s=9, edgecolors='k', linewidths=0.3, zorder=3)
+STAR = dict(
+    marker='*', s=70, c='white', edgecolors='k', linewidths=0.4, zorder=3)
+PEAK = dict(fontsize=6.5, color='white', va='bottom')
 
 
 def figure_inches(num_rows: int, num_cols: int,
@@ -268,10 +227,11 @@ def figure_inches(num_rows: int, num_cols: int,
     return width, height
 
 
-def _rgb01(colors, index: int) -> Tuple[float, float, float]:
-    """One colour of a dataset_meta palette (RGB 0-255) for matplotlib."""
+def _rgb01(colors, index) -> np.ndarray:
+    """Colour(s) ``index`` of a dataset_meta palette (RGB 0-255, cycled) in
+    matplotlib's 0-1."""
     color = np.asarray(colors, dtype=np.float64).reshape(-1, 3)
-    return tuple(color[index % len(color)] / 255.)
+    return color[np.asarray(index) % len(color)] / 255.
 
 
 def draw_attention_figure(result: dict,
@@ -282,32 +242,15 @@ def draw_attention_figure(result: dict,
                           out_file: str = 'attention.png',
                           dpi: int = 100,
                           title: Optional[str] = None) -> str:
-    """Save the paper's attention figure for one crop.
+    """Save the paper's attention figure of a :func:`attention_for_crop`
+    result to ``out_file`` (folders created) and return its path.
 
-    Rows are encoder layers; column 0 is the crop with the predicted
-    skeleton, then one column per keypoint: the crop under the layer's map
-    of the token at that keypoint (white star). Each map is scaled to its
-    own maximum (value printed in the panel corner) because maxima differ
-    by orders of magnitude between layers and queries; one colour bar
-    (0 to 1 of the panel's maximum) serves all panels. Values ``<=
-    threshold`` are drawn as 0 (black under ``nipy_spectral``).
-
-    Args:
-        result (dict): From :func:`attention_for_crop`.
-        dataset_meta (dict): ``model.dataset_meta`` (keypoint names,
-            skeleton links and colours).
-        mode (str): ``'dependency'`` or ``'affect'``, see :func:`query_maps`.
-        threshold (float): Raw attention values ``<= threshold`` are not
-            drawn.
-        layers (sequence of int, optional): Encoder layers (rows); all by
-            default.
-        out_file (str): A ``.png``/``.jpg``/... path; folders are created.
-        dpi (int): Pixels per inch of the saved file.
-        title (str, optional): Figure title; a default names mode and
-            threshold.
-
-    Returns:
-        str: ``out_file``.
+    Rows are encoder ``layers`` (default all); column 0 is the crop with the
+    predicted skeleton, then per keypoint the crop under the layer's map
+    (:func:`query_maps`) of the token at that keypoint (white star). Each
+    map is scaled to its own maximum (printed in the panel) as maxima differ
+    by orders of magnitude; one colour bar serves all panels. Raw values
+    ``<= threshold`` are drawn black.
 
     Raises:
         ConfigError: A layer index out of range or an unknown mode.
@@ -333,12 +276,11 @@ def draw_attention_figure(result: dict,
     K = len(kpts)
     id2name = dataset_meta.get('keypoint_id2name', {})
     names = [short_keypoint_name(id2name.get(k, str(k))) for k in range(K)]
-    num_cols = K + 1
-    fig_w, fig_h = figure_inches(len(layers), num_cols, (H, W))
+    fig_w, fig_h = figure_inches(len(layers), K + 1, (H, W))
     panel_h = PANEL_WIDTH * H / W
     fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
 
-    def panel(row: int, col: int):
+    def panel(row: int, col: int, title: str):
         left = MARGIN_LEFT + col * (PANEL_WIDTH + GAP)
         top = MARGIN_TOP + row * (panel_h + GAP)
         ax = fig.add_axes([
@@ -347,41 +289,29 @@ def draw_attention_figure(result: dict,
         ])
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.imshow(crop)
+        # Fixed now, so that points drawn off the crop do not widen them.
+        ax.set_xlim(-0.5, W - 0.5)
+        ax.set_ylim(H - 0.5, -0.5)
+        if row == 0:
+            ax.set_title(title, fontsize=10)
         return ax
 
     norm = Normalize(0., 1.)
     image = None
+    colors = _rgb01(
+        dataset_meta.get('keypoint_colors', [[255] * 3]), np.arange(K))
+    link_colors = dataset_meta.get('skeleton_link_colors')
     for row, layer in enumerate(layers):
-        ax = panel(row, 0)
-        ax.imshow(crop)
+        ax = panel(row, 0, 'prediction')
         for link, (a, b) in enumerate(dataset_meta.get('skeleton_links', [])):
-            ax.plot(
-                kpts[[a, b], 0],
-                kpts[[a, b], 1],
-                lw=1.5,
-                color=_rgb01(dataset_meta['skeleton_link_colors'], link))
-        colors = [
-            _rgb01(dataset_meta.get('keypoint_colors', [[255] * 3]), k)
-            for k in range(K)
-        ]
-        ax.scatter(
-            kpts[:, 0],
-            kpts[:, 1],
-            s=9,
-            c=colors,
-            edgecolors='k',
-            linewidths=0.3,
-            zorder=3)
-        ax.set_xlim(-0.5, W - 0.5)
-        ax.set_ylim(H - 0.5, -0.5)
+            ax.plot(*kpts[[a, b]].T, lw=1.5, color=_rgb01(link_colors, link))
+        ax.scatter(*kpts.T, c=colors, **DOT)
         ax.set_ylabel(f'layer {layer}', fontsize=11)
-        if row == 0:
-            ax.set_title('prediction', fontsize=10)
 
         maps = query_maps(result, layer, mode)
         for k in range(K):
-            ax = panel(row, k + 1)
-            ax.imshow(crop)
+            ax = panel(row, k + 1, names[k])
             # The peak before thresholding: a panel whose whole map is cut
             # away stays black but still tells how weak it was.
             peak = float(maps[k].max())
@@ -389,25 +319,9 @@ def draw_attention_figure(result: dict,
             shown = shown / peak if peak > 0 else shown
             image = ax.imshow(
                 shown, cmap='nipy_spectral', norm=norm, alpha=0.8)
-            ax.scatter([kpts[k, 0]], [kpts[k, 1]],
-                       marker='*',
-                       s=70,
-                       c='white',
-                       edgecolors='k',
-                       linewidths=0.4,
-                       zorder=3)
-            ax.text(
-                0.03,
-                0.02,
-                f'max {peak:.2g}',
-                transform=ax.transAxes,
-                fontsize=6.5,
-                color='white',
-                va='bottom')
-            ax.set_xlim(-0.5, W - 0.5)
-            ax.set_ylim(H - 0.5, -0.5)
-            if row == 0:
-                ax.set_title(names[k], fontsize=10)
+            ax.scatter([kpts[k, 0]], [kpts[k, 1]], **STAR)
+            peak_text = f'max {peak:.2g}'
+            ax.text(0.03, 0.02, peak_text, transform=ax.transAxes, **PEAK)
 
     cax = fig.add_axes([(fig_w - MARGIN_RIGHT + 0.2) / fig_w,
                         MARGIN_BOTTOM / fig_h, 0.15 / fig_w,
@@ -426,13 +340,6 @@ def draw_attention_figure(result: dict,
         y=1 - 0.12 / fig_h,
         va='top',
         fontsize=11)
-    folder = osp.dirname(osp.abspath(out_file))
-    os.makedirs(folder, exist_ok=True)
+    mkdir_or_exist(osp.dirname(osp.abspath(out_file)))
     fig.savefig(out_file, dpi=dpi)
     return out_file
-
-
-__all__: List[str] = [
-    'MODES', 'attention_for_crop', 'draw_attention_figure', 'figure_inches',
-    'query_maps', 'short_keypoint_name'
-]

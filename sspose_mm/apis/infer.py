@@ -1,27 +1,14 @@
 """Top-down pose inference on an image, a folder of images or a video.
 
-Person boxes come from one of three sources (:class:`PersonBoxes`):
+Person boxes (:class:`PersonBoxes`): one fixed ``xywh`` box; a COCO-results
+detection file, whose ``image_id`` the COCO annotation file maps to
+``file_name`` (matched to an image by base name; ``score > det_thr`` kept,
+as in MMPose's demos); or else the whole image or frame.
 
-* one fixed box (``xywh``) used for every image or frame;
-* a COCO-results detection file (``image_id``, ``bbox`` xywh, ``score``)
-  together with the COCO annotation file that maps ``image_id`` to
-  ``file_name``. A results file names images only by id, so the annotation
-  file is required; an input image is matched by its base file name to the
-  base name of ``file_name``. Boxes with ``score > det_thr`` are kept (the
-  same comparison as MMPose's demos);
-* nothing: the whole image or frame is one box.
-
-Outputs (:func:`run_inference`) go to one folder: a picture per image (same
-file name) or a video (``<stem>.mp4``, mp4v, same fps and size) with the
-skeletons drawn by MMPose's ``PoseLocalVisualizer``, and ``predictions.json``
-in COCO results format, one entry per person (MMPose's inferencer writes one
-JSON per image in its own layout instead).
-
-Predicting and drawing is MMPose's ``Pose2DInferencer`` (its pipeline,
-forward, visualizer, image saving and video reading and writing) through
-:class:`BoxedPoseInferencer`; what stays here is what it does not do: boxes
-from ``--bbox`` or a detection file, skipping the unusable images of a
-folder, the refusals before the model loads and the COCO-results file.
+MMPose's ``Pose2DInferencer`` predicts and draws (through
+:class:`BoxedPoseInferencer`); here are the boxes, skipping a folder's
+unusable images, the refusals before the model loads, and one COCO-results
+``predictions.json`` (MMPose writes one JSON per image in its own layout).
 """
 import json
 import os
@@ -33,12 +20,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import mmcv
 import numpy as np
-from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 from mmengine.structures import InstanceData
 from mmpose.apis.inferencers import Pose2DInferencer
-from mmpose.models import TopdownPoseEstimator
-from mmpose.registry import MODELS
 from mmpose.structures.bbox import bbox_xywh2xyxy
 from PIL import Image
 from pycocotools.coco import COCO
@@ -46,25 +30,17 @@ from tqdm import tqdm
 
 from ..errors import ConfigError, DataError
 from .fast_inference import prepare_for_inference
-from .loading import check_model_files, init_model
+from .loading import init_model, topdown_config
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv')
-PREDICTIONS_FILE = 'predictions.json'
 # How pictures and videos are drawn: boxes, 3-pixel keypoints, 2-pixel limbs.
 DRAW_OPTIONS = dict(draw_bbox=True, radius=3, thickness=2)
 
 
 class PersonBoxes:
-    """Where the person boxes of an image come from (see the module doc).
-
-    Args:
-        bbox_xywh: One box ``(x, y, w, h)`` for every image and frame.
-        det_file: COCO-results detection file; needs ``ann_file``.
-        ann_file: COCO annotation file giving each ``image_id`` its
-            ``file_name``.
-        det_thr: Detections scored at or below this are dropped.
-    """
+    """Where the person boxes of an image come from (see the module doc):
+    ``bbox_xywh``, or ``det_file`` with ``ann_file`` and ``det_thr``."""
 
     def __init__(self,
                  bbox_xywh: Optional[Sequence[float]] = None,
@@ -81,34 +57,22 @@ class PersonBoxes:
         if ann_file is not None and det_file is None:
             raise ConfigError('--ann-file is only used with --det-file.')
         self.bbox_xywh = bbox_xywh
-        self.fixed: Optional[np.ndarray] = None
-        if bbox_xywh is not None:
-            self.fixed = check_bbox(bbox_xywh)
+        self.fixed = None if bbox_xywh is None else check_bbox(bbox_xywh)
         # base file name -> (image_id, boxes (N, 5) xyxy and score)
         self.by_name: Optional[Dict[str, Tuple[int, np.ndarray]]] = None
         if det_file is not None:
             self.by_name = _load_detections(det_file, ann_file, det_thr)
 
-    @property
-    def uses_detections(self) -> bool:
-        return self.by_name is not None
-
     def fits(self, height: int, width: int) -> bool:
         """False only for a fixed box lying wholly outside the image."""
         return self.fixed is None or box_on_image(self.fixed[0], height, width)
 
-    def require_fit(self, path: str, height: int, width: int) -> None:
-        """Stop when a fixed box lies wholly outside the image ``path``."""
-        if self.fixed is not None:
-            check_bbox(self.bbox_xywh, (height, width), path)
-
     def knows(self, file_name: str) -> bool:
-        """Whether boxes can be given for this file (always, except for a
-        detection file whose annotation file does not list the image)."""
+        """False only for an image the annotation file does not list."""
         return self.by_name is None or osp.basename(file_name) in self.by_name
 
-    def lookup(self, file_name: Optional[str]
-               ) -> Tuple[Optional[int], Optional[np.ndarray]]:
+    def lookup(self,
+               file_name: str) -> Tuple[Optional[int], Optional[np.ndarray]]:
         """``(coco_image_id or None, boxes)``: the fixed ``(1, 4)`` box, the
         ``(N, 5)`` detections (xyxy and score), or None: the whole image."""
         if self.by_name is not None:
@@ -126,11 +90,8 @@ def check_bbox(bbox_xywh: Sequence[float],
                image_hw: Optional[Tuple[int, int]] = None,
                image_path: str = '') -> np.ndarray:
     """The ``(1, 4)`` xyxy box of ``--bbox X Y W H``; refuses an empty box
-    and, given the image size, a box wholly outside the image.
-
-    A box only partly inside is accepted: detectors often return such boxes
-    and the affine crop pads with black like at test time.
-    """
+    and, given the image size, a box wholly outside the image (one partly
+    inside is fine: the affine crop pads with black, as at test time)."""
     x, y, w, h = (float(v) for v in bbox_xywh)
     if not (w > 0 and h > 0):
         raise ConfigError(f'--bbox {x:g} {y:g} {w:g} {h:g} has a '
@@ -194,31 +155,9 @@ def _load_detections(det_file: str, ann_file: str,
     }
 
 
-def require_topdown(cfg: Config, tool: str) -> None:
-    """Stop ``tool`` unless ``cfg`` builds a top-down estimator.
-
-    The tools predict the people of given boxes; a bottom-up model run that
-    way fails deep inside (or draws nonsense), so it is refused before the
-    model loads. An unknown model type passes: building reports it.
-    """
-    model_type = cfg.model.get('type')
-    estimator = (
-        MODELS.get(model_type) if isinstance(model_type, str) else model_type)
-    if estimator is None or issubclass(estimator, TopdownPoseEstimator):
-        return
-    raise ConfigError(
-        f'{tool} is top-down only (it predicts people in person boxes), but '
-        f'the config builds a {estimator.__name__}; for a bottom-up model '
-        'use mmpose.apis.inference_bottomup in Python, or tools/test.py to '
-        'evaluate it.')
-
-
 def find_inputs(input_path: str) -> Tuple[str, List[str]]:
-    """``('image' | 'folder' | 'video', files)`` for an input path.
-
-    A folder gives its images (not recursive, sorted by name); other files in
-    it are ignored.
-    """
+    """``('image' | 'folder' | 'video', files)``; a folder gives its images
+    (not recursive, sorted by name)."""
     if osp.isdir(input_path):
         files = sorted(
             osp.join(input_path, name) for name in os.listdir(input_path)
@@ -241,38 +180,31 @@ def find_inputs(input_path: str) -> Tuple[str, List[str]]:
         f'({", ".join(e[1:] for e in VIDEO_EXTENSIONS)}) or a folder.')
 
 
-def read_image(path: str) -> Optional[np.ndarray]:
-    """The image as BGR (what MMPose's ``LoadImage`` gives the model), or
-    None when it cannot be read or decoded."""
+def read_image(path: str) -> np.ndarray:
+    """The image as BGR (what MMPose's ``LoadImage`` gives the model).
+
+    Raises:
+        DataError: It cannot be read or decoded.
+    """
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except OSError:
-        return None
-    if data.size == 0:
-        return None
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+        image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    except (OSError, cv2.error):  # unreadable, or empty
+        image = None
+    if image is None:
+        raise DataError(f'the image {path} could not be read or decoded '
+                        '(empty or corrupt file).')
+    return image
 
 
 class BoxedPoseInferencer(Pose2DInferencer):
-    """MMPose's ``Pose2DInferencer`` on a model already loaded, with person
-    boxes given by the caller instead of a detector.
+    """MMPose's ``Pose2DInferencer`` on a ``model`` loaded by
+    :func:`~.loading.init_model` (MMPose's loads what fits of a checkpoint),
+    with the caller's boxes (MMPose 1.3.2 ignores ``bboxes`` for top-down).
 
-    The inferencer would build its model from the config and load what fits
-    of a checkpoint (:mod:`.loading` loads all of it or stops), and it takes
-    boxes only from a detector or the whole image: MMPose 1.3.2 drops its
-    ``bboxes`` argument for top-down models. Everything else is MMPose's:
-    the test pipeline, the forward pass, the drawing, saving pictures and
-    reading and writing videos.
-
-    Call it like MMPose's with one image (BGR array) or a video path, and
-    with ``person_boxes`` for every image or frame of the call: ``(N, 4)``
-    xyxy or ``(N, 5)`` xyxy and score (1 when absent), None for the whole
-    image; and ``img_path``, the name of an image's picture in
-    ``vis_out_dir``.
-
-    Args:
-        model: A top-down estimator from
-            :func:`~sspose_mm.apis.loading.init_model`.
+    Call it like MMPose's with one BGR image or a video path, and
+    ``person_boxes`` for every image or frame: ``(N, 4)`` xyxy or ``(N, 5)``
+    xyxy and score (1 when absent), None for the whole image; ``img_path``
+    names an image's picture in ``vis_out_dir``.
     """
 
     preprocess_kwargs = Pose2DInferencer.preprocess_kwargs | {
@@ -295,16 +227,15 @@ class BoxedPoseInferencer(Pose2DInferencer):
         return pseudo_collate
 
     def _inputs_to_list(self, inputs):
-        video = inputs
-        inputs = super()._inputs_to_list(inputs)
+        frames = super()._inputs_to_list(inputs)
         if self._video_input:
             # The frames are read again from the start: the first is cached.
-            if inputs.read() is None:
-                raise DataError(f'the video {video} could not be opened or '
+            if frames.read() is None:
+                raise DataError(f'the video {inputs} could not be opened or '
                                 'has no readable frame.')
             # Some containers report no fps; 25 keeps the output playable.
             self.video_info['fps'] = self.video_info['fps'] or 25.0
-        return inputs
+        return frames
 
     def preprocess_single(self,
                           input: np.ndarray,
@@ -358,11 +289,9 @@ class BoxedPoseInferencer(Pose2DInferencer):
 
 def coco_results(people: InstanceData, image_id: int,
                  extra: dict) -> List[dict]:
-    """COCO-results entries (one per person) for the people of one image.
-
-    ``score`` is the mean keypoint score times the box score, as MMPose's
-    top-down COCO evaluation rescores people (without its visibility cut).
-    """
+    """COCO-results entries of the people of one image; ``score`` is the
+    mean keypoint score times the box score, as MMPose's top-down COCO
+    evaluation rescores people (without its visibility cut)."""
     entries = []
     for i in range(len(people)):
         keypoints = np.asarray(people.keypoints[i], dtype=np.float64)
@@ -401,16 +330,8 @@ def coco_images_with_boxes(ann_file: str,
 
 @dataclass
 class InferenceSummary:
-    """What :func:`run_inference` did.
-
-    Attributes:
-        kind: ``'image'``, ``'folder'`` or ``'video'``.
-        outputs: Pictures or the video written.
-        predictions_file: The COCO-results JSON.
-        predictions: Its entries.
-        num_frames: Images or frames predicted.
-        skipped: ``(file, reason)`` of folder images left out.
-    """
+    """What :func:`run_inference` did; ``kind``: ``'image'``, ``'folder'``
+    or ``'video'``; ``skipped``: ``(file, reason)`` of folder images."""
     kind: str
     outputs: List[str] = field(default_factory=list)
     predictions_file: str = ''
@@ -420,8 +341,7 @@ class InferenceSummary:
 
 
 def output_path(kind: str, out_dir: str, path: str) -> str:
-    """Where the drawing of an input goes: same name, ``<stem>.mp4`` for a
-    video."""
+    """The drawing of an input: same name, ``<stem>.mp4`` for a video."""
     name = osp.basename(path)
     if kind == 'video':
         name = osp.splitext(name)[0] + '.mp4'
@@ -432,10 +352,8 @@ def header_size(path: str, kind: str) -> Optional[Tuple[int, int]]:
     """``(height, width)`` of an image or video from its header, without
     decoding it; None when the header cannot be read."""
     if kind == 'video':
-        cap = cv2.VideoCapture(path)
-        size = (int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
-                int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)))
-        cap.release()
+        video = mmcv.VideoReader(path)
+        size = (video.height, video.width)
         return size if min(size) > 0 else None
     try:
         with Image.open(path) as image:
@@ -447,13 +365,9 @@ def header_size(path: str, kind: str) -> Optional[Tuple[int, int]]:
 def check_request(input_path: str, boxes: PersonBoxes,
                   out_dir: str) -> Tuple[str, List[str]]:
     """:func:`find_inputs`, plus the box source fitting the input kind and
-    the outputs leaving the inputs alone.
-
-    Cheap (image headers only), so a command-line tool can call it before
-    loading the model.
-    """
+    the outputs leaving the inputs alone. Cheap (image headers only)."""
     kind, files = find_inputs(input_path)
-    if kind == 'video' and boxes.uses_detections:
+    if kind == 'video' and boxes.by_name is not None:
         raise ConfigError('--det-file matches boxes to image files; for a '
                           'video use --bbox or the whole frame.')
     for path in files:
@@ -464,11 +378,10 @@ def check_request(input_path: str, boxes: PersonBoxes,
                 'drawing (same file name) would overwrite: choose another '
                 '--out-dir.')
     if boxes.fixed is not None:
-        sizes = {path: header_size(path, kind) for path in files}
-        sizes = {path: size for path, size in sizes.items() if size}
+        sizes = {p: size for p in files if (size := header_size(p, kind))}
         if kind != 'folder':
             for path, size in sizes.items():
-                boxes.require_fit(path, *size)
+                check_bbox(boxes.bbox_xywh, size, path)
         elif sizes and not any(boxes.fits(*size) for size in sizes.values()):
             x, y, w, h = boxes.bbox_xywh
             raise ConfigError(
@@ -483,16 +396,9 @@ def run_inference(model,
                   boxes: Optional[PersonBoxes] = None,
                   kpt_thr: float = 0.3,
                   progress: bool = True) -> InferenceSummary:
-    """Predict and draw every person of an image, a folder or a video.
-
-    Args:
-        model: A top-down pose estimator from
-            :func:`sspose_mm.apis.init_model`.
-        input_path: An image, a folder of images or a video file.
-        out_dir: Output folder (created).
-        boxes: Person boxes; default the whole image or frame.
-        kpt_thr: Keypoints scored below this are not drawn (all are saved).
-        progress: Show a progress bar for folders and videos.
+    """Predict and draw every person of an image, a folder or a video into
+    ``out_dir`` with a top-down ``model`` from :func:`~.loading.init_model`.
+    Keypoints scored below ``kpt_thr`` are not drawn (all are saved).
 
     Raises:
         DataError: Missing or unsupported input, unreadable single image or
@@ -509,7 +415,7 @@ def run_inference(model,
     run(
         BoxedPoseInferencer(model), files, kind, out_dir, boxes, kpt_thr,
         progress, summary)
-    summary.predictions_file = osp.join(out_dir, PREDICTIONS_FILE)
+    summary.predictions_file = osp.join(out_dir, 'predictions.json')
     with open(summary.predictions_file, 'w', encoding='utf-8') as f:
         json.dump(summary.predictions, f)
     return summary
@@ -524,20 +430,17 @@ def load_and_run_inference(config: str,
                            device: Optional[str] = None,
                            fast: bool = False,
                            progress: bool = True) -> InferenceSummary:
-    """What ``tools/infer.py`` runs: :func:`run_inference` with the
-    top-down model of ``config`` and ``checkpoint`` (all of it, or
-    ``"none"``: :func:`~sspose_mm.apis.loading.init_model`), on the fast
-    path (:func:`~.fast_inference.prepare_for_inference`) if ``fast``.
+    """What ``tools/infer.py`` runs: :func:`run_inference` with the model of
+    ``config`` and ``checkpoint`` (or ``"none"``), on the fast path
+    (:func:`~.fast_inference.prepare_for_inference`) if ``fast``.
 
-    Every input is checked before the model loads (seconds), so a typo is
-    reported at once: the errors of :func:`run_inference`, then a missing
-    file, a bottom-up config, a checkpoint that does not fit.
+    Every input is checked before the model loads, so a typo is reported at
+    once: the errors of :func:`run_inference`, then a missing file, a
+    bottom-up config, a checkpoint that does not fit.
     """
     boxes = boxes or PersonBoxes()
     check_request(input_path, boxes, out_dir)
-    check_model_files(config, checkpoint)
-    cfg = Config.fromfile(config)
-    require_topdown(cfg, 'tools/infer.py')
+    cfg = topdown_config(config, checkpoint, 'tools/infer.py')
     model = init_model(cfg, checkpoint, device)
     if fast:
         prepare_for_inference(model)
@@ -547,7 +450,7 @@ def load_and_run_inference(config: str,
 def _run_images(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
                 out_dir: str, boxes: PersonBoxes, kpt_thr: float,
                 progress: bool, summary: InferenceSummary) -> None:
-    if boxes.uses_detections and not any(boxes.knows(f) for f in files):
+    if boxes.by_name is not None and not any(map(boxes.knows, files)):
         raise DataError(
             f'none of the {len(files)} input image(s) is listed in the '
             '--ann-file, so no detection can be matched to them (images are '
@@ -563,17 +466,17 @@ def _run_images(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
             # check above.
             summary.skipped.append((path, 'not in --ann-file'))
             continue
-        image = read_image(path)
-        if image is None:
+        try:
+            image = read_image(path)
+        except DataError:
             if kind == 'image':
-                raise DataError(f'the image {path} could not be read or '
-                                'decoded (empty or corrupt file).')
+                raise
             # One bad file should not cost the user the rest of the folder.
             summary.skipped.append((path, 'unreadable'))
             continue
         if not boxes.fits(*image.shape[:2]):
             if kind == 'image':
-                boxes.require_fit(path, *image.shape[:2])
+                check_bbox(boxes.bbox_xywh, image.shape[:2], path)
             summary.skipped.append((path, '--bbox outside the image'))
             continue
         image_id, person_boxes = boxes.lookup(path)
@@ -584,7 +487,6 @@ def _run_images(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
             dict(file_name=osp.basename(path)))
         summary.outputs.append(output_path(kind, out_dir, path))
         summary.num_frames += 1
-    bar.close()
     if summary.num_frames == 0:
         raise DataError(f'none of the {len(files)} images could be used '
                         f'({_skip_text(summary.skipped)}).')
@@ -605,7 +507,7 @@ def _run_video(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
     frames = inferencer(
         files[0],
         return_datasamples=True,
-        person_boxes=boxes.lookup(None)[1],
+        person_boxes=boxes.fixed,
         vis_out_dir=out_file,
         kpt_thr=kpt_thr,
         **DRAW_OPTIONS)
@@ -626,19 +528,15 @@ def _run_video(inferencer: BoxedPoseInferencer, files: List[str], kind: str,
 
 def print_summary(summary: InferenceSummary, file=sys.stdout) -> None:
     """What was written, and the skipped-images warning on stderr."""
-    people = len(summary.predictions)
-    what = 'frames' if summary.kind == 'video' else 'images'
+    video = summary.kind == 'video'
     print(
-        f'{summary.num_frames} {what}, {people} people; wrote '
-        f'{summary.predictions_file}',
+        f'{summary.num_frames} {"frames" if video else "images"}, '
+        f'{len(summary.predictions)} people; wrote {summary.predictions_file}',
         file=file)
-    if summary.kind == 'video':
-        print(f'wrote {summary.outputs[0]}', file=file)
-    else:
-        print(
-            f'wrote {len(summary.outputs)} picture(s) to '
-            f'{osp.dirname(summary.predictions_file)}',
-            file=file)
+    drawn = (
+        summary.outputs[0] if video else f'{len(summary.outputs)} '
+        f'picture(s) to {osp.dirname(summary.predictions_file)}')
+    print(f'wrote {drawn}', file=file)
     if summary.skipped:
         print(
             f'warning: skipped {len(summary.skipped)} of '
