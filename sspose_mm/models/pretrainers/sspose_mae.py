@@ -26,17 +26,9 @@ def random_masking(batch: int,
                    noise: Optional[Tensor] = None,
                    device: Union[str, torch.device] = 'cpu'
                    ) -> Tuple[Tensor, Tensor, Tensor]:
-    """MAE's per-sample random masking by sorting uniform noise.
-
-    Exactly ``int(num_tokens * (1 - mask_ratio))`` tokens are kept in every
-    sample: those with the smallest noise.
-
-    Args:
-        batch (int): Samples ``B``.
-        num_tokens (int): Tokens ``L`` per sample.
-        mask_ratio (float): Fraction to remove, in ``[0, 1)``.
-        noise (Tensor, optional): ``(B, L)`` noise to sort; drawn with
-            ``torch.rand`` when None.
+    """MAE's per-sample random masking: of ``B`` samples of ``L`` tokens,
+    keep the ``n = int(L * (1 - mask_ratio))`` of smallest ``(B, L)`` noise
+    (``torch.rand`` when None); ``mask_ratio`` must be in ``[0, 1)``.
 
     Returns:
         tuple: ``ids_keep (B, n)``, ``ids_restore (B, L)`` (position of each
@@ -88,11 +80,8 @@ class MAEDecoder(nn.Module):
     Args:
         grid (tuple[int, int]): Token grid ``(h, w)``.
         in_dims (int): Encoder token width.
-        embed_dims (int): Decoder width.
-        depth (int): Decoder transformer layers.
-        num_heads (int): Decoder attention heads.
+        embed_dims, depth, num_heads, mlp_ratio: Of the decoder layers.
         out_dims (int): Values predicted per patch (``p*p*3``).
-        mlp_ratio (float): MLP width of the layers.
     """
 
     def __init__(self,
@@ -122,14 +111,8 @@ class MAEDecoder(nn.Module):
         nn.init.normal_(self.mask_token, std=.02)
 
     def forward(self, latent: Tensor, ids_restore: Tensor) -> Tensor:
-        """
-        Args:
-            latent (Tensor): ``(B, n, C_enc)`` visible tokens, shuffled order.
-            ids_restore (Tensor): ``(B, L)`` from :func:`random_masking`.
-
-        Returns:
-            Tensor: ``(B, L, out_dims)`` prediction per row-major patch.
-        """
+        """``(B, n, C_enc)`` visible tokens (shuffled order) and ``(B, L)``
+        ``ids_restore`` -> ``(B, L, out_dims)`` per row-major patch."""
         x = self.embed(latent)
         b, n, c = x.shape
         num_tokens = ids_restore.shape[1]
@@ -151,18 +134,16 @@ class SSposeMAE(BaseModel):
     Args:
         backbone (dict): :class:`SSposeConvViT` config; its ``pos_embed``
             is kept fixed (MAE) unless ``trainable_pos_embed`` is set.
-        mask_ratio (float): Fraction of tokens removed. Defaults to 0.75.
+        mask_ratio (float): Fraction of tokens removed.
         hierarchical_mask (bool): Apply the upsampled token mask in the
-            masked conv blocks of stages 1-2 (ConvMAE). False masks tokens
-            only, so masked pixels leak into visible tokens through the
-            convs (an ablation).
-        decoder (dict): ``embed_dims``, ``depth``, ``num_heads``,
-            ``mlp_ratio`` of :class:`MAEDecoder`. Defaults to 512-d, 8
-            layers, 16 heads (``dec512d8b``).
-        norm_pix_loss (bool): Per-patch normalised pixel target.
-            Defaults to True (the official training command).
-        data_preprocessor (dict, optional): Normalisation of the images.
-        init_cfg (dict, optional): mmengine init config.
+            masked conv blocks of stages 1-2 (ConvMAE). False (an ablation)
+            masks tokens only: masked pixels leak into visible tokens
+            through the convs.
+        decoder (dict): :class:`MAEDecoder` ``embed_dims``, ``depth``,
+            ``num_heads``, ``mlp_ratio``. Defaults to ``dec512d8b``.
+        norm_pix_loss (bool): Per-patch normalised pixel target (on in the
+            official training command).
+        data_preprocessor, init_cfg (dict, optional): As mmengine's.
     """
 
     def __init__(self,
@@ -205,12 +186,8 @@ class SSposeMAE(BaseModel):
                         images: Tensor,
                         noise: Optional[Tensor] = None
                         ) -> Tuple[Tensor, Tensor, Tensor]:
-        """Mask and encode.
-
-        Args:
-            images (Tensor): ``(B, 3, H, W)`` normalised.
-            noise (Tensor, optional): ``(B, L)`` masking noise (drawn when
-                None).
+        """Mask (with ``(B, L)`` ``noise``, drawn when None) and encode
+        normalised ``(B, 3, H, W)`` images.
 
         Returns:
             tuple: ``latent (B, n, C)`` visible tokens in ``ids_keep`` order,
@@ -238,12 +215,9 @@ class SSposeMAE(BaseModel):
                 inputs: Tensor,
                 data_samples: Optional[list] = None,
                 mode: str = 'loss') -> Union[Dict[str, Tensor], Tensor]:
-        """mmengine's entry point.
-
-        ``mode='loss'``: ``{'loss': ...}``; ``mode='tensor'``: the decoder
-        prediction ``(B, L, p*p*3)``; ``mode='predict'``: the reconstructed
-        images ``(B, 3, H, W)`` (see :meth:`reconstruct`).
-        """
+        """``mode='loss'``: ``{'loss': ...}``; ``'tensor'``: the decoder
+        prediction ``(B, L, p*p*3)``; ``'predict'``: the reconstructed images
+        ``(B, 3, H, W)`` (see :meth:`reconstruct`)."""
         if mode == 'predict':
             return self.reconstruct(inputs)['reconstruction']
         latent, mask, ids_restore = self.forward_encoder(inputs)
@@ -259,11 +233,8 @@ class SSposeMAE(BaseModel):
                     images: Tensor,
                     noise: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Images for inspection, all ``(B, 3, H, W)`` in the normalised
-        space of ``images``.
-
-        With ``norm_pix_loss`` the prediction of each patch is mapped back
-        with the mean and std of the true patch (the prediction only fixes
-        its normalised content).
+        space of ``images``; with ``norm_pix_loss`` each predicted patch is
+        mapped back with the mean and std of the true patch.
 
         Returns:
             dict: ``masked`` (removed patches zeroed), ``reconstruction``
