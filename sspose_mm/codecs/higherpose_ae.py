@@ -21,18 +21,10 @@ def generate_gaussian_heatmaps_at_once(heatmap_size: Tuple[int, int],
     Each labelled keypoint whose 3-sigma box touches the map pastes a
     ``(2r+1) x (2r+1)`` Gaussian patch (``r = 3 sigma``) at ``int(x + 0.5)``
     (centred on the pixel, or with UDP on the sub-pixel position); patches of
-    one keypoint type keep their maximum.
-
-    Args:
-        heatmap_size (tuple): ``(W, H)``.
-        keypoints (np.ndarray): ``(N, K, 2)`` in heatmap pixels.
-        keypoints_visible (np.ndarray): ``(N, K)``.
-        sigma (float): In heatmap pixels.
-        use_udp (bool): Sub-pixel patch centres.
-
-    Returns:
-        tuple: heatmaps ``(K, H, W)`` float32 and weights ``(N, K)`` (the
-        visibilities, 0 where the box lies outside the map).
+    one keypoint type keep their maximum. ``(N, K, 2)`` keypoints and
+    ``sigma`` in heatmap pixels, ``(N, K)`` visibilities -> heatmaps ``(K, H,
+    W)`` float32 of ``heatmap_size = (W, H)`` and weights ``(N, K)`` (the
+    visibilities, 0 where the box lies outside the map).
     """
     K = keypoints.shape[1]
     W, H = heatmap_size
@@ -143,12 +135,8 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
     """MMPose's :class:`~mmpose.codecs.AssociativeEmbedding`, with heatmap
     targets at more than one resolution, for HigherHRNet-style heads.
 
-    ``heatmap_size`` is that of the tags and the first heatmap target;
-    ``higher_heatmap_sizes`` add heatmap targets at higher resolutions, each
-    a Gaussian of the same ``sigma`` in its own pixels. The grouping is
-    HigherHRNet's (:func:`group_keypoints_by_tags`, with
+    The grouping is HigherHRNet's (:func:`group_keypoints_by_tags`, with
     ``decode_max_matched_groups`` as its cap), the rest of decoding MMPose's.
-
     Two more differences to the parent, both needed for bottom-up training:
 
     * Without UDP, a keypoint goes to the heatmap pixel that *contains* it
@@ -160,22 +148,17 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
       pack the (list of) heatmaps, the masks of ``BottomupGetHeatmapMask``,
       the keypoint indices and weights (MMPose's defaults drop the indices).
 
-    Encoded:
-
-        - heatmaps (np.ndarray | list[np.ndarray]): ``(K, H, W)`` at
-          ``heatmap_size``, or a list lowest resolution first when
-          ``higher_heatmap_sizes`` is given
-        - keypoint_indices (np.ndarray): ``(N, K, 2)`` ``[y * W + x, visible]``
-          at ``heatmap_size``
-        - keypoint_weights (np.ndarray): ``(N, K)``
+    Encoded: ``heatmaps`` ``(K, H, W)`` (with ``higher_heatmap_sizes`` a
+    list, lowest resolution first), ``keypoint_indices`` ``(N, K, 2)``
+    ``[y * W + x, visible]`` and ``keypoint_weights`` ``(N, K)``.
 
     Args:
         input_size (tuple): Image size ``(w, h)``.
-        heatmap_size (tuple): Tag/first heatmap size ``(W, H)``.
+        heatmap_size (tuple): Size ``(W, H)`` of the tags and first heatmaps.
         higher_heatmap_sizes (sequence of tuple): Further heatmap sizes
-            ``(W, H)``, increasing. Defaults to none (plain AE targets).
-        sigma (float, optional): Gaussian sigma in heatmap pixels at every
-            resolution. Defaults to the parent's size-dependent value.
+            ``(W, H)``, increasing; none gives plain AE targets.
+        sigma (float, optional): Gaussian sigma in the pixels of every
+            resolution; None: the parent's size-dependent value.
         **kwargs: The parent's ``use_udp`` and ``decode_*`` arguments.
     """
 
@@ -206,13 +189,6 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
             return keypoints * (size - 1) / (input_size - 1)
         return keypoints * size / input_size - 0.5
 
-    def _heatmaps(self, keypoints: np.ndarray, keypoints_visible: np.ndarray,
-                  heatmap_size: Tuple[int,
-                                      int]) -> Tuple[np.ndarray, np.ndarray]:
-        return generate_gaussian_heatmaps_at_once(
-            heatmap_size, self._heatmap_keypoints(keypoints, heatmap_size),
-            keypoints_visible, self.sigma, self.use_udp)
-
     def _encode_keypoint_indices(self, heatmap_size: Tuple[int, int],
                                  keypoints: np.ndarray,
                                  keypoints_visible: np.ndarray) -> np.ndarray:
@@ -231,18 +207,18 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
         """Encode ``(N, K, 2)`` input-space keypoints (see class doc)."""
         if keypoints_visible is None:
             keypoints_visible = np.ones(keypoints.shape[:2], dtype=np.float32)
-        heatmaps, keypoint_weights = self._heatmaps(keypoints,
-                                                    keypoints_visible,
-                                                    self.heatmap_size)
+        (heatmaps, keypoint_weights), *higher = [
+            generate_gaussian_heatmaps_at_once(
+                size, self._heatmap_keypoints(keypoints, size),
+                keypoints_visible, self.sigma, self.use_udp)
+            for size in [self.heatmap_size, *self.higher_heatmap_sizes]
+        ]
         keypoint_indices = self._encode_keypoint_indices(
             self.heatmap_size,
             self._heatmap_keypoints(keypoints, self.heatmap_size),
             keypoints_visible)
-        if self.higher_heatmap_sizes:
-            heatmaps = [heatmaps] + [
-                self._heatmaps(keypoints, keypoints_visible, size)[0]
-                for size in self.higher_heatmap_sizes
-            ]
+        if higher:
+            heatmaps = [heatmaps] + [maps for maps, _ in higher]
         return dict(
             heatmaps=heatmaps,
             keypoint_indices=keypoint_indices,
@@ -253,17 +229,12 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
         """:func:`group_keypoints_by_tags` of each image (``(B, K, M)``,
         ``(B, K, M, L)``, ``(B, K, M, 2)``), cut to ``decode_max_instances``.
         """
+        options = (self.decode_keypoint_order, self.decode_keypoint_thr,
+                   self.decode_tag_thr, self.decode_max_matched_groups)
         return [
-            group_keypoints_by_tags(
-                vals,
-                tags,
-                locs,
-                keypoint_order=self.decode_keypoint_order,
-                val_thr=self.decode_keypoint_thr,
-                tag_thr=self.decode_tag_thr,
-                max_matched_groups=self.decode_max_matched_groups)
-            [:self.decode_max_instances]
-            for vals, tags, locs in zip(batch_vals, batch_tags, batch_locs)
+            group_keypoints_by_tags(*image,
+                                    *options)[:self.decode_max_instances]
+            for image in zip(batch_vals, batch_tags, batch_locs)
         ]
 
     def batch_decode(self, batch_heatmaps: Tensor, batch_tags: Tensor):

@@ -13,16 +13,10 @@ def generate_full_gaussian_heatmaps(heatmap_size: Tuple[int, int],
     """Untruncated Gaussians at sub-pixel centres (DarkPose/TransPose target),
     all keypoints in one array operation.
 
-    Args:
-        heatmap_size (tuple): ``(W, H)``.
-        keypoints (np.ndarray): ``(1, K, 2)`` in heatmap pixels.
-        keypoints_visible (np.ndarray): ``(1, K)``.
-        sigma (float): In heatmap pixels.
-
-    Returns:
-        tuple: heatmaps ``(K, H, W)`` float32 and weights ``(1, K)``. A
-        keypoint whose 3-sigma box lies entirely outside the map gets weight 0
-        and an empty map, as in the original.
+    ``(1, K, 2)`` keypoints and ``sigma`` in heatmap pixels, ``(1, K)``
+    visibilities -> heatmaps ``(K, H, W)`` float32 of ``heatmap_size = (W,
+    H)`` and weights ``(1, K)``. A keypoint whose 3-sigma box lies entirely
+    outside the map gets weight 0 and an empty map, as in the original.
     """
     W, H = heatmap_size
     weights = keypoints_visible.astype(np.float32, copy=True)

@@ -58,9 +58,7 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
             in_channels=in_channels,
             num_keypoints=num_keypoints,
             tag_dim=tag_dim,
-            tag_per_keypoint=True,
             deconv_out_channels=None,
-            final_layer=dict(kernel_size=1),
             keypoint_loss=keypoint_loss,
             tag_loss=tag_loss,
             decoder=decoder,
@@ -132,11 +130,8 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
                     'heatmap sizes must be 1/4 and 1/2 of the input size')
             losses[name] = self.loss_module.keypoint_loss(
                 pred, target, None, mask.unsqueeze(1))
-        keypoint_indices = [
+        pull, push = self.loss_module.tag_loss(predictions[1], [
             d.gt_instance_labels.keypoint_indices for d in batch_data_samples
-        ]
-        pull, push = self.loss_module.tag_loss(predictions[1],
-                                               keypoint_indices)
-        losses['loss_pull'] = pull / len(batch_data_samples)
-        losses['loss_push'] = push / len(batch_data_samples)
-        return losses
+        ])
+        n = len(batch_data_samples)
+        return dict(losses, loss_pull=pull / n, loss_push=push / n)

@@ -40,8 +40,7 @@ class SHaRPoseHead(HeatmapHead):
     Upstream quirk, reproduced by default: ``oks_swap_heatmap_axes=True``
     maps heatmap offsets to pixels with ``box_w / heatmap_h`` for x and
     ``box_h / heatmap_w`` for y (the official code passes ``[H, W]`` where
-    ``[W, H]`` is expected); False uses ``box_w / heatmap_w`` and ``box_h /
-    heatmap_h``. The switch also orders the PCK normaliser.
+    ``[W, H]`` is expected), also in the PCK normaliser; False does not.
 
     Official options, off by default as upstream; the spec names them without
     formulas, so each takes this reading (docs/sharpose.md lists them):
@@ -195,16 +194,11 @@ class SHaRPoseHead(HeatmapHead):
              feats: SHaRPoseFeatures,
              batch_data_samples: OptSampleList,
              train_cfg: ConfigType = {}) -> dict:
-        """Heatmap losses of both passes and the quality loss.
-
-        Returns:
-            dict: ``loss_kpt_coarse``, ``loss_kpt_fine``, ``loss_quality``,
-            ``loss_quality_fine`` (``replace_oks``), ``loss_distill``
-            (``loss_distill``), and for the log ``oks_coarse`` (or
-            ``pck_coarse``: mean quality target), ``refine_rate`` and,
-            unless ``train_cfg.compute_acc`` is False, ``acc_pose`` (fine
-            heatmaps).
-        """
+        """``loss_kpt_coarse``, ``loss_kpt_fine``, ``loss_quality``,
+        ``loss_quality_fine`` (``replace_oks``), ``loss_distill``
+        (``loss_distill``), and for the log ``oks_coarse`` (or ``pck_coarse``:
+        mean quality target), ``refine_rate`` and, unless
+        ``train_cfg.compute_acc`` is False, ``acc_pose`` (fine heatmaps)."""
         self._check_backbone_options(feats)
         coarse, fine = self.forward_stages(feats)
         gt_heatmaps = torch.stack(
@@ -240,9 +234,8 @@ class SHaRPoseHead(HeatmapHead):
         losses['refine_rate'] = feats.refine_mask.float().mean()
         if train_cfg.get('compute_acc', True):
             _, avg_acc, _ = pose_pck_accuracy(
-                output=to_numpy(fine),
-                target=to_numpy(gt_heatmaps),
-                mask=to_numpy(keypoint_weights) > 0)
+                to_numpy(fine), to_numpy(gt_heatmaps),
+                to_numpy(keypoint_weights) > 0)
             losses['acc_pose'] = torch.tensor(avg_acc, device=fine.device)
         return losses
 
@@ -250,9 +243,8 @@ class SHaRPoseHead(HeatmapHead):
                       target: Tensor, valid: Tensor) -> Tensor:
         """Weighted MSE (``qp_abs``: two-class cross-entropy) of ``(B,)``
         predictions and targets, mean over ``valid``; 0 before its epoch."""
-        active = (
-            self.train_epoch is not None
-            and self.train_epoch > self.qp_start_epoch)
+        epoch = self.train_epoch
+        active = epoch is not None and epoch > self.qp_start_epoch
         factor = self.quality_loss_weight if active else 0.
         if self.qp_abs:
             per_instance = F.cross_entropy(
@@ -334,16 +326,9 @@ class SHaRPoseHead(HeatmapHead):
         maps whose maximum is not positive), offsets scaled to pixels of the
         ``box_sizes`` (the padded crop box, whose area is the OKS area),
         COCO's ``exp(-d^2 / (2 * area * (2 sigma)^2))`` averaged over
-        keypoints with non-zero weight.
-
-        Args:
-            heatmaps, target_heatmaps (Tensor): ``(B, K, h, w)``.
-            keypoint_weights (Tensor): ``(B, K)``.
-            box_sizes (Tensor): ``(B, 2)`` crop box ``(w, h)`` in pixels.
-
-        Returns:
-            tuple: OKS ``(B,)`` and a ``(B,)`` bool mask of instances with at
-            least one weighted keypoint.
+        keypoints with non-zero weight. ``(B, K, h, w)`` heatmaps, ``(B,
+        K)`` weights and ``(B, 2)`` boxes ``(w, h)`` in pixels -> OKS ``(B,)``
+        and the ``(B,)`` bool mask of instances with a weighted keypoint.
         """
         offsets, size = self._argmax_offsets(heatmaps, target_heatmaps)
         offsets = offsets * (box_sizes / size)[:, None]

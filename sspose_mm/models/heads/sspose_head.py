@@ -25,16 +25,11 @@ class SSposeHead(HeatmapHead):
                             token_grid: Tuple[int, int]) -> Tensor:
         """What each predicted keypoint depends on in the last layer.
 
-        Args:
-            heatmaps (Tensor): ``(B, K, H_hm, W_hm)`` predicted heatmaps.
-            attention (Tensor): ``(B, N, N)`` head-averaged attention of the
-                last layer (``collect_attention(model, x)[-1]``),
-                ``N = h * w`` row-major tokens.
-            token_grid (tuple[int, int]): ``(h, w)``.
-
-        Returns:
-            Tensor: ``(B, K, h, w)``: for every keypoint, the attention row
-            of the token under its heatmap maximum (rows sum to 1).
+        From ``(B, K, H_hm, W_hm)`` heatmaps and the last layer's
+        head-averaged ``(B, N, N)`` attention (``collect_attention(model,
+        x)[-1]``) over the ``N = h * w`` row-major tokens of ``token_grid =
+        (h, w)``: ``(B, K, h, w)``, for every keypoint the attention row of
+        the token under its heatmap maximum (rows sum to 1).
         """
         b, k, hm_h, hm_w = heatmaps.shape
         h, w = token_grid

@@ -27,14 +27,10 @@ class BatchedAssociativeEmbeddingLoss(AssociativeEmbeddingLoss):
     def forward(self, tags: Tensor,
                 keypoint_indices: Union[List[Tensor],
                                         Tensor]) -> Tuple[Tensor, Tensor]:
-        """Scalar pull and push losses summed over the images.
-
-        Args:
-            tags (Tensor): Tag maps ``(B, L*K, H, W)``, channel ``l*K + k``
-                for dimension ``l`` of keypoint ``k``.
-            keypoint_indices (Tensor | list[Tensor]): Per image ``(N_i, K,
-                2)`` pairs ``(y*W + x, visible)``.
-        """
+        """Scalar pull and push losses summed over the images, of tag maps
+        ``(B, L*K, H, W)`` (channel ``l*K + k`` for dimension ``l`` of
+        keypoint ``k``) and per image ``(N_i, K, 2)`` ``keypoint_indices``
+        ``(y*W + x, visible)`` (a list or a stacked tensor)."""
         B, C, H, W = tags.shape
         if len(keypoint_indices) != B:
             raise ValueError(f'{len(keypoint_indices)} keypoint index sets '

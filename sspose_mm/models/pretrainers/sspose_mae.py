@@ -29,11 +29,8 @@ def random_masking(batch: int,
     """MAE's per-sample random masking: of ``B`` samples of ``L`` tokens,
     keep the ``n = int(L * (1 - mask_ratio))`` of smallest ``(B, L)`` noise
     (``torch.rand`` when None); ``mask_ratio`` must be in ``[0, 1)``.
-
-    Returns:
-        tuple: ``ids_keep (B, n)``, ``ids_restore (B, L)`` (position of each
-        token in the shuffled order) and ``mask (B, L)`` (1 = removed,
-        row-major).
+    Returns ``ids_keep (B, n)``, ``ids_restore (B, L)`` (position of each
+    token in the shuffled order) and ``mask (B, L)`` (1 = removed).
     """
     if not 0 <= mask_ratio < 1:
         raise ConfigError(f'mask_ratio must be in [0, 1), got {mask_ratio}')
@@ -66,23 +63,17 @@ def unpatchify(patches: Tensor, patch: int, grid: Tuple[int, int]) -> Tensor:
 
 
 def patch_statistics(patches: Tensor) -> Tuple[Tensor, Tensor]:
-    """Mean and std ``(B, L, 1)`` of each patch that MAE's
-    ``norm_pix_loss`` normalises with (unbiased variance, ``+1e-6`` inside
-    the root)."""
+    """Mean and std ``(B, L, 1)`` of each patch, as MAE's ``norm_pix_loss``
+    (unbiased variance, ``+1e-6`` inside the root)."""
     return (patches.mean(dim=-1, keepdim=True),
             (patches.var(dim=-1, keepdim=True) + 1e-6)**.5)
 
 
 class MAEDecoder(nn.Module):
-    """MAE's light decoder: embed visible tokens, insert mask tokens,
-    add a fixed sin-cos table, transformer layers, predict patch pixels.
-
-    Args:
-        grid (tuple[int, int]): Token grid ``(h, w)``.
-        in_dims (int): Encoder token width.
-        embed_dims, depth, num_heads, mlp_ratio: Of the decoder layers.
-        out_dims (int): Values predicted per patch (``p*p*3``).
-    """
+    """MAE's light decoder: embed visible tokens of width ``in_dims``, insert
+    mask tokens, add a fixed sin-cos table of the token ``grid`` ``(h, w)``,
+    ``depth`` transformer layers, predict ``out_dims`` (``p*p*3``) pixel
+    values per patch."""
 
     def __init__(self,
                  grid: Tuple[int, int],
@@ -115,9 +106,8 @@ class MAEDecoder(nn.Module):
         ``ids_restore`` -> ``(B, L, out_dims)`` per row-major patch."""
         x = self.embed(latent)
         b, n, c = x.shape
-        num_tokens = ids_restore.shape[1]
-        x = torch.cat([x, self.mask_token.expand(b, num_tokens - n, c)], 1)
-        x = gather_tokens(x, ids_restore)
+        masked = self.mask_token.expand(b, ids_restore.shape[1] - n, c)
+        x = gather_tokens(torch.cat([x, masked], 1), ids_restore)
         x = x + self.pos_embed
         for layer in self.layers:
             x, _ = layer(x)
@@ -187,19 +177,15 @@ class SSposeMAE(BaseModel):
                         noise: Optional[Tensor] = None
                         ) -> Tuple[Tensor, Tensor, Tensor]:
         """Mask (with ``(B, L)`` ``noise``, drawn when None) and encode
-        normalised ``(B, 3, H, W)`` images.
-
-        Returns:
-            tuple: ``latent (B, n, C)`` visible tokens in ``ids_keep`` order,
-            ``mask (B, L)`` (1 = removed) and ``ids_restore (B, L)``.
-        """
+        normalised ``(B, 3, H, W)`` images into ``latent (B, n, C)`` (visible
+        tokens in ``ids_keep`` order), ``mask (B, L)`` (1 = removed) and
+        ``ids_restore (B, L)``."""
         ids_keep, ids_restore, mask = random_masking(
             len(images), self.num_tokens, self.mask_ratio, noise,
             images.device)
-        visible = None
-        if self.hierarchical_mask:
-            visible = (1 - mask).reshape(len(images), *self.backbone.grid)
-        latent = self.backbone.forward_tokens(images, ids_keep, visible)
+        visible = (1 - mask).reshape(len(images), *self.backbone.grid)
+        latent = self.backbone.forward_tokens(
+            images, ids_keep, visible if self.hierarchical_mask else None)
         return latent, mask, ids_restore
 
     def patch_loss(self, images: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
@@ -233,13 +219,10 @@ class SSposeMAE(BaseModel):
                     images: Tensor,
                     noise: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Images for inspection, all ``(B, 3, H, W)`` in the normalised
-        space of ``images``; with ``norm_pix_loss`` each predicted patch is
-        mapped back with the mean and std of the true patch.
-
-        Returns:
-            dict: ``masked`` (removed patches zeroed), ``reconstruction``
-            (every patch predicted) and ``pasted`` (visible patches from the
-            input, removed ones predicted).
+        space of ``images``: ``masked`` (removed patches zeroed),
+        ``reconstruction`` (every patch predicted) and ``pasted`` (visible
+        patches from the input, removed ones predicted); with
+        ``norm_pix_loss`` a predicted patch gets the true one's mean and std.
         """
         latent, mask, ids_restore = self.forward_encoder(images, noise)
         pred = self.decoder(latent, ids_restore)
