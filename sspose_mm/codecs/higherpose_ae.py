@@ -83,14 +83,9 @@ def group_keypoints_by_tags(vals: np.ndarray,
     group is keyed by the first tag value of the candidate that started it,
     so a new group whose key exists already joins that group.
 
-    Args:
-        vals (np.ndarray): Candidate scores ``(K, M)``.
-        tags (np.ndarray): Candidate tags ``(K, M, L)``.
-        locs (np.ndarray): Candidate locations ``(K, M, D)``.
-
-    Returns:
-        np.ndarray: ``(G, K, D + 1)`` groups, locations and scores (zero
-        where a group has no keypoint of a type).
+    Candidate scores ``vals`` ``(K, M)``, ``tags`` ``(K, M, L)`` and ``locs``
+    ``(K, M, D)`` -> ``(G, K, D + 1)`` groups, locations and scores (zero
+    where a group has no keypoint of a type).
     """
     num_keypoints, _, dim = locs.shape
     groups: Dict[float, np.ndarray] = {}
