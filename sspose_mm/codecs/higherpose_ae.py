@@ -14,27 +14,17 @@ def generate_gaussian_heatmaps_at_once(heatmap_size: Tuple[int, int],
                                        keypoints_visible: np.ndarray,
                                        sigma: float, use_udp: bool
                                        ) -> Tuple[np.ndarray, np.ndarray]:
-    """MMPose's ``generate_gaussian_heatmaps`` (``use_udp=False``) or
-    ``generate_udp_gaussian_heatmaps`` (``use_udp=True``), the same numbers,
-    for all instances and keypoints in one array operation instead of a
-    Python loop over them (a bottom-up image of 10 people has 170).
+    """MMPose's ``generate_gaussian_heatmaps`` (or with ``use_udp``
+    ``generate_udp_gaussian_heatmaps``), the same numbers, in one array
+    operation instead of a Python loop over instances and keypoints.
 
     Each labelled keypoint whose 3-sigma box touches the map pastes a
-    ``(2r+1) x (2r+1)`` Gaussian patch (``r = 3 sigma``) at its integer
-    position ``int(x + 0.5)`` (centred on the pixel, or on the sub-pixel
-    position with UDP); overlapping patches of one keypoint type keep the
-    maximum (``np.maximum.at`` over the pasted pixels).
-
-    Args:
-        heatmap_size (tuple): ``(W, H)``.
-        keypoints (np.ndarray): ``(N, K, 2)`` in heatmap pixels.
-        keypoints_visible (np.ndarray): ``(N, K)``.
-        sigma (float): Gaussian sigma in heatmap pixels.
-        use_udp (bool): Sub-pixel patch centres (UDP).
-
-    Returns:
-        tuple: heatmaps ``(K, H, W)`` float32 and weights ``(N, K)`` (the
-        visibilities, 0 where the box lies outside the map).
+    ``(2r+1) x (2r+1)`` Gaussian patch (``r = 3 sigma``) at ``int(x + 0.5)``
+    (centred on the pixel, or with UDP on the sub-pixel position); patches of
+    one keypoint type keep their maximum. ``(N, K, 2)`` keypoints and
+    ``sigma`` in heatmap pixels, ``(N, K)`` visibilities -> heatmaps ``(K, H,
+    W)`` float32 of ``heatmap_size = (W, H)`` and weights ``(N, K)`` (the
+    visibilities, 0 where the box lies outside the map).
     """
     K = keypoints.shape[1]
     W, H = heatmap_size
@@ -81,34 +71,21 @@ def group_keypoints_by_tags(vals: np.ndarray,
                             ) -> np.ndarray:
     """Greedy associative-embedding grouping of HigherHRNet (and HigherPose,
     LitePose): keypoint types in ``keypoint_order``; each type's candidates
-    above ``val_thr`` are assigned (Hungarian, cost ``round(tag distance) *
-    100 - score``) to the existing groups by their mean tag, a candidate
-    further than ``tag_thr`` from its group starts a new one.
+    scoring above ``val_thr`` are assigned (Hungarian, cost ``round(tag
+    distance) * 100 - score``) to the existing groups by their mean tag; a
+    candidate further than ``tag_thr`` from its group starts a new one.
 
-    ``max_matched_groups`` caps only the matching, as HigherHRNet's
-    ``MAX_NUM_PEOPLE``: candidates are matched against the first
-    ``max_matched_groups`` groups (in the order they were started), later
-    groups take no more keypoints, and every group is returned. MMPose's
-    ``decode_max_instances`` instead matches against all groups and returns
-    the first ones, which drops whole people once more than that many groups
-    exist. As in both, a group is keyed by the first tag value of the
-    candidate that started it, so a new group whose key exists already
-    joins that group.
+    ``max_matched_groups`` (HigherHRNet's ``MAX_NUM_PEOPLE``; None: no cap)
+    caps only the matching: candidates are matched against the first that
+    many groups (in the order they were started) and every group is
+    returned. MMPose's ``decode_max_instances`` instead matches against all
+    groups and returns the first ones, dropping whole people. As in both, a
+    group is keyed by the first tag value of the candidate that started it,
+    so a new group whose key exists already joins that group.
 
-    Args:
-        vals (np.ndarray): Candidate scores ``(K, M)``.
-        tags (np.ndarray): Candidate tags ``(K, M, L)``.
-        locs (np.ndarray): Candidate locations ``(K, M, D)``.
-        keypoint_order (sequence of int): The order keypoint types are
-            grouped in, one entry per type.
-        val_thr (float): Candidates scoring at most this are ignored.
-        tag_thr (float): Largest tag distance to join a group.
-        max_matched_groups (int, optional): The matching cap. ``None``
-            matches against every group.
-
-    Returns:
-        np.ndarray: ``(G, K, D + 1)`` groups, locations and scores (zero
-        where a group has no keypoint of a type).
+    Candidate scores ``vals`` ``(K, M)``, ``tags`` ``(K, M, L)`` and ``locs``
+    ``(K, M, D)`` -> ``(G, K, D + 1)`` groups, locations and scores (zero
+    where a group has no keypoint of a type).
     """
     num_keypoints, _, dim = locs.shape
     groups: Dict[float, np.ndarray] = {}
@@ -153,46 +130,30 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
     """MMPose's :class:`~mmpose.codecs.AssociativeEmbedding`, with heatmap
     targets at more than one resolution, for HigherHRNet-style heads.
 
-    ``heatmap_size`` is the resolution of the tags (and of the first heatmap
-    target); ``higher_heatmap_sizes`` add heatmap targets at higher
-    resolutions, each a Gaussian of the same ``sigma`` in its own pixels.
-    Decoding is MMPose's except the grouping, HigherHRNet's
-    (:func:`group_keypoints_by_tags`): with ``decode_max_matched_groups``
-    keypoints are matched against the first that many groups only, and every
-    group is kept.
-
-    Two differences to the parent, both needed for bottom-up training:
+    The grouping is HigherHRNet's (:func:`group_keypoints_by_tags`, with
+    ``decode_max_matched_groups`` as its cap), the rest of decoding MMPose's.
+    Two more differences to the parent, both needed for bottom-up training:
 
     * Without UDP, a keypoint goes to the heatmap pixel that *contains* it
-      (``floor(x / stride)``), as in HigherHRNet, not to the nearest pixel
-      (``round``). The decoder resizes heatmaps with ``align_corners=False``
-      and adds ``decode_center_shift=0.5``, which places a peak at the centre
-      of its pixel; only ``floor`` makes that unbiased (``round`` shifts every
-      decoded keypoint by half a heatmap pixel, 2 input pixels at 1/4).
-    * ``field_mapping_table``/``label_mapping_table`` name what
-      :class:`~mmpose.datasets.transforms.PackPoseInputs` must pack:
-      the (list of) heatmaps, the heatmap masks of
-      :class:`~mmpose.datasets.transforms.BottomupGetHeatmapMask`, the keypoint
-      indices and weights (MMPose's defaults drop the indices).
+      (``floor(x / stride)``), as in HigherHRNet, not to the nearest one
+      (``round``): the decoder resizes heatmaps with ``align_corners=False``
+      and adds ``decode_center_shift=0.5``, so ``round`` would shift every
+      decoded keypoint by half a heatmap pixel (2 input pixels at 1/4).
+    * ``field_mapping_table``/``label_mapping_table`` have ``PackPoseInputs``
+      pack the (list of) heatmaps, the masks of ``BottomupGetHeatmapMask``,
+      the keypoint indices and weights (MMPose's defaults drop the indices).
 
-    Encoded:
-
-        - heatmaps (np.ndarray | list[np.ndarray]): ``(K, H, W)`` at
-          ``heatmap_size``, or a list lowest resolution first when
-          ``higher_heatmap_sizes`` is given
-        - keypoint_indices (np.ndarray): ``(N, K, 2)`` ``[y * W + x, visible]``
-          at ``heatmap_size``
-        - keypoint_weights (np.ndarray): ``(N, K)``
+    Encoded: ``heatmaps`` ``(K, H, W)`` (with ``higher_heatmap_sizes`` a
+    list, lowest resolution first), ``keypoint_indices`` ``(N, K, 2)``
+    ``[y * W + x, visible]`` and ``keypoint_weights`` ``(N, K)``.
 
     Args:
         input_size (tuple): Image size ``(w, h)``.
-        heatmap_size (tuple): Tag/first heatmap size ``(W, H)``.
+        heatmap_size (tuple): Size ``(W, H)`` of the tags and first heatmaps.
         higher_heatmap_sizes (sequence of tuple): Further heatmap sizes
-            ``(W, H)``, increasing. Defaults to none (plain AE targets).
-        sigma (float, optional): Gaussian sigma in heatmap pixels at every
-            resolution. Defaults to the parent's size-dependent value.
-        decode_max_matched_groups (int, optional): HigherHRNet's matching
-            cap (``MAX_NUM_PEOPLE``). Defaults to none.
+            ``(W, H)``, increasing; none gives plain AE targets.
+        sigma (float, optional): Gaussian sigma in the pixels of every
+            resolution; None: the parent's size-dependent value.
         **kwargs: The parent's ``use_udp`` and ``decode_*`` arguments.
     """
 
@@ -223,19 +184,11 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
             return keypoints * (size - 1) / (input_size - 1)
         return keypoints * size / input_size - 0.5
 
-    def _heatmaps(self, keypoints: np.ndarray, keypoints_visible: np.ndarray,
-                  heatmap_size: Tuple[int,
-                                      int]) -> Tuple[np.ndarray, np.ndarray]:
-        return generate_gaussian_heatmaps_at_once(
-            heatmap_size, self._heatmap_keypoints(keypoints, heatmap_size),
-            keypoints_visible, self.sigma, self.use_udp)
-
     def _encode_keypoint_indices(self, heatmap_size: Tuple[int, int],
                                  keypoints: np.ndarray,
                                  keypoints_visible: np.ndarray) -> np.ndarray:
-        """The parent's ``(N, K, 2)`` ``[y * W + x, visible]`` at the pixel
-        ``int(p + 0.5)`` of each ``(N, K, 2)`` keypoint, without its Python
-        loop over them."""
+        """The parent's ``(N, K, 2)`` ``[y * W + x, visible]`` at pixels
+        ``int(p + 0.5)`` of ``(N, K, 2)`` keypoints, without its loop."""
         w, h = heatmap_size
         cells = (keypoints + 0.5).astype(np.int64)
         x, y = cells[..., 0], cells[..., 1]
@@ -249,18 +202,18 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
         """Encode ``(N, K, 2)`` input-space keypoints (see class doc)."""
         if keypoints_visible is None:
             keypoints_visible = np.ones(keypoints.shape[:2], dtype=np.float32)
-        heatmaps, keypoint_weights = self._heatmaps(keypoints,
-                                                    keypoints_visible,
-                                                    self.heatmap_size)
+        (heatmaps, keypoint_weights), *higher = [
+            generate_gaussian_heatmaps_at_once(
+                size, self._heatmap_keypoints(keypoints, size),
+                keypoints_visible, self.sigma, self.use_udp)
+            for size in [self.heatmap_size, *self.higher_heatmap_sizes]
+        ]
         keypoint_indices = self._encode_keypoint_indices(
-            heatmap_size=self.heatmap_size,
-            keypoints=self._heatmap_keypoints(keypoints, self.heatmap_size),
-            keypoints_visible=keypoints_visible)
-        if self.higher_heatmap_sizes:
-            heatmaps = [heatmaps] + [
-                self._heatmaps(keypoints, keypoints_visible, size)[0]
-                for size in self.higher_heatmap_sizes
-            ]
+            self.heatmap_size,
+            self._heatmap_keypoints(keypoints, self.heatmap_size),
+            keypoints_visible)
+        if higher:
+            heatmaps = [heatmaps] + [maps for maps, _ in higher]
         return dict(
             heatmaps=heatmaps,
             keypoint_indices=keypoint_indices,
@@ -268,20 +221,15 @@ class MultiResolutionAssociativeEmbedding(AssociativeEmbedding):
 
     def _group_keypoints(self, batch_vals: np.ndarray, batch_tags: np.ndarray,
                          batch_locs: np.ndarray) -> List[np.ndarray]:
-        """:func:`group_keypoints_by_tags` for each image of the batch
-        (``(B, K, M)``, ``(B, K, M, L)``, ``(B, K, M, 2)``), then the
-        parent's ``decode_max_instances`` cut, if any."""
+        """:func:`group_keypoints_by_tags` of each image (``(B, K, M)``,
+        ``(B, K, M, L)``, ``(B, K, M, 2)``), cut to ``decode_max_instances``.
+        """
+        options = (self.decode_keypoint_order, self.decode_keypoint_thr,
+                   self.decode_tag_thr, self.decode_max_matched_groups)
         return [
-            group_keypoints_by_tags(
-                vals,
-                tags,
-                locs,
-                keypoint_order=self.decode_keypoint_order,
-                val_thr=self.decode_keypoint_thr,
-                tag_thr=self.decode_tag_thr,
-                max_matched_groups=self.decode_max_matched_groups)
-            [:self.decode_max_instances]
-            for vals, tags, locs in zip(batch_vals, batch_tags, batch_locs)
+            group_keypoints_by_tags(*image,
+                                    *options)[:self.decode_max_instances]
+            for image in zip(batch_vals, batch_tags, batch_locs)
         ]
 
     def batch_decode(self, batch_heatmaps: Tensor, batch_tags: Tensor):

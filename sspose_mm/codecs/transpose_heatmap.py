@@ -10,34 +10,25 @@ def generate_full_gaussian_heatmaps(heatmap_size: Tuple[int, int],
                                     keypoints: np.ndarray,
                                     keypoints_visible: np.ndarray, sigma: float
                                     ) -> Tuple[np.ndarray, np.ndarray]:
-    """Untruncated Gaussians at sub-pixel centres (DarkPose/TransPose target).
+    """Untruncated Gaussians at sub-pixel centres (DarkPose/TransPose target),
+    all keypoints in one array operation.
 
-    All keypoints in one array operation, no Python loop over them: a
-    data-loading worker computes this for every crop.
-
-    Args:
-        heatmap_size (tuple): ``(W, H)``.
-        keypoints (np.ndarray): ``(1, K, 2)`` in heatmap pixels.
-        keypoints_visible (np.ndarray): ``(1, K)``.
-        sigma (float): Gaussian sigma in heatmap pixels.
-
-    Returns:
-        tuple: heatmaps ``(K, H, W)`` float32 and weights ``(1, K)``. A
-        keypoint whose 3-sigma box lies entirely outside the map gets weight 0
-        and an empty map, as in the original.
+    ``(1, K, 2)`` keypoints and ``sigma`` in heatmap pixels, ``(1, K)``
+    visibilities -> heatmaps ``(K, H, W)`` float32 of ``heatmap_size = (W,
+    H)`` and weights ``(1, K)``. A keypoint whose 3-sigma box lies entirely
+    outside the map gets weight 0 and an empty map, as in the original.
     """
     W, H = heatmap_size
     weights = keypoints_visible.astype(np.float32, copy=True)
     radius = 3 * sigma
-    # The original's integer box test (int() truncates towards zero), in the
-    # keypoints' own precision.
+    # The original's integer box test (int() truncates), in the keypoints'
+    # own precision.
     left_top = np.trunc(keypoints[0] - radius)
     right_bottom = np.trunc(keypoints[0] + radius + 1)
     outside = (left_top >= [W, H]).any(-1) | (right_bottom < 0).any(-1)
     weights[0, (weights[0] > 0.5) & outside] = 0
-    # float32 arithmetic whatever the keypoints' type, as numpy 1.x computes
-    # a float32 grid minus a float64 scalar: the numbers of the one keypoint
-    # at a time form, bit for bit.
+    # float32 whatever the keypoints' type, as numpy 1.x computes a float32
+    # grid minus a float64 scalar: the original's numbers, bit for bit.
     mu = keypoints[0].astype(np.float32)
     dx2 = (np.arange(W, dtype=np.float32) - mu[:, 0, None, None])**2
     dy2 = (np.arange(H, dtype=np.float32)[:, None] - mu[:, 1, None, None])**2
@@ -50,10 +41,9 @@ def generate_full_gaussian_heatmaps(heatmap_size: Tuple[int, int],
 class TransPoseHeatmap(UDPHeatmap):
     """Heatmap target and decoding of `TransPose`_ (from DarkPose).
 
-    Same coordinate convention as :class:`UDPHeatmap` (input and heatmap are
-    related by ``(input - 1) / (heatmap - 1)``, matching the aligned-corner
-    affine of ``TopdownAffine(use_udp=True)``); it differs where the original
-    does:
+    :class:`UDPHeatmap`'s coordinates (input and heatmap related by
+    ``(input - 1) / (heatmap - 1)``, as ``TopdownAffine(use_udp=True)``);
+    it differs where the original does:
 
     - encode: the Gaussian covers the whole map instead of being cut off at
       3 sigma (weights and the out-of-map rule are the same);
@@ -65,8 +55,8 @@ class TransPoseHeatmap(UDPHeatmap):
     Args:
         input_size (tuple): ``(w, h)`` of the network input.
         heatmap_size (tuple): ``(W, H)`` of the heatmaps.
-        sigma (float): Gaussian sigma. Defaults to 2.
-        blur_kernel_size (int): DARK blur kernel. Defaults to 11.
+        sigma (float): Gaussian sigma.
+        blur_kernel_size (int): DARK's blur.
 
     .. _`TransPose`: https://arxiv.org/abs/2012.14214
     """

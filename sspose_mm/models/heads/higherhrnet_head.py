@@ -20,31 +20,20 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
     the feature and that output, concatenated, go through a transposed conv
     (k4, s2) + BN + ReLU and ``num_upsample_blocks`` basic residual blocks to
     ``(B, upsample_channels, H/2, W/2)``; a 1x1 conv gives the 1/2 heatmaps.
-
-    :meth:`forward` returns what grouping uses: the 1/2 heatmaps averaged
-    with the bilinearly upsampled 1/4 heatmaps (HigherHRNet's multi-resolution
-    aggregation), and the tags upsampled to 1/2. Flip test, resizing to the
-    input (``test_cfg.restore_heatmap_size``) and grouping are MMPose's
-    :class:`~mmpose.models.heads.AssociativeEmbeddingHead` ``predict``
-    unchanged. Differences to that head: the second resolution, and the losses
-    (:meth:`loss`): masked heatmap MSE at both resolutions, tag loss at 1/4,
-    all averaged over the images of the batch as in HigherHRNet (MMPose's tag
-    loss sums over them).
+    Flip test, resizing (``test_cfg.restore_heatmap_size``) and grouping are
+    MMPose's :class:`~mmpose.models.heads.AssociativeEmbeddingHead`
+    ``predict``; the losses (:meth:`loss`) are masked heatmap MSE at both
+    resolutions and the tag loss at 1/4, all averaged over the images of the
+    batch as in HigherHRNet (MMPose's tag loss sums over them).
 
     Args:
         in_channels (int): Feature channels ``C``.
         num_keypoints (int): Keypoints ``K``.
-        tag_dim (int): Tag dimension per keypoint. Defaults to 1.
-        upsample_channels (int): Channels of the 1/2 branch. Defaults to 32.
-        num_upsample_blocks (int): Basic blocks after the transposed conv.
-            Defaults to 4.
-        keypoint_loss (dict): Heatmap loss (both resolutions), called with
-            the heatmap masks. Defaults to ``KeypointMSELoss``.
-        tag_loss (dict): Tag loss. Defaults to
-            :class:`~sspose_mm.models.losses.BatchedAssociativeEmbeddingLoss`
-            (MMPose's ``AssociativeEmbeddingLoss`` without its per-keypoint
-            GPU waits) with weight 0.001 (pull and push factors 0.001 of
-            HigherHRNet; its push term is already halved).
+        tag_dim (int): Tag dimension per keypoint.
+        keypoint_loss (dict): Heatmap loss of both resolutions, called with
+            the heatmap masks.
+        tag_loss (dict): The default's weight 0.001 is HigherHRNet's pull
+            and push factor (its push term is already halved).
         decoder (dict, optional): Grouping codec, usually
             ``AssociativeEmbedding``-like at the input size.
         init_cfg (dict, optional): Defaults to HeatmapHead's Normal(0.001)
@@ -69,49 +58,33 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
             in_channels=in_channels,
             num_keypoints=num_keypoints,
             tag_dim=tag_dim,
-            tag_per_keypoint=True,
             deconv_out_channels=None,
-            final_layer=dict(kernel_size=1),
             keypoint_loss=keypoint_loss,
             tag_loss=tag_loss,
             decoder=decoder,
             init_cfg=init_cfg)
-        quarter_channels = in_channels + num_keypoints * (1 + tag_dim)
+        c = upsample_channels
+        quarter = in_channels + num_keypoints * (1 + tag_dim)
         self.upsample_layers = nn.Sequential(
-            nn.ConvTranspose2d(
-                quarter_channels,
-                upsample_channels,
-                4,
-                stride=2,
-                padding=1,
-                bias=False), nn.BatchNorm2d(upsample_channels),
-            nn.ReLU(inplace=True), *[
-                BasicBlock(upsample_channels, upsample_channels)
-                for _ in range(num_upsample_blocks)
-            ])
-        self.highres_final_layer = nn.Conv2d(upsample_channels, num_keypoints,
-                                             1)
+            nn.ConvTranspose2d(quarter, c, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(c), nn.ReLU(inplace=True),
+            *[BasicBlock(c, c) for _ in range(num_upsample_blocks)])
+        self.highres_final_layer = nn.Conv2d(c, num_keypoints, 1)
 
     def forward_stages(self, feats: Features) -> Tuple[Tensor, Tensor, Tensor]:
-        """Raw outputs of both resolutions.
-
-        Args:
-            feats (tuple[Tensor]): Backbone features; the last,
-                ``(B, C, H/4, W/4)``, is used.
-
-        Returns:
-            tuple: heatmaps ``(B, K, H/4, W/4)``, tags
-            ``(B, K*tag_dim, H/4, W/4)``, heatmaps ``(B, K, H/2, W/2)``.
-        """
+        """Heatmaps ``(B, K, H/4, W/4)``, tags ``(B, K*tag_dim, H/4, W/4)``
+        and heatmaps ``(B, K, H/2, W/2)`` from the last feature
+        ``(B, C, H/4, W/4)``."""
         heatmaps, tags = super().forward(feats)
         upsampled = self.upsample_layers(
             torch.cat((feats[-1], heatmaps, tags), dim=1))
         return heatmaps, tags, self.highres_final_layer(upsampled)
 
     def forward(self, feats: Features) -> Tuple[Tensor, Tensor]:
-        """Heatmaps ``(B, K, H/2, W/2)`` averaged over both resolutions and
-        tags ``(B, K*tag_dim, H/2, W/2)`` upsampled from 1/4 (bilinear,
-        ``align_corners=False``)."""
+        """What grouping uses: heatmaps ``(B, K, H/2, W/2)``, the mean of
+        both resolutions (HigherHRNet's aggregation), and tags
+        ``(B, K*tag_dim, H/2, W/2)``; 1/4 maps upsampled bilinearly
+        (``align_corners=False``)."""
         quarter, tags, half = self.forward_stages(feats)
         size = half.shape[2:]
         quarter = F.interpolate(
@@ -123,14 +96,9 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
                 feats: Features,
                 batch_data_samples: OptSampleList,
                 test_cfg: ConfigType = {}) -> Predictions:
-        """MMPose's prediction, also without flip testing.
-
-        Differs from MMPose's head in one point: without flip (and
-        multi-scale) testing, MMPose's ``BottomupPoseEstimator`` passes the
-        backbone's tuple of features, which ``AssociativeEmbeddingHead``
-        accepts only as a list (MMPose's own AE configs always flip), so
-        ``model.test_cfg.flip_test=False`` stopped with an AssertionError.
-        """
+        """MMPose's prediction, also without flip testing: then MMPose's
+        ``BottomupPoseEstimator`` passes a tuple of features, which its AE
+        head refuses with an AssertionError (it wants a list)."""
         if not (test_cfg.get('flip_test', False)
                 or test_cfg.get('multiscale_test', False)):
             feats = list(feats)
@@ -140,18 +108,12 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
              feats: Features,
              batch_data_samples: OptSampleList,
              train_cfg: Optional[ConfigType] = None) -> dict:
-        """Losses of a batch.
-
-        Each data sample needs ``gt_fields.heatmaps`` and
-        ``gt_fields.heatmap_mask`` as two levels (1/4, 1/2; from
+        """``loss_kpt`` (1/4 heatmaps), ``loss_kpt_highres`` (1/2),
+        ``loss_pull`` and ``loss_push``; the data samples need two levels
+        (1/4, 1/2) of ``gt_fields.heatmaps`` and ``heatmap_mask`` (from
         :class:`~sspose_mm.codecs.MultiResolutionAssociativeEmbedding` and
         ``BottomupGetHeatmapMask``) and ``gt_instance_labels.keypoint_indices``
-        at 1/4.
-
-        Returns:
-            dict: ``loss_kpt`` (1/4 heatmaps), ``loss_kpt_highres`` (1/2),
-            ``loss_pull``, ``loss_push``.
-        """
+        at 1/4."""
         predictions = self.forward_stages(feats)
         losses = {}
         for level, name in enumerate(('loss_kpt', 'loss_kpt_highres')):
@@ -168,11 +130,8 @@ class HigherHRNetHead(AssociativeEmbeddingHead):
                     'heatmap sizes must be 1/4 and 1/2 of the input size')
             losses[name] = self.loss_module.keypoint_loss(
                 pred, target, None, mask.unsqueeze(1))
-        keypoint_indices = [
+        pull, push = self.loss_module.tag_loss(predictions[1], [
             d.gt_instance_labels.keypoint_indices for d in batch_data_samples
-        ]
-        pull, push = self.loss_module.tag_loss(predictions[1],
-                                               keypoint_indices)
-        losses['loss_pull'] = pull / len(batch_data_samples)
-        losses['loss_push'] = push / len(batch_data_samples)
-        return losses
+        ])
+        n = len(batch_data_samples)
+        return dict(losses, loss_pull=pull / n, loss_push=push / n)

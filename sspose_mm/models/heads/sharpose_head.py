@@ -21,86 +21,61 @@ from ..backbones.sharpose_vit import SHaRPoseFeatures
 class SHaRPoseHead(HeatmapHead):
     """Token-to-heatmap MLP for both SHaRPose passes, and the quality loss.
 
-    Every keypoint token becomes its own heatmap through one MLP shared by
-    keypoints and passes: ``LN(C) -> Linear(C, h*w)`` when ``C >= h*w/4``,
-    else ``LN(C) -> Linear(C, h*w/2) -> GELU -> LN -> Linear(h*w/2, h*w)``,
-    reshaped row-major to ``(h, w)``. MMPose's :class:`HeatmapHead` gives
-    the loss module, the codec, flip testing and decoding; its
-    deconvolution/convolution layers are not built (there is no feature map).
-    :meth:`forward` returns the fine (final) heatmaps, what inference uses;
-    :meth:`forward_stages` both.
+    One MLP, shared by keypoints and passes, turns each keypoint token into
+    its heatmap: ``LN(C) -> Linear(C, h*w)`` when ``C >= h*w/4``, else
+    ``LN(C) -> Linear(C, h*w/2) -> GELU -> LN -> Linear(h*w/2, h*w)``,
+    reshaped row-major to ``(h, w)``. :class:`HeatmapHead` gives the loss
+    module, codec, flip test and decoding; its (de)convolutions are not built
+    (there is no feature map).
 
-    Losses: the heatmap loss on the coarse and on the fine heatmaps against
-    the same target (``loss_kpt_coarse``, ``loss_kpt_fine``), and
-    ``loss_quality = quality_loss_weight * MSE(quality, OKS)``, where OKS is
-    each instance's object keypoint similarity between the argmax of its
-    coarse heatmaps and the argmax of its target heatmaps (in image pixels,
-    averaged over keypoints with non-zero weight; instances without any are
-    left out). The quality loss is multiplied by 0 (so gradients still
-    reach every parameter) until ``train_epoch > qp_start_epoch``;
-    :class:`~sspose_mm.engine.hooks.SHaRPoseQualityHook` sets ``train_epoch``.
-    Not detached: it trains the whole backbone through the quality token.
+    Losses: the heatmap loss of the coarse and of the fine heatmaps against
+    the same target, and ``loss_quality = quality_loss_weight * MSE(quality,
+    OKS)``, OKS being each instance's :meth:`instance_oks` between the
+    argmaxes of its coarse and of its target heatmaps (instances without a
+    weighted keypoint left out). It is multiplied by 0 (gradients still reach
+    every parameter) until ``train_epoch > qp_start_epoch``, which
+    :class:`~sspose_mm.engine.hooks.SHaRPoseQualityHook` sets; not detached,
+    it trains the whole backbone through the quality token.
 
-    Upstream quirk reproduced by default, with a switch:
-    ``oks_swap_heatmap_axes=True``: the official OKS target maps heatmap
-    offsets to pixels with ``box_w / heatmap_h`` for x and ``box_h /
-    heatmap_w`` for y (the heatmap size passed as ``[H, W]`` to a function
-    expecting ``[W, H]``); False uses ``box_w / heatmap_w`` and
-    ``box_h / heatmap_h``. The same switch orders the PCK normaliser.
+    Upstream quirk, reproduced by default: ``oks_swap_heatmap_axes=True``
+    maps heatmap offsets to pixels with ``box_w / heatmap_h`` for x and
+    ``box_h / heatmap_w`` for y (the official code passes ``[H, W]`` where
+    ``[W, H]`` is expected), also in the PCK normaliser; False does not.
 
-    Official options, off by default as upstream. The spec names them but
-    not their formulas; each takes the reading given here (docs/sharpose.md
-    lists them):
+    Official options, off by default as upstream; the spec names them without
+    formulas, so each takes this reading (docs/sharpose.md lists them):
 
-    - ``qp_type='pck'``: the quality target is each instance's PCK instead
-      of its OKS: the share of weighted keypoints whose heatmap argmax lies
-      within ``pck_threshold`` of the target's argmax, offsets divided by
-      the heatmap size (MMPose's ``pose_pck_accuracy``, per instance; the
-      official head logs that function as its accuracy).
-    - ``qp_abs``: with the backbone's two-class predictor, the quality loss
-      is ``quality_loss_weight * CE(logits, target >= qp_abs_threshold)``:
-      class 1 ("good enough, no refinement") when the coarse pose's quality
-      target reaches the threshold.
-    - ``replace_oks``: the backbone's ``fine_quality`` is trained like the
-      coarse one against the quality target of the *fine* heatmaps
-      (``loss_quality_fine``, refined instances only) and replaces every
-      keypoint score at prediction (of the unflipped crop when flip
-      testing).
-    - ``loss_distill``: the fine pass teaches the coarse one:
-      ``'mse'``: ``distill_loss_weight * MSE(coarse tokens, fine tokens)``;
-      ``'kl'``: ``distill_loss_weight * KL(softmax(fine) || softmax(coarse))``
-      over each token's C channels, averaged over tokens; the fine tokens
-      are detached (the teacher), refined instances only.
+    - ``qp_type='pck'``: the quality target is the instance's
+      :meth:`instance_pck` instead of its OKS.
+    - ``qp_abs`` (also on the backbone): with its two-class predictor,
+      ``loss_quality = quality_loss_weight * CE(logits, target >=
+      qp_abs_threshold)``: class 1 ("good enough, no refinement") when the
+      coarse pose reaches the threshold (by default the configs' gate's).
+    - ``replace_oks`` (also on the backbone): its ``fine_quality`` is
+      trained like the coarse one against the quality target of the *fine*
+      heatmaps (``loss_quality_fine``, refined instances only) and replaces
+      every keypoint score at prediction.
+    - ``loss_distill``: the fine pass teaches the coarse one, refined
+      instances only, the fine tokens detached: ``'mse'``:
+      ``distill_loss_weight * MSE(coarse tokens, fine tokens)``; ``'kl'``:
+      ``distill_loss_weight * KL(softmax(fine) || softmax(coarse))`` over
+      each token's C channels, averaged over tokens.
 
     Args:
         in_channels (int): Token dimension ``C``.
         out_channels (int): Number of keypoints K.
         heatmap_size (Sequence[int]): ``(w, h)`` as the codec's.
-        loss (dict): Heatmap loss. Defaults to ``KeypointMSELoss`` with
-            target weights (equal to the official JointsMSELoss for binary
-            weights).
+        loss (dict): Heatmap loss; the default with target weights equals
+            the official JointsMSELoss for binary weights.
         decoder (dict, optional): Codec for decoding (``UDPHeatmap``).
         metainfo (dict, optional): Dataset meta (e.g. ``dict(from_file=
             'configs/_base_/datasets/coco.py')``) giving the K OKS
-            ``sigmas``; needed when ``quality_loss_weight > 0``.
-        quality_loss_weight (float): Defaults to 0.03.
+            ``sigmas``; needed for an OKS quality loss.
         qp_start_epoch (int): Last epoch (1-based) without quality loss.
-        oks_swap_heatmap_axes (bool): Reproduce the quirk above.
-        qp_type (str): Quality target, ``'oks'`` (official) or ``'pck'``.
-        pck_threshold (float): PCK distance threshold, as a fraction of the
-            heatmap size. Defaults to 0.05 (MMPose's).
-        qp_abs (bool): Two-class quality loss; needs the backbone's
-            ``qp_abs``.
-        qp_abs_threshold (float): Quality target from which an instance is
-            class 1. Defaults to 0.99, the configs' gate threshold.
-        replace_oks (bool): Train ``fine_quality`` and report it as the
-            keypoint scores; needs the backbone's ``replace_oks``.
-        loss_distill (str, optional): ``'kl'`` or ``'mse'``; None (official
-            default) adds no distillation loss.
-        distill_loss_weight (float): Defaults to 1.
-        init_cfg (dict, optional): None means HeatmapHead's default, which
-            only initialises convolutions and batch norms: the MLP keeps
-            PyTorch's default init, as the official head.
+        pck_threshold (float): Fraction of the heatmap size (MMPose's).
+        init_cfg (dict, optional): None: HeatmapHead's, which initialises
+            only convolutions and batch norms, so the MLP keeps PyTorch's
+            init, as the official head.
     """
 
     def __init__(self,
@@ -161,9 +136,8 @@ class SHaRPoseHead(HeatmapHead):
         self.loss_distill = loss_distill
         self.distill_loss_weight = distill_loss_weight
         self.train_epoch: Optional[int] = None
-        # A buffer, so it moves with the model: no copy from the host (and
-        # no wait for the GPU) in every loss. Not persistent: checkpoints
-        # keep their keys.
+        # A buffer moves with the model: no host copy (GPU wait) per loss.
+        # Not persistent: checkpoints keep their keys.
         sigmas = None
         if metainfo is not None:
             sigmas = parse_pose_metainfo(dict(metainfo)).get('sigmas')
@@ -195,50 +169,36 @@ class SHaRPoseHead(HeatmapHead):
     def forward_stages(self, feats: SHaRPoseFeatures) -> List[Tensor]:
         """Coarse and fine heatmaps, each ``(B, K, h, w)``."""
         return [
-            self.tokens_to_heatmaps(feats.coarse_tokens),
-            self.tokens_to_heatmaps(feats.fine_tokens)
+            self.tokens_to_heatmaps(t)
+            for t in (feats.coarse_tokens, feats.fine_tokens)
         ]
 
     def forward(self, feats: SHaRPoseFeatures) -> Tensor:
         """Fine (final) heatmaps ``(B, K, h, w)``, used for inference."""
         return self.tokens_to_heatmaps(feats.fine_tokens)
 
-    def quality_loss_active(self) -> bool:
-        return (self.train_epoch is not None
-                and self.train_epoch > self.qp_start_epoch)
-
     def _check_backbone_options(self, feats: SHaRPoseFeatures) -> None:
         """The options the head and the backbone must share agree."""
         logits = feats.quality_logits
-        two_class = logits is not None and logits.shape[1] == 2
-        if self.qp_abs != two_class:
-            raise ConfigError(
-                f'SHaRPoseHead qp_abs={self.qp_abs} but the backbone\'s '
-                f'quality predictor is {"" if two_class else "not "}the '
-                'two-class one; set model.backbone.qp_abs and '
-                'model.head.qp_abs alike')
-        fine_quality = feats.fine_quality is not None
-        if self.replace_oks != fine_quality:
-            raise ConfigError(
-                f'SHaRPoseHead replace_oks={self.replace_oks} but the '
-                f'backbone {"does" if fine_quality else "does not"} predict a '
-                'fine-pass quality; set model.backbone.replace_oks and '
-                'model.head.replace_oks alike')
+        backbone = dict(
+            qp_abs=logits is not None and logits.shape[1] == 2,
+            replace_oks=feats.fine_quality is not None)
+        for option, value in backbone.items():
+            if getattr(self, option) != value:
+                raise ConfigError(
+                    f'SHaRPoseHead {option}={getattr(self, option)} but the '
+                    f'backbone runs with {option}={value}; set '
+                    f'model.backbone.{option} and model.head.{option} alike')
 
     def loss(self,
              feats: SHaRPoseFeatures,
              batch_data_samples: OptSampleList,
              train_cfg: ConfigType = {}) -> dict:
-        """Heatmap losses of both passes and the quality loss.
-
-        Returns:
-            dict: ``loss_kpt_coarse``, ``loss_kpt_fine``, ``loss_quality``,
-            ``loss_quality_fine`` (``replace_oks``), ``loss_distill``
-            (``loss_distill``), and for the log ``oks_coarse`` (or
-            ``pck_coarse``: mean quality target), ``refine_rate`` and,
-            unless ``train_cfg.compute_acc`` is False, ``acc_pose`` (fine
-            heatmaps).
-        """
+        """``loss_kpt_coarse``, ``loss_kpt_fine``, ``loss_quality``,
+        ``loss_quality_fine`` (``replace_oks``), ``loss_distill``
+        (``loss_distill``), and for the log ``oks_coarse`` (or ``pck_coarse``:
+        mean quality target), ``refine_rate`` and, unless
+        ``train_cfg.compute_acc`` is False, ``acc_pose`` (fine heatmaps)."""
         self._check_backbone_options(feats)
         coarse, fine = self.forward_stages(feats)
         gt_heatmaps = torch.stack(
@@ -274,18 +234,18 @@ class SHaRPoseHead(HeatmapHead):
         losses['refine_rate'] = feats.refine_mask.float().mean()
         if train_cfg.get('compute_acc', True):
             _, avg_acc, _ = pose_pck_accuracy(
-                output=to_numpy(fine),
-                target=to_numpy(gt_heatmaps),
-                mask=to_numpy(keypoint_weights) > 0)
+                to_numpy(fine), to_numpy(gt_heatmaps),
+                to_numpy(keypoint_weights) > 0)
             losses['acc_pose'] = torch.tensor(avg_acc, device=fine.device)
         return losses
 
     def _quality_loss(self, quality: Tensor, logits: Optional[Tensor],
                       target: Tensor, valid: Tensor) -> Tensor:
-        """Weighted MSE (or with ``qp_abs`` two-class cross-entropy) of
-        ``(B,)`` predictions against ``(B,)`` targets, averaged over the
-        ``valid`` instances; 0 before the quality loss's epoch."""
-        factor = self.quality_loss_weight if self.quality_loss_active() else 0.
+        """Weighted MSE (``qp_abs``: two-class cross-entropy) of ``(B,)``
+        predictions and targets, mean over ``valid``; 0 before its epoch."""
+        epoch = self.train_epoch
+        active = epoch is not None and epoch > self.qp_start_epoch
+        factor = self.quality_loss_weight if active else 0.
         if self.qp_abs:
             per_instance = F.cross_entropy(
                 logits, (target >= self.qp_abs_threshold).long(),
@@ -320,10 +280,8 @@ class SHaRPoseHead(HeatmapHead):
                 feats,
                 batch_data_samples: OptSampleList,
                 test_cfg: ConfigType = {}) -> Predictions:
-        """:meth:`HeatmapHead.predict`; with ``replace_oks`` every keypoint
-        score of an instance is its predicted fine-pass quality (of the
-        unflipped crop when flip testing: the flip only refines the
-        heatmaps)."""
+        """:meth:`HeatmapHead.predict`; ``replace_oks`` sets every keypoint
+        score to the instance's fine-pass quality (of the unflipped crop)."""
         preds = super().predict(feats, batch_data_samples, test_cfg)
         if not self.replace_oks:
             return preds
@@ -350,60 +308,53 @@ class SHaRPoseHead(HeatmapHead):
                      keypoint_weights: Tensor) -> Tuple[Tensor, Tensor]:
         """Per-instance PCK of heatmap argmaxes against target argmaxes.
 
-        MMPose's ``pose_pck_accuracy`` for each instance alone: argmax
-        positions as :meth:`instance_oks`, offsets divided by the heatmap
-        size (``(h, w)`` for ``(x, y)`` as that function, or ``(w, h)``
-        without the axes quirk), the share of keypoints with non-zero weight
-        closer than ``pck_threshold``.
-
-        Returns:
-            tuple: PCK ``(B,)`` and a ``(B,)`` bool mask of instances with at
-            least one weighted keypoint.
+        MMPose's ``pose_pck_accuracy`` (the official head's logged accuracy)
+        for each instance alone: offsets as :meth:`instance_oks` divided by
+        the heatmap size, the share of weighted keypoints closer than
+        ``pck_threshold``. Returns as :meth:`instance_oks`.
         """
-        w, h = self.heatmap_size
-        size = heatmaps.new_tensor(
-            [h, w] if self.oks_swap_heatmap_axes else [w, h])
-        distances = ((_argmax_xy(heatmaps) - _argmax_xy(target_heatmaps)) /
-                     size).norm(dim=-1)
-        visible = keypoint_weights > 0
-        count = visible.sum(dim=1)
-        close = ((distances < self.pck_threshold) & visible).sum(dim=1)
-        return close / count.clamp(min=1), count > 0
+        offsets, size = self._argmax_offsets(heatmaps, target_heatmaps)
+        return _weighted_mean((offsets / size).norm(dim=-1)
+                              < self.pck_threshold, keypoint_weights)
 
     def instance_oks(self, heatmaps: Tensor, target_heatmaps: Tensor,
                      keypoint_weights: Tensor,
                      box_sizes: Tensor) -> Tuple[Tensor, Tensor]:
         """Per-instance OKS of heatmap argmaxes against target argmaxes.
 
-        As the official ``eval_utils``: integer argmax positions (those of
-        maps whose maximum is not positive set to -1), offsets scaled to
-        pixels of the ``box_sizes`` (the padded crop box, whose area is the
-        OKS area), COCO's ``exp(-d^2 / (2 * area * (2 sigma)^2))`` averaged
-        over keypoints with non-zero weight.
-
-        Args:
-            heatmaps, target_heatmaps (Tensor): ``(B, K, h, w)``.
-            keypoint_weights (Tensor): ``(B, K)``.
-            box_sizes (Tensor): ``(B, 2)`` crop box ``(w, h)`` in pixels.
-
-        Returns:
-            tuple: OKS ``(B,)`` and a ``(B,)`` bool mask of instances with at
-            least one weighted keypoint.
+        As the official ``eval_utils``: integer argmax positions (-1 for
+        maps whose maximum is not positive), offsets scaled to pixels of the
+        ``box_sizes`` (the padded crop box, whose area is the OKS area),
+        COCO's ``exp(-d^2 / (2 * area * (2 sigma)^2))`` averaged over
+        keypoints with non-zero weight. ``(B, K, h, w)`` heatmaps, ``(B,
+        K)`` weights and ``(B, 2)`` boxes ``(w, h)`` in pixels -> OKS ``(B,)``
+        and the ``(B,)`` bool mask of instances with a weighted keypoint.
         """
-        w, h = self.heatmap_size
-        per_pixel = box_sizes / (
-            box_sizes.new_tensor(
-                [h, w] if self.oks_swap_heatmap_axes else [w, h]))
-        offsets = (_argmax_xy(heatmaps) -
-                   _argmax_xy(target_heatmaps)) * per_pixel[:, None]
+        offsets, size = self._argmax_offsets(heatmaps, target_heatmaps)
+        offsets = offsets * (box_sizes / size)[:, None]
         area = box_sizes.prod(dim=1, keepdim=True)
         variances = (2 * self.oks_sigmas)**2
         # np.spacing(1) as COCO's computeOks, for zero-area boxes.
         e = offsets.pow(2).sum(-1) / variances / (area + 2.220446e-16) / 2
-        visible = keypoint_weights > 0
-        count = visible.sum(dim=1)
-        oks = (torch.exp(-e) * visible).sum(dim=1) / count.clamp(min=1)
-        return oks, count > 0
+        return _weighted_mean(torch.exp(-e), keypoint_weights)
+
+    def _argmax_offsets(self, heatmaps: Tensor,
+                        target_heatmaps: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(B, K, 2)`` argmax offsets in heatmap pixels and the ``(2,)``
+        heatmap size dividing ``(x, y)``: ``(h, w)`` with the axes quirk."""
+        w, h = self.heatmap_size
+        size = heatmaps.new_tensor(
+            [h, w] if self.oks_swap_heatmap_axes else [w, h])
+        return _argmax_xy(heatmaps) - _argmax_xy(target_heatmaps), size
+
+
+def _weighted_mean(values: Tensor,
+                   keypoint_weights: Tensor) -> Tuple[Tensor, Tensor]:
+    """Mean of ``(B, K)`` values over keypoints of non-zero weight, and the
+    ``(B,)`` mask of instances with any."""
+    visible = keypoint_weights > 0
+    count = visible.sum(dim=1)
+    return (values * visible).sum(dim=1) / count.clamp(min=1), count > 0
 
 
 def _argmax_xy(heatmaps: Tensor) -> Tensor:

@@ -13,15 +13,11 @@ class SSposeHead(HeatmapHead):
     """Heatmaps from the tokens of the transformer's last layer.
 
     SSpose describes no head beyond "the final attention layer aggregates
-    the attention scores to determine the heatmap" and explains a predicted
-    keypoint by that layer's attention row at its location (TransPose's
-    dependency maps). So the layers are MMPose's :class:`HeatmapHead`
-    (optional deconvolutions, then a 1x1 conv to ``K`` maps) applied to the
-    backbone's token grid ``(B, C, h, w)``, which is the normed output of
-    the last attention layer; what this class adds is that explanation,
-    :meth:`keypoint_dependency`.
-
-    Args: as :class:`HeatmapHead`; ``in_channels`` is the token width.
+    the attention scores to determine the heatmap" and explains a keypoint
+    by that layer's attention row at its location (TransPose's dependency
+    maps). So this is MMPose's :class:`HeatmapHead` (args as there,
+    ``in_channels`` the token width) on the backbone's normed token grid
+    ``(B, C, h, w)``, plus that explanation, :meth:`keypoint_dependency`.
     """
 
     @staticmethod
@@ -29,16 +25,11 @@ class SSposeHead(HeatmapHead):
                             token_grid: Tuple[int, int]) -> Tensor:
         """What each predicted keypoint depends on in the last layer.
 
-        Args:
-            heatmaps (Tensor): ``(B, K, H_hm, W_hm)`` predicted heatmaps.
-            attention (Tensor): ``(B, N, N)`` head-averaged attention of the
-                last layer (``collect_attention(model, x)[-1]``),
-                ``N = h * w`` row-major tokens.
-            token_grid (tuple[int, int]): ``(h, w)``.
-
-        Returns:
-            Tensor: ``(B, K, h, w)``: for every keypoint, the attention row
-            of the token under its heatmap maximum (rows sum to 1).
+        From ``(B, K, H_hm, W_hm)`` heatmaps and the last layer's
+        head-averaged ``(B, N, N)`` attention (``collect_attention(model,
+        x)[-1]``) over the ``N = h * w`` row-major tokens of ``token_grid =
+        (h, w)``: ``(B, K, h, w)``, for every keypoint the attention row of
+        the token under its heatmap maximum (rows sum to 1).
         """
         b, k, hm_h, hm_w = heatmaps.shape
         h, w = token_grid

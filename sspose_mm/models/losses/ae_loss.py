@@ -10,39 +10,27 @@ from torch.nn.utils.rnn import pad_sequence
 
 @MODELS.register_module()
 class BatchedAssociativeEmbeddingLoss(AssociativeEmbeddingLoss):
-    """MMPose's :class:`AssociativeEmbeddingLoss`, computed for the whole
-    batch at once.
+    """MMPose's :class:`AssociativeEmbeddingLoss` for the whole batch at once.
 
     MMPose's loss loops over images, people and keypoints and asks a Python
-    ``if`` whether each keypoint is visible; on CUDA every such question
-    waits for the GPU (about 12 x 30 x 17 waits per batch of HigherPose).
-    Here the people of all images are padded to one ``(B, N, K)`` grid and
-    visibility is a mask, so nothing leaves the device. Same values and
-    gradients (``tests/test_gpu_readiness.py``), including MMPose's details:
-    the push sum includes the ``i = j`` pairs, both terms are divided by
-    ``N + 1e-6`` and ``N (N - 1) + 1e-6``, people without a visible keypoint
-    do not count, and an image with fewer than two people has no push loss.
-
-    Args:
-        loss_weight (float): Weight of both terms. Defaults to 1.0.
-        push_loss_factor (float): Extra factor of the push term. Defaults
-            to 0.5.
+    ``if`` whether each keypoint is visible: on CUDA a GPU wait each (about
+    12 x 30 x 17 per batch of HigherPose). Here people are padded to one
+    ``(B, N, K)`` grid and visibility is a mask, so nothing leaves the
+    device. Same values and gradients (``tests/test_gpu_readiness.py``),
+    MMPose's details included: the push sum includes the ``i = j`` pairs,
+    the terms are divided by ``N + 1e-6`` and ``N (N - 1) + 1e-6``, people
+    without a visible keypoint do not count, and an image with fewer than
+    two people has no push loss. Args as MMPose's (``loss_weight`` of both
+    terms, ``push_loss_factor`` of the push term, default 0.5).
     """
 
     def forward(self, tags: Tensor,
                 keypoint_indices: Union[List[Tensor],
                                         Tensor]) -> Tuple[Tensor, Tensor]:
-        """Pull and push losses summed over the images of the batch.
-
-        Args:
-            tags (Tensor): Tag maps ``(B, L*K, H, W)``, channel ``l*K + k``
-                for dimension ``l`` of keypoint ``k``.
-            keypoint_indices (Tensor | list[Tensor]): Per image ``(N_i, K,
-                2)`` pairs ``(y*W + x, visible)``.
-
-        Returns:
-            tuple: ``pull_loss`` and ``push_loss``, scalars.
-        """
+        """Scalar pull and push losses summed over the images, of tag maps
+        ``(B, L*K, H, W)`` (channel ``l*K + k`` for dimension ``l`` of
+        keypoint ``k``) and per image ``(N_i, K, 2)`` ``keypoint_indices``
+        ``(y*W + x, visible)`` (a list or a stacked tensor)."""
         B, C, H, W = tags.shape
         if len(keypoint_indices) != B:
             raise ValueError(f'{len(keypoint_indices)} keypoint index sets '
@@ -51,8 +39,7 @@ class BatchedAssociativeEmbeddingLoss(AssociativeEmbeddingLoss):
         K = indices.shape[2]
         L = C // K
         visible = indices[..., 1] != 0  # (B, N, K)
-        # Padded people and invisible keypoints read position 0; the mask
-        # drops them.
+        # Padded people, invisible keypoints read position 0; masked below.
         positions = torch.where(visible, indices[..., 0], 0)
         images = torch.arange(B, device=tags.device)[:, None, None]
         keypoints = torch.arange(K, device=tags.device)

@@ -26,22 +26,11 @@ def random_masking(batch: int,
                    noise: Optional[Tensor] = None,
                    device: Union[str, torch.device] = 'cpu'
                    ) -> Tuple[Tensor, Tensor, Tensor]:
-    """MAE's per-sample random masking by sorting uniform noise.
-
-    Exactly ``int(num_tokens * (1 - mask_ratio))`` tokens are kept in every
-    sample: those with the smallest noise.
-
-    Args:
-        batch (int): Samples ``B``.
-        num_tokens (int): Tokens ``L`` per sample.
-        mask_ratio (float): Fraction to remove, in ``[0, 1)``.
-        noise (Tensor, optional): ``(B, L)`` noise to sort; drawn with
-            ``torch.rand`` when None.
-
-    Returns:
-        tuple: ``ids_keep (B, n)``, ``ids_restore (B, L)`` (position of each
-        token in the shuffled order) and ``mask (B, L)`` (1 = removed,
-        row-major).
+    """MAE's per-sample random masking: of ``B`` samples of ``L`` tokens,
+    keep the ``n = int(L * (1 - mask_ratio))`` of smallest ``(B, L)`` noise
+    (``torch.rand`` when None); ``mask_ratio`` must be in ``[0, 1)``.
+    Returns ``ids_keep (B, n)``, ``ids_restore (B, L)`` (position of each
+    token in the shuffled order) and ``mask (B, L)`` (1 = removed).
     """
     if not 0 <= mask_ratio < 1:
         raise ConfigError(f'mask_ratio must be in [0, 1), got {mask_ratio}')
@@ -74,26 +63,17 @@ def unpatchify(patches: Tensor, patch: int, grid: Tuple[int, int]) -> Tensor:
 
 
 def patch_statistics(patches: Tensor) -> Tuple[Tensor, Tensor]:
-    """Mean and std ``(B, L, 1)`` of each patch that MAE's
-    ``norm_pix_loss`` normalises with (unbiased variance, ``+1e-6`` inside
-    the root)."""
+    """Mean and std ``(B, L, 1)`` of each patch, as MAE's ``norm_pix_loss``
+    (unbiased variance, ``+1e-6`` inside the root)."""
     return (patches.mean(dim=-1, keepdim=True),
             (patches.var(dim=-1, keepdim=True) + 1e-6)**.5)
 
 
 class MAEDecoder(nn.Module):
-    """MAE's light decoder: embed visible tokens, insert mask tokens,
-    add a fixed sin-cos table, transformer layers, predict patch pixels.
-
-    Args:
-        grid (tuple[int, int]): Token grid ``(h, w)``.
-        in_dims (int): Encoder token width.
-        embed_dims (int): Decoder width.
-        depth (int): Decoder transformer layers.
-        num_heads (int): Decoder attention heads.
-        out_dims (int): Values predicted per patch (``p*p*3``).
-        mlp_ratio (float): MLP width of the layers.
-    """
+    """MAE's light decoder: embed visible tokens of width ``in_dims``, insert
+    mask tokens, add a fixed sin-cos table of the token ``grid`` ``(h, w)``,
+    ``depth`` transformer layers, predict ``out_dims`` (``p*p*3``) pixel
+    values per patch."""
 
     def __init__(self,
                  grid: Tuple[int, int],
@@ -122,19 +102,12 @@ class MAEDecoder(nn.Module):
         nn.init.normal_(self.mask_token, std=.02)
 
     def forward(self, latent: Tensor, ids_restore: Tensor) -> Tensor:
-        """
-        Args:
-            latent (Tensor): ``(B, n, C_enc)`` visible tokens, shuffled order.
-            ids_restore (Tensor): ``(B, L)`` from :func:`random_masking`.
-
-        Returns:
-            Tensor: ``(B, L, out_dims)`` prediction per row-major patch.
-        """
+        """``(B, n, C_enc)`` visible tokens (shuffled order) and ``(B, L)``
+        ``ids_restore`` -> ``(B, L, out_dims)`` per row-major patch."""
         x = self.embed(latent)
         b, n, c = x.shape
-        num_tokens = ids_restore.shape[1]
-        x = torch.cat([x, self.mask_token.expand(b, num_tokens - n, c)], 1)
-        x = gather_tokens(x, ids_restore)
+        masked = self.mask_token.expand(b, ids_restore.shape[1] - n, c)
+        x = gather_tokens(torch.cat([x, masked], 1), ids_restore)
         x = x + self.pos_embed
         for layer in self.layers:
             x, _ = layer(x)
@@ -151,18 +124,16 @@ class SSposeMAE(BaseModel):
     Args:
         backbone (dict): :class:`SSposeConvViT` config; its ``pos_embed``
             is kept fixed (MAE) unless ``trainable_pos_embed`` is set.
-        mask_ratio (float): Fraction of tokens removed. Defaults to 0.75.
+        mask_ratio (float): Fraction of tokens removed.
         hierarchical_mask (bool): Apply the upsampled token mask in the
-            masked conv blocks of stages 1-2 (ConvMAE). False masks tokens
-            only, so masked pixels leak into visible tokens through the
-            convs (an ablation).
-        decoder (dict): ``embed_dims``, ``depth``, ``num_heads``,
-            ``mlp_ratio`` of :class:`MAEDecoder`. Defaults to 512-d, 8
-            layers, 16 heads (``dec512d8b``).
-        norm_pix_loss (bool): Per-patch normalised pixel target.
-            Defaults to True (the official training command).
-        data_preprocessor (dict, optional): Normalisation of the images.
-        init_cfg (dict, optional): mmengine init config.
+            masked conv blocks of stages 1-2 (ConvMAE). False (an ablation)
+            masks tokens only: masked pixels leak into visible tokens
+            through the convs.
+        decoder (dict): :class:`MAEDecoder` ``embed_dims``, ``depth``,
+            ``num_heads``, ``mlp_ratio``. Defaults to ``dec512d8b``.
+        norm_pix_loss (bool): Per-patch normalised pixel target (on in the
+            official training command).
+        data_preprocessor, init_cfg (dict, optional): As mmengine's.
     """
 
     def __init__(self,
@@ -205,24 +176,16 @@ class SSposeMAE(BaseModel):
                         images: Tensor,
                         noise: Optional[Tensor] = None
                         ) -> Tuple[Tensor, Tensor, Tensor]:
-        """Mask and encode.
-
-        Args:
-            images (Tensor): ``(B, 3, H, W)`` normalised.
-            noise (Tensor, optional): ``(B, L)`` masking noise (drawn when
-                None).
-
-        Returns:
-            tuple: ``latent (B, n, C)`` visible tokens in ``ids_keep`` order,
-            ``mask (B, L)`` (1 = removed) and ``ids_restore (B, L)``.
-        """
+        """Mask (with ``(B, L)`` ``noise``, drawn when None) and encode
+        normalised ``(B, 3, H, W)`` images into ``latent (B, n, C)`` (visible
+        tokens in ``ids_keep`` order), ``mask (B, L)`` (1 = removed) and
+        ``ids_restore (B, L)``."""
         ids_keep, ids_restore, mask = random_masking(
             len(images), self.num_tokens, self.mask_ratio, noise,
             images.device)
-        visible = None
-        if self.hierarchical_mask:
-            visible = (1 - mask).reshape(len(images), *self.backbone.grid)
-        latent = self.backbone.forward_tokens(images, ids_keep, visible)
+        visible = (1 - mask).reshape(len(images), *self.backbone.grid)
+        latent = self.backbone.forward_tokens(
+            images, ids_keep, visible if self.hierarchical_mask else None)
         return latent, mask, ids_restore
 
     def patch_loss(self, images: Tensor, pred: Tensor, mask: Tensor) -> Tensor:
@@ -238,12 +201,9 @@ class SSposeMAE(BaseModel):
                 inputs: Tensor,
                 data_samples: Optional[list] = None,
                 mode: str = 'loss') -> Union[Dict[str, Tensor], Tensor]:
-        """mmengine's entry point.
-
-        ``mode='loss'``: ``{'loss': ...}``; ``mode='tensor'``: the decoder
-        prediction ``(B, L, p*p*3)``; ``mode='predict'``: the reconstructed
-        images ``(B, 3, H, W)`` (see :meth:`reconstruct`).
-        """
+        """``mode='loss'``: ``{'loss': ...}``; ``'tensor'``: the decoder
+        prediction ``(B, L, p*p*3)``; ``'predict'``: the reconstructed images
+        ``(B, 3, H, W)`` (see :meth:`reconstruct`)."""
         if mode == 'predict':
             return self.reconstruct(inputs)['reconstruction']
         latent, mask, ids_restore = self.forward_encoder(inputs)
@@ -259,16 +219,10 @@ class SSposeMAE(BaseModel):
                     images: Tensor,
                     noise: Optional[Tensor] = None) -> Dict[str, Tensor]:
         """Images for inspection, all ``(B, 3, H, W)`` in the normalised
-        space of ``images``.
-
-        With ``norm_pix_loss`` the prediction of each patch is mapped back
-        with the mean and std of the true patch (the prediction only fixes
-        its normalised content).
-
-        Returns:
-            dict: ``masked`` (removed patches zeroed), ``reconstruction``
-            (every patch predicted) and ``pasted`` (visible patches from the
-            input, removed ones predicted).
+        space of ``images``: ``masked`` (removed patches zeroed),
+        ``reconstruction`` (every patch predicted) and ``pasted`` (visible
+        patches from the input, removed ones predicted); with
+        ``norm_pix_loss`` a predicted patch gets the true one's mean and std.
         """
         latent, mask, ids_restore = self.forward_encoder(images, noise)
         pred = self.decoder(latent, ids_restore)
