@@ -170,3 +170,19 @@ def test_unloaded_blocks_stop_with_one_error_line(drop, tmp_path, capsys):
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('error: ')
     assert str(path) in lines[0] and missing in lines[0]
+
+
+@pytest.mark.parametrize('content', [[torch.zeros(1)], {
+    'model': {
+        'blocks.0.norm1.weight': 'not a tensor'
+    }
+}])
+def test_a_file_without_a_state_dict_of_tensors_is_named(content, tmp_path):
+    """The state dict is unwrapped by ``plain_state_dict``, as every other
+    checkpoint reader here: a file that holds none, or entries that are not
+    tensors, stops with a CheckpointError naming the file (not an
+    AttributeError from deep in the loader)."""
+    path = tmp_path / 'odd.pth'
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match=re.escape(str(path))):
+        load(path)

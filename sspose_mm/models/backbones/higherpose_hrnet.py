@@ -1,19 +1,10 @@
 """HigherPose backbone: HRNet-W32 with a structure-aware transformer.
 
-HigherPose (jcong0226/higherpose, "SATPose: Enhancing Low-Resolution Human
-Pose Estimation with Structure-Aware Transformer") adds two transformers to
-HigherHRNet-W32: a *global* one over a pooled 1/8 view of the stem features
-(a few channels, the coarse body structure) and a *local* one over the final
-1/4 HRNet features after fusing both.
-
-The released code attends across the batch instead of across positions and
-keeps only position 0 (see ``docs/higherpose.md``). By default this
-implementation does what the design describes, real self-attention over all
-positions of each image (``attention_mode='spatial'``);
-``attention_mode='released'`` computes what the released code computes.
-Both go through the fused ``scaled_dot_product_attention`` of
-:class:`~sspose_mm.models.utils.MultiheadSelfAttention`, so the 16384 tokens of
-a 512x512 input never materialise an ``N x N`` matrix.
+HigherPose (jcong0226/higherpose, "SATPose") adds to HigherHRNet-W32 a
+*global* transformer over a pooled 1/8 view of the stem features (the coarse
+body structure) and a *local* one over the final 1/4 HRNet features after
+fusing both. Attention is fused (the 16384 tokens of a 512x512 input never
+materialise an ``N x N`` matrix).
 """
 from typing import Optional, Tuple
 
@@ -39,29 +30,21 @@ class StructureAwareTransformerLayer(nn.Module):
     ``x = x + drop(FFN(LN2(x)))`` with a GELU FFN. The position embedding goes
     into queries, keys *and* values at every layer, as in the original.
 
-    ``attention_mode='released'`` is the released code's attention: it hands
-    its sequence-first tokens to an attention module that takes them as
-    batch-first, so at each position the ``B`` images of the batch attend to
-    each other, and it keeps the result of position 0 only, which it adds to
-    every token. Only that position is computed here: one sequence of the
-    ``B`` images' position-0 tokens. An image's output therefore depends on
-    the other images of its batch (in training, and in a test batch of more
-    than one image); alone, its attention weight is 1 and the added vector
-    is ``out_proj(v_proj(BN(DWConv(x))[0] + pos[0]))``.
+    ``attention_mode='released'`` is the released code's attention
+    (docs/higherpose.md): it hands sequence-first tokens to a batch-first
+    module, so the ``B`` images attend to each other, and adds the result
+    at position 0 to every token. Only that position is computed here: one
+    sequence of the ``B`` position-0 tokens. An image's output then depends
+    on the other images of its batch; alone, its attention weight is 1 and
+    the added vector is ``out_proj(v_proj(BN(DWConv(x))[0] + pos[0]))``.
+    ``'spatial'`` (default) attends over the positions of each image, as
+    the design describes.
 
     Args:
-        embed_dims (int): Channels ``C``.
-        num_heads (int): Attention heads.
-        feedforward_channels (int): FFN hidden width. Defaults to 2048.
-        dropout (float): Dropout of the residual branches and FFN hidden
-            layer. Defaults to 0.1.
-        attn_drop (float): Dropout of the attention weights. The original
-            uses 0.1; on CPU any non-zero value makes PyTorch fall back to
-            the quadratic-memory attention kernel (13 GB instead of 0.5 GB
-            at 16384 tokens), hence the default 0.
-        attention_mode (str): ``'spatial'`` (attention over the positions
-            of each image) or ``'released'`` (the released code's). Defaults
-            to ``'spatial'``.
+        dropout (float): Dropout of the residual branches and FFN hidden.
+        attn_drop (float): Dropout of the attention weights. The original's
+            0.1 makes PyTorch fall back on CPU to the quadratic-memory
+            kernel (13 GB instead of 0.5 GB at 16384 tokens), hence 0.
     """
 
     def __init__(self,
@@ -86,15 +69,13 @@ class StructureAwareTransformerLayer(nn.Module):
         self.ffn = nn.Sequential(
             nn.Linear(embed_dims, feedforward_channels), nn.GELU(),
             nn.Dropout(dropout), nn.Linear(feedforward_channels, embed_dims))
-        self.dropout_attn = nn.Dropout(dropout)
-        self.dropout_ffn = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, pos: Tensor) -> Tensor:
         """``x``: ``(B, C, h, w)``; ``pos``: ``(h*w, C)``. Returns
         ``(B, h*w, C)`` tokens in row-major order."""
         tokens = x.flatten(2).transpose(1, 2)
-        # The batch norm sees the whole map in both modes (its statistics in
-        # training are the original's).
+        # The batch norm sees the whole map in both modes, as the original's.
         key_value = self.depthwise(x).flatten(2).transpose(1, 2)
         if self.attention_mode == 'released':
             # Position 0 of the B images as one sequence (1, B, C); the
@@ -106,26 +87,19 @@ class StructureAwareTransformerLayer(nn.Module):
         else:
             attended, _ = self.self_attn(
                 self.norm1(tokens) + pos, key_value + pos)
-        tokens = tokens + self.dropout_attn(attended)
-        return tokens + self.dropout_ffn(self.ffn(self.norm2(tokens)))
+        tokens = tokens + self.dropout(attended)
+        return tokens + self.dropout(self.ffn(self.norm2(tokens)))
 
 
 class StructureAwareTransformer(nn.Module):
     """A stack of :class:`StructureAwareTransformerLayer` on a feature map.
 
     Args:
-        num_layers (int): Layers ``L``.
-        embed_dims (int): Channels ``C`` of the map.
-        num_heads (int): Attention heads.
-        feedforward_channels (int): FFN hidden width.
-        dropout (float): Residual/FFN dropout.
-        attn_drop (float): Attention-weight dropout.
-        pos_embedding (str): ``'sine'`` (fixed 2-D sine of DETR, computed for
+        pos_embedding (str): ``'sine'`` (DETR's fixed 2-D sine, computed for
             the actual map size) or ``'learnable'`` (a ``grid_size`` table,
-            bilinearly resized when the map has another size).
+            bilinearly resized for another map size).
         grid_size (tuple[int, int], optional): ``(h, w)`` of the learnable
             table; required for ``'learnable'``.
-        attention_mode (str): See :class:`StructureAwareTransformerLayer`.
     """
 
     def __init__(self,
@@ -154,14 +128,10 @@ class StructureAwareTransformer(nn.Module):
             self.pos_embedding = nn.Parameter(
                 torch.randn(1, embed_dims, *grid_size))
 
-    def _position(self, height: int, width: int, like: Tensor) -> Tensor:
+    def _position(self, height: int, width: int, x: Tensor) -> Tensor:
         if self.pos_embedding is None:
             return sine_position_embedding(
-                height,
-                width,
-                like.shape[1],
-                device=like.device,
-                dtype=like.dtype)
+                height, width, x.shape[1], device=x.device, dtype=x.dtype)
         table = self.pos_embedding.flatten(2).transpose(1, 2)
         grid = tuple(self.pos_embedding.shape[2:])
         if grid != (height, width):
@@ -188,49 +158,30 @@ class HigherPoseHRNet(HRNet):
     After MMPose's :class:`~mmpose.models.backbones.HRNet` (``extra`` as for
     HRNet-W32 with ``stage4.multiscale_output=False``), in forward order:
 
-    1. global branch from the ``layer1`` (stem) features
-       ``(B, 256, H/4, W/4)``:
-       1x1 conv to ``global_channels`` (4), average pooling to ``H/8 x W/8``,
-       ``num_layers`` transformer layers (``global_channels`` wide), a
-       transposed conv (k4, s2) back to ``H/4 x W/4``;
+    1. global branch on the ``layer1`` (stem) features ``(B, 256, H/4,
+       W/4)``: 1x1 conv to ``global_channels``, average pooling to ``H/8 x
+       W/8``, ``num_layers`` transformer layers, a transposed conv (k4, s2)
+       back to ``H/4 x W/4``;
     2. fusion: concatenation with the HRNet output ``(B, 32, H/4, W/4)`` and a
        1x1 conv back to 32 channels;
-    3. local transformer: ``num_layers`` layers, 32 wide, over all ``H/4 x
-       W/4`` positions.
+    3. local transformer: ``num_layers`` layers over all ``H/4 x W/4``
+       positions.
 
-    By default differs from the released code in its attention, which mixes
-    image positions here (the original's attends across the batch and keeps
-    position 0 only; ``attention_mode='released'`` does that), and in the
-    attention-weight dropout (see :class:`StructureAwareTransformerLayer`).
-    Both transformers use the position embedding of ``pos_embedding``.
+    Shapes: ``(B, 3, H, W)`` in, ``H`` and ``W`` multiples of 32; a 1-tuple
+    ``(B, C, H/4, W/4)`` out, ``C`` the first stage-4 width (32 for W32).
+    Differs from the released code by default in the attention and its
+    dropout (see :class:`StructureAwareTransformerLayer`).
 
     Args:
-        extra (dict): HRNet stage settings, as for MMPose's HRNet.
-        num_layers (int): Layers of each transformer (6 for COCO, 4 for
-            CrowdPose in the original). Defaults to 6.
-        global_channels (int): Width of the global branch. Defaults to 4.
-        num_heads (int): Heads of both transformers. Defaults to 4.
-        feedforward_channels (int): FFN width. Defaults to 2048.
-        dropout (float): Residual/FFN dropout. Defaults to 0.1.
-        attn_drop (float): Attention-weight dropout in training (the
-            original's is 0.1). Defaults to 0.
-        attention_mode (str): ``'spatial'``: self-attention over the
-            positions of each image; ``'released'``: the released code's
-            computation, across the images of a batch at position 0 only
-            (see :class:`StructureAwareTransformerLayer`). Defaults to
-            ``'spatial'``.
-        pos_embedding (str): ``'sine'`` or ``'learnable'``. Defaults to
-            ``'sine'``.
+        num_layers (int): Layers of each transformer (the original's 6 for
+            COCO, 4 for CrowdPose).
+        global_channels (int): Width of the global branch.
+        attention_mode (str): ``'spatial'`` or ``'released'``.
+        pos_embedding (str): ``'sine'`` or ``'learnable'``.
         input_size (tuple[int, int], optional): ``(w, h)`` of the training
             input; sets the learnable tables to ``(h/8, w/8)`` and
             ``(h/4, w/4)``.
-        **kwargs: Other arguments of MMPose's HRNet (``in_channels``,
-            ``norm_cfg``, ``init_cfg``...).
-
-    Returns (forward):
-        tuple[Tensor]: One map ``(B, C, H/4, W/4)``, ``C`` = the first
-        stage-4 branch width (32 for W32). ``H`` and ``W`` must be multiples
-        of 32.
+        **kwargs: Other arguments of MMPose's HRNet.
     """
 
     def __init__(self,
@@ -283,11 +234,10 @@ class HigherPoseHRNet(HRNet):
 
     def init_weights(self) -> None:
         super().init_weights()
-        # The original initialises the transformers' linear weights with
-        # xavier (HRNet's init_cfg only covers convolutions). Its q, k and v
-        # are three Linear(C, C): each block of the packed (3C, C)
-        # in_proj_weight gets the bound of a (C, C) matrix, sqrt(2) wider
-        # than xavier on the packed matrix would give.
+        # The original's xavier on the transformers' linear weights (HRNet's
+        # init_cfg covers convolutions only); its q, k and v are three
+        # Linear(C, C), so each block of the packed in_proj_weight gets the
+        # bound of a (C, C) matrix.
         for transformer in (self.global_transformer, self.local_transformer):
             for module in transformer.modules():
                 if isinstance(module, nn.Linear):
@@ -310,7 +260,6 @@ class HigherPoseHRNet(HRNet):
         return branches[0]
 
     def forward(self, x: Tensor) -> Tuple[Tensor]:
-        """``(B, 3, H, W)`` image in, ``((B, C, H/4, W/4),)`` out."""
         if x.shape[2] % 32 or x.shape[3] % 32:
             raise ValueError('HigherPoseHRNet needs an input height and width '
                              f'divisible by 32, got {tuple(x.shape[2:])}')
@@ -319,9 +268,8 @@ class HigherPoseHRNet(HRNet):
         stem = self.layer1(x)
         features = self._hrnet_branches(stem)
 
-        # Halving an even map (H/4 with H a multiple of 32): the adaptive
-        # pooling to (H/8, W/8) of the original, as the fixed 2x2 pooling,
-        # whose CUDA backward is deterministic (the adaptive one has none).
+        # The original's adaptive pooling to (H/8, W/8) of an even map, as
+        # the fixed 2x2 pooling, whose CUDA backward is deterministic.
         structure = F.avg_pool2d(self.global_reduction(stem), 2)
         structure = self.global_upsample(self.global_transformer(structure))
         fused = self.fusion(torch.cat((features, structure), dim=1))

@@ -6,23 +6,19 @@ from mmpose.registry import MODELS
 class HRNetS(HRNet):
     """HRNet truncated after stage 3: the "HRNet-Small" stem of `TransPose`_.
 
-    MMPose's :class:`HRNet` always builds four stages and only lets stage 4
-    drop its low-resolution outputs. TransPose-H stops after stage 3, whose
-    last module fuses only into the highest-resolution branch, so there is no
-    ``transition3`` and no fuse rows 1/2 in the last stage-3 module. Here
-    :class:`HRNet` builds everything (blocks, transitions, fuse layers,
-    parameter names, freezing, forward) with stage 3 as its last stage and
-    an empty stage 4 (no modules, one branch, no transition), which holds no
-    parameters and passes the stage-3 output through.
+    MMPose's :class:`HRNet` always builds four stages. TransPose-H stops
+    after stage 3, whose last module fuses into the highest-resolution
+    branch only (no ``transition3``). :class:`HRNet` builds everything here
+    with that stage 3 and an empty stage 4 (no modules, one branch, no
+    parameters), which passes the stage-3 output through.
 
-    Shapes: ``(B, 3, H, W)`` in, a 1-tuple ``(B, C, H/4, W/4)`` out, where
-    ``C`` is the first stage-3 width (32 for -S, 48 for -A*).
+    Shapes: ``(B, 3, H, W)`` in, a 1-tuple ``(B, C, H/4, W/4)`` out, ``C``
+    the first stage-3 width (32 for -S, 48 for -A*).
 
     Args:
-        extra (dict): ``stage1``, ``stage2`` and ``stage3`` as for
-            :class:`HRNet`; a ``stage4`` entry is rejected.
-        **kwargs: Other arguments of :class:`HRNet` (``frozen_stages`` up to
-            3).
+        extra (dict): ``stage1`` to ``stage3`` as for :class:`HRNet`; a
+            ``stage4`` entry is rejected.
+        **kwargs: :class:`HRNet`'s other arguments (``frozen_stages`` <= 3).
 
     .. _`TransPose`: https://arxiv.org/abs/2012.14214
     """
@@ -47,8 +43,7 @@ class HRNetS(HRNet):
                     layer_config: dict,
                     in_channels: list,
                     multiscale_output: bool = True) -> tuple:
-        """HRNet's stage builder; stage 3 is the last stage, so its last
-        module fuses into the highest-resolution branch only."""
+        """HRNet's, with stage 3 fusing into one branch at its end."""
         if layer_config is self.extra['stage3']:
             multiscale_output = False
         return super()._make_stage(layer_config, in_channels,

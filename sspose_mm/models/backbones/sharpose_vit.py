@@ -1,21 +1,13 @@
-"""SHaRPose's coarse-to-fine ViT (AAAI'24, arXiv 2312.10758).
-
-One ViT looks twice at a person crop. The coarse pass sees the crop
-downsampled by 2 with a quality token and keypoint tokens; the quality
-predictor then decides per instance whether a fine pass is needed, and the
-fine pass re-tokenises at full resolution only the coarse patches the
-keypoint tokens attended to most (each becomes its 2x2 fine patches), keeps
-the others as coarse tokens, and adds the coarse pass's patch features
-(``reuse_block``, upsampled) to the fine patches. Both passes share the patch
-embedding, the blocks and the final norm; each has its own position
-embedding. Module and parameter names are those of the official
-``AnxQ/sharpose`` checkpoints (``backbone.*``), so converted checkpoints load
-by name.
+"""SHaRPose's coarse-to-fine ViT (AAAI'24, arXiv 2312.10758): one ViT looks
+at a person crop coarsely, then, where a quality predictor asks for it, at
+full resolution on the coarse patches the keypoint tokens attended to most.
+Parameter names are those of the official ``AnxQ/sharpose`` checkpoints
+(``backbone.*``), so converted checkpoints load by name.
 """
 import logging
 import math
 import os.path as osp
-from typing import NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -27,29 +19,20 @@ from torch import Tensor, nn
 
 from ...errors import CheckpointError, ConfigError
 from ...fileio import safe_torch_load
-from ...utils import strip_prefixes, timm_vit_names
-from ..utils import (ViTBlock, gather_tokens, resize_position_embedding,
-                     stored_grid)
+from ...utils import (checkpoint_state_dict, key_differences, listing,
+                      strip_prefixes, timm_vit_names)
+from ..utils import ViTBlock, fit_position_table, gather_tokens
 
 
 class QualityPredictor(nn.Module):
-    """Pose-quality predictor on a pass's quality token.
+    """Pose-quality predictor on a pass's quality token: mean over the
+    tokens, LayerNorm, (Linear-GELU-Dropout) x 2, Linear, activation.
 
-    Mean over its tokens, LayerNorm, then Linear-GELU-Dropout twice and a
-    last Linear followed by the activation. The official model regresses
-    with ``Linear(C, 1)`` and a GELU (upstream quirk 3: the "quality" is not
-    bounded to [0, 1], which is why the 384x288 config's threshold 1.2 means
-    "always refine"); ``activation='sigmoid'`` bounds it. ``classify=True``
-    is the official ``qp_abs`` option: ``Linear(C, 2)`` and a softmax, a
-    two-class "good enough / refine" classifier whose quality is the
-    probability of class 1 ("good enough").
-
-    Args:
-        embed_dims (int): Token dimension ``C``.
-        drop_rate (float): Dropout after the hidden activations.
-        activation (str): ``'gelu'`` (official) or ``'sigmoid'``; must stay
-            ``'gelu'`` with ``classify``, which replaces it by the softmax.
-        classify (bool): The two-class predictor (``qp_abs``).
+    Official: ``Linear(C, 1)`` and a GELU, so the "quality" is unbounded
+    (upstream quirk 3: the 384x288 config's threshold 1.2 means "always
+    refine"); ``activation='sigmoid'`` bounds it. ``classify`` (official
+    ``qp_abs``): ``Linear(C, 2)`` and a softmax replacing the activation,
+    the quality being the probability of class 1 ("good enough").
     """
 
     def __init__(self,
@@ -90,30 +73,27 @@ class QualityPredictor(nn.Module):
 
 
 class SHaRPoseFeatures(NamedTuple):
-    """What :class:`SHaRPoseViT` returns (B instances, K keypoints).
+    """What :class:`SHaRPoseViT` returns (B instances, K keypoints, R
+    refined).
 
     Attributes:
-        coarse_tokens (Tensor): ``(B, K, C)`` keypoint tokens of the coarse
-            pass, after the final norm.
-        fine_tokens (Tensor): ``(B, K, C)`` keypoint tokens of the fine pass
-            for refined instances; the coarse tokens for the others.
+        coarse_tokens (Tensor): ``(B, K, C)`` coarse-pass keypoint tokens,
+            after the final norm.
+        fine_tokens (Tensor): ``(B, K, C)``, the fine pass's for refined
+            instances, the coarse ones for the others.
         quality (Tensor): ``(B,)`` predicted pose quality.
-        refine_mask (Tensor): ``(B,)`` bool, instances that went through the
-            fine pass.
+        refine_mask (Tensor): ``(B,)`` bool, the refined instances.
         patch_scores (Tensor): ``(B, N0)`` keypoint attention received by
-            each coarse patch (row-major coarse grid), the ranking score.
-        selected_patches (Tensor): ``(R, k)`` int64, the coarse patches
-            re-tokenised at full resolution for the R refined instances in
-            batch order, in descending score order (in random order with
+            each coarse patch (row-major), the ranking score.
+        selected_patches (Tensor): ``(R, k)`` int64, the refined coarse
+            patches in batch order, by descending score (random with
             ``patch_selection='random'``).
         quality_logits (Tensor, optional): ``(B, 1)``, or ``(B, 2)`` with
-            ``qp_abs``: the quality predictor's output before its last
-            activation (the two-class loss needs the logits).
-        fine_quality (Tensor, optional): ``(B,)`` with ``replace_oks``: the
-            quality predicted from the fine pass's quality token for refined
-            instances, ``quality`` for the others; else None.
-        fine_quality_logits (Tensor, optional): ``fine_quality`` before the
-            last activation, as ``quality_logits``; else None.
+            ``qp_abs``: ``quality`` before the last activation.
+        fine_quality (Tensor, optional): ``(B,)`` with ``replace_oks``, else
+            None: the fine pass's quality for refined instances, ``quality``
+            for the others.
+        fine_quality_logits (Tensor, optional): Its logits, or None.
     """
 
     coarse_tokens: Tensor
@@ -134,92 +114,57 @@ class SHaRPoseViT(BaseModule):
     Forward pass (B instances, K keypoints, N0/N1 coarse/fine patches):
 
     1. Coarse: the input bilinearly resized to ``img_sizes[0]``, patch
-       embedding + ``pos_embed_list[0]``; sequence [quality token, K keypoint
-       tokens, N0 patches] through all blocks and ``norm``. The head-averaged
-       attention of blocks ``depth//4 .. depth-1`` is accumulated as an EMA
+       embedding + ``pos_embed_list[0]``; [quality token, K keypoint tokens,
+       N0 patches] through all blocks and ``norm``, the head-averaged
+       attention of blocks ``depth//4 ..`` accumulated as an EMA
        ``g = m*g + (1-m)*A`` (m = ``attention_momentum``, g from 0).
-    2. Quality from the quality token; when the gate is on, only instances
-       with quality below ``qp_threshold`` get step 3, the others keep their
-       coarse keypoint tokens as fine tokens.
-    3. Fine: each coarse patch is scored by the attention keypoint tokens pay
-       to it in g; the top ``ceil(alpha*N0)`` are replaced by their 2x2 fine
-       patches (patch embedding of the input at ``img_sizes[1]`` +
-       ``pos_embed_list[1]`` + 2x nearest-upsampled ``reuse_block`` of the
-       coarse output patches), the others stay coarse *input* embeddings.
-       Sequence [K keypoint tokens (the learned ones again), 4k fine, N0-k
-       coarse] through the same blocks and ``norm``.
+    2. Quality from the quality token; with the gate on, only instances
+       below ``qp_threshold`` get step 3, the others keep their coarse
+       keypoint tokens.
+    3. Fine: the top ``ceil(alpha*N0)`` coarse patches by the attention of
+       the keypoint tokens in g become their 2x2 fine patches (patch
+       embedding at ``img_sizes[1]`` + ``pos_embed_list[1]`` + the coarse
+       output patches through ``reuse_block``, 2x nearest-upsampled), the
+       others stay coarse *input* embeddings; [K keypoint tokens (the
+       learned ones again), 4k fine, N0-k coarse] through the same blocks
+       and ``norm``.
 
     The gate is on when ``train_epoch`` is None (standalone testing) or in
-    eval mode after ``qp_start_epoch`` (validation during training);
-    training forwards refine every instance.
-    :class:`~sspose_mm.engine.hooks.SHaRPoseQualityHook` sets ``train_epoch``
-    (1-based, as the official epoch hook); without it training forwards are
-    gated too (the official rule), and the first one logs a warning.
+    eval mode after ``qp_start_epoch``; training forwards refine every
+    instance. :class:`~sspose_mm.engine.hooks.SHaRPoseQualityHook` sets
+    ``train_epoch`` (1-based, as the official epoch hook); training without
+    it gates training forwards too (the official rule) and logs a warning.
 
-    Upstream quirks reproduced by default, each with a switch:
-
-    - ``score_all_keypoints=False``: the official ranking sums the attention
-      rows of keypoint tokens 0..K-2 only (a ``1:K`` slice in the [quality,
-      keypoints, patches] layout skips the last keypoint); True uses all K.
-    - ``quality_activation='gelu'``: see :class:`QualityPredictor`.
-    - ``reuse_mlp_ratio`` (None = ``mlp_ratio``): the reuse MLP's hidden
-      width, ``4C`` in the official model.
-
-    Official options, off by default as upstream (docs/sharpose.md says
-    where the spec leaves a detail open and which reading is taken):
-
-    - ``replace_oks``: the quality token (the learned parameter again, as
-      the keypoint tokens; the spec does not say which copy) also enters
-      the fine pass, first, and the same quality predictor reads its output:
-      ``fine_quality``, which :class:`SHaRPoseHead` trains and reports as
-      the keypoint scores.
-    - ``qp_abs``: the quality predictor is a two-class softmax classifier
-      (:class:`QualityPredictor`); the gate compares the probability of
-      "good enough" with ``qp_threshold``.
-
-    Ablation switches (the paper's ablations, not in the official configs):
-
-    - ``feature_reuse=False``: no ``reuse_block``; fine patches are the
-      patch and position embeddings alone.
-    - ``patch_selection='random'``: the refined coarse patches are drawn
-      uniformly at random (as many, per instance and forward) instead of
-      ranked by keypoint attention. ``attention_momentum=0`` ranks by the
-      last block's attention alone, ``score_all_keypoints`` by all K rows.
+    docs/sharpose.md details the options; upstream quirks are reproduced by
+    default: ``score_all_keypoints=False`` ranks by keypoint rows 0..K-2
+    only (the official ``1:K`` slice), ``quality_activation='gelu'``
+    (:class:`QualityPredictor`), ``reuse_mlp_ratio`` None (``mlp_ratio``).
 
     Args:
         img_sizes (Sequence[Sequence[int]]): ``(H, W)`` of the coarse and the
             fine pass; the fine token grid must be twice the coarse one.
-            Defaults to ``((128, 96), (256, 192))``.
-        num_keypoints (int): K. Defaults to 17.
-        patch_size (int): Patch size of both passes. Defaults to 16.
-        embed_dims (int): Token dimension ``C``. Defaults to 768.
-        depth (int): Number of blocks. Defaults to 12.
-        num_heads (int): Attention heads. Defaults to 12.
-        mlp_ratio (float): MLP hidden width / ``C``. Defaults to 4.
-        qkv_bias (bool): Bias of the ``qkv`` projections. Defaults to True.
         drop_rate (float): Dropout in blocks and the quality predictor.
-        attn_drop_rate (float): Dropout on attention weights.
         drop_path_rate (float): Stochastic depth of the last block (linear
-            from 0). Defaults to 0.1.
-        alpha (float): Share of coarse patches refined. Defaults to 0.5.
-        qp_threshold (float): Refine instances with lower predicted quality.
-            Defaults to 0.99.
-        qp_start_epoch (int): Validation is gated only in later epochs.
-        attention_momentum (float): EMA momentum of the attention
-            accumulation. Defaults to 0.99.
-        score_all_keypoints (bool): Fix of the ranking quirk (see above).
-        quality_activation (str): ``'gelu'`` (official) or ``'sigmoid'``.
+            from 0).
+        alpha (float): Share of coarse patches refined.
+        qp_threshold (float): Refine instances of lower predicted quality.
+        attention_momentum (float): ``m`` of the attention EMA; 0 ranks by
+            the last block alone.
         reuse_mlp_ratio (float, optional): Hidden width / ``C`` of the reuse
-            MLP; None means ``mlp_ratio``.
-        replace_oks (bool): Quality token in the fine pass too (see above).
-        qp_abs (bool): Two-class quality predictor (see above).
+            MLP (official ``4``).
+        replace_oks (bool): The quality token (the learned parameter again)
+            also enters the fine pass, first; the same predictor reads it
+            into ``fine_quality``, which :class:`SHaRPoseHead` trains and
+            reports as keypoint scores.
+        qp_abs (bool): Two-class quality predictor; the gate compares the
+            probability of "good enough" with ``qp_threshold``.
         feature_reuse (bool): Add the coarse pass's features to the fine
-            patches (official: True).
-        patch_selection (str): ``'attention'`` (official) or ``'random'``.
+            patches (ablation: False, no ``reuse_block``).
+        patch_selection (str): ``'attention'`` or ``'random'`` (ablation: as
+            many patches drawn uniformly per instance and forward).
         init_cfg (dict, optional): ``dict(type='Pretrained',
-            checkpoint=PATH)`` loads MAE/timm ViT weights with the position
-            embedding interpolated to both grids (see
-            :func:`load_vit_pretrained`); otherwise the official init
+            checkpoint=PATH)`` loads MAE/timm ViT weights
+            (:func:`load_vit_pretrained`); otherwise the official init
             (trunc-normal Linear, unit LayerNorm, zero tokens and position
             embeddings).
     """
@@ -284,11 +229,7 @@ class SHaRPoseViT(BaseModule):
         self.num_selected = math.ceil(alpha * (h0 * w0))
 
         self.patch_embed = PatchEmbed(
-            img_size=None,
-            patch_size=patch_size,
-            in_chans=3,
-            embed_dim=embed_dims,
-            strict_img_size=False)
+            None, patch_size, 3, embed_dims, strict_img_size=False)
         self.pos_embed_list = nn.ParameterList([
             nn.Parameter(torch.zeros(1, h * w, embed_dims))
             for h, w in self.grids
@@ -296,19 +237,10 @@ class SHaRPoseViT(BaseModule):
         self.keypoint_tokens = nn.Parameter(
             torch.zeros(1, num_keypoints, embed_dims))
         self.quality_token = nn.Parameter(torch.zeros(1, 1, embed_dims))
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
-        self.blocks = nn.ModuleList([
-            ViTBlock(
-                embed_dims,
-                num_heads,
-                mlp_ratio,
-                qkv_bias,
-                drop_rate,
-                attn_drop_rate,
-                rate,
-                layout='timm',
-                norm_eps=1e-5) for rate in rates
-        ])
+        self.blocks = nn.ModuleList(
+            ViTBlock(embed_dims, num_heads, mlp_ratio, qkv_bias, drop_rate,
+                     attn_drop_rate, rate, 'timm', 1e-5)
+            for rate in torch.linspace(0, drop_path_rate, depth).tolist())
         self.norm = nn.LayerNorm(embed_dims)
         # Not built without reuse: an unused module would hold parameters
         # that DDP waits for.
@@ -354,12 +286,11 @@ class SHaRPoseViT(BaseModule):
 
     @property
     def keypoint_attention_layout(self) -> dict:
-        """Where the keypoint tokens and the image patches sit in the
-        recorded attention maps of a forward pass, for attention figures
-        (:mod:`sspose_mm.apis.attention_figure`): its first ``depth`` maps
-        are the coarse pass's, over [quality, K keypoints, h0 x w0 patches
-        row-major]. The fine pass mixes fine and coarse patches, so no
-        image grid can show its maps."""
+        """Where keypoint tokens and patches sit in a forward pass's recorded
+        attention maps, for :mod:`sspose_mm.apis.attention_figure`: the
+        first ``depth`` maps are the coarse pass's, over [quality, K
+        keypoints, h0 x w0 patches row-major]; the fine pass mixes fine and
+        coarse patches, so no image grid can show its maps."""
         h0, w0 = self.grids[0]
         K = self.num_keypoints
         return dict(
@@ -368,15 +299,9 @@ class SHaRPoseViT(BaseModule):
             query_tokens=list(range(1, 1 + K)),
             patch_tokens=(1 + K, 1 + K + h0 * w0))
 
-    def gate_enabled(self) -> bool:
-        """Whether the quality predictor decides which instances refine."""
-        return self.train_epoch is None or (
-            not self.training and self.train_epoch > self.qp_start_epoch)
-
     def _warn_if_training_without_epoch(self) -> None:
-        """Training with ``train_epoch`` None gates training forwards (the
-        official rule, meant for standalone testing); that is silent and
-        almost never intended, so say it once per model."""
+        """Gated training forwards (``train_epoch`` None, the official rule
+        for standalone testing) are almost never intended: say so once."""
         if (not self.training or self.train_epoch is not None
                 or self._warned_no_train_epoch):
             return
@@ -402,24 +327,14 @@ class SHaRPoseViT(BaseModule):
         """Patch embedding + position embedding of one pass, ``(B, N, C)``."""
         if tuple(images.shape[-2:]) != self.img_sizes[stage]:
             images = F.interpolate(
-                images,
-                size=self.img_sizes[stage],
-                mode='bilinear',
-                align_corners=False)
+                images, self.img_sizes[stage], mode='bilinear')
         return self.patch_embed(images) + self.pos_embed_list[stage]
 
     def forward(self, inputs: Tensor) -> SHaRPoseFeatures:
-        """
-        Args:
-            inputs (Tensor): ``(B, 3, H, W)`` normalised crops (resized to
-                each pass's ``img_sizes`` when different).
-
-        Returns:
-            SHaRPoseFeatures: keypoint tokens of both passes and the gate's
-            inputs and decisions.
-        """
+        """``(B, 3, H, W)`` normalised crops (resized to each pass's
+        ``img_sizes``) -> both passes' keypoint tokens and the gate's inputs
+        and decisions."""
         self._warn_if_training_without_epoch()
-        B = inputs.shape[0]
         K = self.num_keypoints
         coarse_embed = self._embed(inputs, 0)
         x, accumulated = self._coarse_pass(coarse_embed)
@@ -430,10 +345,11 @@ class SHaRPoseViT(BaseModule):
         rows = slice(1, K + 1) if self.score_all_keypoints else slice(1, K)
         patch_scores = accumulated[:, rows, K + 1:].sum(dim=1)
 
-        if self.gate_enabled():
-            refine_mask = quality < self.qp_threshold
-        else:
-            refine_mask = torch.ones(B, dtype=torch.bool, device=x.device)
+        gated = self.train_epoch is None or (
+            not self.training and self.train_epoch > self.qp_start_epoch)
+        refine_mask = (
+            quality < self.qp_threshold if gated else torch.ones_like(
+                quality, dtype=torch.bool))
         refined = refine_mask.nonzero()[:, 0]
         order = self._rank_patches(patch_scores[refined])
         selected, unselected = order.split(
@@ -465,15 +381,16 @@ class SHaRPoseViT(BaseModule):
                 patch_scores.shape, device=patch_scores.device).argsort(dim=1)
         return patch_scores.argsort(dim=1, descending=True)
 
+    def _lead_tokens(self, batch: int, quality: bool) -> List[Tensor]:
+        """[quality token,] keypoint tokens, ``(batch, 1 or K, C)`` each."""
+        tokens = [self.quality_token] * quality + [self.keypoint_tokens]
+        return [token.expand(batch, -1, -1) for token in tokens]
+
     def _coarse_pass(self, coarse_embed: Tensor) -> Tuple[Tensor, Tensor]:
         """Blocks and norm on [quality, keypoints, patches]; returns the
         ``(B, 1+K+N0, C)`` output and the attention EMA ``(B, L, L)``."""
-        B = coarse_embed.shape[0]
-        x = torch.cat([
-            self.quality_token.expand(B, -1, -1),
-            self.keypoint_tokens.expand(B, -1, -1), coarse_embed
-        ],
-                      dim=1)
+        x = torch.cat(
+            self._lead_tokens(len(coarse_embed), True) + [coarse_embed], dim=1)
         accumulated = torch.zeros((), device=x.device)
         m = self.attention_momentum
         for i, block in enumerate(self.blocks):
@@ -488,8 +405,7 @@ class SHaRPoseViT(BaseModule):
         """Coarse patch indices ``(R, k)`` -> their fine patches ``(R, 4k)``
         (row-major fine grid): all k top-left, then top-right, bottom-left,
         bottom-right, as the official ``get_index``."""
-        w0 = self.grids[0][1]
-        w1 = self.grids[1][1]
+        w0, w1 = self.grids[0][1], self.grids[1][1]
         top_left = (selected // w0) * 2 * w1 + (selected % w0) * 2
         return torch.cat([top_left + offset for offset in (0, 1, w1, w1 + 1)],
                          dim=1)
@@ -498,9 +414,8 @@ class SHaRPoseViT(BaseModule):
                    coarse_patches: Tensor, selected: Tensor,
                    unselected: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         """Keypoint tokens ``(R, K, C)`` of the sparse full-resolution pass of
-        the R refined instances (inputs as in :meth:`forward`), and with
-        ``replace_oks`` the quality logits of its quality token (else
-        None)."""
+        the R refined instances, and with ``replace_oks`` its quality logits
+        (else None)."""
         R, _, C = coarse_embed.shape
         (h0, w0), (h1, w1) = self.grids
         fine_embed = self._embed(inputs, 1)
@@ -510,21 +425,19 @@ class SHaRPoseViT(BaseModule):
             reused = F.interpolate(reused, size=(h1, w1), mode='nearest')
             fine_embed = fine_embed + reused.flatten(2).transpose(1, 2)
 
-        lead = [self.quality_token.expand(R, -1, -1)
-                ] if self.replace_oks else []
+        lead = int(self.replace_oks)
         x = torch.cat(
-            lead + [
-                self.keypoint_tokens.expand(R, -1, -1),
+            self._lead_tokens(R, self.replace_oks) + [
                 gather_tokens(fine_embed, self.fine_patch_index(selected)),
                 gather_tokens(coarse_embed, unselected)
             ],
             dim=1)
         for block in self.blocks:
             x, _ = block(x)
-        x = self.norm(x[:, :len(lead) + self.num_keypoints])
-        quality_logits = (
-            self.quality_predictor.logits(x[:, :1]) if lead else None)
-        return x[:, len(lead):], quality_logits
+        x = self.norm(x[:, :lead + self.num_keypoints])
+        quality_logits = self.quality_predictor.logits(
+            x[:, :1]) if lead else None
+        return x[:, lead:], quality_logits
 
 
 def _init_official(module: nn.Module) -> None:
@@ -538,49 +451,37 @@ def _init_official(module: nn.Module) -> None:
 def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
     """Load MAE/ViT weights into a :class:`SHaRPoseViT`.
 
-    As the official loader: the state dict under ``model``/``state_dict``
-    (or plain), ``module.``/``backbone.`` prefixes removed, keypoint tokens
-    dropped (they are learned from zero), ``pos_embed`` without its class
-    row bicubically resized to both token grids; the rest loads by name,
-    non-strictly (tokens, reuse block and quality predictor are new; MAE's
-    decoder is ignored). Beyond it, mmpretrain's ViT names (MMPose's own
-    ViTPose MAE weights) are read as timm's
-    (:func:`~sspose_mm.utils.timm_vit_names`), and a file that leaves any
-    transformer block or the patch embedding random stops the run instead
-    of training from a silently random ViT. The log line counts loaded,
-    missing and unexpected tensors.
+    As the official loader: ``module.``/``backbone.`` prefixes removed,
+    keypoint tokens dropped (learned from zero), ``pos_embed`` without its
+    class row bicubically resized to both token grids, the rest loaded by
+    name non-strictly (MAE's decoder is ignored). Beyond it, mmpretrain's
+    ViT names (MMPose's ViTPose MAE weights) are read as timm's, and a file
+    that leaves a block or the patch embedding random stops the run. The
+    log line counts loaded, missing and unexpected tensors.
 
     Raises:
-        CheckpointError: The file is missing or unreadable, a shape differs,
-            or a block or patch-embedding weight is not in it.
+        CheckpointError: The file is missing, unreadable or no state dict of
+            tensors (:func:`~sspose_mm.utils.plain_state_dict`), its
+            ``pos_embed`` lies on no grid, a shape differs, or a block or
+            patch-embedding weight is not in it.
     """
     if not osp.isfile(path):
         raise CheckpointError(
             f'SHaRPoseViT pretrained checkpoint {path} does not exist (set '
             'model.backbone.init_cfg.checkpoint to the MAE weights, or None '
             'to train from scratch).')
-    loaded = safe_torch_load(path, map_location='cpu')
-    for wrapper in ('model', 'state_dict'):
-        if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
-            loaded = loaded[wrapper]
-            break
+    loaded = checkpoint_state_dict(
+        safe_torch_load(path, map_location='cpu'), path)
     state_dict = timm_vit_names(
         strip_prefixes(loaded, ('module.', 'backbone.')))
     state_dict.pop('keypoint_tokens', None)
     pos_embed = state_dict.pop('pos_embed', None)
     if pos_embed is not None:
-        found = stored_grid(
-            pos_embed.shape[1], backbone.grids[0], class_token=True)
-        if found is None:
-            raise CheckpointError(
-                f'{path}: pos_embed has {pos_embed.shape[1]} positions, '
-                'neither a grid nor a class token plus a grid (square, or '
-                f'of the aspect ratio of {backbone.grids[0]}).')
-        class_rows, source = found
         for stage, grid in enumerate(backbone.grids):
-            state_dict[f'pos_embed_list.{stage}'] = resize_position_embedding(
-                pos_embed[:, class_rows:].float(), source, grid)
+            state_dict[f'pos_embed_list.{stage}'] = fit_position_table(
+                pos_embed.float(), grid, f'{path}: pos_embed', True)
     own = backbone.state_dict()
+    unexpected, missing = key_differences(state_dict, own)
     mismatched = [
         k for k, v in state_dict.items()
         if k in own and own[k].shape != v.shape
@@ -590,7 +491,6 @@ def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
                               ', '.join(f'{k} {tuple(state_dict[k].shape)} vs '
                                         f'{tuple(own[k].shape)}'
                                         for k in mismatched[:5]))
-    missing = [k for k in own if k not in state_dict]
     # The pretrained ViT itself: without it the run would train from random
     # blocks while the log says "loaded".
     vit_missing = [
@@ -604,12 +504,10 @@ def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
             f'keys read as {", ".join(sorted(state_dict)[:3]) or "nothing"}'
             '. Expected a ViT with as many blocks, named as MAE/timm '
             '(blocks.0.norm1.weight) or mmpretrain (layers.0.ln1.weight).')
-    unexpected = [k for k in state_dict if k not in own]
     backbone.load_state_dict(state_dict, strict=False)
     print_log(
         f'SHaRPoseViT: {path}: loaded {len(own) - len(missing)} tensors, '
         f'missing {len(missing)} (new: {", ".join(missing) or "none"}), '
         f'unexpected {len(unexpected)} (ignored'
-        f'{": " + ", ".join(unexpected[:5]) if unexpected else ""}'
-        f'{" ..." if len(unexpected) > 5 else ""})',
+        f'{": " + listing(unexpected, 5) if unexpected else ""})',
         logger='current')

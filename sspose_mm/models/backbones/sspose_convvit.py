@@ -1,18 +1,15 @@
 """SSpose's hybrid conv-transformer encoder (ConvMAE-style "ConvViT").
 
-Masked-convolution stages at fine resolution, a transformer stage on the
-coarsest grid, and a multi-scale fusion of the conv stages into the tokens.
-The same module is the pose backbone and the encoder of the MAE pretrainer
-(:class:`~sspose_mm.models.pretrainers.SSposeMAE`), so a pretraining
-checkpoint initialises the pose model key for key.
+Masked-convolution stages, a transformer on the coarsest grid, and a
+multi-scale fusion of the conv stages into the tokens; both the pose
+backbone and the MAE pretrainer's encoder, so a pretraining checkpoint
+initialises the pose model key for key.
 
-Module names are chosen so that MMPose's ``LayerDecayOptimWrapperConstructor``
-assigns the official fine-tuning layer ids by prefix: everything before the
-transformer lives under ``patch_embed`` (id 0, with ``pos_embed``; the fusion
-too when it feeds the transformer input), the transformer layers are
-``layers.i`` (id ``i + 1``), the rest (final norm, a fusion after the
-transformer) gets the top id. The official checkpoint names map onto these
-in :mod:`sspose_mm.apis.checkpoint_layouts.sspose`.
+Module names let MMPose's ``LayerDecayOptimWrapperConstructor`` assign the
+official fine-tuning layer ids by prefix: ``patch_embed`` and ``pos_embed``
+(everything before the transformer) id 0, ``layers.i`` id ``i + 1``, the
+rest the top id. :mod:`sspose_mm.apis.checkpoint_layouts.sspose` maps the
+official names onto these.
 """
 import math
 import os.path as osp
@@ -26,22 +23,19 @@ from timm.layers import DropPath, LayerNorm2d, Mlp
 from torch import Tensor, nn
 
 from ...errors import CheckpointError, ConfigError
-from ..utils import (MultiheadSelfAttention, ViTBlock, gather_tokens,
-                     resize_position_embedding, stored_grid)
+from ..utils import (MultiheadSelfAttention, ViTBlock, fit_position_table,
+                     gather_tokens)
 
 FUSION_POSITIONS = ('before_transformer', 'after_transformer', 'none')
 
 
 def mae_sincos_position_embedding(h: int, w: int, dims: int) -> Tensor:
-    """MAE's fixed 2-D sin-cos table for an ``h x w`` grid, ``(h*w, dims)``.
-
-    Row-major tokens; the first ``dims/2`` channels encode the column index,
-    the second half the row index, each as ``[sin, cos]`` of the position
-    times ``1 / 10000**(i / (dims/4))``. Computed in float64 as MAE does, so
-    the float32 result equals the official table bit for bit. (Not the DETR
-    table of :func:`~sspose_mm.models.utils.sine_position_embedding`: other
-    frequencies and channel order.)
-    """
+    """MAE's fixed 2-D sin-cos table for an ``h x w`` grid, ``(h*w, dims)``,
+    row-major: the first ``dims/2`` channels encode the column, the rest the
+    row, each as ``[sin, cos]`` of the position times
+    ``1 / 10000**(i / (dims/4))``; in float64 as MAE, so the float32 result
+    equals the official table bit for bit (timm's is float32, DETR's has
+    other frequencies and channel order)."""
     if dims % 4:
         raise ConfigError(f'sin-cos position embedding needs dims divisible '
                           f'by 4, got {dims}')
@@ -60,13 +54,7 @@ def mae_sincos_position_embedding(h: int, w: int, dims: int) -> Tensor:
 
 
 class ConvPatchEmbed(nn.Module):
-    """Non-overlapping ``patch x patch`` conv -> LayerNorm -> GELU.
-
-    Args:
-        in_channels (int): Input channels.
-        embed_dims (int): Output channels.
-        patch_size (int): Kernel size and stride.
-    """
+    """Non-overlapping ``patch x patch`` conv -> LayerNorm -> GELU."""
 
     def __init__(self, in_channels: int, embed_dims: int,
                  patch_size: int) -> None:
@@ -82,19 +70,11 @@ class ConvPatchEmbed(nn.Module):
 
 
 class MaskedConvBlock(nn.Module):
-    """The "masked convolution block" (ConvMAE's ``CBlock``).
-
-    ``x + proj(masked_conv(value(norm1(x)) * visible))`` then
-    ``x + mlp(norm2(x))``, where ``masked_conv`` is a 5x5 depthwise conv and
-    ``visible`` is 1 on visible and 0 on masked positions. Zeroing the value
-    before the only spatial operation means masked positions contribute
-    nothing to visible ones; everything else is per-position.
-
-    Args:
-        dims (int): Channels ``C``.
-        mlp_ratio (float): Hidden width of the 1x1-conv MLP over ``C``.
-        drop_path (float): Stochastic depth rate of both branches.
-    """
+    """The "masked convolution block" (ConvMAE's ``CBlock``):
+    ``x + proj(masked_conv(value(norm1(x)) * visible))``, then
+    ``x + mlp(norm2(x))`` with a 1x1-conv MLP. ``masked_conv`` (5x5
+    depthwise) is the only spatial operation, so zeroing the value at masked
+    positions (``visible`` 0) keeps them out of visible ones."""
 
     def __init__(self,
                  dims: int,
@@ -111,11 +91,7 @@ class MaskedConvBlock(nn.Module):
             DropPath(drop_path) if drop_path > 0 else nn.Identity())
 
     def forward(self, x: Tensor, visible: Optional[Tensor] = None) -> Tensor:
-        """
-        Args:
-            x (Tensor): ``(B, C, H, W)``.
-            visible (Tensor, optional): ``(B, 1, H, W)``, 1 = visible.
-        """
+        """``(B, C, H, W)`` in and out; ``visible`` ``(B, 1, H, W)``."""
         value = self.value(self.norm1(x))
         if visible is not None:
             value = value * visible
@@ -143,19 +119,9 @@ class MultiScaleFusion(nn.Module):
 
 class HybridPatchEmbed(nn.Module):
     """Everything before the transformer: conv stages 1-2 (patch embedding
-    + masked conv blocks), the stage-3 patch embedding, optionally the
+    + masked conv blocks), the stage-3 patch embedding, with ``fuse`` the
     multi-scale ``fusion`` summed into its tokens (the paper's figure), and
-    the token ``linear`` projection.
-
-    Args:
-        embed_dims (Sequence[int]): Channels of stages 1, 2 and 3.
-        depths (Sequence[int]): Masked conv blocks in stages 1 and 2.
-        patch_sizes (Sequence[int]): Stride of each stage's embedding.
-        mlp_ratio (float): MLP width of the conv blocks.
-        drop_paths (Sequence[float]): Per-block stochastic depth rates.
-        fuse (bool): Add the stage-1/2 features to the tokens before
-            ``linear``.
-    """
+    the token ``linear`` projection. ``drop_paths``: per-block rates."""
 
     def __init__(self, embed_dims: Sequence[int], depths: Sequence[int],
                  patch_sizes: Sequence[int], mlp_ratio: float,
@@ -181,9 +147,8 @@ class HybridPatchEmbed(nn.Module):
                 visible: Optional[List[Tensor]] = None
                 ) -> Tuple[Tensor, Tensor, Tensor]:
         """Stage outputs ``(B, C1, H/p1, ...)``, ``(B, C2, ...)`` and the
-        ``(B, h*w, C3)`` tokens after ``linear``; ``visible`` holds the
-        stage-1 and stage-2 masks ``(B, 1, H_i, W_i)`` or is None (no
-        masking)."""
+        ``(B, h*w, C3)`` tokens after ``linear``; ``visible``: the stage-1
+        and stage-2 masks ``(B, 1, H_i, W_i)``, or None."""
         visible1, visible2 = visible if visible is not None else (None, None)
         stage1 = self.embed1(x)
         for block in self.blocks1:
@@ -204,34 +169,27 @@ class SSposeConvViT(BaseModule):
     ``image (B,3,H,W)`` -> stage 1 ``(H/p1)`` -> stage 2 ``(H/(p1 p2))`` ->
     stage 3 embedding ``h x w = H/s x W/s`` (``s = p1 p2 p3``) -> tokens ->
     ``linear`` -> ``+ pos_embed`` -> ``depths[2]`` transformer layers ->
-    ``norm``. The multi-scale fusion adds the stage-1/2 features on the token
-    grid either before ``linear`` (the paper's figure, "fed to the Stage-4
-    Linear") or after the transformer (the released pretraining code); see
-    ``fusion``. The pose output is the normed token grid as a map.
+    ``norm``; the pose output is the normed token grid as a map.
 
-    Sources disagree (docs/sspose.md): the released code uses strides 4/8/16
-    and no conv blocks in stage 3, the figure strides 2/4/8 and conv blocks
-    in stage 3. This module follows the code's structure (no stage-3 conv
-    blocks, so released checkpoints fit) with configurable strides.
+    Sources disagree (docs/sspose.md): the released code has strides 4/8/16
+    and no stage-3 conv blocks, the figure strides 2/4/8 and stage-3 conv
+    blocks. This follows the code's structure (so released checkpoints fit)
+    with configurable strides.
 
     Args:
         img_size (tuple[int, int]): ``(H, W)`` input the ``pos_embed`` table
             is sized for; other inputs are refused.
         patch_sizes (Sequence[int]): Strides of the three embeddings.
-            Defaults to (4, 2, 2) as in the code.
-        embed_dims (Sequence[int]): Stage widths. Defaults to ConvViT-B's
-            (256, 384, 768).
+        embed_dims (Sequence[int]): Stage widths (ConvViT-B's by default).
         depths (Sequence[int]): Blocks per stage (conv, conv, transformer).
-        num_heads (int): Attention heads of the transformer.
-        mlp_ratio (float): MLP width of every block.
         drop_path_rate (float): Stochastic depth, linear over all blocks.
         fusion (str): ``'before_transformer'`` (the convs are
             ``patch_embed.fusion``, layer-decay id 0 like the rest of the
             transformer input), ``'after_transformer'`` (``fusion``, the
             official pretraining layout, top id) or ``'none'`` (no fusion
             convs; the official fine-tuning model).
-        trainable_pos_embed (bool): False keeps the sin-cos table fixed
-            (MAE pretraining); True learns it (fine-tuning).
+        trainable_pos_embed (bool): Learn the sin-cos table (fine-tuning),
+            or keep it fixed (MAE pretraining).
         init_cfg (dict, optional): mmengine init config, e.g. ``Pretrained``
             with ``prefix='backbone.'`` on a pretraining checkpoint.
     """
@@ -267,23 +225,15 @@ class SSposeConvViT(BaseModule):
         self.grid = (img_size[0] // self.stride, img_size[1] // self.stride)
         self.embed_dims = embed_dims[-1]
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        self.patch_embed = HybridPatchEmbed(
-            embed_dims,
-            depths[:2],
-            patch_sizes,
-            mlp_ratio,
-            rates,
-            fuse=fusion == 'before_transformer')
+        self.patch_embed = HybridPatchEmbed(embed_dims, depths[:2],
+                                            patch_sizes, mlp_ratio, rates,
+                                            fusion == 'before_transformer')
         self.pos_embed = nn.Parameter(
             mae_sincos_position_embedding(*self.grid, self.embed_dims)[None],
             requires_grad=trainable_pos_embed)
         self.layers = nn.ModuleList(
-            ViTBlock(
-                self.embed_dims,
-                num_heads,
-                mlp_ratio,
-                drop_path=rates[sum(depths[:2]) + i])
-            for i in range(depths[2]))
+            ViTBlock(self.embed_dims, num_heads, mlp_ratio, drop_path=rate)
+            for rate in rates[sum(depths[:2]):])
         self.fusion = (
             MultiScaleFusion(embed_dims, patch_sizes)
             if fusion == 'after_transformer' else None)
@@ -306,13 +256,9 @@ class SSposeConvViT(BaseModule):
         nn.init.xavier_uniform_(weight.view(weight.shape[0], -1))
 
     def init_weights(self) -> None:
-        """Load ``init_cfg`` (e.g. the pretraining encoder); a local file
-        that does not exist stops with what to do instead of a traceback.
-
-        mmengine's runner initialises weights before it loads ``load_from``,
-        so a config's default ``init_cfg`` is read (and must exist) even
-        when ``load_from`` names the encoder: the message says to drop it.
-        """
+        """Load ``init_cfg``; a missing local file stops with what to do
+        (mmengine reads ``init_cfg`` before ``load_from``, so it must exist
+        even when ``load_from`` names the encoder)."""
         checkpoint = (
             self.init_cfg.get('checkpoint')
             if isinstance(self.init_cfg, dict) else None)
@@ -342,19 +288,10 @@ class SSposeConvViT(BaseModule):
                        x: Tensor,
                        ids_keep: Optional[Tensor] = None,
                        visible: Optional[Tensor] = None) -> Tensor:
-        """Encode, optionally keeping only some tokens (MAE).
-
-        Args:
-            x (Tensor): ``(B, 3, H, W)`` normalised images.
-            ids_keep (Tensor, optional): ``(B, n)`` row-major indices of the
-                tokens that enter the transformer; None keeps all.
-            visible (Tensor, optional): ``(B, h, w)`` token-grid mask
-                (1 = visible) applied in the masked conv blocks; None
-                masks nothing.
-
-        Returns:
-            Tensor: ``(B, n, C)`` normed tokens, in ``ids_keep`` order.
-        """
+        """``(B, 3, H, W)`` normalised images -> ``(B, n, C)`` normed tokens
+        of the ``(B, n)`` row-major ``ids_keep`` (None: all), in that order
+        (MAE); ``visible``: the ``(B, h, w)`` token-grid mask (1 = visible)
+        of the masked conv blocks, None masks nothing."""
         if tuple(x.shape[-2:]) != self.img_size:
             raise ValueError(f'SSposeConvViT got a {tuple(x.shape[-2:])} '
                              f'input but its pos_embed is for img_size '
@@ -373,17 +310,15 @@ class SSposeConvViT(BaseModule):
         return self.norm(tokens)
 
     def forward(self, x: Tensor) -> Tuple[Tensor]:
-        """``(B, 3, H, W)`` -> ``((B, C, h, w),)``, the normed tokens of the
-        last layer on their grid."""
+        """``(B, 3, H, W)`` -> ``((B, C, h, w),)``, the normed tokens."""
         tokens = self.forward_tokens(x)
         h, w = self.grid
         return (tokens.transpose(1, 2).reshape(len(x), -1, h, w), )
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args,
                               **kwargs) -> None:
-        """Resize a checkpoint's ``pos_embed`` made for another grid (e.g.
-        the 14x14 of 224x224 pretraining, or pretraining at another input
-        size) to this model's grid."""
+        """Resize a checkpoint's ``pos_embed`` of another grid (e.g. 224x224
+        pretraining's 14x14) to this model's."""
         key = prefix + 'pos_embed'
         table = state_dict.get(key)
         if table is not None and table.shape != self.pos_embed.shape:
@@ -396,15 +331,5 @@ class SSposeConvViT(BaseModule):
                     f'embedding width {table.shape[-1]} differs from this '
                     f'model\'s {self.embed_dims} (embed_dims[-1]); load a '
                     'checkpoint of an encoder of the same widths')
-            found = (
-                stored_grid(table.shape[1], self.grid)
-                if table.ndim == 3 else None)
-            if found is None:
-                raise CheckpointError(
-                    f'{key} has shape {tuple(table.shape)}: not a grid of '
-                    f'the aspect ratio of {self.grid} nor a square one, so '
-                    'it cannot be resized to this model\'s token grid')
-            class_rows, source = found
-            state_dict[key] = resize_position_embedding(
-                table[:, class_rows:], source, self.grid)
+            state_dict[key] = fit_position_table(table, self.grid, key)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

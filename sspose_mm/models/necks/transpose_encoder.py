@@ -12,30 +12,21 @@ from ..utils import PostNormEncoderLayer, sine_position_embedding
 class TransPoseEncoder(BaseModule):
     """The Transformer encoder of `TransPose`_, as a neck.
 
-    A bias-free 1x1 convolution reduces the backbone's last feature map to
-    ``embed_dims`` channels, its positions become tokens (row-major), and
-    ``num_layers`` post-norm encoder layers attend over all of them with the
-    2D sine position embedding added to queries and keys in every layer.
-    The output is reshaped back to a feature map for a heatmap head.
+    A bias-free 1x1 conv reduces the backbone's last map to ``embed_dims``
+    channels; its positions (row-major tokens) go through ``num_layers``
+    post-norm encoder layers with the 2D sine position embedding added to
+    queries and keys in each. Shapes: ``(B, C_in, h, w)`` in,
+    ``(B, embed_dims, h, w)`` out.
 
-    Differs from the original in one way on purpose: the sine table is
-    computed for the actual feature size instead of being frozen for
-    256x192 inputs, so any input size works (for 256x192 it equals the
-    official ``pos_embedding`` exactly).
-
-    Shapes: ``(B, C_in, h, w)`` in, ``(B, embed_dims, h, w)`` out.
+    Unlike the original, the sine table is computed for the actual feature
+    size instead of frozen for 256x192 (where it equals the official
+    ``pos_embedding``), so any input size works.
 
     Args:
-        in_channels (int): Channels of the backbone's last output.
-        embed_dims (int): Token dimension ``d``.
-        num_layers (int): Number of encoder layers.
-        num_heads (int): Attention heads.
-        feedforward_channels (int): FFN hidden width ``h``.
-        dropout (float): Dropout everywhere in the encoder. Defaults to 0.1.
-        activation (str): FFN activation. Defaults to ``'relu'``.
-        init_cfg (dict, optional): Initialisation config. Defaults to
-            xavier-uniform on every linear layer of the encoder, as the
-            original (the packed q/k/v projection is initialised likewise).
+        dropout (float): Dropout everywhere in the encoder.
+        activation (str): FFN activation.
+        init_cfg (dict, optional): Xavier-uniform on every linear layer by
+            default, as the original (the packed q/k/v likewise).
 
     .. _`TransPose`: https://arxiv.org/abs/2012.14214
     """
@@ -51,7 +42,6 @@ class TransPoseEncoder(BaseModule):
                  init_cfg: OptConfigType = dict(
                      type='Xavier', layer='Linear', distribution='uniform')):
         super().__init__(init_cfg=init_cfg)
-        self.embed_dims = embed_dims
         self.reduce = nn.Conv2d(in_channels, embed_dims, 1, bias=False)
         self.layers = nn.ModuleList(
             PostNormEncoderLayer(embed_dims, num_heads, feedforward_channels,

@@ -1,10 +1,10 @@
-from .position_encoding import (resize_position_embedding,
+from .position_encoding import (fit_position_table, resize_position_embedding,
                                 sine_position_embedding, stored_grid)
 from .transformer import (MultiheadSelfAttention, PostNormEncoderLayer,
                           ViTBlock, gather_tokens)
 
 __all__ = [
-    'sine_position_embedding', 'resize_position_embedding', 'stored_grid',
-    'MultiheadSelfAttention', 'PostNormEncoderLayer', 'ViTBlock',
-    'gather_tokens'
+    'fit_position_table', 'sine_position_embedding',
+    'resize_position_embedding', 'stored_grid', 'MultiheadSelfAttention',
+    'PostNormEncoderLayer', 'ViTBlock', 'gather_tokens'
 ]

@@ -7,6 +7,8 @@ from mmpose.models.heads.transformer_heads.transformers.utils import \
     PositionEmbeddingSineHW
 from timm.layers import resample_abs_pos_embed
 
+from ...errors import CheckpointError
+
 
 @lru_cache(maxsize=16)
 def sine_position_embedding(height: int,
@@ -16,26 +18,12 @@ def sine_position_embedding(height: int,
                             device: Optional[torch.device] = None,
                             dtype: torch.dtype = torch.float32
                             ) -> torch.Tensor:
-    """Normalised 2D sine position embedding of DETR, as TransPose uses it:
-    MMPose's ``PositionEmbeddingSineHW`` (``normalize=True``) of an
-    unmasked ``height x width`` map.
-
-    Rows and columns are numbered from 1 and divided by ``size + 1e-6``
-    (times ``2 pi``); each axis gets ``dims // 2`` channels of interleaved
-    sin/cos with frequencies ``10000 ** (2 * (i // 2) / (dims // 2))``; the
-    y half comes first. TransPose stores this table for one input size in
-    its checkpoints (``pos_embedding``); here it is computed for the actual
-    feature size, so the same model runs at any input resolution.
-
-    The table is computed in float32 on the CPU, then cast to ``dtype`` on
-    ``device`` (default: the CPU); it is cached per size, device and dtype
-    (so a model on a GPU does not copy it from the host, and wait for the
-    GPU, in every forward), so the returned tensor is shared: do not modify
-    it in place.
-
-    Returns:
-        Tensor: ``(height * width, dims)``, tokens in row-major order.
-    """
+    """DETR's normalised 2D sine position embedding (MMPose's
+    ``PositionEmbeddingSineHW``) of an unmasked ``height x width`` map, y
+    half first: ``(height * width, dims)``, tokens row-major. Computed in
+    float32 on the CPU, cast to ``dtype`` on ``device`` (default CPU) and
+    cached per size, device and dtype (no host copy per forward), so the
+    returned tensor is shared: do not modify it in place."""
     if dims % 2:
         raise ValueError(f'sine position embedding needs an even dimension, '
                          f'got {dims}')
@@ -49,11 +37,10 @@ def resize_position_embedding(table: torch.Tensor,
                               dst_grid: Tuple[int, int],
                               interpolation: str = 'bicubic') -> torch.Tensor:
     """A ``(1, h*w, C)`` table (row-major, no class token) resized to
-    another token grid by timm's ``resample_abs_pos_embed``, align_corners
-    False and without antialiasing (timm's antialiased default weights the
-    neighbours differently even when upsampling). ``interpolation`` is
-    bicubic as MAE's and SHaRPose's loaders interpolate; HigherPose resizes
-    its learnable table bilinearly."""
+    ``dst_grid`` by timm's ``resample_abs_pos_embed``, without its default
+    antialiasing (which weights neighbours differently even when
+    upsampling): bicubic as MAE's and SHaRPose's loaders, bilinear for
+    HigherPose's learnable table."""
     return resample_abs_pos_embed(
         table,
         dst_grid,
@@ -69,12 +56,10 @@ def stored_grid(num_positions: int,
                 class_token: bool = False
                 ) -> Optional[Tuple[int, Tuple[int, int]]]:
     """How a checkpoint's table of ``num_positions`` rows lies on a token
-    grid, for :func:`resize_position_embedding` to ``grid``: the number of
-    leading class-token rows to drop (0, or 1 if ``class_token`` allows one,
-    as timm/MAE ViTs store it) and the ``(h, w)`` of the rest; None when no
-    reading fits. Square grids (what pretraining mostly uses) are read
-    first, then grids of ``grid``'s aspect ratio; without, then with a
-    class token."""
+    grid: the leading class-token rows to drop (0, or 1 if ``class_token``
+    allows one, as timm/MAE store it) and the ``(h, w)`` of the rest; None
+    when no reading fits. Square grids (pretraining's) are tried first,
+    then ``grid``'s aspect ratio; without, then with a class token."""
     h, w = grid
     for square in (True, False):
         for prefix in (0, 1) if class_token else (0, ):
@@ -87,3 +72,25 @@ def stored_grid(num_positions: int,
             if rows and rows * cols == tokens and shaped:
                 return prefix, (rows, cols)
     return None
+
+
+def fit_position_table(table: torch.Tensor,
+                       grid: Tuple[int, int],
+                       name: str,
+                       class_token: bool = False) -> torch.Tensor:
+    """A checkpoint's ``(1, [1 +] h*w, C)`` table, read by
+    :func:`stored_grid`, resized to ``grid``: ``(1, grid_h * grid_w, C)``.
+
+    Raises:
+        CheckpointError: No reading fits; the message starts with ``name``.
+    """
+    positions = table.shape[1] if table.ndim == 3 else 0
+    found = stored_grid(positions, grid, class_token) if positions else None
+    if found is None:
+        raise CheckpointError(
+            f'{name} has {positions} positions (shape {tuple(table.shape)}):'
+            f' not a grid{", nor a class token plus a grid," * class_token} '
+            f'square or of the aspect ratio of {grid}, so it cannot be '
+            'resized to this model\'s token grid')
+    class_rows, source = found
+    return resize_position_embedding(table[:, class_rows:], source, grid)

@@ -8,19 +8,14 @@ from torch import Tensor, nn
 
 from ...errors import ConfigError
 
-# Devices whose fused attention kernels need aligned head dimensions. On CUDA
-# PyTorch's memory-efficient kernel takes head dims divisible by 16 bytes
-# (4 in fp32, 8 in fp16/bf16) and flash attention multiples of 8; any other
-# size falls back to the math kernel, which stores every (N x N) attention
-# matrix for the backward pass. The CPU's fused kernel takes any size, so
-# padding there would only add work (8x for a head dim of 1).
+# CUDA's fused kernels need head dims of multiples of 8 (flash) or 16 bytes
+# (memory-efficient); other sizes fall back to the math kernel, which stores
+# every N x N matrix for backward. The CPU's fused kernel takes any size.
 ALIGNED_ATTENTION_DEVICES = ('cuda', )
 HEAD_DIM_MULTIPLE = 8
-# Devices whose fused attention kernels take dropout. PyTorch's CPU kernel
-# does not: with dropout it falls back to its math kernel, which holds the
-# N x N weights as the explicit computation does and adds a "safe softmax"
-# (two more passes over them, for fully masked rows that these modules never
-# have), so there the explicit computation is the faster of the two.
+# The CPU's fused kernel takes no dropout: with it PyTorch falls back to its
+# math kernel, which holds the N x N weights too and adds two passes of
+# "safe softmax", so there the explicit computation is faster.
 FUSED_DROPOUT_DEVICES = ('cuda', )
 
 
@@ -35,11 +30,9 @@ def attention_weights(query: Tensor,
     boolean ``attn_mask`` marks the allowed pairs, a float one is added."""
     scale = query.shape[-1]**-0.5 if scale is None else scale
     logits = (query * scale) @ key.transpose(-2, -1)
-    if is_causal:
-        length, source = logits.shape[-2:]
-        allowed = torch.ones(
-            length, source, dtype=torch.bool, device=logits.device).tril()
-        logits = logits.masked_fill(~allowed, -math.inf)
+    if is_causal:  # exclusive with attn_mask, as in the fused function
+        attn_mask = torch.ones(
+            logits.shape[-2:], dtype=torch.bool, device=logits.device).tril()
     if attn_mask is not None:
         if attn_mask.dtype == torch.bool:
             logits = logits.masked_fill(~attn_mask, -math.inf)
@@ -55,11 +48,9 @@ def explicit_attention(query: Tensor,
                        dropout_p: float = 0.,
                        is_causal: bool = False,
                        scale: Optional[float] = None) -> Tensor:
-    """``F.scaled_dot_product_attention`` computed step by step, holding
-    the ``(..., L, S)`` weights (:func:`attention_weights`) as
-    ``nn.MultiheadAttention`` does; the same result for the same arguments
-    (all but grouped-query attention, which neither this package's nor
-    timm's attention modules use)."""
+    """``F.scaled_dot_product_attention`` step by step, holding the
+    ``(..., L, S)`` weights as ``nn.MultiheadAttention`` does (no
+    grouped-query attention, which no module here or in timm uses)."""
     weights = attention_weights(query, key, attn_mask, is_causal, scale)
     if dropout_p > 0:
         weights = F.dropout(weights, dropout_p)
@@ -71,16 +62,10 @@ def scaled_dot_product_attention(q: Tensor,
                                  v: Tensor,
                                  dropout_p: float = 0.) -> Tensor:
     """``F.scaled_dot_product_attention`` of ``(B, heads, N, d)`` tensors,
-    with ``d`` zero-padded to a multiple of 8 on devices in
-    :data:`ALIGNED_ATTENTION_DEVICES`, so that the fused kernels run there.
-
-    With dropout on a device whose fused kernels take none (the CPU), the
-    weights are computed explicitly (:func:`explicit_attention`).
-
-    Same mathematics: zero columns of ``q`` and ``k`` add nothing to the dot
-    products, the scale stays ``1 / sqrt(d)`` of the original size, and the
-    zero columns of ``v`` only produce output columns that are cut off.
-    """
+    ``d`` zero-padded to a multiple of 8 on :data:`ALIGNED_ATTENTION_DEVICES`
+    so that the fused kernels run there (same result: the scale stays
+    ``1 / sqrt(d)``, the padded output columns are cut off); explicit
+    (:func:`explicit_attention`) with dropout on the CPU."""
     if dropout_p > 0 and q.device.type not in FUSED_DROPOUT_DEVICES:
         return explicit_attention(q, k, v, dropout_p=dropout_p)
     head_dim = q.shape[-1]
@@ -102,27 +87,18 @@ def gather_tokens(tokens: Tensor, ids: Tensor) -> Tensor:
 class MultiheadSelfAttention(nn.Module):
     """The package's one multi-head attention module.
 
-    ``out_proj(softmax(q k^T / sqrt(d)) v)`` of projected queries, keys and
-    values, computed by :func:`scaled_dot_product_attention` (fused, never
-    materialising the ``N x N`` weights, on CUDA too). The head-averaged
-    post-softmax weights (pre-dropout) are computed as well, beside the
-    fused kernel and not instead of it (so the output stays bit for bit the
-    same), when the caller needs them (``need_weights``, e.g. SHaRPose's
-    patch ranking) or while ``record_attention`` is set (the one recording
-    mechanism, :func:`sspose_mm.apis.recording_attention`).
-
-    What differs between the families is what goes in, which the caller
-    decides as for ``nn.MultiheadAttention`` (position embeddings added to
-    queries and keys by TransPose, to all three by HigherPose, whose keys
-    and values come from another input than its queries), and the parameter
-    names, which follow the official checkpoints (``layout``). Inputs that
-    are the same tensor are projected by one matrix product.
+    ``out_proj(softmax(q k^T / sqrt(d)) v)`` by the fused
+    :func:`scaled_dot_product_attention`. The head-averaged post-softmax
+    (pre-dropout) weights are computed beside it, so the output stays bit
+    for bit the same, when ``need_weights`` (SHaRPose's patch ranking) or
+    ``record_attention`` (:func:`sspose_mm.apis.recording_attention`) asks.
+    The caller decides what goes in, as for ``nn.MultiheadAttention``;
+    inputs that are the same tensor share one projection.
 
     Args:
-        embed_dims (int): Token dimension ``C``.
-        num_heads (int): Number of heads; ``C`` must be divisible by it.
+        embed_dims (int): Token dimension ``C``, divisible by ``num_heads``.
         attn_drop (float): Dropout on the attention weights in training.
-        qkv_bias (bool): Whether the q/k/v projection has a bias.
+        qkv_bias (bool): Bias of the q/k/v projection.
         layout (str): ``'torch'``: ``nn.MultiheadAttention``'s packed
             ``in_proj_weight``/``in_proj_bias`` and ``out_proj`` (TransPose,
             SSpose, HigherPose), xavier-initialised as there. ``'timm'``:
@@ -165,21 +141,10 @@ class MultiheadSelfAttention(nn.Module):
                 key: Optional[Tensor] = None,
                 value: Optional[Tensor] = None,
                 need_weights: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
-        """
-        Args:
-            query (Tensor): Query tokens ``(B, N, C)``.
-            key (Tensor, optional): Key tokens ``(B, N, C)``; None means
-                ``query``.
-            value (Tensor, optional): Value tokens ``(B, N, C)``; None means
-                ``key``.
-            need_weights (bool): Also return the weights when not
-                recording.
-
-        Returns:
-            tuple: Output ``(B, N, C)`` and, when recording or
-            ``need_weights``, the head-averaged post-softmax attention
-            ``(B, N, N)``, else None.
-        """
+        """``(B, N, C)`` query, key (None: ``query``) and value (None:
+        ``key``) -> output ``(B, N, C)`` and, when recording or
+        ``need_weights``, the head-averaged weights ``(B, N, N)``, else
+        None."""
         key = query if key is None else key
         value = key if value is None else value
         if self.layout == 'timm':
@@ -188,8 +153,7 @@ class MultiheadSelfAttention(nn.Module):
             weight, bias = self.in_proj_weight, self.in_proj_bias
             out_proj = self.out_proj
         inputs, C = (query, key, value), self.embed_dims
-        # Runs of one and the same input share a matrix product (all three
-        # in self-attention, as timm's qkv Linear).
+        # Runs of one and the same input share a matrix product.
         projected, first = [], 0
         for end in (1, 2, 3):
             if end < 3 and inputs[end] is inputs[first]:
@@ -207,32 +171,21 @@ class MultiheadSelfAttention(nn.Module):
         out = scaled_dot_product_attention(q, k, v, dropout_p=drop)
         attention = None
         if self.record_attention or need_weights:
-            # Computed beside the fused kernel, not instead of it, so that
-            # the output is the same whether or not the weights are wanted.
             attention = attention_weights(q, k).mean(dim=1)
         return out_proj(out.transpose(1, 2).reshape(B, N, C)), attention
 
 
 class ViTBlock(nn.Module):
-    """Pre-norm ViT block with timm ``Block``'s names, returning its
-    attention: ``x + drop_path(drop(attn(norm1(x))))``, then
-    ``x + drop_path(mlp(norm2(x)))``.
-
-    timm's ``Block`` cannot serve: its attention returns one tensor, while
-    here the weights come out too (SHaRPose's attention accumulation,
-    :func:`~sspose_mm.apis.collect_attention`).
+    """Pre-norm ViT block with timm ``Block``'s names that also returns
+    its attention weights (timm's attention returns one tensor):
+    ``x + drop_path(drop(attn(norm1(x))))``, ``x + drop_path(mlp(norm2(x)))``.
 
     Args:
-        embed_dims (int): Token dimension ``C``.
-        num_heads (int): Attention heads.
         mlp_ratio (float): MLP hidden width / ``C``.
-        qkv_bias (bool): Bias of the q/k/v projection.
         drop_rate (float): Dropout after the attention and MLP projections.
-        attn_drop_rate (float): Dropout on attention weights.
-        drop_path (float): Stochastic depth rate of both residual branches.
-        layout (str): Attention parameter names, see
-            :class:`MultiheadSelfAttention`.
-        norm_eps (float): LayerNorm eps: ViT's and MAE's 1e-6 by default
+        drop_path (float): Stochastic depth of both residual branches.
+        layout (str): See :class:`MultiheadSelfAttention`.
+        norm_eps (float): LayerNorm eps, ViT's and MAE's 1e-6 by default
             (SHaRPose's official model keeps PyTorch's 1e-5).
     """
 
@@ -269,19 +222,15 @@ class ViTBlock(nn.Module):
 
 
 class PostNormEncoderLayer(nn.Module):
-    """DETR's post-norm Transformer encoder layer, as TransPose uses it.
-
+    """DETR's post-norm Transformer encoder layer, as TransPose uses it,
+    with the official parameter names:
     ``x = norm1(x + drop(attn(q=k=x+pos, v=x)))``;
     ``x = norm2(x + drop(linear2(drop(act(linear1(x))))))``.
-    Sub-module names follow the official layer so checkpoints map by prefix.
 
     Args:
-        embed_dims (int): Token dimension ``C``.
-        num_heads (int): Attention heads.
-        feedforward_channels (int): Hidden width of the FFN.
         dropout (float): Dropout on attention weights, residual branches and
-            the FFN hidden layer. Defaults to 0.1.
-        activation (str): ``'relu'`` or ``'gelu'``. Defaults to ``'relu'``.
+            the FFN hidden layer.
+        activation (str): ``'relu'`` or ``'gelu'``.
     """
 
     def __init__(self,
@@ -302,8 +251,6 @@ class PostNormEncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(embed_dims)
         self.norm2 = nn.LayerNorm(embed_dims)
         self.dropout = nn.Dropout(dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
         self.activation = activations[activation]()
 
     def forward(self, x: Tensor, pos: Optional[Tensor] = None) -> Tensor:
@@ -311,6 +258,6 @@ class PostNormEncoderLayer(nn.Module):
         ``(B, N, C)`` is added to queries and keys."""
         qk = x if pos is None else x + pos
         attended, _ = self.self_attn(qk, qk, x)
-        x = self.norm1(x + self.dropout1(attended))
+        x = self.norm1(x + self.dropout(attended))
         hidden = self.dropout(self.activation(self.linear1(x)))
-        return self.norm2(x + self.dropout2(self.linear2(hidden)))
+        return self.norm2(x + self.dropout(self.linear2(hidden)))
