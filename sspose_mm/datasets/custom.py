@@ -1,27 +1,11 @@
-"""Your own keypoint set: a COCO-format json plus a small keypoint file.
-
-The keypoint file (``.json``, ``.yaml``/``.yml`` or ``.py``) lists what
-MMPose's ``dataset_info`` needs, without its boilerplate::
-
-    {
-      "dataset_name": "my_animals",             # optional (file name)
-      "keypoints": ["nose", "left_eye", "right_eye", "tail"],
-      "skeleton": [["nose", "left_eye"], ["nose", "right_eye"]],
-      "flip_pairs": [["left_eye", "right_eye"]],
-      "sigmas": [0.026, 0.025, 0.025, 0.08],    # OKS, one per keypoint
-      "upper_body": ["nose", "left_eye", "right_eye"],   # optional
-      "joint_weights": [1, 1, 1, 1.5]           # optional (all 1)
-    }
-
-Skeleton links and flip pairs name keypoints or give 0-based indices.
-``upper_body`` marks keypoints for MMPose's ``RandomHalfBody`` (the others
-count as lower body); without it, do not use half-body crops.
-
-:class:`CustomKeypointDataset` is MMPose's COCO-style top-down/bottom-up
-dataset reading such a file through ``metainfo=dict(from_file=...)`` (an
-MMPose ``dataset_info`` file works too), and checking that every
-annotation has as many keypoints as the file names. ``tools/check_dataset.py``
-runs :func:`check_keypoint_dataset` on it before training.
+"""Your own keypoint set: a COCO-format json plus a small keypoint file
+(``.json``, ``.yaml``/``.yml`` or ``.py``) with ``keypoints`` (names),
+``sigmas`` (OKS, one per keypoint) and optionally ``dataset_name``,
+``skeleton``, ``flip_pairs`` (names or 0-based indices), ``upper_body`` (for
+``RandomHalfBody``) and ``joint_weights``: docs/datasets.md, "Your own
+keypoint set". :class:`CustomKeypointDataset` reads it (or an MMPose
+``dataset_info`` file); ``tools/check_dataset.py`` runs
+:func:`check_keypoint_dataset` before training.
 """
 import json
 import os.path as osp
@@ -37,11 +21,6 @@ from mmpose.registry import DATASETS
 
 from ..errors import DataError
 from .keypoint_layout import keypoint_names
-
-__all__ = [
-    'CustomKeypointDataset', 'Finding', 'check_keypoint_dataset',
-    'findings_table', 'keypoint_dataset_info', 'load_keypoint_file'
-]
 
 _PALETTE = ((255, 128, 0), (51, 153, 255), (0, 255, 0), (255, 51, 255))
 
@@ -69,11 +48,8 @@ def _pairs(pairs, names: Sequence[str], where: str) -> List[Tuple[int, int]]:
 
 
 def keypoint_dataset_info(spec: dict, source: str = 'keypoint file') -> dict:
-    """MMPose ``dataset_info`` from the short keypoint spec (module doc).
-
-    Raises:
-        DataError: naming ``source`` and the offending entry.
-    """
+    """MMPose ``dataset_info`` from the short keypoint spec (module doc);
+    a :class:`DataError` names ``source`` and the offending entry."""
     names = spec.get('keypoints')
     if (not isinstance(names, (list, tuple)) or not names
             or not all(isinstance(n, str) and n for n in names)):
@@ -149,13 +125,11 @@ def load_keypoint_file(path: str) -> dict:
 
 @DATASETS.register_module()
 class CustomKeypointDataset(BaseCocoStyleDataset):
-    """A COCO-format keypoint dataset with its own keypoint set.
+    """MMPose's COCO-style dataset with the keypoints of
+    ``metainfo=dict(from_file='keypoints.json')`` (see the module doc).
 
-    Give the keypoint file as ``metainfo=dict(from_file='keypoints.json')``
-    (short spec, see the module doc, or an MMPose ``dataset_info`` file);
-    all other arguments are :class:`BaseCocoStyleDataset`'s. Loading stops
-    with a :class:`~sspose_mm.errors.DataError` naming the annotation when
-    its keypoint count differs from the file's.
+    Raises :class:`~sspose_mm.errors.DataError` naming an annotation whose
+    keypoint count differs from the file's.
     """
 
     METAINFO: dict = dict()
@@ -181,15 +155,10 @@ class CustomKeypointDataset(BaseCocoStyleDataset):
         return instances, images
 
 
-# ---------------------------------------------------------------------------
-# Checking a dataset before training
-# ---------------------------------------------------------------------------
-
-
 @dataclass
 class Finding:
-    """One row of the check table: a check, its severity, how many problems
-    it found and the first few of them."""
+    """One row of the check table: how many problems a check found, the
+    first few of them."""
 
     OK: ClassVar[str] = 'ok'
     WARNING: ClassVar[str] = 'warning'
@@ -201,10 +170,11 @@ class Finding:
     examples: List[str] = field(default_factory=list)
 
 
-def _finding(check: str, problems: List[str], severity: str) -> Finding:
-    if not problems:
-        return Finding(check)
-    return Finding(check, severity, len(problems), problems[:3])
+def _finding(check: str,
+             problems: List[str],
+             severity: str = Finding.ERROR) -> Finding:
+    return Finding(check, severity if problems else Finding.OK, len(problems),
+                   problems[:3])
 
 
 def _check_flip_pairs(metainfo: dict) -> List[str]:
@@ -230,17 +200,12 @@ def check_keypoint_dataset(ann_file: str,
                            metainfo: dict,
                            model_keypoints: Optional[int] = None,
                            box_tolerance: float = 1.0) -> List[Finding]:
-    """Check a COCO-format keypoint dataset; one :class:`Finding` per check.
-
-    Checks: images on disk, keypoint count (annotations, categories,
-    sigmas, the model), visibility flags, flip pairs (left/right names that
-    are not swapped, asymmetric pairs), boxes inside their image (up to
-    ``box_tolerance`` pixels), keypoints inside their image, ids.
-    ``metainfo`` is the layout as a dataset's ``metainfo`` holds it (MMPose's
-    parsed form) or an MMPose ``dataset_info``.
-
-    Raises:
-        DataError: ``ann_file`` is missing or not COCO-format json.
+    """Check a COCO-format keypoint dataset; one :class:`Finding` per check:
+    images on disk, keypoint count (annotations, categories, sigmas, the
+    model), flip pairs, ids, boxes inside their image (up to
+    ``box_tolerance`` pixels), visibility flags, keypoints inside their
+    image. ``metainfo``: MMPose's parsed form or a ``dataset_info``.
+    Raises :class:`DataError` if ``ann_file`` is missing or not COCO json.
     """
     if not osp.isfile(ann_file):
         raise DataError(f'annotation file "{ann_file}" does not exist')
@@ -258,15 +223,10 @@ def check_keypoint_dataset(ann_file: str,
         metainfo = parse_pose_metainfo(dict(metainfo))
     k = metainfo['num_keypoints']
     images = {img.get('id'): img for img in coco['images']}
-    findings = []
-
     missing = [
         img.get('file_name', f'id {img.get("id")}') for img in coco['images']
         if not osp.isfile(osp.join(img_dir, img.get('file_name', '')))
     ]
-    findings.append(
-        _finding(f'images exist in {img_dir}', missing, Finding.ERROR))
-
     count = []
     for ann in coco['annotations']:
         n = len(ann.get('keypoints', []))
@@ -280,12 +240,6 @@ def check_keypoint_dataset(ann_file: str,
         count.append(f'{len(metainfo["sigmas"])} sigmas')
     if model_keypoints is not None and model_keypoints != k:
         count.append(f'the model predicts {model_keypoints}')
-    findings.append(_finding(f'keypoint count is {k}', count, Finding.ERROR))
-
-    findings.append(
-        _finding('flip pairs are symmetric left/right',
-                 _check_flip_pairs(metainfo), Finding.ERROR))
-
     ids = Counter(ann.get('id') for ann in coco['annotations'])
     id_problems = [
         f'annotation id {i} used {c} times' for i, c in ids.items() if c > 1
@@ -295,10 +249,6 @@ def check_keypoint_dataset(ann_file: str,
         f'{ann.get("image_id")}' for ann in coco['annotations']
         if ann.get('image_id') not in images
     ]
-    findings.append(
-        _finding('ids are unique and images known', id_problems,
-                 Finding.ERROR))
-
     boxes, flags, outside = [], [], []
     for ann in coco['annotations']:
         img = images.get(ann.get('image_id'))
@@ -325,22 +275,24 @@ def check_keypoint_dataset(ann_file: str,
         if off.any():
             outside.append(f'annotation {ann["id"]}: {int(off.sum())} '
                            'keypoints outside the image')
-    findings.append(
-        _finding('boxes inside their images', boxes, Finding.ERROR))
-    findings.append(
-        _finding('visibility flags are 0, 1 or 2', flags, Finding.ERROR))
-    findings.append(
-        _finding('labelled keypoints inside their images', outside,
-                 Finding.WARNING))
     unlabelled = sum(1 for ann in coco['annotations']
                      if not any(ann.get('keypoints', [])[2::3]))
-    findings.append(
+    return [
+        _finding(f'images exist in {img_dir}', missing),
+        _finding(f'keypoint count is {k}', count),
+        _finding('flip pairs are symmetric left/right',
+                 _check_flip_pairs(metainfo)),
+        _finding('ids are unique and images known', id_problems),
+        _finding('boxes inside their images', boxes),
+        _finding('visibility flags are 0, 1 or 2', flags),
+        _finding('labelled keypoints inside their images', outside,
+                 Finding.WARNING),
         Finding('annotations with keypoints',
                 Finding.WARNING if unlabelled else Finding.OK, unlabelled, [
                     f'{unlabelled} of {len(coco["annotations"])} have none '
                     '(skipped in training)'
-                ] if unlabelled else []))
-    return findings
+                ] if unlabelled else [])
+    ]
 
 
 def findings_table(findings: Sequence[Finding]) -> str:

@@ -1,20 +1,13 @@
-"""Feeding a dataset to a model trained on another keypoint layout.
-
-A COCO-trained model evaluated on CrowdPose predicts COCO's 17 keypoints
-while the dataset annotates 14. :class:`ToKeypointLayout` re-expresses each
-sample in the model's layout (matched by keypoint name), including the
-``flip_indices`` that flip testing applies to the model's heatmaps; the
-metric then compares the keypoints both layouts share
-(:class:`SharedKeypointCocoMetric` with ``pred_converter``/``gt_converter``,
-see :func:`shared_keypoint_mappings`).
-
-Why not MMPose's own pieces as they are: ``KeypointConverter`` leaves
-``flip_indices`` in the source layout for one-to-one mappings, so a
-flip-tested model would swap the wrong heatmap channels; and ``CocoMetric``
-with a ``gt_converter`` sets every converted annotation's ``num_keypoints``
-to the new keypoint count, so people without any shared keypoint (e.g. no
-keypoints at all) stop being ignored and count as missed: ground truth fed
-back as predictions scores 0.80 AP instead of 1.0 on the CrowdPose excerpt.
+"""Feeding a dataset to a model trained on another keypoint layout (COCO's
+17 on CrowdPose's 14): :class:`ToKeypointLayout` re-expresses samples in the
+model's layout by name, ``flip_indices`` included, and
+:class:`SharedKeypointCocoMetric` scores the shared keypoints
+(:func:`shared_keypoint_mappings`). MMPose's ``KeypointConverter`` keeps the
+source ``flip_indices`` for one-to-one mappings (flip testing would swap the
+wrong heatmaps), and ``CocoMetric``'s ``gt_converter`` sets every
+``num_keypoints`` to the new count, so people without shared keypoints count
+as missed (ground truth as predictions: 0.80 AP instead of 1.0 on the
+CrowdPose excerpt).
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -46,11 +39,8 @@ def name_mapping(source: Sequence[str],
 
 def shared_keypoint_mappings(dataset: Sequence[str],
                              model: Sequence[str]) -> Dict[str, dict]:
-    """``gt_converter`` and ``pred_converter`` of ``CocoMetric`` that keep
-    the keypoints both layouts name, in the dataset's order.
-
-    The metric's sigmas follow ``gt_converter`` from the dataset's.
-    """
+    """``CocoMetric``'s ``gt_converter`` and ``pred_converter`` keeping the
+    keypoints both layouts name, in the dataset's order (and sigmas)."""
     shared = name_mapping(dataset, model)
     if not shared:
         raise ConfigError('the dataset and the model share no keypoint name')
@@ -75,22 +65,14 @@ def pipeline_num_keypoints(pipeline: Sequence[dict]) -> Optional[int]:
 
 @TRANSFORMS.register_module()
 class ToKeypointLayout(BaseTransform):
-    """Re-express a sample's keypoints in another layout, by name.
+    """Re-express a sample's keypoints (``(N, K_s, 2)`` and visibilities
+    ``(N, K_s)``) in the ``target`` layout (``(N, K_t, ...)``), by name.
 
-    Keypoints of ``target`` that ``source`` lacks get visibility 0 (no
-    loss, not evaluated); keypoints only ``source`` has are dropped. The
-    layout's own fields (``flip_indices``, ``flip_pairs``,
-    ``upper_body_ids``, ``lower_body_ids``, ``skeleton_links``,
-    ``dataset_keypoint_weights``) are replaced by the target's, so flip
-    augmentation and flip testing use the model's pairs.
-
-    Required keys: ``keypoints`` (N, K_s, 2), ``keypoints_visible`` (N, K_s).
-    Modified keys: those, now with K_t keypoints, and the layout fields.
-
-    Args:
-        source (dict): Metainfo of the dataset, e.g.
-            ``dict(from_file='configs/_base_/datasets/crowdpose.py')``.
-        target (dict): Metainfo of the model's layout.
+    Keypoints only ``target`` has get visibility 0 (no loss, not
+    evaluated); those only ``source`` has are dropped. The
+    ``_LAYOUT_FIELDS`` become the target's, so flipping uses its pairs.
+    ``source`` and ``target`` are metainfo, e.g.
+    ``dict(from_file='configs/_base_/datasets/crowdpose.py')``.
     """
 
     _LAYOUT_FIELDS = ('flip_indices', 'flip_pairs', 'upper_body_ids',
@@ -115,16 +97,13 @@ class ToKeypointLayout(BaseTransform):
             raise ConfigError(
                 f'ToKeypointLayout: the sample has {keypoints.shape[1]} '
                 f'keypoints but the source layout {len(self.source_names)}')
-        visible = results['keypoints_visible']
-        converted = np.zeros((len(keypoints), self.num_keypoints, 2),
-                             dtype=keypoints.dtype)
-        converted_visible = np.zeros(
-            (len(keypoints), self.num_keypoints) + visible.shape[2:],
-            dtype=visible.dtype)
-        converted[:, self.target_index] = keypoints[:, self.source_index]
-        converted_visible[:, self.target_index] = visible[:, self.source_index]
-        results['keypoints'] = converted
-        results['keypoints_visible'] = converted_visible
+        for key in ('keypoints', 'keypoints_visible'):
+            array = results[key]
+            converted = np.zeros(
+                (len(array), self.num_keypoints) + array.shape[2:],
+                dtype=array.dtype)
+            converted[:, self.target_index] = array[:, self.source_index]
+            results[key] = converted
         for field in self._LAYOUT_FIELDS:
             results[field] = self.target[field]
         return results
@@ -137,14 +116,10 @@ class ToKeypointLayout(BaseTransform):
 
 @METRICS.register_module()
 class SharedKeypointCocoMetric(CocoMetric):
-    """``CocoMetric`` whose ``gt_converter`` keeps ``num_keypoints`` right.
-
-    The ground truth is converted once, and each annotation's
-    ``num_keypoints`` counts its labelled keypoints after the conversion, so
-    that annotations left without any are ignored as COCO evaluation
-    ignores people without keypoints. Needs ``ann_file``. Arguments are
-    ``CocoMetric``'s.
-    """
+    """``CocoMetric`` (same arguments; needs ``ann_file``) whose
+    ``gt_converter`` recounts each annotation's ``num_keypoints`` after the
+    conversion, so annotations left without any are ignored as COCO
+    evaluation ignores people without keypoints."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

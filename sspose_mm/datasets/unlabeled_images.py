@@ -1,11 +1,6 @@
-"""Images without labels, for masked-image pretraining.
-
-:class:`UnlabeledImageDataset` lists either every image file under a folder
-or the ``images`` of a COCO annotation file (annotations are ignored), so
-COCO train2017 or any folder of pictures can feed
-:class:`~sspose_mm.models.pretrainers.SSposeMAE`. :class:`RandomResizedCrop`
-is the MAE augmentation: torchvision's, on the pipeline's numpy images
-(mmcv lite has none).
+"""Images without labels, for masked-image pretraining (SSposeMAE): a folder
+of pictures or COCO's ``images``, and the MAE crop (torchvision's
+``RandomResizedCrop`` on numpy images; mmcv lite has none).
 """
 import json
 import os.path as osp
@@ -30,47 +25,32 @@ IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 class UnlabeledImageDataset(BaseDataset):
     """A folder of images, or the images of a COCO annotation file.
 
-    Each sample is ``{'img_path', 'img_id'}`` before the pipeline.
-
-    Args:
-        data_root (str): Root that relative paths are joined to.
-        data_prefix (dict): ``img``: folder of the images (searched
-            recursively when there is no ``ann_file``).
-        ann_file (str): Optional COCO-style JSON; its ``images[*].file_name``
-            (relative to ``data_prefix.img``) are the samples, its
-            annotations are not read. Empty: list the folder instead
-            (sorted, hidden files left out).
-        extensions (Sequence[str]): File endings taken from a folder
-            (case-insensitive).
-        **kwargs: ``pipeline``, ``indices``, ``test_mode``... of mmengine's
-            ``BaseDataset``.
+    Each sample is ``{'img_path', 'img_id'}`` before the pipeline. With an
+    ``ann_file`` (a COCO-style JSON) the samples are its
+    ``images[*].file_name`` under ``data_prefix['img']`` (annotations
+    unread); without, every file under that folder (recursively, sorted,
+    hidden files left out) with one of the ``extensions``
+    (case-insensitive). Other arguments are mmengine ``BaseDataset``'s.
     """
 
     METAINFO = dict(dataset_name='unlabeled_images')
 
     def __init__(self,
-                 data_root: str = '',
                  data_prefix: Optional[dict] = None,
-                 ann_file: str = '',
                  extensions: Sequence[str] = IMAGE_EXTENSIONS,
                  **kwargs) -> None:
         self.extensions = tuple(e.lower() for e in extensions)
-        super().__init__(
-            data_root=data_root,
-            ann_file=ann_file,
-            data_prefix=data_prefix or dict(img=''),
-            **kwargs)
+        super().__init__(data_prefix=data_prefix or dict(img=''), **kwargs)
 
     def load_data_list(self) -> List[dict]:
         folder = self.data_prefix.get('img', '')
-        if self.ann_file:
-            paths = self._coco_images(folder)
-        else:
-            paths = self._folder_images(folder)
+        paths = (
+            self._coco_images(folder)
+            if self.ann_file else self._folder_images(folder))
         if not paths:
-            source = self.ann_file or folder
             raise DataError(f'UnlabeledImageDataset found no images in '
-                            f'{source} (extensions {self.extensions}).')
+                            f'{self.ann_file or folder} (extensions '
+                            f'{self.extensions}).')
         return [dict(img_path=path, img_id=i) for i, path in enumerate(paths)]
 
     def _coco_images(self, folder: str) -> List[str]:
@@ -95,35 +75,16 @@ class UnlabeledImageDataset(BaseDataset):
 
 @TRANSFORMS.register_module()
 class RandomResizedCrop(BaseTransform):
-    """torchvision's ``RandomResizedCrop`` on the pipeline's numpy image: the
-    official pretraining crop (MAE / SSpose: scale 0.2-1, bicubic).
+    """torchvision's ``RandomResizedCrop`` (its ``get_params`` box) on the
+    pipeline's ``(H, W[, C])`` numpy image: the official pretraining crop.
 
-    The box is torchvision's (``RandomResizedCrop.get_params``): up to 10
-    draws from torch's random generator of an area (``scale`` x the image
-    area) and an aspect ratio ``w / h`` (log-uniform in ``ratio``), the
-    first that fits the image kept, else the central crop of the whole image
-    cut to the ``ratio`` range. The crop is resized with antialiasing (the
-    filter widens with the downscaling factor, as PIL's, which the official
-    pipeline resized with) by ``F.interpolate`` in the image's dtype: for
-    uint8 images torch's kernel rounds as PIL does (measured: 0.3% of the
-    pixels of a noise image differ, by 1 level; torchvision's v1 resize,
-    through float, differs on 11%).
-
-    ``ratio`` is the crop's own ``w / h``, as in torchvision: for an output
-    that is not square, a config states the range around the output's
-    ``w / h`` (``configs/sspose/_base_/mae_runtime.py``), else the crops are
-    stretched on average.
-
-    Required keys: ``img`` (``(H, W, C)`` or ``(H, W)``, uint8 or float).
-    Modified: ``img``, ``img_shape``.
-
-    Args:
-        input_size (tuple[int, int]): Output ``(w, h)`` (MMPose order).
-        scale (tuple[float, float]): Range of the crop area over the image
-            area.
-        ratio (tuple[float, float]): Range of the crop's ``w / h``.
-        interpolation (str): ``'bicubic'`` or ``'bilinear'`` (both
-            antialiased).
+    The crop is resized to ``input_size`` ``(w, h)`` with antialiasing (as
+    PIL, which the official pipeline used) by ``F.interpolate`` in the
+    image's dtype: for uint8, torch rounds as PIL (measured: 0.3% of a noise
+    image's pixels differ, by 1 level; torchvision's v1 resize: 11%).
+    ``ratio`` is the crop's own ``w / h``: for a non-square output a config
+    centres it on the output's (``configs/sspose/_base_/mae_runtime.py``),
+    else crops are stretched on average. Modifies ``img``, ``img_shape``.
     """
 
     _INTERPOLATIONS = ('bicubic', 'bilinear')

@@ -8,26 +8,16 @@ from mmpose.registry import TRANSFORMS
 
 @TRANSFORMS.register_module()
 class ClippedRandomBBoxTransform(RandomBBoxTransform):
-    """:class:`RandomBBoxTransform` with the random laws of the originals.
+    """``RandomBBoxTransform`` with the random laws of HRNet, DarkPose,
+    TransPose and MMPose 0.x (SHaRPose) instead of MMPose 1.x's normal
+    truncated at one sigma (redrawn outside):
 
-    MMPose 1.x draws shift, scale and angle from a normal truncated at one
-    sigma (values outside are drawn again). HRNet, DarkPose, TransPose and
-    MMPose 0.x (SHaRPose) draw:
-
-    - shift: uniform in ``[-shift_factor, shift_factor]`` of the box size
-      per axis (0.x ``TopDownRandomShiftBboxCenter``);
-    - scale: ``clip(N(mu, sigma), min, max)`` with ``mu``, ``sigma`` the
-      centre and half-width of ``scale_factor``: 31.7% of the draws sit
-      exactly at the bounds (e.g. TransPose's 0.65 / 1.35);
+    - shift: uniform in ``[-shift_factor, shift_factor]`` box sizes per axis;
+    - scale: ``clip(N(mu, sigma), min, max)``, ``mu``/``sigma`` the centre
+      and half-width of ``scale_factor``: 31.7% of the draws sit at the
+      bounds (TransPose: 0.65 / 1.35);
     - angle: ``clip(N(0, rotate_sigma), -rotate_factor, rotate_factor)``
-      (TransPose: sigma 45, clipped at 90, so 4.6% of the rotated crops sit
-      at +-90).
-
-    Args:
-        rotate_sigma (float): Standard deviation of the angle in degrees.
-            Defaults to 45.
-        rotate_factor (float): Clip bound in degrees. Defaults to 90.
-        Other arguments: as :class:`RandomBBoxTransform`.
+      in degrees (TransPose: 45 clipped at 90, 4.6% of rotations at +-90).
     """
 
     def __init__(self,

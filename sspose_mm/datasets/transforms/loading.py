@@ -14,11 +14,8 @@ _JPEG_START, _JPEG_END = b'\xff\xd8', b'\xff\xd9'
 
 
 def image_problem(img_bytes: bytes) -> Optional[str]:
-    """Why these bytes are no usable image, or None.
-
-    OpenCV decodes a truncated JPEG without an error (the missing rows come
-    out grey), so a JPEG must end with its end-of-image marker.
-    """
+    """Why these bytes are no usable image, or None. OpenCV decodes a
+    truncated JPEG silently (grey rows), hence the end-of-image check."""
     if not img_bytes:
         return 'is empty'
     if (img_bytes.startswith(_JPEG_START)
@@ -31,18 +28,11 @@ def image_problem(img_bytes: bytes) -> Optional[str]:
 class LoadImageOrSkip(LoadImage):
     """MMPose's ``LoadImage`` that reports unusable image files.
 
-    Differs from it in what happens to a missing, empty, undecodable or
-    truncated file (the last one OpenCV would decode silently): with
-    ``skip=True`` (training) the sample is dropped with a warning that names
-    the file and counts the samples skipped so far in this process, and
-    mmengine's dataset draws another one; with ``skip=False`` (validation,
-    testing: a metric over fewer people would be wrong) a :class:`DataError`
-    names the file. Images held in ``results['img']`` pass through as before.
-    The file is read here rather than by mmcv to see its bytes.
-
-    Args:
-        skip (bool): drop unusable samples instead of stopping.
-        **kwargs: ``LoadImage``'s arguments.
+    A missing, empty, undecodable or truncated file is, with ``skip=True``
+    (training), dropped with a warning naming it and counting this
+    process's skips (mmengine's dataset draws another sample); with
+    ``skip=False`` (testing: a metric over fewer people is wrong) a
+    :class:`DataError` names it. Images already in ``results['img']`` pass.
     """
 
     def __init__(self, skip: bool = True, **kwargs) -> None:

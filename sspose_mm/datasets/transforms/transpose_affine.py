@@ -8,14 +8,11 @@ from mmpose.structures.bbox import get_udp_warp_matrix
 
 
 def with_positive_strides(image: np.ndarray) -> np.ndarray:
-    """``image`` itself, or a copy with positive strides where it is a
-    mirrored view (negative row or column strides).
+    """``image``, or a positive-stride copy of a mirrored view.
 
-    MMPose's ``RandomFlip`` mirrors an image as a view (``np.flip``), which
-    OpenCV first copies to positive strides through numpy: for a 640x480
-    colour image that copy takes about 1 ms on one core, several times the
-    crop that follows. ``cv2.flip`` of the view's own memory makes the same
-    pixels some 50 times faster.
+    MMPose's ``RandomFlip`` mirrors as a view (``np.flip``), which OpenCV
+    copies through numpy first (about 1 ms for 640x480, several times the
+    crop); ``cv2.flip`` of the view's memory is some 50 times faster.
     """
     rows, columns = image.strides[0] < 0, image.strides[1] < 0
     if not (rows or columns):
@@ -29,30 +26,21 @@ class TransPoseAffine(TopdownAffine):
     """The crop of TransPose (DarkPose's aligned-corner affine) and the
     ``input_scale`` that makes MMPose map predictions back as it does.
 
-    Differences from ``TopdownAffine(use_udp=True)``, all from the original:
+    Unlike ``TopdownAffine(use_udp=True)``, as the original:
 
-    - The warp is a similarity set by the box width alone: ``S_w - 1``
-      image pixels map to ``w - 1`` input pixels on both axes (``S_w`` is
-      the aspect-fixed box width in pixels, the official ``scale * 200``).
-      MMPose scales each axis by its own box side.
-    - ``input_scale`` is not the warp's box but ``(S_w - 1, (S_w - 1) *
-      (H - 1) / (W - 1))`` with the heatmap size ``(W, H)``. With it,
-      ``TopdownPoseEstimator``'s ``x_in / w * input_scale + input_center -
-      input_scale / 2`` applied to :class:`TransPoseHeatmap`'s ``x_in =
-      x_hm / (W - 1) * w`` gives the official back-transform
-      ``c + (x_hm - (W - 1) / 2) * (S_w - 1) / (W - 1)`` on both axes, so
-      converted checkpoints reproduce the published numbers. MMPose's own
-      mapping is about half a pixel off at the heatmap border; the
-      original's is not the exact inverse of its crop either (the vertical
-      factors differ by ``(h - 1)(W - 1) / ((w - 1)(H - 1))``, 0.4% at
-      256x192 / 64x48): this reproduces it, it does not fix it.
+    - the warp is a similarity set by the box width alone: ``S_w - 1``
+      image pixels (``S_w``: aspect-fixed box width, the official ``scale *
+      200``) map to ``w - 1`` input pixels on both axes;
+    - ``input_scale`` is ``(S_w - 1, (S_w - 1) * (H - 1) / (W - 1))`` for
+      heatmaps ``(W, H)``, so ``TopdownPoseEstimator`` maps
+      :class:`TransPoseHeatmap`'s ``x_in = x_hm / (W - 1) * w`` as the
+      official ``c + (x_hm - (W - 1) / 2) * (S_w - 1) / (W - 1)`` and
+      converted checkpoints reproduce the published numbers. That is no
+      exact inverse of the crop either (vertical factors differ by ``(h -
+      1)(W - 1) / ((w - 1)(H - 1))``, 0.4% at 256x192 / 64x48): reproduced.
 
-    ``bbox_scale`` keeps MMPose's meaning (the aspect-fixed box, used for
-    instance areas by the COCO metric).
-
-    Args:
-        input_size (tuple): ``(w, h)`` of the network input.
-        heatmap_size (tuple): ``(W, H)`` of the model's heatmaps.
+    ``bbox_scale`` keeps MMPose's meaning (the COCO metric's areas).
+    ``input_size`` is ``(w, h)``, ``heatmap_size`` ``(W, H)``.
     """
 
     def __init__(self, input_size: Tuple[int, int],

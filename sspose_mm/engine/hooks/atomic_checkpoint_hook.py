@@ -1,5 +1,4 @@
-"""mmengine's ``CheckpointHook`` with an all-or-nothing ``last_checkpoint``.
-"""
+"""mmengine's ``CheckpointHook`` with an all-or-nothing ``last_checkpoint``."""
 import os.path as osp
 import tempfile
 from typing import Optional
@@ -24,39 +23,28 @@ class _WorkDirElsewhere:
 
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """``CheckpointHook`` whose checkpoints and ``last_checkpoint`` are never
-    empty or cut.
+    """``CheckpointHook`` (same options) whose checkpoints and
+    ``last_checkpoint`` are never empty or cut.
 
-    Checkpoints are written through the ``'atomic_local'`` file backend
-    (:class:`~sspose_mm.fileio.AtomicLocalBackend`: a temporary file, then
-    a rename) unless ``backend_args`` (or a remote ``out_dir``) names
-    another. mmengine 0.10.7 then
-    writes the ``last_checkpoint`` pointer with a plain ``open(..., 'w')``:
-    a process killed between the open and the write leaves the pointer
-    empty, and ``--resume`` has nothing to go on. This hook lets mmengine
-    write that pointer into a scratch folder
-    (its ``runner.work_dir`` is the only thing changed; every other hook
-    sees the real runner) and then replaces the work dir's pointer with
-    :func:`atomic_write`, so at every instant it names a complete
-    checkpoint, the new one or the previous one. Options are
-    ``CheckpointHook``'s.
+    Checkpoints go through the ``'atomic_local'`` backend unless
+    ``backend_args`` or a remote ``out_dir`` names another. mmengine 0.10.7
+    writes ``last_checkpoint`` with a plain ``open(..., 'w')`` that a kill
+    can leave empty: here it writes into a scratch folder (only its
+    ``runner.work_dir`` differs) and :func:`atomic_write` replaces the real
+    pointer, so it always names a complete checkpoint.
     """
 
     def __init__(self,
                  *args,
                  out_dir: Optional[str] = None,
                  backend_args: Optional[dict] = None,
-                 file_client_args: Optional[dict] = None,
                  **kwargs) -> None:
         local = out_dir is None or '://' not in str(out_dir)
-        if local and backend_args is None and file_client_args is None:
+        if (local and backend_args is None
+                and kwargs.get('file_client_args') is None):
             backend_args = dict(backend='atomic_local')
         super().__init__(
-            *args,
-            out_dir=out_dir,
-            backend_args=backend_args,
-            file_client_args=file_client_args,
-            **kwargs)
+            *args, out_dir=out_dir, backend_args=backend_args, **kwargs)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         with tempfile.TemporaryDirectory() as scratch:

@@ -12,23 +12,17 @@ from .keypoint_transfer_hook import KeypointTransferHook
 class CheckpointFitHook(Hook):
     """Stop before a checkpoint that does not fit the model is loaded.
 
-    mmengine's Runner loads ``load_from`` (and a ``--resume`` file)
-    non-strictly: a checkpoint of another model leaves random weights with
-    a warning, and training starts from them. This hook refuses it with the
-    one line every tool gives (:func:`~sspose_mm.utils.require_fit`; the
-    tools also recognise an official checkpoint still to convert, which
-    needs the API layer: here the file is described by its keys alone).
-    Two named paths load part of a file: a config with
-    :class:`~sspose_mm.engine.hooks.KeypointTransferHook` (another keypoint
-    count; it checks the rest itself), and an encoder checkpoint (every key
-    ``backbone.*``, as ``EncoderCheckpointHook`` writes), which must hold
-    exactly the model's backbone while the head keeps its initialisation.
-    Shapes are those the model takes: a module that adapts a tensor as it
-    loads (``SSposeConvViT`` resizing ``pos_embed`` pretrained at another
-    input size) accepts it.
-
-    Args:
-        enable (bool): False loads as mmengine does (what fits).
+    mmengine loads ``load_from`` (and a ``--resume`` file) non-strictly, so
+    another model's checkpoint leaves random weights with a mere warning.
+    This hook refuses it with the tools' one line
+    (:func:`~sspose_mm.utils.require_fit`; only the tools, in the API layer,
+    also recognise an official checkpoint still to convert). Two cases load
+    part of a file: a config with :class:`KeypointTransferHook` (which
+    checks the rest itself), and an encoder checkpoint (all keys
+    ``backbone.*``, from ``EncoderCheckpointHook``), which must hold exactly
+    the model's backbone. A tensor the model adapts as it loads
+    (``SSposeConvViT`` resizing ``pos_embed``) fits. ``enable=False`` loads
+    as mmengine does (what fits).
     """
 
     priority = 'HIGHEST'  # before any hook edits the checkpoint
@@ -37,9 +31,8 @@ class CheckpointFitHook(Hook):
         self.enable = enable
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        # mmengine calls this between reading the file and loading it into
-        # the model. Without a load_from it resumes the work dir's own
-        # latest checkpoint, written by this model.
+        # Called between reading the file and loading it. Without load_from
+        # the run resumes its own work dir's checkpoint.
         path = runner._load_from
         if not self.enable or path is None or any(
                 isinstance(hook, KeypointTransferHook)
@@ -48,8 +41,7 @@ class CheckpointFitHook(Hook):
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         state = checkpoint_state_dict(checkpoint, path)
-        # Loaded here as the model loads itself, so that tensors its own
-        # loading adapts (a position table made for another input size) fit.
+        # Loaded as the model loads itself, so tensors it adapts fit.
         try:
             loaded = model.load_state_dict(state, strict=False)
         except CheckpointError:

@@ -16,24 +16,14 @@ from ...errors import ConfigError
 class EncoderCheckpointHook(Hook):
     """Save the pretrained encoder as a checkpoint a pose config loads.
 
-    Writes ``{'state_dict': {'backbone.<name>': tensor, ...}, 'meta':
-    {'epoch', 'iter', 'source'}}`` (tensors and plain types only, written
-    atomically) to ``<work_dir>/encoder_epoch_<n>.pth`` (or ``_iter_``)
-    every ``interval`` epochs (iterations) and after the last one. The keys
-    are the pose model's own, so a fine-tuning config uses the file with
-    ``backbone.init_cfg=dict(type='Pretrained', checkpoint=...,
-    prefix='backbone.')`` or with ``load_from`` together with
-    ``model.backbone.init_cfg=None`` (mmengine initialises weights before
-    it reads ``load_from``, so a default ``init_cfg`` naming a file that
-    does not exist stops the run first; the head is reported missing, as
-    it must be).
-
-    Args:
-        interval (int): Save every this many epochs (iterations).
-        by_epoch (bool): Count epochs (True) or iterations.
-        prefix (str): Keys of the model's state dict to keep (kept as they
-            are, prefix included).
-        out_dir (str, optional): Folder; defaults to the runner's work dir.
+    Every ``interval`` epochs (iterations) and after the last, atomically
+    writes ``{'state_dict': {'backbone.<name>': tensor}, 'meta': {'epoch',
+    'iter', 'source'}}`` to ``<out_dir or work_dir>/encoder_epoch_<n>.pth``
+    (``_iter_``), keeping the model's keys that start with ``prefix``. Load
+    it with ``backbone.init_cfg=dict(type='Pretrained', checkpoint=...,
+    prefix='backbone.')``, or ``load_from`` plus ``backbone.init_cfg=None``
+    (weights are initialised before ``load_from``, so a default
+    ``init_cfg`` naming a missing file stops the run first).
     """
 
     priority = 'LOW'
@@ -54,8 +44,7 @@ class EncoderCheckpointHook(Hook):
     def after_train_epoch(self, runner) -> None:
         if self.by_epoch and (self.every_n_epochs(runner, self.interval)
                               or self.is_last_train_epoch(runner)):
-            # The loop counts this epoch after the hook, its iterations
-            # before it.
+            # The loop counts the epoch after this hook, iterations before.
             self.save(runner, runner.epoch + 1, runner.iter)
 
     def after_train_iter(self,
@@ -69,8 +58,6 @@ class EncoderCheckpointHook(Hook):
 
     @master_only
     def save(self, runner, epoch: int, iteration: int) -> None:
-        """Write the checkpoint after ``epoch`` epochs / ``iteration``
-        iterations."""
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
         state_dict = {

@@ -1,25 +1,13 @@
 """Resume a killed run so that it ends exactly where an uninterrupted one ends.
 
-mmengine restores weights, optimizer, schedulers and the message hub, but
-
-* its ``EpochBasedTrainLoop`` restarts a resumed epoch from its first batch,
-  so after a mid-epoch (iteration-interval) checkpoint the batches already
-  trained on are trained again, and
-* it does not save the random states: a resumed run re-seeds from the start
-  and draws different augmentations and dropout masks.
-
-:class:`ExactResumeHook` stores the python, numpy and torch random states of
-every process in each checkpoint and seeds all three from ``(seed, epoch)`` at
-the start of every epoch, each process (rank) differently, so an epoch's
-randomness does not depend on what ran before it (validation, a resume).
-:class:`ExactResumeEpochBasedTrainLoop` skips the batches of the resumed
-epoch that were already trained on, by loading them (so that dataloader
-workers, re-seeded by mmengine at each epoch, replay the same random stream),
-and then restores the saved random states.
-
-Dataloader workers that persist across epochs (``persistent_workers=True``)
-keep their random state in their own process, which no checkpoint can hold:
-with them a resumed run draws different augmentations (a warning says so).
+mmengine's ``EpochBasedTrainLoop`` trains a resumed epoch's first batches
+again, and no checkpoint holds the random states. :class:`ExactResumeHook`
+saves every process's python, numpy and torch states and seeds each epoch
+from ``(seed, epoch, rank)``, independent of what ran before (validation, a
+resume); :class:`ExactResumeEpochBasedTrainLoop` loads the batches already
+trained on without training them (dataloader workers, re-seeded each epoch,
+replay the same stream), then restores the states. ``persistent_workers``
+keep states no checkpoint holds: a warning says the resume then differs.
 """
 import random
 from typing import List, Optional, Tuple
@@ -54,12 +42,8 @@ def get_rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
-    """Inverse of :func:`get_rng_state`.
-
-    ``state`` may hold its tensors on any device (on a GPU ``Runner.resume``
-    loads checkpoints onto CUDA); random states are set from host copies, as
-    ``torch.set_rng_state`` and numpy need them.
-    """
+    """Inverse of :func:`get_rng_state`; tensors may be on any device (on a
+    GPU ``Runner.resume`` loads checkpoints onto CUDA)."""
     state = apply_to(state, torch.is_tensor, lambda tensor: tensor.cpu())
     random.setstate((state['python_version'], tuple(state['python'].tolist()),
                      state['python_gauss_next']))
@@ -73,13 +57,11 @@ def set_rng_state(state: dict) -> None:
 
 
 def seed_everything(seed: int, epoch: int, rank: int = 0) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) from ``(seed, epoch)``,
-    differently in each process.
+    """Seed python, numpy and torch (CPU and CUDA) from ``(seed, epoch)``.
 
-    Processes with equal seeds would draw equal numbers: on 8 GPUs the MAE
-    masks, DropPath and main-process augmentations would repeat in each
-    eighth of the global batch. Process ``rank`` takes word ``rank`` of the
-    seed sequence's output, so rank 0 draws what a single process draws.
+    Each rank differs (equal seeds would repeat MAE masks, DropPath and
+    augmentations in each process's share of the batch): rank ``r`` takes
+    word ``r`` of the seed sequence, so rank 0 draws what one process draws.
     """
     epoch_seed = int(
         np.random.SeedSequence([seed, epoch]).generate_state(rank + 1)[rank])
@@ -97,21 +79,10 @@ def _saves_after_this_iter(hook: CheckpointHook, runner) -> bool:
 
 @HOOKS.register_module()
 class ExactResumeHook(Hook):
-    """Save every process's random states; seed each epoch from its number
-    and the process's rank (:func:`seed_everything`).
-
-    Checkpoints get ``rng_states``: one entry per process (with several,
-    gathered from all ranks for checkpoints saved inside an epoch, the only
-    ones that need them; only rank 0 writes the file). On
-    resume with the same number of processes each one gets its own state
-    back, after the resumed epoch's finished batches were skipped
-    (:class:`ExactResumeEpochBasedTrainLoop`) or after mmengine's
-    ``IterBasedTrainLoop`` advanced its dataloader.
-
-    Args:
-        enable (bool): Switch the hook off with False (as MMPose's
-            ``PoseVisualizationHook``): mmengine's Runner removes only its
-            own default hooks when a config sets them to None.
+    """Seed each epoch (:func:`seed_everything`); save ``rng_states``, one per
+    process (gathered only for checkpoints inside an epoch, the ones that
+    need them), restored on a resume with as many processes.
+    ``enable=False`` switches the hook off (``package_runtime.py``).
     """
 
     priority = 'LOW'  # before PlainCheckpointHook (VERY_LOW) converts types
@@ -136,9 +107,8 @@ class ExactResumeHook(Hook):
                          outputs=None) -> None:
         if not self.enable:
             return
-        # Only rank 0 saves (``Runner.save_checkpoint`` is master-only), so
-        # the states of all ranks are gathered here, by every rank, when a
-        # CheckpointHook (priority VERY_LOW, after this hook) saves next.
+        # Only rank 0 saves, so every rank gathers the states here when a
+        # CheckpointHook (VERY_LOW, after this hook) saves next.
         if get_world_size() > 1 and any(
                 _saves_after_this_iter(hook, runner)
                 for hook in runner.hooks if isinstance(hook, CheckpointHook)):
@@ -152,8 +122,7 @@ class ExactResumeHook(Hook):
             checkpoint['rng_states'] = [get_rng_state()]
         elif self.gathered[0] == checkpoint['meta']['iter']:
             checkpoint['rng_states'] = self.gathered[1]
-        # Else an epoch-end or best-model checkpoint: a resume from it starts
-        # an epoch, which is seeded from its number.
+        # Else an epoch-end or best checkpoint: its resume seeds an epoch.
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         states = checkpoint.get('rng_states')
@@ -190,13 +159,9 @@ class ExactResumeHook(Hook):
 
 @LOOPS.register_module()
 class ExactResumeEpochBasedTrainLoop(EpochBasedTrainLoop):
-    """``EpochBasedTrainLoop`` that resumes mid-epoch where it stopped.
-
-    Differs from mmengine's only on resume from a checkpoint saved inside an
-    epoch (``CheckpointHook(by_epoch=False)``): the epoch's first batches,
-    trained on before the checkpoint, are loaded but not trained on again,
-    and batch indices (logging, hooks) continue where they were.
-    """
+    """``EpochBasedTrainLoop`` that resumes mid-epoch where it stopped: after
+    a checkpoint saved inside an epoch, the batches trained on before it are
+    loaded but not trained on again, and batch indices continue."""
 
     def run_epoch(self) -> None:
         self.runner.call_hook('before_train_epoch')
@@ -209,11 +174,10 @@ class ExactResumeEpochBasedTrainLoop(EpochBasedTrainLoop):
                 logger='current')
         if done < len(self.dataloader):
             for idx, data_batch in enumerate(self.dataloader):
-                if idx < done:
-                    if idx == done - 1:
-                        self._restore_rng_state()
-                    continue
-                self.run_iter(idx, data_batch)
+                if idx == done - 1:
+                    self._restore_rng_state()
+                if idx >= done:
+                    self.run_iter(idx, data_batch)
         else:  # saved after the epoch's last batch, before its end hooks
             self._restore_rng_state()
         self.runner.call_hook('after_train_epoch')

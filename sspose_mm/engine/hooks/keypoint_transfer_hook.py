@@ -14,24 +14,16 @@ class KeypointTransferHook(Hook):
     """Fine-tune from a checkpoint with another keypoint count via
     ``load_from``.
 
-    Before the runner copies the checkpoint's weights into the model, the
-    entries of the ``reinit`` layers whose shapes changed (the head's last
-    layer when the keypoint count differs) are removed, so those layers
-    keep their fresh initialisation and everything else loads. The log
-    names every re-initialised key with both shapes. A shape mismatch or a
-    missing weight anywhere else raises
-    :class:`~sspose_mm.errors.CheckpointError` instead of loading the
-    checkpoint half-way. Resuming a run of the same model changes nothing.
+    Drops the checkpoint's entries of the ``reinit`` prefixes (model names;
+    default: the last layer of MMPose's ``HeatmapHead``) whose shapes differ
+    from the model's, so those layers keep their fresh initialisation, and
+    logs each with both shapes. Any other mismatch or missing weight raises
+    :class:`~sspose_mm.errors.CheckpointError`. A resume changes nothing.
 
     Example:
         >>> load_from = 'checkpoints/transpose-r-a4.pth'  # COCO, 17 kpts
         >>> model = dict(head=dict(out_channels=16))      # MPII
         >>> custom_hooks = [dict(type='KeypointTransferHook')]
-
-    Args:
-        reinit (Sequence[str]): Key prefixes (model names, e.g.
-            ``'head.final_layer'``) that may be re-initialised. Defaults to
-            the last layer of MMPose's ``HeatmapHead``.
     """
 
     priority = 'VERY_HIGH'  # before any hook that reads the weights

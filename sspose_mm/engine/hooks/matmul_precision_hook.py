@@ -9,15 +9,11 @@ PRECISIONS = ('highest', 'high', 'medium')
 
 @HOOKS.register_module()
 class MatmulPrecisionHook(Hook):
-    """Set ``torch.set_float32_matmul_precision`` for the run.
+    """Set ``torch.set_float32_matmul_precision`` (one of ``PRECISIONS``).
 
-    ``'high'`` lets float32 matrix multiplications on CUDA GPUs use
-    TensorFloat32, as PyTorch already does for convolutions; ``'highest'``
-    keeps full float32. mmengine's ``env_cfg`` has no such key, hence a
-    hook; matrix products on the CPU are the same either way.
-
-    Args:
-        precision (str): ``'highest'``, ``'high'`` or ``'medium'``.
+    ``'high'`` lets float32 matrix products on CUDA use TensorFloat32, as
+    PyTorch already does for convolutions; CPU products are the same either
+    way. A hook because mmengine's ``env_cfg`` has no such key.
     """
 
     priority = 'VERY_HIGH'

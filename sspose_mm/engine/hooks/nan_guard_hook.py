@@ -1,5 +1,4 @@
-"""Stop training at the first non-finite loss or weight, before it is
-checkpointed."""
+"""Stop training at the first non-finite loss or weight, before a save."""
 import os.path as osp
 from typing import Optional
 
@@ -17,32 +16,16 @@ class NanGuardHook(Hook):
     """Raise :class:`TrainingDiverged` when a loss term is NaN or infinite,
     or when a checkpoint about to be saved holds a non-finite weight.
 
-    The loss check runs after each iteration, before ``CheckpointHook``
-    (priority VERY_LOW). A finite loss can still be followed by an update
-    that overflows the weights (its loss only shows in the next iteration),
-    so the weights are checked once more as each checkpoint is about to be
-    written. Either way the diverged weights are never saved and
-    ``last_checkpoint`` keeps naming the last good checkpoint, which the
-    message gives. All processes agree on the loss verdict (one all-reduce
-    of a flag), so every rank stops instead of the others waiting for it in
-    the next collective; the weights are the same on every rank.
-
-    Mixed precision (``AmpOptimWrapper``, on CUDA): float16 overflows to inf
-    above 65504, and the loss scaler (``torch.amp.GradScaler``) skips every
-    update whose gradients are not finite, so a non-finite loss leaves the
-    weights as they were. Such an iteration is logged, not fatal; only
-    ``max_amp_skips`` of them in a row stop the run, since then the model
-    overflows float16 at every step and learns nothing (train it in
-    bfloat16). Gradients are all-reduced before the scaler looks at them,
-    so all ranks skip together.
-
-    Args:
-        max_amp_skips (int): Consecutive non-finite losses tolerated under
-            an enabled loss scaler. Defaults to 10: an occasional batch
-            that overflows passes, a model that always does stops.
-        enable (bool): Switch the hook off with False (as MMPose's
-            ``PoseVisualizationHook``): mmengine's Runner removes only its
-            own default hooks when a config sets them to None.
+    The loss is checked after each iteration, before ``CheckpointHook``; the
+    weights before each save (a finite loss can precede an update that
+    overflows them). So diverged weights are never saved and
+    ``last_checkpoint``, which the message names, stays the last good one.
+    All ranks agree on the loss verdict (one all-reduce), so none waits for
+    a stopped one. Under an enabled loss scaler (``AmpOptimWrapper``) a
+    non-finite loss is a float16 overflow whose update was skipped on every
+    rank: it is logged, and only ``max_amp_skips`` in a row (the model
+    overflows at every step: train it in bfloat16) stop the run.
+    ``enable=False`` switches the hook off (``package_runtime.py``).
     """
 
     priority = 'ABOVE_NORMAL'

@@ -4,17 +4,13 @@ import numpy as np
 import torch
 from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
+from mmengine.utils import apply_to
 from mmpose.registry import HOOKS
 
 _HISTORY_TAG = '__history_buffer__'
 
 
-def to_plain(obj: Any) -> Any:
-    """Replace numpy objects and ``HistoryBuffer``s by tensors and plain types.
-
-    numpy arrays become tensors (restored by :func:`from_plain`), numpy
-    scalars become Python numbers, history buffers become tagged dicts.
-    """
+def _plain(obj: Any) -> Any:
     if isinstance(obj, HistoryBuffer):
         log, count = obj.data
         return {
@@ -25,21 +21,20 @@ def to_plain(obj: Any) -> Any:
         }
     if isinstance(obj, np.ndarray):
         return torch.from_numpy(obj.copy())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, dict):
-        return type(obj)((k, to_plain(v)) for k, v in obj.items())
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(to_plain(v) for v in obj)
-    return obj
+    return obj.item()  # a numpy scalar
+
+
+def to_plain(obj: Any) -> Any:
+    """Turn numpy arrays into tensors, numpy scalars into Python numbers and
+    ``HistoryBuffer``s into tagged dicts, in nested dicts, lists, tuples."""
+    return apply_to(
+        obj, lambda x: isinstance(x, (HistoryBuffer, np.ndarray, np.generic)),
+        _plain)
 
 
 def from_plain(obj: Any) -> Any:
-    """Inverse of :func:`to_plain` for ``meta`` and ``message_hub``.
-
-    Tensors may come on any device: on a GPU ``Runner.resume`` loads the
-    whole checkpoint onto CUDA, and numpy needs them in host memory.
-    """
+    """Inverse of :func:`to_plain`; tensors (on any device: ``Runner.resume``
+    loads onto the GPU) become numpy arrays."""
     if isinstance(obj, dict) and obj.get(_HISTORY_TAG):
         return HistoryBuffer(obj['log'].cpu().numpy(),
                              obj['count'].cpu().numpy(), obj['max_length'])
@@ -56,18 +51,11 @@ def from_plain(obj: Any) -> Any:
 class PlainCheckpointHook(Hook):
     """Write runner checkpoints that ``torch.load(weights_only=True)`` reads.
 
-    mmengine stores numpy arrays (dataset meta) and ``HistoryBuffer`` objects
-    (message hub) in every checkpoint, so with torch >= 2.6 they cannot be
-    loaded safely, not even for testing. This hook converts ``meta`` and
-    ``message_hub`` to tensors and plain types before saving and converts
-    them back after the runner loads a checkpoint (resume, ``load_from``),
-    so resuming restores exactly what was saved. The model weights,
-    optimizer and scheduler states are already plain and stay untouched.
-
-    Args:
-        enable (bool): Switch the hook off with False (as MMPose's
-            ``PoseVisualizationHook``): mmengine's Runner removes only its
-            own default hooks when a config sets them to None.
+    mmengine puts numpy arrays (dataset meta) and ``HistoryBuffer``s (message
+    hub) in every checkpoint, which torch >= 2.6 does not load safely. This
+    hook saves ``meta`` and ``message_hub`` through :func:`to_plain` and
+    restores them after any load (resume, ``load_from``), so a resume gets
+    exactly what was saved. ``enable=False`` switches the hook off.
     """
 
     priority = 'VERY_LOW'  # after every hook that adds to the checkpoint

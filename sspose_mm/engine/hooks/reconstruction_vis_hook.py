@@ -6,31 +6,22 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 from torch import Tensor
+from torchvision.utils import make_grid
 
 from ...errors import ConfigError
 
 
 @HOOKS.register_module()
 class ReconstructionVisHook(Hook):
-    """Show what the masked autoencoder reconstructs, every few iterations.
+    """Show what the masked autoencoder reconstructs, every ``interval``
+    training iterations and after the last.
 
-    Takes the first ``num_images`` images of the current training batch,
-    masks them with a fixed random mask (seeded, so pictures of one run are
-    comparable over time) and sends one picture to the runner's visualizer
-    (``add_image('reconstruction', ...)``; with the default local backend
-    it lands in ``<work_dir>/<timestamp>/vis_data/vis_image/``). Rows are
-    images; columns: input, masked input, reconstruction, reconstruction
-    with the visible patches pasted back.
-
-    The model must have ``data_preprocessor`` (with ``mean``/``std``),
-    ``num_tokens`` and ``reconstruct(images, noise)`` like
-    :class:`~sspose_mm.models.pretrainers.SSposeMAE`.
-
-    Args:
-        interval (int): Every this many training iterations, and after the
-            last one.
-        num_images (int): Rows of the picture (at most the batch size).
-        seed (int): Seed of the masking noise.
+    The first ``num_images`` images of the batch, masked with fixed
+    (``seed``) noise so pictures compare over time, go to the visualizer's
+    ``add_image('reconstruction', ...)``. Rows are images; columns: input,
+    masked input, reconstruction, reconstruction with the visible patches
+    pasted back. The model needs ``data_preprocessor`` (``mean``/``std``),
+    ``num_tokens`` and ``reconstruct(images, noise)`` like ``SSposeMAE``.
     """
 
     priority = 'LOW'
@@ -83,13 +74,8 @@ class ReconstructionVisHook(Hook):
     def to_picture(columns: list, mean: Tensor, std: Tensor) -> np.ndarray:
         """Normalised ``(B, 3, H, W)`` batches -> one ``uint8`` RGB grid,
         one row per image, one column per batch, 2-pixel white gaps."""
-        rows = []
-        for row in zip(*columns):
-            cells = [(image * std + mean).clamp(0, 255) for image in row]
-            gap = torch.full_like(cells[0][:, :, :2], 255)
-            rows.append(
-                torch.cat(
-                    [c for cell in cells for c in (cell, gap)][:-1], dim=2))
-            rows.append(torch.full_like(rows[-1][:, :2], 255))
-        grid = torch.cat(rows[:-1], dim=1)
-        return grid.permute(1, 2, 0).byte().cpu().numpy()
+        cells = torch.stack(columns, 1).flatten(0, 1) * std + mean
+        grid = make_grid(
+            cells.clamp(0, 255), nrow=len(columns), padding=2, pad_value=255)
+        # make_grid also pads the outer border.
+        return grid[:, 2:-2, 2:-2].permute(1, 2, 0).byte().cpu().numpy()

@@ -10,17 +10,12 @@ from ...models.heads import SHaRPoseHead
 
 @HOOKS.register_module()
 class SHaRPoseQualityHook(Hook):
-    """Tell SHaRPose's backbone and head the current training epoch.
+    """Set ``train_epoch`` of SHaRPose's backbone and head to the 1-based
+    epoch before each training epoch (the official ``ModelSetEpochHook``).
 
-    Before every training epoch, ``train_epoch`` of the
-    :class:`~sspose_mm.models.backbones.SHaRPoseViT` and the
-    :class:`~sspose_mm.models.heads.SHaRPoseHead` is set to the 1-based
-    epoch number (as the official MMPose 0.x ``ModelSetEpochHook``). The
-    head switches its quality loss on once ``train_epoch`` exceeds its
-    ``qp_start_epoch``; the backbone gates validation (eval mode) once it
-    exceeds its own ``qp_start_epoch``, and never gates training forwards.
-    Without this hook (a standalone test) ``train_epoch`` stays None: the
-    gate is always on and there is no quality loss.
+    Past its ``qp_start_epoch`` the head adds its quality loss and the
+    backbone gates validation forwards (never training ones). Without this
+    hook ``train_epoch`` stays None: always gated, no quality loss.
     """
 
     def before_train_epoch(self, runner) -> None:

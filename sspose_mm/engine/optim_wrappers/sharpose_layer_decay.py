@@ -12,27 +12,15 @@ class SHaRPoseLayerDecayOptimWrapperConstructor(
         LayerDecayOptimWrapperConstructor):
     """Layer-wise lr decay with SHaRPose's layer ids and no-decay rule.
 
-    MMPose's constructor (ViTPose) numbers mmpretrain ViT names
-    (``backbone.layers.i``; only the exact names ``backbone.cls_token``,
-    ``backbone.pos_embed`` and the patch embedding count as embeddings), so
-    on :class:`~sspose_mm.models.backbones.SHaRPoseViT` every block, the
-    per-stage position embeddings and the keypoint/quality tokens would all
-    get the head's lr; it also decays the 3-D keypoint tokens. This subclass
-    keeps its group layout and lr formula and replaces the two rules by the
-    official ``LayerDecayOptimizerConstructor``'s:
-
-    - layer id 0 for names containing ``.cls_token``, ``.mask_token``,
-      ``.pos_embed`` (so ``pos_embed_list.*``), ``.patch_embed``,
-      ``.keypoint_tokens``, ``.quality_token``; ``backbone.blocks.i`` ->
-      ``i + 1``; everything else (final norm, reuse block, quality
-      predictor, head) -> ``num_layers + 1``;
-    - lr scale ``layer_decay_rate ** (num_layers + 1 - layer_id)``;
-    - no weight decay for 1-D parameters, biases and names containing
-      ``cls_token``, ``pos_embed``, ``keypoint_tokens``, ``quality_token``
-      or ``rel_pos_``.
-
-    ``paramwise_cfg``: ``num_layers`` (the number of blocks, 12) and
-    ``layer_decay_rate``.
+    MMPose's constructor (ViTPose) numbers mmpretrain ViT names, so on
+    :class:`~sspose_mm.models.backbones.SHaRPoseViT` every block and token
+    would get the head's lr, and it decays the 3-D keypoint tokens. Kept:
+    its groups and lr ``layer_decay_rate ** (num_layers + 1 - layer_id)``
+    (``paramwise_cfg``: ``num_layers``, 12 blocks, ``layer_decay_rate``).
+    Replaced by the official rules: layer id 0 for names containing an
+    ``EMBEDDING_NAMES`` entry, ``i + 1`` for ``backbone.blocks.i``, else
+    ``num_layers + 1``; no weight decay for 1-D parameters, biases and
+    names containing a ``NO_DECAY_NAMES`` entry.
     """
 
     EMBEDDING_NAMES = ('.cls_token', '.mask_token', '.pos_embed',
@@ -41,7 +29,6 @@ class SHaRPoseLayerDecayOptimWrapperConstructor(
                       'quality_token', 'rel_pos_')
 
     def layer_id(self, name: str, max_layer_id: int) -> int:
-        """Layer id of parameter ``name`` (model names, ``backbone.*``)."""
         if any(part in name for part in self.EMBEDDING_NAMES):
             return 0
         if name.startswith('backbone.blocks.'):
