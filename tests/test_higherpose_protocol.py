@@ -63,6 +63,17 @@ def test_square_resize_warps_the_image_as_the_released_code(image_size):
         found, released_mapping(centre, image_size, 512), atol=0.1)
 
 
+@pytest.mark.parametrize('option',
+                         [dict(resize_mode='expand'),
+                          dict(use_udp=True)])
+def test_square_resize_refuses_the_modes_it_does_not_have(option):
+    # The released resize has one mode and one warp: an option of the
+    # parent that would change either must not be accepted and ignored.
+    with pytest.raises(TypeError, match=next(iter(option))):
+        TRANSFORMS.build(
+            dict(type='BottomupSquareResize', input_size=(512, 512), **option))
+
+
 def test_square_configs_change_only_the_test_resize():
     for name, path in SQUARE.items():
         square = Config.fromfile(path).to_dict()
