@@ -182,13 +182,10 @@ RELEASE_METADATA_GLOBALS = [argparse.Namespace, numpy_scalar, np.dtype] + [
 
 
 def _load(path: str, trust: bool) -> Tuple[Any, bool]:
-    """``safe_torch_load`` admitting :data:`RELEASE_METADATA_GLOBALS`, with
-    messages for the converter's user (the generic refusal advises this
-    very tool); ``trust`` unpickles a refused file in full.
-
-    Returns:
-        tuple: The loaded object, and whether it needed ``trust``.
-    """
+    """(``safe_torch_load`` admitting :data:`RELEASE_METADATA_GLOBALS`,
+    whether it needed ``trust``): ``trust`` unpickles a refused file in
+    full. The messages are for the converter's user (the generic refusal
+    advises this very tool)."""
     try:
         with torch.serialization.safe_globals(RELEASE_METADATA_GLOBALS):
             return safe_torch_load(path, map_location='cpu'), False
@@ -227,24 +224,16 @@ def convert_checkpoint(in_path: str,
                        trust: bool = False) -> Dict[str, Any]:
     """Convert an official checkpoint file into an MMPose checkpoint.
 
-    The input is read with ``torch.load(weights_only=True)``: a file that
-    needs code to unpickle is refused and nothing in it runs, unless
-    ``trust``. A file already in this package's layout is refused, except a
-    trusted one that needed unpickling (a plain MMPose runner checkpoint, a
-    whole pickled model): its weights are written alone (layout
-    ``'mmpose'``), for the tools to read safely. The output, written
-    atomically, is ``{'state_dict', 'meta': {'source_file',
-    'source_sha256', 'layout', 'converted_by'}}`` of tensors and plain types
-    only, for ``init_model(config, out_path)`` or ``load_from``.
-
-    Args:
-        in_path (str): Official checkpoint (plain state dict, or under
-            ``'state_dict'``/``'model'``; a ``module.`` prefix on every key
-            is removed).
-        out_path (str): Where the converted checkpoint goes.
-        layout (str): Layout name, or ``'auto'`` to recognise it.
-        trust (bool): Unpickle in full a file that holds more than tensors
-            and plain data (it can run code: for files you trust only).
+    ``in_path`` holds a state dict, plain or under ``'state_dict'`` or
+    ``'model'`` (a ``module.`` prefix on every key is removed), and is read
+    with ``torch.load(weights_only=True)``: a file that needs code to
+    unpickle is refused and nothing in it runs, unless ``trust``. A file
+    already in this package's layout is refused, except a trusted one that
+    needed unpickling (a plain MMPose runner checkpoint, a whole pickled
+    model): its weights are written alone (layout ``'mmpose'``), for the
+    tools to read safely. ``out_path`` gets, atomically, ``{'state_dict',
+    'meta': {'source_file', 'source_sha256', 'layout', 'converted_by'}}`` of
+    tensors and plain types only, for ``init_model`` or ``load_from``.
 
     Returns:
         dict: ``layout``, ``num_keys`` (written), ``dropped`` (verified

@@ -1,11 +1,5 @@
-"""ONNX export of top-down heatmap models, checked with onnxruntime.
-
-``tools/export_onnx.py`` is the command line over these: build the graph's
-module (:func:`build_exported`: the model in tensor mode, optionally with
-:class:`HeatmapDecoder`), write it (:func:`export_onnx`) and compare
-onnxruntime's results with PyTorch's (:func:`verify`).
-"""
-import os
+"""ONNX export of top-down heatmap models, checked with onnxruntime (the
+API of ``tools/export_onnx.py``)."""
 import os.path as osp
 import re
 from traceback import format_exception
@@ -13,6 +7,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
+from mmengine import mkdir_or_exist
 from mmpose.registry import KEYPOINT_CODECS
 from torch import Tensor, nn
 
@@ -29,11 +24,10 @@ class HeatmapDecoder(nn.Module):
     """Argmax decoding in the graph: keypoints ``(B, K, 2)`` in crop pixels
     and their scores (the heatmap maxima) ``(B, K)``.
 
-    Differs from the codecs' own decoding on purpose: no sub-pixel
-    refinement (DARK's Taylor step needs a blur and a log per keypoint,
-    numpy code that ONNX runtimes do not all have), so keypoints lie on the
-    heatmap grid, up to half a heatmap pixel from the PyTorch decoder's.
-    The grid-to-crop mapping is the codec's own, measured from it.
+    Unlike the codecs, no sub-pixel refinement (DARK's Taylor step needs a
+    blur and a log per keypoint, numpy code that ONNX runtimes do not all
+    have): keypoints lie on the heatmap grid, up to half a heatmap pixel
+    from the PyTorch decoder's. The grid-to-crop mapping is the codec's own.
 
     Args:
         scale (tuple): ``(sx, sy)``, crop pixels per heatmap pixel.
@@ -101,6 +95,7 @@ class ExportedPoseModel(nn.Module):
 
 def build_exported(model: nn.Module, size: Tuple[int, int],
                    with_decode: bool) -> ExportedPoseModel:
+    """The model prepared for ``(H, W)`` crops, with a decoder if asked."""
     prepare_for_inference(model, size, fold_bn=True, channels_last=False)
     with torch.no_grad():
         heatmaps = model(torch.zeros(1, 3, *size), None, mode='tensor')
@@ -145,7 +140,7 @@ def export_onnx(exported: ExportedPoseModel, crops: Tensor, out: str,
         # dynamic: trace two copies. The graph holds no batch value.
         if len(crops) == 1:
             crops = crops.repeat(2, 1, 1, 1)
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    mkdir_or_exist(osp.dirname(osp.abspath(out)))
     try:
         torch.onnx.export(
             exported, (crops, ),
@@ -171,10 +166,7 @@ def export_onnx(exported: ExportedPoseModel, crops: Tensor, out: str,
 
 def verify(session, exported: ExportedPoseModel, crops: Tensor) -> float:
     """Run both on ``crops``; returns the heatmaps' relative difference.
-
-    Raises:
-        RuntimeError: The results differ beyond round-off.
-    """
+    Raises RuntimeError where the results differ beyond round-off."""
     with torch.no_grad():
         expected = exported(crops)
     expected = expected if isinstance(expected, tuple) else (expected, )
