@@ -13,7 +13,7 @@ import hashlib
 import io
 import os.path as osp
 import re
-from typing import Any, Collection, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Collection, Dict, List, Mapping, Tuple
 
 import numpy as np
 import torch
@@ -98,22 +98,6 @@ class CheckpointLayout:
         }, [key for key in state_dict if key in self.drops]
 
 
-def require_exact_keys(layout: str, keys: Collection[str],
-                       expected: Sequence[str]) -> None:
-    """Raise :class:`CheckpointError` listing the keys the layout does not
-    know and the expected keys that are absent, if any."""
-    unknown, missing = key_differences(keys, expected)
-    problems = []
-    if unknown:
-        problems.append(f'{len(unknown)} key(s) the {layout} layout does not '
-                        f'know: {listing(unknown)}')
-    if missing:
-        problems.append(f'{len(missing)} key(s) of the {layout} layout are '
-                        f'missing: {listing(missing)}')
-    if problems:
-        raise CheckpointError('; '.join(problems) + '.')
-
-
 def convert_state_dict(state_dict: StateDict,
                        layout: str = 'auto'
                        ) -> Tuple[StateDict, str, List[str]]:
@@ -125,8 +109,9 @@ def convert_state_dict(state_dict: StateDict,
         tuple: This package's state dict, the layout name, the dropped keys.
 
     Raises:
-        CheckpointError: No, several or the wrong layout fits the keys, or
-            the layout refuses them.
+        CheckpointError: No, several or the wrong layout fits the keys, the
+            keys are not exactly the layout's (those listed), or the layout
+            refuses them.
     """
     fitting = official_layouts(state_dict)
     known = ', '.join(CHECKPOINT_LAYOUTS.module_dict)
@@ -149,7 +134,17 @@ def convert_state_dict(state_dict: StateDict,
         raise CheckpointError(f'the keys do not fit the {layout} layout '
                               f'({found}).')
     converter = CHECKPOINT_LAYOUTS.build(dict(type=layout))
-    require_exact_keys(layout, state_dict, converter.expected_keys(state_dict))
+    unknown, missing = key_differences(state_dict,
+                                       converter.expected_keys(state_dict))
+    problems = []
+    if unknown:
+        problems.append(f'{len(unknown)} key(s) the {layout} layout does not '
+                        f'know: {listing(unknown)}')
+    if missing:
+        problems.append(f'{len(missing)} key(s) of the {layout} layout are '
+                        f'missing: {listing(missing)}')
+    if problems:
+        raise CheckpointError('; '.join(problems) + '.')
     converted, dropped = converter.convert(state_dict)
     return converted, layout, dropped
 
