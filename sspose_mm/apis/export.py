@@ -20,9 +20,7 @@ from .fast_inference import prepare_for_inference
 RELATIVE_TOLERANCE = 1e-4
 
 
-def codec_grid_mapping(
-    codec, heatmap_size: Tuple[int, int]
-) -> Tuple[Tuple[float, float], Tuple[float, float]]:
+def codec_grid_mapping(codec, heatmap_size: Tuple[int, int]) -> tuple:
     """``(sx, sy)`` crop pixels per heatmap pixel and ``(ox, oy)``, the crop
     position of heatmap pixel 0, of the codec's mapping.
 

@@ -2,8 +2,8 @@
 names, partial loading, and whether (and why not) a state dict fits a
 model."""
 import re
-from typing import (Any, Callable, Collection, Dict, List, Mapping, Sequence,
-                    Tuple)
+from typing import (Any, Callable, Collection, Dict, List, Mapping, Optional,
+                    Sequence, Tuple)
 
 import torch
 from torch import Tensor
@@ -152,9 +152,11 @@ def has_markers(keys: Collection[str], markers: Sequence[str]) -> bool:
     return all(any(k.startswith(m) for k in keys) for m in markers)
 
 
-def plain_state_dict(loaded: Any) -> StateDict:
+def plain_state_dict(loaded: Any, path: Optional[str] = None) -> StateDict:
     """The tensors of a plain state dict, a ``{'state_dict': ...}`` or a
-    ``{'model': ...}`` checkpoint, without a DataParallel ``module.``."""
+    ``{'model': ...}`` checkpoint, without a DataParallel ``module.``; the
+    errors name ``path``, the file it was read from, if given."""
+    where = f'the checkpoint {path}: ' if path else ''
     if isinstance(loaded, dict):
         for wrapper in ('state_dict', 'model'):
             if isinstance(loaded.get(wrapper), dict):
@@ -162,27 +164,18 @@ def plain_state_dict(loaded: Any) -> StateDict:
                 break
     if not isinstance(loaded, dict) or not loaded:
         raise CheckpointError(
-            'it holds no state dict (expected a dict of tensors, or one '
-            'under "state_dict" or "model").')
+            f'{where}it holds no state dict (expected a dict of tensors, or '
+            'one under "state_dict" or "model").')
     not_tensors = [
         str(k) for k, v in loaded.items()
         if not isinstance(k, str) or not isinstance(v, Tensor)
     ]
     if not_tensors:
-        raise CheckpointError('its state dict has entries that are not named '
-                              f'tensors: {listing(not_tensors)}.')
+        raise CheckpointError(f'{where}its state dict has entries that are '
+                              f'not named tensors: {listing(not_tensors)}.')
     if all(k.startswith('module.') for k in loaded):
         strip_prefixes(loaded)
     return loaded
-
-
-def checkpoint_state_dict(loaded: Any, path: str) -> StateDict:
-    """:func:`plain_state_dict` of the checkpoint read from ``path``, its
-    errors naming the file."""
-    try:
-        return plain_state_dict(loaded)
-    except CheckpointError as error:
-        raise CheckpointError(f'the checkpoint {path}: {error}') from error
 
 
 # Families of this package, more specific first: (name, key prefixes that
