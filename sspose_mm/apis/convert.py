@@ -77,8 +77,7 @@ class CheckpointLayout:
         return [rename(key, swap(self.renames))]
 
     def expected_keys(self, keys: Collection[str]) -> List[str]:
-        """Every official key of a checkpoint with the layer counts of
-        ``keys``."""
+        """Every official key, with the layer counts of ``keys``."""
         return [*self.drops] + [
             official for key in self.our_modules(keys).state_dict()
             for official in self.to_official(key)
@@ -103,10 +102,8 @@ def convert_state_dict(state_dict: StateDict,
                        ) -> Tuple[StateDict, str, List[str]]:
     """Convert an official state dict (``module.`` already stripped) in
     memory with a layout of :data:`CHECKPOINT_LAYOUTS`, or the one its keys
-    fit (``'auto'``).
-
-    Returns:
-        tuple: This package's state dict, the layout name, the dropped keys.
+    fit (``'auto'``); returns this package's state dict, the layout name and
+    the dropped keys.
 
     Raises:
         CheckpointError: No, several or the wrong layout fits the keys, the
@@ -158,8 +155,7 @@ def official_layouts(keys: Collection[str]) -> List[str]:
 
 
 def describe_state_dict(state: Mapping[str, Any]) -> str:
-    """:func:`~sspose_mm.utils.describe_model`, which also knows the
-    official checkpoints still to convert."""
+    """:func:`~sspose_mm.utils.describe_model`, knowing official ones too."""
     official = official_layouts(state)
     if official:
         return (f'an official {" or ".join(official)} checkpoint, not yet '
@@ -167,10 +163,9 @@ def describe_state_dict(state: Mapping[str, Any]) -> str:
     return describe_model(state)
 
 
-# What official training scripts store beside the weights: the parsed
-# command line (``argparse.Namespace``, SSpose's MAE scripts) and numpy
-# scalars in ``meta`` (MMPose 0.x, SHaRPose). Unpickling these builds data
-# only, so the converter admits exactly them; any other global is refused.
+# What official training scripts store beside the weights (SSpose: the
+# command line, an ``argparse.Namespace``; SHaRPose's MMPose 0.x: numpy
+# scalars in ``meta``) builds data only: the converter admits exactly that.
 RELEASE_METADATA_GLOBALS = [argparse.Namespace, numpy_scalar, np.dtype] + [
     type(np.dtype(code)) for code in '?bhilqBHILQefdgFDG'
 ]

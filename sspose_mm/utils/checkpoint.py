@@ -1,11 +1,9 @@
 """Checkpoint state dicts as the models, hooks and tools read them: key
-names, partial loading, and whether (and why not) a state dict fits a
-model."""
+names, partial loading, whether (and why not) a state dict fits a model."""
 import re
 from typing import (Any, Callable, Collection, Dict, List, Mapping, Optional,
                     Sequence, Tuple)
 
-import torch
 from torch import Tensor
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
@@ -66,8 +64,7 @@ def _shape(value) -> Tuple[int, ...]:
     return tuple(getattr(value, 'shape', ()))
 
 
-def drop_reinitialised_keys(state_dict: Dict[str, torch.Tensor],
-                            model_state: Mapping[str, torch.Tensor],
+def drop_reinitialised_keys(state_dict: StateDict, model_state: StateDict,
                             reinit: Sequence[str]) -> List[str]:
     """Remove, in place, the entries of ``state_dict`` (checkpoint weights,
     no ``module.`` prefix) whose key starts with one of the ``reinit``
@@ -206,8 +203,7 @@ _MMPOSE_PREFIXES = ('backbone.', 'neck.', 'head.', 'decoder.',
 
 
 def has_mmpose_names(keys: Collection[str]) -> bool:
-    """Whether the keys are named as an MMPose estimator's modules
-    (``backbone.*``, ``head.*``, ...)."""
+    """Whether all keys are under an MMPose estimator's module names."""
     return bool(keys) and all(k.startswith(_MMPOSE_PREFIXES) for k in keys)
 
 
@@ -235,11 +231,10 @@ def describe_model(state: Mapping[str, Any]) -> str:
 
 
 def require_fit(state: Mapping[str, Any],
-                own: Mapping[str, Tensor],
+                own: StateDict,
                 path: str,
                 model: str,
-                describe: Callable[[Mapping[str, Any]],
-                                   str] = describe_model) -> None:
+                describe: Callable = describe_model) -> None:
     """Stop unless ``state``, read from ``path``, holds exactly the tensors
     ``own`` of the model (class name ``model``) with their shapes;
     ``describe`` phrases what a state dict looks like.

@@ -56,10 +56,9 @@ _RENAMES = (
 _QKV = tuple(f'self_attn.linears.{i}.' for i in range(3))
 _PACKED = 'self_attn.in_proj_'
 # Official table name -> the transformer that holds it.
-_TABLES = {
-    'pos_embedding_en': 'global_transformer',
-    'pos_embedding_de': 'local_transformer'
-}
+_TABLES = dict(
+    pos_embedding_en='global_transformer',
+    pos_embedding_de='local_transformer')
 _ALIAS = 'pos_embedding'  # the same tensor as pos_embedding_de
 _QKV_KEY = re.compile(r'(?P<layer>.*\.)self_attn\.linears\.(?P<index>[012])\.'
                       r'(?P<param>weight|bias)$')
@@ -85,8 +84,7 @@ class HigherPoseLayout(CheckpointLayout):
     renames = _RENAMES
 
     def our_modules(self, keys: Collection[str]) -> nn.Module:
-        # The HRNet-W32 of the HigherPose configs; the keypoint count does
-        # not change names.
+        # The HRNet-W32 of the HigherPose configs.
         extra = hrnet_w32_extra()
         extra.stage4.multiscale_output = False
         num_layers = count_layers(keys, 'global_encoder.layers.')

@@ -24,7 +24,6 @@ class SHaRPoseLayout(CheckpointLayout):
     renames = (('keypoint_head.', 'head.'), )
 
     def our_modules(self, keys: Collection[str]) -> nn.Module:
-        # Tiny widths: only the names are used.
         depth = count_layers(keys, 'backbone.blocks.')
         return nn.ModuleDict(
             dict(backbone=SHaRPoseViT(embed_dims=8, num_heads=1, depth=depth)))

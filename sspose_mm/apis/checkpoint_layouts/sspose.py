@@ -44,7 +44,6 @@ _TRUNK = (
       for old, new in (('attn.qkv.', 'attn.in_proj_'),
                        ('attn.proj.', 'attn.out_proj.'), ('', ''))),
     ('pos_embed', 'backbone.pos_embed'))
-# Tiny widths: only the module names are used.
 _NAMES_ONLY = dict(embed_dims=(8, 8, 8), num_heads=1)
 
 

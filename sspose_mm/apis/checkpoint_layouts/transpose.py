@@ -48,22 +48,13 @@ SINE_TOLERANCE = 1e-6
 
 
 class TransPoseLayout(CheckpointLayout):
-    """Official TransPose checkpoints -> ``TopdownPoseEstimator`` with
-    ``TransPoseEncoder``.
-
-    Attributes:
-        stride (int): Input size / token grid size.
-        input_size (tuple[int, int]): ``(H, W)`` the official fixed
-            ``pos_embedding`` was computed for.
-    """
-
     renames = (('global_encoder.layers.', 'neck.layers.'),
                ('reduce.', 'neck.reduce.'), ('deconv_layers.',
                                              'head.deconv_layers.'),
                ('final_layer.', 'head.final_layer.'), ('', 'backbone.'))
     drops = ('pos_embedding', )
-    stride: int
-    input_size = (256, 192)
+    stride: int  # input size / token grid size
+    input_size = (256, 192)  # (H, W) the official pos_embedding is made for
 
     def our_modules(self, keys: Collection[str]) -> nn.Module:
         with torch.device('meta'):
