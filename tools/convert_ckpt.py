@@ -1,15 +1,11 @@
-"""Convert an official checkpoint (TransPose-R/-H) into an MMPose checkpoint.
+"""Convert an official checkpoint into an MMPose checkpoint.
 
     python tools/convert_ckpt.py tp_r_256x192_enc4_d256_h1024_mh8.pth \
         checkpoints/transpose-r-a4_official.pth
 
-The input is read with ``torch.load(weights_only=True)``: a file that needs
-code to unpickle is refused and nothing in it runs; --trust-checkpoint reads
-such a file of your own in full (then a checkpoint already in this package's
-layout, e.g. a plain MMPose runner's, gets its weights written alone, which
-the tools read safely). Every key is mapped; an unknown or missing key stops
-the conversion with the list of them. The output loads with
-``sspose_mm.apis.init_model(config, OUT)`` and ``load_from``.
+See :func:`sspose_mm.apis.convert_checkpoint`: nothing in the input runs
+unless --trust-checkpoint, and an unknown or missing key stops the
+conversion with the list of them.
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse

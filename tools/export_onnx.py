@@ -21,7 +21,6 @@ import sys
 from typing import List, Optional
 
 import torch
-from torch import nn
 
 from sspose_mm.apis.export import build_exported, export_onnx, verify
 from sspose_mm.apis.fast_inference import (model_input_size,
@@ -57,8 +56,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--batch',
         type=int,
         default=1,
-        help='batch size exported, checked and timed '
-        '(default: 1)')
+        help='batch size exported, checked and timed (default: 1)')
     parser.add_argument(
         '--repeat',
         type=int,
@@ -68,18 +66,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--threads',
         type=int,
         default=torch.get_num_threads(),
-        help='CPU threads of both runtimes when timing '
-        '(default: %(default)s)')
+        help='CPU threads of both runtimes when timing (default: %(default)s)')
     parser.add_argument('--opset', type=int, default=18)
     return parser.parse_args(argv)
-
-
-def load_model(args: argparse.Namespace) -> nn.Module:
-    check_model_files(args.config, args.checkpoint)
-    for name, value in (('--batch', args.batch), ('--threads', args.threads)):
-        if value < 1:
-            raise ConfigError(f'{name} must be at least 1, got {value}.')
-    return init_model(args.config, args.checkpoint, device='cpu')
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -89,7 +78,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     except ImportError:
         raise UserError('onnx export needs the deploy extra: pip install -r '
                         'requirements/deploy.txt (or -e .[deploy]).') from None
-    model = load_model(args)
+    check_model_files(args.config, args.checkpoint)
+    for name, value in (('--batch', args.batch), ('--threads', args.threads)):
+        if value < 1:
+            raise ConfigError(f'{name} must be at least 1, got {value}.')
+    model = init_model(args.config, args.checkpoint, device='cpu')
     size = args.input or model_input_size(model, model.cfg)
     pytorch_fast = prepare_for_inference(copy.deepcopy(model), size)
     exported = build_exported(model, size, args.with_decode)
@@ -118,19 +111,12 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(f'onnxruntime matches PyTorch at batch {len(batch)}: max '
               f'|diff| {difference:.1e} of max |heatmap|')
     feed = {'input': crops.numpy()}
-
-    def pytorch_call():
-        with torch.no_grad():
-            pytorch_fast(crops, None, mode='tensor')
-
+    calls = dict(
+        pytorch=lambda: pytorch_fast(crops, None, mode='tensor'),
+        onnxruntime=lambda: session.run(None, feed))
     # Interleaved, so that other load on the machine hits both alike.
-    seconds = interleaved_times(
-        {
-            'pytorch': pytorch_call,
-            'onnxruntime': lambda: session.run(None, feed)
-        },
-        repeat=args.repeat,
-        label='speed')
+    with torch.no_grad():
+        seconds = interleaved_times(calls, repeat=args.repeat, label='speed')
     torch_rate, ort_rate = (
         args.batch / seconds[k] for k in ('pytorch', 'onnxruntime'))
     print(f'wrote {args.out} (outputs: {", ".join(outputs)}; '

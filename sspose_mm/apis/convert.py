@@ -1,22 +1,19 @@
 """Official checkpoints -> MMPose checkpoints of this package.
 
-A checkpoint layout knows the exact key set of one family of official
-checkpoints, recognises it by its keys and renames every key to this
-package's module names. Layouts are :class:`CheckpointLayout` classes in the
-mmengine registry :data:`CHECKPOINT_LAYOUTS`, one module per family in
-``checkpoint_layouts/`` (TransPose, SSpose, SHaRPose); a new family is
-supported by one more registered class. The conversion never
-guesses: a key the layout does not know, or one it needs and does not find,
-stops it with the list of those keys, and a key that is dropped (TransPose's
-fixed sine table) is first checked to equal what the model computes in its
-place.
+A :class:`CheckpointLayout` (registered in :data:`CHECKPOINT_LAYOUTS`, one
+module per family in ``checkpoint_layouts/``) recognises one family of
+official checkpoints by its keys and renames every key to this package's
+module names. The conversion never guesses: a key the layout does not know,
+or one it needs and does not find, stops it with the list of those keys,
+and a dropped key (TransPose's fixed sine table) is first checked to equal
+what the model computes in its place.
 """
 import argparse
 import hashlib
 import io
 import os.path as osp
 import re
-from typing import Any, Collection, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Collection, Dict, List, Mapping, Tuple
 
 import numpy as np
 import torch
@@ -47,10 +44,8 @@ class CheckpointLayout:
     """A family of official checkpoints: what the converter needs of it.
 
     The official key set is read off this package's modules
-    (:meth:`our_modules`, layer counts taken from the checkpoint's keys)
-    through :attr:`renames` backwards, and :meth:`convert` renames forwards:
-    nothing is listed by hand. Subclasses are registered in
-    :data:`CHECKPOINT_LAYOUTS`.
+    (:meth:`our_modules`) through :attr:`renames` backwards, and
+    :meth:`convert` renames forwards: nothing is listed by hand.
 
     Attributes:
         description (str): One line for the command-line help.
@@ -69,7 +64,6 @@ class CheckpointLayout:
     dropped_reason: str = 'verified equal to what the model computes'
 
     def matches(self, keys: Collection[str]) -> bool:
-        """Whether a state dict with these keys is of this layout."""
         return has_markers(keys, self.markers)
 
     def our_modules(self, keys: Collection[str]) -> nn.Module:
@@ -83,8 +77,7 @@ class CheckpointLayout:
         return [rename(key, swap(self.renames))]
 
     def expected_keys(self, keys: Collection[str]) -> List[str]:
-        """Every official key of a checkpoint of this layout with the layer
-        counts found in ``keys``."""
+        """Every official key, with the layer counts of ``keys``."""
         return [*self.drops] + [
             official for key in self.our_modules(keys).state_dict()
             for official in self.to_official(key)
@@ -96,12 +89,7 @@ class CheckpointLayout:
 
     def convert(self, state_dict: StateDict) -> Tuple[StateDict, List[str]]:
         """Official state dict with exactly :meth:`expected_keys` -> (this
-        package's state dict, dropped keys).
-
-        Raises:
-            CheckpointError: A dropped key does not hold what the model
-                computes in its place.
-        """
+        package's state dict, dropped keys); :meth:`check_drops` first."""
         self.check_drops(state_dict)
         return {
             rename(key, self.renames): value
@@ -109,43 +97,18 @@ class CheckpointLayout:
         }, [key for key in state_dict if key in self.drops]
 
 
-def require_exact_keys(layout: str, keys: Collection[str],
-                       expected: Sequence[str]) -> None:
-    """Stop unless ``keys`` are exactly ``expected``.
-
-    Raises:
-        CheckpointError: Listing the keys the layout does not know and the
-            expected keys that are absent.
-    """
-    unknown, missing = key_differences(keys, expected)
-    problems = []
-    if unknown:
-        problems.append(f'{len(unknown)} key(s) the {layout} layout does not '
-                        f'know: {listing(unknown)}')
-    if missing:
-        problems.append(f'{len(missing)} key(s) of the {layout} layout are '
-                        f'missing: {listing(missing)}')
-    if problems:
-        raise CheckpointError('; '.join(problems) + '.')
-
-
 def convert_state_dict(state_dict: StateDict,
                        layout: str = 'auto'
                        ) -> Tuple[StateDict, str, List[str]]:
-    """Convert an official state dict in memory.
-
-    Args:
-        state_dict (dict[str, Tensor]): Official keys (``module.`` already
-            stripped).
-        layout (str): A name in :data:`CHECKPOINT_LAYOUTS`, or ``'auto'``
-            to recognise it by the keys.
-
-    Returns:
-        tuple: This package's state dict, the layout name, the dropped keys.
+    """Convert an official state dict (``module.`` already stripped) in
+    memory with a layout of :data:`CHECKPOINT_LAYOUTS`, or the one its keys
+    fit (``'auto'``); returns this package's state dict, the layout name and
+    the dropped keys.
 
     Raises:
-        CheckpointError: No, several or the wrong layout fits the keys, or
-            the layout refuses them.
+        CheckpointError: No, several or the wrong layout fits the keys, the
+            keys are not exactly the layout's (those listed), or the layout
+            refuses them.
     """
     fitting = official_layouts(state_dict)
     known = ', '.join(CHECKPOINT_LAYOUTS.module_dict)
@@ -168,7 +131,17 @@ def convert_state_dict(state_dict: StateDict,
         raise CheckpointError(f'the keys do not fit the {layout} layout '
                               f'({found}).')
     converter = CHECKPOINT_LAYOUTS.build(dict(type=layout))
-    require_exact_keys(layout, state_dict, converter.expected_keys(state_dict))
+    unknown, missing = key_differences(state_dict,
+                                       converter.expected_keys(state_dict))
+    problems = []
+    if unknown:
+        problems.append(f'{len(unknown)} key(s) the {layout} layout does not '
+                        f'know: {listing(unknown)}')
+    if missing:
+        problems.append(f'{len(missing)} key(s) of the {layout} layout are '
+                        f'missing: {listing(missing)}')
+    if problems:
+        raise CheckpointError('; '.join(problems) + '.')
     converted, dropped = converter.convert(state_dict)
     return converted, layout, dropped
 
@@ -181,17 +154,8 @@ def official_layouts(keys: Collection[str]) -> List[str]:
     ]
 
 
-def in_package_layout(keys: Collection[str]) -> bool:
-    """Whether the keys are already an MMPose estimator's (``backbone.*``,
-    ``head.*``, ...), i.e. of no official layout still to convert."""
-    return has_mmpose_names(keys) and not official_layouts(keys)
-
-
 def describe_state_dict(state: Mapping[str, Any]) -> str:
-    """What a state dict looks like, as a phrase: an official checkpoint
-    still to convert, or else :func:`~sspose_mm.utils.describe_model` (a
-    family of this package with its size, an MMPose model of another kind,
-    or something else)."""
+    """:func:`~sspose_mm.utils.describe_model`, knowing official ones too."""
     official = official_layouts(state)
     if official:
         return (f'an official {" or ".join(official)} checkpoint, not yet '
@@ -199,24 +163,19 @@ def describe_state_dict(state: Mapping[str, Any]) -> str:
     return describe_model(state)
 
 
-# What the official training scripts store next to the weights, beyond
-# tensors and plain data: MAE-style scripts (SSpose) the parsed command line
-# (``args``, an ``argparse.Namespace``), MMPose 0.x runners (SHaRPose) numpy
-# scalars in ``meta`` (best scores, seeds). Unpickling these builds data
-# only, so the converter admits exactly them; any other global is refused.
+# What official training scripts store beside the weights (SSpose: the
+# command line, an ``argparse.Namespace``; SHaRPose's MMPose 0.x: numpy
+# scalars in ``meta``) builds data only: the converter admits exactly that.
 RELEASE_METADATA_GLOBALS = [argparse.Namespace, numpy_scalar, np.dtype] + [
     type(np.dtype(code)) for code in '?bhilqBHILQefdgFDG'
 ]
 
 
 def _load(path: str, trust: bool) -> Tuple[Any, bool]:
-    """``safe_torch_load`` admitting :data:`RELEASE_METADATA_GLOBALS`, with
-    messages for the converter's user (the generic refusal advises this
-    very tool); ``trust`` unpickles a refused file in full.
-
-    Returns:
-        tuple: The loaded object, and whether it needed ``trust``.
-    """
+    """(``safe_torch_load`` admitting :data:`RELEASE_METADATA_GLOBALS`,
+    whether it needed ``trust``): ``trust`` unpickles a refused file in
+    full. The messages are for the converter's user (the generic refusal
+    advises this very tool)."""
     try:
         with torch.serialization.safe_globals(RELEASE_METADATA_GLOBALS):
             return safe_torch_load(path, map_location='cpu'), False
@@ -249,40 +208,22 @@ def _load(path: str, trust: bool) -> Tuple[Any, bool]:
                               f'({error!r}).') from error
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def convert_checkpoint(in_path: str,
                        out_path: str,
                        layout: str = 'auto',
                        trust: bool = False) -> Dict[str, Any]:
     """Convert an official checkpoint file into an MMPose checkpoint.
 
-    The input is read with ``torch.load(weights_only=True)``: a file that
-    needs code to unpickle is refused and nothing in it runs, unless
-    ``trust``. A file already in this package's layout is refused as
-    needing no conversion, except a trusted one that needed unpickling
-    (a plain MMPose runner checkpoint, a whole pickled model): its weights
-    are written alone (layout ``'mmpose'``), so that the tools can read them
-    safely. The output is
-    ``{'state_dict': ..., 'meta': {'source_file', 'source_sha256',
-    'layout', 'converted_by'}}`` of tensors and plain types only, written
-    atomically, ready for ``sspose_mm.apis.init_model(config, out_path)`` or
-    ``load_from``.
-
-    Args:
-        in_path (str): Official checkpoint (plain state dict, or under
-            ``'state_dict'``/``'model'``; a ``module.`` prefix on every key
-            is removed).
-        out_path (str): Where the converted checkpoint goes.
-        layout (str): Layout name, or ``'auto'`` to recognise it.
-        trust (bool): Unpickle a file in full that holds more than tensors
-            and plain data (it can run code: for files you trust only).
+    ``in_path`` holds a state dict, plain or under ``'state_dict'`` or
+    ``'model'`` (a ``module.`` prefix on every key is removed), and is read
+    with ``torch.load(weights_only=True)``: a file that needs code to
+    unpickle is refused and nothing in it runs, unless ``trust``. A file
+    already in this package's layout is refused, except a trusted one that
+    needed unpickling (a plain MMPose runner checkpoint, a whole pickled
+    model): its weights are written alone (layout ``'mmpose'``), for the
+    tools to read safely. ``out_path`` gets, atomically, ``{'state_dict',
+    'meta': {'source_file', 'source_sha256', 'layout', 'converted_by'}}`` of
+    tensors and plain types only, for ``init_model`` or ``load_from``.
 
     Returns:
         dict: ``layout``, ``num_keys`` (written), ``dropped`` (verified
@@ -307,7 +248,8 @@ def convert_checkpoint(in_path: str,
             f'{meta.get("source_file")}); use it as it is.')
     try:
         state_dict = plain_state_dict(loaded)
-        if layout == 'auto' and in_package_layout(state_dict):
+        if (layout == 'auto' and has_mmpose_names(state_dict)
+                and not official_layouts(state_dict)):
             if not trusted:
                 raise CheckpointError(
                     'it is already in this package\'s layout ('
@@ -319,18 +261,18 @@ def convert_checkpoint(in_path: str,
                 state_dict, layout)
     except CheckpointError as error:
         raise CheckpointError(f'{in_path}: {error}') from error
-    sha256 = _sha256(in_path)
-    checkpoint = {
-        'state_dict': state_dict,
-        'meta': {
-            'source_file': osp.basename(in_path),
-            'source_sha256': sha256,
-            'layout': layout,
-            'converted_by': f'sspose_mm {__version__}',
-        }
-    }
+    digest = hashlib.sha256()
+    with open(in_path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    sha256 = digest.hexdigest()
+    meta = dict(
+        source_file=osp.basename(in_path),
+        source_sha256=sha256,
+        layout=layout,
+        converted_by=f'sspose_mm {__version__}')
     buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
+    torch.save(dict(state_dict=state_dict, meta=meta), buffer)
     atomic_write(out_path, buffer.getvalue())
     return dict(
         layout=layout,

@@ -1,11 +1,5 @@
-"""ONNX export of top-down heatmap models, checked with onnxruntime.
-
-``tools/export_onnx.py`` is the command line over these: build the graph's
-module (:func:`build_exported`: the model in tensor mode, optionally with
-:class:`HeatmapDecoder`), write it (:func:`export_onnx`) and compare
-onnxruntime's results with PyTorch's (:func:`verify`).
-"""
-import os
+"""ONNX export of top-down heatmap models, checked with onnxruntime (the
+API of ``tools/export_onnx.py``)."""
 import os.path as osp
 import re
 from traceback import format_exception
@@ -13,6 +7,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
+from mmengine import mkdir_or_exist
 from mmpose.registry import KEYPOINT_CODECS
 from torch import Tensor, nn
 
@@ -25,38 +20,9 @@ from .fast_inference import prepare_for_inference
 RELATIVE_TOLERANCE = 1e-4
 
 
-class HeatmapDecoder(nn.Module):
-    """Argmax decoding in the graph: keypoints ``(B, K, 2)`` in crop pixels
-    and their scores (the heatmap maxima) ``(B, K)``.
-
-    Differs from the codecs' own decoding on purpose: no sub-pixel
-    refinement (DARK's Taylor step needs a blur and a log per keypoint,
-    numpy code that ONNX runtimes do not all have), so keypoints lie on the
-    heatmap grid, up to half a heatmap pixel from the PyTorch decoder's.
-    The grid-to-crop mapping is the codec's own, measured from it.
-
-    Args:
-        scale (tuple): ``(sx, sy)``, crop pixels per heatmap pixel.
-        offset (tuple): ``(ox, oy)``, crop position of heatmap pixel 0.
-    """
-
-    def __init__(self, scale: Tuple[float, float],
-                 offset: Tuple[float, float]) -> None:
-        super().__init__()
-        self.register_buffer('scale', torch.tensor(scale))
-        self.register_buffer('offset', torch.tensor(offset))
-
-    def forward(self, heatmaps: Tensor) -> Tuple[Tensor, Tensor]:
-        width = heatmaps.shape[-1]
-        scores, index = heatmaps.flatten(2).max(dim=-1)
-        grid = torch.stack((index % width, index // width), dim=-1)
-        return grid.to(heatmaps.dtype) * self.scale + self.offset, scores
-
-
-def codec_grid_mapping(
-    codec, heatmap_size: Tuple[int, int]
-) -> Tuple[Tuple[float, float], Tuple[float, float]]:
-    """Scale and offset of the codec's heatmap-pixel -> crop-pixel mapping.
+def codec_grid_mapping(codec, heatmap_size: Tuple[int, int]) -> tuple:
+    """``(sx, sy)`` crop pixels per heatmap pixel and ``(ox, oy)``, the crop
+    position of heatmap pixel 0, of the codec's mapping.
 
     Decodes symmetric Gaussian bumps at two grid points and fits the affine
     map. Any sub-pixel refinement is zero there by symmetry, provided the
@@ -68,39 +34,52 @@ def codec_grid_mapping(
     if min(height, width) < 8:
         raise ConfigError(f'--with-decode needs heatmaps of at least 8x8, '
                           f'got {height}x{width}: export a larger --input.')
-    points = [(3, 3), (width - 4, height - 4)]
+    points = np.array([(3, 3), (width - 4, height - 4)])
     ys, xs = np.mgrid[:height, :width]
     decoded = []
     for x, y in points:
         bump = np.exp(-((xs - x)**2 + (ys - y)**2) / 8.).astype(np.float32)
         keypoints, _ = codec.decode(bump[None])
-        decoded.append(np.asarray(keypoints).reshape(-1)[:2])
-    (x0, y0), (x1, y1) = points
-    scale = ((decoded[1][0] - decoded[0][0]) / (x1 - x0),
-             (decoded[1][1] - decoded[0][1]) / (y1 - y0))
-    offset = (decoded[0][0] - scale[0] * x0, decoded[0][1] - scale[1] * y0)
+        decoded.append(np.asarray(keypoints, np.float64).reshape(-1)[:2])
+    scale = (decoded[1] - decoded[0]) / (points[1] - points[0])
+    offset = decoded[0] - scale * points[0]
     return tuple(map(float, scale)), tuple(map(float, offset))
 
 
 class ExportedPoseModel(nn.Module):
-    """Crops in, heatmaps (and decoded keypoints) out: what is exported."""
+    """What is exported: crops ``(B, 3, H, W)`` in, heatmaps ``(B, K, H',
+    W')`` out; with ``grid`` (:func:`codec_grid_mapping`) also argmax
+    keypoints ``(B, K, 2)`` in crop pixels and their scores (the heatmap
+    maxima) ``(B, K)``.
 
-    def __init__(self,
-                 model: nn.Module,
-                 decoder: Optional[HeatmapDecoder] = None) -> None:
+    Unlike the codecs, no sub-pixel refinement (DARK's Taylor step needs a
+    blur and a log per keypoint, numpy code that ONNX runtimes do not all
+    have): keypoints lie on the heatmap grid, up to half a heatmap pixel
+    from the PyTorch decoder's. The grid-to-crop mapping is the codec's own.
+    """
+
+    def __init__(self, model: nn.Module, grid: Optional[tuple] = None) -> None:
         super().__init__()
         self.model = model
-        self.decoder = decoder
+        self.decodes = grid is not None
+        if self.decodes:
+            self.register_buffer('scale', torch.tensor(grid[0]))
+            self.register_buffer('offset', torch.tensor(grid[1]))
 
     def forward(self, crops: Tensor):
         heatmaps = self.model(crops, None, mode='tensor')
-        if self.decoder is None:
+        if not self.decodes:
             return heatmaps
-        return (heatmaps, ) + self.decoder(heatmaps)
+        width = heatmaps.shape[-1]
+        scores, index = heatmaps.flatten(2).max(dim=-1)
+        grid = torch.stack((index % width, index // width), dim=-1)
+        keypoints = grid.to(heatmaps.dtype) * self.scale + self.offset
+        return heatmaps, keypoints, scores
 
 
 def build_exported(model: nn.Module, size: Tuple[int, int],
                    with_decode: bool) -> ExportedPoseModel:
+    """The model prepared for ``(H, W)`` crops, decoding if asked."""
     prepare_for_inference(model, size, fold_bn=True, channels_last=False)
     with torch.no_grad():
         heatmaps = model(torch.zeros(1, 3, *size), None, mode='tensor')
@@ -109,7 +88,7 @@ def build_exported(model: nn.Module, size: Tuple[int, int],
             f'{type(model).__name__} gives a {type(heatmaps).__name__} in '
             'tensor mode, not one heatmap tensor: export is for top-down '
             'heatmap models (TransPose, SSpose), not bottom-up ones.')
-    decoder = None
+    grid = None
     if with_decode:
         codec_cfg = model.cfg.model.get('head', {}).get('decoder')
         if codec_cfg is None:
@@ -122,8 +101,8 @@ def build_exported(model: nn.Module, size: Tuple[int, int],
         if 'blur_kernel_size' in codec_cfg:
             codec_cfg['blur_kernel_size'] = 3  # see codec_grid_mapping
         codec = KEYPOINT_CODECS.build(codec_cfg)
-        decoder = HeatmapDecoder(*codec_grid_mapping(codec, heatmap_size))
-    return ExportedPoseModel(model, decoder).eval()
+        grid = codec_grid_mapping(codec, heatmap_size)
+    return ExportedPoseModel(model, grid).eval()
 
 
 # How torch.export reports Python control flow on tensor values.
@@ -135,7 +114,7 @@ def export_onnx(exported: ExportedPoseModel, crops: Tensor, out: str,
                 dynamic_batch: bool, opset: int) -> List[str]:
     """Write the ONNX file; returns the output names."""
     outputs = ['heatmaps']
-    if exported.decoder is not None:
+    if exported.decodes:
         outputs += ['keypoints', 'scores']
     dynamic_shapes = None
     if dynamic_batch:
@@ -145,7 +124,7 @@ def export_onnx(exported: ExportedPoseModel, crops: Tensor, out: str,
         # dynamic: trace two copies. The graph holds no batch value.
         if len(crops) == 1:
             crops = crops.repeat(2, 1, 1, 1)
-    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    mkdir_or_exist(osp.dirname(osp.abspath(out)))
     try:
         torch.onnx.export(
             exported, (crops, ),
@@ -171,10 +150,7 @@ def export_onnx(exported: ExportedPoseModel, crops: Tensor, out: str,
 
 def verify(session, exported: ExportedPoseModel, crops: Tensor) -> float:
     """Run both on ``crops``; returns the heatmaps' relative difference.
-
-    Raises:
-        RuntimeError: The results differ beyond round-off.
-    """
+    Raises RuntimeError where the results differ beyond round-off."""
     with torch.no_grad():
         expected = exported(crops)
     expected = expected if isinstance(expected, tuple) else (expected, )
@@ -188,22 +164,14 @@ def verify(session, exported: ExportedPoseModel, crops: Tensor) -> float:
             f'{tuple(reference.shape)} by {difference:.2e} of the largest '
             f'value (tolerance {RELATIVE_TOLERANCE:g}).')
     if len(got) == 3:
-        _check_decoding(got[1], got[2], expected, heatmaps)
+        # Keypoints must agree except where two heatmap maxima are closer
+        # than the heatmaps' own round-off (then either argmax is right).
+        flat = np.sort(reference.reshape(*reference.shape[:2], -1), axis=-1)
+        tolerance = RELATIVE_TOLERANCE * (float(np.abs(heatmaps).max()) or 1.)
+        clear = flat[..., -1] - flat[..., -2] > 2 * tolerance
+        same = np.isclose(got[1], expected[1].numpy(), atol=1e-3).all(-1)
+        if not np.all(same[clear]) or not np.allclose(
+                got[2], expected[2].numpy(), atol=tolerance):
+            raise RuntimeError('onnxruntime keypoints or scores differ from '
+                               'PyTorch\'s decoding.')
     return difference
-
-
-def _check_decoding(keypoints: np.ndarray, scores: np.ndarray,
-                    expected: Tuple[Tensor,
-                                    ...], heatmaps: np.ndarray) -> None:
-    """Keypoints must agree except where two heatmap maxima are closer than
-    the heatmaps' own round-off (then either argmax is right)."""
-    flat = np.sort(expected[0].flatten(2).numpy(), axis=-1)
-    margin = flat[..., -1] - flat[..., -2]
-    scale = float(np.abs(heatmaps).max()) or 1.
-    clear = margin > 2 * RELATIVE_TOLERANCE * scale
-    same = np.all(
-        np.isclose(keypoints, expected[1].numpy(), atol=1e-3), axis=-1)
-    if not np.all(same[clear]) or not np.allclose(
-            scores, expected[2].numpy(), atol=RELATIVE_TOLERANCE * scale):
-        raise RuntimeError('onnxruntime keypoints or scores differ from '
-                           'PyTorch\'s decoding.')

@@ -21,9 +21,8 @@ from torch import nn
 from ..env import resolve_device
 from ..errors import ConfigError
 from ..fileio import safe_torch_load
-from ..utils import (checkpoint_state_dict, describe_reinitialised,
-                     drop_reinitialised_keys, plain_state_dict, require_fit,
-                     strip_prefixes)
+from ..utils import (describe_reinitialised, drop_reinitialised_keys,
+                     plain_state_dict, require_fit, strip_prefixes)
 from .convert import describe_state_dict
 
 
@@ -77,7 +76,7 @@ def check_checkpoint_fits(model: nn.Module, path: str) -> Dict[str, Any]:
     """
     loaded = _load_checkpoint(path, map_location='cpu')
     require_fit(
-        checkpoint_state_dict(loaded, path), model.state_dict(), path,
+        plain_state_dict(loaded, path), model.state_dict(), path,
         type(model).__name__, describe_state_dict)
     return loaded
 

@@ -1,12 +1,9 @@
 """Checkpoint state dicts as the models, hooks and tools read them: key
-names, partial loading, and whether (and why not) a state dict fits a
-model."""
+names, partial loading, whether (and why not) a state dict fits a model."""
 import re
-from dataclasses import dataclass
 from typing import (Any, Callable, Collection, Dict, List, Mapping, Optional,
                     Sequence, Tuple)
 
-import torch
 from torch import Tensor
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
@@ -19,12 +16,7 @@ def strip_prefixes(
     state_dict: Dict[str, Any], prefixes: Sequence[str] = ('module.', )
 ) -> Dict[str, Any]:
     """Remove each prefix in turn from the keys that start with it, in
-    place: ``module.`` of a (Distributed)DataParallel model, ``backbone.``
-    of a pose model's weights given to a backbone.
-
-    Returns:
-        dict: ``state_dict`` itself (renamed keys move to its end).
-    """
+    place (renamed keys move to the end); returns ``state_dict``."""
     for prefix in prefixes:
         consume_prefix_in_state_dict_if_present(state_dict, prefix)
     return state_dict
@@ -60,10 +52,8 @@ _MMPRETRAIN_VIT_NAMES = (*((f'layers.*.{old}', f'blocks.*.{new}')
 
 def timm_vit_names(state_dict: Dict[str, Any]) -> Dict[str, Any]:
     """A ViT state dict (keys without ``backbone.``) with mmpretrain's names
-    (``layers.i.ln1``, ``layers.i.ffn.layers.0.0``, ``patch_embed.projection``,
-    the final ``ln1``) renamed to timm's (``blocks.i.norm1``,
-    ``blocks.i.mlp.fc1``, ``patch_embed.proj``, ``norm``); other keys, timm's
-    and ``cls_token``/``pos_embed`` (named alike in both), unchanged."""
+    renamed to timm's; other keys (timm's, and ``cls_token``/``pos_embed``,
+    named alike in both) unchanged."""
     return {
         rename(key, _MMPRETRAIN_VIT_NAMES): value
         for key, value in state_dict.items()
@@ -74,21 +64,13 @@ def _shape(value) -> Tuple[int, ...]:
     return tuple(getattr(value, 'shape', ()))
 
 
-def drop_reinitialised_keys(state_dict: Dict[str, torch.Tensor],
-                            model_state: Mapping[str, torch.Tensor],
+def drop_reinitialised_keys(state_dict: StateDict, model_state: StateDict,
                             reinit: Sequence[str]) -> List[str]:
-    """Remove the entries of ``state_dict`` the model must re-initialise.
-
-    An entry is dropped when its key starts with one of the ``reinit``
-    prefixes (e.g. ``'head.final_layer'``) and its shape differs from the
-    model's, or the model lacks it. ``state_dict`` is changed in place; the
-    prefixed keys of the model that are not loaded keep their fresh
-    initialisation.
-
-    Args:
-        state_dict: Checkpoint weights (keys without a ``module.`` prefix).
-        model_state: ``model.state_dict()`` of the model to fill.
-        reinit: Key prefixes allowed to be re-initialised.
+    """Remove, in place, the entries of ``state_dict`` (checkpoint weights,
+    no ``module.`` prefix) whose key starts with one of the ``reinit``
+    prefixes (e.g. ``'head.final_layer'``) and whose shape differs from
+    ``model_state``'s, or that the model lacks; the model keeps its fresh
+    initialisation there.
 
     Returns:
         Model keys that will not come from the checkpoint, sorted, each as
@@ -147,9 +129,8 @@ def describe_reinitialised(keys: Sequence[str]) -> str:
 
 
 def listing(keys: Sequence[str], limit: int = 30) -> str:
-    """The first ``limit`` keys and how many more: a checkpoint of another
-    model can mismatch in hundreds of keys; the first ones and the count
-    are enough to see what went wrong."""
+    """The first ``limit`` keys and how many more (a checkpoint of another
+    model can mismatch in hundreds)."""
     shown = ', '.join(keys[:limit])
     return shown + (f' ... and {len(keys) - limit} more'
                     if len(keys) > limit else '')
@@ -168,9 +149,11 @@ def has_markers(keys: Collection[str], markers: Sequence[str]) -> bool:
     return all(any(k.startswith(m) for k in keys) for m in markers)
 
 
-def plain_state_dict(loaded: Any) -> StateDict:
+def plain_state_dict(loaded: Any, path: Optional[str] = None) -> StateDict:
     """The tensors of a plain state dict, a ``{'state_dict': ...}`` or a
-    ``{'model': ...}`` checkpoint, without a DataParallel ``module.``."""
+    ``{'model': ...}`` checkpoint, without a DataParallel ``module.``; the
+    errors name ``path``, the file it was read from, if given."""
+    where = f'the checkpoint {path}: ' if path else ''
     if isinstance(loaded, dict):
         for wrapper in ('state_dict', 'model'):
             if isinstance(loaded.get(wrapper), dict):
@@ -178,83 +161,40 @@ def plain_state_dict(loaded: Any) -> StateDict:
                 break
     if not isinstance(loaded, dict) or not loaded:
         raise CheckpointError(
-            'it holds no state dict (expected a dict of tensors, or one '
-            'under "state_dict" or "model").')
+            f'{where}it holds no state dict (expected a dict of tensors, or '
+            'one under "state_dict" or "model").')
     not_tensors = [
         str(k) for k, v in loaded.items()
         if not isinstance(k, str) or not isinstance(v, Tensor)
     ]
     if not_tensors:
-        raise CheckpointError('its state dict has entries that are not named '
-                              f'tensors: {listing(not_tensors)}.')
+        raise CheckpointError(f'{where}its state dict has entries that are '
+                              f'not named tensors: {listing(not_tensors)}.')
     if all(k.startswith('module.') for k in loaded):
         strip_prefixes(loaded)
     return loaded
 
 
-def checkpoint_state_dict(loaded: Any, path: str) -> StateDict:
-    """:func:`plain_state_dict` of the checkpoint read from ``path``, its
-    errors naming the file."""
-    try:
-        return plain_state_dict(loaded)
-    except CheckpointError as error:
-        raise CheckpointError(f'the checkpoint {path}: {error}') from error
-
-
-@dataclass(frozen=True)
-class ModelFamily:
-    """How the state dict of one model family of this package is told apart.
-
-    Attributes:
-        name (str): Family name shown to the user.
-        markers (tuple[str]): Key prefixes that all occur in its state dict.
-        layers (str): Prefix of its transformer layers, ``{layers}.{i}.``;
-            each layer has a ``norm1`` giving the token width.
-        keypoints (tuple, optional): ``(key, dim)``: the keypoint count is
-            that dimension of that tensor.
-    """
-
-    name: str
-    markers: Tuple[str, ...]
-    layers: str
-    keypoints: Optional[Tuple[str, int]]
-
-    def matches(self, keys: Collection[str]) -> bool:
-        return has_markers(keys, self.markers)
-
-    def describe(self, state: Mapping[str, Any]) -> str:
-        """e.g. ``'TransPose-R (4 transformer layers of width 256, 17
-        keypoints)'``."""
-        index = re.compile(re.escape(self.layers) + r'\.(\d+)\.')
-        depth = len({m.group(1) for m in map(index.match, state) if m})
-        norm = state.get(f'{self.layers}.0.norm1.weight')
-        width = f' of width {norm.shape[0]}' if norm is not None else ''
-        parts = [f'{depth} transformer layers{width}']
-        if self.keypoints and self.keypoints[0] in state:
-            key, dim = self.keypoints
-            parts.append(f'{state[key].shape[dim]} keypoints')
-        return f'{self.name} ({", ".join(parts)})'
-
-
-# More specific families first: the first whose markers all occur is it.
+# Families of this package, more specific first: (name, key prefixes that
+# all occur, prefix ``{layers}.{i}.`` of its transformer layers, whose
+# ``norm1`` gives the width, and ``(key, dim)`` of the keypoint count).
 MODEL_FAMILIES = (
-    ModelFamily('SHaRPose', ('backbone.quality_token', ), 'backbone.blocks',
-                ('backbone.keypoint_tokens', 1)),
-    ModelFamily('HigherPose', ('backbone.global_transformer.', ),
-                'backbone.global_transformer.layers',
-                ('head.highres_final_layer.weight', 0)),
-    ModelFamily('SSpose MAE pretraining',
-                ('backbone.patch_embed.embed1.', 'decoder.mask_token'),
-                'backbone.layers', None),
-    ModelFamily('SSpose-ConvViT',
-                ('backbone.patch_embed.embed1.', 'backbone.fusion.'),
-                'backbone.layers', ('head.final_layer.weight', 0)),
-    ModelFamily('SSpose', ('backbone.patch_embed.embed1.', ),
-                'backbone.layers', ('head.final_layer.weight', 0)),
-    ModelFamily('TransPose-H', ('neck.reduce.', 'backbone.stage3.'),
-                'neck.layers', ('head.final_layer.weight', 0)),
-    ModelFamily('TransPose-R', ('neck.reduce.', 'backbone.layer2.'),
-                'neck.layers', ('head.final_layer.weight', 0)),
+    ('SHaRPose', ('backbone.quality_token', ), 'backbone.blocks',
+     ('backbone.keypoint_tokens', 1)),
+    ('HigherPose', ('backbone.global_transformer.', ),
+     'backbone.global_transformer.layers', ('head.highres_final_layer.weight',
+                                            0)),
+    ('SSpose MAE pretraining', ('backbone.patch_embed.embed1.',
+                                'decoder.mask_token'), 'backbone.layers',
+     None),
+    ('SSpose-ConvViT', ('backbone.patch_embed.embed1.', 'backbone.fusion.'),
+     'backbone.layers', ('head.final_layer.weight', 0)),
+    ('SSpose', ('backbone.patch_embed.embed1.', ), 'backbone.layers',
+     ('head.final_layer.weight', 0)),
+    ('TransPose-H', ('neck.reduce.', 'backbone.stage3.'), 'neck.layers',
+     ('head.final_layer.weight', 0)),
+    ('TransPose-R', ('neck.reduce.', 'backbone.layer2.'), 'neck.layers',
+     ('head.final_layer.weight', 0)),
 )
 
 # Top-level module names of MMPose estimators (and this package's MAE).
@@ -263,19 +203,27 @@ _MMPOSE_PREFIXES = ('backbone.', 'neck.', 'head.', 'decoder.',
 
 
 def has_mmpose_names(keys: Collection[str]) -> bool:
-    """Whether the keys are named as an MMPose estimator's modules
-    (``backbone.*``, ``head.*``, ...)."""
+    """Whether all keys are under an MMPose estimator's module names."""
     return bool(keys) and all(k.startswith(_MMPOSE_PREFIXES) for k in keys)
 
 
 def describe_model(state: Mapping[str, Any]) -> str:
     """What a state dict looks like, as a phrase: a family of this package
-    with its size, an MMPose model of another kind, or something else (with
-    its first keys)."""
+    with its size (``'TransPose-R (4 transformer layers of width 256, 17
+    keypoints)'``), an MMPose model of another kind, or something else."""
     keys = list(state)
-    for family in MODEL_FAMILIES:
-        if family.matches(keys):
-            return family.describe(state)
+    for name, markers, layers, keypoints in MODEL_FAMILIES:
+        if not has_markers(keys, markers):
+            continue
+        index = re.compile(re.escape(layers) + r'\.(\d+)\.')
+        depth = len({m.group(1) for m in map(index.match, keys) if m})
+        norm = state.get(f'{layers}.0.norm1.weight')
+        width = f' of width {norm.shape[0]}' if norm is not None else ''
+        parts = [f'{depth} transformer layers{width}']
+        if keypoints and keypoints[0] in state:
+            parts.append(
+                f'{state[keypoints[0]].shape[keypoints[1]]} keypoints')
+        return f'{name} ({", ".join(parts)})'
     if has_mmpose_names(keys):
         return ('an MMPose model this package does not know (first keys: '
                 f'{listing(keys, 3)})')
@@ -283,18 +231,13 @@ def describe_model(state: Mapping[str, Any]) -> str:
 
 
 def require_fit(state: Mapping[str, Any],
-                own: Mapping[str, Tensor],
+                own: StateDict,
                 path: str,
                 model: str,
-                describe: Callable[[Mapping[str, Any]],
-                                   str] = describe_model) -> None:
+                describe: Callable = describe_model) -> None:
     """Stop unless ``state``, read from ``path``, holds exactly the tensors
-    ``own`` of the model (class name ``model``) with their shapes.
-
-    Args:
-        describe: What a state dict looks like, as a phrase
-            (``apis.convert.describe_state_dict`` also knows the official
-            checkpoints still to convert).
+    ``own`` of the model (class name ``model``) with their shapes;
+    ``describe`` phrases what a state dict looks like.
 
     Raises:
         CheckpointError: One sentence: what is missing, extra or reshaped,

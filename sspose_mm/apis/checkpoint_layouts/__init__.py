@@ -1,5 +1,4 @@
-"""Official checkpoint layouts; each module registers its layouts in
-:data:`~sspose_mm.apis.convert.CHECKPOINT_LAYOUTS` on import."""
+"""Official checkpoint layouts, registered in ``CHECKPOINT_LAYOUTS``."""
 from . import higherpose  # noqa: F401
 from . import sharpose  # noqa: F401
 from . import sspose  # noqa: F401

@@ -2,23 +2,11 @@
 
 ``dist_train.py`` saves ``model.state_dict()`` of ``PoseHigherResolutionNet``
 (no ``module.`` prefix). It becomes a ``BottomupPoseEstimator`` with
-:class:`~sspose_mm.models.backbones.HigherPoseHRNet` and
-:class:`~sspose_mm.models.heads.HigherHRNetHead`; the official computation
-is that backbone's ``attention_mode='released'``.
-
-Renames (official -> ours): the HRNet keys (``conv1``, ``bn1``, ``layer1``,
-``transition*``, ``stage*``) keep their names under ``backbone.``;
-``extration``/``up``/``fusion`` -> ``backbone.global_reduction``/
-``global_upsample``/``fusion``; ``global_encoder``/``global_decoder`` ->
-``backbone.global_transformer``/``local_transformer``, where each layer's
-``self_attn.linears.0-2`` (q, k, v) are stacked into ``in_proj_weight``/
-``in_proj_bias`` (that row order), ``linears.3`` -> ``out_proj``,
-``linear1``/``linear2`` -> ``ffn.0``/``ffn.3``, ``dw`` -> ``depthwise``;
-``final_layers.0``/``1`` -> ``head.final_layer``/``highres_final_layer``;
-``deconv_layers.0`` (transposed conv + BN, then 4 basic blocks) ->
-``head.upsample_layers``. The official key set is read off our modules
-(built on the ``meta`` device) through the same table, with the layer count
-taken from the keys.
+:class:`~sspose_mm.models.backbones.HigherPoseHRNet` (the official
+computation is its ``attention_mode='released'``) and
+:class:`~sspose_mm.models.heads.HigherHRNetHead`. Each transformer layer's
+``self_attn.linears.0-2`` (q, k, v) are stacked in that order into
+``in_proj_weight``/``in_proj_bias``; :data:`_RENAMES` renames the rest.
 
 Position tables, ``((S/8)^2, 1, 4)`` and ``((S/4)^2, 1, 32)`` for a square
 ``S x S`` training input: the fixed sine tables (COCO config) are dropped
@@ -43,9 +31,8 @@ from ..convert import (CHECKPOINT_LAYOUTS, CheckpointLayout, StateDict,
                        count_layers)
 from .transpose import SINE_TOLERANCE, hrnet_w32_extra, sine_table_error
 
-# Official prefix -> ours, the first match wins in both directions: within a
-# layer of either transformer, then the transformers, then everything else
-# ('' last: the HRNet keeps its names).
+# Official prefix -> ours, the first match wins in both directions ('' last:
+# the HRNet keeps its names).
 _LAYER_PARTS = (('self_attn.linears.3.', 'self_attn.out_proj.'), ('linear1.',
                                                                   'ffn.0.'),
                 ('linear2.', 'ffn.3.'), ('dw.', 'depthwise.'), ('', ''))
@@ -69,18 +56,16 @@ _RENAMES = (
 _QKV = tuple(f'self_attn.linears.{i}.' for i in range(3))
 _PACKED = 'self_attn.in_proj_'
 # Official table name -> the transformer that holds it.
-_TABLES = {
-    'pos_embedding_en': 'global_transformer',
-    'pos_embedding_de': 'local_transformer'
-}
+_TABLES = dict(
+    pos_embedding_en='global_transformer',
+    pos_embedding_de='local_transformer')
 _ALIAS = 'pos_embedding'  # the same tensor as pos_embedding_de
 _QKV_KEY = re.compile(r'(?P<layer>.*\.)self_attn\.linears\.(?P<index>[012])\.'
                       r'(?P<param>weight|bias)$')
 
 
 def _grid(name: str, table: Tensor) -> int:
-    """Side of the square token grid of an official ``(h*w, 1, C)``
-    table."""
+    """Side of the square token grid of an official ``(h*w, 1, C)`` table."""
     if table.ndim == 3 and table.shape[1] == 1:
         side = math.isqrt(table.shape[0])
         if side * side == table.shape[0]:
@@ -92,19 +77,14 @@ def _grid(name: str, table: Tensor) -> int:
 
 @CHECKPOINT_LAYOUTS.register_module('higherpose')
 class HigherPoseLayout(CheckpointLayout):
-    """Official HigherPose checkpoints -> ``BottomupPoseEstimator`` with
-    ``HigherPoseHRNet`` and ``HigherHRNetHead``."""
-
     description = ('HigherPose (HigherHRNet-W32 with global_encoder/'
                    'global_decoder transformers; attention_mode=released)')
     markers = ('extration.', 'global_encoder.layers.',
                'global_decoder.layers.', 'final_layers.')
-
     renames = _RENAMES
 
     def our_modules(self, keys: Collection[str]) -> nn.Module:
-        # The HRNet-W32 of the HigherPose configs; the keypoint count does
-        # not change names.
+        # The HRNet-W32 of the HigherPose configs.
         extra = hrnet_w32_extra()
         extra.stage4.multiscale_output = False
         num_layers = count_layers(keys, 'global_encoder.layers.')
@@ -125,9 +105,7 @@ class HigherPoseLayout(CheckpointLayout):
         return [_ALIAS, *_TABLES] + super().expected_keys(keys)
 
     def convert(self, state_dict: StateDict) -> Tuple[StateDict, List[str]]:
-        alias, decoder_table = (state_dict[_ALIAS],
-                                state_dict['pos_embedding_de'])
-        if not torch.equal(alias, decoder_table):
+        if not torch.equal(state_dict[_ALIAS], state_dict['pos_embedding_de']):
             raise CheckpointError(
                 f'{_ALIAS} differs from pos_embedding_de: in an official '
                 'checkpoint they are one tensor saved under two names.')
@@ -148,9 +126,7 @@ class HigherPoseLayout(CheckpointLayout):
                 converted[rename(key, _RENAMES)] = value
             elif qkv['index'] == '0':  # k and v are stacked with it
                 layer, param = qkv['layer'], qkv['param']
-                converted[rename(f'{layer}{_PACKED}{param}',
-                                 _RENAMES)] = torch.cat([
-                                     state_dict[f'{layer}{part}{param}']
-                                     for part in _QKV
-                                 ])
+                ours = rename(f'{layer}{_PACKED}{param}', _RENAMES)
+                converted[ours] = torch.cat(
+                    [state_dict[f'{layer}{part}{param}'] for part in _QKV])
         return converted, dropped

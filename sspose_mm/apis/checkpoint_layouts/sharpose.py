@@ -1,12 +1,11 @@
 """Official SHaRPose checkpoints (``AnxQ/sharpose``, MMPose 0.x ``TopDown``).
 
 The backbone (:class:`~sspose_mm.models.backbones.SHaRPoseViT`) keeps the
-official module names, so ``backbone.*`` keys stay as they are; the head's
-``keypoint_head.heatmap_mlp.*`` becomes ``head.heatmap_mlp.*``
-(:class:`~sspose_mm.models.heads.SHaRPoseHead`). Nothing is dropped. The
-number of blocks is read from the keys and the head's one- or two-layer MLP
-from its keys; widths and grids must match the config (a strict load says
-where not).
+official module names; ``keypoint_head.heatmap_mlp.*`` becomes
+``head.heatmap_mlp.*`` (:class:`~sspose_mm.models.heads.SHaRPoseHead`).
+Nothing is dropped. The block count and the head's one- or two-layer MLP are
+read from the keys; widths and grids must match the config (a strict load
+says where not).
 """
 from typing import Collection, List
 
@@ -18,9 +17,6 @@ from ..convert import CHECKPOINT_LAYOUTS, CheckpointLayout, count_layers
 
 @CHECKPOINT_LAYOUTS.register_module('sharpose')
 class SHaRPoseLayout(CheckpointLayout):
-    """Official SHaRPose ``TopDown`` checkpoints -> ``TopdownPoseEstimator``
-    with ``SHaRPoseViT`` and ``SHaRPoseHead``."""
-
     description = ('SHaRPose (coarse-to-fine ViT with keypoint tokens and '
                    'quality predictor, backbone.* + keypoint_head.*)')
     markers = ('backbone.pos_embed_list.', 'backbone.quality_predictor.',
@@ -28,13 +24,9 @@ class SHaRPoseLayout(CheckpointLayout):
     renames = (('keypoint_head.', 'head.'), )
 
     def our_modules(self, keys: Collection[str]) -> nn.Module:
-        # Tiny widths: only the names are used.
+        depth = count_layers(keys, 'backbone.blocks.')
         return nn.ModuleDict(
-            dict(
-                backbone=SHaRPoseViT(
-                    embed_dims=8,
-                    num_heads=1,
-                    depth=count_layers(keys, 'backbone.blocks.'))))
+            dict(backbone=SHaRPoseViT(embed_dims=8, num_heads=1, depth=depth)))
 
     def expected_keys(self, keys: Collection[str]) -> List[str]:
         # heatmap_mlp: LN, Linear (one layer) or LN, Linear, GELU, LN,

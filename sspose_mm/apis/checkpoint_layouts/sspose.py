@@ -1,32 +1,23 @@
 """Official SSpose (ConvMAE-style) checkpoints: the pretraining model and
 the ImageNet fine-tuning network.
 
-``sspose-pretrain``: ``yulinfangylf/SSpose``'s ``MaskedAutoencoderConvViT``
-(the released "SSpose-B" pretraining file, ``{'model': state_dict, ...}``)
-becomes an :class:`~sspose_mm.models.pretrainers.SSposeMAE` state dict. Its
+``sspose-pretrain``: the released "SSpose-B" pretraining file
+(``MaskedAutoencoderConvViT``, ``{'model': state_dict, ...}``) becomes an
+:class:`~sspose_mm.models.pretrainers.SSposeMAE` state dict, whose
 ``backbone.*`` part initialises a pose model with the same backbone widths
-(``load_from`` or ``init_cfg=dict(type='Pretrained', prefix='backbone.')``);
-the backbone resizes ``pos_embed`` to its token grid while loading. Nothing
-is dropped: the fixed sin-cos tables are stored in our model as in the
-official one.
+(``load_from`` or ``init_cfg=dict(type='Pretrained', prefix='backbone.')``;
+``pos_embed`` is resized to the token grid while loading). Nothing is
+dropped: the fixed sin-cos tables are stored as in the official model.
 
-``sspose-finetune``: the released "SSpose-B" ImageNet fine-tuning file
+``sspose-finetune``: the released ImageNet fine-tuning file
 (``models_convvit.ConvViT``: the same trunk without the fusion convolutions,
 ``fc_norm`` after the token average instead of ``norm``, a 1000-class
-``head``) becomes ``backbone.*`` keys of a pose backbone without fusion
-(``fusion='none'``): ``fc_norm`` initialises its final norm, the classifier
-is dropped.
+``head``) becomes ``backbone.*`` keys of a pose backbone with
+``fusion='none'``; the classifier is dropped.
 
-Renames (official -> ours): ``patch_embed1-3`` -> ``patch_embed.embed1-3``,
-``patch_embed4`` -> ``patch_embed.linear``, conv blocks' ``conv1``/``attn``/
-``conv2`` -> ``value``/``masked_conv``/``proj`` under ``patch_embed``,
-``blocks3`` -> ``layers``, timm attention ``qkv``/``proj`` ->
-``in_proj_weight``/``in_proj_bias``/``out_proj`` (same row order),
-``stage{1,2}_output_decode`` -> ``fusion.stage{1,2}``, ``decoder_*`` ->
-``decoder.*``, ``fc_norm`` -> ``norm``. The official key set is read off
-our modules through the same renames, with the block counts of the
-checkpoint (any depths); widths come with the tensors, and the model config
-must match them (a strict load says where not).
+Block counts are read from the keys (any depths); widths come with the
+tensors, and the model config must match them (a strict load says where
+not).
 """
 from typing import Collection
 
@@ -53,7 +44,6 @@ _TRUNK = (
       for old, new in (('attn.qkv.', 'attn.in_proj_'),
                        ('attn.proj.', 'attn.out_proj.'), ('', ''))),
     ('pos_embed', 'backbone.pos_embed'))
-# Tiny widths: only the module names are used.
 _NAMES_ONLY = dict(embed_dims=(8, 8, 8), num_heads=1)
 
 
@@ -64,8 +54,6 @@ def _depths(keys: Collection[str]) -> tuple:
 
 @CHECKPOINT_LAYOUTS.register_module('sspose-pretrain')
 class SSposePretrainLayout(CheckpointLayout):
-    """The official pretraining model's keys -> :class:`SSposeMAE` keys."""
-
     description = ('SSpose / ConvMAE MaskedAutoencoderConvViT pretraining '
                    '(encoder + decoder)')
     markers = ('stage1_output_decode.', 'blocks3.', 'decoder_blocks.',
@@ -88,22 +76,14 @@ class SSposePretrainLayout(CheckpointLayout):
 
 @CHECKPOINT_LAYOUTS.register_module('sspose-finetune')
 class SSposeFinetuneLayout(CheckpointLayout):
-    """The official ImageNet fine-tuning network's keys (``ConvViT``: the
-    trunk, ``fc_norm``, the classifier ``head``; no fusion, no decoder) ->
-    a pose backbone's ``backbone.*`` keys (``fusion='none'``); the
-    classifier is dropped."""
-
     description = ('SSpose / ConvMAE ConvViT ImageNet fine-tuning (encoder '
                    'only: a backbone initialisation; classifier dropped)')
     markers = ('fc_norm.', 'blocks3.', 'patch_embed4.')
     dropped_reason = 'the ImageNet classifier, which a pose model has not'
-    # The fine-tuning network normalises the average of the tokens with
     # ``fc_norm`` (its only LayerNorm after the transformer, 768 wide, eps
-    # 1e-6) and has no ``norm``: ``fc_norm`` initialises the pose
-    # backbone's final norm, which normalises each token.
+    # 1e-6, on the token average) initialises the pose backbone's final
+    # norm, which normalises each token.
     renames = (*_TRUNK, ('fc_norm.', 'backbone.norm.'))
-    # Its 1000-class ImageNet classifier: nothing of a pose model
-    # corresponds to it.
     drops = ('head.weight', 'head.bias')
 
     def our_modules(self, keys: Collection[str]) -> nn.Module:

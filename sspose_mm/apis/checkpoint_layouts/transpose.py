@@ -1,14 +1,11 @@
 """Official TransPose checkpoints (``yangsenius/TransPose``).
 
-This package's TransPose models keep the official module names: MMPose's
-``ResNet`` or :class:`~sspose_mm.models.backbones.HRNetS` backbone, the
-:class:`~sspose_mm.models.necks.TransPoseEncoder` neck (``reduce``,
-``layers``) and MMPose's ``HeatmapHead`` (``deconv_layers``,
-``final_layer``). So a prefix map renames every key, and the official key
-set is read off those modules (built on the ``meta`` device: names, no
-memory) instead of being listed. The number of encoder layers is read from
-the keys. ``pos_embedding`` ``(h*w, 1, d)`` is dropped after checking it
-equals the sine table the neck computes for the training input size.
+This package's TransPose models keep the official module names (MMPose's
+``ResNet`` or :class:`~sspose_mm.models.backbones.HRNetS`, the
+:class:`~sspose_mm.models.necks.TransPoseEncoder` neck, MMPose's
+``HeatmapHead``), so a prefix map renames every key. ``pos_embedding``
+``(h*w, 1, d)`` is dropped after checking it equals the sine table the neck
+computes for the training input size.
 """
 from typing import Collection
 
@@ -51,29 +48,22 @@ SINE_TOLERANCE = 1e-6
 
 
 class TransPoseLayout(CheckpointLayout):
-    """Official TransPose checkpoints -> ``TopdownPoseEstimator`` with
-    ``TransPoseEncoder``.
-
-    Attributes:
-        stride (int): Input size / token grid size.
-        input_size (tuple[int, int]): ``(H, W)`` the official fixed
-            ``pos_embedding`` was computed for.
-    """
-
     renames = (('global_encoder.layers.', 'neck.layers.'),
                ('reduce.', 'neck.reduce.'), ('deconv_layers.',
                                              'head.deconv_layers.'),
                ('final_layer.', 'head.final_layer.'), ('', 'backbone.'))
     drops = ('pos_embedding', )
-    stride: int
-    input_size = (256, 192)
+    stride: int  # input size / token grid size
+    input_size = (256, 192)  # (H, W) the official pos_embedding is made for
 
     def our_modules(self, keys: Collection[str]) -> nn.Module:
         with torch.device('meta'):
-            return self.official_modules(
-                count_layers(keys, 'global_encoder.layers.'))
+            return nn.ModuleDict(
+                zip(('backbone', 'neck', 'head'),
+                    self.official_modules(
+                        count_layers(keys, 'global_encoder.layers.'))))
 
-    def official_modules(self, num_layers: int) -> nn.ModuleDict:
+    def official_modules(self, num_layers: int) -> tuple:
         """Backbone, neck and head of the official architecture (widths of
         the smallest official variant)."""
         raise NotImplementedError
@@ -105,22 +95,17 @@ class TransPoseRLayout(TransPoseLayout):
     markers = ('layer2.', 'global_encoder.', 'deconv_layers.')
     stride = 8
 
-    def official_modules(self, num_layers: int) -> nn.ModuleDict:
+    def official_modules(self, num_layers: int) -> tuple:
         # ResNet-S: the ResNet-50 stem and its first 3+4 Bottlenecks.
-        return nn.ModuleDict(
-            dict(
-                backbone=ResNet(
-                    50,
-                    num_stages=2,
-                    strides=(1, 2),
-                    dilations=(1, 1),
-                    out_indices=(1, )),
-                neck=TransPoseEncoder(512, 256, num_layers, 8, 1024),
-                head=HeatmapHead(
-                    256,
-                    17,
-                    deconv_out_channels=(256, ),
-                    deconv_kernel_sizes=(4, ))))
+        resnet_s = ResNet(
+            50,
+            num_stages=2,
+            strides=(1, 2),
+            dilations=(1, 1),
+            out_indices=(1, ))
+        head = HeatmapHead(
+            256, 17, deconv_out_channels=(256, ), deconv_kernel_sizes=(4, ))
+        return resnet_s, TransPoseEncoder(512, 256, num_layers, 8, 1024), head
 
 
 @CHECKPOINT_LAYOUTS.register_module('transpose-h')
@@ -130,11 +115,8 @@ class TransPoseHLayout(TransPoseLayout):
     markers = ('transition1.', 'stage3.', 'global_encoder.', 'reduce.')
     stride = 4
 
-    def official_modules(self, num_layers: int) -> nn.ModuleDict:
+    def official_modules(self, num_layers: int) -> tuple:
         extra = hrnet_w32_extra()
         del extra['stage4']
-        return nn.ModuleDict(
-            dict(
-                backbone=HRNetS(extra),
-                neck=TransPoseEncoder(32, 64, num_layers, 1, 128),
-                head=HeatmapHead(64, 17, deconv_out_channels=None)))
+        return (HRNetS(extra), TransPoseEncoder(32, 64, num_layers, 1, 128),
+                HeatmapHead(64, 17, deconv_out_channels=None))

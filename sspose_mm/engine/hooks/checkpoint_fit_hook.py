@@ -4,7 +4,7 @@ from mmengine.model import is_model_wrapper
 from mmpose.registry import HOOKS
 
 from ...errors import CheckpointError
-from ...utils import checkpoint_state_dict, require_fit
+from ...utils import plain_state_dict, require_fit
 from .keypoint_transfer_hook import KeypointTransferHook
 
 
@@ -40,7 +40,7 @@ class CheckpointFitHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        state = checkpoint_state_dict(checkpoint, path)
+        state = plain_state_dict(checkpoint, path)
         # Loaded as the model loads itself, so tensors it adapts fit.
         try:
             loaded = model.load_state_dict(state, strict=False)

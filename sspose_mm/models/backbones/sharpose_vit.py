@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ...errors import CheckpointError, ConfigError
 from ...fileio import safe_torch_load
-from ...utils import (checkpoint_state_dict, key_differences, listing,
+from ...utils import (key_differences, listing, plain_state_dict,
                       strip_prefixes, timm_vit_names)
 from ..utils import ViTBlock, fit_position_table, gather_tokens
 
@@ -470,8 +470,7 @@ def load_vit_pretrained(backbone: SHaRPoseViT, path: str) -> None:
             f'SHaRPoseViT pretrained checkpoint {path} does not exist (set '
             'model.backbone.init_cfg.checkpoint to the MAE weights, or None '
             'to train from scratch).')
-    loaded = checkpoint_state_dict(
-        safe_torch_load(path, map_location='cpu'), path)
+    loaded = plain_state_dict(safe_torch_load(path, map_location='cpu'), path)
     state_dict = timm_vit_names(
         strip_prefixes(loaded, ('module.', 'backbone.')))
     state_dict.pop('keypoint_tokens', None)
