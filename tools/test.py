@@ -17,9 +17,9 @@ from mmengine.runner import Runner
 from sspose_mm.apis.fast_inference import (model_input_size,
                                            prepare_for_inference)
 from sspose_mm.apis.loading import check_checkpoint_fits, is_untrained
-from sspose_mm.cli import (add_runner_arguments, enable_visualization,
-                           finish_config, naming_malformed_json,
-                           parse_runner_arguments, read_config, run_cli)
+from sspose_mm.cli import (enable_visualization, finish_config,
+                           naming_malformed_json, parse_runner_arguments,
+                           read_config, run_cli)
 from sspose_mm.errors import ConfigError
 
 
@@ -36,8 +36,7 @@ def parse_args():
         action='store_true',
         help='fast inference path: batch norms folded, '
         'channels-last (see docs/speed.md)')
-    add_runner_arguments(parser, 'prediction')
-    return parse_runner_arguments(parser)
+    return parse_runner_arguments(parser, 'prediction')
 
 
 def main():

@@ -13,10 +13,10 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from sspose_mm.cli import (add_runner_arguments, enable_visualization,
-                           find_resume_checkpoint, finish_config,
-                           make_deterministic, naming_malformed_json,
-                           parse_runner_arguments, read_config, run_cli)
+from sspose_mm.cli import (enable_visualization, find_resume_checkpoint,
+                           finish_config, make_deterministic,
+                           naming_malformed_json, parse_runner_arguments,
+                           read_config, run_cli)
 from sspose_mm.errors import ConfigError
 from sspose_mm.fileio import trust_checkpoint
 
@@ -53,8 +53,7 @@ def parse_args():
         action='store_true',
         help='bit-identical runs: fixed seed (the config\'s, else 0), '
         'deterministic algorithms, workers re-seeded every epoch')
-    add_runner_arguments(parser, 'validation')
-    return parse_runner_arguments(parser)
+    return parse_runner_arguments(parser, 'validation')
 
 
 def main():

@@ -2,16 +2,15 @@
 options and checking it before anything is built (:mod:`.launch`,
 :mod:`.checks`), and the one-line ``error:`` convention (:mod:`.report`).
 Not imported by ``import sspose_mm``; nothing below ``apis`` imports it."""
-from .checks import check_cfg_options, check_config
-from .launch import (add_runner_arguments, enable_visualization,
-                     find_resume_checkpoint, finish_config, load_config,
-                     make_deterministic, naming_malformed_json,
-                     parse_runner_arguments, read_config)
+from .checks import check_cfg_options
+from .launch import (enable_visualization, find_resume_checkpoint,
+                     finish_config, load_config, make_deterministic,
+                     naming_malformed_json, parse_runner_arguments,
+                     read_config)
 from .report import run_cli
 
 __all__ = [
-    'add_runner_arguments', 'check_cfg_options', 'check_config',
-    'enable_visualization', 'find_resume_checkpoint', 'finish_config',
-    'load_config', 'make_deterministic', 'naming_malformed_json',
-    'parse_runner_arguments', 'read_config', 'run_cli'
+    'check_cfg_options', 'enable_visualization', 'find_resume_checkpoint',
+    'finish_config', 'load_config', 'make_deterministic',
+    'naming_malformed_json', 'parse_runner_arguments', 'read_config', 'run_cli'
 ]

@@ -1,10 +1,7 @@
-"""Checks run by the tools before a Runner is built.
-
-Each failure is a :class:`ConfigError` or :class:`DataError` naming the
-config entry and the file, instead of a traceback from deep inside the
-dataset or model code. The checkpoint check is
-:func:`sspose_mm.apis.loading.check_checkpoint_fits`.
-"""
+"""Checks run by the tools before a Runner is built: each failure is a
+:class:`ConfigError` or :class:`DataError` naming the config entry and the
+file, not a traceback from deep inside (the checkpoint check is
+:func:`sspose_mm.apis.loading.check_checkpoint_fits`)."""
 import ast
 import difflib
 import inspect
@@ -68,14 +65,13 @@ def closest_registered(type_name: str,
     return close[0] if close else None
 
 
-def _arguments(built: Callable) -> Iterator[Tuple[str, Any]]:
-    """(name, annotation) of each argument of what builds from a config
-    node: a function, or a class and the constructors it inherits (most
-    derived first). Annotations written as strings are evaluated one by
-    one (``inspect``'s ``eval_str`` gives up on the first it cannot
-    resolve); an unresolvable one becomes None."""
+def _arguments(built: Optional[Callable]) -> Iterator[Tuple[str, Any]]:
+    """(name, annotation) of each argument of a function, or of a class's
+    constructors (most derived first); none for None. String annotations
+    are evaluated one by one (``inspect``'s ``eval_str`` gives up on the
+    first it cannot resolve); an unresolvable one becomes None."""
     functions = ([klass.__init__ for klass in built.__mro__]
-                 if inspect.isclass(built) else [built])
+                 if inspect.isclass(built) else [built] if built else [])
     for function in functions:
         try:
             parameters = inspect.signature(function).parameters
@@ -92,19 +88,9 @@ def _arguments(built: Callable) -> Iterator[Tuple[str, Any]]:
             yield name, annotation
 
 
-def _is_constructor_argument(node: dict, key: str) -> bool:
-    """Whether ``key`` is an argument of the constructor ``node`` builds."""
-    if not isinstance(node.get('type'), str):
-        return False
-    built = registered(node['type'])
-    return built is not None and any(name == key
-                                     for name, _ in _arguments(built))
-
-
 def config_dicts(node: Any, path: str = '') -> Iterator[Tuple[str, dict]]:
-    """Every dict of a config (depth first, the root as ``''``) with its
-    dotted path, list items by index: ``('model.head', {...})``,
-    ``('train_pipeline.2', {...})``."""
+    """Every dict of a config, depth first, with its dotted path (the root
+    ``''``, list items by index: ``'train_pipeline.2'``)."""
     if isinstance(node, Config):
         node = dict(node.items())
     if isinstance(node, dict):
@@ -118,9 +104,8 @@ def config_dicts(node: Any, path: str = '') -> Iterator[Tuple[str, dict]]:
 
 def check_module_types(cfg: Config) -> None:
     """Stop at a ``type`` that no registry knows but one name nearly matches
-    (a typo), naming the config entry; other unknown types are left to the
-    build, whose error :func:`sspose_mm.errors.explain` also completes."""
-
+    (a typo); other unknown types are left to the build, whose error
+    :func:`sspose_mm.cli.report.explain` completes."""
     for path, node in config_dicts(cfg):
         type_name = node.get('type')
         if isinstance(type_name, str) and registered(type_name) is None:
@@ -133,7 +118,8 @@ def check_module_types(cfg: Config) -> None:
 
 def _builder(node: dict, path: str) -> Optional[Callable]:
     """What ``node`` at ``path`` is built with: its ``type``, or for the
-    entries that name none what mmengine's Runner builds from them."""
+    entries that name none what mmengine's Runner builds from them (none
+    for the path '')."""
     type_name = node.get('type')
     if callable(type_name):
         return type_name
@@ -150,8 +136,8 @@ def _builder(node: dict, path: str) -> Optional[Callable]:
 
 def _number_kind(annotation: Any) -> Optional[type]:
     """``int`` for an argument annotated as a whole number, ``float`` for
-    any number; None for all else (a config cannot hold a tensor, and None
-    is accepted everywhere: many annotations omit Optional)."""
+    any number, else None (ignoring None and tensors: many annotations omit
+    Optional, and a config cannot hold a tensor)."""
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     kinds = set(typing.get_args(annotation)) if union else {annotation}
     kinds -= {type(None), torch.Tensor}
@@ -164,19 +150,17 @@ def check_value_types(cfg: Config,
                       options: Optional[Dict[str, Any]] = None) -> None:
     """Numbers where the built constructors need numbers.
 
-    A config (or ``--cfg-options``, which keeps what does not parse as a
-    number as a string) can hold ``max_epochs='abc'``, ``lr='fast'`` or
-    ``out_channels=17.0``; mmengine stores them and the build fails deep
-    inside, or later in training. Each argument annotated ``int`` (or
-    ``float``) of the constructor a node builds must get a whole number (or
-    any number), else one :class:`ConfigError` names the key, its value,
-    where it was set and what it needs.
+    A config or ``--cfg-options`` can hold ``max_epochs='abc'`` or
+    ``out_channels=17.0``; the build then fails deep inside, or later in
+    training. Each argument annotated ``int`` (``float``) must get a whole
+    number (any number), else a :class:`ConfigError` names the key, its
+    value, where it was set and what it needs.
     """
     given = options or {}
     for path, node in config_dicts(cfg):
         built = _builder(node, path)
         kinds: Dict[str, Optional[type]] = {}
-        for name, annotation in _arguments(built) if built else ():
+        for name, annotation in _arguments(built):
             kinds.setdefault(name, _number_kind(annotation))
         for key, value in node.items():
             kind = kinds.get(key)
@@ -196,12 +180,8 @@ def check_value_types(cfg: Config,
 
 def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
     """One sentence for the first syntax error in the config ``path`` or
-    the ``_base_`` files it builds on; None if they all parse.
-
-    mmengine parses configs without their file name, so Python's message
-    says ``File "<unknown>"``; this finds the file (through mmengine's own
-    ``_base_`` resolution) and names it with the line.
-    """
+    its ``_base_`` files (mmengine's message says ``File "<unknown>"``);
+    None if they all parse."""
     if not osp.isfile(path):
         return None
     if path.endswith('.py'):
@@ -224,15 +204,10 @@ def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
 
 
 def check_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:
-    """Reject ``--cfg-options`` keys that look like typos of existing keys.
-
-    A key the config lacks is accepted when it is an argument of the
-    constructor its entry builds, or when nothing close to it exists (if it
-    is not an argument, the build fails with an "unknown config key"
-    message), but a near miss such as ``train_cfg.max_epoch`` would be
-    silently ignored or fail deep in the build, so it stops here with the
-    suggestion.
-    """
+    """Reject ``--cfg-options`` keys that look like typos of existing keys
+    (``train_cfg.max_epoch``: ignored, or failing deep in the build). A new
+    key is accepted when it is an argument of the entry's ``type``, or when
+    no existing key is close (the build then names it if unknown)."""
     for key in options or {}:
         node: Any = dict(cfg.items())
         path = []
@@ -245,8 +220,8 @@ def check_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:
                 node = node[int(part)]
             elif isinstance(node, dict) and part in node:
                 node = node[part]
-            elif isinstance(node, dict) and _is_constructor_argument(
-                    node, part):
+            elif isinstance(node, dict) and part in dict(
+                    _arguments(_builder(node, ''))):
                 break
             else:
                 siblings = list(node.keys()) if isinstance(node, dict) else []
@@ -274,9 +249,7 @@ def leaf_datasets(dataset_cfg: dict, where: str) -> Iterable:
 def dataset_files(leaf: dict) -> Dict[str, str]:
     """``ann_file``, ``bbox_file`` and image folder ``img_dir`` of a leaf
     dataset config as the dataset reads them ('' where it names none):
-    mmengine joins the annotation file and ``data_prefix.img`` to
-    ``data_root`` unless absolute, MMPose reads the detection file as given.
-    """
+    ``data_root`` joined to all but the detection file, as MMPose does."""
     root = leaf.get('data_root') or ''
     ann_file = leaf.get('ann_file')
     return dict(
@@ -286,8 +259,7 @@ def dataset_files(leaf: dict) -> Dict[str, str]:
 
 
 def check_dataset_files(dataset_cfg: dict, where: str) -> None:
-    """Every file a dataset config (or an evaluator's ``ann_file``) names
-    must exist."""
+    """Every file a dataset config (or evaluator) names must exist."""
     for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
         data_root = leaf.get('data_root') or ''
         if data_root and not osp.isdir(data_root):
@@ -315,9 +287,8 @@ def check_dataset_files(dataset_cfg: dict, where: str) -> None:
 
 
 def dataset_metainfo(leaf: dict) -> dict:
-    """The metainfo the dataset of a leaf dataset config gets from its
-    class's ``_load_metainfo`` (MMPose's parsed keypoint layout for pose
-    datasets, with ``num_keypoints``); {} for a type no registry knows."""
+    """The metainfo (with ``num_keypoints``) the class of a leaf dataset
+    config loads (``_load_metainfo``); {} for a type no registry knows."""
     from mmpose.registry import DATASETS
     dataset_cls = DATASETS.get(leaf.get('type', ''))
     if dataset_cls is None or not hasattr(dataset_cls, '_load_metainfo'):
@@ -368,9 +339,8 @@ def check_config(cfg: Config, phases: Iterable[str]) -> None:
 
 
 def find_malformed_json(cfg: Config) -> Optional[str]:
-    """The first annotation or detection file of the config's dataloaders
-    and evaluators that is not valid JSON, with the parser's complaint, as
-    one sentence; None if all parse."""
+    """One sentence naming the first annotation or detection file of the
+    config that is not valid JSON, with the parser's complaint; or None."""
     files = []
     for phase in ('train', 'val', 'test'):
         loader = cfg.get(f'{phase}_dataloader')
@@ -423,9 +393,8 @@ def check_detections_match_images(dataset_cfg: dict, where: str) -> None:
                 ' file of another dataset or split?')
 
 
-# The default hooks mmengine itself registers (Runner.register_default_hooks)
-# and removes when a config sets them to None; any other None stops it with
-# a bare AssertionError.
+# The default hooks mmengine registers (Runner.register_default_hooks) and
+# removes when set to None; any other None stops it with an AssertionError.
 MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
                           'param_scheduler', 'checkpoint')
 
