@@ -75,10 +75,8 @@ def _runs_on(capability: Tuple[int, int], archs: Sequence[str]) -> bool:
         kind, _, number = arch.partition('_')
         digits = ''.join(c for c in number if c.isdigit())
         built = (int(digits[:-1]), int(digits[-1]))
-        if kind == 'sm' and built[0] == capability[0] and (built[1]
-                                                           <= capability[1]):
-            return True
-        if kind == 'compute' and built <= capability:
+        if built <= capability and (kind == 'compute' or kind == 'sm'
+                                    and built[0] == capability[0]):
             return True
     return False
 

@@ -42,28 +42,24 @@ _FILE_KINDS = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
                (b'{', 'JSON or other text'))
 
 
-def _not_a_checkpoint(path: str) -> Optional[CheckpointError]:
-    """The error for a file whose first bytes are those of no PyTorch
-    checkpoint (e.g. a JPEG renamed ``.pth``); None if they could be."""
-    with open(path, 'rb') as f:
-        head = f.read(16)
-    if not head or head.startswith(b'PK') or head[:1] == b'\x80':
-        return None
-    kind = next(
-        (name for magic, name in _FILE_KINDS if head.startswith(magic)), None)
-    if kind is None and len(head) > 9 and head[8:10] == b'{"':
-        kind = 'a safetensors file'  # 8-byte header length, then JSON
-    return CheckpointError(
-        f'{path} is not a PyTorch checkpoint: it is '
-        f'{kind or "neither the zip archive nor the pickle torch.save writes"}'
-        '. Check the file name, or download the checkpoint again.')
-
-
 def _corrupt_checkpoint(path: str, error: BaseException) -> CheckpointError:
-    other_file = _not_a_checkpoint(path) if osp.isfile(path) else None
-    if other_file is not None:
-        return other_file
-    size = osp.getsize(path) if osp.isfile(path) else 0
+    """The error for a file torch.load could not read: one whose first bytes
+    are those of no checkpoint (a JPEG renamed ``.pth``), or else cut off."""
+    head = b''
+    if osp.isfile(path):
+        with open(path, 'rb') as f:
+            head = f.read(16)
+    if head and not head.startswith(b'PK') and head[:1] != b'\x80':
+        # A safetensors file: an 8-byte header length, then JSON.
+        other = ('a safetensors file' if head[8:10] == b'{"' else
+                 'neither the zip archive nor the pickle torch.save writes')
+        kind = next(
+            (name for magic, name in _FILE_KINDS if head.startswith(magic)),
+            other)
+        return CheckpointError(
+            f'{path} is not a PyTorch checkpoint: it is {kind}. Check the '
+            'file name, or download the checkpoint again.')
+    size = osp.getsize(path) if head else 0
     detail = str(error).splitlines()[0][:100] if str(error) else 'end of file'
     return CheckpointError(
         f'the checkpoint {path} ({size:,} bytes) is truncated or corrupt '

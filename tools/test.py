@@ -1,9 +1,7 @@
 """Evaluate a checkpoint: MMPose's ``tools/test.py`` with this package's
-checks; runs on CPU (gloo) without CUDA.
-
-The checkpoint is loaded with ``torch.load(weights_only=True)``. Pass
-``none`` as checkpoint to evaluate the freshly initialised model (the
-untrained baseline).
+checks; runs on CPU (gloo) without CUDA. The checkpoint is loaded with
+``torch.load(weights_only=True)``; ``none`` evaluates the freshly
+initialised model (the untrained baseline).
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
@@ -11,7 +9,6 @@ import json
 import os
 
 from mmengine.dist import broadcast
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 from sspose_mm.apis.fast_inference import (model_input_size,
@@ -28,14 +25,13 @@ def parse_args():
     parser.add_argument('config', help='test config file path')
     parser.add_argument(
         'checkpoint',
-        help='checkpoint file, or "none" for the untrained '
-        'model')
+        help='checkpoint file, or "none" for the untrained model')
     parser.add_argument('--out', help='write the metrics to this json file')
     parser.add_argument(
         '--fast',
         action='store_true',
-        help='fast inference path: batch norms folded, '
-        'channels-last (see docs/speed.md)')
+        help='fast inference path: batch norms folded, channels-last (see '
+        'docs/speed.md)')
     return parse_runner_arguments(parser, 'prediction')
 
 
@@ -50,9 +46,7 @@ def main():
                          args.wait_time)
     finish_config(cfg, args.cfg_options, args.launcher, ['test'])
     runner = Runner.from_cfg(cfg)
-    model = (
-        runner.model.module
-        if is_model_wrapper(runner.model) else runner.model)
+    model = getattr(runner.model, 'module', runner.model)  # inside DDP
     if untrained:
         model.init_weights()
         # Every process must evaluate the same random model.

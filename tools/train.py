@@ -1,8 +1,6 @@
-"""Train a pose model: MMPose's ``tools/train.py`` with this package's checks.
-
-Runs on CUDA as usual and, without CUDA, on CPU (gloo for
-``--launcher pytorch``). Files a config needs are checked before anything
-starts; user errors end with one line instead of a traceback.
+"""Train a pose model: MMPose's ``tools/train.py`` with this package's checks
+(of the files a config needs, before anything starts; user errors end with
+one line). Without CUDA it runs on the CPU (gloo for ``--launcher pytorch``).
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
@@ -27,7 +25,6 @@ def parse_args():
     parser.add_argument(
         '--resume',
         nargs='?',
-        type=str,
         const='auto',
         help='resume from this checkpoint, or without a value from the '
         'latest checkpoint in the work dir')

@@ -9,6 +9,7 @@ import json
 import os.path as osp
 import types
 import typing
+from pathlib import Path
 from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional,
                     Tuple)
 
@@ -185,10 +186,8 @@ def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
     if not osp.isfile(path):
         return None
     if path.endswith('.py'):
-        with open(path, encoding='utf-8') as f:
-            source = f.read()
         try:
-            ast.parse(source, filename=path)
+            ast.parse(Path(path).read_text(encoding='utf-8'), filename=path)
         except SyntaxError as error:
             code = (error.text or '').strip()
             return (f'syntax error in the config file {path}, line '
@@ -265,8 +264,7 @@ def check_dataset_files(dataset_cfg: dict, where: str) -> None:
         if data_root and not osp.isdir(data_root):
             raise ConfigError(f'data_root "{data_root}" of {leaf_where} does '
                               f'not exist. {COCO_HINT}')
-        files = dataset_files(leaf)
-        ann_file, bbox_file = files['ann_file'], files['bbox_file']
+        ann_file, bbox_file, img_dir = dataset_files(leaf).values()
         if ann_file and not osp.isfile(ann_file):
             raise ConfigError(
                 f'annotation file "{ann_file}" of {leaf_where}.ann_file does '
@@ -280,9 +278,9 @@ def check_dataset_files(dataset_cfg: dict, where: str) -> None:
                 f'person detection file "{bbox_file}" of '
                 f'{leaf_where}.bbox_file does not exist (set it to None to '
                 f'test with ground-truth boxes). {COCO_HINT}')
-        if files['img_dir'] and not osp.isdir(files['img_dir']):
+        if img_dir and not osp.isdir(img_dir):
             raise ConfigError(
-                f'image folder "{files["img_dir"]}" of '
+                f'image folder "{img_dir}" of '
                 f'{leaf_where}.data_prefix.img does not exist. {COCO_HINT}')
 
 
@@ -346,8 +344,7 @@ def find_malformed_json(cfg: Config) -> Optional[str]:
         loader = cfg.get(f'{phase}_dataloader')
         leaves = leaf_datasets(loader['dataset'], phase) if loader else []
         for leaf, _ in leaves:
-            named = dataset_files(leaf)
-            files += [named['ann_file'], named['bbox_file']]
+            files += list(dataset_files(leaf).values())[:2]
         evaluator = cfg.get(f'{phase}_evaluator')
         if isinstance(evaluator, dict):
             files.append(evaluator.get('ann_file') or '')
@@ -367,8 +364,7 @@ def find_malformed_json(cfg: Config) -> Optional[str]:
 def check_detections_match_images(dataset_cfg: dict, where: str) -> None:
     """A person-detection file must name images of the annotation file."""
     for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
-        files = dataset_files(leaf)
-        ann_file, bbox_file = files['ann_file'], files['bbox_file']
+        ann_file, bbox_file, _ = dataset_files(leaf).values()
         if not bbox_file or not ann_file:
             continue
         try:
