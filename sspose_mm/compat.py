@@ -1,10 +1,9 @@
 """What MMPose needs in order to import on this stack, and nothing else.
 
-mmcv-lite ships no compiled ops, but mmpose imports ``mmcv.ops`` (EDPose).
-Where the real ``mmcv._ext`` is absent, a placeholder lets the import
-succeed; calling an op raises a RuntimeError naming it and how to get
-compiled ops. Imported by ``sspose_mm/__init__.py`` before mmpose, so
-importing ``sspose_mm`` (or ``custom_imports``) is all MMPose's tools need.
+mmcv-lite ships no compiled ops, but mmpose imports ``mmcv.ops`` (EDPose):
+without ``mmcv._ext`` a placeholder lets the import succeed, and calling an
+op raises a RuntimeError naming it and how to get compiled ops. Importing
+``sspose_mm`` (or ``custom_imports``) is all MMPose's tools need.
 """
 import contextlib
 import importlib.machinery

@@ -1,21 +1,14 @@
-"""The environment policies the tools apply: :func:`setup_env`.
-
-``import sspose_mm`` only registers modules. :func:`setup_env` then
-
-1. loads local checkpoints with ``torch.load(weights_only=True)``
-   (:func:`sspose_mm.fileio.load_from_local`): mmengine 0.10.7 calls
-   ``torch.load`` without it; instead of the process-wide escape hatch only
-   the file resumed from with ``--trust-checkpoint`` is unpickled in full;
-2. logs how many people MMPose's COCO-style datasets leave out (no labelled
-   keypoint, or a zero-area box, as the published trainings did);
-3. silences setuptools' ``pkg_resources`` deprecation warning (mmengine
-   finds ``mmpose::`` configs with it), printed on every start.
-
-MMPose's own tools train the same: this package's checkpoints hold only
-tensors and plain values. :func:`setup_distributed` prepares a run on
-CPU-only machines (gloo); :func:`check_gpus_usable` stops where NVIDIA GPUs
-are present that this PyTorch cannot use.
+"""The tools' environment policies. :func:`setup_env` (MMPose's own tools,
+without it, train the same) makes mmengine load local checkpoints with
+``torch.load(weights_only=True)`` (mmengine 0.10.7 omits it; only a file
+resumed from with ``--trust-checkpoint`` is unpickled in full), logs how
+many people MMPose's COCO-style datasets leave out (no labelled keypoint, or
+a zero-area box, as the published trainings did) and silences setuptools'
+``pkg_resources`` warning printed on every start. :func:`setup_distributed`
+prepares a run on CPU-only machines (gloo); :func:`check_gpus_usable` stops
+where NVIDIA GPUs are present that this PyTorch cannot use.
 """
+import contextlib
 import functools
 import glob
 import importlib.metadata
@@ -68,9 +61,9 @@ def visible_nvidia_gpus(dev: str = '/dev') -> List[str]:
 
 
 def _runs_on(capability: Tuple[int, int], archs: Sequence[str]) -> bool:
-    """Whether kernels built for ``archs`` (``sm_86``, ``compute_90``...)
-    run on a GPU of ``capability``: a cubin on the same major version with
-    a minor one not above it, PTX on any newer GPU."""
+    """Whether kernels built for ``archs`` (``sm_86``, ``compute_90``...) run
+    on a GPU of ``capability``: a cubin on the same major, not older minor;
+    PTX on any newer GPU."""
     for arch in archs:
         kind, _, number = arch.partition('_')
         digits = ''.join(c for c in number if c.isdigit())
@@ -85,10 +78,8 @@ def _install_line(cuda12: bool) -> str:
     """pip's line for this PyTorch (and torchvision) as a PyPI or CUDA 12
     build."""
     line = f'pip install torch=={torch.__version__.split("+")[0]}'
-    try:
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         line += f' torchvision=={importlib.metadata.version("torchvision")}'
-    except importlib.metadata.PackageNotFoundError:
-        pass
     return line + (' --index-url https://download.pytorch.org/whl/cu126'
                    if cuda12 else '')
 
@@ -97,10 +88,8 @@ def check_gpus_usable() -> None:
     """Raise a :class:`DeviceError` (why, and what to install) where NVIDIA
     GPUs are present but this PyTorch cannot use them, instead of training
     slowly on the CPU. ``CUDA_VISIBLE_DEVICES=''`` skips the check."""
-    if os.environ.get('CUDA_VISIBLE_DEVICES') in ('', '-1'):
-        return
-    gpus = visible_nvidia_gpus()
-    if not gpus:
+    if os.environ.get('CUDA_VISIBLE_DEVICES') in (
+            '', '-1') or not (gpus := visible_nvidia_gpus()):
         return
     cuda12 = f'the CUDA 12 build (driver >= {_MIN_DRIVER[12]}): ' + (
         _install_line(cuda12=True))
@@ -158,11 +147,7 @@ def setup_distributed(cfg, launcher: str) -> None:
         dist.init_process_group(
             backend='gloo',
             timeout=None if timeout is None else timedelta(seconds=timeout))
-    # Config.setdefault stores a copy of a new dict and returns the argument:
-    # each level is read back before it is written.
-    cfg.setdefault('env_cfg', {})
-    cfg.env_cfg.setdefault('dist_cfg', {})
-    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
     # mmengine gives DDP device_ids=[LOCAL_RANK], which DDP refuses for a
     # module on the CPU; the config's own wrapper settings stay.
     cfg.model_wrapper_cfg = dict(
@@ -198,7 +183,7 @@ def _log_left_out_people() -> None:
             print_log(
                 f'{type(self).__name__} ({osp.basename(self.ann_file)}): '
                 f'{left_out} of {len(instance_list)} annotated people left '
-                'out (no labelled keypoint, or a zero-area box: MMPose\'s '
+                "out (no labelled keypoint, or a zero-area box: MMPose's "
                 f'filtering, as in the published trainings); {len(kept)} '
                 'used.',
                 logger='current',

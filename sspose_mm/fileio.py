@@ -1,14 +1,9 @@
-"""Reading and writing checkpoints and other files safely.
-
-- :func:`atomic_write` and mmengine's ``'atomic_local'`` file backend (the
-  default of ``AtomicCheckpointHook``): a crash while saving never leaves a
-  truncated file.
-- :func:`safe_torch_load`: ``torch.load(weights_only=True)`` with one clear
-  error for refused (pickled code), truncated and mistaken files;
-  :func:`load_from_local`, mmengine's local checkpoint loader of that kind
-  (installed by :func:`sspose_mm.env.setup_env`), also reads the one file
-  a user resumes from with ``--trust-checkpoint`` (:func:`trust_checkpoint`).
-"""
+"""Reading and writing checkpoints safely: :func:`atomic_write` and
+mmengine's ``'atomic_local'`` file backend never leave a truncated file;
+:func:`safe_torch_load` is ``torch.load(weights_only=True)`` with one clear
+error for refused (pickled code), truncated and mistaken files, and
+:func:`load_from_local` mmengine's loader of that kind, which also reads the
+file a user resumes from with ``--trust-checkpoint``."""
 import os
 import os.path as osp
 import pickle
@@ -25,12 +20,9 @@ _TRUSTED_CHECKPOINTS = set()
 
 
 def trust_checkpoint(path: str) -> None:
-    """Allow full unpickling of this one file (``--trust-checkpoint``).
-
-    Runner checkpoints written without ``PlainCheckpointHook`` carry
-    optimizer, scheduler and message-hub objects that ``weights_only=True``
-    cannot read; this package's own hold only tensors and plain values.
-    """
+    """Allow full unpickling of this one file (``--trust-checkpoint``): one
+    written without ``PlainCheckpointHook`` holds optimizer, scheduler and
+    message-hub objects that ``weights_only=True`` cannot read."""
     _TRUSTED_CHECKPOINTS.add(osp.realpath(osp.expanduser(path)))
 
 
@@ -127,12 +119,9 @@ class AtomicLocalBackend(LocalBackend):
 
 
 def atomic_write(filepath: str, data: bytes) -> None:
-    """Write ``data`` to ``filepath`` all-or-nothing: a temporary file in the
-    same folder, then ``os.replace`` (atomic on POSIX and Windows).
-
-    The temporary file gets mode 0666 less the umask, as ``open(path, 'wb')``
-    (``mkstemp``'s 0600 would hide checkpoints from the user's group).
-    """
+    """Write ``data`` to ``filepath`` all-or-nothing: a temporary file (mode
+    0666 less the umask as ``open`` gives, not ``mkstemp``'s 0600) in the
+    same folder, then ``os.replace`` (atomic on POSIX and Windows)."""
     folder = osp.dirname(osp.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     tmp_path = osp.join(

@@ -4,12 +4,11 @@
     python tools/check_dataset.py --ann-file ANN.json --img-dir IMAGES \
         --keypoints KEYPOINTS.json [--num-keypoints K]
 
-With a config, every dataset of the given phases is checked against the
-keypoint layout its class loads (``metainfo.from_file``, or the class's
-own) and the model's keypoint count (``model.head.out_channels``). Prints
-one table per dataset: missing images, keypoint count mismatches, bad flip
-pairs, boxes outside images, bad visibility flags, duplicate ids. Exit
-status 1 when a check fails (warnings alone exit 0), 2 on unusable input.
+Checks each dataset against its keypoint layout and the model's keypoint
+count, and prints one table per dataset: missing images, keypoint count
+mismatches, bad flip pairs, boxes outside images, bad visibility flags,
+duplicate ids. Exit status 1 when a check fails (warnings alone exit 0), 2
+on unusable input.
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse

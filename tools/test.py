@@ -5,10 +5,10 @@ initialised model (the untrained baseline).
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
-import json
 import os
 
 from mmengine.dist import broadcast
+from mmengine.fileio import dump
 from mmengine.runner import Runner
 
 from sspose_mm.apis.fast_inference import (model_input_size,
@@ -60,8 +60,8 @@ def main():
     with naming_malformed_json(cfg):
         metrics = runner.test()
     if args.out and runner.rank == 0:
-        with open(args.out, 'w') as f:
-            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+        scores = {k: float(v) for k, v in metrics.items()}
+        dump(scores, args.out, file_format='json', indent=2)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,6 @@
-"""Command-line plumbing of the tools: reading a config with the user's
-options and checking it before anything is built (:mod:`.launch`,
-:mod:`.checks`), and the one-line ``error:`` convention (:mod:`.report`).
-Not imported by ``import sspose_mm``; nothing below ``apis`` imports it."""
+"""The tools' plumbing: configs read with the user's options and checked
+before anything is built (:mod:`.launch`, :mod:`.checks`), and the one-line
+``error:`` convention (:mod:`.report`). Nothing below ``apis`` imports it."""
 from .checks import check_cfg_options
 from .launch import (enable_visualization, find_resume_checkpoint,
                      finish_config, load_config, make_deterministic,

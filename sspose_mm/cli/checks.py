@@ -10,7 +10,7 @@ import os.path as osp
 import types
 import typing
 from pathlib import Path
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional,
+from typing import (Any, Callable, Dict, Iterable, Iterator, Optional, Set,
                     Tuple)
 
 import torch
@@ -26,7 +26,7 @@ COCO_HINT = ('COCO 2017 images and annotations are at '
 
 
 def _registries() -> Iterator:
-    """Every mmengine registry and its children (mmpose, mmdet, ...)."""
+    """Every mmengine registry and its descendants (mmpose, mmdet, ...)."""
     import mmengine.registry as root_module
     from mmengine.registry import Registry
     from mmpose.utils import register_all_modules
@@ -45,11 +45,10 @@ def _registries() -> Iterator:
 def registered(type_name: str) -> Optional[Any]:
     """The class or function registered as ``type_name`` in any registry."""
     scope, _, name = type_name.rpartition('.')
-    for registry in _registries():
-        if (not scope or registry.scope == scope) and \
-                name in registry.module_dict:
-            return registry.module_dict[name]
-    return None
+    return next(
+        (registry.module_dict[name] for registry in _registries()
+         if scope in ('', registry.scope) and name in registry.module_dict),
+        None)
 
 
 def closest_registered(type_name: str,
@@ -57,20 +56,19 @@ def closest_registered(type_name: str,
                        cutoff: float = 0.6) -> Optional[str]:
     """The registered name most like ``type_name`` (in registries called
     ``registry_name``, e.g. 'model', if given), or None."""
-    names: List[str] = []
+    names: Set[str] = set()
     for registry in _registries():
-        if registry_name is None or registry.name == registry_name:
-            names.extend(registry.module_dict)
+        if registry_name in (None, registry.name):
+            names.update(registry.module_dict)
     close = difflib.get_close_matches(
-        type_name, sorted(set(names)), n=1, cutoff=cutoff)
+        type_name, sorted(names), n=1, cutoff=cutoff)
     return close[0] if close else None
 
 
 def _arguments(built: Optional[Callable]) -> Iterator[Tuple[str, Any]]:
-    """(name, annotation) of each argument of a function, or of a class's
-    constructors (most derived first); none for None. String annotations
-    are evaluated one by one (``inspect``'s ``eval_str`` gives up on the
-    first it cannot resolve); an unresolvable one becomes None."""
+    """(name, annotation) of each argument of a function or of a class's
+    constructors (most derived first). String annotations are evaluated one
+    by one (``inspect``'s ``eval_str`` gives up at the first unresolvable)."""
     functions = ([klass.__init__ for klass in built.__mro__]
                  if inspect.isclass(built) else [built] if built else [])
     for function in functions:
@@ -149,15 +147,10 @@ def _number_kind(annotation: Any) -> Optional[type]:
 
 def check_value_types(cfg: Config,
                       options: Optional[Dict[str, Any]] = None) -> None:
-    """Numbers where the built constructors need numbers.
-
-    A config or ``--cfg-options`` can hold ``max_epochs='abc'`` or
-    ``out_channels=17.0``; the build then fails deep inside, or later in
-    training. Each argument annotated ``int`` (``float``) must get a whole
-    number (any number), else a :class:`ConfigError` names the key, its
-    value, where it was set and what it needs.
-    """
-    given = options or {}
+    """Each argument annotated ``int`` (``float``) must get a whole number
+    (any number), else a :class:`ConfigError` names the key, its value,
+    where it was set and what it needs; ``max_epochs='abc'`` would fail deep
+    in the build or in training."""
     for path, node in config_dicts(cfg):
         built = _builder(node, path)
         kinds: Dict[str, Optional[type]] = {}
@@ -171,7 +164,7 @@ def check_value_types(cfg: Config,
             where = f'{path}.{key}'
             source = (f'set by --cfg-options for {cfg.filename}' if any(
                 where == option or where.startswith(f'{option}.')
-                for option in given) else f'in {cfg.filename}')
+                for option in options or ()) else f'in {cfg.filename}')
             raise ConfigError(
                 f'{where}={value!r} ({source}) is not '
                 f'{"a whole number" if kind is int else "a number"}: {key} '
@@ -204,9 +197,8 @@ def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
 
 def check_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:
     """Reject ``--cfg-options`` keys that look like typos of existing keys
-    (``train_cfg.max_epoch``: ignored, or failing deep in the build). A new
-    key is accepted when it is an argument of the entry's ``type``, or when
-    no existing key is close (the build then names it if unknown)."""
+    (``train_cfg.max_epoch``), unless they are arguments of the entry's
+    ``type``; the build names other unknown keys."""
     for key in options or {}:
         node: Any = dict(cfg.items())
         path = []
@@ -338,16 +330,9 @@ def check_config(cfg: Config, phases: Iterable[str]) -> None:
 
 def find_malformed_json(cfg: Config) -> Optional[str]:
     """One sentence naming the first annotation or detection file of the
-    config that is not valid JSON, with the parser's complaint; or None."""
-    files = []
-    for phase in ('train', 'val', 'test'):
-        loader = cfg.get(f'{phase}_dataloader')
-        leaves = leaf_datasets(loader['dataset'], phase) if loader else []
-        for leaf, _ in leaves:
-            files += list(dataset_files(leaf).values())[:2]
-        evaluator = cfg.get(f'{phase}_evaluator')
-        if isinstance(evaluator, dict):
-            files.append(evaluator.get('ann_file') or '')
+    config (datasets, evaluators) that is not valid JSON; or None."""
+    files = (path for _, node in config_dicts(cfg)
+             for path in list(dataset_files(node).values())[:2])
     for path in dict.fromkeys(files):
         if not path.endswith('.json') or not osp.isfile(path):
             continue
@@ -397,13 +382,11 @@ MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
 
 def check_switched_off_hooks(cfg: Config) -> None:
     """``default_hooks.<name>=None`` only for mmengine's own defaults."""
-    hooks = cfg.get('default_hooks') or {}
-    for name, hook in hooks.items():
+    for name, hook in (cfg.get('default_hooks') or {}).items():
         if hook is None and name not in MMENGINE_DEFAULT_HOOKS:
             raise ConfigError(
-                f'default_hooks.{name}=None: mmengine\'s Runner removes only '
-                f'its own default hooks ({", ".join(MMENGINE_DEFAULT_HOOKS)})'
-                ' this way and stops on any other. Switch a hook off with '
-                f'default_hooks.{name}.enable=False where it has that '
-                'argument (this package\'s hooks, MMPose\'s visualisation '
-                'hooks).')
+                f"default_hooks.{name}=None: mmengine's Runner removes only "
+                f'its own default hooks ({", ".join(MMENGINE_DEFAULT_HOOKS)}) '
+                'this way and stops on any other. Switch a hook off with '
+                f'default_hooks.{name}.enable=False where it has that argument'
+                " (this package's hooks, MMPose's visualisation hooks).")

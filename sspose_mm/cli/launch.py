@@ -56,11 +56,10 @@ def parse_runner_arguments(parser: argparse.ArgumentParser,
 def read_config(path: str,
                 cfg_options: Optional[Dict[str, Any]] = None,
                 work_dir: Optional[str] = None) -> Config:
-    """Read a config with ``--work-dir`` (default ``work_dirs/<config
-    name>`` as in MMPose) and ``--cfg-options`` applied. The options are
-    merged again, last, by :func:`finish_config`; merged here too, so that
-    what a tool option reads is what will run (the work dir ``--resume``
-    looks in, the optimizer wrapper ``--amp`` changes)."""
+    """Read a config with ``--work-dir`` (default ``work_dirs/<name>``) and
+    ``--cfg-options`` applied: merged here so that tool options read what
+    will run (``--resume``'s work dir), and again last by
+    :func:`finish_config`."""
     if not osp.isfile(path):
         raise ConfigError(f'config file "{path}" does not exist.')
     try:
@@ -85,19 +84,12 @@ def finish_config(cfg: Config,
                   cfg_options: Optional[Dict[str, Any]] = None,
                   launcher: str = 'none',
                   phases: Iterable[str] = ()) -> Config:
-    """Merge ``--cfg-options`` last, check the config, prepare the launcher.
-
-    As in MMPose's tools (``merge_args``) the user's options win over the
-    tool's own (``--show-dir d --cfg-options
-    default_hooks.visualization.interval=5`` keeps 5). A dotted key into a
-    section a tool option set to None (``--no-validate``) is left out:
-    mmengine cannot merge into None (MMPose's tool stops with a TypeError).
-    The checks then see what will run: files and keypoint counts of the
-    dataloaders of ``phases`` (:func:`check_config`), typos in types and
-    values. Beyond the user's options the config changes only as
-    docs/architecture.md says (:func:`keep_no_workers_alive`,
-    :func:`sspose_mm.env.setup_distributed`).
-    """
+    """Merge ``--cfg-options`` last (they win over the tool's own options,
+    as in MMPose; a dotted key into a section a tool option set to None,
+    ``--no-validate``, is left out: mmengine cannot merge into None), then
+    check what will run (:func:`check_config` for the dataloaders of
+    ``phases``) and prepare the launcher. The only other changes are in
+    docs/architecture.md."""
     if cfg_options:
         cfg.merge_from_dict({
             key: value
@@ -126,19 +118,17 @@ def load_config(path: str,
 
 
 def keep_no_workers_alive(cfg: Config) -> None:
-    """A dataloader with ``num_workers=0`` gets ``persistent_workers=False``
-    and a warning says so: MMPose's configs keep workers alive, and torch's
-    DataLoader refuses the pair with a ValueError after the model is built
-    (where MMPose's tools stop)."""
+    """A dataloader with ``num_workers=0`` gets ``persistent_workers=False``,
+    with a warning, where torch's DataLoader (and MMPose's tools) would stop
+    with a ValueError after the model is built."""
     for phase in ('train', 'val', 'test'):
         loader = cfg.get(f'{phase}_dataloader')
         if loader and loader.get(
                 'persistent_workers') and not loader.get('num_workers'):
             loader.persistent_workers = False
             print_log(
-                f'{phase}_dataloader.num_workers=0: no worker '
-                'processes, so persistent_workers=True does not apply '
-                '(set to False).',
+                f'{phase}_dataloader.num_workers=0: no worker processes, so '
+                'persistent_workers=True does not apply (set to False).',
                 logger='current',
                 level=logging.WARNING)
 
@@ -159,10 +149,9 @@ def enable_visualization(cfg: Config, show_dir: Optional[str], show: bool,
 
 
 def make_deterministic(cfg: Config) -> None:
-    """``--deterministic``: bit-identical runs of the same config: a seed
-    (the config's, else 0), PyTorch's deterministic algorithms, and workers
-    recreated every epoch (persistent ones carry random states no
-    checkpoint holds; mmengine seeds fresh ones from seed, rank and id)."""
+    """``--deterministic``: a seed (the config's, else 0), deterministic
+    algorithms, and workers recreated every epoch (persistent ones carry
+    random states no checkpoint holds; mmengine seeds fresh ones)."""
     randomness = dict(cfg.get('randomness') or {}, deterministic=True)
     if randomness.get('seed') is None:
         randomness['seed'] = 0
@@ -187,13 +176,10 @@ def _complete(path: str) -> bool:
 def find_resume_checkpoint(work_dir: str
                            ) -> Tuple[Optional[str], Optional[str]]:
     """The checkpoint ``--resume`` (without a file) continues from, and a
-    sentence when it is not the one ``last_checkpoint`` names.
-
-    When that pointer is missing, empty (plain mmengine's, after a kill) or
-    names a file that is gone or incomplete, the newest complete
-    ``epoch_N.pth`` / ``iter_N.pth`` in the work dir (by modification time)
-    is used; with none, ``(None, sentence)``: training starts afresh.
-    """
+    sentence when it is not the one ``last_checkpoint`` names: when that is
+    missing, empty (plain mmengine's, after a kill), gone or incomplete, the
+    newest complete ``epoch_N.pth`` / ``iter_N.pth`` (by time); with none,
+    ``(None, sentence)``: training starts afresh."""
     pointer = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(pointer):
         reason = f'there is no {pointer}'
