@@ -1,10 +1,8 @@
-"""What MMPose needs in order to import on this stack, and nothing else.
-
-mmcv-lite ships no compiled ops, but mmpose imports ``mmcv.ops`` (EDPose):
-without ``mmcv._ext`` a placeholder lets the import succeed, and calling an
-op raises a RuntimeError naming it and how to get compiled ops. Importing
-``sspose_mm`` (or ``custom_imports``) is all MMPose's tools need.
-"""
+"""What MMPose needs to import on this stack (so ``custom_imports`` of
+``sspose_mm`` is all its tools need), and nothing else: mmcv-lite has no
+compiled ops, but mmpose imports ``mmcv.ops`` (EDPose). Without ``mmcv._ext``
+a placeholder lets the import succeed; calling an op raises a RuntimeError
+naming it and how to get compiled ops."""
 import contextlib
 import importlib.machinery
 import importlib.util

@@ -1,13 +1,11 @@
-"""The tools' environment policies. :func:`setup_env` (MMPose's own tools,
-without it, train the same) makes mmengine load local checkpoints with
-``torch.load(weights_only=True)`` (mmengine 0.10.7 omits it; only a file
-resumed from with ``--trust-checkpoint`` is unpickled in full), logs how
-many people MMPose's COCO-style datasets leave out (no labelled keypoint, or
-a zero-area box, as the published trainings did) and silences setuptools'
-``pkg_resources`` warning printed on every start. :func:`setup_distributed`
-prepares a run on CPU-only machines (gloo); :func:`check_gpus_usable` stops
-where NVIDIA GPUs are present that this PyTorch cannot use.
-"""
+"""The tools' environment policies. :func:`setup_env` (without it, as in
+MMPose's tools, training is the same) makes mmengine load checkpoints with
+``weights_only=True`` (mmengine 0.10.7 omits it; a file resumed from with
+``--trust-checkpoint`` is unpickled in full), logs how many people MMPose's
+COCO-style datasets leave out (no labelled keypoint, or a zero-area box) and
+silences setuptools' ``pkg_resources`` warning. :func:`setup_distributed`
+prepares CPU-only runs (gloo); :func:`check_gpus_usable` stops where NVIDIA
+GPUs are present that this PyTorch cannot use."""
 import contextlib
 import functools
 import glob

@@ -1,6 +1,5 @@
-"""Errors a user can fix: one sentence saying what is wrong and where,
-which the tools print as their ``error:`` line (:func:`sspose_mm.cli.run_cli`).
-"""
+"""Errors a user can fix: one sentence saying what is wrong and where, the
+tools' ``error:`` line (:func:`sspose_mm.cli.run_cli`)."""
 
 
 class UserError(Exception):

@@ -1,9 +1,8 @@
-"""Reading and writing checkpoints safely: :func:`atomic_write` and
-mmengine's ``'atomic_local'`` file backend never leave a truncated file;
+"""Safe checkpoint files: :func:`atomic_write` (and mmengine's
+``'atomic_local'`` backend) never leaves a truncated file;
 :func:`safe_torch_load` is ``torch.load(weights_only=True)`` with one clear
-error for refused (pickled code), truncated and mistaken files, and
-:func:`load_from_local` mmengine's loader of that kind, which also reads the
-file a user resumes from with ``--trust-checkpoint``."""
+error for refused (pickled code), truncated and mistaken files, as is
+mmengine's loader :func:`load_from_local` (but for ``--trust-checkpoint``)."""
 import os
 import os.path as osp
 import pickle

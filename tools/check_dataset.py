@@ -4,11 +4,10 @@
     python tools/check_dataset.py --ann-file ANN.json --img-dir IMAGES \
         --keypoints KEYPOINTS.json [--num-keypoints K]
 
-Checks each dataset against its keypoint layout and the model's keypoint
-count, and prints one table per dataset: missing images, keypoint count
-mismatches, bad flip pairs, boxes outside images, bad visibility flags,
-duplicate ids. Exit status 1 when a check fails (warnings alone exit 0), 2
-on unusable input.
+One table per dataset: missing images, keypoint count mismatches (with its
+layout and the model), bad flip pairs, boxes outside images, bad visibility
+flags, duplicate ids. Exit status 1 when a check fails (not for warnings
+alone), 2 on unusable input.
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse

@@ -1,8 +1,6 @@
-"""Evaluate a checkpoint: MMPose's ``tools/test.py`` with this package's
-checks; runs on CPU (gloo) without CUDA. The checkpoint is loaded with
-``torch.load(weights_only=True)``; ``none`` evaluates the freshly
-initialised model (the untrained baseline).
-"""
+"""Evaluate a checkpoint (read with ``weights_only=True``; ``none``: the
+untrained model): MMPose's ``tools/test.py`` with this package's checks;
+runs on CPU (gloo) without CUDA."""
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
 import os

@@ -1,8 +1,6 @@
-"""torchrun for ``./dist_train.sh`` and ``./dist_test.sh``, ending a failed
-run with what the failed process said: torchrun would follow its ``error:``
-line with a log line and a ~35-line ``ChildFailedError`` traceback. Only a
-process killed by a signal, which says nothing, gets a line from here.
-"""
+"""torchrun ending a failed run with what the failed process said (not a
+~35-line ``ChildFailedError`` traceback after its ``error:`` line); only a
+process killed by a signal, which says nothing, gets a line from here."""
 import logging
 import sys
 

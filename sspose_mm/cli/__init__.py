@@ -1,6 +1,5 @@
-"""The tools' plumbing: configs read with the user's options and checked
-before anything is built (:mod:`.launch`, :mod:`.checks`), and the one-line
-``error:`` convention (:mod:`.report`). Nothing below ``apis`` imports it."""
+"""The tools' plumbing: configs read and checked before anything is built
+(:mod:`.launch`, :mod:`.checks`), the ``error:`` line (:mod:`.report`)."""
 from .checks import check_cfg_options
 from .launch import (enable_visualization, find_resume_checkpoint,
                      finish_config, load_config, make_deterministic,

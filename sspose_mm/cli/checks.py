@@ -1,7 +1,6 @@
-"""Checks run by the tools before a Runner is built: each failure is a
+"""Checks run by the tools before a Runner is built: a failure is a
 :class:`ConfigError` or :class:`DataError` naming the config entry and the
-file, not a traceback from deep inside (the checkpoint check is
-:func:`sspose_mm.apis.loading.check_checkpoint_fits`)."""
+file, not a traceback from deep inside."""
 import ast
 import difflib
 import inspect
@@ -10,8 +9,7 @@ import os.path as osp
 import types
 import typing
 from pathlib import Path
-from typing import (Any, Callable, Dict, Iterable, Iterator, Optional, Set,
-                    Tuple)
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -56,7 +54,7 @@ def closest_registered(type_name: str,
                        cutoff: float = 0.6) -> Optional[str]:
     """The registered name most like ``type_name`` (in registries called
     ``registry_name``, e.g. 'model', if given), or None."""
-    names: Set[str] = set()
+    names: set[str] = set()
     for registry in _registries():
         if registry_name in (None, registry.name):
             names.update(registry.module_dict)
@@ -102,9 +100,8 @@ def config_dicts(node: Any, path: str = '') -> Iterator[Tuple[str, dict]]:
 
 
 def check_module_types(cfg: Config) -> None:
-    """Stop at a ``type`` that no registry knows but one name nearly matches
-    (a typo); other unknown types are left to the build, whose error
-    :func:`sspose_mm.cli.report.explain` completes."""
+    """Stop at a ``type`` no registry knows but one nearly matches (a typo);
+    :func:`sspose_mm.cli.report.explain` completes other unknown types."""
     for path, node in config_dicts(cfg):
         type_name = node.get('type')
         if isinstance(type_name, str) and registered(type_name) is None:
@@ -116,9 +113,8 @@ def check_module_types(cfg: Config) -> None:
 
 
 def _builder(node: dict, path: str) -> Optional[Callable]:
-    """What ``node`` at ``path`` is built with: its ``type``, or for the
-    entries that name none what mmengine's Runner builds from them (none
-    for the path '')."""
+    """What ``node`` is built with: its ``type``, or for a ``path`` that
+    names none (but '') what mmengine's Runner builds from it."""
     type_name = node.get('type')
     if callable(type_name):
         return type_name
@@ -134,9 +130,8 @@ def _builder(node: dict, path: str) -> Optional[Callable]:
 
 
 def _number_kind(annotation: Any) -> Optional[type]:
-    """``int`` for an argument annotated as a whole number, ``float`` for
-    any number, else None (ignoring None and tensors: many annotations omit
-    Optional, and a config cannot hold a tensor)."""
+    """``int`` for an annotated whole number, ``float`` for any number, else
+    None (ignoring None, often not annotated, and tensors, never config)."""
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     kinds = set(typing.get_args(annotation)) if union else {annotation}
     kinds -= {type(None), torch.Tensor}
@@ -147,10 +142,9 @@ def _number_kind(annotation: Any) -> Optional[type]:
 
 def check_value_types(cfg: Config,
                       options: Optional[Dict[str, Any]] = None) -> None:
-    """Each argument annotated ``int`` (``float``) must get a whole number
-    (any number), else a :class:`ConfigError` names the key, its value,
-    where it was set and what it needs; ``max_epochs='abc'`` would fail deep
-    in the build or in training."""
+    """Arguments annotated ``int`` (``float``) must get a whole number (any
+    number; ``max_epochs='abc'`` fails deep in the build or in training),
+    else a :class:`ConfigError` names the key, value, source and need."""
     for path, node in config_dicts(cfg):
         built = _builder(node, path)
         kinds: Dict[str, Optional[type]] = {}
@@ -173,9 +167,8 @@ def check_value_types(cfg: Config,
 
 
 def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
-    """One sentence for the first syntax error in the config ``path`` or
-    its ``_base_`` files (mmengine's message says ``File "<unknown>"``);
-    None if they all parse."""
+    """One sentence for the first syntax error in the config ``path`` or its
+    ``_base_`` files (mmengine's says ``File "<unknown>"``), or None."""
     if not osp.isfile(path):
         return None
     if path.endswith('.py'):
@@ -238,9 +231,8 @@ def leaf_datasets(dataset_cfg: dict, where: str) -> Iterable:
 
 
 def dataset_files(leaf: dict) -> Dict[str, str]:
-    """``ann_file``, ``bbox_file`` and image folder ``img_dir`` of a leaf
-    dataset config as the dataset reads them ('' where it names none):
-    ``data_root`` joined to all but the detection file, as MMPose does."""
+    """``ann_file``, ``bbox_file``, ``img_dir`` (or '') of a leaf dataset
+    config, ``data_root`` joined to all but the detection file, as MMPose."""
     root = leaf.get('data_root') or ''
     ann_file = leaf.get('ann_file')
     return dict(
@@ -252,28 +244,22 @@ def dataset_files(leaf: dict) -> Dict[str, str]:
 def check_dataset_files(dataset_cfg: dict, where: str) -> None:
     """Every file a dataset config (or evaluator) names must exist."""
     for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
-        data_root = leaf.get('data_root') or ''
-        if data_root and not osp.isdir(data_root):
-            raise ConfigError(f'data_root "{data_root}" of {leaf_where} does '
-                              f'not exist. {COCO_HINT}')
         ann_file, bbox_file, img_dir = dataset_files(leaf).values()
-        if ann_file and not osp.isfile(ann_file):
-            raise ConfigError(
-                f'annotation file "{ann_file}" of {leaf_where}.ann_file does '
-                f'not exist. {COCO_HINT}')
-        if ann_file and osp.getsize(ann_file) == 0:
-            raise DataError(
-                f'annotation file "{ann_file}" of {leaf_where}.ann_file is '
-                'empty (0 bytes): get it again.')
-        if bbox_file and not osp.isfile(bbox_file):
-            raise ConfigError(
-                f'person detection file "{bbox_file}" of '
-                f'{leaf_where}.bbox_file does not exist (set it to None to '
-                f'test with ground-truth boxes). {COCO_HINT}')
-        if img_dir and not osp.isdir(img_dir):
-            raise ConfigError(
-                f'image folder "{img_dir}" of '
-                f'{leaf_where}.data_prefix.img does not exist. {COCO_HINT}')
+        named = [
+            ('data_root', leaf.get('data_root'), '', osp.isdir, ''),
+            ('annotation file', ann_file, '.ann_file', osp.isfile, ''),
+            ('person detection file', bbox_file, '.bbox_file', osp.isfile,
+             ' (set it to None to test with ground-truth boxes)'),
+            ('image folder', img_dir, '.data_prefix.img', osp.isdir, ''),
+        ]
+        for what, path, key, exists, note in named:
+            if path and not exists(path):
+                raise ConfigError(f'{what} "{path}" of {leaf_where}{key} does '
+                                  f'not exist{note}. {COCO_HINT}')
+            if path and key == '.ann_file' and osp.getsize(path) == 0:
+                raise DataError(
+                    f'annotation file "{path}" of {leaf_where}.ann_file is '
+                    'empty (0 bytes): get it again.')
 
 
 def dataset_metainfo(leaf: dict) -> dict:

@@ -26,16 +26,11 @@ def parse_runner_arguments(parser: argparse.ArgumentParser,
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--show-dir', help=f'save {show_what} pictures here')
     parser.add_argument(
-        '--show',
-        action='store_true',
-        help=f'show {show_what} pictures in a window')
+        '--show', action='store_true', help=f'display {show_what} pictures')
     parser.add_argument(
         '--interval', type=int, default=1, help='visualize every n-th sample')
     parser.add_argument(
-        '--wait-time',
-        type=float,
-        default=1,
-        help='seconds each shown picture stays')
+        '--wait-time', type=float, default=1, help='seconds per shown picture')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -57,9 +52,8 @@ def read_config(path: str,
                 cfg_options: Optional[Dict[str, Any]] = None,
                 work_dir: Optional[str] = None) -> Config:
     """Read a config with ``--work-dir`` (default ``work_dirs/<name>``) and
-    ``--cfg-options`` applied: merged here so that tool options read what
-    will run (``--resume``'s work dir), and again last by
-    :func:`finish_config`."""
+    ``--cfg-options`` (here so that tool options read what will run, and
+    again last in :func:`finish_config`)."""
     if not osp.isfile(path):
         raise ConfigError(f'config file "{path}" does not exist.')
     try:
@@ -84,12 +78,10 @@ def finish_config(cfg: Config,
                   cfg_options: Optional[Dict[str, Any]] = None,
                   launcher: str = 'none',
                   phases: Iterable[str] = ()) -> Config:
-    """Merge ``--cfg-options`` last (they win over the tool's own options,
-    as in MMPose; a dotted key into a section a tool option set to None,
-    ``--no-validate``, is left out: mmengine cannot merge into None), then
+    """Merge ``--cfg-options`` last, over the tool's own options as in MMPose
+    (but not into a section a tool option set to None: mmengine cannot),
     check what will run (:func:`check_config` for the dataloaders of
-    ``phases``) and prepare the launcher. The only other changes are in
-    docs/architecture.md."""
+    ``phases``), prepare the launcher (docs/architecture.md)."""
     if cfg_options:
         cfg.merge_from_dict({
             key: value
@@ -110,17 +102,15 @@ def load_config(path: str,
                 work_dir: Optional[str] = None,
                 launcher: str = 'none',
                 phases: Iterable[str] = ()) -> Config:
-    """:func:`read_config` then :func:`finish_config`, with no tool option
-    in between."""
+    """:func:`read_config` then :func:`finish_config`."""
     return finish_config(
         read_config(path, cfg_options, work_dir), cfg_options, launcher,
         phases)
 
 
 def keep_no_workers_alive(cfg: Config) -> None:
-    """A dataloader with ``num_workers=0`` gets ``persistent_workers=False``,
-    with a warning, where torch's DataLoader (and MMPose's tools) would stop
-    with a ValueError after the model is built."""
+    """``num_workers=0`` gets ``persistent_workers=False`` and a warning, not
+    torch's ValueError after the model is built (as in MMPose's tools)."""
     for phase in ('train', 'val', 'test'):
         loader = cfg.get(f'{phase}_dataloader')
         if loader and loader.get(
@@ -168,18 +158,16 @@ _RESUMABLE = re.compile(r'(epoch|iter)_\d+\.pth')
 
 
 def _complete(path: str) -> bool:
-    """Whether ``path`` is a whole checkpoint: torch writes a zip archive,
-    whose directory at the end is missing when cut short."""
+    """Whether ``path`` is a whole checkpoint (a zip, whose end is cut)."""
     return osp.isfile(path) and zipfile.is_zipfile(path)
 
 
 def find_resume_checkpoint(work_dir: str
                            ) -> Tuple[Optional[str], Optional[str]]:
     """The checkpoint ``--resume`` (without a file) continues from, and a
-    sentence when it is not the one ``last_checkpoint`` names: when that is
-    missing, empty (plain mmengine's, after a kill), gone or incomplete, the
-    newest complete ``epoch_N.pth`` / ``iter_N.pth`` (by time); with none,
-    ``(None, sentence)``: training starts afresh."""
+    sentence when ``last_checkpoint`` is missing, empty (plain mmengine's,
+    after a kill), gone or incomplete: then the newest complete
+    ``epoch_N.pth`` / ``iter_N.pth``; with none, None: start afresh."""
     pointer = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(pointer):
         reason = f'there is no {pointer}'

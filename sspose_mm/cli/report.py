@@ -1,9 +1,7 @@
-"""How the command-line tools report errors: one ``error:`` line.
-
-:func:`run_cli` prints a :class:`~sspose_mm.errors.UserError`'s sentence,
-or one for a failure deep inside mmengine/mmpose/PyTorch with a plain cause
-(an unknown config key, an image that does not decode), instead of a
-traceback. Anything else is a bug and keeps its traceback.
+"""The tools' one ``error:`` line: :func:`run_cli` prints a
+:class:`~sspose_mm.errors.UserError`'s sentence, or one for a failure deep
+inside mmengine/mmpose/PyTorch with a plain cause (an unknown config key, an
+image that does not decode); anything else is a bug and keeps its traceback.
 """
 import os
 import re
@@ -82,14 +80,9 @@ def run_cli(main: Callable[[], None]) -> None:
             raise
         print(f'error: {message}', file=sys.stderr)
         sys.exit(2)
-    _leave_process_group()
-
-
-def _leave_process_group() -> None:
-    """End a distributed run together: wait for the others, then close the
-    process group, as PyTorch asks. Torn down at the interpreter's exit
-    while peers were in their last collective, a gloo process once died
-    with SIGABRT."""
+    # End a distributed run together, as PyTorch asks: torn down at the
+    # interpreter's exit while peers were in their last collective, a gloo
+    # process once died with SIGABRT.
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
