@@ -1,13 +1,9 @@
-"""What MMPose needs in order to import on this stack, and nothing else.
-
-mmcv-lite ships no compiled ops, but mmpose imports ``mmcv.ops`` when its
-heads register (EDPose). Where the real ``mmcv._ext`` is absent, a
-placeholder module lets the import succeed; calling any op raises a
-RuntimeError that names the op and how to get compiled ops. Imported by
-``sspose_mm/__init__.py`` before anything from mmpose, so that importing
-``sspose_mm`` (or a config's ``custom_imports``) is all MMPose's own tools
-need. Every other environment policy is in :mod:`sspose_mm.env`.
-"""
+"""What MMPose needs to import on this stack (so ``custom_imports`` of
+``sspose_mm`` is all its tools need), and nothing else: mmcv-lite has no
+compiled ops, but mmpose imports ``mmcv.ops`` (EDPose). Without ``mmcv._ext``
+a placeholder lets the import succeed; calling an op raises a RuntimeError
+naming it and how to get compiled ops."""
+import contextlib
 import importlib.machinery
 import importlib.util
 import sys
@@ -17,11 +13,9 @@ import types
 def _install_mmcv_ext_placeholder() -> None:
     if 'mmcv._ext' in sys.modules:
         return
-    try:
+    with contextlib.suppress(ImportError, ValueError):
         if importlib.util.find_spec('mmcv._ext') is not None:
             return
-    except (ImportError, ValueError):
-        pass
     placeholder = types.ModuleType('mmcv._ext')
     # mmengine's mmcv_full_available() inspects __spec__; a spec without an
     # origin makes it report "no compiled ops" instead of raising.
@@ -46,7 +40,7 @@ def _install_mmcv_ext_placeholder() -> None:
 
     placeholder.__getattr__ = __getattr__
     sys.modules['mmcv._ext'] = placeholder
-    # As a real import would, bind it on the parent (`mmcv._ext` works).
+    # Bound on the parent as a real import would (`mmcv._ext` works).
     import mmcv
     mmcv._ext = placeholder
 

@@ -1,28 +1,12 @@
-"""The environment policies the tools apply: :func:`setup_env`.
-
-``import sspose_mm`` only registers modules (and makes mmpose importable,
-:mod:`sspose_mm.compat`). Each tool then calls :func:`setup_env`, which
-
-1. loads local checkpoints with ``torch.load(weights_only=True)``
-   (:func:`sspose_mm.fileio.load_from_local` as mmengine's loader): mmengine
-   0.10.7 calls ``torch.load`` without ``weights_only``; instead of the
-   process-wide escape hatch (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``) only the
-   file a user resumes from with ``--trust-checkpoint`` is unpickled in full,
-   and refused or broken files end with one clear line;
-2. logs how many people MMPose's COCO-style datasets leave out (no labelled
-   keypoint, or a zero-area box, as the published trainings did): they still
-   are, but not silently;
-3. silences setuptools' warning that ``pkg_resources`` (which mmengine uses
-   to find ``mmpose::`` configs) is deprecated, printed on every start.
-
-Without it (MMPose's own tools) training is the same: checkpoints of this
-package hold only tensors and plain values, which torch's default
-``weights_only`` load reads.
-
-:func:`setup_distributed` prepares a run on CPU-only machines (gloo) and
-:func:`check_gpus_usable` stops where NVIDIA GPUs are present that this
-PyTorch cannot use.
-"""
+"""The tools' environment policies. :func:`setup_env` (without it, as in
+MMPose's tools, training is the same) makes mmengine load checkpoints with
+``weights_only=True`` (mmengine 0.10.7 omits it; a file resumed from with
+``--trust-checkpoint`` is unpickled in full), logs how many people MMPose's
+COCO-style datasets leave out (no labelled keypoint, or a zero-area box) and
+silences setuptools' ``pkg_resources`` warning. :func:`setup_distributed`
+prepares CPU-only runs (gloo); :func:`check_gpus_usable` stops where NVIDIA
+GPUs are present that this PyTorch cannot use."""
+import contextlib
 import functools
 import glob
 import importlib.metadata
@@ -32,6 +16,7 @@ import os.path as osp
 import shutil
 import subprocess
 import warnings
+from datetime import timedelta
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -41,8 +26,7 @@ from .fileio import load_from_local
 
 
 def setup_env() -> None:
-    """Apply this package's environment policies (module docstring); the
-    tools call it once at start. Calling it again changes nothing."""
+    """Apply the policies of the module docstring; idempotent."""
     from mmengine.runner.checkpoint import CheckpointLoader
     CheckpointLoader.register_scheme(
         prefixes='', loader=load_from_local, force=True)
@@ -57,11 +41,8 @@ _MIN_DRIVER = {12: '525.60.13', 13: '580.65.06'}
 
 
 def visible_nvidia_gpus(dev: str = '/dev') -> List[str]:
-    """The NVIDIA GPUs this machine shows, whether or not CUDA works.
-
-    Their device files (``/dev/nvidia0``, ...; also inside containers given
-    GPUs), else the lines of ``nvidia-smi -L`` (WSL has no such files).
-    """
+    """The NVIDIA GPUs this machine shows, whether or not CUDA works: their
+    device files (also in containers), else ``nvidia-smi -L`` (WSL)."""
     nodes = sorted(glob.glob(osp.join(dev, 'nvidia[0-9]*')))
     if nodes or shutil.which('nvidia-smi') is None:
         return nodes
@@ -78,47 +59,35 @@ def visible_nvidia_gpus(dev: str = '/dev') -> List[str]:
 
 
 def _runs_on(capability: Tuple[int, int], archs: Sequence[str]) -> bool:
-    """Whether kernels built for ``archs`` (``sm_86``, ``compute_90``...)
-    run on a GPU of ``capability``: a cubin on the same major version with
-    a minor one not above it, PTX on any newer GPU."""
+    """Whether kernels built for ``archs`` (``sm_86``, ``compute_90``...) run
+    on a GPU of ``capability``: a cubin on the same major, not older minor;
+    PTX on any newer GPU."""
     for arch in archs:
         kind, _, number = arch.partition('_')
         digits = ''.join(c for c in number if c.isdigit())
         built = (int(digits[:-1]), int(digits[-1]))
-        if kind == 'sm' and built[0] == capability[0] and (built[1]
-                                                           <= capability[1]):
-            return True
-        if kind == 'compute' and built <= capability:
+        if built <= capability and (kind == 'compute' or kind == 'sm'
+                                    and built[0] == capability[0]):
             return True
     return False
 
 
 def _install_line(cuda12: bool) -> str:
-    """pip's line for this PyTorch version as a default (PyPI) or CUDA 12
-    build, with the torchvision installed beside it."""
+    """pip's line for this PyTorch (and torchvision) as a PyPI or CUDA 12
+    build."""
     line = f'pip install torch=={torch.__version__.split("+")[0]}'
-    try:
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
         line += f' torchvision=={importlib.metadata.version("torchvision")}'
-    except importlib.metadata.PackageNotFoundError:
-        pass
     return line + (' --index-url https://download.pytorch.org/whl/cu126'
                    if cuda12 else '')
 
 
 def check_gpus_usable() -> None:
-    """Stop where NVIDIA GPUs are present but this PyTorch cannot use them.
-
-    Without the check ``torch.cuda.is_available()`` is just False (a driver
-    older than the wheel's CUDA needs, a CPU-only wheel) and training runs,
-    slowly, on the CPU. ``CUDA_VISIBLE_DEVICES=''`` (no GPU wanted) skips it.
-
-    Raises:
-        DeviceError: why, and what to install.
-    """
-    if os.environ.get('CUDA_VISIBLE_DEVICES', None) in ('', '-1'):
-        return
-    gpus = visible_nvidia_gpus()
-    if not gpus:
+    """Raise a :class:`DeviceError` (why, and what to install) where NVIDIA
+    GPUs are present but this PyTorch cannot use them, instead of training
+    slowly on the CPU. ``CUDA_VISIBLE_DEVICES=''`` skips the check."""
+    if os.environ.get('CUDA_VISIBLE_DEVICES') in (
+            '', '-1') or not (gpus := visible_nvidia_gpus()):
         return
     cuda12 = f'the CUDA 12 build (driver >= {_MIN_DRIVER[12]}): ' + (
         _install_line(cuda12=True))
@@ -157,16 +126,11 @@ def check_gpus_usable() -> None:
 
 
 def setup_distributed(cfg, launcher: str) -> None:
-    """Prepare ``cfg`` for the launcher, using gloo on CPU-only machines.
-
-    With CUDA the runner's own initialisation (NCCL) is used unchanged.
-    Without it the gloo process group is created here, before the Runner, so
-    mmengine skips its CUDA-only init, and DDP wraps the model without
-    ``device_ids``.
-    """
+    """Prepare ``cfg`` for the launcher. Without CUDA the gloo process group
+    is created here, before the Runner, so mmengine skips its CUDA-only
+    init, and DDP wraps the model without ``device_ids``."""
     cfg.launcher = launcher
-    # The GPUs are the machine's: its first process checks them (a direct
-    # torchrun launch too), the others do not repeat the nvidia-smi call.
+    # One check per machine (a direct torchrun launch too), not per process.
     if int(os.environ.get('LOCAL_RANK', 0)) == 0:
         check_gpus_usable()
     if launcher == 'none' or torch.cuda.is_available():
@@ -178,16 +142,10 @@ def setup_distributed(cfg, launcher: str) -> None:
     import torch.distributed as dist
     if not dist.is_initialized():
         timeout = cfg.get('env_cfg', {}).get('dist_cfg', {}).get('timeout')
-        kwargs = {}
-        if timeout is not None:
-            import datetime
-            kwargs['timeout'] = datetime.timedelta(seconds=timeout)
-        dist.init_process_group(backend='gloo', **kwargs)
-    # Config.setdefault stores a converted copy of a new dict and returns the
-    # argument, so each level is read back before it is written.
-    cfg.setdefault('env_cfg', {})
-    cfg.env_cfg.setdefault('dist_cfg', {})
-    cfg.env_cfg.dist_cfg.backend = 'gloo'
+        dist.init_process_group(
+            backend='gloo',
+            timeout=None if timeout is None else timedelta(seconds=timeout))
+    cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
     # mmengine gives DDP device_ids=[LOCAL_RANK], which DDP refuses for a
     # module on the CPU; the config's own wrapper settings stay.
     cfg.model_wrapper_cfg = dict(
@@ -223,7 +181,7 @@ def _log_left_out_people() -> None:
             print_log(
                 f'{type(self).__name__} ({osp.basename(self.ann_file)}): '
                 f'{left_out} of {len(instance_list)} annotated people left '
-                'out (no labelled keypoint, or a zero-area box: MMPose\'s '
+                "out (no labelled keypoint, or a zero-area box: MMPose's "
                 f'filtering, as in the published trainings); {len(kept)} '
                 'used.',
                 logger='current',

@@ -1,13 +1,9 @@
-"""Errors a user can fix.
-
-A :class:`UserError` carries one sentence saying what is wrong and where;
-the tools print it as their one ``error:`` line
-(:func:`sspose_mm.cli.run_cli`).
-"""
+"""Errors a user can fix: one sentence saying what is wrong and where, the
+tools' ``error:`` line (:func:`sspose_mm.cli.run_cli`)."""
 
 
 class UserError(Exception):
-    """Base class of errors whose message is meant for the user."""
+    """An error whose message is meant for the user."""
 
 
 class ConfigError(UserError, ValueError):

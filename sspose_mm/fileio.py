@@ -1,15 +1,8 @@
-"""Reading and writing checkpoints and other files safely.
-
-- :func:`atomic_write` and the ``'atomic_local'`` file backend
-  (:class:`AtomicLocalBackend`, registered with mmengine; the default of
-  ``AtomicCheckpointHook``): a crash while saving never leaves a truncated
-  file.
-- :func:`safe_torch_load`: ``torch.load(weights_only=True)`` with one clear
-  error for refused (pickled code), truncated and mistaken files;
-  :func:`load_from_local` is mmengine's local checkpoint loader of that kind,
-  which :func:`sspose_mm.env.setup_env` installs, and :func:`trust_checkpoint`
-  admits the one file a user resumes from with ``--trust-checkpoint``.
-"""
+"""Safe checkpoint files: :func:`atomic_write` (and mmengine's
+``'atomic_local'`` backend) never leaves a truncated file;
+:func:`safe_torch_load` is ``torch.load(weights_only=True)`` with one clear
+error for refused (pickled code), truncated and mistaken files, as is
+mmengine's loader :func:`load_from_local` (but for ``--trust-checkpoint``)."""
 import os
 import os.path as osp
 import pickle
@@ -26,15 +19,9 @@ _TRUSTED_CHECKPOINTS = set()
 
 
 def trust_checkpoint(path: str) -> None:
-    """Allow full unpickling of one checkpoint file the user resumes from.
-
-    Checkpoints of this package's runs hold only tensors and plain values
-    (``PlainCheckpointHook``) and need no trust. Runner checkpoints written
-    without it carry optimizer, scheduler and message-hub state that
-    ``weights_only=True`` cannot read; ``tools/train.py --resume FILE
-    --trust-checkpoint`` is the user's explicit choice for one such file of
-    their own, so only that file is trusted.
-    """
+    """Allow full unpickling of this one file (``--trust-checkpoint``): one
+    written without ``PlainCheckpointHook`` holds optimizer, scheduler and
+    message-hub objects that ``weights_only=True`` cannot read."""
     _TRUSTED_CHECKPOINTS.add(osp.realpath(osp.expanduser(path)))
 
 
@@ -46,29 +33,24 @@ _FILE_KINDS = ((b'\xff\xd8\xff', 'a JPEG image'), (b'\x89PNG', 'a PNG image'),
                (b'{', 'JSON or other text'))
 
 
-def _not_a_checkpoint(path: str) -> Optional[CheckpointError]:
-    """The error for a file whose first bytes are those of no PyTorch
-    checkpoint (e.g. a JPEG renamed ``.pth``); None if they could be."""
-    with open(path, 'rb') as f:
-        head = f.read(16)
-    if not head or head.startswith(b'PK') or head[:1] == b'\x80':
-        return None
-    kind = next(
-        (name for magic, name in _FILE_KINDS if head.startswith(magic)), None)
-    if kind is None and len(head) > 9 and head[8:10] == b'{"':
-        kind = 'a safetensors file'  # 8-byte header length, then JSON
-    return CheckpointError(
-        f'{path} is not a PyTorch checkpoint: it is '
-        f'{kind or "neither the zip archive nor the pickle torch.save writes"}'
-        '. Check the file name, or download the checkpoint again.')
-
-
 def _corrupt_checkpoint(path: str, error: BaseException) -> CheckpointError:
+    """The error for a file torch.load could not read: one whose first bytes
+    are those of no checkpoint (a JPEG renamed ``.pth``), or else cut off."""
+    head = b''
     if osp.isfile(path):
-        other_file = _not_a_checkpoint(path)
-        if other_file is not None:
-            return other_file
-    size = osp.getsize(path) if osp.isfile(path) else 0
+        with open(path, 'rb') as f:
+            head = f.read(16)
+    if head and not head.startswith(b'PK') and head[:1] != b'\x80':
+        # A safetensors file: an 8-byte header length, then JSON.
+        other = ('a safetensors file' if head[8:10] == b'{"' else
+                 'neither the zip archive nor the pickle torch.save writes')
+        kind = next(
+            (name for magic, name in _FILE_KINDS if head.startswith(magic)),
+            other)
+        return CheckpointError(
+            f'{path} is not a PyTorch checkpoint: it is {kind}. Check the '
+            'file name, or download the checkpoint again.')
+    size = osp.getsize(path) if head else 0
     detail = str(error).splitlines()[0][:100] if str(error) else 'end of file'
     return CheckpointError(
         f'the checkpoint {path} ({size:,} bytes) is truncated or corrupt '
@@ -85,40 +67,31 @@ def unsafe_global(error: BaseException) -> Optional[str]:
     return found.group(1) if found else None
 
 
-def _torch_load(path: str, map_location, weights_only: bool):
-    """``torch.load`` with one clear error for refused and broken files."""
+def safe_torch_load(path: str, map_location=None, weights_only: bool = True):
+    """``torch.load`` with one :class:`CheckpointError` for a refused
+    (pickled objects, with ``weights_only``), truncated or corrupt file."""
     try:
         return torch.load(
             path, map_location=map_location, weights_only=weights_only)
-    except pickle.UnpicklingError as error:
+    except (FileNotFoundError, PermissionError):
+        raise
+    # OSError: torch's zip reader on a cut-off archive.
+    except (pickle.UnpicklingError, EOFError, OSError, RuntimeError) as error:
         if weights_only and 'Unsupported global' in str(error):
             name = unsafe_global(error)
             raise CheckpointError(
                 f'Refused to load {path}: it contains pickled Python objects'
                 f'{f" (such as {name})" if name else ""}, not only tensors '
-                'and plain data, '
-                'and loading it could run code; nothing in it was run. If you'
+                'and plain data, and loading it could run code; nothing in it '
+                'was run. If you'
                 f' trust the file, python tools/convert_ckpt.py {path} OUT.pth'
                 ' --trust-checkpoint saves its weights alone (converting an '
                 'official checkpoint on the way); to resume a run of your own'
                 ' from it add --trust-checkpoint to --resume.') from error
+        if isinstance(error, RuntimeError) and ('PytorchStreamReader'
+                                                not in str(error)):
+            raise
         raise _corrupt_checkpoint(path, error) from error
-    except EOFError as error:
-        raise _corrupt_checkpoint(path, error) from error
-    except (FileNotFoundError, PermissionError):
-        raise
-    except OSError as error:  # torch's zip reader on a cut-off archive
-        raise _corrupt_checkpoint(path, error) from error
-    except RuntimeError as error:
-        if 'PytorchStreamReader' in str(error):
-            raise _corrupt_checkpoint(path, error) from error
-        raise
-
-
-def safe_torch_load(path: str, map_location=None):
-    """``torch.load`` with ``weights_only=True`` and a clear error on refusal
-    or on a truncated or corrupt file."""
-    return _torch_load(path, map_location, weights_only=True)
 
 
 def load_from_local(filename: str, map_location=None):
@@ -127,16 +100,12 @@ def load_from_local(filename: str, map_location=None):
     if not osp.isfile(filename):
         raise FileNotFoundError(f'Checkpoint file not found: {filename}')
     trusted = osp.realpath(filename) in _TRUSTED_CHECKPOINTS
-    return _torch_load(filename, map_location, weights_only=not trusted)
+    return safe_torch_load(filename, map_location, weights_only=not trusted)
 
 
 class AtomicLocalBackend(LocalBackend):
-    """Local file backend whose writes are all-or-nothing.
-
-    The bytes go to a temporary file in the target folder, which then replaces
-    the target with ``os.replace`` (atomic on POSIX and Windows), so a crash
-    during a save never leaves a truncated checkpoint or ``last_checkpoint``.
-    """
+    """Local file backend whose writes are all-or-nothing
+    (:func:`atomic_write`)."""
 
     def put(self, obj: bytes, filepath: Union[str, os.PathLike]) -> None:
         atomic_write(str(filepath), obj)
@@ -149,12 +118,9 @@ class AtomicLocalBackend(LocalBackend):
 
 
 def atomic_write(filepath: str, data: bytes) -> None:
-    """Write ``data`` to ``filepath`` all-or-nothing (temp file, then rename).
-
-    The temporary file is created with mode 0666 less the umask, as
-    ``open(path, 'wb')`` does (``mkstemp`` would make every checkpoint and
-    picture 0600, unreadable to the user's group and other tools).
-    """
+    """Write ``data`` to ``filepath`` all-or-nothing: a temporary file (mode
+    0666 less the umask as ``open`` gives, not ``mkstemp``'s 0600) in the
+    same folder, then ``os.replace`` (atomic on POSIX and Windows)."""
     folder = osp.dirname(osp.abspath(filepath))
     os.makedirs(folder, exist_ok=True)
     tmp_path = osp.join(

@@ -4,22 +4,16 @@
     python tools/check_dataset.py --ann-file ANN.json --img-dir IMAGES \
         --keypoints KEYPOINTS.json [--num-keypoints K]
 
-With a config, every dataset of the given phases is checked against the
-keypoint layout its class loads (MMPose's ``_load_metainfo``: the
-``metainfo.from_file``, or the class's own) and the model's keypoint count
-(``model.head.out_channels``). Prints one table per
-dataset: missing images, keypoint count mismatches, bad flip pairs, boxes
-outside images, bad visibility flags, duplicate ids. Exit status 1 when a
-check fails (warnings alone exit 0), 2 on unusable input.
+One table per dataset: missing images, keypoint count mismatches (with its
+layout and the model), bad flip pairs, boxes outside images, bad visibility
+flags, duplicate ids. Exit status 1 when a check fails (not for warnings
+alone), 2 on unusable input.
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
-import os.path as osp
 import sys
 
-from mmengine.config import Config
-
-from sspose_mm.cli import run_cli
+from sspose_mm.cli import read_config, run_cli
 from sspose_mm.cli.checks import dataset_files, dataset_metainfo, leaf_datasets
 from sspose_mm.datasets.custom import (Finding, check_keypoint_dataset,
                                        findings_table, load_keypoint_file)
@@ -30,28 +24,25 @@ def parse_args():
     parser = argparse.ArgumentParser(
         description='Check a COCO-format keypoint dataset before training')
     parser.add_argument(
-        'config', nargs='?', help='config whose datasets to '
-        'check')
+        'config', nargs='?', help='config whose datasets to check')
     parser.add_argument(
         '--phase',
         nargs='+',
         default=['train', 'val'],
         choices=['train', 'val', 'test'],
-        help='dataloaders of the config to check '
-        '(default: train val)')
+        help='dataloaders of the config to check (default: train val)')
     parser.add_argument('--ann-file', help='COCO-format annotation json')
     parser.add_argument('--img-dir', help='folder of the images')
     parser.add_argument(
         '--keypoints',
-        help='keypoint file (names, skeleton, '
-        'flip pairs, sigmas; docs/datasets.md)')
+        help='keypoint file (names, skeleton, flip pairs, sigmas; '
+        'docs/datasets.md)')
     parser.add_argument(
         '--num-keypoints', type=int, help='keypoints the model predicts')
     args = parser.parse_args()
     direct = (args.ann_file, args.img_dir, args.keypoints)
     if args.config is None and not all(direct):
-        parser.error('give a CONFIG, or --ann-file, --img-dir and '
-                     '--keypoints')
+        parser.error('give a CONFIG, or --ann-file, --img-dir and --keypoints')
     if args.config is not None and any(direct):
         parser.error('give either a CONFIG or --ann-file/--img-dir/'
                      '--keypoints, not both')
@@ -64,9 +55,7 @@ def datasets_to_check(args):
         yield (args.ann_file, args.ann_file, args.img_dir,
                load_keypoint_file(args.keypoints), args.num_keypoints)
         return
-    if not osp.isfile(args.config):
-        raise ConfigError(f'config file "{args.config}" does not exist.')
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config)
     head = cfg.get('model', {}).get('head', {})
     model_k = head.get('out_channels', head.get('num_keypoints'))
     for phase in args.phase:

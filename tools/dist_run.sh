@@ -1,10 +1,8 @@
 #!/usr/bin/env bash
-# tools/dist_run.sh NPROC SCRIPT ARGS...: run tools/SCRIPT under torchrun.
-# Used by dist_train.sh and dist_test.sh. One process per GPU with CUDA, per
-# CPU process without (gloo is chosen automatically). Multi-node: NNODES,
-# NODE_RANK, MASTER_ADDR, PORT as for torchrun. PYTHON picks the
-# interpreter (default: the repo's .venv if present, else python).
-# tools/torchrun.py is torchrun ending with the failed process's own error.
+# tools/dist_run.sh NPROC SCRIPT ARGS...: run tools/SCRIPT under torchrun
+# (tools/torchrun.py), for dist_train.sh and dist_test.sh; gloo without CUDA.
+# Multi-node: NNODES, NODE_RANK, MASTER_ADDR, PORT as for torchrun. PYTHON
+# picks the interpreter (default: the repo's .venv if present, else python).
 set -euo pipefail
 NPROC=$1
 SCRIPT=$2
@@ -13,14 +11,12 @@ if ! [[ $NPROC =~ ^[1-9][0-9]*$ ]]; then
     exit 2
 fi
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-if [ -z "${PYTHON:-}" ]; then
-    PYTHON=python
-    [ -x "$ROOT/.venv/bin/python" ] && PYTHON="$ROOT/.venv/bin/python"
-fi
+DEFAULT_PYTHON="$ROOT/.venv/bin/python"
+[ -x "$DEFAULT_PYTHON" ] || DEFAULT_PYTHON=python
+PYTHON=${PYTHON:-$DEFAULT_PYTHON}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
-# NVIDIA GPUs that this PyTorch cannot use (driver too old for its CUDA) stop
-# the launch here with one line, instead of NPROC processes training on the
-# CPU or each failing (sspose_mm.env.check_gpus_usable, docs/gpu.md).
+# GPUs this PyTorch cannot use stop the launch here with one line, not in
+# each of NPROC processes (sspose_mm.env.check_gpus_usable, docs/gpu.md).
 if compgen -G '/dev/nvidia[0-9]*' > /dev/null || command -v nvidia-smi \
         > /dev/null; then
     "$PYTHON" -c 'from sspose_mm.env import check_gpus_usable

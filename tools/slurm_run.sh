@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
-# tools/slurm_run.sh PARTITION JOB_NAME SCRIPT ARGS...: run tools/SCRIPT as
-# a Slurm job step, one task per GPU. Used by tools/slurm_train.sh and
-# tools/slurm_test.sh; the variables are MMPose's: GPUS (tasks, default 8),
-# GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS (more srun options).
-# PYTHON picks the interpreter as in tools/dist_run.sh.
+# tools/slurm_run.sh PARTITION JOB_NAME SCRIPT ARGS...: tools/SCRIPT as a
+# Slurm job step, one task per GPU, for slurm_train.sh and slurm_test.sh.
+# MMPose's variables: GPUS (tasks, default 8), GPUS_PER_NODE (8),
+# CPUS_PER_TASK (5), SRUN_ARGS; PYTHON as in tools/dist_run.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-if [ -z "${PYTHON:-}" ]; then
-    PYTHON=python
-    [ -x "$ROOT/.venv/bin/python" ] && PYTHON="$ROOT/.venv/bin/python"
-fi
+DEFAULT_PYTHON="$ROOT/.venv/bin/python"
+[ -x "$DEFAULT_PYTHON" ] || DEFAULT_PYTHON=python
+PYTHON=${PYTHON:-$DEFAULT_PYTHON}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 # SRUN_ARGS is split into words: it may hold several options.

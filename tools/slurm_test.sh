@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # tools/slurm_test.sh PARTITION JOB_NAME CONFIG CHECKPOINT [tools/test.py
-# options]: MMPose's Slurm testing launcher (GPUS, GPUS_PER_NODE,
-# CPUS_PER_TASK, SRUN_ARGS as there; see tools/slurm_run.sh).
+# options]: MMPose's Slurm testing launcher (see tools/slurm_run.sh).
 if [ $# -lt 4 ]; then
     echo "error: too few arguments; usage: $0 PARTITION JOB_NAME CONFIG CHECKPOINT [tools/test.py options]" >&2
     exit 2

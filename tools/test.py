@@ -1,25 +1,20 @@
-"""Evaluate a checkpoint: MMPose's ``tools/test.py`` with this package's
-checks; runs on CPU (gloo) without CUDA.
-
-The checkpoint is loaded with ``torch.load(weights_only=True)``. Pass
-``none`` as checkpoint to evaluate the freshly initialised model (the
-untrained baseline).
-"""
+"""Evaluate a checkpoint (read with ``weights_only=True``; ``none``: the
+untrained model): MMPose's ``tools/test.py`` with this package's checks;
+runs on CPU (gloo) without CUDA."""
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
-import json
 import os
 
 from mmengine.dist import broadcast
-from mmengine.model import is_model_wrapper
+from mmengine.fileio import dump
 from mmengine.runner import Runner
 
 from sspose_mm.apis.fast_inference import (model_input_size,
                                            prepare_for_inference)
 from sspose_mm.apis.loading import check_checkpoint_fits, is_untrained
-from sspose_mm.cli import (add_runner_arguments, enable_visualization,
-                           finish_config, naming_malformed_json,
-                           parse_runner_arguments, read_config, run_cli)
+from sspose_mm.cli import (enable_visualization, finish_config,
+                           naming_malformed_json, parse_runner_arguments,
+                           read_config, run_cli)
 from sspose_mm.errors import ConfigError
 
 
@@ -28,16 +23,14 @@ def parse_args():
     parser.add_argument('config', help='test config file path')
     parser.add_argument(
         'checkpoint',
-        help='checkpoint file, or "none" for the untrained '
-        'model')
+        help='checkpoint file, or "none" for the untrained model')
     parser.add_argument('--out', help='write the metrics to this json file')
     parser.add_argument(
         '--fast',
         action='store_true',
-        help='fast inference path: batch norms folded, '
-        'channels-last (see docs/speed.md)')
-    add_runner_arguments(parser, 'prediction')
-    return parse_runner_arguments(parser)
+        help='fast inference path: batch norms folded, channels-last (see '
+        'docs/speed.md)')
+    return parse_runner_arguments(parser, 'prediction')
 
 
 def main():
@@ -51,9 +44,7 @@ def main():
                          args.wait_time)
     finish_config(cfg, args.cfg_options, args.launcher, ['test'])
     runner = Runner.from_cfg(cfg)
-    model = (
-        runner.model.module
-        if is_model_wrapper(runner.model) else runner.model)
+    model = getattr(runner.model, 'module', runner.model)  # inside DDP
     if untrained:
         model.init_weights()
         # Every process must evaluate the same random model.
@@ -67,8 +58,8 @@ def main():
     with naming_malformed_json(cfg):
         metrics = runner.test()
     if args.out and runner.rank == 0:
-        with open(args.out, 'w') as f:
-            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=2)
+        scores = {k: float(v) for k, v in metrics.items()}
+        dump(scores, args.out, file_format='json', indent=2)
 
 
 if __name__ == '__main__':

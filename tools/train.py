@@ -1,8 +1,6 @@
-"""Train a pose model: MMPose's ``tools/train.py`` with this package's checks.
-
-Runs on CUDA as usual and, without CUDA, on CPU (gloo for
-``--launcher pytorch``). Files a config needs are checked before anything
-starts; user errors end with one line instead of a traceback.
+"""Train a pose model: MMPose's ``tools/train.py`` with this package's checks
+(of the files a config needs, before anything starts; user errors end with
+one line). Without CUDA it runs on the CPU (gloo for ``--launcher pytorch``).
 """
 import sspose_mm  # noqa: F401  isort: skip (mmpose importable first)
 import argparse
@@ -13,10 +11,10 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from sspose_mm.cli import (add_runner_arguments, enable_visualization,
-                           find_resume_checkpoint, finish_config,
-                           make_deterministic, naming_malformed_json,
-                           parse_runner_arguments, read_config, run_cli)
+from sspose_mm.cli import (enable_visualization, find_resume_checkpoint,
+                           finish_config, make_deterministic,
+                           naming_malformed_json, parse_runner_arguments,
+                           read_config, run_cli)
 from sspose_mm.errors import ConfigError
 from sspose_mm.fileio import trust_checkpoint
 
@@ -27,7 +25,6 @@ def parse_args():
     parser.add_argument(
         '--resume',
         nargs='?',
-        type=str,
         const='auto',
         help='resume from this checkpoint, or without a value from the '
         'latest checkpoint in the work dir')
@@ -53,8 +50,7 @@ def parse_args():
         action='store_true',
         help='bit-identical runs: fixed seed (the config\'s, else 0), '
         'deterministic algorithms, workers re-seeded every epoch')
-    add_runner_arguments(parser, 'validation')
-    return parse_runner_arguments(parser)
+    return parse_runner_arguments(parser, 'validation')
 
 
 def main():

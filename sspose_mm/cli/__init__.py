@@ -1,17 +1,14 @@
-"""Command-line plumbing of the tools: reading a config with the user's
-options and checking it before anything is built (:mod:`.launch`,
-:mod:`.checks`), and the one-line ``error:`` convention (:mod:`.report`).
-Not imported by ``import sspose_mm``; nothing below ``apis`` imports it."""
-from .checks import check_cfg_options, check_config
-from .launch import (add_runner_arguments, enable_visualization,
-                     find_resume_checkpoint, finish_config, load_config,
-                     make_deterministic, naming_malformed_json,
-                     parse_runner_arguments, read_config)
+"""The tools' plumbing: configs read and checked before anything is built
+(:mod:`.launch`, :mod:`.checks`), the ``error:`` line (:mod:`.report`)."""
+from .checks import check_cfg_options
+from .launch import (enable_visualization, find_resume_checkpoint,
+                     finish_config, load_config, make_deterministic,
+                     naming_malformed_json, parse_runner_arguments,
+                     read_config)
 from .report import run_cli
 
 __all__ = [
-    'add_runner_arguments', 'check_cfg_options', 'check_config',
-    'enable_visualization', 'find_resume_checkpoint', 'finish_config',
-    'load_config', 'make_deterministic', 'naming_malformed_json',
-    'parse_runner_arguments', 'read_config', 'run_cli'
+    'check_cfg_options', 'enable_visualization', 'find_resume_checkpoint',
+    'finish_config', 'load_config', 'make_deterministic',
+    'naming_malformed_json', 'parse_runner_arguments', 'read_config', 'run_cli'
 ]

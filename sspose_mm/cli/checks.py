@@ -1,10 +1,6 @@
-"""Checks run by the tools before a Runner is built.
-
-Each failure is a :class:`ConfigError` or :class:`DataError` naming the
-config entry and the file, instead of a traceback from deep inside the
-dataset or model code. The checkpoint check is
-:func:`sspose_mm.apis.loading.check_checkpoint_fits`.
-"""
+"""Checks run by the tools before a Runner is built: a failure is a
+:class:`ConfigError` or :class:`DataError` naming the config entry and the
+file, not a traceback from deep inside."""
 import ast
 import difflib
 import inspect
@@ -12,8 +8,8 @@ import json
 import os.path as osp
 import types
 import typing
-from typing import (Any, Callable, Dict, Iterable, Iterator, List, Optional,
-                    Tuple)
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 import torch
 from mmengine.config import Config
@@ -28,7 +24,7 @@ COCO_HINT = ('COCO 2017 images and annotations are at '
 
 
 def _registries() -> Iterator:
-    """Every mmengine registry and its children (mmpose, mmdet, ...)."""
+    """Every mmengine registry and its descendants (mmpose, mmdet, ...)."""
     import mmengine.registry as root_module
     from mmengine.registry import Registry
     from mmpose.utils import register_all_modules
@@ -47,11 +43,10 @@ def _registries() -> Iterator:
 def registered(type_name: str) -> Optional[Any]:
     """The class or function registered as ``type_name`` in any registry."""
     scope, _, name = type_name.rpartition('.')
-    for registry in _registries():
-        if (not scope or registry.scope == scope) and \
-                name in registry.module_dict:
-            return registry.module_dict[name]
-    return None
+    return next(
+        (registry.module_dict[name] for registry in _registries()
+         if scope in ('', registry.scope) and name in registry.module_dict),
+        None)
 
 
 def closest_registered(type_name: str,
@@ -59,23 +54,21 @@ def closest_registered(type_name: str,
                        cutoff: float = 0.6) -> Optional[str]:
     """The registered name most like ``type_name`` (in registries called
     ``registry_name``, e.g. 'model', if given), or None."""
-    names: List[str] = []
+    names: set[str] = set()
     for registry in _registries():
-        if registry_name is None or registry.name == registry_name:
-            names.extend(registry.module_dict)
+        if registry_name in (None, registry.name):
+            names.update(registry.module_dict)
     close = difflib.get_close_matches(
-        type_name, sorted(set(names)), n=1, cutoff=cutoff)
+        type_name, sorted(names), n=1, cutoff=cutoff)
     return close[0] if close else None
 
 
-def _arguments(built: Callable) -> Iterator[Tuple[str, Any]]:
-    """(name, annotation) of each argument of what builds from a config
-    node: a function, or a class and the constructors it inherits (most
-    derived first). Annotations written as strings are evaluated one by
-    one (``inspect``'s ``eval_str`` gives up on the first it cannot
-    resolve); an unresolvable one becomes None."""
+def _arguments(built: Optional[Callable]) -> Iterator[Tuple[str, Any]]:
+    """(name, annotation) of each argument of a function or of a class's
+    constructors (most derived first). String annotations are evaluated one
+    by one (``inspect``'s ``eval_str`` gives up at the first unresolvable)."""
     functions = ([klass.__init__ for klass in built.__mro__]
-                 if inspect.isclass(built) else [built])
+                 if inspect.isclass(built) else [built] if built else [])
     for function in functions:
         try:
             parameters = inspect.signature(function).parameters
@@ -92,19 +85,9 @@ def _arguments(built: Callable) -> Iterator[Tuple[str, Any]]:
             yield name, annotation
 
 
-def _is_constructor_argument(node: dict, key: str) -> bool:
-    """Whether ``key`` is an argument of the constructor ``node`` builds."""
-    if not isinstance(node.get('type'), str):
-        return False
-    built = registered(node['type'])
-    return built is not None and any(name == key
-                                     for name, _ in _arguments(built))
-
-
 def config_dicts(node: Any, path: str = '') -> Iterator[Tuple[str, dict]]:
-    """Every dict of a config (depth first, the root as ``''``) with its
-    dotted path, list items by index: ``('model.head', {...})``,
-    ``('train_pipeline.2', {...})``."""
+    """Every dict of a config, depth first, with its dotted path (the root
+    ``''``, list items by index: ``'train_pipeline.2'``)."""
     if isinstance(node, Config):
         node = dict(node.items())
     if isinstance(node, dict):
@@ -117,10 +100,8 @@ def config_dicts(node: Any, path: str = '') -> Iterator[Tuple[str, dict]]:
 
 
 def check_module_types(cfg: Config) -> None:
-    """Stop at a ``type`` that no registry knows but one name nearly matches
-    (a typo), naming the config entry; other unknown types are left to the
-    build, whose error :func:`sspose_mm.errors.explain` also completes."""
-
+    """Stop at a ``type`` no registry knows but one nearly matches (a typo);
+    :func:`sspose_mm.cli.report.explain` completes other unknown types."""
     for path, node in config_dicts(cfg):
         type_name = node.get('type')
         if isinstance(type_name, str) and registered(type_name) is None:
@@ -132,8 +113,8 @@ def check_module_types(cfg: Config) -> None:
 
 
 def _builder(node: dict, path: str) -> Optional[Callable]:
-    """What ``node`` at ``path`` is built with: its ``type``, or for the
-    entries that name none what mmengine's Runner builds from them."""
+    """What ``node`` is built with: its ``type``, or for a ``path`` that
+    names none (but '') what mmengine's Runner builds from it."""
     type_name = node.get('type')
     if callable(type_name):
         return type_name
@@ -149,9 +130,8 @@ def _builder(node: dict, path: str) -> Optional[Callable]:
 
 
 def _number_kind(annotation: Any) -> Optional[type]:
-    """``int`` for an argument annotated as a whole number, ``float`` for
-    any number; None for all else (a config cannot hold a tensor, and None
-    is accepted everywhere: many annotations omit Optional)."""
+    """``int`` for an annotated whole number, ``float`` for any number, else
+    None (ignoring None, often not annotated, and tensors, never config)."""
     union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
     kinds = set(typing.get_args(annotation)) if union else {annotation}
     kinds -= {type(None), torch.Tensor}
@@ -162,21 +142,13 @@ def _number_kind(annotation: Any) -> Optional[type]:
 
 def check_value_types(cfg: Config,
                       options: Optional[Dict[str, Any]] = None) -> None:
-    """Numbers where the built constructors need numbers.
-
-    A config (or ``--cfg-options``, which keeps what does not parse as a
-    number as a string) can hold ``max_epochs='abc'``, ``lr='fast'`` or
-    ``out_channels=17.0``; mmengine stores them and the build fails deep
-    inside, or later in training. Each argument annotated ``int`` (or
-    ``float``) of the constructor a node builds must get a whole number (or
-    any number), else one :class:`ConfigError` names the key, its value,
-    where it was set and what it needs.
-    """
-    given = options or {}
+    """Arguments annotated ``int`` (``float``) must get a whole number (any
+    number; ``max_epochs='abc'`` fails deep in the build or in training),
+    else a :class:`ConfigError` names the key, value, source and need."""
     for path, node in config_dicts(cfg):
         built = _builder(node, path)
         kinds: Dict[str, Optional[type]] = {}
-        for name, annotation in _arguments(built) if built else ():
+        for name, annotation in _arguments(built):
             kinds.setdefault(name, _number_kind(annotation))
         for key, value in node.items():
             kind = kinds.get(key)
@@ -186,7 +158,7 @@ def check_value_types(cfg: Config,
             where = f'{path}.{key}'
             source = (f'set by --cfg-options for {cfg.filename}' if any(
                 where == option or where.startswith(f'{option}.')
-                for option in given) else f'in {cfg.filename}')
+                for option in options or ()) else f'in {cfg.filename}')
             raise ConfigError(
                 f'{where}={value!r} ({source}) is not '
                 f'{"a whole number" if kind is int else "a number"}: {key} '
@@ -195,20 +167,13 @@ def check_value_types(cfg: Config,
 
 
 def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
-    """One sentence for the first syntax error in the config ``path`` or
-    the ``_base_`` files it builds on; None if they all parse.
-
-    mmengine parses configs without their file name, so Python's message
-    says ``File "<unknown>"``; this finds the file (through mmengine's own
-    ``_base_`` resolution) and names it with the line.
-    """
+    """One sentence for the first syntax error in the config ``path`` or its
+    ``_base_`` files (mmengine's says ``File "<unknown>"``), or None."""
     if not osp.isfile(path):
         return None
     if path.endswith('.py'):
-        with open(path, encoding='utf-8') as f:
-            source = f.read()
         try:
-            ast.parse(source, filename=path)
+            ast.parse(Path(path).read_text(encoding='utf-8'), filename=path)
         except SyntaxError as error:
             code = (error.text or '').strip()
             return (f'syntax error in the config file {path}, line '
@@ -224,15 +189,9 @@ def syntax_error_in(path: str, child: Optional[str] = None) -> Optional[str]:
 
 
 def check_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:
-    """Reject ``--cfg-options`` keys that look like typos of existing keys.
-
-    A key the config lacks is accepted when it is an argument of the
-    constructor its entry builds, or when nothing close to it exists (if it
-    is not an argument, the build fails with an "unknown config key"
-    message), but a near miss such as ``train_cfg.max_epoch`` would be
-    silently ignored or fail deep in the build, so it stops here with the
-    suggestion.
-    """
+    """Reject ``--cfg-options`` keys that look like typos of existing keys
+    (``train_cfg.max_epoch``), unless they are arguments of the entry's
+    ``type``; the build names other unknown keys."""
     for key in options or {}:
         node: Any = dict(cfg.items())
         path = []
@@ -245,8 +204,8 @@ def check_cfg_options(cfg: Config, options: Optional[Dict[str, Any]]) -> None:
                 node = node[int(part)]
             elif isinstance(node, dict) and part in node:
                 node = node[part]
-            elif isinstance(node, dict) and _is_constructor_argument(
-                    node, part):
+            elif isinstance(node, dict) and part in dict(
+                    _arguments(_builder(node, ''))):
                 break
             else:
                 siblings = list(node.keys()) if isinstance(node, dict) else []
@@ -272,11 +231,8 @@ def leaf_datasets(dataset_cfg: dict, where: str) -> Iterable:
 
 
 def dataset_files(leaf: dict) -> Dict[str, str]:
-    """``ann_file``, ``bbox_file`` and image folder ``img_dir`` of a leaf
-    dataset config as the dataset reads them ('' where it names none):
-    mmengine joins the annotation file and ``data_prefix.img`` to
-    ``data_root`` unless absolute, MMPose reads the detection file as given.
-    """
+    """``ann_file``, ``bbox_file``, ``img_dir`` (or '') of a leaf dataset
+    config, ``data_root`` joined to all but the detection file, as MMPose."""
     root = leaf.get('data_root') or ''
     ann_file = leaf.get('ann_file')
     return dict(
@@ -286,38 +242,29 @@ def dataset_files(leaf: dict) -> Dict[str, str]:
 
 
 def check_dataset_files(dataset_cfg: dict, where: str) -> None:
-    """Every file a dataset config (or an evaluator's ``ann_file``) names
-    must exist."""
+    """Every file a dataset config (or evaluator) names must exist."""
     for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
-        data_root = leaf.get('data_root') or ''
-        if data_root and not osp.isdir(data_root):
-            raise ConfigError(f'data_root "{data_root}" of {leaf_where} does '
-                              f'not exist. {COCO_HINT}')
-        files = dataset_files(leaf)
-        ann_file, bbox_file = files['ann_file'], files['bbox_file']
-        if ann_file and not osp.isfile(ann_file):
-            raise ConfigError(
-                f'annotation file "{ann_file}" of {leaf_where}.ann_file does '
-                f'not exist. {COCO_HINT}')
-        if ann_file and osp.getsize(ann_file) == 0:
-            raise DataError(
-                f'annotation file "{ann_file}" of {leaf_where}.ann_file is '
-                'empty (0 bytes): get it again.')
-        if bbox_file and not osp.isfile(bbox_file):
-            raise ConfigError(
-                f'person detection file "{bbox_file}" of '
-                f'{leaf_where}.bbox_file does not exist (set it to None to '
-                f'test with ground-truth boxes). {COCO_HINT}')
-        if files['img_dir'] and not osp.isdir(files['img_dir']):
-            raise ConfigError(
-                f'image folder "{files["img_dir"]}" of '
-                f'{leaf_where}.data_prefix.img does not exist. {COCO_HINT}')
+        ann_file, bbox_file, img_dir = dataset_files(leaf).values()
+        named = [
+            ('data_root', leaf.get('data_root'), '', osp.isdir, ''),
+            ('annotation file', ann_file, '.ann_file', osp.isfile, ''),
+            ('person detection file', bbox_file, '.bbox_file', osp.isfile,
+             ' (set it to None to test with ground-truth boxes)'),
+            ('image folder', img_dir, '.data_prefix.img', osp.isdir, ''),
+        ]
+        for what, path, key, exists, note in named:
+            if path and not exists(path):
+                raise ConfigError(f'{what} "{path}" of {leaf_where}{key} does '
+                                  f'not exist{note}. {COCO_HINT}')
+            if path and key == '.ann_file' and osp.getsize(path) == 0:
+                raise DataError(
+                    f'annotation file "{path}" of {leaf_where}.ann_file is '
+                    'empty (0 bytes): get it again.')
 
 
 def dataset_metainfo(leaf: dict) -> dict:
-    """The metainfo the dataset of a leaf dataset config gets from its
-    class's ``_load_metainfo`` (MMPose's parsed keypoint layout for pose
-    datasets, with ``num_keypoints``); {} for a type no registry knows."""
+    """The metainfo (with ``num_keypoints``) the class of a leaf dataset
+    config loads (``_load_metainfo``); {} for a type no registry knows."""
     from mmpose.registry import DATASETS
     dataset_cls = DATASETS.get(leaf.get('type', ''))
     if dataset_cls is None or not hasattr(dataset_cls, '_load_metainfo'):
@@ -368,19 +315,10 @@ def check_config(cfg: Config, phases: Iterable[str]) -> None:
 
 
 def find_malformed_json(cfg: Config) -> Optional[str]:
-    """The first annotation or detection file of the config's dataloaders
-    and evaluators that is not valid JSON, with the parser's complaint, as
-    one sentence; None if all parse."""
-    files = []
-    for phase in ('train', 'val', 'test'):
-        loader = cfg.get(f'{phase}_dataloader')
-        leaves = leaf_datasets(loader['dataset'], phase) if loader else []
-        for leaf, _ in leaves:
-            named = dataset_files(leaf)
-            files += [named['ann_file'], named['bbox_file']]
-        evaluator = cfg.get(f'{phase}_evaluator')
-        if isinstance(evaluator, dict):
-            files.append(evaluator.get('ann_file') or '')
+    """One sentence naming the first annotation or detection file of the
+    config (datasets, evaluators) that is not valid JSON; or None."""
+    files = (path for _, node in config_dicts(cfg)
+             for path in list(dataset_files(node).values())[:2])
     for path in dict.fromkeys(files):
         if not path.endswith('.json') or not osp.isfile(path):
             continue
@@ -397,8 +335,7 @@ def find_malformed_json(cfg: Config) -> Optional[str]:
 def check_detections_match_images(dataset_cfg: dict, where: str) -> None:
     """A person-detection file must name images of the annotation file."""
     for leaf, leaf_where in leaf_datasets(dataset_cfg, where):
-        files = dataset_files(leaf)
-        ann_file, bbox_file = files['ann_file'], files['bbox_file']
+        ann_file, bbox_file, _ = dataset_files(leaf).values()
         if not bbox_file or not ann_file:
             continue
         try:
@@ -423,22 +360,19 @@ def check_detections_match_images(dataset_cfg: dict, where: str) -> None:
                 ' file of another dataset or split?')
 
 
-# The default hooks mmengine itself registers (Runner.register_default_hooks)
-# and removes when a config sets them to None; any other None stops it with
-# a bare AssertionError.
+# The default hooks mmengine registers (Runner.register_default_hooks) and
+# removes when set to None; any other None stops it with an AssertionError.
 MMENGINE_DEFAULT_HOOKS = ('runtime_info', 'timer', 'sampler_seed', 'logger',
                           'param_scheduler', 'checkpoint')
 
 
 def check_switched_off_hooks(cfg: Config) -> None:
     """``default_hooks.<name>=None`` only for mmengine's own defaults."""
-    hooks = cfg.get('default_hooks') or {}
-    for name, hook in hooks.items():
+    for name, hook in (cfg.get('default_hooks') or {}).items():
         if hook is None and name not in MMENGINE_DEFAULT_HOOKS:
             raise ConfigError(
-                f'default_hooks.{name}=None: mmengine\'s Runner removes only '
-                f'its own default hooks ({", ".join(MMENGINE_DEFAULT_HOOKS)})'
-                ' this way and stops on any other. Switch a hook off with '
-                f'default_hooks.{name}.enable=False where it has that '
-                'argument (this package\'s hooks, MMPose\'s visualisation '
-                'hooks).')
+                f"default_hooks.{name}=None: mmengine's Runner removes only "
+                f'its own default hooks ({", ".join(MMENGINE_DEFAULT_HOOKS)}) '
+                'this way and stops on any other. Switch a hook off with '
+                f'default_hooks.{name}.enable=False where it has that argument'
+                " (this package's hooks, MMPose's visualisation hooks).")

@@ -1,5 +1,6 @@
 """Config handling shared by ``tools/train.py`` and ``tools/test.py``."""
 import argparse
+import glob
 import json
 import logging
 import os
@@ -19,22 +20,17 @@ from .checks import (check_cfg_options, check_config, check_module_types,
                      find_malformed_json, syntax_error_in)
 
 
-def add_runner_arguments(parser: argparse.ArgumentParser,
-                         show_what: str) -> None:
-    """The options MMPose's train and test tools share."""
+def parse_runner_arguments(parser: argparse.ArgumentParser,
+                           show_what: str) -> argparse.Namespace:
+    """Add the options MMPose's train and test tools share, then parse."""
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--show-dir', help=f'save {show_what} pictures here')
     parser.add_argument(
-        '--show',
-        action='store_true',
-        help=f'show {show_what} pictures in a window')
+        '--show', action='store_true', help=f'display {show_what} pictures')
     parser.add_argument(
         '--interval', type=int, default=1, help='visualize every n-th sample')
     parser.add_argument(
-        '--wait-time',
-        type=float,
-        default=1,
-        help='seconds each shown picture stays')
+        '--wait-time', type=float, default=1, help='seconds per shown picture')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -46,10 +42,6 @@ def add_runner_arguments(parser: argparse.ArgumentParser,
         default='none',
         choices=['none', 'pytorch', 'slurm', 'mpi'])
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-
-
-def parse_runner_arguments(parser: argparse.ArgumentParser
-                           ) -> argparse.Namespace:
     args = parser.parse_args()
     # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
@@ -59,14 +51,9 @@ def parse_runner_arguments(parser: argparse.ArgumentParser
 def read_config(path: str,
                 cfg_options: Optional[Dict[str, Any]] = None,
                 work_dir: Optional[str] = None) -> Config:
-    """Read a config with ``--work-dir`` and ``--cfg-options`` applied.
-
-    ``work_dir`` defaults to ``work_dirs/<config name>`` as in MMPose. The
-    tools then apply their own options and call :func:`finish_config`,
-    which merges ``cfg_options`` once more, last. They are merged here too,
-    so that what a tool option reads is what will run (the work dir
-    ``--resume`` looks in, the optimizer wrapper ``--amp`` changes).
-    """
+    """Read a config with ``--work-dir`` (default ``work_dirs/<name>``) and
+    ``--cfg-options`` (here so that tool options read what will run, and
+    again last in :func:`finish_config`)."""
     if not osp.isfile(path):
         raise ConfigError(f'config file "{path}" does not exist.')
     try:
@@ -91,24 +78,10 @@ def finish_config(cfg: Config,
                   cfg_options: Optional[Dict[str, Any]] = None,
                   launcher: str = 'none',
                   phases: Iterable[str] = ()) -> Config:
-    """Merge ``--cfg-options`` last, check the config, prepare the launcher.
-
-    As in MMPose's tools (their ``merge_args``), the user's options win over
-    the tool's own: ``--show-dir d --cfg-options
-    default_hooks.visualization.interval=5`` keeps 5. A dotted key into a
-    section a tool option set to None (``--no-validate``: ``val_cfg``,
-    ``val_dataloader``, ``val_evaluator``) is left out: mmengine cannot
-    merge into None, and MMPose's tool stops there with a TypeError.
-
-    The checks then see what will run: the dataloaders of ``phases`` are
-    checked for missing files and keypoint counts (see
-    :func:`check_config`), module types for typos. The config names every
-    type that runs; besides the user's options our tools change exactly two
-    things (docs/architecture.md): a dataloader without workers does not
-    keep them alive (:func:`keep_no_workers_alive`), and on machines
-    without CUDA ``--launcher pytorch`` runs on gloo
-    (:func:`sspose_mm.env.setup_distributed`).
-    """
+    """Merge ``--cfg-options`` last, over the tool's own options as in MMPose
+    (but not into a section a tool option set to None: mmengine cannot),
+    check what will run (:func:`check_config` for the dataloaders of
+    ``phases``), prepare the launcher (docs/architecture.md)."""
     if cfg_options:
         cfg.merge_from_dict({
             key: value
@@ -129,35 +102,23 @@ def load_config(path: str,
                 work_dir: Optional[str] = None,
                 launcher: str = 'none',
                 phases: Iterable[str] = ()) -> Config:
-    """:func:`read_config` then :func:`finish_config`, with no tool option
-    in between."""
+    """:func:`read_config` then :func:`finish_config`."""
     return finish_config(
         read_config(path, cfg_options, work_dir), cfg_options, launcher,
         phases)
 
 
 def keep_no_workers_alive(cfg: Config) -> None:
-    """A dataloader with ``num_workers=0`` gets ``persistent_workers=False``.
-
-    One of the two changes our tools make beyond the user's options (the
-    other: :func:`sspose_mm.env.setup_distributed` on machines without
-    CUDA). MMPose's configs keep their workers alive; with ``--cfg-options
-    test_dataloader.num_workers=0`` (loading in the main process) there is
-    no worker to keep, but torch's DataLoader refuses the pair with a
-    ValueError only after the model is built, which is where MMPose's tools
-    stop, whether the pair comes from the options or the config file.
-    Loading in the main process is what was asked for, so that is done,
-    and a warning says so.
-    """
+    """``num_workers=0`` gets ``persistent_workers=False`` and a warning, not
+    torch's ValueError after the model is built (as in MMPose's tools)."""
     for phase in ('train', 'val', 'test'):
         loader = cfg.get(f'{phase}_dataloader')
         if loader and loader.get(
                 'persistent_workers') and not loader.get('num_workers'):
             loader.persistent_workers = False
             print_log(
-                f'{phase}_dataloader.num_workers=0: no worker '
-                'processes, so persistent_workers=True does not apply '
-                '(set to False).',
+                f'{phase}_dataloader.num_workers=0: no worker processes, so '
+                'persistent_workers=True does not apply (set to False).',
                 logger='current',
                 level=logging.WARNING)
 
@@ -178,17 +139,12 @@ def enable_visualization(cfg: Config, show_dir: Optional[str], show: bool,
 
 
 def make_deterministic(cfg: Config) -> None:
-    """``--deterministic``: bit-identical runs of the same config.
-
-    Seeds everything (the config's seed, else 0), turns on PyTorch's
-    deterministic algorithms, and recreates dataloader workers every epoch
-    (persistent workers carry random states no checkpoint can hold; mmengine
-    seeds fresh workers from the seed, rank and worker id).
-    """
-    randomness = dict(cfg.get('randomness') or {})
+    """``--deterministic``: a seed (the config's, else 0), deterministic
+    algorithms, and workers recreated every epoch (persistent ones carry
+    random states no checkpoint holds; mmengine seeds fresh ones)."""
+    randomness = dict(cfg.get('randomness') or {}, deterministic=True)
     if randomness.get('seed') is None:
         randomness['seed'] = 0
-    randomness['deterministic'] = True
     cfg.randomness = randomness
     if cfg.get('train_dataloader'):
         cfg.train_dataloader.persistent_workers = False
@@ -202,23 +158,16 @@ _RESUMABLE = re.compile(r'(epoch|iter)_\d+\.pth')
 
 
 def _complete(path: str) -> bool:
-    """Whether ``path`` is a whole checkpoint file: torch writes a zip
-    archive, whose directory at the very end is missing when cut short."""
+    """Whether ``path`` is a whole checkpoint (a zip, whose end is cut)."""
     return osp.isfile(path) and zipfile.is_zipfile(path)
 
 
 def find_resume_checkpoint(work_dir: str
                            ) -> Tuple[Optional[str], Optional[str]]:
     """The checkpoint ``--resume`` (without a file) continues from, and a
-    sentence when it is not the one ``last_checkpoint`` names.
-
-    The work dir's ``last_checkpoint`` names it as a rule. When that pointer
-    is missing, empty (written by plain mmengine, which a kill can leave
-    empty) or names a file that is gone or incomplete, the newest complete
-    ``epoch_N.pth`` / ``iter_N.pth`` in the work dir (by modification time)
-    is used and the sentence says which; with none, (None, sentence): the
-    run starts from the beginning, as mmengine does without a checkpoint.
-    """
+    sentence when ``last_checkpoint`` is missing, empty (plain mmengine's,
+    after a kill), gone or incomplete: then the newest complete
+    ``epoch_N.pth`` / ``iter_N.pth``; with none, None: start afresh."""
     pointer = osp.join(work_dir, 'last_checkpoint')
     if not osp.isfile(pointer):
         reason = f'there is no {pointer}'
@@ -231,10 +180,9 @@ def find_resume_checkpoint(work_dir: str
                   if not named else f'{pointer} names {named}, which ' +
                   ('is incomplete' if osp.exists(named) else 'does not exist'))
     found = [
-        osp.join(work_dir, name) for name in os.listdir(work_dir)
-        if _RESUMABLE.fullmatch(name)
-    ] if osp.isdir(work_dir) else []
-    found = [path for path in found if _complete(path)]
+        path for path in glob.glob(osp.join(glob.escape(work_dir), '*.pth'))
+        if _RESUMABLE.fullmatch(osp.basename(path)) and _complete(path)
+    ]
     if not found:
         return None, (f'--resume: {reason} and no complete checkpoint '
                       '(epoch_N.pth, iter_N.pth) is in the work dir; '
@@ -247,7 +195,7 @@ def find_resume_checkpoint(work_dir: str
 @contextmanager
 def naming_malformed_json(cfg: Config):
     """Turn a JSON error from deep inside a dataset into a :class:`DataError`
-    naming the file (mmengine's builder even replaces the error's type)."""
+    naming the file (mmengine's builder even changes the error's type)."""
     try:
         yield
     except Exception as error:  # noqa: BLE001 - re-raised unless JSON

@@ -1,10 +1,7 @@
-"""How the command-line tools report errors: one ``error:`` line.
-
-:func:`run_cli` prints a :class:`~sspose_mm.errors.UserError`'s sentence
-instead of a traceback; it also recognises a few failures raised deep
-inside mmengine/mmpose/PyTorch that have a plain cause (an unknown config
-key, an image that does not decode). Anything else is a bug and keeps its
-traceback.
+"""The tools' one ``error:`` line: :func:`run_cli` prints a
+:class:`~sspose_mm.errors.UserError`'s sentence, or one for a failure deep
+inside mmengine/mmpose/PyTorch with a plain cause (an unknown config key, an
+image that does not decode); anything else is a bug and keeps its traceback.
 """
 import os
 import re
@@ -28,11 +25,9 @@ _PEER_LOST = re.compile(
 
 
 def explain(error: BaseException) -> Optional[str]:
-    """One sentence for ``error`` if its cause is the user's input, else None.
-
-    DataLoader workers re-raise with the whole worker traceback as message,
-    so patterns are searched in the full text.
-    """
+    """One sentence for ``error`` if its cause is the user's input, else None
+    (patterns are searched in the whole text: DataLoader workers re-raise
+    with the worker's traceback as message)."""
     text = str(error)
     if isinstance(error, UserError):
         if 'Original Traceback' in text:  # re-raised from a worker
@@ -74,9 +69,8 @@ def explain(error: BaseException) -> Optional[str]:
 
 
 def run_cli(main: Callable[[], None]) -> None:
-    """Run a tool's ``main`` in the package's environment
-    (:func:`sspose_mm.env.setup_env`); user errors end it with one line and
-    exit 2."""
+    """Run a tool's ``main`` after :func:`sspose_mm.env.setup_env`; user
+    errors end it with one line and exit 2."""
     try:
         setup_env()
         main()
@@ -86,15 +80,9 @@ def run_cli(main: Callable[[], None]) -> None:
             raise
         print(f'error: {message}', file=sys.stderr)
         sys.exit(2)
-    _leave_process_group()
-
-
-def _leave_process_group() -> None:
-    """End a distributed run together: each process waits for the others,
-    then closes its process group, as PyTorch asks (it warns otherwise).
-    Left to the interpreter's exit, the group is torn down while peers may
-    still be in their last collective; one process of a 2-process gloo run
-    in the test suite once died there with SIGABRT."""
+    # End a distributed run together, as PyTorch asks: torn down at the
+    # interpreter's exit while peers were in their last collective, a gloo
+    # process once died with SIGABRT.
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
