@@ -1,36 +1,30 @@
 """Synthetic people: a deterministic COCO-format top-down keypoint dataset.
 
-The generator poses a simple 3D stick body (torso, head, limbs with human
-proportions) by forward kinematics, turns it to a random view (front, back,
-left or right profile), projects it orthographically and paints it with OpenCV
-on a background whose clutter a :class:`SceneStyle` sets (``STYLES``: the
-default ``'cluttered'``, or ``'clean'`` for the TransPose quickstart).
-Everything an annotation needs is known exactly, so the labels follow COCO
-conventions without manual work:
+A 3D stick body with human proportions is posed by forward kinematics, turned
+to a front, back or profile view, projected orthographically and painted with
+OpenCV on a background whose clutter a :class:`SceneStyle` sets (``STYLES``:
+``'cluttered'``, the default, or ``'clean'``, the TransPose quickstart's).
+The labels are exact and follow COCO's conventions:
 
-* ``keypoints``: ``(x, y, v)`` per keypoint of the :class:`SkeletonLayout`.
-  ``v=0`` (and ``x=y=0``) when the point lies outside the image or is a face
-  point turned away from the camera (far eye/ear in profile, nose and eyes
-  seen from the back; COCO annotators do not label those either). Otherwise
-  the pixel under the point decides, in the part map rendered in depth order:
-  ``v=2`` when it shows a body part the keypoint belongs to (e.g. the elbow on
-  the upper arm or forearm), ``v=1`` when a nearer person, an occluder object
-  or another part of the same person (an arm in front of the hip, the torso in
-  front of the far shoulder in profile) covers it.
-* ``bbox``, ``area`` and ``segmentation`` describe the person's *amodal*
-  silhouette (all of its rendered body, ignoring what nearer people and
-  occluders cover), clipped to the image: ``bbox`` is its tight box, ``area``
-  its pixel count, ``segmentation`` its outer contour polygons. Amodal boxes
-  keep every labelled keypoint inside the box, which top-down crops need.
+* ``keypoints``: ``(x, y, v)`` per keypoint of the :class:`SkeletonLayout`;
+  ``v=0`` (``x=y=0``) outside the image or for a face point turned away from
+  the camera (far eye/ear in profile, nose and eyes from the back; COCO does
+  not label those either). Otherwise the pixel of the depth-ordered part map
+  decides: ``v=2`` when it shows a part the keypoint belongs to (the elbow on
+  upper arm or forearm), ``v=1`` when a nearer person, an occluder or another
+  part of the same person (an arm before the hip, the torso before the far
+  shoulder in profile) covers it.
+* ``bbox`` (tight box), ``area`` (pixel count) and ``segmentation`` (outer
+  contour polygons) describe the *amodal* silhouette (all of the rendered
+  body, ignoring what covers it) clipped to the image, so every labelled
+  keypoint lies in the box, as top-down crops need.
 
-Determinism: every image draws from its own generator seeded with
-``(seed, image_id)`` (detections from ``(seed, image_id, 1)``), so an image
-does not depend on generation order or on the other splits, and a seed gives
-byte-identical JSON and JPEG files on the same library versions.
-
-Image ids are ``split_offset * 100000 + index`` with fixed offsets for
-``train`` (1), ``val`` (2) and ``test`` (3) and 4, 5, ... for other split names
-in sorted order, so the files of all splits can share one data root and
+Determinism: each image draws from its own generator seeded with ``(seed,
+image_id)`` (its detections: ``(seed, image_id, 1)``), independent of the
+generation order and the other splits; a seed gives byte-identical files on
+the same library versions. Image ids are ``offset * 100000 + index`` with
+offsets 1, 2, 3 for ``train``, ``val``, ``test`` and 4, 5, ... for other
+split names in sorted order, so all splits share one data root and
 ``{image_id:06d}.jpg`` never collides.
 """
 import json
@@ -60,9 +54,7 @@ GENERATOR_VERSION = 1
 
 PathLike = Union[str, os.PathLike]
 
-# ---------------------------------------------------------------------------
-# Kinematic body: anchors and the parts that own them
-# ---------------------------------------------------------------------------
+# --- Kinematic body: anchors and the parts that own them ---
 
 PART_NAMES: Tuple[str, ...] = ('torso', 'neck', 'head', 'left_upper_arm',
                                'left_forearm', 'left_hand', 'right_upper_arm',
@@ -108,10 +100,7 @@ for _side in ('left', 'right'):
                                    for p in parts), sigma)
         for joint, (parts, sigma) in _SIDED_ANCHORS.items()
     })
-BODY_ANCHORS: Dict[str, frozenset] = {
-    anchor: frozenset(parts)
-    for anchor, (parts, _) in _ANCHORS.items()
-}
+BODY_ANCHORS = {a: frozenset(parts) for a, (parts, _) in _ANCHORS.items()}
 # Anchors above the hips: MMPose's RandomHalfBody upper-body keypoints.
 _UPPER_ANCHORS = frozenset(
     a for a in BODY_ANCHORS
@@ -137,17 +126,17 @@ _FAR_SIDE_Z = -0.8
 class SkeletonLayout:
     """A keypoint layout: names, links, flip pairs and where each point sits.
 
-    Attributes:
-        name: Short identifier, stored in ``generation.json``.
-        names: Keypoint names in annotation order.
-        skeleton: 0-based index pairs of the links to draw (COCO's
-            ``categories[].skeleton`` is written 1-based from these).
-        flip_pairs: 0-based index pairs swapped by a horizontal flip.
-        placement: Per keypoint, ``((anchor, weight), ...)`` over
-            :data:`BODY_ANCHORS`; the keypoint is the weighted sum of the
-            anchors (weights summing to 1), e.g. a neck keypoint as
-            ``(('left_shoulder', 0.5), ('right_shoulder', 0.5))``. Empty means
-            every name is itself an anchor.
+    ``skeleton`` (links to draw; COCO's ``categories[].skeleton`` is written
+    1-based from them) and ``flip_pairs`` hold 0-based index pairs.
+    ``placement`` gives per keypoint ``((anchor, weight), ...)`` over
+    :data:`BODY_ANCHORS`: the keypoint is the weighted sum of the anchors
+    (weights summing to 1), e.g. a neck as ``(('left_shoulder', 0.5),
+    ('right_shoulder', 0.5))``; empty means every name is itself an anchor.
+    ``name`` is stored in ``generation.json``.
+
+    Raises:
+        ValueError: Names empty or repeated, a pair out of range, a keypoint
+            on unknown anchors or with weights not summing to 1.
     """
 
     name: str
@@ -157,40 +146,38 @@ class SkeletonLayout:
     placement: Tuple[Tuple[Tuple[str, float], ...], ...] = field(default=())
 
     def __post_init__(self) -> None:
+        # Plain tuples whatever sequences were given, so that layouts compare
+        # by value (``layout != COCO_LAYOUT``).
         names = tuple(self.names)
-        object.__setattr__(self, 'names', names)
-        object.__setattr__(self, 'skeleton',
-                           tuple(tuple(map(int, p)) for p in self.skeleton))
-        object.__setattr__(self, 'flip_pairs',
-                           tuple(tuple(map(int, p)) for p in self.flip_pairs))
-        placement = self.placement or tuple(((n, 1.0), ) for n in names)
-        placement = tuple(
-            tuple((str(a), float(w)) for a, w in spec) for spec in placement)
-        object.__setattr__(self, 'placement', placement)
-
-        k = len(names)
+        fields = dict(
+            names=names,
+            skeleton=tuple(tuple(map(int, p)) for p in self.skeleton),
+            flip_pairs=tuple(tuple(map(int, p)) for p in self.flip_pairs),
+            placement=tuple(
+                tuple((str(a), float(w)) for a, w in spec)
+                for spec in self.placement or [((n, 1.0), ) for n in names]))
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
+        k, err = len(names), f'layout {self.name!r}: '
         if k == 0 or len(set(names)) != k:
-            raise ValueError(f'layout {self.name!r}: names must be non-empty '
-                             'and unique')
-        for pairs, what in ((self.skeleton, 'skeleton'), (self.flip_pairs,
-                                                          'flip_pairs')):
-            for pair in pairs:
+            raise ValueError(err + 'names must be non-empty and unique')
+        for what in ('skeleton', 'flip_pairs'):
+            for pair in fields[what]:
                 if len(pair) != 2 or not all(0 <= i < k for i in pair):
-                    raise ValueError(f'layout {self.name!r}: {what} pair '
-                                     f'{pair} is not two indices in [0, {k})')
-        if len(placement) != k:
-            raise ValueError(f'layout {self.name!r}: placement has '
-                             f'{len(placement)} entries for {k} keypoints')
-        for name, spec in zip(names, placement):
+                    raise ValueError(f'{err}{what} pair {pair} is not two '
+                                     f'indices in [0, {k})')
+        if len(self.placement) != k:
+            raise ValueError(f'{err}placement has {len(self.placement)} '
+                             f'entries for {k} keypoints')
+        for name, spec in zip(names, self.placement):
             unknown = [a for a, _ in spec if a not in BODY_ANCHORS]
             if not spec or unknown:
-                raise ValueError(
-                    f'layout {self.name!r}: keypoint {name!r} is placed on '
-                    f'unknown anchors {unknown}; known: '
-                    f'{sorted(BODY_ANCHORS)}')
+                raise ValueError(f'{err}keypoint {name!r} is placed on '
+                                 f'unknown anchors {unknown}; known: '
+                                 f'{sorted(BODY_ANCHORS)}')
             if abs(sum(w for _, w in spec) - 1.0) > 1e-6:
-                raise ValueError(f'layout {self.name!r}: weights of keypoint '
-                                 f'{name!r} must sum to 1')
+                raise ValueError(
+                    f'{err}weights of keypoint {name!r} must sum to 1')
 
     @property
     def num_keypoints(self) -> int:
@@ -213,8 +200,7 @@ class SkeletonLayout:
         ]
 
     def keypoint_spec(self) -> dict:
-        """The layout as a keypoint file (names, skeleton, flip pairs,
-        sigmas, upper body) that ``CustomKeypointDataset`` reads."""
+        """The layout as the keypoint file ``CustomKeypointDataset`` reads."""
         return dict(
             dataset_name=f'synthetic_{self.name}',
             keypoints=list(self.names),
@@ -236,8 +222,7 @@ class SkeletonLayout:
             skeleton=[[a + 1, b + 1] for a, b in self.skeleton])
 
     def to_json(self) -> dict:
-        """The fields as JSON values (tuples become lists), as
-        ``generation.json`` stores and reads them back."""
+        """The fields as ``generation.json`` stores them (lists for tuples)."""
         return json.loads(json.dumps(asdict(self)))
 
 
@@ -285,14 +270,9 @@ COCO_FEET_LAYOUT = SkeletonLayout(
     flip_pairs=COCO_LAYOUT.flip_pairs + ((17, 18), (19, 20)),
 )
 
-LAYOUTS: Dict[str, SkeletonLayout] = {
-    layout.name: layout
-    for layout in (COCO_LAYOUT, MPII_LAYOUT, COCO_FEET_LAYOUT)
-}
+LAYOUTS = {x.name: x for x in (COCO_LAYOUT, MPII_LAYOUT, COCO_FEET_LAYOUT)}
 
-# ---------------------------------------------------------------------------
-# Pose sampling and forward kinematics (body units: standing height = 1)
-# ---------------------------------------------------------------------------
+# --- Poses and forward kinematics (body units: standing height = 1) ---
 
 _L = np.array([1.0, 0.0, 0.0])  # the person's left
 _U = np.array([0.0, 1.0, 0.0])  # up
@@ -306,34 +286,18 @@ _HEAD_R = 0.062
 
 @dataclass(frozen=True)
 class SceneStyle:
-    """How hard the scenes are: clutter, occlusion, views and poses.
+    """How hard the scenes are: clutter, occlusion, views and poses."""
 
-    Attributes:
-        name: Stored in ``generation.json``.
-        background_shapes: ``[lo, hi)`` random shapes painted on the
-            background.
-        limb_bars: Whether thick lines (limb-like distractors) are among them.
-        occluder_prob: Probability that objects are drawn in front of people.
-        overlap_prob: Probability that a person stands next to an earlier one
-            on purpose (overlapping boxes).
-        heights: Person height range as fractions of the image height (drawn
-            log-uniformly).
-        noise: ``[lo, hi)`` of the pixel noise standard deviation.
-        blur_prob: Probability of a Gaussian blur of the whole image.
-        pose_probs: Probabilities of the pose families of
-            :func:`_sample_pose` (stand, walk, arms_up, reach, sit, lean,
-            random).
-        view_probs: Probabilities of the front, back and profile views.
-    """
-
-    name: str
-    background_shapes: Tuple[int, int]
-    limb_bars: bool
-    occluder_prob: float
-    overlap_prob: float
-    heights: Tuple[float, float]
-    noise: Tuple[float, float]
-    blur_prob: float
+    name: str  # stored in generation.json
+    background_shapes: Tuple[int, int]  # [lo, hi) shapes on the background
+    limb_bars: bool  # thick lines (limb-like distractors) among the shapes
+    occluder_prob: float  # of objects drawn in front of people
+    overlap_prob: float  # of a person placed next to an earlier one
+    heights: Tuple[float, float]  # image heights, drawn log-uniformly
+    noise: Tuple[float, float]  # [lo, hi) of the pixel noise std
+    blur_prob: float  # of a Gaussian blur of the whole image
+    # of the pose families of _sample_pose, view_probs of the front, back and
+    # profile views
     pose_probs: Tuple[float, ...]
     view_probs: Tuple[float, float, float]
 
@@ -487,9 +451,8 @@ def _pose_body(pose: _Pose) -> _Body:
     # Lean forward turns up towards forward, i.e. a positive turn about left.
     R_t = _rot(_F, lean_s) @ _rot(_L, lean_f) @ _rot(_U, twist)
     Lt, Ut, Ft = R_t[:, 0], R_t[:, 1], R_t[:, 2]
-    p: Dict[str, np.ndarray] = {'pelvis': np.zeros(3)}
     sc = _SPINE * Ut
-    p['neck'] = sc
+    p = {'pelvis': np.zeros(3), 'neck': sc}
     shapes: List[Tuple[str, List[Tuple[np.ndarray, float]]]] = []
 
     for side, s in (('left', 1.0), ('right', -1.0)):
@@ -504,12 +467,8 @@ def _pose_body(pose: _Pose) -> _Body:
         d2 = _rot(axis, elbow) @ d
         el = sh + _UPPER_ARM * d
         wr = el + _FOREARM * d2
-        p.update({
-            f'{side}_shoulder': sh,
-            f'{side}_elbow': el,
-            f'{side}_wrist': wr,
-            f'{side}_hand': wr + _HAND * d2
-        })
+        p[f'{side}_shoulder'], p[f'{side}_elbow'] = sh, el
+        p[f'{side}_wrist'], p[f'{side}_hand'] = wr, wr + _HAND * d2
         shapes += [
             (f'{side}_upper_arm', [(sh, 0.034), (el, 0.027)]),
             (f'{side}_forearm', [(el, 0.026), (wr, 0.02)]),
@@ -528,13 +487,8 @@ def _pose_body(pose: _Pose) -> _Body:
         an = kn + _SHIN * d2
         heel = an + 0.03 * d2 - 0.025 * foot
         toe = an + 0.03 * d2 + 0.1 * foot
-        p.update({
-            f'{side}_hip': hip,
-            f'{side}_knee': kn,
-            f'{side}_ankle': an,
-            f'{side}_heel': heel,
-            f'{side}_toe': toe
-        })
+        p[f'{side}_hip'], p[f'{side}_knee'], p[f'{side}_ankle'] = hip, kn, an
+        p[f'{side}_heel'], p[f'{side}_toe'] = heel, toe
         shapes += [
             (f'{side}_thigh', [(hip, 0.056), (kn, 0.04)]),
             (f'{side}_shin', [(kn, 0.038), (an, 0.026)]),
@@ -585,9 +539,7 @@ def _pose_body(pose: _Pose) -> _Body:
     return _Body(points, face_hidden, far_side, head_axes, shapes)
 
 
-# ---------------------------------------------------------------------------
-# Rendering
-# ---------------------------------------------------------------------------
+# --- Rendering ---
 
 _SKIN = ((189, 224, 255), (148, 205, 255), (125, 194, 241), (105, 172, 224),
          (66, 134, 198), (36, 85, 141), (23, 51, 92))  # BGR
@@ -675,8 +627,7 @@ class _Canvas:
              outline: bool = True) -> None:
         cv2.fillConvexPoly(self.image, poly, colour, cv2.LINE_AA, _SUBPIX)
         if outline:
-            # A darker rim keeps same-coloured parts (an arm over the torso)
-            # apart.
+            # A darker rim keeps same-coloured parts (arm, torso) apart.
             dark = tuple(int(c * 0.55) for c in colour)
             cv2.polylines(self.image, [poly], True, dark, 1, cv2.LINE_AA,
                           _SUBPIX)
@@ -808,19 +759,11 @@ def _draw_head(canvas: _Canvas, person: _Person, head: Tuple[np.ndarray,
     for ear in ears:
         if facing[ear] <= 0.5:
             canvas.dot(pts[ear], 0.3 * r, ear_skin)
-    canvas.fill(
-        _hull([(c + r * (-0.3 * fwd + 0.15 * up), r * 1.04)]),
-        hair,
-        code,
-        mask,
-        outline=False)
+    hair_disc = (c + r * (-0.3 * fwd + 0.15 * up), r * 1.04)
+    canvas.fill(_hull([hair_disc]), hair, code, mask, outline=False)
     if body.head_axes[2, 2] > -0.25:  # some of the face turns to the camera
-        canvas.fill(
-            _hull([(c + r * (0.24 * fwd - 0.12 * up), r * 0.84)]),
-            skin,
-            code,
-            mask,
-            outline=False)
+        face = (c + r * (0.24 * fwd - 0.12 * up), r * 0.84)
+        canvas.fill(_hull([face]), skin, code, mask, outline=False)
     for ear in ears:
         if facing[ear] > 0.5:
             canvas.dot(pts[ear], 0.3 * r, ear_skin)
@@ -991,9 +934,7 @@ def render_scene(seed: int,
         np.array(boxes), np.array(areas), list(segmentations))
 
 
-# ---------------------------------------------------------------------------
-# Dataset writing
-# ---------------------------------------------------------------------------
+# --- Dataset writing ---
 
 _STANDARD_SPLITS = {'train': 1, 'val': 2, 'test': 3}
 _MAX_PER_SPLIT = 99999
