@@ -666,29 +666,25 @@ def _background(rng: np.random.Generator, w: int, h: int,
         x0, y0 = rng.uniform(-0.1, 1.1) * w, rng.uniform(-0.1, 1.1) * h
         size = rng.uniform(0.04, 0.45) * min(w, h)
         fill = -1 if rng.random() < 0.7 else int(rng.integers(1, 4))
+        p0 = (int(x0), int(y0))
         if kind == 0:
-            x1, y1 = x0 + size * rng.uniform(0.3, 2), y0 + size * rng.uniform(
-                0.3, 2)
-            cv2.rectangle(img, (int(x0), int(y0)), (int(x1), int(y1)), colour,
-                          fill)
+            x1 = x0 + size * rng.uniform(0.3, 2)
+            y1 = y0 + size * rng.uniform(0.3, 2)
+            cv2.rectangle(img, p0, (int(x1), int(y1)), colour, fill)
         elif kind == 1:
-            cv2.circle(img, (int(x0), int(y0)), int(size / 2), colour, fill,
-                       cv2.LINE_AA)
+            cv2.circle(img, p0, int(size / 2), colour, fill, cv2.LINE_AA)
         elif kind == 2:
-            cv2.ellipse(img, (int(x0), int(y0)),
-                        (int(size / 2), int(size * rng.uniform(0.1, 0.5))),
-                        float(rng.uniform(0, 180)), 0, 360, colour, fill,
-                        cv2.LINE_AA)
+            axes = (int(size / 2), int(size * rng.uniform(0.1, 0.5)))
+            cv2.ellipse(img, p0, axes, float(rng.uniform(0, 180)), 0, 360,
+                        colour, fill, cv2.LINE_AA)
         elif kind == 3:  # limb-like bars as distractors
             b = rng.uniform(0, 2 * np.pi)
             x1, y1 = x0 + size * 2 * math.cos(b), y0 + size * 2 * math.sin(b)
-            cv2.line(img, (int(x0), int(y0)), (int(x1), int(y1)), colour,
+            cv2.line(img, p0, (int(x1), int(y1)), colour,
                      int(rng.integers(1, 12)), cv2.LINE_AA)
         else:
-            pts = np.stack([
-                x0 + rng.uniform(-size, size, 5),
-                y0 + rng.uniform(-size, size, 5)
-            ], 1)
+            xs = x0 + rng.uniform(-size, size, 5)
+            pts = np.stack([xs, y0 + rng.uniform(-size, size, 5)], 1)
             cv2.fillPoly(img, [pts.astype(np.int32)], colour, cv2.LINE_AA)
     return img
 
@@ -714,10 +710,9 @@ class _Person:
 def _draw_person(canvas: _Canvas, person: _Person, index: int,
                  mask: np.ndarray) -> None:
     """Paint one person, parts far to near, into image, part map and mask."""
-    body, k = person.body, person.scale
     bias = {'torso': 0.0, 'neck': -0.05, 'head': 0.05}
     order = []
-    for part, circles in body.shapes:
+    for part, circles in person.body.shapes:
         z = float(np.mean([c[2] for c, _ in circles]))
         if part.endswith('thigh'):
             z -= 0.02  # the hip joint sits under the pelvis
@@ -728,19 +723,17 @@ def _draw_person(canvas: _Canvas, person: _Person, index: int,
 
     for _, part, circles in order:
         code = index * _CODE_STRIDE + _PART_INDEX[part] + 1
-        colour = person.colours[part]
-        circles2d = [(person.project(c), r * k) for c, r in circles]
+        circles2d = [(person.project(c), r * person.scale) for c, r in circles]
         if part == 'head':
-            _draw_head(canvas, person, circles2d[0], code, mask)
+            _draw_head(canvas, person, *circles2d[0], code, mask)
         else:
-            canvas.fill(_hull(circles2d), colour, code, mask)
+            canvas.fill(_hull(circles2d), person.colours[part], code, mask)
 
 
-def _draw_head(canvas: _Canvas, person: _Person, head: Tuple[np.ndarray,
-                                                             float], code: int,
-               mask: np.ndarray) -> None:
+def _draw_head(canvas: _Canvas, person: _Person, c: np.ndarray, r: float,
+               code: int, mask: np.ndarray) -> None:
     """Skin disc, hair at the back/top, face towards the camera, eyes."""
-    body, (c, r) = person.body, head
+    body = person.body
     origin = person.project(np.zeros(3))
     fwd = person.project(body.head_axes[:, 2]) - origin
     up = person.project(body.head_axes[:, 1]) - origin
@@ -857,11 +850,9 @@ def _keypoints(person: _Person, index: int, layout: SkeletonLayout,
     out = np.zeros((layout.num_keypoints, 3))
     pts = person.body.points
     for k, spec in enumerate(layout.placement):
-        xyz = sum(wt * pts[a] for a, wt in spec)
-        x, y = person.project(xyz)
-        if not (0.0 <= x <= w - 1 and 0.0 <= y <= h - 1):
-            continue
-        if any(person.body.face_hidden.get(a, False) for a, _ in spec):
+        x, y = person.project(sum(wt * pts[a] for a, wt in spec))
+        if not (0.0 <= x <= w - 1 and 0.0 <= y <= h - 1) or any(
+                person.body.face_hidden.get(a, False) for a, _ in spec):
             continue
         parts = set()
         for a, _ in spec:
@@ -991,16 +982,13 @@ def generation_params(splits: Mapping[str, int],
     if style not in STYLES:
         raise ValueError(f'style must be one of {sorted(STYLES)}, got '
                          f'{style!r}')
+    nonempty = {str(k): int(v) for k, v in splits.items() if v > 0}
     return {
         'generator': 'sspose_mm.synthetic',
         'version': GENERATOR_VERSION,
         'seed': int(seed),
-        'splits': {
-            str(k): int(v)
-            for k, v in splits.items() if v > 0
-        },
-        'image_size': [int(image_size[0]),
-                       int(image_size[1])],
+        'splits': nonempty,
+        'image_size': [int(v) for v in image_size],
         'max_people': int(max_people),
         'style': str(style),
         'layout': layout.to_json(),
@@ -1008,14 +996,9 @@ def generation_params(splits: Mapping[str, int],
 
 
 def _paths(out_dir: Path, split: str) -> Dict[str, Path]:
-    return {
-        'img_dir':
-        out_dir / split,
-        'ann_file':
-        out_dir / 'annotations' / f'person_keypoints_{split}.json',
-        'bbox_file':
-        out_dir / 'person_detection_results' / f'{split}_detections.json',
-    }
+    ann = out_dir / 'annotations' / f'person_keypoints_{split}.json'
+    dets = out_dir / 'person_detection_results' / f'{split}_detections.json'
+    return dict(img_dir=out_dir / split, ann_file=ann, bbox_file=dets)
 
 
 def keypoint_file_path(out_dir: PathLike) -> Path:
@@ -1026,8 +1009,7 @@ def keypoint_file_path(out_dir: PathLike) -> Path:
 
 def _load_generation(out_dir: Path) -> Optional[dict]:
     try:
-        with open(out_dir / 'generation.json') as f:
-            data = json.load(f)
+        data = json.loads((out_dir / 'generation.json').read_text())
         return data if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None
@@ -1138,15 +1120,13 @@ def _summary(out_dir: Path, params: dict) -> dict:
         result['keypoint_file'] = keypoint_file_path(out_dir)
     for split, n in params['splits'].items():
         paths = _paths(out_dir, split)
-        with open(paths['ann_file']) as f:
-            num_anns = len(json.load(f)['annotations'])
-        with open(paths['bbox_file']) as f:
-            num_dets = len(json.load(f))
+        anns = json.loads(paths['ann_file'].read_text())['annotations']
+        dets = json.loads(paths['bbox_file'].read_text())
         result['splits'][split] = dict(
             paths,
             num_images=n,
-            num_annotations=num_anns,
-            num_detections=num_dets)
+            num_annotations=len(anns),
+            num_detections=len(dets))
     return result
 
 
@@ -1160,23 +1140,22 @@ def generate_synthetic_coco(out_dir: PathLike,
                             progress: bool = False) -> dict:
     """Write the synthetic-people dataset to ``out_dir`` (always regenerates).
 
-    Files of an earlier generation in ``out_dir`` (its splits' JPEGs and JSON
-    files, listed in its ``generation.json``) are removed first; other files
-    are left alone. ``generation.json`` is written last, so its presence
-    means the generation finished.
+    The files of an earlier generation there (its splits' JPEGs and JSON
+    files, listed in its ``generation.json``) are removed first, no others;
+    ``generation.json`` is written last, so it means the generation finished.
 
     Args:
-        out_dir: Data root, e.g. ``'data/synthetic'``.
         splits: Images per split, e.g. ``{'train': 320, 'val': 64}``.
-        seed: Non-negative seed; equal seeds give identical files.
+        seed: Non-negative; equal seeds give identical files.
         image_size: ``(width, height)`` in pixels.
-        layout: Keypoint layout of the annotations. For any layout but
-            :data:`COCO_LAYOUT` (which MMPose's ``CocoDataset`` describes)
-            its keypoint file is written to :func:`keypoint_file_path`.
-        max_people: Most people per image (at least one).
-        style: Name of a :data:`STYLES` entry: ``'cluttered'`` (the
-            default) or ``'clean'``.
+        layout: Keypoint layout; for any but :data:`COCO_LAYOUT` (which
+            MMPose's ``CocoDataset`` describes) its keypoint file is written
+            to :func:`keypoint_file_path`.
+        style: Name of a :data:`STYLES` entry.
         progress: Show a tqdm progress bar per split.
+
+    Raises:
+        ValueError: A parameter is out of range (before anything is written).
 
     Returns:
         ``{'out_dir': Path, 'generation_file': Path, 'splits': {split:
@@ -1192,7 +1171,7 @@ def generate_synthetic_coco(out_dir: PathLike,
     (out_dir / 'generation.json').unlink(missing_ok=True)
     _remove_generated(out_dir, sorted(set(old_splits) | set(splits)))
 
-    w, h = int(image_size[0]), int(image_size[1])
+    w, h = params['image_size']
     for split, ids in split_image_ids(params['splits']).items():
         paths = _paths(out_dir, split)
         paths['img_dir'].mkdir(parents=True, exist_ok=True)
@@ -1209,10 +1188,8 @@ def generate_synthetic_coco(out_dir: PathLike,
                 [cv2.IMWRITE_JPEG_QUALITY, 90])
             images.append(
                 dict(id=image_id, file_name=file_name, width=w, height=h))
-            anns += [
-                _annotation(image_id, i, scene)
-                for i in range(len(scene.boxes))
-            ]
+            people = range(len(scene.boxes))
+            anns += [_annotation(image_id, i, scene) for i in people]
             dets += _detections(seed, image_id, scene.boxes, w, h)
         _write_json(
             paths['ann_file'], {
@@ -1231,29 +1208,24 @@ def generate_synthetic_coco(out_dir: PathLike,
         atomic_write(
             str(keypoint_file_path(out_dir)),
             json.dumps(layout.keypoint_spec(), indent=1).encode())
-    with open(out_dir / 'generation.json', 'w') as f:
-        json.dump({'params': params}, f, indent=2, sort_keys=True)
-        f.write('\n')
+    text = json.dumps({'params': params}, indent=2, sort_keys=True)
+    (out_dir / 'generation.json').write_text(text + '\n')
     return _summary(out_dir, params)
 
 
 def ensure_synthetic_coco(out_dir: PathLike,
                           splits: Mapping[str, int],
-                          seed: int = 0,
-                          image_size: Tuple[int, int] = (320, 256),
-                          layout: SkeletonLayout = COCO_LAYOUT,
-                          max_people: int = 4,
-                          style: str = 'cluttered',
                           force: bool = False,
-                          progress: bool = False) -> Tuple[dict, bool]:
+                          progress: bool = False,
+                          **params) -> Tuple[dict, bool]:
     """Generate unless ``out_dir`` already holds this exact generation.
 
-    Returns ``(result, generated)``; ``result`` is as from
-    :func:`generate_synthetic_coco`.
+    ``params`` are :func:`generate_synthetic_coco`'s keyword arguments
+    ``seed`` to ``style``. Returns ``(result, generated)``, ``result`` as
+    from :func:`generate_synthetic_coco`.
     """
-    params = generation_params(splits, seed, image_size, layout, max_people,
-                               style)
-    if not force and is_generated(out_dir, params):
-        return _summary(Path(out_dir), params), False
-    return generate_synthetic_coco(out_dir, splits, seed, image_size, layout,
-                                   max_people, style, progress), True
+    recorded = generation_params(splits, **params)
+    if not force and is_generated(out_dir, recorded):
+        return _summary(Path(out_dir), recorded), False
+    return generate_synthetic_coco(
+        out_dir, splits, progress=progress, **params), True
