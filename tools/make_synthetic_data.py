@@ -1,9 +1,5 @@
 """Generate the synthetic-people COCO keypoint dataset (the default data).
 
-    python tools/make_synthetic_data.py [--out data/synthetic] [--train 320]
-        [--val 64] [--seed 0] [--image-size W H] [--max-people 4]
-        [--style cluttered|clean] [--force]
-
 Does nothing when ``--out`` already holds a complete generation with the same
 parameters (recorded in ``OUT/generation.json``); otherwise regenerates,
 removing the files of the previous generation first.
@@ -29,12 +25,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument(
         '--out', default='data/synthetic', help='output data root')
-    parser.add_argument(
-        '--train', type=int, default=320, help='training images')
-    parser.add_argument(
-        '--val', type=int, default=64, help='validation images')
-    parser.add_argument(
-        '--seed', type=int, default=0, help='non-negative random seed')
+    for flag, default, what in (('--train', 320, 'training images'),
+                                ('--val', 64, 'validation images'),
+                                ('--seed', 0, 'non-negative random seed')):
+        parser.add_argument(flag, type=int, default=default, help=what)
     parser.add_argument(
         '--image-size',
         type=int,

@@ -1,7 +1,6 @@
 """The README's main job: synthetic data, TransPose trained and tested on it.
 
-Generates the clean synthetic scenes (``data/synthetic_clean``), trains the
-quickstart config with
+Generates the clean synthetic scenes, trains the quickstart config with
 ``./dist_train.sh CONFIG 2`` (two CPU processes without CUDA), evaluates the
 untrained and the trained model with ``./dist_test.sh``, draws a few
 predicted skeletons, and ends with one line:
@@ -19,14 +18,13 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = ('configs/transpose/'
           'td-hm_transpose-r-a3_2xb8-7e_synthetic-clean-96x72.py')
 # The config's data (synthetic_clean_root of configs/_base_/datasets/
-# synthetic.py): clean scenes of one person each (the crops then hold one
-# body, with no neighbour's limbs to confuse; measured coco/AP 0.37 against
-# 0.125 with up to 4 people an image, same crop count, both at 96x72 7
-# epochs), 1,080 training people as the 1,081 of 480 crowded images before,
-# and 138 validation people as before.
-DATA = 'data/synthetic_clean'
-TRAIN_IMAGES = 1080
-VAL_IMAGES = 138
+# synthetic.py): one person an image, so that crops hold no neighbour's limbs
+# (coco/AP 0.37 against 0.125 with up to 4, same crop count, 96x72, 7
+# epochs); 1,080 training and 138 validation people, as before.
+DATA_ARGS = [
+    '--style', 'clean', '--out', 'data/synthetic_clean', '--train', '1080',
+    '--val', '138', '--max-people', '1'
+]
 
 
 def run(step: str, command: list) -> None:
@@ -55,13 +53,8 @@ def main():
     # `make quickstart` passes its start time so that the install counts too.
     start = float(os.environ.get('QUICKSTART_START', time.time()))
     python = sys.executable
-
-    run('generate the synthetic data', [
-        python, 'tools/make_synthetic_data.py', '--style', 'clean', '--out',
-        DATA, '--train',
-        str(TRAIN_IMAGES), '--val',
-        str(VAL_IMAGES), '--max-people', '1'
-    ])
+    run('generate the synthetic data',
+        [python, 'tools/make_synthetic_data.py', *DATA_ARGS])
     # The test below evaluates the final model; no validation during training.
     run('train', [
         './dist_train.sh', CONFIG,
@@ -76,7 +69,6 @@ def main():
         python, 'tools/vis_predictions.py', CONFIG, checkpoint, '--out-dir',
         pictures
     ])
-
     minutes = (time.time() - start) / 60
     print(
         f'\nuntrained model: coco/AP={untrained_ap:.3f}; trained: '
