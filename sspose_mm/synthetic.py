@@ -274,6 +274,7 @@ LAYOUTS = {x.name: x for x in (COCO_LAYOUT, MPII_LAYOUT, COCO_FEET_LAYOUT)}
 
 # --- Poses and forward kinematics (body units: standing height = 1) ---
 
+_SIDES = ('left', 'right')
 _L = np.array([1.0, 0.0, 0.0])  # the person's left
 _U = np.array([0.0, 1.0, 0.0])  # up
 _F = np.array([0.0, 0.0, 1.0])  # forward; the camera looks along -Z
@@ -343,16 +344,6 @@ def _rot(axis: np.ndarray, angle: float) -> np.ndarray:
                      [z * x * C - y * s, z * y * C + x * s, c + z * z * C]])
 
 
-def _deg(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return math.radians(rng.uniform(lo, hi))
-
-
-def _angles(rng: np.random.Generator, *ranges:
-            Tuple[float, float]) -> Tuple[float, ...]:
-    """One angle (radians) per ``(lo, hi)`` degree range, drawn in order."""
-    return tuple(_deg(rng, lo, hi) for lo, hi in ranges)
-
-
 @dataclass
 class _Pose:
     # per side: (elevation from hanging, azimuth from lateral towards
@@ -368,68 +359,62 @@ class _Pose:
 
 def _sample_pose(rng: np.random.Generator, style: SceneStyle) -> _Pose:
     """A random pose from a few families, so poses are varied but human."""
+
+    def deg(lo: float, hi: float) -> float:
+        return math.radians(rng.uniform(lo, hi))
+
+    def angles(*ranges: Tuple[float, float]) -> Tuple[float, ...]:
+        # One angle (radians) per (lo, hi) degree range, drawn in order.
+        return tuple(deg(lo, hi) for lo, hi in ranges)
+
     kinds = ('stand', 'walk', 'arms_up', 'reach', 'sit', 'lean', 'random')
     kind = kinds[rng.choice(len(kinds), p=style.pose_probs)]
-    arms = {
-        s: _angles(rng, (3, 28), (-20, 70), (0, 40), (-30, 30))
-        for s in ('left', 'right')
-    }
-    legs = {
-        s: _angles(rng, (0, 9), (-40, 40), (0, 12))
-        for s in ('left', 'right')
-    }
-    torso = _angles(rng, (-5, 8), (-5, 5), (-10, 10))
-    sides = ('left', 'right') if rng.random() < 0.5 else ('right', 'left')
-
+    arms = {s: angles((3, 28), (-20, 70), (0, 40), (-30, 30)) for s in _SIDES}
+    legs = {s: angles((0, 9), (-40, 40), (0, 12)) for s in _SIDES}
+    torso = angles((-5, 8), (-5, 5), (-10, 10))
+    sides = _SIDES if rng.random() < 0.5 else _SIDES[::-1]
     if kind == 'walk':
-        swing = _deg(rng, 12, 32) * rng.choice((-1.0, 1.0))
+        swing = deg(12, 32) * rng.choice((-1.0, 1.0))
         for sign, side in ((1.0, sides[0]), (-1.0, sides[1])):
             fwd = sign * swing > 0
             legs[side] = (abs(swing), math.copysign(math.pi / 2, sign * swing),
-                          _deg(rng, 3, 25) if fwd else _deg(rng, 15, 60))
+                          deg(3, 25) if fwd else deg(15, 60))
             arms[side] = (abs(swing) * rng.uniform(0.4, 1.0),
-                          math.copysign(math.pi / 2, -sign * swing),
-                          *_angles(rng, (10, 60), (-20, 20)))
+                          math.copysign(math.pi / 2, -sign * swing), *angles(
+                              (10, 60), (-20, 20)))
     elif kind == 'arms_up':
         for side in (sides if rng.random() < 0.5 else sides[:1]):
-            arms[side] = _angles(rng, (110, 178), (-20, 70), (0, 80),
-                                 (-40, 40))
+            arms[side] = angles((110, 178), (-20, 70), (0, 80), (-40, 40))
     elif kind == 'reach':
-        arms[sides[0]] = _angles(rng, (45, 115), (-20, 100), (0, 50),
-                                 (-40, 40))
+        arms[sides[0]] = angles((45, 115), (-20, 100), (0, 50), (-40, 40))
         if rng.random() < 0.4:
-            arms[sides[1]] = _angles(rng, (30, 100), (0, 100), (20, 120),
-                                     (-40, 40))
+            arms[sides[1]] = angles((30, 100), (0, 100), (20, 120), (-40, 40))
     elif kind == 'sit':
-        for side in ('left', 'right'):
-            legs[side] = _angles(rng, (70, 100), (70, 110), (65, 110))
-            arms[side] = _angles(rng, (10, 60), (40, 95), (20, 90), (-30, 30))
-        torso = _angles(rng, (-15, 12), (-6, 6), (-12, 12))
-    elif kind == 'lean':
-        if rng.random() < 0.6:
-            torso = _angles(rng, (18, 50), (-6, 6), (-12, 12))
-            for side in ('left', 'right'):
-                arms[side] = _angles(rng, (5, 60), (30, 100), (0, 60),
-                                     (-30, 30))
-        else:
-            torso = (_deg(rng, -5, 10), _deg(rng, 12, 30) * rng.choice(
-                (-1.0, 1.0)), _deg(rng, -12, 12))
+        for side in _SIDES:
+            legs[side] = angles((70, 100), (70, 110), (65, 110))
+            arms[side] = angles((10, 60), (40, 95), (20, 90), (-30, 30))
+        torso = angles((-15, 12), (-6, 6), (-12, 12))
+    elif kind == 'lean' and rng.random() < 0.6:  # bent forward
+        torso = angles((18, 50), (-6, 6), (-12, 12))
+        for side in _SIDES:
+            arms[side] = angles((5, 60), (30, 100), (0, 60), (-30, 30))
+    elif kind == 'lean':  # sideways
+        torso = (deg(-5, 10), deg(12, 30) * rng.choice(
+            (-1.0, 1.0)), deg(-12, 12))
     elif kind == 'random':
-        for side in ('left', 'right'):
-            arms[side] = _angles(rng, (0, 170), (-60, 120), (0, 140),
-                                 (-45, 45))
-            legs[side] = _angles(rng, (0, 60), (-80, 100), (0, 120))
-        torso = _angles(rng, (-15, 30), (-15, 15), (-20, 20))
-
+        for side in _SIDES:
+            arms[side] = angles((0, 170), (-60, 120), (0, 140), (-45, 45))
+            legs[side] = angles((0, 60), (-80, 100), (0, 120))
+        torso = angles((-15, 30), (-15, 15), (-20, 20))
     view = rng.random()
     front, back, _ = style.view_probs
     if view < front:
-        yaw = _deg(rng, -35, 35)
+        yaw = deg(-35, 35)
     elif view < front + back:
-        yaw = math.pi + _deg(rng, -35, 35)
+        yaw = math.pi + deg(-35, 35)
     else:
-        yaw = rng.choice((-1.0, 1.0)) * _deg(rng, 65, 115)
-    head = _angles(rng, (-15, 25), (-30, 30), (-12, 12))
+        yaw = rng.choice((-1.0, 1.0)) * deg(65, 115)
+    head = angles((-15, 25), (-30, 30), (-12, 12))
     roll = math.radians(float(np.clip(rng.normal(0, 7), -20, 20)))
     return _Pose(arms, legs, torso, head, float(yaw), roll)
 
@@ -588,7 +573,7 @@ def _outfit(rng: np.random.Generator) -> Dict[str, Tuple[int, int, int]]:
         'head': skin,
         'hair': _jitter(rng, _HAIR[rng.integers(len(_HAIR))], 10)
     }
-    for side in ('left', 'right'):
+    for side in _SIDES:
         colours[f'{side}_upper_arm'] = _shade(shirt, side)
         colours[f'{side}_forearm'] = (
             _shade(shirt, side) if long_sleeves else skin)
@@ -1007,30 +992,27 @@ def keypoint_file_path(out_dir: PathLike) -> Path:
     return Path(out_dir) / 'annotations' / 'keypoints.json'
 
 
-def _load_generation(out_dir: Path) -> Optional[dict]:
+def _recorded_params(out_dir: Path) -> dict:
+    """The params in ``out_dir``'s ``generation.json``; {} if unreadable."""
     try:
         data = json.loads((out_dir / 'generation.json').read_text())
-        return data if isinstance(data, dict) else None
+        return data.get('params', {}) if isinstance(data, dict) else {}
     except (OSError, ValueError):
-        return None
+        return {}
 
 
 def is_generated(out_dir: PathLike, params: dict) -> bool:
     """True if ``out_dir`` holds a complete generation with ``params``."""
     out_dir = Path(out_dir)
-    old = _load_generation(out_dir)
-    if old is None or old.get('params') != params:
+    if _recorded_params(out_dir) != params:
         return False
     for split, n in params['splits'].items():
-        paths = _paths(out_dir, split)
-        if not (paths['ann_file'].is_file() and paths['bbox_file'].is_file()):
+        img_dir, ann_file, bbox_file = _paths(out_dir, split).values()
+        if not (ann_file.is_file() and bbox_file.is_file()
+                and len(list(img_dir.glob(_JPEGS))) == n):
             return False
-        if sum(1 for _ in paths['img_dir'].glob(_JPEGS)) != n:
-            return False
-    if (params['layout'] != COCO_LAYOUT.to_json()
-            and not keypoint_file_path(out_dir).is_file()):
-        return False
-    return True
+    return (params['layout'] == COCO_LAYOUT.to_json()
+            or keypoint_file_path(out_dir).is_file())
 
 
 def _remove_generated(out_dir: Path, splits: Sequence[str]) -> None:
@@ -1038,11 +1020,8 @@ def _remove_generated(out_dir: Path, splits: Sequence[str]) -> None:
     splits = [str(s) for s in splits if _SPLIT_NAME.match(str(s))]
     files = [keypoint_file_path(out_dir)]
     for split in splits:
-        paths = _paths(out_dir, split)
-        files += [
-            *paths['img_dir'].glob(_JPEGS), paths['ann_file'],
-            paths['bbox_file']
-        ]
+        img_dir, ann_file, bbox_file = _paths(out_dir, split).values()
+        files += [*img_dir.glob(_JPEGS), ann_file, bbox_file]
     for f in files:
         if f.is_file():
             f.unlink()
@@ -1166,8 +1145,7 @@ def generate_synthetic_coco(out_dir: PathLike,
     params = generation_params(splits, seed, image_size, layout, max_people,
                                style)
     out_dir = Path(out_dir)
-    old = _load_generation(out_dir)
-    old_splits = list((old or {}).get('params', {}).get('splits', {}))
+    old_splits = list(_recorded_params(out_dir).get('splits', {}))
     (out_dir / 'generation.json').unlink(missing_ok=True)
     _remove_generated(out_dir, sorted(set(old_splits) | set(splits)))
 
