@@ -817,9 +817,8 @@ def _silhouette(mask: np.ndarray) -> Tuple[List[float], float, list]:
         if len(cnt) >= 3:
             polys.append([float(v) for v in cnt.reshape(-1)])
     if not polys:  # degenerate slivers: fall back to the box
-        polys = [[
-            float(v) for v in (x, y, x + bw, y, x + bw, y + bh, x, y + bh)
-        ]]
+        x1, y1 = x + bw, y + bh
+        polys = [[float(v) for v in (x, y, x1, y, x1, y1, x, y1)]]
     return [float(x), float(y), float(bw), float(bh)], area, polys
 
 
@@ -829,12 +828,9 @@ def render_scene(seed: int,
                  layout: SkeletonLayout = COCO_LAYOUT,
                  max_people: int = 4,
                  style: str = 'cluttered') -> Scene:
-    """Render image ``image_id`` of the dataset with ``seed``.
-
-    The pixels depend only on ``(seed, image_id, image_size, max_people,
-    style)``; the layout only changes which keypoints are read off the
-    bodies. ``style`` names one of :data:`STYLES`.
-    """
+    """Render image ``image_id`` of the dataset with ``seed``: the pixels
+    depend only on ``(seed, image_id, image_size, max_people, style)``, the
+    layout only picks the keypoints read off the bodies."""
     w, h = image_size
     style = STYLES[style]
     rng = np.random.default_rng([seed, image_id])
@@ -942,8 +938,7 @@ def _paths(out_dir: Path, split: str) -> Dict[str, Path]:
 
 
 def keypoint_file_path(out_dir: PathLike) -> Path:
-    """Where a generation with a layout other than COCO's writes its
-    keypoint file (the dataset's metainfo for ``CustomKeypointDataset``)."""
+    """Where a non-COCO layout's keypoint file (metainfo) is written."""
     return Path(out_dir) / 'annotations' / 'keypoints.json'
 
 
@@ -1045,11 +1040,8 @@ def _annotation(image_id: int, index: int, scene: Scene) -> dict:
 
 def _summary(out_dir: Path, params: dict) -> dict:
     """What :func:`generate_synthetic_coco` returns, read off the files."""
-    result = {
-        'out_dir': out_dir,
-        'generation_file': out_dir / 'generation.json',
-        'splits': {}
-    }
+    record = out_dir / 'generation.json'
+    result = dict(out_dir=out_dir, generation_file=record, splits={})
     if params['layout'] != COCO_LAYOUT.to_json():
         result['keypoint_file'] = keypoint_file_path(out_dir)
     for split, n in params['splits'].items():
@@ -1075,27 +1067,20 @@ def generate_synthetic_coco(out_dir: PathLike,
     """Write the synthetic-people dataset to ``out_dir`` (always regenerates).
 
     The files of an earlier generation there (its splits' JPEGs and JSON
-    files, listed in its ``generation.json``) are removed first, no others;
-    ``generation.json`` is written last, so it means the generation finished.
-
-    Args:
-        splits: Images per split, e.g. ``{'train': 320, 'val': 64}``.
-        seed: Non-negative; equal seeds give identical files.
-        image_size: ``(width, height)`` in pixels.
-        layout: Keypoint layout; for any but :data:`COCO_LAYOUT` (which
-            MMPose's ``CocoDataset`` describes) its keypoint file is written
-            to :func:`keypoint_file_path`.
-        style: Name of a :data:`STYLES` entry.
-        progress: Show a tqdm progress bar per split.
+    files) are removed first, no others; ``generation.json`` is written last,
+    so it means the generation finished. ``splits`` maps split names to image
+    counts, ``image_size`` is ``(width, height)`` in pixels, ``style`` names a
+    :data:`STYLES` entry; a ``layout`` other than :data:`COCO_LAYOUT` (which
+    MMPose's ``CocoDataset`` describes) gets a :func:`keypoint_file_path`.
 
     Raises:
         ValueError: A parameter is out of range (before anything is written).
 
     Returns:
-        ``{'out_dir': Path, 'generation_file': Path, 'splits': {split:
-        {'img_dir', 'ann_file', 'bbox_file': Path, 'num_images',
-        'num_annotations', 'num_detections': int}}}``, plus
-        ``'keypoint_file': Path`` for layouts other than COCO's.
+        ``{'out_dir', 'generation_file': Path, 'splits': {split: {'img_dir',
+        'ann_file', 'bbox_file': Path, 'num_images', 'num_annotations',
+        'num_detections': int}}}``, plus ``'keypoint_file': Path`` for
+        layouts other than COCO's.
     """
     params = generation_params(splits, seed, image_size, layout, max_people,
                                style)

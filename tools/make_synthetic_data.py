@@ -18,7 +18,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = _Parser(
         prog='make_synthetic_data.py',
         description='Generate the synthetic-people COCO keypoint dataset.',
@@ -49,11 +49,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--force',
         action='store_true',
         help='regenerate even if the output is up to date')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     splits = {'train': args.train, 'val': args.val}
     try:
         result, generated = ensure_synthetic_coco(
