@@ -114,13 +114,11 @@ _FAR_SIDE_Z = -0.8
 class SkeletonLayout:
     """A keypoint layout: names, links, flip pairs and where each point sits.
 
-    ``skeleton`` (links to draw; COCO's ``categories[].skeleton`` is written
-    1-based from them) and ``flip_pairs`` hold 0-based index pairs.
-    ``placement`` gives per keypoint ``((anchor, weight), ...)`` over
-    :data:`BODY_ANCHORS`: the keypoint is the weighted sum of the anchors
-    (weights summing to 1), e.g. a neck as ``(('left_shoulder', 0.5),
-    ('right_shoulder', 0.5))``; empty means every name is itself an anchor.
-    ``name`` is stored in ``generation.json``.
+    ``skeleton`` (links; COCO's is written 1-based) and ``flip_pairs`` hold
+    0-based index pairs. ``placement``: per keypoint ``((anchor, weight),
+    ...)`` over :data:`BODY_ANCHORS`, weights summing to 1 (a neck: ``((
+    'left_shoulder', 0.5), ('right_shoulder', 0.5))``); empty: every name is
+    an anchor.
 
     Raises:
         ValueError: Names empty or repeated, a pair out of range, a keypoint
@@ -422,11 +420,9 @@ def _pose_body(pose: _Pose) -> _Body:
         wr = el + _FOREARM * d2
         p[f'{side}_shoulder'], p[f'{side}_elbow'] = sh, el
         p[f'{side}_wrist'], p[f'{side}_hand'] = wr, wr + _HAND * d2
-        shapes += [
-            (f'{side}_upper_arm', [(sh, 0.034), (el, 0.027)]),
-            (f'{side}_forearm', [(el, 0.026), (wr, 0.02)]),
-            (f'{side}_hand', [(wr, 0.02), (wr + 0.035 * d2, 0.026)]),
-        ]
+        shapes += [(f'{side}_upper_arm', [(sh, 0.034), (el, 0.027)]),
+                   (f'{side}_forearm', [(el, 0.026), (wr, 0.02)]),
+                   (f'{side}_hand', [(wr, 0.02), (wr + 0.035 * d2, 0.026)])]
         hip = s * _HIP_HALF * _L
         theta, phi, knee = pose.legs[side]
         d = -math.cos(theta) * _U + math.sin(theta) * (
@@ -441,11 +437,9 @@ def _pose_body(pose: _Pose) -> _Body:
         toe = an + 0.03 * d2 + 0.1 * foot
         p[f'{side}_hip'], p[f'{side}_knee'], p[f'{side}_ankle'] = hip, kn, an
         p[f'{side}_heel'], p[f'{side}_toe'] = heel, toe
-        shapes += [
-            (f'{side}_thigh', [(hip, 0.056), (kn, 0.04)]),
-            (f'{side}_shin', [(kn, 0.038), (an, 0.026)]),
-            (f'{side}_foot', [(an, 0.026), (heel, 0.022), (toe, 0.02)]),
-        ]
+        shapes += [(f'{side}_thigh', [(hip, 0.056), (kn, 0.04)]),
+                   (f'{side}_shin', [(kn, 0.038), (an, 0.026)]),
+                   (f'{side}_foot', [(an, 0.026), (heel, 0.022), (toe, 0.02)])]
     chest, belly = sc - 0.07 * Ut, 0.08 * _U
     torso = [(p['left_shoulder'], 0.04), (p['right_shoulder'], 0.04),
              (chest + 0.055 * Ft, 0.05), (chest - 0.05 * Ft, 0.05),
@@ -505,9 +499,8 @@ def _hsv(rng: np.random.Generator, s: Tuple[int, int],
     return tuple(int(c) for c in cv2.cvtColor(px, cv2.COLOR_HSV2BGR)[0, 0])
 
 
-def _jitter(rng: np.random.Generator,
-            colour: Sequence[int],
-            amount: int = 15) -> Tuple[int, int, int]:
+def _jitter(rng: np.random.Generator, colour: Sequence[int],
+            amount: int) -> Tuple[int, int, int]:
     c = np.asarray(colour, float) + rng.uniform(-amount, amount, 3)
     return tuple(int(x) for x in np.clip(c, 0, 255))
 
@@ -524,7 +517,7 @@ def _outfit(rng: np.random.Generator) -> Dict[str, Tuple[int, int, int]]:
     skin = _jitter(rng, _SKIN[rng.integers(len(_SKIN))], 12)
     shirt = _hsv(rng, (60, 256), (70, 256))
     pants = (
-        _jitter(rng, _PANTS[rng.integers(len(_PANTS))])
+        _jitter(rng, _PANTS[rng.integers(len(_PANTS))], 15)
         if rng.random() < 0.6 else _hsv(rng, (40, 256), (40, 200)))
     shoes = _jitter(rng, (30, 30, 30), 25)
     long_sleeves, long_legs = rng.random() < 0.5, rng.random() < 0.75
@@ -560,12 +553,8 @@ class _Canvas:
         self.image = image
         self.part_map = np.zeros(image.shape[:2], np.int32)
 
-    def fill(self,
-             poly: np.ndarray,
-             colour: Sequence[int],
-             code: int,
-             mask: Optional[np.ndarray],
-             outline: bool = True) -> None:
+    def fill(self, poly: np.ndarray, colour: Sequence[int], code: int,
+             mask: Optional[np.ndarray], outline: bool) -> None:
         cv2.fillConvexPoly(self.image, poly, colour, cv2.LINE_AA, _SUBPIX)
         if outline:
             # A darker rim keeps same-coloured parts (arm, torso) apart.
@@ -666,7 +655,8 @@ def _draw_person(canvas: _Canvas, person: _Person, index: int,
         if part == 'head':
             _draw_head(canvas, person, *circles2d[0], code, mask)
         else:
-            canvas.fill(_hull(circles2d), person.colours[part], code, mask)
+            canvas.fill(
+                _hull(circles2d), person.colours[part], code, mask, True)
 
 
 def _draw_head(canvas: _Canvas, person: _Person, c: np.ndarray, r: float,
@@ -687,15 +677,15 @@ def _draw_head(canvas: _Canvas, person: _Person, c: np.ndarray, r: float,
         e: float((body.head_axes @ np.array(_FACE_NORMALS[e][0]))[2])
         for e in ears
     }
-    canvas.fill(_hull([(c, r)]), skin, code, mask)
+    canvas.fill(_hull([(c, r)]), skin, code, mask, True)
     for ear in ears:
         if facing[ear] <= 0.5:
             canvas.dot(pts[ear], 0.3 * r, ear_skin)
     hair_disc = (c + r * (-0.3 * fwd + 0.15 * up), r * 1.04)
-    canvas.fill(_hull([hair_disc]), hair, code, mask, outline=False)
+    canvas.fill(_hull([hair_disc]), hair, code, mask, False)
     if body.head_axes[2, 2] > -0.25:  # some of the face turns to the camera
         face = (c + r * (0.24 * fwd - 0.12 * up), r * 0.84)
-        canvas.fill(_hull([face]), skin, code, mask, outline=False)
+        canvas.fill(_hull([face]), skin, code, mask, False)
     for ear in ears:
         if facing[ear] > 0.5:
             canvas.dot(pts[ear], 0.3 * r, ear_skin)
@@ -761,7 +751,7 @@ def _draw_occluders(rng: np.random.Generator, canvas: _Canvas,
         else:
             poly = _circle_pts(np.array([cx, cy]), size * 0.7, 16)
         poly = np.round(poly * _SCALE).astype(np.int32)
-        canvas.fill(poly, colour, _OCCLUDER_CODE, None)
+        canvas.fill(poly, colour, _OCCLUDER_CODE, None, True)
 
 
 @dataclass
@@ -872,8 +862,7 @@ def split_image_ids(splits: Mapping[str, int]) -> Dict[str, List[int]]:
     train, val, test and 4, 5, ... for other names in sorted order, so that
     all splits share one data root."""
     others = sorted(s for s in splits if s not in _STANDARD_SPLITS)
-    offsets = dict(_STANDARD_SPLITS)
-    offsets.update({s: 4 + i for i, s in enumerate(others)})
+    offsets = {**_STANDARD_SPLITS, **{s: 4 + i for i, s in enumerate(others)}}
     return {
         s: [offsets[s] * 100000 + i for i in range(int(n))]
         for s, n in splits.items()
@@ -886,9 +875,8 @@ def generation_params(splits: Mapping[str, int],
                       layout: SkeletonLayout = COCO_LAYOUT,
                       max_people: int = 4,
                       style: str = 'cluttered') -> dict:
-    """What ``generation.json`` records; equal params mean equal output.
-
-    Splits with 0 images are left out: they write no files.
+    """What ``generation.json`` records (equal params, equal output); splits
+    of 0 images are left out (they write no files).
 
     Raises:
         ValueError: A parameter is out of range (before anything is written).
@@ -1137,9 +1125,8 @@ def ensure_synthetic_coco(out_dir: PathLike,
                           **params) -> Tuple[dict, bool]:
     """Generate unless ``out_dir`` already holds this exact generation.
 
-    ``params`` are :func:`generate_synthetic_coco`'s keyword arguments
-    ``seed`` to ``style``. Returns ``(result, generated)``, ``result`` as
-    from :func:`generate_synthetic_coco`.
+    ``params``: :func:`generate_synthetic_coco`'s ``seed`` to ``style``.
+    Returns ``(result, generated)``, ``result`` as from that function.
     """
     recorded = generation_params(splits, **params)
     if not force and is_generated(out_dir, recorded):

@@ -1,9 +1,8 @@
 """The README's main job: synthetic data, TransPose trained and tested on it.
 
 Generates the clean synthetic scenes, trains the quickstart config with
-``./dist_train.sh CONFIG 2`` (two CPU processes without CUDA), evaluates the
-untrained and the trained model with ``./dist_test.sh``, draws a few
-predicted skeletons, and ends with one line:
+``./dist_train.sh CONFIG 2`` (two CPU processes), tests the untrained and the
+trained model, draws predicted skeletons and ends with one line:
 ``quickstart: coco/AP=<value> in <minutes> min``.
 """
 import argparse
