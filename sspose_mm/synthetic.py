@@ -132,8 +132,7 @@ class SkeletonLayout:
     placement: Tuple[Tuple[Tuple[str, float], ...], ...] = field(default=())
 
     def __post_init__(self) -> None:
-        # Plain tuples whatever sequences were given, so that layouts compare
-        # by value (``layout != COCO_LAYOUT``).
+        # Plain tuples, so that layouts compare by value.
         names = tuple(self.names)
         fields = dict(
             names=names,
@@ -225,8 +224,7 @@ COCO_LAYOUT = SkeletonLayout(
               (6, 12), (5, 6), (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1),
               (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
     flip_pairs=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14),
-                (15, 16)),
-)
+                (15, 16)))
 
 # MPII's 16 keypoints in MPII's order (K=16): thorax on the shoulder line,
 # upper neck between it and the head top; the others are anchors themselves.
@@ -253,8 +251,7 @@ COCO_FEET_LAYOUT = SkeletonLayout(
     names=_COCO_NAMES + ('left_heel', 'right_heel', 'left_toe', 'right_toe'),
     skeleton=COCO_LAYOUT.skeleton + ((15, 17), (15, 19), (17, 19), (16, 18),
                                      (16, 20), (18, 20)),
-    flip_pairs=COCO_LAYOUT.flip_pairs + ((17, 18), (19, 20)),
-)
+    flip_pairs=COCO_LAYOUT.flip_pairs + ((17, 18), (19, 20)))
 
 LAYOUTS = {x.name: x for x in (COCO_LAYOUT, MPII_LAYOUT, COCO_FEET_LAYOUT)}
 
@@ -283,10 +280,8 @@ class SceneStyle:
     heights: Tuple[float, float]  # image heights, drawn log-uniformly
     noise: Tuple[float, float]  # [lo, hi) of the pixel noise std
     blur_prob: float  # of a Gaussian blur of the whole image
-    # of the pose families of _sample_pose, view_probs of the front, back and
-    # profile views
-    pose_probs: Tuple[float, ...]
-    view_probs: Tuple[float, float, float]
+    pose_probs: Tuple[float, ...]  # of _sample_pose's pose families
+    view_probs: Tuple[float, float, float]  # front, back, profile
 
 
 # The default: crowded, cluttered scenes with every view and pose family.
@@ -506,8 +501,7 @@ def _jitter(rng: np.random.Generator, colour: Sequence[int],
 
 
 def _shade(colour: Sequence[int], side: str) -> Tuple[int, int, int]:
-    # The person's left is a little lighter than the right, a consistent cue
-    # for telling left from right.
+    # The left a little lighter than the right: a cue for telling them apart.
     c = np.asarray(colour, float)
     c = c * 0.8 + 255 * 0.2 if side == 'left' else c * 0.75
     return tuple(int(x) for x in np.clip(c, 0, 255))
@@ -631,9 +625,8 @@ class _Person:
         c, s = math.cos(self.roll), math.sin(self.roll)
         x = c * pts[..., 0] - s * pts[..., 1]
         y = s * pts[..., 0] + c * pts[..., 1]
-        return np.stack(
-            [self.origin[0] + self.scale * x, self.origin[1] - self.scale * y],
-            -1)
+        ox, oy = self.origin
+        return np.stack([ox + self.scale * x, oy - self.scale * y], -1)
 
 
 def _draw_person(canvas: _Canvas, person: _Person, index: int,
@@ -662,28 +655,23 @@ def _draw_person(canvas: _Canvas, person: _Person, index: int,
 def _draw_head(canvas: _Canvas, person: _Person, c: np.ndarray, r: float,
                code: int, mask: np.ndarray) -> None:
     """Skin disc, hair at the back/top, face towards the camera, eyes."""
-    body = person.body
+    body, axes = person.body, person.body.head_axes
     origin = person.project(np.zeros(3))
-    fwd = person.project(body.head_axes[:, 2]) - origin
-    up = person.project(body.head_axes[:, 1]) - origin
-    fwd, up = fwd / person.scale, up / person.scale
+    fwd = (person.project(axes[:, 2]) - origin) / person.scale
+    up = (person.project(axes[:, 1]) - origin) / person.scale
     skin, hair = person.colours['head'], person.colours['hair']
     ear_skin = tuple(int(v * 0.9) for v in skin)
     pts = {n: person.project(body.points[n]) for n in _FACE_NORMALS}
-    # Ears seen edge-on (front/back views) poke out from under the hair; an
-    # ear facing the camera (profile) sits on top of it.
+    # Edge-on ears (front, back) poke out under the hair; facing ones on top.
     ears = [e for e in ('left_ear', 'right_ear') if not body.face_hidden[e]]
-    facing = {
-        e: float((body.head_axes @ np.array(_FACE_NORMALS[e][0]))[2])
-        for e in ears
-    }
+    facing = {e: (axes @ np.array(_FACE_NORMALS[e][0]))[2] for e in ears}
     canvas.fill(_hull([(c, r)]), skin, code, mask, True)
     for ear in ears:
         if facing[ear] <= 0.5:
             canvas.dot(pts[ear], 0.3 * r, ear_skin)
     hair_disc = (c + r * (-0.3 * fwd + 0.15 * up), r * 1.04)
     canvas.fill(_hull([hair_disc]), hair, code, mask, False)
-    if body.head_axes[2, 2] > -0.25:  # some of the face turns to the camera
+    if axes[2, 2] > -0.25:  # some of the face turns to the camera
         face = (c + r * (0.24 * fwd - 0.12 * up), r * 0.84)
         canvas.fill(_hull([face]), skin, code, mask, False)
     for ear in ears:
@@ -789,9 +777,8 @@ def _keypoints(person: _Person, index: int, layout: SkeletonLayout,
             if a in person.body.far_side:  # the torso hides it, not shows it
                 parts -= {'torso'}
         code = int(part_map[int(round(y)), int(round(x))]) - 1
-        visible = (
-            code >= 0 and code // _CODE_STRIDE == index
-            and PART_NAMES[code % _CODE_STRIDE] in parts)
+        mine = code >= 0 and code // _CODE_STRIDE == index
+        visible = mine and PART_NAMES[code % _CODE_STRIDE] in parts
         out[k] = (round(float(x), 2), round(float(y), 2), 2 if visible else 1)
     return out
 
@@ -855,12 +842,12 @@ _STANDARD_SPLITS = {'train': 1, 'val': 2, 'test': 3}
 _MAX_PER_SPLIT = 99999
 _SPLIT_NAME = re.compile(r'^[A-Za-z0-9_-]+$')
 _JPEGS = '[0-9]' * 6 + '.jpg'  # the image file names a generation writes
+_JPEG_QUALITY = [cv2.IMWRITE_JPEG_QUALITY, 90]
 
 
 def split_image_ids(splits: Mapping[str, int]) -> Dict[str, List[int]]:
-    """Image ids per split: ``offset * 100000 + index``, offsets 1, 2, 3 for
-    train, val, test and 4, 5, ... for other names in sorted order, so that
-    all splits share one data root."""
+    """Image ids per split, ``offset * 100000 + index``: offsets 1, 2, 3 for
+    train, val, test, then 4, 5, ... for other names in sorted order."""
     others = sorted(s for s in splits if s not in _STANDARD_SPLITS)
     offsets = {**_STANDARD_SPLITS, **{s: 4 + i for i, s in enumerate(others)}}
     return {
@@ -883,8 +870,7 @@ def generation_params(splits: Mapping[str, int],
     """
     if not splits:
         raise ValueError('splits is empty: give e.g. {"train": 320}')
-    others = [s for s in splits if s not in _STANDARD_SPLITS]
-    if len(others) > 6:
+    if len([s for s in splits if s not in _STANDARD_SPLITS]) > 6:
         raise ValueError('at most 6 split names besides train/val/test')
     for name, n in splits.items():
         if not _SPLIT_NAME.match(str(name)):
@@ -976,8 +962,7 @@ def _fmt(v: float) -> Union[int, float]:
 
 def _detections(seed: int, image_id: int, boxes: np.ndarray, w: int,
                 h: int) -> List[dict]:
-    """Jittered ground-truth boxes (score >= 0.6) + 1-3 false positives
-    (score < 0.35), like a decent person detector's output."""
+    """Jittered true boxes (score >= 0.6) and 1-3 false positives (< 0.35)."""
     rng = np.random.default_rng([seed, image_id, 1])
     dets = []
 
@@ -1078,8 +1063,8 @@ def generate_synthetic_coco(out_dir: PathLike,
     _remove_generated(out_dir, sorted(set(old_splits) | set(splits)))
     w, h = params['image_size']
     for split, ids in split_image_ids(params['splits']).items():
-        paths = _paths(out_dir, split)
-        paths['img_dir'].mkdir(parents=True, exist_ok=True)
+        img_dir, ann_file, bbox_file = _paths(out_dir, split).values()
+        img_dir.mkdir(parents=True, exist_ok=True)
         images, anns, dets = [], [], []
         if progress:
             from tqdm import tqdm
@@ -1088,16 +1073,14 @@ def generate_synthetic_coco(out_dir: PathLike,
             scene = render_scene(seed, image_id, (w, h), layout, max_people,
                                  style)
             file_name = f'{image_id:06d}.jpg'
-            cv2.imwrite(
-                str(paths['img_dir'] / file_name), scene.image,
-                [cv2.IMWRITE_JPEG_QUALITY, 90])
+            cv2.imwrite(str(img_dir / file_name), scene.image, _JPEG_QUALITY)
             images.append(
                 dict(id=image_id, file_name=file_name, width=w, height=h))
             people = range(len(scene.boxes))
             anns += [_annotation(image_id, i, scene) for i in people]
             dets += _detections(seed, image_id, scene.boxes, w, h)
         _write_json(
-            paths['ann_file'], {
+            ann_file, {
                 'info': {
                     'description': 'sspose_mm synthetic people',
                     'version': str(GENERATOR_VERSION),
@@ -1108,7 +1091,7 @@ def generate_synthetic_coco(out_dir: PathLike,
                 'annotations': anns,
                 'categories': [layout.coco_category()],
             })
-        _write_json(paths['bbox_file'], dets)
+        _write_json(bbox_file, dets)
     if layout != COCO_LAYOUT:
         atomic_write(
             str(keypoint_file_path(out_dir)),

@@ -26,9 +26,9 @@ DATA_ARGS = [
 ]
 
 
-def run(step: str, command: list) -> None:
+def run(step: str, *command: str) -> None:
     print(f'\n== {step}: {" ".join(command)}', flush=True)
-    result = subprocess.run(command, cwd=ROOT)
+    result = subprocess.run(list(command), cwd=ROOT)
     if result.returncode != 0:
         sys.exit(f'quickstart: "{step}" failed (exit {result.returncode}); '
                  'its output is above.')
@@ -36,10 +36,8 @@ def run(step: str, command: list) -> None:
 
 def test_ap(checkpoint: str, work_dir: str, nproc: int, name: str) -> float:
     out = osp.join(work_dir, f'metrics_{name}.json')
-    run(f'test the {name} model', [
-        './dist_test.sh', CONFIG, checkpoint,
-        str(nproc), '--work-dir', work_dir, '--out', out
-    ])
+    run(f'test the {name} model', './dist_test.sh', CONFIG, checkpoint,
+        str(nproc), '--work-dir', work_dir, '--out', out)
     with open(out) as f:
         return json.load(f)['coco/AP']
 
@@ -52,22 +50,18 @@ def main():
     # `make quickstart` passes its start time so that the install counts too.
     start = float(os.environ.get('QUICKSTART_START', time.time()))
     python = sys.executable
-    run('generate the synthetic data',
-        [python, 'tools/make_synthetic_data.py', *DATA_ARGS])
+    run('generate the synthetic data', python, 'tools/make_synthetic_data.py',
+        *DATA_ARGS)
     # The test below evaluates the final model; no validation during training.
-    run('train', [
-        './dist_train.sh', CONFIG,
-        str(args.nproc), '--work-dir', args.work_dir, '--no-validate'
-    ])
+    run('train', './dist_train.sh', CONFIG, str(args.nproc), '--work-dir',
+        args.work_dir, '--no-validate')
     with open(osp.join(ROOT, args.work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     untrained_ap = test_ap('none', args.work_dir, args.nproc, 'untrained')
     trained_ap = test_ap(checkpoint, args.work_dir, args.nproc, 'trained')
     pictures = osp.join(args.work_dir, 'pictures')
-    run('draw predictions', [
-        python, 'tools/vis_predictions.py', CONFIG, checkpoint, '--out-dir',
-        pictures
-    ])
+    run('draw predictions', python, 'tools/vis_predictions.py', CONFIG,
+        checkpoint, '--out-dir', pictures)
     minutes = (time.time() - start) / 60
     print(
         f'\nuntrained model: coco/AP={untrained_ap:.3f}; trained: '
