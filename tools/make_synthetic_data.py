@@ -1,9 +1,5 @@
 """Generate the synthetic-people COCO keypoint dataset (the default data).
 
-    python tools/make_synthetic_data.py [--out data/synthetic] [--train 320]
-        [--val 64] [--seed 0] [--image-size W H] [--max-people 4]
-        [--style cluttered|clean] [--force]
-
 Does nothing when ``--out`` already holds a complete generation with the same
 parameters (recorded in ``OUT/generation.json``); otherwise regenerates,
 removing the files of the previous generation first.
@@ -22,19 +18,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f'{self.prog}: error: {message} (see --help)\n')
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = _Parser(
         prog='make_synthetic_data.py',
         description='Generate the synthetic-people COCO keypoint dataset.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument(
         '--out', default='data/synthetic', help='output data root')
-    parser.add_argument(
-        '--train', type=int, default=320, help='training images')
-    parser.add_argument(
-        '--val', type=int, default=64, help='validation images')
-    parser.add_argument(
-        '--seed', type=int, default=0, help='non-negative random seed')
+    for flag, default, what in (('--train', 320, 'training images'),
+                                ('--val', 64, 'validation images'),
+                                ('--seed', 0, 'non-negative random seed')):
+        parser.add_argument(flag, type=int, default=default, help=what)
     parser.add_argument(
         '--image-size',
         type=int,
@@ -55,11 +49,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         '--force',
         action='store_true',
         help='regenerate even if the output is up to date')
-    return parser.parse_args(argv)
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
+    args = parser.parse_args(argv)
     splits = {'train': args.train, 'val': args.val}
     try:
         result, generated = ensure_synthetic_coco(

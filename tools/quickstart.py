@@ -1,10 +1,8 @@
 """The README's main job: synthetic data, TransPose trained and tested on it.
 
-Generates the clean synthetic scenes (``data/synthetic_clean``), trains the
-quickstart config with
-``./dist_train.sh CONFIG 2`` (two CPU processes without CUDA), evaluates the
-untrained and the trained model with ``./dist_test.sh``, draws a few
-predicted skeletons, and ends with one line:
+Generates the clean synthetic scenes, trains the quickstart config with
+``./dist_train.sh CONFIG 2`` (two CPU processes), tests the untrained and the
+trained model, draws predicted skeletons and ends with one line:
 ``quickstart: coco/AP=<value> in <minutes> min``.
 """
 import argparse
@@ -19,19 +17,18 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = ('configs/transpose/'
           'td-hm_transpose-r-a3_2xb8-7e_synthetic-clean-96x72.py')
 # The config's data (synthetic_clean_root of configs/_base_/datasets/
-# synthetic.py): clean scenes of one person each (the crops then hold one
-# body, with no neighbour's limbs to confuse; measured coco/AP 0.37 against
-# 0.125 with up to 4 people an image, same crop count, both at 96x72 7
-# epochs), 1,080 training people as the 1,081 of 480 crowded images before,
-# and 138 validation people as before.
-DATA = 'data/synthetic_clean'
-TRAIN_IMAGES = 1080
-VAL_IMAGES = 138
+# synthetic.py): one person an image, so that crops hold no neighbour's limbs
+# (coco/AP 0.37 against 0.125 with up to 4, same crop count, 96x72, 7
+# epochs); 1,080 training and 138 validation people, as before.
+DATA_ARGS = [
+    '--style', 'clean', '--out', 'data/synthetic_clean', '--train', '1080',
+    '--val', '138', '--max-people', '1'
+]
 
 
-def run(step: str, command: list) -> None:
+def run(step: str, *command: str) -> None:
     print(f'\n== {step}: {" ".join(command)}', flush=True)
-    result = subprocess.run(command, cwd=ROOT)
+    result = subprocess.run(list(command), cwd=ROOT)
     if result.returncode != 0:
         sys.exit(f'quickstart: "{step}" failed (exit {result.returncode}); '
                  'its output is above.')
@@ -39,10 +36,8 @@ def run(step: str, command: list) -> None:
 
 def test_ap(checkpoint: str, work_dir: str, nproc: int, name: str) -> float:
     out = osp.join(work_dir, f'metrics_{name}.json')
-    run(f'test the {name} model', [
-        './dist_test.sh', CONFIG, checkpoint,
-        str(nproc), '--work-dir', work_dir, '--out', out
-    ])
+    run(f'test the {name} model', './dist_test.sh', CONFIG, checkpoint,
+        str(nproc), '--work-dir', work_dir, '--out', out)
     with open(out) as f:
         return json.load(f)['coco/AP']
 
@@ -55,28 +50,18 @@ def main():
     # `make quickstart` passes its start time so that the install counts too.
     start = float(os.environ.get('QUICKSTART_START', time.time()))
     python = sys.executable
-
-    run('generate the synthetic data', [
-        python, 'tools/make_synthetic_data.py', '--style', 'clean', '--out',
-        DATA, '--train',
-        str(TRAIN_IMAGES), '--val',
-        str(VAL_IMAGES), '--max-people', '1'
-    ])
+    run('generate the synthetic data', python, 'tools/make_synthetic_data.py',
+        *DATA_ARGS)
     # The test below evaluates the final model; no validation during training.
-    run('train', [
-        './dist_train.sh', CONFIG,
-        str(args.nproc), '--work-dir', args.work_dir, '--no-validate'
-    ])
+    run('train', './dist_train.sh', CONFIG, str(args.nproc), '--work-dir',
+        args.work_dir, '--no-validate')
     with open(osp.join(ROOT, args.work_dir, 'last_checkpoint')) as f:
         checkpoint = f.read().strip()
     untrained_ap = test_ap('none', args.work_dir, args.nproc, 'untrained')
     trained_ap = test_ap(checkpoint, args.work_dir, args.nproc, 'trained')
     pictures = osp.join(args.work_dir, 'pictures')
-    run('draw predictions', [
-        python, 'tools/vis_predictions.py', CONFIG, checkpoint, '--out-dir',
-        pictures
-    ])
-
+    run('draw predictions', python, 'tools/vis_predictions.py', CONFIG,
+        checkpoint, '--out-dir', pictures)
     minutes = (time.time() - start) / 60
     print(
         f'\nuntrained model: coco/AP={untrained_ap:.3f}; trained: '
