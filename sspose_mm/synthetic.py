@@ -285,14 +285,31 @@ class SceneStyle:
 
 
 # The default: crowded, cluttered scenes with every view and pose family.
-CLUTTERED = SceneStyle('cluttered', (6, 20), True, 0.25, 0.4, (0.35, 0.95),
-                       (2, 7), 0.3, (0.2, 0.2, 0.13, 0.13, 0.1, 0.1, 0.14),
-                       (0.45, 0.2, 0.35))
+CLUTTERED = SceneStyle(
+    name='cluttered',
+    background_shapes=(6, 20),
+    limb_bars=True,
+    occluder_prob=0.25,
+    overlap_prob=0.4,
+    heights=(0.35, 0.95),
+    noise=(2, 7),
+    blur_prob=0.3,
+    pose_probs=(0.2, 0.2, 0.13, 0.13, 0.1, 0.1, 0.14),
+    view_probs=(0.45, 0.2, 0.35))
 # The TransPose quickstart's, so that a model trained for minutes on a CPU
 # learns the people, not the clutter: no limb-like bars, occluders, blur or
 # free-form poses; fewer shapes, overlaps and profile views; larger people.
-CLEAN = SceneStyle('clean', (0, 5), False, 0.0, 0.15, (0.5, 0.95), (1, 3), 0.0,
-                   (0.25, 0.25, 0.15, 0.15, 0.1, 0.1, 0.0), (0.6, 0.2, 0.2))
+CLEAN = SceneStyle(
+    name='clean',
+    background_shapes=(0, 5),
+    limb_bars=False,
+    occluder_prob=0.0,
+    overlap_prob=0.15,
+    heights=(0.5, 0.95),
+    noise=(1, 3),
+    blur_prob=0.0,
+    pose_probs=(0.25, 0.25, 0.15, 0.15, 0.1, 0.1, 0.0),
+    view_probs=(0.6, 0.2, 0.2))
 STYLES: Dict[str, SceneStyle] = {s.name: s for s in (CLUTTERED, CLEAN)}
 
 
