@@ -318,7 +318,8 @@ def find_malformed_json(cfg: Config) -> Optional[str]:
     """One sentence naming the first annotation or detection file of the
     config (datasets, evaluators) that is not valid JSON; or None."""
     files = (path for _, node in config_dicts(cfg)
-             for path in list(dataset_files(node).values())[:2])
+             for name, path in dataset_files(node).items()
+             if name in ('ann_file', 'bbox_file'))
     for path in dict.fromkeys(files):
         if not path.endswith('.json') or not osp.isfile(path):
             continue
